@@ -1,0 +1,74 @@
+#include "api/api_server.h"
+
+#include "api/outbox_relay.h"
+#include "api/router.h"
+#include "core/config.h"
+#include "db/pool.h"
+
+namespace synaps::api {
+
+ApiOptions ApiOptionsFromEnv() {
+  ApiOptions o;
+  o.database_url = config::EnvOr("SYNAPS_DATABASE_URL", "");
+  o.listen = config::EnvOr("SYNAPS_LISTEN", o.listen);
+  o.admin_token = config::EnvOr("SYNAPS_ADMIN_TOKEN", "");
+  o.db_pool_size = static_cast<int>(config::EnvInt("SYNAPS_DB_POOL_SIZE", 16, 1, 1000));
+  o.io_threads = static_cast<int>(config::EnvInt("SYNAPS_API_IO_THREADS", 2, 1, 256));
+  o.body_limit = static_cast<size_t>(
+      config::EnvInt("SYNAPS_BODY_LIMIT_BYTES", 1 << 20, 1024, int64_t{1} << 30));
+  o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
+  return o;
+}
+
+class ApiServer::Impl {
+ public:
+  Impl(ApiOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
+      : options_(std::move(options)), pool_(options_.database_url, options_.db_pool_size) {
+    if (options_.database_url.empty()) {
+      throw ConfigError("SYNAPS_DATABASE_URL is not set: give the PostgreSQL URL, e.g. "
+                        "postgresql://synaps@localhost:5432/synaps");
+    }
+    if (bus != nullptr) {
+      relay_ = std::make_unique<OutboxRelay>(
+          OutboxRelayOptions{.sweep_interval_ms = options_.relay_sweep_ms}, bus, &pool_);
+    }
+    router_ = std::make_unique<Router>(RouterDeps{&pool_, bus, objects, relay_.get(),
+                                                  options_.admin_token});
+    auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
+    HttpServerOptions http{.host = hp.host,
+                           .port = hp.port,
+                           .io_threads = options_.io_threads,
+                           .handler_threads = options_.db_pool_size,
+                           .body_limit = options_.body_limit};
+    server_ = std::make_unique<HttpServer>(
+        http, [this](const HttpRequest& r) { return router_->Handle(r); },
+        [](int status, const std::string& code, const std::string& message) {
+          return Router::ErrorResponse(status, code, message, "-");
+        });
+  }
+
+  Result<uint16_t> Start() {
+    if (relay_) relay_->Start();
+    return server_->Start();
+  }
+
+  void Stop() {
+    server_->Stop();
+    if (relay_) relay_->Stop();
+  }
+
+ private:
+  const ApiOptions options_;
+  db::Pool pool_;
+  std::unique_ptr<OutboxRelay> relay_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+ApiServer::ApiServer(ApiOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
+    : impl_(std::make_unique<Impl>(std::move(options), bus, objects)) {}
+ApiServer::~ApiServer() { impl_->Stop(); }
+Result<uint16_t> ApiServer::Start() { return impl_->Start(); }
+void ApiServer::Stop() { impl_->Stop(); }
+
+}  // namespace synaps::api

@@ -1,0 +1,44 @@
+// `synaps api`: the Control API process — HTTP server, router, connection pool and outbox relay,
+// started and stopped together (stop runs in reverse order of start).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/http_server.h"
+#include "bus/bus.h"
+#include "objstore/object_store.h"
+
+namespace synaps::api {
+
+struct ApiOptions {
+  std::string database_url;
+  std::string listen = "0.0.0.0:8081";  // SYNAPS_LISTEN
+  std::string admin_token;              // SYNAPS_ADMIN_TOKEN
+  int db_pool_size = 16;                // SYNAPS_DB_POOL_SIZE
+  int io_threads = 2;                   // SYNAPS_API_IO_THREADS
+  size_t body_limit = 1 << 20;          // SYNAPS_BODY_LIMIT_BYTES
+  int relay_sweep_ms = 1000;            // SYNAPS_OUTBOX_SWEEP_MS
+};
+
+// Reads ApiOptions from the SYNAPS_* environment; throws ConfigError on bad values.
+ApiOptions ApiOptionsFromEnv();
+
+class ApiServer {
+ public:
+  // `bus` and `objects` must outlive the server; `bus` may be null (no relay).
+  ApiServer(ApiOptions options, bus::Bus* bus, objstore::ObjectStore* objects);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Starts the relay and the HTTP server; returns the bound port.
+  Result<uint16_t> Start();
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace synaps::api

@@ -1,0 +1,97 @@
+#include "api/outbox_relay.h"
+
+#include <spdlog/spdlog.h>
+
+#include "store/outbox_store.h"
+
+namespace synaps::api {
+
+OutboxRelay::OutboxRelay(OutboxRelayOptions options, bus::Bus* bus, db::Pool* pool)
+    : options_(options), bus_(bus), pool_(pool) {}
+
+OutboxRelay::~OutboxRelay() { Stop(); }
+
+void OutboxRelay::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void OutboxRelay::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutboxRelay::Notify(std::vector<store::OutboxMessage> messages) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& m : messages) handed_.push_back(std::move(m));
+  }
+  cv_.notify_one();
+}
+
+std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMessage>& messages) {
+  std::vector<int64_t> ids;
+  for (const auto& m : messages) {
+    auto s = bus_->Publish(m.subject, m.payload, m.msg_id);
+    if (!s) {
+      spdlog::debug("outbox publish deferred: {}", s.error().message);
+      break;
+    }
+    ids.push_back(m.id);
+  }
+  return ids;
+}
+
+Result<int> OutboxRelay::SweepOnce() {
+  ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  return db::InTransaction(*conn, [&]() -> Result<int> {
+    ASSIGN_OR_RETURN(auto rows, store::LockUnpublished(*conn, options_.batch));
+    auto ids = PublishAll(rows);
+    RETURN_IF_ERROR(store::MarkPublished(*conn, ids));
+    return static_cast<int>(ids.size());
+  });
+}
+
+void OutboxRelay::Loop() {
+  auto next_sweep = std::chrono::steady_clock::now();
+  auto next_cleanup = next_sweep + std::chrono::seconds(10);
+  while (true) {
+    std::vector<store::OutboxMessage> batch;
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, next_sweep, [&] { return stop_ || !handed_.empty(); });
+      stopping = stop_;
+      while (!handed_.empty()) {
+        batch.push_back(std::move(handed_.front()));
+        handed_.pop_front();
+      }
+    }
+    if (!batch.empty() && bus_->connected()) {
+      auto ids = PublishAll(batch);
+      if (!ids.empty()) {
+        auto conn = pool_->Acquire();
+        // If marking fails the sweep publishes again; JetStream drops the duplicate.
+        if (conn) (void)store::MarkPublished(**conn, ids);
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_sweep || stopping) {
+      if (bus_->connected()) {
+        auto n = SweepOnce();
+        if (!n) spdlog::debug("outbox sweep failed: {}", n.error().message);
+      }
+      next_sweep = now + std::chrono::milliseconds(options_.sweep_interval_ms);
+    }
+    if (now >= next_cleanup) {
+      if (auto conn = pool_->Acquire()) {
+        (void)store::DeletePublished(**conn, options_.retention_seconds);
+      }
+      next_cleanup = now + std::chrono::seconds(30);
+    }
+    if (stopping) return;
+  }
+}
+
+}  // namespace synaps::api

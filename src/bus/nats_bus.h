@@ -1,0 +1,53 @@
+// Bus over NATS with JetStream (nats.c). Connecting never fails because the server is down:
+// the client keeps retrying in the background (forever, with jittered waits), subscriptions
+// are replayed on reconnect, and publishing reports kUnavailable while disconnected.
+// The stream SYNAPS (subjects synaps.>, short max age, duplicate window) is created on first
+// publish after each (re)connect. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "bus/bus.h"
+
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+
+namespace synaps::bus {
+
+struct NatsOptions {
+  std::string url;                  // nats://host:port[,nats://...]
+  std::string name = "synaps";      // client name shown by the server
+  int publish_timeout_ms = 2000;
+  int stream_max_age_seconds = 600;
+  int duplicate_window_seconds = 120;
+};
+
+class NatsBus final : public Bus {
+ public:
+  // Starts connecting; returns at once. Throws ConfigError for a malformed URL.
+  explicit NatsBus(NatsOptions options);
+  ~NatsBus() override;
+  NatsBus(const NatsBus&) = delete;
+  NatsBus& operator=(const NatsBus&) = delete;
+
+  Status Publish(const std::string& subject, const std::string& payload,
+                 const std::string& msg_id) override;
+  Result<std::unique_ptr<Subscription>> Subscribe(const std::string& subject,
+                                                  Handler handler) override;
+  bool connected() const override;
+
+ private:
+  static void OnReconnected(natsConnection* nc, void* closure);
+  Status EnsureStream();
+
+  const NatsOptions options_;
+  natsConnection* conn_ = nullptr;   // owned; destroyed in the destructor
+  jsCtx* js_ = nullptr;              // owned
+  std::mutex stream_mu_;
+  std::atomic<bool> stream_ready_{false};
+};
+
+}  // namespace synaps::bus

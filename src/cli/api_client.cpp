@@ -1,0 +1,142 @@
+#include "cli/api_client.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/config.h"
+#include "http/client.h"
+
+namespace synaps::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string ReadTrimmed(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  if (!in) return {};
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool Finished(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled";
+}
+
+}  // namespace
+
+std::string StateDir() {
+  return std::filesystem::absolute(config::EnvOr("SYNAPS_STATE_DIR", ".synaps")).string();
+}
+
+ApiClient ApiClient::FromEnvironment() {
+  std::string url = config::EnvOr("SYNAPS_API_URL", "");
+  if (url.empty()) url = ReadTrimmed(std::filesystem::path(StateDir()) / "api-url");
+  if (url.empty()) url = "http://127.0.0.1:8081";
+  std::string token = config::EnvOr("SYNAPS_TOKEN", "");
+  if (token.empty()) token = ReadTrimmed(std::filesystem::path(StateDir()) / "token");
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return ApiClient(url, token);
+}
+
+Result<json> ApiClient::Call(const std::string& method, const std::string& path,
+                             const json* body, const std::string& idempotency_key) const {
+  http::RequestOptions req;
+  req.method = method;
+  req.url = base_url_ + path;
+  if (!token_.empty()) req.headers.push_back("Authorization: Bearer " + token_);
+  if (body) {
+    req.headers.push_back("Content-Type: application/json");
+    req.body = body->dump();
+  }
+  if (!idempotency_key.empty()) req.headers.push_back("Idempotency-Key: " + idempotency_key);
+  auto res = http::Send(req);
+  if (!res) {
+    return Fail(res.error().code, res.error().message +
+                                      ". Is the API running? Start one with `synaps dev` or set "
+                                      "SYNAPS_API_URL.");
+  }
+  json parsed = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (res->status >= 200 && res->status < 300) {
+    if (parsed.is_discarded()) return Fail(ErrorCode::kInternal, "API answered with non-JSON");
+    return parsed;
+  }
+  std::string message = "HTTP " + std::to_string(res->status);
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    message += ": " + parsed["error"].value("message", std::string("error"));
+  }
+  ErrorCode code = res->status == 401   ? ErrorCode::kUnauthenticated
+                   : res->status == 403 ? ErrorCode::kPermissionDenied
+                   : res->status == 404 ? ErrorCode::kNotFound
+                   : res->status == 409 ? ErrorCode::kConflict
+                   : res->status < 500  ? ErrorCode::kInvalidArgument
+                                        : ErrorCode::kUnavailable;
+  if (res->status == 401 && token_.empty()) {
+    message += " (no token: set SYNAPS_TOKEN or run `synaps dev` in this directory)";
+  }
+  return Fail(code, message);
+}
+
+Result<std::string> ApiClient::Fetch(const std::string& path) const {
+  http::RequestOptions req;
+  req.url = base_url_ + path;
+  if (!token_.empty()) req.headers.push_back("Authorization: Bearer " + token_);
+  ASSIGN_OR_RETURN(http::Response res, http::Send(req));
+  if (res.status != 200) {
+    return Fail(ErrorCode::kUnavailable, "HTTP " + std::to_string(res.status) + ": " + res.body);
+  }
+  return res.body;
+}
+
+Result<json> ApiClient::WaitForRun(const std::string& run_id, int timeout_seconds) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  auto delay = std::chrono::milliseconds(20);
+  while (true) {
+    ASSIGN_OR_RETURN(json run, Call("GET", "/v1/runs/" + run_id));
+    if (Finished(run.value("status", ""))) return run;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Fail(ErrorCode::kDeadlineExceeded,
+                  "run " + run_id + " still " + run.value("status", "") + " after " +
+                      std::to_string(timeout_seconds) + " s");
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(500));
+  }
+}
+
+std::string FormatRun(const json& run) {
+  std::ostringstream out;
+  auto str = [](const json& v) { return v.is_string() ? v.get<std::string>() : std::string("-"); };
+  out << "run " << str(run["id"]) << "  " << str(run["status"]) << "\n";
+  out << "  thread   " << str(run["threadId"]) << "\n";
+  out << "  created  " << str(run["createdAt"]) << "\n";
+  if (run.contains("finishedAt") && run["finishedAt"].is_string()) {
+    out << "  finished " << str(run["finishedAt"]) << "\n";
+  }
+  if (run.contains("error") && !run["error"].is_null()) {
+    out << "  error    " << run["error"].dump() << "\n";
+  }
+  out << "  tasks\n";
+  for (const auto& t : run["tasks"]) {
+    out << "    " << str(t["name"]) << "  " << str(t["status"]) << "  attempt "
+        << t.value("attempt", 0) << "\n";
+  }
+  out << "  events\n";
+  for (const auto& e : run["events"]) {
+    out << "    " << e.value("seq", 0) << "  " << str(e["type"]) << "\n";
+  }
+  if (!run["artifacts"].empty()) out << "  artifacts\n";
+  for (const auto& a : run["artifacts"]) {
+    for (const auto& v : a["versions"]) {
+      out << "    " << str(a["name"]) << " v" << v.value("version", 0) << "  "
+          << v.value("size", 0) << " bytes  " << str(a["contentType"]) << "  id " << str(a["id"])
+          << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace synaps::cli

@@ -1,0 +1,43 @@
+// The CLI's view of a Control API: where it is and which token to present. URL from
+// SYNAPS_API_URL, else the file `api-url` in the dev state dir, else http://127.0.0.1:8081;
+// token from SYNAPS_TOKEN, else the dev state dir's `token` file. The state dir is
+// SYNAPS_STATE_DIR or ./.synaps.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace synaps::cli {
+
+class ApiClient {
+ public:
+  ApiClient(std::string base_url, std::string token)
+      : base_url_(std::move(base_url)), token_(std::move(token)) {}
+  static ApiClient FromEnvironment();
+
+  // Sends a JSON request; a non-2xx answer becomes an Error carrying the server's message.
+  Result<nlohmann::json> Call(const std::string& method, const std::string& path,
+                              const nlohmann::json* body = nullptr,
+                              const std::string& idempotency_key = {}) const;
+  // Raw bytes of a GET (artifact content).
+  Result<std::string> Fetch(const std::string& path) const;
+  // Polls GET /v1/runs/{id} until the run is finished or `timeout_seconds` pass.
+  Result<nlohmann::json> WaitForRun(const std::string& run_id, int timeout_seconds) const;
+
+  const std::string& base_url() const { return base_url_; }
+
+ private:
+  std::string base_url_;
+  std::string token_;
+};
+
+// The dev state directory (SYNAPS_STATE_DIR or ./.synaps), absolute.
+std::string StateDir();
+
+// Human-readable rendering of a run, with its artifacts' text when `artifacts` is given.
+std::string FormatRun(const nlohmann::json& run);
+
+}  // namespace synaps::cli

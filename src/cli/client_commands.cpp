@@ -1,0 +1,62 @@
+// synaps submit | runs get
+#include <iostream>
+
+#include "cli/api_client.h"
+#include "cli/commands.h"
+
+namespace synaps::cli {
+
+using nlohmann::json;
+
+namespace {
+int Report(const Error& e, bool as_json) {
+  if (as_json) {
+    std::cout << json{{"error", {{"code", std::string(ErrorCodeName(e.code))},
+                                 {"message", e.message}}}}.dump()
+              << "\n";
+  } else {
+    std::cerr << "error: " << e.message << "\n";
+  }
+  return 1;
+}
+}  // namespace
+
+int RunSubmit(const SubmitFlags& flags) {
+  ApiClient client = ApiClient::FromEnvironment();
+  json body = {{"kind", "prompt"}, {"input", {{"text", flags.text}}}};
+  if (flags.thread_id) body["threadId"] = *flags.thread_id;
+  auto submitted =
+      client.Call("POST", "/v1/commands/submit", &body, flags.idempotency_key.value_or(""));
+  if (!submitted) return Report(submitted.error(), flags.json);
+  if (!flags.wait) {
+    if (flags.json) {
+      std::cout << submitted->dump() << "\n";
+    } else {
+      std::cout << "submitted: run " << (*submitted)["runId"].get<std::string>() << " (thread "
+                << (*submitted)["threadId"].get<std::string>() << ")\n";
+    }
+    return 0;
+  }
+  auto run = client.WaitForRun((*submitted)["runId"].get<std::string>(), flags.timeout_seconds);
+  if (!run) return Report(run.error(), flags.json);
+  if (flags.json) {
+    std::cout << run->dump() << "\n";
+  } else {
+    std::cout << FormatRun(*run);
+  }
+  return (*run)["status"] == "succeeded" ? 0 : 1;
+}
+
+int RunRunsGet(const std::string& run_id, bool as_json) {
+  ApiClient client = ApiClient::FromEnvironment();
+  auto run = client.Call("GET", "/v1/runs/" + run_id);
+  if (!run) return Report(run.error(), as_json);
+  if (as_json) {
+    std::cout << run->dump() << "\n";
+  } else {
+    std::cout << FormatRun(*run);
+  }
+  return 0;
+}
+
+}  // namespace synaps::cli

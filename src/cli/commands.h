@@ -1,0 +1,49 @@
+// The `synaps` subcommands. Each Run* function returns the process exit code; errors are
+// printed for a person (stderr), or as JSON on stdout with --json where a verb has it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace synaps::cli {
+
+// Flags that override the environment for the service verbs.
+struct ServiceFlags {
+  std::optional<std::string> database_url;
+  std::optional<std::string> nats_url;
+  std::optional<std::string> object_store;
+  std::optional<std::string> listen;
+  std::optional<int> concurrency;
+  std::optional<std::string> queues;
+};
+
+struct DevFlags {
+  std::string state_dir;
+  std::optional<std::string> listen;
+  std::optional<std::string> demo_text;
+  bool exit_after_demo = false;
+};
+
+struct SubmitFlags {
+  std::string text;
+  std::optional<std::string> thread_id;
+  std::optional<std::string> idempotency_key;
+  bool wait = false;
+  int timeout_seconds = 120;
+  bool json = false;
+};
+
+int RunApi(const ServiceFlags& flags);
+int RunWorker(const ServiceFlags& flags);
+int RunMigrate(const ServiceFlags& flags, bool json);
+int RunDev(const DevFlags& flags);
+int RunSubmit(const SubmitFlags& flags);
+int RunRunsGet(const std::string& run_id, bool json);
+
+// Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
+// WaitForShutdownSignal() can take them synchronously. Call first thing in main().
+void BlockShutdownSignals();
+// Waits for SIGINT or SIGTERM; returns the signal.
+int WaitForShutdownSignal();
+
+}  // namespace synaps::cli

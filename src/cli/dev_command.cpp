@@ -1,0 +1,182 @@
+// synaps dev: the embedded stack on one machine.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "api/api_server.h"
+#include "bus/nats_bus.h"
+#include "cli/api_client.h"
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/ids.h"
+#include "db/migrate.h"
+#include "devstack/nats_server.h"
+#include "devstack/postgres_server.h"
+#include "objstore/file_store.h"
+#include "worker/worker.h"
+
+namespace synaps::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// True when every ancestor of `dir` lets others traverse it, so the postgres user can reach it.
+bool OthersCanReach(const fs::path& dir) {
+  for (fs::path p = dir.parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0) return false;
+  }
+  return true;
+}
+
+std::string LoadOrCreateToken(const fs::path& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (in && std::getline(in, token) && !token.empty()) return token;
+  token = "synaps_dev_" + RandomHex(24);
+  std::ofstream out(path, std::ios::trunc);
+  out << token << "\n";
+  out.close();
+  chmod(path.c_str(), 0600);
+  return token;
+}
+
+void Step(const std::string& what) { std::cout << "  " << what << std::flush; }
+void Done(const std::string& detail) { std::cout << " ok" << (detail.empty() ? "" : " (" + detail + ")") << "\n"; }
+
+int RunDemo(const ApiClient& client, const std::string& text) {
+  std::cout << "\ndemo: submitting \"" << text << "\"\n";
+  json body = {{"kind", "prompt"}, {"input", {{"text", text}}}};
+  auto submitted = client.Call("POST", "/v1/commands/submit", &body);
+  if (!submitted) {
+    std::cerr << "demo: submit failed: " << submitted.error().message << "\n";
+    return 1;
+  }
+  auto run = client.WaitForRun((*submitted)["runId"].get<std::string>(), 60);
+  if (!run) {
+    std::cerr << "demo: " << run.error().message << "\n";
+    return 1;
+  }
+  std::cout << FormatRun(*run);
+  for (const auto& a : (*run)["artifacts"]) {
+    for (const auto& v : a["versions"]) {
+      auto bytes = client.Fetch("/v1/artifacts/" + a["id"].get<std::string>() + "/versions/" +
+                                std::to_string(v["version"].get<int>()) + "/content");
+      if (!bytes) {
+        std::cerr << "demo: cannot fetch artifact: " << bytes.error().message << "\n";
+        return 1;
+      }
+      std::cout << "\n--- " << a["name"].get<std::string>() << " (version "
+                << v["version"].get<int>() << ") ---\n"
+                << *bytes << "\n---\n";
+    }
+  }
+  return (*run)["status"] == "succeeded" ? 0 : 1;
+}
+
+}  // namespace
+
+int RunDev(const DevFlags& flags) {
+  fs::path state = fs::absolute(flags.state_dir);
+  fs::create_directories(state / "logs");
+  std::cout << "synaps dev: embedded stack in " << state.string() << "\n";
+
+  fs::path pg_dir = state / "pg";
+  if (geteuid() == 0 && !OthersCanReach(pg_dir)) {
+    // PostgreSQL runs as the postgres user, which cannot enter this path (e.g. under /root).
+    pg_dir = fs::path("/var/tmp") / ("synaps-pg-" + Sha256Hex(state.string()).substr(0, 12));
+    std::cout << "  note: PostgreSQL data goes to " << pg_dir.string()
+              << " (the postgres user cannot reach " << state.string() << ")\n";
+  }
+  Step("starting PostgreSQL...");
+  auto pg = devstack::PostgresServer::Start(
+      {.data_dir = pg_dir.string(), .log_path = (state / "logs" / "postgres.log").string()});
+  if (!pg) {
+    std::cout << "\n";
+    std::cerr << "synaps dev: " << pg.error().message << "\n";
+    return 1;
+  }
+  Done("127.0.0.1:" + std::to_string((*pg)->port()));
+  Step("starting nats-server (JetStream)...");
+  auto nats = devstack::NatsServer::Start({.store_dir = (state / "nats").string(),
+                                           .log_path = (state / "logs" / "nats.log").string()});
+  if (!nats) {
+    std::cout << "\n";
+    std::cerr << "synaps dev: " << nats.error().message << "\n";
+    return 1;
+  }
+  Done((*nats)->Url());
+  Step("migrating...");
+  std::string db_url = (*pg)->Url();
+  {
+    auto conn = db::Connection::Connect(db_url);
+    auto report = conn ? db::Migrate(*conn, db::EmbeddedMigrations())
+                       : Result<db::MigrationReport>(std::unexpected(conn.error()));
+    if (!report) {
+      std::cout << "\n";
+      std::cerr << "synaps dev: " << report.error().message << "\n";
+      return 1;
+    }
+    Done(std::to_string(report->applied.size()) + " applied");
+  }
+
+  std::string token = LoadOrCreateToken(state / "token");
+  bus::NatsBus bus({.url = (*nats)->Url(), .name = "synaps-dev"});
+  objstore::FileObjectStore objects(state / "objects");
+
+  api::ApiOptions api_options = api::ApiOptionsFromEnv();
+  api_options.database_url = db_url;
+  api_options.admin_token = token;
+  api_options.listen = flags.listen.value_or(config::EnvOr("SYNAPS_LISTEN", "127.0.0.1:8081"));
+  Step("starting API on " + api_options.listen + "...");
+  api::ApiServer api(api_options, &bus, &objects);
+  auto port = api.Start();
+  if (!port) {
+    std::cout << "\n";
+    std::cerr << "synaps dev: " << port.error().message
+              << " (set SYNAPS_LISTEN or --listen to another address)\n";
+    return 1;
+  }
+  auto hp = config::ParseHostPort("listen", api_options.listen);
+  std::string host = hp.host == "0.0.0.0" ? "127.0.0.1" : hp.host;
+  std::string url = "http://" + host + ":" + std::to_string(*port);
+  Done(url);
+
+  worker::WorkerOptions worker_options = worker::WorkerOptionsFromEnv();
+  worker_options.database_url = db_url;
+  worker::Worker worker(worker_options, &bus, &objects);
+  std::thread worker_thread([&] { worker.Run(); });
+  std::cout << "  worker running (concurrency " << worker_options.concurrency << ")\n";
+
+  {
+    std::ofstream(state / "api-url") << url << "\n";
+  }
+  std::cout << "\nSynaps is up.\n"
+            << "  API    " << url << "\n"
+            << "  token  " << token << "  (also in " << (state / "token").string() << ")\n"
+            << "  try    synaps submit \"hello\" --wait\n"
+            << "  logs   " << (state / "logs").string() << "\n";
+
+  int rc = 0;
+  if (flags.demo_text) rc = RunDemo(ApiClient(url, token), *flags.demo_text);
+  if (!flags.exit_after_demo) {
+    std::cout << "\nServing until Ctrl-C.\n" << std::flush;
+    WaitForShutdownSignal();
+    std::cout << "\nstopping...\n";
+  }
+  worker.Stop();
+  worker_thread.join();
+  api.Stop();
+  // The bus, NATS and PostgreSQL stop as their owners go out of scope (reverse of start).
+  std::cout << "stopped.\n";
+  return rc;
+}
+
+}  // namespace synaps::cli

@@ -1,0 +1,89 @@
+// The synaps binary: one executable, one subcommand per process role or client verb.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  using namespace synaps;
+  cli::BlockShutdownSignals();
+
+  CLI::App app{"Synaps: a control plane for AI-agent work.\n"
+               "Configuration comes from SYNAPS_* environment variables; flags override them."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("synaps ") + SYNAPS_VERSION);
+
+  cli::ServiceFlags service;
+  auto add_service_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--database-url", service.database_url,
+                    "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
+    cmd->add_option("--nats-url", service.nats_url, "NATS URL (env SYNAPS_NATS_URL)");
+    cmd->add_option("--object-store", service.object_store,
+                    "file:///path or s3://bucket?... (env SYNAPS_OBJECT_STORE)");
+  };
+
+  auto* api = app.add_subcommand("api", "Run the Control API (HTTP on SYNAPS_LISTEN, outbox relay)");
+  add_service_flags(api);
+  api->add_option("--listen", service.listen, "host:port (env SYNAPS_LISTEN, default 0.0.0.0:8081)");
+
+  auto* worker = app.add_subcommand("worker", "Run a worker: claim, execute, store, complete");
+  add_service_flags(worker);
+  worker->add_option("--concurrency", service.concurrency,
+                     "tasks in flight (env SYNAPS_WORKER_CONCURRENCY, default 16)")
+      ->check(CLI::Range(1, 100000));
+  worker->add_option("--queues", service.queues, "comma-separated (env SYNAPS_QUEUES)");
+
+  bool json_out = false;
+  auto* migrate = app.add_subcommand("migrate", "Apply database migrations (safe to run twice)");
+  migrate->add_option("--database-url", service.database_url,
+                      "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
+  migrate->add_flag("--json", json_out, "machine-readable output");
+
+  cli::DevFlags dev;
+  dev.state_dir = config::EnvOr("SYNAPS_STATE_DIR", ".synaps");
+  auto* devcmd = app.add_subcommand(
+      "dev", "Run everything on this machine: PostgreSQL, NATS, API and worker (Ctrl-C stops)");
+  devcmd->add_option("--state-dir", dev.state_dir, "where data, logs and the token live")
+      ->capture_default_str();
+  devcmd->add_option("--listen", dev.listen, "API address (default 127.0.0.1:8081)");
+  devcmd->add_option("--demo", dev.demo_text, "submit this text once up, print the run");
+  devcmd->add_flag("--exit-after-demo", dev.exit_after_demo, "stop after the demo run");
+
+  cli::SubmitFlags submit;
+  auto* submitcmd = app.add_subcommand("submit", "Submit a prompt command");
+  submitcmd->add_option("text", submit.text, "the prompt text")->required();
+  submitcmd->add_option("--thread", submit.thread_id, "continue this thread");
+  submitcmd->add_option("--idempotency-key", submit.idempotency_key, "Idempotency-Key header");
+  submitcmd->add_flag("--wait", submit.wait, "wait for the run to finish and print it");
+  submitcmd->add_option("--timeout", submit.timeout_seconds, "seconds to wait")
+      ->capture_default_str();
+  submitcmd->add_flag("--json", submit.json, "machine-readable output");
+
+  std::string run_id;
+  auto* runs = app.add_subcommand("runs", "Inspect runs");
+  runs->require_subcommand(1);
+  auto* runs_get = runs->add_subcommand("get", "Show a run with its tasks, events and artifacts");
+  runs_get->add_option("id", run_id, "run id")->required();
+  runs_get->add_flag("--json", json_out, "machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    bool service_verb = api->parsed() || worker->parsed();
+    InitLogging(config::EnvOr("SYNAPS_LOG_LEVEL", service_verb ? "info" : "warn"), service_verb);
+    if (api->parsed()) return cli::RunApi(service);
+    if (worker->parsed()) return cli::RunWorker(service);
+    if (migrate->parsed()) return cli::RunMigrate(service, json_out);
+    if (devcmd->parsed()) return cli::RunDev(dev);
+    if (submitcmd->parsed()) return cli::RunSubmit(submit);
+    if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
+  } catch (const ConfigError& e) {
+    std::cerr << "synaps: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

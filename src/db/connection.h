@@ -1,0 +1,119 @@
+// A thin RAII wrapper over libpq. One Connection owns one PGconn; one PgResult owns one
+// PGresult. Neither is thread-safe: a connection is used by one thread at a time (see Pool).
+// Parameters and results use libpq's text format; SQL errors come back as Error values with
+// SQLSTATE translated in one place (TranslateSqlState).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace synaps::db {
+
+// A statement parameter: a text value or SQL NULL.
+using Param = std::optional<std::string>;
+using Params = std::vector<Param>;
+
+// Maps a SQLSTATE to our error codes: 23505 → kAlreadyExists, 40001/40P01 → kUnavailable
+// (retryable conflict), class 08 and 57P0x → kUnavailable, 22xxx/23xxx → kInvalidArgument,
+// 57014 → kDeadlineExceeded, anything else → kInternal.
+ErrorCode TranslateSqlState(std::string_view sqlstate);
+
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : r_(r) {}
+  PgResult(PgResult&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  PgResult& operator=(PgResult&& o) noexcept {
+    if (this != &o) {
+      if (r_) PQclear(r_);
+      r_ = o.r_;
+      o.r_ = nullptr;
+    }
+    return *this;
+  }
+  PgResult(const PgResult&) = delete;
+  PgResult& operator=(const PgResult&) = delete;
+  ~PgResult() {
+    if (r_) PQclear(r_);
+  }
+
+  int rows() const { return r_ ? PQntuples(r_) : 0; }
+  bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+  std::string_view Get(int row, int col) const {
+    return {PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))};
+  }
+  std::string GetString(int row, int col) const { return std::string(Get(row, col)); }
+  std::optional<std::string> GetOptional(int row, int col) const {
+    if (IsNull(row, col)) return std::nullopt;
+    return GetString(row, col);
+  }
+  int64_t GetInt(int row, int col) const;
+  bool GetBool(int row, int col) const { return Get(row, col) == "t"; }
+  PGresult* get() const { return r_; }
+
+ private:
+  PGresult* r_ = nullptr;
+};
+
+class Connection {
+ public:
+  // Connects with `conninfo` (a libpq URL or key=value string); `connect_timeout` bounds it.
+  static Result<Connection> Connect(const std::string& conninfo,
+                                    std::chrono::seconds connect_timeout = std::chrono::seconds(5));
+
+  Connection() = default;
+  Connection(Connection&& o) noexcept;
+  Connection& operator=(Connection&& o) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Runs `sql` with parameters ($1..$n). Multi-statement text is allowed only without params.
+  Result<PgResult> Exec(std::string_view sql, const Params& params = {});
+  // Like Exec, but prepares `sql` under `name` on first use on this connection.
+  Result<PgResult> ExecPrepared(const std::string& name, std::string_view sql,
+                                const Params& params);
+
+  // True while the socket is believed healthy. After kUnavailable errors, the owner discards
+  // or resets the connection.
+  bool healthy() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  // Reconnects in place; prepared statements are forgotten.
+  Status Reset();
+  PGconn* raw() const { return conn_; }
+
+ private:
+  explicit Connection(PGconn* c) : conn_(c) {}
+  Result<PgResult> Check(PGresult* r);
+
+  PGconn* conn_ = nullptr;
+  std::set<std::string> prepared_;
+};
+
+// Runs `body` inside BEGIN/COMMIT; rolls back when it returns an error.
+template <class F>
+auto InTransaction(Connection& conn, F&& body) -> decltype(body()) {
+  auto begin = conn.Exec("BEGIN");
+  if (!begin) return std::unexpected(begin.error());
+  auto result = body();
+  if (!result) {
+    (void)conn.Exec("ROLLBACK");
+    return result;
+  }
+  auto commit = conn.Exec("COMMIT");
+  if (!commit) return std::unexpected(commit.error());
+  return result;
+}
+
+// Renders a std::vector<std::string> as a PostgreSQL array literal ('{"a","b"}').
+std::string ArrayLiteral(const std::vector<std::string>& items);
+
+}  // namespace synaps::db

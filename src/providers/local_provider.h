@@ -1,0 +1,28 @@
+// The built-in `local` provider: deterministic, offline, free. Model `echo` answers with the
+// last user message verbatim. An optional latency (SYNAPS_LOCAL_LATENCY_MS) is a timer on the
+// event loop, not a sleeping thread, so thousands of local calls can be in flight.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "providers/provider.h"
+
+namespace synaps::providers {
+
+class LocalProvider final : public Provider {
+ public:
+  LocalProvider(boost::asio::any_io_executor executor, int latency_ms);
+
+  std::string name() const override { return "local"; }
+  std::unique_ptr<Call> Start(const ChatRequest& request, Done done) override;
+
+  // The answer the `echo` model gives, or kInvalidArgument for an unknown model. Exposed for
+  // tests and for synchronous use.
+  static Result<ChatResponse> Answer(const ChatRequest& request);
+
+ private:
+  boost::asio::any_io_executor executor_;
+  int latency_ms_;
+};
+
+}  // namespace synaps::providers

@@ -1,0 +1,82 @@
+// The queue engine's SQL: claim, renew, complete and fail through the functions in
+// db/migrations/0002_queue_functions.sql. Every mutation takes (item_id, lease_epoch); a stale
+// epoch changes nothing and is reported, never thrown.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "db/connection.h"
+
+namespace synaps::store {
+
+struct ClaimedItem {
+  int64_t item_id = 0;
+  int64_t lease_epoch = 0;
+  int attempt = 0;
+  std::string task_id;
+  std::string run_id;
+  std::string tenant_id;
+  std::string thread_id;
+  std::string task_name;
+  std::string task_kind;
+  nlohmann::json spec;
+  std::string lease_expires_at;
+};
+
+Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std::string& worker,
+                                                 const std::vector<std::string>& queues,
+                                                 int limit, int lease_seconds);
+
+struct LeaseRef {
+  int64_t item_id = 0;
+  int64_t lease_epoch = 0;
+};
+
+enum class RenewState { kOk, kLost, kCancelled };
+
+struct RenewOutcome {
+  int64_t item_id = 0;
+  RenewState state = RenewState::kLost;
+};
+
+// One round trip for all leases; one outcome per input, in input order.
+Result<std::vector<RenewOutcome>> RenewLeases(db::Connection& conn,
+                                              const std::vector<LeaseRef>& leases,
+                                              int lease_seconds);
+
+struct ArtifactRecord {
+  std::string name;
+  std::string content_type;
+  std::string object_key;
+  int64_t size = 0;
+  std::string sha256;
+};
+
+struct Completion {
+  LeaseRef lease;
+  nlohmann::json output;  // stored as the task's output; "text" is left out of the ledger event
+  std::vector<ArtifactRecord> artifacts;
+};
+
+enum class CompleteState { kCompleted, kLeaseLost };
+
+// Completes a batch in one transaction and one round trip. Returns one state per completion, in
+// order. A database error fails the whole batch (nothing is written).
+Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
+                                                      const std::vector<Completion>& batch);
+
+enum class FailState { kRetryScheduled, kDeadLettered, kLeaseLost };
+
+struct BackoffPolicy {
+  int base_ms = 1000;
+  int cap_ms = 60000;
+};
+
+Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease,
+                                const nlohmann::json& error, bool retryable,
+                                const BackoffPolicy& backoff);
+
+}  // namespace synaps::store

@@ -1,0 +1,71 @@
+// Commands, runs, threads and artifacts: the SQL behind submit and the read endpoints. Every
+// read takes the caller's tenant, and another tenant's ids read as kNotFound.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "db/connection.h"
+
+namespace synaps::store {
+
+struct TaskPlan {
+  std::string name;
+  std::string kind;
+  nlohmann::json spec;                  // execution plan handed to the worker
+  std::vector<std::string> depends_on;  // names of tasks in the same run
+};
+
+struct SubmitRequest {
+  std::string tenant_id;
+  std::string actor;                            // who submitted (token id)
+  std::optional<std::string> idempotency_key;
+  std::string request_hash;                     // hash of the normalized request body
+  std::string kind;
+  nlohmann::json payload;                       // the request body as accepted
+  std::optional<std::string> thread_id;
+  std::string queue = "default";
+  int priority = 0;
+  std::optional<std::string> not_before;        // RFC 3339
+  int max_attempts = 3;
+  std::vector<TaskPlan> tasks;
+};
+
+// A message the submit transaction wrote to the outbox, for the relay to publish at once.
+struct OutboxMessage {
+  int64_t id = 0;
+  std::string subject;
+  std::string payload;
+  std::string msg_id;
+};
+
+struct SubmitResult {
+  nlohmann::json response;  // {commandId, runId, threadId, status}
+  bool replayed = false;    // an earlier submit with the same idempotency key and body
+  std::vector<OutboxMessage> outbox;
+};
+
+// Inserts command, thread, run, tasks, queue items, ledger events and wakeup outbox rows in one
+// transaction. kNotFound for an unknown threadId; kConflict when the idempotency key was used
+// with another body.
+Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
+
+// The run as the API returns it: {id, status, commandId, threadId, createdAt, startedAt,
+// finishedAt, error, tasks, events, artifacts}. kNotFound when absent or another tenant's.
+Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
+                              const std::string& run_id);
+
+struct ArtifactLocation {
+  std::string object_key;
+  std::string content_type;
+  int64_t size = 0;
+  std::string sha256;
+};
+
+Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,
+                                            const std::string& artifact_id, int version);
+
+}  // namespace synaps::store

@@ -1,0 +1,389 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <spdlog/spdlog.h>
+
+#include "core/config.h"
+#include "core/ids.h"
+#include "db/connection.h"
+#include "providers/local_provider.h"
+
+namespace synaps::worker {
+
+using nlohmann::json;
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+WorkerOptions WorkerOptionsFromEnv() {
+  WorkerOptions o;
+  o.database_url = config::EnvOr("SYNAPS_DATABASE_URL", "");
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  o.name = config::EnvOr("SYNAPS_WORKER_NAME",
+                         config::EnvOr("POD_NAME", host) + "-" + std::to_string(getpid()));
+  if (auto q = config::Env("SYNAPS_QUEUES")) {
+    o.queues = config::SplitList(*q);
+    if (o.queues.empty()) throw ConfigError("SYNAPS_QUEUES is empty: name at least one queue");
+  }
+  o.concurrency = static_cast<int>(config::EnvInt("SYNAPS_WORKER_CONCURRENCY", 16, 1, 100000));
+  o.lease_seconds = static_cast<int>(config::EnvInt("SYNAPS_LEASE_SECONDS", 30, 1, 86400));
+  o.poll_interval_ms =
+      static_cast<int>(config::EnvInt("SYNAPS_POLL_INTERVAL_MS", 1000, 10, 3600000));
+  o.local_latency_ms =
+      static_cast<int>(config::EnvInt("SYNAPS_LOCAL_LATENCY_MS", 0, 0, 3600000));
+  o.drain_seconds = static_cast<int>(config::EnvInt("SYNAPS_DRAIN_SECONDS", 30, 0, 86400));
+  o.backoff.base_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_BASE_MS", 1000, 1, 3600000));
+  o.backoff.cap_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_CAP_MS", 60000, 1, 86400000));
+  return o;
+}
+
+namespace {
+
+struct InFlight {
+  store::ClaimedItem item;
+  std::unique_ptr<providers::Call> call;
+  Clock::time_point started;
+  bool finished = false;  // answer received; waiting in the completion batch
+};
+
+// What a task asks the model, from its execution plan.
+Result<providers::ChatRequest> BuildRequest(const store::ClaimedItem& item) {
+  const json& spec = item.spec;
+  providers::ChatRequest req;
+  req.model = "echo";
+  if (spec.contains("route") && spec["route"].is_object()) {
+    req.model = spec["route"].value("model", "echo");
+  }
+  const json* input = spec.contains("input") ? &spec["input"] : nullptr;
+  if (input == nullptr || !input->is_object() || !input->contains("text") ||
+      !(*input)["text"].is_string()) {
+    return Fail(ErrorCode::kInvalidArgument, "task has no input.text", "input.text");
+  }
+  req.messages.push_back({"user", (*input)["text"].get<std::string>()});
+  return req;
+}
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
+      : options_(std::move(options)),
+        bus_(bus),
+        objects_(objects),
+        poll_timer_(io_),
+        renew_timer_(io_),
+        retry_timer_(io_),
+        drain_timer_(io_),
+        local_(io_.get_executor(), options_.local_latency_ms) {}
+
+  void Run() {
+    if (bus_ != nullptr) {
+      for (const auto& q : options_.queues) {
+        auto sub = bus_->Subscribe("synaps.wakeup." + q, [this](const std::string&,
+                                                                 const std::string&) {
+          asio::post(io_, [this] { ScheduleClaim(); });
+        });
+        if (sub) {
+          subscriptions_.push_back(std::move(*sub));
+        } else {
+          spdlog::warn("wakeup subscription failed ({}); relying on polling",
+                       sub.error().message);
+        }
+      }
+    }
+    spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
+                 fmt::join(options_.queues, ","), options_.concurrency);
+    ArmPoll();
+    ArmRenew();
+    ScheduleClaim();
+    io_.run();
+    subscriptions_.clear();
+    spdlog::info("worker {} stopped", options_.name);
+  }
+
+  void Stop() {
+    asio::post(io_, [this] {
+      if (stopping_) return;
+      stopping_ = true;
+      spdlog::info("worker draining {} in-flight tasks (up to {} s)", in_flight_.size(),
+                   options_.drain_seconds);
+      poll_timer_.cancel();
+      drain_timer_.expires_after(std::chrono::seconds(options_.drain_seconds));
+      drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::warn("drain timeout: abandoning {} tasks; their leases will expire",
+                     in_flight_.size());
+        for (auto& [id, f] : in_flight_) {
+          if (f.call) f.call->Cancel();
+        }
+        Shutdown();
+      });
+      MaybeFinishDrain();
+    });
+  }
+
+ private:
+  void Shutdown() {
+    poll_timer_.cancel();
+    renew_timer_.cancel();
+    retry_timer_.cancel();
+    drain_timer_.cancel();
+    io_.stop();
+  }
+
+  void MaybeFinishDrain() {
+    if (stopping_ && in_flight_.empty()) Shutdown();
+  }
+
+  // Returns a live connection, reconnecting if needed; nullptr while PostgreSQL is away.
+  db::Connection* Db() {
+    if (conn_.healthy()) return &conn_;
+    auto c = db::Connection::Connect(options_.database_url, std::chrono::seconds(3));
+    if (!c) {
+      if (!db_down_logged_) spdlog::warn("PostgreSQL unavailable: {}", c.error().message);
+      db_down_logged_ = true;
+      return nullptr;
+    }
+    if (db_down_logged_) spdlog::info("PostgreSQL connection restored");
+    db_down_logged_ = false;
+    conn_ = std::move(*c);
+    return &conn_;
+  }
+
+  // Called after any DB error: a broken connection is dropped so the next Db() reconnects.
+  void NoteDbError(const Error& e, const char* what) {
+    spdlog::warn("{} failed: {}", what, e.message);
+    if (e.code == ErrorCode::kUnavailable && !conn_.healthy()) conn_ = db::Connection();
+  }
+
+  void ArmPoll() {
+    poll_timer_.expires_after(std::chrono::milliseconds(options_.poll_interval_ms));
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      ScheduleClaim();
+      ArmPoll();
+    });
+  }
+
+  void ArmRenew() {
+    int period_ms = std::max(200, options_.lease_seconds * 1000 / 3);
+    renew_timer_.expires_after(std::chrono::milliseconds(period_ms));
+    renew_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      RenewAll();
+      ArmRenew();
+    });
+  }
+
+  void ScheduleClaim() {
+    if (claim_scheduled_ || stopping_) return;
+    claim_scheduled_ = true;
+    asio::post(io_, [this] {
+      claim_scheduled_ = false;
+      ClaimNow();
+    });
+  }
+
+  void ClaimNow() {
+    int free = options_.concurrency - static_cast<int>(in_flight_.size());
+    if (free <= 0 || stopping_) return;
+    db::Connection* db = Db();
+    if (db == nullptr) return;  // the poll timer tries again
+    auto claimed =
+        store::ClaimQueueItems(*db, options_.name, options_.queues, free, options_.lease_seconds);
+    if (!claimed) {
+      NoteDbError(claimed.error(), "claim");
+      return;
+    }
+    for (auto& item : *claimed) StartTask(std::move(item));
+    // A full batch suggests more is waiting.
+    if (static_cast<int>(claimed->size()) == free) ScheduleClaim();
+  }
+
+  void StartTask(store::ClaimedItem item) {
+    int64_t id = item.item_id;
+    spdlog::debug("claimed item {} (task {}, attempt {}, epoch {})", id, item.task_id,
+                  item.attempt, item.lease_epoch);
+    InFlight& f = in_flight_[id];
+    f.item = std::move(item);
+    f.started = Clock::now();
+    auto request = BuildRequest(f.item);
+    if (!request) {
+      FailTask(id, request.error(), /*retryable=*/false);
+      return;
+    }
+    const int64_t epoch = f.item.lease_epoch;
+    f.call = local_.Start(*request, [this, id, epoch](Result<providers::ChatResponse> r) {
+      OnAnswer(id, epoch, std::move(r));
+    });
+  }
+
+  void OnAnswer(int64_t id, int64_t epoch, Result<providers::ChatResponse> r) {
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
+    InFlight& f = it->second;
+    if (!r) {
+      if (r.error().code == ErrorCode::kCancelled) {
+        in_flight_.erase(it);
+        MaybeFinishDrain();
+        return;
+      }
+      FailTask(id, r.error(), r.error().retryable());
+      return;
+    }
+    auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f.started);
+    const std::string& text = r->text;
+    std::string sha = Sha256Hex(text);
+    std::string key = objstore::ContentKey(sha);
+    if (auto put = objects_->Put(key, text, "text/markdown"); !put) {
+      // Storage trouble is transient as far as we can tell: try the task again later.
+      FailTask(id, put.error(), /*retryable=*/true);
+      return;
+    }
+    store::Completion c;
+    c.lease = {f.item.item_id, f.item.lease_epoch};
+    c.output = {{"text", text},
+                {"provider", local_.name()},
+                {"model", r->model},
+                {"finishReason", r->finish_reason},
+                {"usage",
+                 {{"promptTokens", r->usage.prompt_tokens},
+                  {"completionTokens", r->usage.completion_tokens}}},
+                {"latencyMs", latency.count()}};
+    c.artifacts.push_back({"answer.md", "text/markdown", key,
+                           static_cast<int64_t>(text.size()), sha});
+    f.finished = true;
+    f.call.reset();
+    pending_.push_back(std::move(c));
+    ScheduleFlush();
+  }
+
+  void ScheduleFlush() {
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    asio::post(io_, [this] {
+      flush_scheduled_ = false;
+      Flush();
+    });
+  }
+
+  // Writes all pending completions in one round trip; on a DB error keeps them and retries
+  // (the leases are renewed meanwhile, or expire and the work is redone elsewhere).
+  void Flush() {
+    if (pending_.empty()) return;
+    db::Connection* db = Db();
+    auto result = db ? store::CompleteQueueItems(*db, pending_)
+                     : Result<std::vector<store::CompleteState>>(
+                           Fail(ErrorCode::kUnavailable, "PostgreSQL unavailable"));
+    if (!result) {
+      NoteDbError(result.error(), "complete");
+      RetryFlushLater();
+      return;
+    }
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      int64_t id = pending_[i].lease.item_id;
+      if ((*result)[i] == store::CompleteState::kLeaseLost) {
+        spdlog::warn("completion of item {} refused: lease epoch {} is stale; result discarded",
+                     id, pending_[i].lease.lease_epoch);
+      }
+      in_flight_.erase(id);
+    }
+    pending_.clear();
+    MaybeFinishDrain();
+    ScheduleClaim();
+  }
+
+  void RetryFlushLater() {
+    retry_timer_.expires_after(std::chrono::milliseconds(500));
+    retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Flush();
+    });
+  }
+
+  void FailTask(int64_t id, const Error& error, bool retryable) {
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end()) return;
+    store::LeaseRef lease{it->second.item.item_id, it->second.item.lease_epoch};
+    json err = {{"code", std::string(ErrorCodeName(error.code))}, {"message", error.message}};
+    if (!error.field.empty()) err["field"] = error.field;
+    db::Connection* db = Db();
+    if (db != nullptr) {
+      auto r = store::FailQueueItem(*db, lease, err, retryable, options_.backoff);
+      if (!r) {
+        NoteDbError(r.error(), "fail");
+      } else if (*r == store::FailState::kLeaseLost) {
+        spdlog::warn("failure of item {} not recorded: lease epoch {} is stale", id,
+                     lease.lease_epoch);
+      } else {
+        spdlog::info("task {} attempt {} failed ({}): {}", it->second.item.task_id,
+                     it->second.item.attempt,
+                     *r == store::FailState::kRetryScheduled ? "retry scheduled" : "dead-lettered",
+                     error.message);
+      }
+    }
+    // If the failure could not be recorded, the lease expires and the task is tried again.
+    in_flight_.erase(it);
+    MaybeFinishDrain();
+    ScheduleClaim();
+  }
+
+  void RenewAll() {
+    if (in_flight_.empty()) return;
+    std::vector<store::LeaseRef> leases;
+    for (const auto& [id, f] : in_flight_) leases.push_back({id, f.item.lease_epoch});
+    db::Connection* db = Db();
+    if (db == nullptr) return;
+    auto outcomes = store::RenewLeases(*db, leases, options_.lease_seconds);
+    if (!outcomes) {
+      NoteDbError(outcomes.error(), "renew");
+      return;
+    }
+    for (const auto& o : *outcomes) {
+      if (o.state == store::RenewState::kOk) continue;
+      auto it = in_flight_.find(o.item_id);
+      if (it == in_flight_.end()) continue;
+      spdlog::warn("abandoning task {} (item {}): {}", it->second.item.task_id, o.item_id,
+                   o.state == store::RenewState::kCancelled ? "run cancelled"
+                                                            : "lease lost to another worker");
+      if (it->second.call) it->second.call->Cancel();
+      std::erase_if(pending_, [&](const store::Completion& c) {
+        return c.lease.item_id == o.item_id;
+      });
+      in_flight_.erase(it);
+    }
+    MaybeFinishDrain();
+  }
+
+  const WorkerOptions options_;
+  bus::Bus* const bus_;
+  objstore::ObjectStore* const objects_;
+  asio::io_context io_;
+  asio::steady_timer poll_timer_;
+  asio::steady_timer renew_timer_;
+  asio::steady_timer retry_timer_;
+  asio::steady_timer drain_timer_;
+  providers::LocalProvider local_;
+  db::Connection conn_;
+  bool db_down_logged_ = false;
+  std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
+  std::map<int64_t, InFlight> in_flight_;   // by queue item id
+  std::vector<store::Completion> pending_;  // answered, not yet written
+  bool claim_scheduled_ = false;
+  bool flush_scheduled_ = false;
+  bool stopping_ = false;
+};
+
+Worker::Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
+    : impl_(std::make_unique<Impl>(std::move(options), bus, objects)) {}
+Worker::~Worker() = default;
+void Worker::Run() { impl_->Run(); }
+void Worker::Stop() { impl_->Stop(); }
+
+}  // namespace synaps::worker
