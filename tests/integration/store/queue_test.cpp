@@ -1,0 +1,216 @@
+// The queue functions against a real PostgreSQL: leases, fencing, exactly-once completion.
+#include "store/queue_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "support/test_stack.h"
+
+namespace synaps::store {
+namespace {
+
+using nlohmann::json;
+
+db::Connection Connect(const std::string& url) {
+  auto c = db::Connection::Connect(url);
+  EXPECT_TRUE(c) << c.error().message;
+  return std::move(*c);
+}
+
+void SubmitMany(db::Connection& conn, int n, const std::string& queue = "default") {
+  auto r = conn.Exec(
+      "SELECT synaps.submit_command('t', 'test', NULL, 'h' || g,"
+      " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'queue', $2::text,"
+      "  'tasks', jsonb_build_array(jsonb_build_object('name', 'main', 'kind', 'prompt',"
+      "   'spec', jsonb_build_object('input', jsonb_build_object('text', 'n' || g))))))"
+      " FROM generate_series(1, $1::integer) g",
+      {std::to_string(n), queue});
+  ASSERT_TRUE(r) << r.error().message;
+}
+
+int64_t Scalar(db::Connection& conn, const std::string& sql) {
+  auto r = conn.Exec(sql);
+  EXPECT_TRUE(r) << r.error().message;
+  return r && r->rows() > 0 ? r->GetInt(0, 0) : -1;
+}
+
+// Waits (polling the database clock) until every lease has expired.
+void WaitForLeaseExpiry(db::Connection& conn) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'leased'"
+                      " AND lease_expires_at > now()") > 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+TEST(QueueTest, EightClaimersNeverShareAnItem) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto setup = Connect(url);
+  SubmitMany(setup, 1000);
+
+  std::mutex mu;
+  std::map<int64_t, int> claims;  // item -> times claimed
+  std::atomic<int> completed{0};
+  std::vector<std::thread> claimers;
+  for (int w = 0; w < 8; ++w) {
+    claimers.emplace_back([&, w] {
+      auto conn = Connect(url);
+      while (true) {
+        auto items = ClaimQueueItems(conn, "w" + std::to_string(w), {"default"}, 7, 60);
+        ASSERT_TRUE(items) << items.error().message;
+        if (items->empty()) return;
+        std::vector<Completion> batch;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& it : *items) {
+            ++claims[it.item_id];
+            EXPECT_EQ(it.lease_epoch, 1);
+            batch.push_back({{it.item_id, it.lease_epoch}, json{{"text", "ok"}}, {}});
+          }
+        }
+        auto states = CompleteQueueItems(conn, batch);
+        ASSERT_TRUE(states) << states.error().message;
+        for (auto s : *states) {
+          EXPECT_EQ(s, CompleteState::kCompleted);
+          if (s == CompleteState::kCompleted) ++completed;
+        }
+      }
+    });
+  }
+  for (auto& t : claimers) t.join();
+  EXPECT_EQ(claims.size(), 1000u);
+  for (const auto& [item, n] : claims) EXPECT_EQ(n, 1) << "item " << item << " claimed twice";
+  EXPECT_EQ(completed.load(), 1000);
+  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.queue_items"), 0);
+  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 1000);
+  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
+            1000);
+}
+
+TEST(QueueTest, StaleEpochCannotRenewCompleteOrFail) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  auto first = ClaimQueueItems(conn, "slow", {"default"}, 1, 1);
+  ASSERT_TRUE(first && first->size() == 1);
+  LeaseRef stale{(*first)[0].item_id, (*first)[0].lease_epoch};
+  WaitForLeaseExpiry(conn);
+
+  auto second = ClaimQueueItems(conn, "fast", {"default"}, 1, 60);
+  ASSERT_TRUE(second && second->size() == 1);
+  EXPECT_EQ((*second)[0].item_id, stale.item_id);
+  EXPECT_EQ((*second)[0].lease_epoch, stale.lease_epoch + 1);
+  EXPECT_EQ((*second)[0].attempt, 2);
+  LeaseRef current{(*second)[0].item_id, (*second)[0].lease_epoch};
+
+  auto renew = RenewLeases(conn, {stale, current}, 60);
+  ASSERT_TRUE(renew);
+  ASSERT_EQ(renew->size(), 2u);
+  EXPECT_EQ((*renew)[0].state, RenewState::kLost);
+  EXPECT_EQ((*renew)[1].state, RenewState::kOk);
+
+  auto fail = FailQueueItem(conn, stale, json{{"code", "x"}}, true, {});
+  ASSERT_TRUE(fail);
+  EXPECT_EQ(*fail, FailState::kLeaseLost);
+
+  auto stale_done = CompleteQueueItems(conn, {{stale, json{{"text", "stale"}}, {}}});
+  ASSERT_TRUE(stale_done);
+  EXPECT_EQ((*stale_done)[0], CompleteState::kLeaseLost);
+
+  auto done = CompleteQueueItems(conn, {{current, json{{"text", "fresh"}}, {}}});
+  ASSERT_TRUE(done);
+  EXPECT_EQ((*done)[0], CompleteState::kCompleted);
+  auto out = conn.Exec("SELECT output->>'text' FROM synaps.tasks");
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->GetString(0, 0), "fresh");
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
+            1);
+}
+
+TEST(QueueTest, CompletionIsRecordedOncePerAttemptEvenIfForced) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+  ASSERT_TRUE(items && items->size() == 1);
+  ASSERT_TRUE(CompleteQueueItems(conn, {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json::object(), {}}}));
+  // A second task.completed for the same attempt is refused by the database itself.
+  auto dup = conn.Exec(
+      "SELECT synaps.append_event(run_id, id, 'task.completed', attempt, '{}') FROM synaps.tasks");
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+}
+
+TEST(QueueTest, RetryableFailureBacksOffThenDeadLetters) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  BackoffPolicy fast{.base_ms = 1, .cap_ms = 5};
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    std::vector<ClaimedItem> items;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (items.empty()) {
+      auto c = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+      ASSERT_TRUE(c);
+      items = std::move(*c);
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "retry never became claimable";
+    }
+    EXPECT_EQ(items[0].attempt, attempt);
+    auto r = FailQueueItem(conn, {items[0].item_id, items[0].lease_epoch},
+                           json{{"code", "unavailable"}, {"message", "provider down"}}, true, fast);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, attempt < 3 ? FailState::kRetryScheduled : FailState::kDeadLettered);
+  }
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'failed'"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'dead'"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events"
+                         " WHERE type = 'task.retry_scheduled'"), 2);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'run.failed'"), 1);
+}
+
+TEST(QueueTest, NonRetryableFailureDeadLettersAtOnce) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+  ASSERT_TRUE(items && items->size() == 1);
+  auto r = FailQueueItem(conn, {(*items)[0].item_id, (*items)[0].lease_epoch},
+                         json{{"code", "invalid_argument"}}, false, {});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, FailState::kDeadLettered);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.tasks WHERE status = 'failed'"), 1);
+}
+
+TEST(QueueTest, ExpiredLastAttemptIsDeadLetteredNotReissued) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  ASSERT_TRUE(conn.Exec("UPDATE synaps.queue_items SET max_attempts = 1"));
+  auto items = ClaimQueueItems(conn, "vanishing", {"default"}, 1, 1);
+  ASSERT_TRUE(items && items->size() == 1);
+  WaitForLeaseExpiry(conn);
+  auto again = ClaimQueueItems(conn, "other", {"default"}, 1, 60);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->empty());
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'failed'"), 1);
+}
+
+TEST(QueueTest, ClaimsOnlyTheNamedQueues) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 2, "gpu");
+  auto none = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto some = ClaimQueueItems(conn, "w", {"default", "gpu"}, 10, 60);
+  ASSERT_TRUE(some);
+  EXPECT_EQ(some->size(), 2u);
+}
+
+}  // namespace
+}  // namespace synaps::store

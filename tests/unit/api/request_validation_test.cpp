@@ -1,0 +1,92 @@
+#include "api/request_validation.h"
+
+#include <gtest/gtest.h>
+
+namespace synaps::api {
+namespace {
+
+void ExpectInvalid(const std::string& body, const std::string& field) {
+  auto r = ParseSubmitRequest(body);
+  ASSERT_FALSE(r) << body;
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.error().field, field) << r.error().message;
+}
+
+TEST(RequestValidationTest, AcceptsMinimalPrompt) {
+  auto r = ParseSubmitRequest(R"({"kind":"prompt","input":{"text":"hi"}})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->kind, "prompt");
+  ASSERT_EQ(r->tasks.size(), 1u);
+  EXPECT_EQ(r->tasks[0].spec["input"]["text"], "hi");
+  EXPECT_EQ(r->queue, "default");
+  EXPECT_EQ(r->max_attempts, 3);
+}
+
+TEST(RequestValidationTest, RequestHashIgnoresKeyOrder) {
+  auto a = ParseSubmitRequest(R"({"kind":"prompt","input":{"text":"hi"},"priority":2})");
+  auto b = ParseSubmitRequest(R"({"priority":2,"input":{"text":"hi"},"kind":"prompt"})");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->request_hash, b->request_hash);
+}
+
+TEST(RequestValidationTest, RefusesMalformedJson) {
+  ExpectInvalid(R"({"kind":)", "body");
+  ExpectInvalid("", "body");
+}
+
+TEST(RequestValidationTest, RefusesNonObjects) {
+  ExpectInvalid(R"([{"kind":"prompt"}])", "body");
+  ExpectInvalid(R"("text")", "body");
+}
+
+TEST(RequestValidationTest, RefusesUnknownFieldsNamingThem) {
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"colour":1})", "colour");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi","x":1}})", "input.x");
+}
+
+TEST(RequestValidationTest, RefusesWrongTypes) {
+  ExpectInvalid(R"({"kind":1,"input":{"text":"hi"}})", "kind");
+  ExpectInvalid(R"({"kind":"prompt","input":[]})", "input");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":5}})", "input.text");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":"high"})", "priority");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":1.5})", "priority");
+}
+
+TEST(RequestValidationTest, RefusesMissingFields) {
+  ExpectInvalid(R"({"input":{"text":"hi"}})", "kind");
+  ExpectInvalid(R"({"kind":"prompt"})", "input");
+  ExpectInvalid(R"({"kind":"prompt","input":{}})", "input.text");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":""}})", "input.text");
+}
+
+TEST(RequestValidationTest, RefusesBadUuidAndRanges) {
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"threadId":"nope"})", "threadId");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":5000})", "priority");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"queue":"Bad Queue"})", "queue");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"notBefore":"tomorrow"})",
+                "notBefore");
+}
+
+TEST(RequestValidationTest, RefusesInvalidUtf8) {
+  std::string body = "{\"kind\":\"prompt\",\"input\":{\"text\":\"\xff\xfe\"}}";
+  ExpectInvalid(body, "body");
+}
+
+TEST(RequestValidationTest, RefusesDeepNesting) {
+  std::string deep = R"({"kind":"prompt","input":{"text":"hi"},"metadata":)";
+  for (int i = 0; i < 100; ++i) deep += "{\"a\":";
+  deep += "1";
+  for (int i = 0; i < 100; ++i) deep += "}";
+  deep += "}";
+  ExpectInvalid(deep, "body");
+}
+
+TEST(RequestValidationTest, ContentType) {
+  EXPECT_TRUE(IsJsonContentType("application/json"));
+  EXPECT_TRUE(IsJsonContentType("Application/JSON; charset=utf-8"));
+  EXPECT_FALSE(IsJsonContentType("text/plain"));
+  EXPECT_FALSE(IsJsonContentType(""));
+}
+
+}  // namespace
+}  // namespace synaps::api
