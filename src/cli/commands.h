@@ -2,8 +2,11 @@
 // printed for a person (stderr), or as JSON on stdout with --json where a verb has it.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+
+#include "auth/jwt.h"
 
 namespace synaps::cli {
 
@@ -33,12 +36,25 @@ struct SubmitFlags {
   bool json = false;
 };
 
+// synaps tokens mint: an HS256 JWT for the API and Hasura, signed with SYNAPS_JWT_SECRET.
+struct TokensMintFlags {
+  std::string tenant;
+  std::string role;
+  int64_t ttl_seconds = 3600;
+  std::string subject = "synaps-cli";
+  std::string issuer = std::string(auth::kDefaultIssuer);
+  std::string audience = std::string(auth::kDefaultAudience);
+  bool json = false;
+};
+
 int RunApi(const ServiceFlags& flags);
 int RunWorker(const ServiceFlags& flags);
 int RunMigrate(const ServiceFlags& flags, bool json);
 int RunDev(const DevFlags& flags);
 int RunSubmit(const SubmitFlags& flags);
 int RunRunsGet(const std::string& run_id, bool json);
+// Throws ConfigError when SYNAPS_JWT_SECRET is unset or shorter than 32 bytes.
+int RunTokensMint(const TokensMintFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
 // WaitForShutdownSignal() can take them synchronously. Call first thing in main().

@@ -70,6 +70,24 @@ int main(int argc, char** argv) {
   runs_get->add_option("id", run_id, "run id")->required();
   runs_get->add_flag("--json", json_out, "machine-readable output");
 
+  cli::TokensMintFlags mint;
+  auto* tokens = app.add_subcommand("tokens", "Mint tokens for the API and Hasura");
+  tokens->require_subcommand(1);
+  auto* tokens_mint = tokens->add_subcommand(
+      "mint", "Print an HS256 JWT signed with SYNAPS_JWT_SECRET (Hasura claim format)");
+  tokens_mint->add_option("--tenant", mint.tenant, "tenant id (x-hasura-tenant-id)")->required();
+  tokens_mint->add_option("--role", mint.role, "default role")
+      ->required()
+      ->check(CLI::IsMember({"admin", "operator", "worker", "viewer", "user"}));
+  tokens_mint->add_option("--ttl", mint.ttl_seconds, "lifetime in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{366} * 24 * 3600));
+  tokens_mint->add_option("--subject", mint.subject, "sub and x-hasura-user-id")
+      ->capture_default_str();
+  tokens_mint->add_option("--issuer", mint.issuer, "iss")->capture_default_str();
+  tokens_mint->add_option("--audience", mint.audience, "aud")->capture_default_str();
+  tokens_mint->add_flag("--json", mint.json, "print the token with its claims as JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -81,6 +99,7 @@ int main(int argc, char** argv) {
     if (devcmd->parsed()) return cli::RunDev(dev);
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
+    if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";
     return 2;
