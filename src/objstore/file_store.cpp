@@ -24,12 +24,21 @@ FileObjectStore::FileObjectStore(fs::path root) : root_(std::move(root)) {
 }
 
 Result<fs::path> FileObjectStore::PathFor(const std::string& key) const {
-  if (key.empty() || key.front() == '/' || key.find("..") != std::string::npos ||
-      key.find('\0') != std::string::npos) {
-    return Fail(ErrorCode::kInvalidArgument, "invalid object key: " + key);
-  }
+  RETURN_IF_ERROR(ValidateKey(key));
   return root_ / key;
 }
+
+namespace {
+
+// Makes a rename in `dir` durable.
+void SyncDirectory(const fs::path& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
+}  // namespace
 
 Status FileObjectStore::Put(const std::string& key, const std::string& data,
                             const std::string& /*content_type*/) {
@@ -63,6 +72,7 @@ Status FileObjectStore::Put(const std::string& key, const std::string& data,
     unlink(tmp.c_str());
     return Fail(ErrorCode::kUnavailable, "rename failed for " + path.string());
   }
+  SyncDirectory(path.parent_path());
   return Ok();
 }
 
@@ -81,19 +91,33 @@ Result<bool> FileObjectStore::Exists(const std::string& key) {
   return fs::is_regular_file(path, ec);
 }
 
-Result<std::vector<std::string>> FileObjectStore::List(const std::string& prefix) {
-  std::vector<std::string> keys;
+Result<std::vector<ObjectInfo>> FileObjectStore::List(const std::string& prefix) {
+  std::vector<ObjectInfo> objects;
   std::error_code ec;
-  if (!fs::exists(root_, ec)) return keys;
-  for (auto it = fs::recursive_directory_iterator(root_, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
-    std::string key = fs::relative(it->path(), root_).string();
-    if (key.find(".tmp-") != std::string::npos) continue;
-    if (key.starts_with(prefix)) keys.push_back(std::move(key));
+  // Walk only the deepest directory that the prefix names in full.
+  fs::path start = root_;
+  if (size_t slash = prefix.rfind('/'); slash != std::string::npos) {
+    if (!ValidateKey(prefix.substr(0, slash))) return objects;
+    start = root_ / prefix.substr(0, slash);
   }
-  if (ec) return Fail(ErrorCode::kUnavailable, "cannot list " + root_.string() + ": " + ec.message());
-  return keys;
+  if (!fs::is_directory(start, ec)) return objects;
+  for (auto it = fs::recursive_directory_iterator(start, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec)) continue;
+    std::string key = fs::relative(it->path(), root_, entry_ec).string();
+    if (entry_ec || key.find(".tmp-") != std::string::npos || !key.starts_with(prefix)) continue;
+    ObjectInfo info;
+    info.size = static_cast<int64_t>(it->file_size(entry_ec));
+    auto mtime = it->last_write_time(entry_ec);
+    if (entry_ec) continue;  // removed while we walked
+    info.last_modified = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+        std::chrono::file_clock::to_sys(mtime));
+    info.key = std::move(key);
+    objects.push_back(std::move(info));
+  }
+  if (ec) return Fail(ErrorCode::kUnavailable, "cannot list " + start.string() + ": " + ec.message());
+  return objects;
 }
 
 Status FileObjectStore::Delete(const std::string& key) {

@@ -1,5 +1,6 @@
 // ObjectStore on a local directory. Put writes a temporary file, fsyncs and renames it into
-// place, so a crash never leaves a partial object under its key.
+// place (then fsyncs the directory), so a crash never leaves a partial object under its key.
+// Temporary files are never listed. Thread-safe: every call works on its own files.
 #pragma once
 
 #include <filesystem>
@@ -17,7 +18,7 @@ class FileObjectStore final : public ObjectStore {
              const std::string& content_type) override;
   Result<std::string> Get(const std::string& key) override;
   Result<bool> Exists(const std::string& key) override;
-  Result<std::vector<std::string>> List(const std::string& prefix) override;
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
   Status Delete(const std::string& key) override;
   std::string Describe() const override { return "file://" + root_.string(); }
 
