@@ -1,10 +1,13 @@
 #include "providers/local_provider.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 namespace synaps::providers {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 int64_t CountWords(const std::string& s) {
   int64_t n = 0;
@@ -17,17 +20,51 @@ int64_t CountWords(const std::string& s) {
   return n;
 }
 
+// "a b  c" -> "a ", "b  ", "c": each word with the blanks after it, so the pieces join back
+// to the original text.
+std::vector<std::string> WordPieces(const std::string& s) {
+  std::vector<std::string> pieces;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t word_end = s.find_first_of(" \n\t\r", i);
+    if (word_end == std::string::npos) word_end = s.size();
+    size_t next = s.find_first_not_of(" \n\t\r", word_end);
+    if (next == std::string::npos) next = s.size();
+    pieces.push_back(s.substr(i, next - i));
+    i = next;
+  }
+  return pieces;
+}
+
 // Shared between the Call handle and the pending handler, so either may go first.
 struct LocalCallState {
   explicit LocalCallState(boost::asio::any_io_executor ex) : timer(ex) {}
   boost::asio::steady_timer timer;
   Provider::Done done;
+  DeltaCallback on_delta;
   Result<ChatResponse> answer;
+  Clock::time_point started = Clock::now();
   bool finished = false;
+
+  void Deliver() {
+    if (finished) return;
+    if (answer && on_delta) {
+      for (const auto& piece : WordPieces(answer->text)) {
+        on_delta(ChatDelta{1, piece, {}});
+        if (finished) return;  // the delta callback cancelled the call
+      }
+    }
+    if (answer) {
+      answer->latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+      answer->time_to_first_token = answer->latency;
+    }
+    Finish(std::move(answer));
+  }
 
   void Finish(Result<ChatResponse> result) {
     if (finished) return;
     finished = true;
+    on_delta = nullptr;
     auto cb = std::move(done);
     cb(std::move(result));
   }
@@ -38,9 +75,16 @@ class LocalCall final : public Call {
   explicit LocalCall(std::shared_ptr<LocalCallState> state) : state_(std::move(state)) {}
   void Cancel() override {
     auto state = state_;
-    boost::asio::post(state->timer.get_executor(), [state] {
+    boost::asio::dispatch(state->timer.get_executor(), [state] {
+      if (state->finished) return;
       state->timer.cancel();
-      state->Finish(Fail(ErrorCode::kCancelled, "call cancelled"));
+      // Mark it finished now so no delta follows, report from the loop.
+      state->finished = true;
+      state->on_delta = nullptr;
+      boost::asio::post(state->timer.get_executor(), [state] {
+        auto cb = std::move(state->done);
+        cb(Fail(ErrorCode::kCancelled, "call cancelled"));
+      });
     });
   }
 
@@ -56,14 +100,39 @@ LocalProvider::LocalProvider(boost::asio::any_io_executor executor, int latency_
 Result<ChatResponse> LocalProvider::Answer(const ChatRequest& request) {
   if (request.model != "echo") {
     return Fail(ErrorCode::kInvalidArgument,
-                "the local provider has no model '" + request.model + "' (models: echo)");
+                "the local provider has no model '" + request.model + "' (models: echo)", "model");
   }
   ChatResponse r;
   r.model = "echo";
+  r.finish_reason = "stop";
+  r.id = "local";
+  const ChatMessage* last_user = nullptr;
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
     if (it->role == "user") {
-      r.text = it->content;
+      last_user = &*it;
       break;
+    }
+  }
+  if (!request.messages.empty() && request.messages.back().role == "tool") {
+    r.text = request.messages.back().content;
+  } else if (last_user != nullptr) {
+    r.text = last_user->content;
+    static const std::string kToolCommand = "/tool ";
+    if (r.text.starts_with(kToolCommand) && !request.tools.empty()) {
+      std::string rest = r.text.substr(kToolCommand.size());
+      size_t space = rest.find(' ');
+      std::string name = rest.substr(0, space);
+      std::string args = space == std::string::npos ? "" : rest.substr(space + 1);
+      for (const auto& tool : request.tools) {
+        if (tool.name != name) continue;
+        int64_t earlier_calls = 0;
+        for (const auto& m : request.messages) earlier_calls += m.tool_calls.size();
+        r.tool_calls.push_back(
+            {"call_" + std::to_string(earlier_calls + 1), name, args.empty() ? "{}" : args});
+        r.text.clear();
+        r.finish_reason = "tool_calls";
+        break;
+      }
     }
   }
   for (const auto& m : request.messages) r.usage.prompt_tokens += CountWords(m.content);
@@ -74,14 +143,15 @@ Result<ChatResponse> LocalProvider::Answer(const ChatRequest& request) {
 std::unique_ptr<Call> LocalProvider::Start(const ChatRequest& request, Done done) {
   auto state = std::make_shared<LocalCallState>(executor_);
   state->done = std::move(done);
+  if (request.stream) state->on_delta = request.on_delta;
   state->answer = Answer(request);
   if (latency_ms_ <= 0) {
-    boost::asio::post(executor_, [state] { state->Finish(std::move(state->answer)); });
+    boost::asio::post(executor_, [state] { state->Deliver(); });
   } else {
     state->timer.expires_after(std::chrono::milliseconds(latency_ms_));
     state->timer.async_wait([state](const boost::system::error_code& ec) {
       if (ec) return;  // cancelled: Cancel() reports it
-      state->Finish(std::move(state->answer));
+      state->Deliver();
     });
   }
   return std::make_unique<LocalCall>(state);

@@ -1,6 +1,13 @@
-// The built-in `local` provider: deterministic, offline, free. Model `echo` answers with the
-// last user message verbatim. An optional latency (SYNAPS_LOCAL_LATENCY_MS) is a timer on the
-// event loop, not a sleeping thread, so thousands of local calls can be in flight.
+// The built-in `local` provider: deterministic, offline, free. Model `echo`:
+//  - answers with the last user message verbatim;
+//  - when the conversation ends with tool results, answers with the last tool message's
+//    content verbatim (so an agent loop can be tested end to end);
+//  - when the last user message is "/tool NAME ARGS" and NAME is among the request's tools,
+//    asks for that tool instead: one ToolCall {id "call_<n>", NAME, ARGS or "{}"}, with
+//    finish_reason "tool_calls" and no text.
+// Usage counts words. A streamed request gets the answer as one delta per word. An optional
+// latency (SYNAPS_LOCAL_LATENCY_MS) is a timer on the event loop, not a sleeping thread, so
+// thousands of local calls can be in flight.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
