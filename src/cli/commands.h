@@ -56,6 +56,17 @@ int RunRunsGet(const std::string& run_id, bool json);
 // Throws ConfigError when SYNAPS_JWT_SECRET is unset or shorter than 32 bytes.
 int RunTokensMint(const TokensMintFlags& flags);
 
+// `synaps gc`: deletes objects under objects/ that no artifact version refers to and that were
+// last written at least `older_than_seconds` ago (see docs/storage.md).
+struct GcFlags {
+  std::optional<std::string> database_url;
+  std::optional<std::string> object_store;
+  bool dry_run = false;
+  int64_t older_than_seconds = 3600;
+  bool json = false;
+};
+int RunGc(const GcFlags& flags);
+
 // Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
 // WaitForShutdownSignal() can take them synchronously. Call first thing in main().
 void BlockShutdownSignals();

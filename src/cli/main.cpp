@@ -88,6 +88,19 @@ int main(int argc, char** argv) {
   tokens_mint->add_option("--audience", mint.audience, "aud")->capture_default_str();
   tokens_mint->add_flag("--json", mint.json, "print the token with its claims as JSON");
 
+  cli::GcFlags gc;
+  auto* gccmd = app.add_subcommand(
+      "gc", "Delete stored objects that no artifact version refers to (after a grace period)");
+  gccmd->add_option("--database-url", gc.database_url, "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
+  gccmd->add_option("--object-store", gc.object_store,
+                    "file:///path or s3://bucket?... (env SYNAPS_OBJECT_STORE)");
+  gccmd->add_flag("--dry-run", gc.dry_run, "list what would be deleted; delete nothing");
+  gccmd->add_option("--older-than", gc.older_than_seconds,
+                    "only objects last written at least this many seconds ago")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  gccmd->add_flag("--json", gc.json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -99,6 +112,7 @@ int main(int argc, char** argv) {
     if (devcmd->parsed()) return cli::RunDev(dev);
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
+    if (gccmd->parsed()) return cli::RunGc(gc);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";

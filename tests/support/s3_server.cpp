@@ -85,8 +85,12 @@ Status S3Server::Launch() {
   // Truncate the log so the port line we read is this launch's.
   { std::ofstream truncate(options_.log_path, std::ios::trunc); }
   ProcessOptions run;
-  run.argv = {NodeBinary(), script,  "--directory",        options_.data_dir, "--address",
-              "127.0.0.1",  "--port", std::to_string(port_), "--service-endpoint", "localhost"};
+  // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its
+  // legacy provider: without the flag every truncated listing fails with InternalError.
+  run.argv = {NodeBinary(),  "--openssl-legacy-provider", script,
+              "--directory", options_.data_dir,           "--address",
+              "127.0.0.1",   "--port",                    std::to_string(port_),
+              "--service-endpoint", "localhost"};
   run.log_path = options_.log_path;
   auto spawned = ChildProcess::Spawn(run);
   if (!spawned) {
