@@ -148,8 +148,9 @@ int RunGc(const GcFlags& flags) {
                                flags.dry_run);
   if (!report) {
     if (flags.json) {
-      std::cout << nlohmann::json{{"error", {{"code", ErrorCodeName(report.error().code)},
-                                             {"message", report.error().message}}}}
+      std::cout << nlohmann::json{{"error",
+                                   {{"code", ErrorCodeName(report.error().code)},
+                                    {"message", report.error().message}}}}
                        .dump()
                 << "\n";
     }

@@ -18,8 +18,7 @@ FileObjectStore::FileObjectStore(fs::path root) : root_(std::move(root)) {
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) {
-    throw ConfigError("SYNAPS_OBJECT_STORE: cannot create " + root_.string() + ": " +
-                      ec.message());
+    throw ConfigError("SYNAPS_OBJECT_STORE: cannot create " + root_.string() + ": " + ec.message());
   }
 }
 
@@ -116,7 +115,8 @@ Result<std::vector<ObjectInfo>> FileObjectStore::List(const std::string& prefix)
     info.key = std::move(key);
     objects.push_back(std::move(info));
   }
-  if (ec) return Fail(ErrorCode::kUnavailable, "cannot list " + start.string() + ": " + ec.message());
+  if (ec)
+    return Fail(ErrorCode::kUnavailable, "cannot list " + start.string() + ": " + ec.message());
   return objects;
 }
 

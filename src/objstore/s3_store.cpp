@@ -91,7 +91,8 @@ S3Options ParseS3Url(const std::string& url) {
   size_t start = 0;
   while (start <= query.size() && !query.empty()) {
     size_t amp = query.find('&', start);
-    std::string pair = query.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+    std::string pair =
+        query.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
     start = amp == std::string::npos ? query.size() + 1 : amp + 1;
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
@@ -130,7 +131,8 @@ namespace {
 
 S3Options Normalize(S3Options options) {
   if (options.bucket.empty()) throw ConfigError(std::string(kSetting) + ": no bucket given");
-  if (options.endpoint.empty()) options.endpoint = "https://s3." + options.region + ".amazonaws.com";
+  if (options.endpoint.empty())
+    options.endpoint = "https://s3." + options.region + ".amazonaws.com";
   auto endpoint = detail::ParseEndpoint(options.endpoint);
   if (!endpoint) {
     throw ConfigError(std::string(kSetting) + ": endpoint '" + options.endpoint +
@@ -139,7 +141,8 @@ S3Options Normalize(S3Options options) {
   if (options.access_key_id.empty() || options.secret_access_key.empty()) {
     throw ConfigError(
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set for the s3 object store "
-        "(SYNAPS_OBJECT_STORE=s3://" + options.bucket + ")");
+        "(SYNAPS_OBJECT_STORE=s3://" +
+        options.bucket + ")");
   }
   if (options.part_size == 0) options.part_size = 8u << 20;
   if (options.list_page_size <= 0 || options.list_page_size > 1000) options.list_page_size = 1000;
@@ -178,7 +181,8 @@ Status S3ObjectStore::PutMultipart(const std::string& key, const std::string& da
   RETURN_IF_ERROR(CheckReply(created, "create multipart upload of " + key));
   auto upload_id = detail::XmlText(created->body, "UploadId");
   if (!upload_id || upload_id->empty()) {
-    return Fail(ErrorCode::kInternal, "create multipart upload of " + key + ": no UploadId in reply");
+    return Fail(ErrorCode::kInternal,
+                "create multipart upload of " + key + ": no UploadId in reply");
   }
 
   auto upload_parts = [&]() -> Status {
@@ -242,9 +246,10 @@ Status S3ObjectStore::PutMultipart(const std::string& key, const std::string& da
     S3Request abort{.method = "DELETE", .key = key, .query = {{"uploadId", *upload_id}}};
     Status aborted = CheckReply(client_->SendWithRetry(abort), "abort multipart upload of " + key);
     if (!aborted) {
-      spdlog::warn("multipart upload {} of {} not aborted ({}); a bucket lifecycle rule for "
-                   "incomplete multipart uploads removes its parts",
-                   *upload_id, key, aborted.error().message);
+      spdlog::warn(
+          "multipart upload {} of {} not aborted ({}); a bucket lifecycle rule for "
+          "incomplete multipart uploads removes its parts",
+          *upload_id, key, aborted.error().message);
     }
   }
   return result;
@@ -287,8 +292,9 @@ Result<std::vector<ObjectInfo>> S3ObjectStore::List(const std::string& prefix) {
       auto size = detail::XmlText(entry, "Size");
       auto modified = detail::XmlText(entry, "LastModified");
       if (!key || !size || !modified) {
-        return Fail(ErrorCode::kInternal, "list " + prefix + ": an entry lacks Key, Size or "
-                                          "LastModified");
+        return Fail(ErrorCode::kInternal, "list " + prefix +
+                                              ": an entry lacks Key, Size or "
+                                              "LastModified");
       }
       info.key = std::move(*key);
       try {

@@ -59,7 +59,7 @@ Result<std::unique_ptr<S3Server>> S3Server::Start(const Options& options) {
 
 S3Server* S3Server::Shared() {
   // Leaked on purpose, like TestStack: the child dies with the test process (PDEATHSIG).
-  static S3Server* shared = [] () -> S3Server* {
+  static S3Server* shared = []() -> S3Server* {
     std::string tmpl = (fs::temp_directory_path() / "synaps-s3-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) return nullptr;
     auto started = Start({.data_dir = tmpl + "/data", .log_path = tmpl + "/s3rver.log"});
@@ -87,15 +87,23 @@ Status S3Server::Launch() {
   ProcessOptions run;
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its
   // legacy provider: without the flag every truncated listing fails with InternalError.
-  run.argv = {NodeBinary(),  "--openssl-legacy-provider", script,
-              "--directory", options_.data_dir,           "--address",
-              "127.0.0.1",   "--port",                    std::to_string(port_),
-              "--service-endpoint", "localhost"};
+  run.argv = {NodeBinary(),
+              "--openssl-legacy-provider",
+              script,
+              "--directory",
+              options_.data_dir,
+              "--address",
+              "127.0.0.1",
+              "--port",
+              std::to_string(port_),
+              "--service-endpoint",
+              "localhost"};
   run.log_path = options_.log_path;
   auto spawned = ChildProcess::Spawn(run);
   if (!spawned) {
     return Fail(ErrorCode::kUnavailable, "cannot start s3rver with node (" +
-                                             spawned.error().message + "); run scripts/install-deps");
+                                             spawned.error().message +
+                                             "); run scripts/install-deps");
   }
   process_ = std::move(*spawned);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -238,17 +238,17 @@ Error ErrorFromResponse(const S3Response& response, const std::string& what) {
       return {ErrorCode::kNotFound, text};
     case 401:
     case 403:
-      return {ErrorCode::kPermissionDenied, text + " (check AWS_ACCESS_KEY_ID, "
-                                                   "AWS_SECRET_ACCESS_KEY and the bucket policy)"};
+      return {ErrorCode::kPermissionDenied, text +
+                                                " (check AWS_ACCESS_KEY_ID, "
+                                                "AWS_SECRET_ACCESS_KEY and the bucket policy)"};
     case 301:
     case 307: {
       std::string region = response.headers.contains("x-amz-bucket-region")
                                ? response.headers.at("x-amz-bucket-region")
                                : "";
-      return {ErrorCode::kInvalidArgument,
-              text + " (the bucket is in another region" +
-                  (region.empty() ? "" : ": set region=" + region) +
-                  " in SYNAPS_OBJECT_STORE)"};
+      return {ErrorCode::kInvalidArgument, text + " (the bucket is in another region" +
+                                               (region.empty() ? "" : ": set region=" + region) +
+                                               " in SYNAPS_OBJECT_STORE)"};
     }
     case 400:
     case 405:

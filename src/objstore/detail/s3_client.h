@@ -30,11 +30,11 @@
 namespace synaps::objstore::detail {
 
 struct S3Request {
-  std::string method = "GET";  // GET, HEAD, PUT, POST, DELETE
-  std::string key;             // object key; empty addresses the bucket
-  std::vector<std::pair<std::string, std::string>> query;    // not encoded
+  std::string method = "GET";                              // GET, HEAD, PUT, POST, DELETE
+  std::string key;                                         // object key; empty addresses the bucket
+  std::vector<std::pair<std::string, std::string>> query;  // not encoded
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, signed
-  std::string_view body;       // must outlive the call
+  std::string_view body;                                     // must outlive the call
 };
 
 struct S3Response {

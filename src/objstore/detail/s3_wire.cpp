@@ -134,8 +134,8 @@ std::string XmlUnescape(std::string_view text) {
       bool hex = entity[1] == 'x' || entity[1] == 'X';
       std::string_view digits = entity.substr(hex ? 2 : 1);
       uint32_t cp = 0;
-      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), cp,
-                                       hex ? 16 : 10);
+      auto [ptr, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
       if (ec != std::errc() || ptr != digits.data() + digits.size() || cp > 0x10FFFF) {
         out.append(text.substr(i, semi - i + 1));
       } else {
@@ -154,12 +154,23 @@ std::string XmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -201,10 +212,11 @@ Result<Endpoint> ParseEndpoint(std::string_view url) {
 Result<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fff]Z
   auto bad = [&] {
-    return Fail(ErrorCode::kInvalidArgument, "not an ISO 8601 UTC time: '" + std::string(text) + "'");
+    return Fail(ErrorCode::kInvalidArgument,
+                "not an ISO 8601 UTC time: '" + std::string(text) + "'");
   };
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
-      text[13] != ':' || text[16] != ':' || text.back() != 'Z') {
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text.back() != 'Z') {
     return bad();
   }
   auto num = [&](size_t pos, size_t len, int& out) {

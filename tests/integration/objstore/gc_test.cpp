@@ -96,8 +96,7 @@ class GcTest : public ::testing::TestWithParam<StoreKind> {
     ASSERT_EQ(done->at(0), store::CompleteState::kCompleted);
   }
 
-  GcRun RunGc(const std::vector<std::string>& args,
-              std::map<std::string, std::string> env = {}) {
+  GcRun RunGc(const std::vector<std::string>& args, std::map<std::string, std::string> env = {}) {
     ProcessOptions opts;
     opts.argv = {SYNAPS_BINARY, "gc"};
     for (const auto& a : args) opts.argv.push_back(a);

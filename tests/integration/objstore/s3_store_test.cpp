@@ -1,6 +1,8 @@
 // S3ObjectStore against a real S3-compatible server (s3rver, started by the fixture): the
 // operations as a user relies on them, in both addressing styles, multipart uploads, idempotent
 // retries, and the store going away and coming back.
+#include "objstore/s3_store.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <set>
 
 #include "core/ids.h"
-#include "objstore/s3_store.h"
 #include "support/s3_server.h"
 
 namespace synaps::objstore {

@@ -103,16 +103,26 @@ bool SendAll(int fd, const std::string& data) {
 
 std::string Reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
   }
 }
 
@@ -178,8 +188,8 @@ void CaptureServer::Serve(int fd) {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + Reason(reply.status) +
-                      "\r\n";
+    std::string out =
+        "HTTP/1.1 " + std::to_string(reply.status) + " " + Reason(reply.status) + "\r\n";
     bool has_length = false;
     for (const auto& [n, v] : reply.headers) {
       out += n + ": " + v + "\r\n";

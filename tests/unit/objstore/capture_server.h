@@ -17,7 +17,7 @@ namespace synaps::objstore::testing {
 
 struct CapturedRequest {
   std::string method;
-  std::string target;  // path and query, as sent
+  std::string target;                                        // path and query, as sent
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string body;
 
@@ -65,11 +65,11 @@ class CaptureServer {
   std::thread acceptor_;
   std::mutex mu_;
   std::condition_variable stopping_cv_;
-  bool stopping_ = false;                 // guarded by mu_
-  Handler handler_;                       // guarded by mu_
-  std::vector<CapturedRequest> requests_; // guarded by mu_
-  std::vector<int> client_fds_;           // guarded by mu_
-  std::vector<std::thread> workers_;      // guarded by mu_
+  bool stopping_ = false;                  // guarded by mu_
+  Handler handler_;                        // guarded by mu_
+  std::vector<CapturedRequest> requests_;  // guarded by mu_
+  std::vector<int> client_fds_;            // guarded by mu_
+  std::vector<std::thread> workers_;       // guarded by mu_
 };
 
 }  // namespace synaps::objstore::testing

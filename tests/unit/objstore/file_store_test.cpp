@@ -57,7 +57,8 @@ TEST_F(FileStoreTest, ListReportsSizeAndTimeAndSkipsTemporaries) {
 TEST_F(FileStoreTest, PutOfAnExistingKeyRefreshesItsTime) {
   FileObjectStore store(root_);
   ASSERT_TRUE(store.Put("objects/x", "same", "text/plain"));
-  fs::last_write_time(root_ / "objects/x", fs::file_time_type::clock::now() - std::chrono::hours(5));
+  fs::last_write_time(root_ / "objects/x",
+                      fs::file_time_type::clock::now() - std::chrono::hours(5));
   auto old = store.List("objects/").value().at(0).last_modified;
   ASSERT_TRUE(store.Put("objects/x", "same", "text/plain"));
   auto fresh = store.List("objects/").value().at(0).last_modified;

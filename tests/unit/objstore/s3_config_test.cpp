@@ -10,7 +10,8 @@ namespace synaps::objstore {
 namespace {
 
 TEST(ParseS3UrlTest, ReadsEveryParameter) {
-  S3Options o = ParseS3Url("s3://my-bucket?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=1");
+  S3Options o =
+      ParseS3Url("s3://my-bucket?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=1");
   EXPECT_EQ(o.bucket, "my-bucket");
   EXPECT_EQ(o.endpoint, "http://127.0.0.1:9000");
   EXPECT_EQ(o.region, "eu-west-1");
@@ -105,7 +106,8 @@ TEST(OpenObjectStoreTest, S3TakesKeysAndSessionToken) {
   EnvGuard key("AWS_ACCESS_KEY_ID", "AKID");
   EnvGuard secret("AWS_SECRET_ACCESS_KEY", "SECRET");
   EnvGuard token("AWS_SESSION_TOKEN", "TOKEN");
-  auto store = OpenObjectStore("s3://bucket?endpoint=http://127.0.0.1:9&region=eu-west-1&path_style=1");
+  auto store =
+      OpenObjectStore("s3://bucket?endpoint=http://127.0.0.1:9&region=eu-west-1&path_style=1");
   auto* s3 = dynamic_cast<S3ObjectStore*>(store.get());
   ASSERT_NE(s3, nullptr);
   EXPECT_EQ(s3->options().access_key_id, "AKID");
@@ -137,7 +139,9 @@ TEST(S3WireTest, XmlTextFindsElementsAndUnescapes) {
   std::string xml =
       "<R xmlns=\"x\"><KeyCount>2</KeyCount><Key>a&amp;b&lt;&#233;&#x41;</Key><Empty/>"
       "<Key>second</Key></R>";
-  EXPECT_EQ(detail::XmlText(xml, "Key").value_or(""), "a&b<\xC3\xA9" "A");
+  EXPECT_EQ(detail::XmlText(xml, "Key").value_or(""),
+            "a&b<\xC3\xA9"
+            "A");
   EXPECT_EQ(detail::XmlText(xml, "KeyCount").value_or(""), "2");
   EXPECT_EQ(detail::XmlText(xml, "Empty").value_or("absent"), "");
   EXPECT_FALSE(detail::XmlText(xml, "Missing"));
@@ -164,12 +168,12 @@ TEST(S3WireTest, ErrorFromResponseMapsCodes) {
   EXPECT_EQ(error(409).code, ErrorCode::kConflict);
   EXPECT_EQ(error(500).code, ErrorCode::kUnavailable);
   EXPECT_EQ(error(429).code, ErrorCode::kUnavailable);
-  EXPECT_EQ(error(400, "<Error><Code>RequestTimeout</Code></Error>").code,
-            ErrorCode::kUnavailable);
+  EXPECT_EQ(error(400, "<Error><Code>RequestTimeout</Code></Error>").code, ErrorCode::kUnavailable);
   EXPECT_EQ(error(400, "<Error><Code>InvalidArgument</Code></Error>").code,
             ErrorCode::kInvalidArgument);
-  EXPECT_NE(error(400, "<Error><Code>X</Code><Message>why</Message></Error>").message.find("X: why"),
-            std::string::npos);
+  EXPECT_NE(
+      error(400, "<Error><Code>X</Code><Message>why</Message></Error>").message.find("X: why"),
+      std::string::npos);
 }
 
 }  // namespace

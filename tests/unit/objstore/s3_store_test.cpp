@@ -2,20 +2,21 @@
 // one verified by the independent SigV4 implementation), and the failure handling that a real
 // S3 server will not show on demand: retries on 5xx and timeouts, no retry on 403, aborting a
 // failed multipart upload, an error inside a 200 reply, continuation tokens.
+#include "objstore/s3_store.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 
 #include "capture_server.h"
-#include "objstore/s3_store.h"
 #include "sigv4_reference.h"
 
 namespace synaps::objstore {
 namespace {
 
 using testing::CannedReply;
-using testing::CaptureServer;
 using testing::CapturedRequest;
+using testing::CaptureServer;
 
 constexpr const char* kKey = "AKIDTEST";
 constexpr const char* kSecret = "secret/with+chars";
@@ -107,7 +108,8 @@ TEST_F(S3StoreTest, SessionTokenIsSentAndSigned) {
 
 TEST_F(S3StoreTest, GetExistsDeleteMapStatuses) {
   server_.SetHandler([](const CapturedRequest& r) {
-    if (r.path() == "/bucket/missing") return CannedReply{.status = 404, .body = "<Error><Code>NoSuchKey</Code></Error>"};
+    if (r.path() == "/bucket/missing")
+      return CannedReply{.status = 404, .body = "<Error><Code>NoSuchKey</Code></Error>"};
     if (r.method == "DELETE") return CannedReply{.status = 204};
     return CannedReply{.status = 200, .body = "content"};
   });
@@ -144,8 +146,10 @@ TEST_F(S3StoreTest, RetriesServerErrorsThenSucceeds) {
 
 TEST_F(S3StoreTest, GivesUpAfterMaxAttemptsWithUnavailable) {
   server_.SetHandler([](const CapturedRequest&) {
-    return CannedReply{.status = 500, .body = "<Error><Code>InternalError</Code><Message>We "
-                                              "encountered an internal error</Message></Error>"};
+    return CannedReply{.status = 500,
+                       .body =
+                           "<Error><Code>InternalError</Code><Message>We "
+                           "encountered an internal error</Message></Error>"};
   });
   S3Options o = Options();
   o.max_attempts = 3;
@@ -159,8 +163,10 @@ TEST_F(S3StoreTest, GivesUpAfterMaxAttemptsWithUnavailable) {
 
 TEST_F(S3StoreTest, DoesNotRetryAccessDenied) {
   server_.SetHandler([](const CapturedRequest&) {
-    return CannedReply{.status = 403, .body = "<Error><Code>SignatureDoesNotMatch</Code>"
-                                              "<Message>bad</Message></Error>"};
+    return CannedReply{.status = 403,
+                       .body =
+                           "<Error><Code>SignatureDoesNotMatch</Code>"
+                           "<Message>bad</Message></Error>"};
   });
   S3ObjectStore store(Options());
   auto get = store.Get("k");
@@ -229,16 +235,21 @@ TEST_F(S3StoreTest, InvalidKeysAreRefusedWithoutARequest) {
 CannedReply MultipartReply(const CapturedRequest& r) {
   if (r.method == "POST" && r.query() == "uploads=") {
     return {.status = 200,
-            .body = "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket>"
-                    "<Key>big</Key><UploadId>up&amp;load/1</UploadId>"
-                    "</InitiateMultipartUploadResult>"};
+            .body =
+                "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket>"
+                "<Key>big</Key><UploadId>up&amp;load/1</UploadId>"
+                "</InitiateMultipartUploadResult>"};
   }
   if (r.method == "PUT" && r.query().starts_with("partNumber=")) {
-    return {.status = 200, .headers = {{"ETag", "\"etag-" + r.query().substr(11, r.query().find('&') - 11) + "\""}}};
+    return {
+        .status = 200,
+        .headers = {{"ETag", "\"etag-" + r.query().substr(11, r.query().find('&') - 11) + "\""}}};
   }
   if (r.method == "POST" && r.query().starts_with("uploadId=")) {
-    return {.status = 200, .body = "<CompleteMultipartUploadResult><ETag>\"x-3\"</ETag>"
-                                   "</CompleteMultipartUploadResult>"};
+    return {.status = 200,
+            .body =
+                "<CompleteMultipartUploadResult><ETag>\"x-3\"</ETag>"
+                "</CompleteMultipartUploadResult>"};
   }
   return {.status = 400};
 }
@@ -316,8 +327,9 @@ TEST_F(S3StoreTest, ErrorInsideA200CompleteIsRetried) {
   server_.SetHandler([&](const CapturedRequest& r) {
     if (r.method == "POST" && r.query().starts_with("uploadId=") && ++completes == 1) {
       return CannedReply{.status = 200,
-                         .body = "<?xml version=\"1.0\"?><Error><Code>InternalError</Code>"
-                                 "<Message>try again</Message></Error>"};
+                         .body =
+                             "<?xml version=\"1.0\"?><Error><Code>InternalError</Code>"
+                             "<Message>try again</Message></Error>"};
     }
     return MultipartReply(r);
   });
@@ -335,18 +347,20 @@ TEST_F(S3StoreTest, ListFollowsContinuationTokens) {
     if (r.query().find("continuation-token=") == std::string::npos) {
       return CannedReply{
           .status = 200,
-          .body = "<ListBucketResult><IsTruncated>true</IsTruncated><KeyCount>2</KeyCount>"
-                  "<Contents><Key>objects/a&amp;1</Key><LastModified>2024-03-01T10:00:00.000Z"
-                  "</LastModified><Size>5</Size></Contents>"
-                  "<Contents><Key>objects/b</Key><LastModified>2024-03-01T10:00:01.500Z"
-                  "</LastModified><Size>7</Size></Contents>"
-                  "<NextContinuationToken>tok+en/=</NextContinuationToken></ListBucketResult>"};
+          .body =
+              "<ListBucketResult><IsTruncated>true</IsTruncated><KeyCount>2</KeyCount>"
+              "<Contents><Key>objects/a&amp;1</Key><LastModified>2024-03-01T10:00:00.000Z"
+              "</LastModified><Size>5</Size></Contents>"
+              "<Contents><Key>objects/b</Key><LastModified>2024-03-01T10:00:01.500Z"
+              "</LastModified><Size>7</Size></Contents>"
+              "<NextContinuationToken>tok+en/=</NextContinuationToken></ListBucketResult>"};
     }
     return CannedReply{
         .status = 200,
-        .body = "<ListBucketResult><IsTruncated>false</IsTruncated>"
-                "<Contents><Key>objects/c</Key><LastModified>2024-03-01T10:00:02Z</LastModified>"
-                "<Size>0</Size></Contents></ListBucketResult>"};
+        .body =
+            "<ListBucketResult><IsTruncated>false</IsTruncated>"
+            "<Contents><Key>objects/c</Key><LastModified>2024-03-01T10:00:02Z</LastModified>"
+            "<Size>0</Size></Contents></ListBucketResult>"};
   });
   S3Options o = Options();
   o.list_page_size = 2;

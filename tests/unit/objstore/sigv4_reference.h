@@ -13,8 +13,8 @@ namespace synaps::objstore::testing {
 
 struct SigV4Input {
   std::string method;
-  std::string canonical_uri;    // already URI-encoded
-  std::string canonical_query;  // already sorted and encoded
+  std::string canonical_uri;                                 // already URI-encoded
+  std::string canonical_query;                               // already sorted and encoded
   std::vector<std::pair<std::string, std::string>> headers;  // the signed ones, any order
   std::string payload_hash;
   std::string amz_date;  // 20130524T000000Z

@@ -23,7 +23,8 @@ constexpr const char* kAccessKey = "AKIAIOSFODNN7EXAMPLE";
 constexpr const char* kSecretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 constexpr const char* kHost = "examplebucket.s3.amazonaws.com";
 constexpr const char* kDate = "20130524T000000Z";
-constexpr const char* kEmptySha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr const char* kEmptySha =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 constexpr const char* kGetObjectSignature =
     "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
@@ -59,10 +60,10 @@ TEST(SigV4ReferenceTest, ReproducesAwsGetObjectExample) {
 
 TEST(SigV4ReferenceTest, ReproducesAwsPutObjectExample) {
   std::string body = "Welcome to Amazon S3.";
-  SigV4Input in = Example("PUT", "/test%24file.text", "",
-                          {{"date", "Fri, 24 May 2013 00:00:00 GMT"},
-                           {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
-                          ReferenceSha256Hex(body));
+  SigV4Input in = Example(
+      "PUT", "/test%24file.text", "",
+      {{"date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}},
+      ReferenceSha256Hex(body));
   EXPECT_EQ(ReferenceSha256Hex(body),
             "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
   EXPECT_EQ(ReferenceSignature(in), kPutObjectSignature);
