@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 
 #include "capture_server.h"
 #include "sigv4_reference.h"
@@ -219,6 +220,26 @@ TEST_F(S3StoreTest, UnreachableEndpointIsUnavailable) {
   ASSERT_FALSE(exists);
   EXPECT_EQ(exists.error().code, ErrorCode::kUnavailable);
   EXPECT_TRUE(exists.error().retryable());
+}
+
+TEST_F(S3StoreTest, ConcurrentCallsShareOneStore) {
+  S3ObjectStore store(Options());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        std::string key = "objects/t" + std::to_string(t) + "/" + std::to_string(i);
+        if (!store.Put(key, key, "text/plain")) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto got = server_.requests();
+  ASSERT_EQ(got.size(), 160u);
+  for (const auto& r : got) EXPECT_EQ(r.body, r.path().substr(8));  // "/bucket/" + key
+  ExpectAllSigned();
 }
 
 TEST_F(S3StoreTest, InvalidKeysAreRefusedWithoutARequest) {
