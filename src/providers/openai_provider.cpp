@@ -459,10 +459,34 @@ class ChatCallHandle final : public Call {
   std::shared_ptr<ChatCall> call_;
 };
 
-// Reports an error for a call that never started, from the loop as always.
-class FailedCall final : public Call {
+// A call refused before anything was sent: its error is reported from the loop as always, or
+// kCancelled if it is cancelled first.
+class RefusedCall final : public Call {
  public:
-  void Cancel() override {}
+  RefusedCall(asio::any_io_executor executor, Provider::Done done, Error error)
+      : state_(std::make_shared<State>(State{std::move(executor), std::move(done),
+                                             std::move(error)})) {
+    asio::post(state_->executor, [state = state_] {
+      auto done = std::move(state->done);
+      if (state->cancelled) {
+        done(Fail(ErrorCode::kCancelled, "call cancelled"));
+      } else {
+        done(std::unexpected(std::move(state->error)));
+      }
+    });
+  }
+  void Cancel() override {
+    asio::dispatch(state_->executor, [state = state_] { state->cancelled = true; });
+  }
+
+ private:
+  struct State {
+    asio::any_io_executor executor;
+    Provider::Done done;
+    Error error;
+    bool cancelled = false;
+  };
+  std::shared_ptr<State> state_;
 };
 
 HeaderList MakeHeaders(const OpenAiOptions& o, const char* accept) {
@@ -508,10 +532,7 @@ std::unique_ptr<Call> OpenAiCompatibleProvider::Start(const ChatRequest& request
   if (!body) {
     Error e = body.error();
     e.message = core_->options.name + ": " + e.message;
-    asio::post(core_->executor, [done = std::move(done), e = std::move(e)] {
-      done(std::unexpected(e));
-    });
-    return std::make_unique<detail::FailedCall>();
+    return std::make_unique<detail::RefusedCall>(core_->executor, std::move(done), std::move(e));
   }
   auto call = std::make_shared<detail::ChatCall>(core_.get(), request, body->dump(),
                                                  std::move(done));

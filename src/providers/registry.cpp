@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -165,7 +166,20 @@ Result<Provider*> ProviderRegistry::Get(const ProviderSpec& spec) {
                       "Secret) or name another variable with the route's apiKeyEnv",
                   "apiKeyEnv");
     }
-    api_key = std::move(*value);
+    // Secrets mounted from files often end in a newline; anything else would corrupt the
+    // Authorization header.
+    size_t b = value->find_first_not_of(" \t\r\n");
+    size_t e = value->find_last_not_of(" \t\r\n");
+    api_key = b == std::string::npos ? "" : value->substr(b, e - b + 1);
+    bool clean = !api_key.empty() && std::none_of(api_key.begin(), api_key.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x21 || c == 0x7f;
+    });
+    if (!clean) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  key_env + " is empty or contains spaces or control characters: check the "
+                            "Secret it comes from",
+                  "apiKeyEnv");
+    }
   }
   OpenAiOptions o;
   o.name = spec.provider;

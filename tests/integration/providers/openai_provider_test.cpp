@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <optional>
@@ -583,6 +584,25 @@ TEST_F(OpenAiProviderTest, InvalidRequestFailsWithoutSending) {
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(r.error().field, "params.stream");
   EXPECT_EQ(fake.request_count(), 0);
+  EXPECT_EQ(callbacks, 1);
+}
+
+TEST_F(OpenAiProviderTest, CancellingARefusedRequestReportsCancelled) {
+  FakeOpenAi fake([](const FakeRequest&, int) { return FakeOpenAi::Completion("x"); });
+  OpenAiCompatibleProvider provider(io.get_executor(), Options(fake));
+  ChatRequest request = Request();
+  request.model.clear();
+  std::optional<Result<ChatResponse>> result;
+  asio::post(io, [&] {
+    call = provider.Start(request, [&](Result<ChatResponse> r) {
+      ++callbacks;
+      result = std::move(r);
+    });
+    call->Cancel();  // on the loop: takes effect before the refusal is reported
+  });
+  io.run_for(50ms);
+  ASSERT_TRUE(result && !*result);
+  EXPECT_EQ(result->error().code, ErrorCode::kCancelled);
   EXPECT_EQ(callbacks, 1);
 }
 

@@ -67,6 +67,15 @@ TEST_F(RegistryTest, KeyVariableCanBeNamedByTheRoute) {
   EXPECT_TRUE(registry.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"}));
 }
 
+TEST_F(RegistryTest, KeyFromAFileMountedSecretIsTrimmedAndChecked) {
+  setenv("OPENAI_API_KEY", "sk-test\n", 1);
+  EXPECT_TRUE(registry.Get({"openai"}));
+  setenv("MOONSHOT_API_KEY", "sk-a\r\nX-Injected: 1", 1);
+  auto r = registry.Get({"kimi"});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("control characters"), std::string::npos);
+}
+
 TEST_F(RegistryTest, RefusesKeyVariablesThatAreNotApiKeys) {
   for (const char* name : {"SYNAPS_JWT_SECRET", "AWS_SECRET_ACCESS_KEY", "SYNAPS_DATABASE_URL",
                            "openai_api_key", "_API_KEY", "MY-API_KEY"}) {
