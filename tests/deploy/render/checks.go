@@ -1039,6 +1039,11 @@ func (c *Checker) checkHasura() {
 	if !c.expect(dep != nil && cm != nil, "Hasura's Deployment or metadata ConfigMap is missing") {
 		return
 	}
+	// The schema exists before Hasura applies metadata that tracks it.
+	inits := list(podSpec(dep)["initContainers"])
+	c.expect(len(inits) == 1 && str(obj(inits[0])["image"]) == c.exp.image &&
+		strings.Join(strList(obj(inits[0])["args"]), " ") == "migrate",
+		"Hasura should start after `synaps migrate` (an init container with the synaps image)")
 	ct := container(dep, "hasura")
 	c.expect(strings.HasSuffix(str(ct["image"]), ".cli-migrations-v3"), "Hasura's image %q does not apply metadata at start", str(ct["image"]))
 	e := env(ct)
