@@ -78,7 +78,7 @@ CREATE TABLE synaps.queue_items (
   -- When the item can next be claimed: for a ready item its (possibly delayed) start, for a
   -- leased item the moment its lease expires. One column, one index, for both.
   available_at      timestamptz NOT NULL DEFAULT now(),
-  status            text NOT NULL DEFAULT 'ready' CHECK (status IN ('waiting', 'ready', 'leased', 'dead')),
+  status            text NOT NULL DEFAULT 'ready' CHECK (status IN ('waiting', 'ready', 'leased', 'cancelled', 'dead')),
   lease_owner       text,
   lease_epoch       bigint NOT NULL DEFAULT 0,
   lease_expires_at  timestamptz,

@@ -59,7 +59,11 @@ BEGIN
           p_idempotency_key, p_request_hash, p_actor)
   ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING;
   IF NOT FOUND THEN
-    -- A command with this key exists (a concurrent insert waited for it to commit).
+    -- A command with this key exists (a concurrent insert waited for it to commit). The
+    -- thread made above for it is not needed.
+    IF p_command->>'threadId' IS NULL THEN
+      DELETE FROM synaps.threads WHERE id = v_thread_id;
+    END IF;
     SELECT * INTO v_existing FROM synaps.commands
      WHERE tenant_id = p_tenant AND idempotency_key = p_idempotency_key;
     IF v_existing.request_hash <> p_request_hash THEN
@@ -122,7 +126,7 @@ END $$;
 CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid,
                tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb,
-               lease_expires_at timestamptz)
+               lease_expires_at timestamptz, upstream jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   r record;
@@ -159,7 +163,10 @@ BEGIN
                                                    'leaseExpiresAt', r.lease_expires_at));
     RETURN QUERY
       SELECT r.id, r.lease_epoch, r.attempts, t.id, t.run_id, t.tenant_id, u.thread_id, t.name, t.kind,
-             t.spec, r.lease_expires_at
+             t.spec, r.lease_expires_at,
+             -- Outputs of the tasks this one depends on, by name.
+             (SELECT coalesce(jsonb_object_agg(d.name, d.output), '{}'::jsonb)
+                FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on))
         FROM synaps.tasks t JOIN synaps.runs u ON u.id = t.run_id
        WHERE t.id = r.task_id;
   END LOOP;
@@ -167,51 +174,168 @@ END $$;
 
 -- Extends the leases of the given (item, epoch) pairs. Returns one row per pair with
 -- state 'ok', 'lost' (another claim took it, or it finished) or 'cancelled' (its run was
--- cancelled); only 'ok' leases were extended.
+-- cancelled; the item is removed now); only 'ok' leases were extended.
 CREATE FUNCTION synaps.renew_queue_items(p_item_ids bigint[], p_epochs bigint[], p_lease_seconds integer)
 RETURNS TABLE (item_id bigint, state text, lease_expires_at timestamptz)
 LANGUAGE sql AS $$
   WITH req AS (
-    SELECT u.item_id, u.epoch, r.status AS run_status
-      FROM unnest(p_item_ids, p_epochs) AS u(item_id, epoch)
-      LEFT JOIN synaps.queue_items q ON q.id = u.item_id AND q.lease_epoch = u.epoch AND q.status = 'leased'
-      LEFT JOIN synaps.runs r ON r.id = q.run_id
+    SELECT * FROM unnest(p_item_ids, p_epochs) WITH ORDINALITY AS u(item_id, epoch, ord)
   ), renewed AS (
     UPDATE synaps.queue_items q
        SET lease_expires_at = now() + make_interval(secs => p_lease_seconds),
            available_at = now() + make_interval(secs => p_lease_seconds)
       FROM req
      WHERE q.id = req.item_id AND q.lease_epoch = req.epoch AND q.status = 'leased'
-       AND req.run_status IS DISTINCT FROM 'cancelled'
     RETURNING q.id, q.lease_epoch, q.lease_expires_at
+  ), cancelled AS (
+    DELETE FROM synaps.queue_items q USING req
+     WHERE q.id = req.item_id AND q.lease_epoch = req.epoch AND q.status = 'cancelled'
+    RETURNING q.id, q.lease_epoch
   )
   SELECT req.item_id,
          CASE WHEN renewed.id IS NOT NULL THEN 'ok'
-              WHEN req.run_status = 'cancelled' THEN 'cancelled'
+              WHEN cancelled.id IS NOT NULL THEN 'cancelled'
               ELSE 'lost' END,
          renewed.lease_expires_at
-    FROM req LEFT JOIN renewed ON renewed.id = req.item_id AND renewed.lease_epoch = req.epoch
+    FROM req
+    LEFT JOIN renewed ON renewed.id = req.item_id AND renewed.lease_epoch = req.epoch
+    LEFT JOIN cancelled ON cancelled.id = req.item_id AND cancelled.lease_epoch = req.epoch
+   ORDER BY req.ord
 $$;
 
--- Dead-letters an item: task and run failed with p_error, item kept with status 'dead' so an
--- operator can requeue it.
+-- If (p_item_id, p_epoch) names an item whose run was cancelled while it was leased, removes it
+-- and returns true. Used by complete and fail so a cancelled task's result is discarded.
+CREATE FUNCTION synaps.take_cancelled_item(p_item_id bigint, p_epoch bigint)
+RETURNS boolean LANGUAGE sql AS $$
+  WITH d AS (
+    DELETE FROM synaps.queue_items
+     WHERE id = p_item_id AND lease_epoch = p_epoch AND status = 'cancelled' RETURNING 1
+  )
+  SELECT EXISTS (SELECT 1 FROM d)
+$$;
+
+-- Finishes the run once no task is left to run: succeeded when every task did, failed
+-- otherwise (with the first failure's error).
+CREATE FUNCTION synaps.settle_run(p_run_id uuid)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  v_error jsonb;
+BEGIN
+  IF EXISTS (SELECT 1 FROM synaps.tasks
+              WHERE run_id = p_run_id AND status NOT IN ('succeeded', 'failed', 'cancelled')) THEN
+    RETURN;
+  END IF;
+  SELECT jsonb_build_object('task', name) || coalesce(error, '{}'::jsonb) INTO v_error
+    FROM synaps.tasks WHERE run_id = p_run_id AND status = 'failed'
+   ORDER BY finished_at, name LIMIT 1;
+  PERFORM synaps.finish_run(p_run_id, CASE WHEN v_error IS NULL THEN 'succeeded' ELSE 'failed' END, v_error);
+END $$;
+
+-- Dead-letters an item: its task fails with p_error, tasks that depend on it (transitively)
+-- fail with dependency_failed, and the run settles once nothing else is running. The items stay
+-- with status 'dead' so an operator can requeue them (synaps.requeue_dead_item).
 CREATE FUNCTION synaps.dead_letter(p_item_id bigint, p_error jsonb)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-  q synaps.queue_items;
+  q       synaps.queue_items;
+  v_task  synaps.tasks;
+  v_dep   record;
+  v_err   jsonb;
 BEGIN
   UPDATE synaps.queue_items SET status = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = p_error
    WHERE id = p_item_id RETURNING * INTO q;
-  UPDATE synaps.tasks SET status = 'failed', error = p_error, finished_at = now() WHERE id = q.task_id;
+  UPDATE synaps.tasks SET status = 'failed', error = p_error, finished_at = now()
+   WHERE id = q.task_id RETURNING * INTO v_task;
   PERFORM synaps.append_event(q.run_id, q.task_id, 'task.failed', q.attempts,
                               jsonb_build_object('error', p_error, 'attempts', q.attempts, 'deadLettered', true));
-  PERFORM synaps.finish_run(q.run_id, 'failed', p_error);
+  FOR v_dep IN
+    WITH RECURSIVE downstream AS (
+      SELECT d.id, d.name FROM synaps.tasks d
+       WHERE d.run_id = q.run_id AND v_task.name = ANY (d.depends_on) AND d.status = 'waiting'
+      UNION
+      SELECT d.id, d.name FROM synaps.tasks d JOIN downstream ON downstream.name = ANY (d.depends_on)
+       WHERE d.run_id = q.run_id AND d.status = 'waiting'
+    )
+    SELECT * FROM downstream
+  LOOP
+    v_err := jsonb_build_object('code', 'dependency_failed',
+                                'message', 'dependency ' || v_task.name || ' failed');
+    UPDATE synaps.tasks SET status = 'failed', error = v_err, finished_at = now() WHERE id = v_dep.id;
+    UPDATE synaps.queue_items SET status = 'dead', last_error = v_err WHERE task_id = v_dep.id;
+    PERFORM synaps.append_event(q.run_id, v_dep.id, 'task.failed', NULL, jsonb_build_object('error', v_err));
+  END LOOP;
+  PERFORM synaps.settle_run(q.run_id);
+END $$;
+
+-- Puts a dead-lettered item back in its queue with fresh attempts, together with the dependents
+-- that failed because of it, and reopens the run. Returns 'requeued', 'not_found' (absent or
+-- another tenant's) or 'not_dead'.
+CREATE FUNCTION synaps.requeue_dead_item(p_tenant text, p_item_id bigint, p_actor text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  q       synaps.queue_items;
+  v_task  synaps.tasks;
+BEGIN
+  SELECT qi.* INTO q FROM synaps.queue_items qi JOIN synaps.tasks t ON t.id = qi.task_id
+   WHERE qi.id = p_item_id AND t.tenant_id = p_tenant FOR UPDATE OF qi;
+  IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  IF q.status <> 'dead' THEN RETURN 'not_dead'; END IF;
+  SELECT * INTO v_task FROM synaps.tasks WHERE id = q.task_id;
+  IF v_task.status <> 'failed' OR coalesce(v_task.error->>'code', '') = 'dependency_failed' THEN
+    RETURN 'not_dead';  -- requeue the failed dependency instead
+  END IF;
+  UPDATE synaps.runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = q.run_id;
+  UPDATE synaps.queue_items
+     SET status = 'ready', attempts = 0, available_at = now(), lease_owner = NULL, last_error = NULL
+   WHERE id = p_item_id;
+  UPDATE synaps.tasks SET status = 'queued', error = NULL, finished_at = NULL, attempt = 0 WHERE id = q.task_id;
+  PERFORM synaps.append_event(q.run_id, q.task_id, 'task.queued', NULL,
+                              jsonb_build_object('requeuedBy', p_actor, 'queue', q.queue));
+  -- Dependents that failed only because of this task wait again.
+  WITH RECURSIVE downstream AS (
+    SELECT d.id, d.name FROM synaps.tasks d
+     WHERE d.run_id = q.run_id AND v_task.name = ANY (d.depends_on) AND d.error->>'code' = 'dependency_failed'
+    UNION
+    SELECT d.id, d.name FROM synaps.tasks d JOIN downstream ON downstream.name = ANY (d.depends_on)
+     WHERE d.run_id = q.run_id AND d.error->>'code' = 'dependency_failed'
+  ), reopened AS (
+    UPDATE synaps.tasks t SET status = 'waiting', error = NULL, finished_at = NULL
+      FROM downstream WHERE t.id = downstream.id RETURNING t.id
+  )
+  UPDATE synaps.queue_items qi SET status = 'waiting', attempts = 0, last_error = NULL
+    FROM reopened WHERE qi.task_id = reopened.id;
+  INSERT INTO synaps.outbox (subject, payload)
+  VALUES ('synaps.wakeup.' || q.queue, jsonb_build_object('queue', q.queue, 'runId', q.run_id));
+  RETURN 'requeued';
+END $$;
+
+-- Cancels a run: queued and waiting items are removed, leased ones are marked so their worker
+-- learns it on its next renew (and from the run.cancelled message on synaps.run.<id>); unfinished
+-- tasks become cancelled. Returns 'cancelled', 'not_found' or 'finished' (already over).
+CREATE FUNCTION synaps.cancel_run(p_tenant text, p_run_id uuid, p_actor text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  r synaps.runs;
+BEGIN
+  SELECT * INTO r FROM synaps.runs WHERE id = p_run_id AND tenant_id = p_tenant FOR UPDATE;
+  IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  IF r.status IN ('succeeded', 'failed', 'cancelled') THEN RETURN 'finished'; END IF;
+  DELETE FROM synaps.queue_items
+   WHERE run_id = p_run_id AND (status <> 'leased' OR lease_expires_at <= now());
+  UPDATE synaps.queue_items SET status = 'cancelled' WHERE run_id = p_run_id AND status = 'leased';
+  UPDATE synaps.tasks SET status = 'cancelled', finished_at = now()
+   WHERE run_id = p_run_id AND status NOT IN ('succeeded', 'failed', 'cancelled');
+  PERFORM synaps.finish_run(p_run_id, 'cancelled',
+                            jsonb_build_object('code', 'cancelled', 'message', 'cancelled by ' || p_actor));
+  RETURN 'cancelled';
 END $$;
 
 -- Completes a leased item if p_epoch is still its lease epoch: deletes the item, stores the task
 -- output, records artifacts (p_artifacts: [{name, contentType, objectKey, size, sha256}]) as new
 -- versions per (thread, name), appends artifact.created and task.completed, and finishes the
--- run when no task is left. Returns 'completed' or 'lease_lost' (nothing changed).
+-- run when no task is left; tasks whose dependencies have now all succeeded become ready.
+-- Returns 'completed', 'cancelled' (the run was cancelled; result discarded) or 'lease_lost'
+-- (nothing changed).
 CREATE FUNCTION synaps.complete_queue_item(p_item_id bigint, p_epoch bigint, p_output jsonb, p_artifacts jsonb)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -220,11 +344,13 @@ DECLARE
   a          jsonb;
   v_art_id   uuid;
   v_version  integer;
+  v_released integer;
 BEGIN
   DELETE FROM synaps.queue_items
    WHERE id = p_item_id AND lease_epoch = p_epoch AND status = 'leased'
   RETURNING * INTO q;
   IF NOT FOUND THEN
+    IF synaps.take_cancelled_item(p_item_id, p_epoch) THEN RETURN 'cancelled'; END IF;
     RETURN 'lease_lost';
   END IF;
   SELECT * INTO v_run FROM synaps.runs WHERE id = q.run_id;
@@ -249,16 +375,32 @@ BEGIN
   PERFORM synaps.append_event(q.run_id, q.task_id, 'task.completed', q.attempts,
                               coalesce(p_output, '{}'::jsonb) - 'text');
 
-  IF NOT EXISTS (SELECT 1 FROM synaps.tasks WHERE run_id = q.run_id AND status <> 'succeeded') THEN
-    PERFORM synaps.finish_run(q.run_id, 'succeeded', NULL);
+  -- Fan-out: waiting tasks whose dependencies have all succeeded become claimable.
+  WITH released AS (
+    UPDATE synaps.tasks d SET status = 'queued'
+     WHERE d.run_id = q.run_id AND d.status = 'waiting'
+       AND NOT EXISTS (SELECT 1 FROM unnest(d.depends_on) AS dep(name)
+                         LEFT JOIN synaps.tasks u ON u.run_id = d.run_id AND u.name = dep.name
+                        WHERE u.status IS DISTINCT FROM 'succeeded')
+    RETURNING d.id
+  ), ready AS (
+    UPDATE synaps.queue_items qi SET status = 'ready', available_at = now()
+      FROM released WHERE qi.task_id = released.id
+    RETURNING 1
+  )
+  SELECT count(*) INTO v_released FROM ready;
+  IF v_released > 0 THEN
+    INSERT INTO synaps.outbox (subject, payload)
+    VALUES ('synaps.wakeup.' || q.queue, jsonb_build_object('queue', q.queue, 'runId', q.run_id));
   END IF;
+  PERFORM synaps.settle_run(q.run_id);
   RETURN 'completed';
 END $$;
 
 -- Records a failed attempt if p_epoch is current. A retryable error with attempts left puts the
 -- item back as ready after an exponential backoff with full jitter
 -- (random() * min(cap, base * 2^(attempts-1))) and records task.retry_scheduled; otherwise the
--- item is dead-lettered. Returns 'retry_scheduled', 'dead_lettered' or 'lease_lost'.
+-- item is dead-lettered. Returns 'retry_scheduled', 'dead_lettered', 'cancelled' or 'lease_lost'.
 CREATE FUNCTION synaps.fail_queue_item(p_item_id bigint, p_epoch bigint, p_error jsonb, p_retryable boolean,
                                        p_backoff_base_ms integer, p_backoff_cap_ms integer)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -270,6 +412,7 @@ BEGIN
   SELECT * INTO q FROM synaps.queue_items
    WHERE id = p_item_id AND lease_epoch = p_epoch AND status = 'leased' FOR UPDATE;
   IF NOT FOUND THEN
+    IF synaps.take_cancelled_item(p_item_id, p_epoch) THEN RETURN 'cancelled'; END IF;
     RETURN 'lease_lost';
   END IF;
   IF p_retryable AND q.attempts < q.max_attempts THEN

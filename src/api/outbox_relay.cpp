@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/outbox_store.h"
+#include "store/queue_store.h"
 
 namespace synaps::api {
 
@@ -26,6 +27,14 @@ void OutboxRelay::Notify(std::vector<store::OutboxMessage> messages) {
   {
     std::lock_guard lock(mu_);
     for (auto& m : messages) handed_.push_back(std::move(m));
+  }
+  cv_.notify_one();
+}
+
+void OutboxRelay::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
   }
   cv_.notify_one();
 }
@@ -61,8 +70,10 @@ void OutboxRelay::Loop() {
     bool stopping = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, next_sweep, [&] { return stop_ || !handed_.empty(); });
+      cv_.wait_until(lock, next_sweep, [&] { return stop_ || wake_ || !handed_.empty(); });
       stopping = stop_;
+      if (wake_) next_sweep = std::chrono::steady_clock::now();
+      wake_ = false;
       while (!handed_.empty()) {
         batch.push_back(std::move(handed_.front()));
         handed_.pop_front();
@@ -87,6 +98,8 @@ void OutboxRelay::Loop() {
     if (now >= next_cleanup) {
       if (auto conn = pool_->Acquire()) {
         (void)store::DeletePublished(**conn, options_.retention_seconds);
+        // Housekeeping that needs no owner of its own: leftovers of cancelled runs.
+        (void)store::DeleteAbandonedCancelledItems(**conn);
       }
       next_cleanup = now + std::chrono::seconds(30);
     }

@@ -37,6 +37,9 @@ class OutboxRelay {
   void Stop();
   // Hands committed rows over for immediate publishing.
   void Notify(std::vector<store::OutboxMessage> messages);
+  // Sweeps now instead of at the next interval (after a transaction wrote rows it cannot hand
+  // over, e.g. a cancellation).
+  void Wake();
   // Runs one sweep now on the calling thread (tests, shutdown); returns rows published.
   Result<int> SweepOnce();
 
@@ -52,6 +55,7 @@ class OutboxRelay {
   std::condition_variable cv_;
   std::deque<store::OutboxMessage> handed_;  // guarded by mu_
   bool stop_ = false;                        // guarded by mu_
+  bool wake_ = false;                        // guarded by mu_
   std::thread thread_;
 };
 

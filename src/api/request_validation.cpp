@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -20,6 +21,99 @@ Status Invalid(const std::string& field, const std::string& message) {
 }
 
 std::string TypeName(const json& v) { return v.type_name(); }
+
+// {"text": "..."}: the only input shape so far.
+Result<json> ParseInput(const json& input, const std::string& path) {
+  if (!input.is_object()) RETURN_IF_ERROR(Invalid(path, "must be an object"));
+  for (auto it = input.begin(); it != input.end(); ++it) {
+    if (it.key() != "text") RETURN_IF_ERROR(Invalid(path + "." + it.key(), "unknown field"));
+  }
+  if (!input.contains("text")) RETURN_IF_ERROR(Invalid(path + ".text", "required"));
+  if (!input["text"].is_string()) RETURN_IF_ERROR(Invalid(path + ".text", "must be a string"));
+  if (input["text"].get_ref<const std::string&>().empty()) {
+    RETURN_IF_ERROR(Invalid(path + ".text", "must not be empty"));
+  }
+  return input;
+}
+
+// tasks: [{name, input, dependsOn?}]: 1..100 uniquely named tasks whose dependencies exist and
+// form no cycle.
+Result<std::vector<store::TaskPlan>> ParseTasks(const json& tasks, const std::string& kind) {
+  static const std::regex kName("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+  if (!tasks.is_array()) RETURN_IF_ERROR(Invalid("tasks", "must be an array"));
+  if (tasks.empty() || tasks.size() > 100) {
+    RETURN_IF_ERROR(Invalid("tasks", "must hold 1 to 100 tasks"));
+  }
+  std::vector<store::TaskPlan> plans;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const std::string path = "tasks[" + std::to_string(i) + "]";
+    const json& t = tasks[i];
+    if (!t.is_object()) RETURN_IF_ERROR(Invalid(path, "must be an object"));
+    for (auto it = t.begin(); it != t.end(); ++it) {
+      if (it.key() != "name" && it.key() != "input" && it.key() != "dependsOn") {
+        RETURN_IF_ERROR(Invalid(path + "." + it.key(), "unknown field"));
+      }
+    }
+    if (!t.contains("name") || !t["name"].is_string() ||
+        !std::regex_match(t["name"].get<std::string>(), kName)) {
+      RETURN_IF_ERROR(Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"));
+    }
+    std::string name = t["name"].get<std::string>();
+    if (index.contains(name)) RETURN_IF_ERROR(Invalid(path + ".name", "duplicate task name " + name));
+    if (!t.contains("input")) RETURN_IF_ERROR(Invalid(path + ".input", "required"));
+    ASSIGN_OR_RETURN(json input, ParseInput(t["input"], path + ".input"));
+    std::vector<std::string> deps;
+    if (t.contains("dependsOn")) {
+      if (!t["dependsOn"].is_array()) RETURN_IF_ERROR(Invalid(path + ".dependsOn", "must be an array"));
+      for (const auto& d : t["dependsOn"]) {
+        if (!d.is_string()) RETURN_IF_ERROR(Invalid(path + ".dependsOn", "must hold task names"));
+        deps.push_back(d.get<std::string>());
+      }
+    }
+    index[name] = i;
+    plans.push_back({name, kind, json{{"kind", kind}, {"input", input}}, deps});
+  }
+  // Unknown dependencies, then cycles (Kahn's algorithm: what cannot be ordered is on a cycle).
+  std::vector<int> indegree(plans.size(), 0);
+  std::vector<std::vector<size_t>> dependents(plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) {
+    for (const auto& d : plans[i].depends_on) {
+      auto it = index.find(d);
+      if (it == index.end()) {
+        RETURN_IF_ERROR(Invalid("tasks[" + std::to_string(i) + "].dependsOn",
+                                "no task named " + d));
+      }
+      if (it->second == i) {
+        RETURN_IF_ERROR(Invalid("tasks[" + std::to_string(i) + "].dependsOn",
+                                "task " + d + " depends on itself"));
+      }
+      ++indegree[i];
+      dependents[it->second].push_back(i);
+    }
+  }
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (indegree[i] == 0) ready.push_back(i);
+  }
+  size_t ordered = 0;
+  while (!ready.empty()) {
+    size_t n = ready.back();
+    ready.pop_back();
+    ++ordered;
+    for (size_t d : dependents[n]) {
+      if (--indegree[d] == 0) ready.push_back(d);
+    }
+  }
+  if (ordered != plans.size()) {
+    std::string cycle;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      if (indegree[i] > 0) cycle += (cycle.empty() ? "" : ", ") + plans[i].name;
+    }
+    RETURN_IF_ERROR(Invalid("tasks", "dependency cycle among: " + cycle));
+  }
+  return plans;
+}
 
 }  // namespace
 
@@ -75,16 +169,14 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   if (req.kind != "prompt") {
     RETURN_IF_ERROR(Invalid("kind", "unsupported kind '" + req.kind + "' (supported: prompt)"));
   }
-  if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required"));
-  const json& input = v["input"];
-  if (!input.is_object()) RETURN_IF_ERROR(Invalid("input", "must be an object"));
-  for (auto it = input.begin(); it != input.end(); ++it) {
-    if (it.key() != "text") RETURN_IF_ERROR(Invalid("input." + it.key(), "unknown field"));
+  const bool fan_out = v.contains("tasks");
+  if (fan_out && v.contains("input")) {
+    RETURN_IF_ERROR(Invalid("input", "give either input or tasks, not both"));
   }
-  if (!input.contains("text")) RETURN_IF_ERROR(Invalid("input.text", "required"));
-  if (!input["text"].is_string()) RETURN_IF_ERROR(Invalid("input.text", "must be a string"));
-  if (input["text"].get_ref<const std::string&>().empty()) {
-    RETURN_IF_ERROR(Invalid("input.text", "must not be empty"));
+  json input;
+  if (!fan_out) {
+    if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required"));
+    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
   }
   if (v.contains("threadId")) {
     if (!v["threadId"].is_string() || !IsUuid(v["threadId"].get<std::string>())) {
@@ -127,15 +219,20 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   if (v.contains("metadata") && !v["metadata"].is_object()) {
     RETURN_IF_ERROR(Invalid("metadata", "must be an object"));
   }
-  for (const char* f : {"prompt", "variables", "skill", "route", "tasks"}) {
+  for (const char* f : {"prompt", "variables", "skill", "route"}) {
     if (v.contains(f)) {
       RETURN_IF_ERROR(Invalid(f, "not supported yet by this server version"));
     }
   }
 
-  json spec = {{"kind", req.kind}, {"input", input}};
-  if (v.contains("metadata")) spec["metadata"] = v["metadata"];
-  req.tasks.push_back({"main", req.kind, spec, {}});
+  if (fan_out) {
+    ASSIGN_OR_RETURN(req.tasks, ParseTasks(v["tasks"], req.kind));
+  } else {
+    req.tasks.push_back({"main", req.kind, json{{"kind", req.kind}, {"input", input}}, {}});
+  }
+  if (v.contains("metadata")) {
+    for (auto& t : req.tasks) t.spec["metadata"] = v["metadata"];
+  }
   req.payload = v;
   req.request_hash = Sha256Hex(v.dump());  // keys are sorted: the hash is canonical
   return req;

@@ -2,13 +2,17 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <optional>
 #include <regex>
 
 #include "api/request_validation.h"
 #include "core/ids.h"
 #include "store/auth_store.h"
+#include "store/outbox_store.h"
+#include "store/queue_store.h"
 #include "store/run_store.h"
 
 namespace synaps::api {
@@ -19,9 +23,9 @@ struct Router::Context {
   const HttpRequest& req;
   std::string request_id;
   std::string path;
-  std::string query;
+  std::map<std::string, std::string> query;
   std::optional<Principal> principal;
-  std::string route = "unmatched";  // route template, for logs and metrics
+  std::string route = "unmatched";  // route pattern, for logs and metrics
 
   HttpResponse Error(int status, const std::string& code, const std::string& message,
                      const std::string& field = {}) const {
@@ -40,11 +44,11 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kAlreadyExists:
     case ErrorCode::kConflict:
-    case ErrorCode::kLeaseLost: return 409;
+    case ErrorCode::kLeaseLost:
+    case ErrorCode::kCancelled: return 409;
     case ErrorCode::kResourceExhausted: return 429;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kDeadlineExceeded: return 504;
-    case ErrorCode::kCancelled: return 409;
     case ErrorCode::kInternal: return 500;
   }
   return 500;
@@ -76,7 +80,82 @@ std::vector<std::string> SplitPath(const std::string& path) {
   return parts;
 }
 
+// Matches "/v1/runs/{id}" against a path; fills `params` on success.
+bool MatchPattern(const std::string& pattern, const std::vector<std::string>& parts,
+                  Router::Params& params) {
+  auto want = SplitPath(pattern);
+  if (want.size() != parts.size()) return false;
+  Router::Params found;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}') {
+      if (parts[i].empty()) return false;
+      found[want[i].substr(1, want[i].size() - 2)] = parts[i];
+    } else if (want[i] != parts[i]) {
+      return false;
+    }
+  }
+  params = std::move(found);
+  return true;
+}
+
+std::map<std::string, std::string> ParseQuery(const std::string& q) {
+  std::map<std::string, std::string> out;
+  size_t i = 0;
+  while (i < q.size()) {
+    size_t amp = q.find('&', i);
+    if (amp == std::string::npos) amp = q.size();
+    std::string kv = q.substr(i, amp - i);
+    size_t eq = kv.find('=');
+    if (!kv.empty()) {
+      out[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    i = amp + 1;
+  }
+  return out;
+}
+
+// A non-negative integer query/path value; nullopt when malformed.
+std::optional<int64_t> ParseCount(const std::string& s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
 }  // namespace
+
+struct Router::Route {
+  const char* method;
+  const char* pattern;
+  Permission permission;
+  Router::Handler handler;
+};
+
+const std::vector<Router::Route>& Router::Routes() {
+  static const std::vector<Route> kRoutes = {
+      {"GET", "/healthz", Permission::kNone, &Router::Healthz},
+      {"GET", "/readyz", Permission::kNone, &Router::Readyz},
+      {"GET", "/metrics", Permission::kNone, &Router::Metrics},
+      {"POST", "/v1/commands/submit", Permission::kSubmit, &Router::Submit},
+      {"GET", "/v1/runs/{id}", Permission::kRead, &Router::GetRun},
+      {"POST", "/v1/runs/{id}/cancel", Permission::kOperate, &Router::CancelRun},
+      {"GET", "/v1/artifacts/{id}/versions/{version}/content", Permission::kRead,
+       &Router::GetArtifactContent},
+      {"GET", "/v1/queue/dead", Permission::kOperate, &Router::ListDeadLetters},
+      {"POST", "/v1/queue/items/{id}/retry", Permission::kOperate, &Router::RetryDeadLetter},
+  };
+  return kRoutes;
+}
+
+bool RoleAllows(const std::string& role, Permission p) {
+  if (p == Permission::kNone) return true;
+  if (role == "admin") return true;
+  if (role == "operator") return p != Permission::kAdmin && p != Permission::kWork;
+  if (role == "worker") return p == Permission::kRead || p == Permission::kWork;
+  if (role == "viewer") return p == Permission::kRead;
+  return false;
+}
 
 HttpResponse Router::Context::Error(const synaps::Error& e) const {
   int status = HttpStatusFor(e.code);
@@ -103,7 +182,7 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   Context ctx{request, SaneRequestId(request.header("x-request-id")), {}, {}, {}, {}};
   size_t q = request.target.find('?');
   ctx.path = request.target.substr(0, q);
-  if (q != std::string::npos) ctx.query = request.target.substr(q + 1);
+  if (q != std::string::npos) ctx.query = ParseQuery(request.target.substr(q + 1));
   HttpResponse res = Dispatch(ctx);
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
   json line = {{"type", "access"},
@@ -118,82 +197,62 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   return res;
 }
 
+Result<Principal> Router::Authenticate(const HttpRequest& req) const {
+  const std::string& auth = req.header("authorization");
+  if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+    return Fail(ErrorCode::kUnauthenticated, "missing bearer token in the Authorization header");
+  }
+  std::string token = auth.substr(7);
+  if (!deps_.admin_token.empty() && SecureEquals(token, deps_.admin_token)) {
+    return Principal{"admin", "default", "admin"};
+  }
+  ASSIGN_OR_RETURN(auto conn, deps_.pool->Acquire());
+  ASSIGN_OR_RETURN(auto key, store::FindApiKey(*conn, Sha256Hex(token)));
+  if (!key) return Fail(ErrorCode::kUnauthenticated, "invalid or revoked token");
+  return Principal{key->id, key->tenant_id, key->role};
+}
+
 HttpResponse Router::Dispatch(Context& ctx) const {
-  const std::string& m = ctx.req.method;
   auto parts = SplitPath(ctx.path);
-
-  // Unauthenticated probes.
-  if (ctx.path == "/healthz") {
-    ctx.route = "/healthz";
-    if (m != "GET") return ctx.Error(405, "method_not_allowed", "use GET");
-    return JsonResponse(200, {{"status", "ok"}}, ctx.request_id);
-  }
-  if (ctx.path == "/readyz") {
-    ctx.route = "/readyz";
-    if (m != "GET") return ctx.Error(405, "method_not_allowed", "use GET");
-    return Ready(ctx);
-  }
-
-  // Route matching happens before authentication so that unknown paths are 404 for everyone,
-  // but no handler runs without a principal.
-  enum class Route { kNone, kSubmit, kRun, kArtifactContent };
-  Route route = Route::kNone;
+  const Route* route = nullptr;
+  Params params;
   std::string allowed;
-  if (parts.size() == 3 && parts[0] == "v1" && parts[1] == "commands" && parts[2] == "submit") {
-    route = Route::kSubmit;
-    ctx.route = "/v1/commands/submit";
-    allowed = "POST";
-  } else if (parts.size() == 3 && parts[0] == "v1" && parts[1] == "runs") {
-    route = Route::kRun;
-    ctx.route = "/v1/runs/{id}";
-    allowed = "GET";
-  } else if (parts.size() == 6 && parts[0] == "v1" && parts[1] == "artifacts" &&
-             parts[3] == "versions" && parts[5] == "content") {
-    route = Route::kArtifactContent;
-    ctx.route = "/v1/artifacts/{id}/versions/{n}/content";
-    allowed = "GET";
+  for (const auto& r : Routes()) {
+    Params p;
+    if (!MatchPattern(r.pattern, parts, p)) continue;
+    if (ctx.req.method == r.method) {
+      route = &r;
+      params = std::move(p);
+      break;
+    }
+    allowed += allowed.empty() ? r.method : std::string(", ") + r.method;
+    ctx.route = r.pattern;
   }
-  if (route == Route::kNone) return ctx.Error(404, "not_found", "no route for " + ctx.path);
-  if (m != allowed) {
+  if (route == nullptr) {
+    if (allowed.empty()) return ctx.Error(404, "not_found", "no route for " + ctx.path);
     HttpResponse r = ctx.Error(405, "method_not_allowed", "use " + allowed + " on " + ctx.route);
     r.headers.push_back({"Allow", allowed});
     return r;
   }
-
-  // Authentication: the bearer token from the Authorization header only.
-  const std::string& auth = ctx.req.header("authorization");
-  if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
-    return ctx.Error(401, "unauthenticated", "missing bearer token in the Authorization header");
+  ctx.route = route->pattern;
+  if (route->permission != Permission::kNone) {
+    auto principal = Authenticate(ctx.req);
+    if (!principal) return ctx.Error(principal.error());
+    ctx.principal = std::move(*principal);
+    if (!RoleAllows(ctx.principal->role, route->permission)) {
+      return ctx.Error(403, "permission_denied",
+                       "role " + ctx.principal->role + " may not " + ctx.req.method + " " +
+                           route->pattern);
+    }
   }
-  std::string token = auth.substr(7);
-  if (!deps_.admin_token.empty() && SecureEquals(token, deps_.admin_token)) {
-    ctx.principal = Principal{"admin", "default", "admin"};
-  } else {
-    auto conn = deps_.pool->Acquire();
-    if (!conn) return ctx.Error(conn.error());
-    auto key = store::FindApiKey(**conn, Sha256Hex(token));
-    if (!key) return ctx.Error(key.error());
-    if (!*key) return ctx.Error(401, "unauthenticated", "invalid or revoked token");
-    ctx.principal = Principal{(*key)->id, (*key)->tenant_id, (*key)->role};
-  }
-
-  switch (route) {
-    case Route::kSubmit:
-      if (ctx.principal->role == "viewer") {
-        return ctx.Error(403, "permission_denied", "role viewer cannot submit commands");
-      }
-      return Submit(ctx);
-    case Route::kRun:
-      return GetRun(ctx, parts[2]);
-    case Route::kArtifactContent:
-      return GetArtifactContent(ctx, parts[2], parts[4]);
-    case Route::kNone:
-      break;
-  }
-  return ctx.Error(404, "not_found", "no route for " + ctx.path);
+  return (this->*(route->handler))(ctx, params);
 }
 
-HttpResponse Router::Ready(Context& ctx) const {
+HttpResponse Router::Healthz(Context& ctx, const Params&) const {
+  return JsonResponse(200, {{"status", "ok"}}, ctx.request_id);
+}
+
+HttpResponse Router::Readyz(Context& ctx, const Params&) const {
   bool pg_ok = false;
   if (auto conn = deps_.pool->Acquire(std::chrono::milliseconds(1000))) {
     pg_ok = (*conn)->Exec("SELECT 1").has_value();
@@ -204,7 +263,29 @@ HttpResponse Router::Ready(Context& ctx) const {
   return JsonResponse(pg_ok ? 200 : 503, body, ctx.request_id);
 }
 
-HttpResponse Router::Submit(Context& ctx) const {
+HttpResponse Router::Metrics(Context& ctx, const Params&) const {
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto lag = store::OutboxLagSeconds(**conn);
+  auto depth = store::QueueDepth(**conn);
+  if (!lag) return ctx.Error(lag.error());
+  if (!depth) return ctx.Error(depth.error());
+  std::string out;
+  out += "# HELP synaps_outbox_lag_seconds Age of the oldest unpublished outbox row.\n";
+  out += "# TYPE synaps_outbox_lag_seconds gauge\n";
+  out += "synaps_outbox_lag_seconds " + std::to_string(*lag) + "\n";
+  out += "# HELP synaps_queue_items Queue items by state.\n";
+  out += "# TYPE synaps_queue_items gauge\n";
+  for (auto it = depth->begin(); it != depth->end(); ++it) {
+    out += "synaps_queue_items{state=\"" + it.key() + "\"} " + it.value().dump() + "\n";
+  }
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(out);
+  return r;
+}
+
+HttpResponse Router::Submit(Context& ctx, const Params&) const {
   if (!IsJsonContentType(ctx.req.header("content-type"))) {
     return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
   }
@@ -224,10 +305,6 @@ HttpResponse Router::Submit(Context& ctx) const {
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   auto result = db::InTransaction(**conn, [&] { return store::SubmitCommand(**conn, req); });
-  if (!result && result.error().code == ErrorCode::kAlreadyExists) {
-    // Two first submits with one key raced past ON CONFLICT; the loser sees the winner now.
-    result = db::InTransaction(**conn, [&] { return store::SubmitCommand(**conn, req); });
-  }
   if (!result) return ctx.Error(result.error());
   if (deps_.relay != nullptr && !result->outbox.empty()) {
     deps_.relay->Notify(std::move(result->outbox));
@@ -235,7 +312,8 @@ HttpResponse Router::Submit(Context& ctx) const {
   return JsonResponse(result->replayed ? 200 : 201, result->response, ctx.request_id);
 }
 
-HttpResponse Router::GetRun(Context& ctx, const std::string& id) const {
+HttpResponse Router::GetRun(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
@@ -244,18 +322,32 @@ HttpResponse Router::GetRun(Context& ctx, const std::string& id) const {
   return JsonResponse(200, *run, ctx.request_id);
 }
 
-HttpResponse Router::GetArtifactContent(Context& ctx, const std::string& id,
-                                        const std::string& version) const {
+HttpResponse Router::CancelRun(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto done = db::InTransaction(**conn, [&] {
+    return store::CancelRun(**conn, ctx.principal->tenant_id, id, ctx.principal->id);
+  });
+  if (!done) return ctx.Error(done.error());
+  // The run.cancelled outbox row reaches workers through the relay's sweep; hand it over now.
+  if (deps_.relay != nullptr) deps_.relay->Wake();
+  auto run = store::GetRun(**conn, ctx.principal->tenant_id, id);
+  if (!run) return ctx.Error(run.error());
+  return JsonResponse(200, *run, ctx.request_id);
+}
+
+HttpResponse Router::GetArtifactContent(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "artifact id must be a UUID", "id");
-  int v = 0;
-  if (version.empty() || version.size() > 9 ||
-      version.find_first_not_of("0123456789") != std::string::npos ||
-      (v = std::stoi(version)) < 1) {
+  auto v = ParseCount(p.at("version"));
+  if (!v || *v < 1 || *v > 1000000000) {
     return ctx.Error(400, "invalid_argument", "version must be a positive integer", "version");
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto loc = store::GetArtifactVersion(**conn, ctx.principal->tenant_id, id, v);
+  auto loc = store::GetArtifactVersion(**conn, ctx.principal->tenant_id, id, static_cast<int>(*v));
   if (!loc) return ctx.Error(loc.error());
   auto bytes = deps_.objects->Get(loc->object_key);
   if (!bytes) {
@@ -271,6 +363,46 @@ HttpResponse Router::GetArtifactContent(Context& ctx, const std::string& id,
   r.headers.push_back({"ETag", "\"" + loc->sha256 + "\""});
   r.headers.push_back({"X-Request-Id", ctx.request_id});
   return r;
+}
+
+HttpResponse Router::ListDeadLetters(Context& ctx, const Params&) const {
+  int64_t after = 0;
+  int64_t limit = 100;
+  if (ctx.query.contains("after")) {
+    auto a = ParseCount(ctx.query["after"]);
+    if (!a) return ctx.Error(400, "invalid_argument", "after must be an item id", "after");
+    after = *a;
+  }
+  if (ctx.query.contains("limit")) {
+    auto l = ParseCount(ctx.query["limit"]);
+    if (!l || *l < 1 || *l > 1000) {
+      return ctx.Error(400, "invalid_argument", "limit must be within 1..1000", "limit");
+    }
+    limit = *l;
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto items = store::ListDeadLetters(**conn, ctx.principal->tenant_id, after,
+                                      static_cast<int>(limit));
+  if (!items) return ctx.Error(items.error());
+  json body = {{"items", *items}};
+  if (static_cast<int64_t>(items->size()) == limit) {
+    body["nextCursor"] = std::to_string(items->back()["itemId"].get<int64_t>());
+  }
+  return JsonResponse(200, body, ctx.request_id);
+}
+
+HttpResponse Router::RetryDeadLetter(Context& ctx, const Params& p) const {
+  auto id = ParseCount(p.at("id"));
+  if (!id) return ctx.Error(400, "invalid_argument", "item id must be an integer", "id");
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto done = db::InTransaction(**conn, [&] {
+    return store::RequeueDeadItem(**conn, ctx.principal->tenant_id, *id, ctx.principal->id);
+  });
+  if (!done) return ctx.Error(done.error());
+  if (deps_.relay != nullptr) deps_.relay->Wake();
+  return JsonResponse(200, {{"itemId", *id}, {"status", "ready"}}, ctx.request_id);
 }
 
 }  // namespace synaps::api

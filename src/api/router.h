@@ -1,7 +1,11 @@
-// The Control API's routes: authentication, validation, and the mapping from HTTP to the store.
-// Every refusal is a JSON error {error: {code, message, requestId, field?}} and writes nothing.
+// The Control API's routes: authentication, authorization, validation, and the mapping from
+// HTTP to the store. Every refusal is a JSON error {error: {code, message, requestId, field?}}
+// and writes nothing. Routes are a table (kRoutes in router.cpp): method, path pattern with
+// {params}, the permission it needs, and its handler.
 #pragma once
 
+#include <map>
+#include <vector>
 #include <string>
 
 #include "api/http_types.h"
@@ -27,6 +31,12 @@ struct Principal {
   std::string role;       // admin, operator, worker, viewer
 };
 
+// What a route needs; see docs/api.md for the role table.
+enum class Permission { kNone, kRead, kSubmit, kOperate, kWork, kAdmin };
+
+// True when `role` grants `permission`.
+bool RoleAllows(const std::string& role, Permission permission);
+
 class Router {
  public:
   explicit Router(RouterDeps deps) : deps_(std::move(deps)) {}
@@ -38,14 +48,25 @@ class Router {
                                     const std::string& message, const std::string& request_id,
                                     const std::string& field = {});
 
- private:
   struct Context;
+  using Params = std::map<std::string, std::string>;
+  using Handler = HttpResponse (Router::*)(Context&, const Params&) const;
+
+ private:
+  struct Route;
+  static const std::vector<Route>& Routes();
   HttpResponse Dispatch(Context& ctx) const;
-  HttpResponse Submit(Context& ctx) const;
-  HttpResponse GetRun(Context& ctx, const std::string& id) const;
-  HttpResponse GetArtifactContent(Context& ctx, const std::string& id,
-                                  const std::string& version) const;
-  HttpResponse Ready(Context& ctx) const;
+  Result<Principal> Authenticate(const HttpRequest& req) const;
+
+  HttpResponse Healthz(Context& ctx, const Params&) const;
+  HttpResponse Readyz(Context& ctx, const Params&) const;
+  HttpResponse Metrics(Context& ctx, const Params&) const;
+  HttpResponse Submit(Context& ctx, const Params&) const;
+  HttpResponse GetRun(Context& ctx, const Params& p) const;
+  HttpResponse CancelRun(Context& ctx, const Params& p) const;
+  HttpResponse GetArtifactContent(Context& ctx, const Params& p) const;
+  HttpResponse ListDeadLetters(Context& ctx, const Params&) const;
+  HttpResponse RetryDeadLetter(Context& ctx, const Params& p) const;
 
   RouterDeps deps_;
 };

@@ -41,7 +41,11 @@ NatsBus::NatsBus(NatsOptions options) : options_(std::move(options)) {
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
   if (s == NATS_OK) s = natsOptions_SetReconnectJitter(opts, 250, 1000);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
-  if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+  // With a connected callback the first connect is asynchronous: Connect returns at once even
+  // when the server is down (with a null callback it would block until it comes up).
+  if (s == NATS_OK) {
+    s = natsOptions_SetRetryOnFailedConnect(opts, true, &NatsBus::OnReconnected, this);
+  }
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsBus::OnReconnected, this);
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
@@ -111,6 +115,16 @@ Status NatsBus::EnsureStream() {
   }
   stream_ready_ = true;
   return Ok();
+}
+
+Result<uint64_t> NatsBus::StreamMessageCount() {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, "SYNAPS", nullptr, &jerr);
+  if (s != NATS_OK) return Fail(ErrorCode::kUnavailable, "stream info: " + NatsError(s));
+  uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
 }
 
 Status NatsBus::Publish(const std::string& subject, const std::string& payload,

@@ -39,6 +39,10 @@ class NatsBus final : public Bus {
                                                   Handler handler) override;
   bool connected() const override;
 
+  // Messages currently stored in the SYNAPS stream (operators and tests: duplicates dropped by
+  // Nats-Msg-Id are not stored).
+  Result<uint64_t> StreamMessageCount();
+
  private:
   static void OnReconnected(natsConnection* nc, void* closure);
   Status EnsureStream();

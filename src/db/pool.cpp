@@ -13,10 +13,14 @@ Result<PooledConnection> Pool::Acquire(std::chrono::milliseconds timeout) {
   if (!cv_.wait_for(lock, timeout, [&] { return !idle_.empty() || open_ < size_; })) {
     return Fail(ErrorCode::kUnavailable, "no free database connection within the timeout");
   }
-  if (!idle_.empty()) {
+  // open_ < size_ holds again if stale idle connections are dropped below.
+  while (!idle_.empty()) {
     Connection c = std::move(idle_.front());
     idle_.pop_front();
-    return PooledConnection(this, std::move(c));
+    // Reading what the server sent while idle reveals a connection it closed (restart,
+    // idle timeout) before we put a query on it.
+    if (PQconsumeInput(c.raw()) == 1 && c.healthy()) return PooledConnection(this, std::move(c));
+    --open_;
   }
   ++open_;
   lock.unlock();

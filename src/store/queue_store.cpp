@@ -11,7 +11,7 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std
       db::PgResult r,
       conn.ExecPrepared("claim_queue_items",
                         "SELECT item_id, lease_epoch, attempt, task_id, run_id, tenant_id,"
-                        "       thread_id, task_name, task_kind, spec, lease_expires_at"
+                        "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream"
                         "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer)",
                         {worker, db::ArrayLiteral(queues), std::to_string(limit),
                          std::to_string(lease_seconds)}));
@@ -30,6 +30,7 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std
     it.task_kind = r.GetString(i, 8);
     it.spec = json::parse(r.Get(i, 9));
     it.lease_expires_at = r.GetString(i, 10);
+    it.upstream = json::parse(r.Get(i, 11));
     items.push_back(std::move(it));
   }
   return items;
@@ -97,8 +98,10 @@ Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
           {IntArray(ids), IntArray(epochs), outputs.dump(), artifacts.dump()}));
   std::vector<CompleteState> out;
   for (int i = 0; i < r.rows(); ++i) {
-    out.push_back(r.Get(i, 0) == "completed" ? CompleteState::kCompleted
-                                             : CompleteState::kLeaseLost);
+    auto v = r.Get(i, 0);
+    out.push_back(v == "completed"   ? CompleteState::kCompleted
+                  : v == "cancelled" ? CompleteState::kCancelled
+                                     : CompleteState::kLeaseLost);
   }
   return out;
 }
@@ -116,7 +119,77 @@ Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease, con
   auto s = r.Get(0, 0);
   if (s == "retry_scheduled") return FailState::kRetryScheduled;
   if (s == "dead_lettered") return FailState::kDeadLettered;
+  if (s == "cancelled") return FailState::kCancelled;
   return FailState::kLeaseLost;
+}
+
+Status CancelRun(db::Connection& conn, const std::string& tenant_id, const std::string& run_id,
+                 const std::string& actor) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("cancel_run", "SELECT synaps.cancel_run($1, $2::uuid, $3)",
+                                     {tenant_id, run_id, actor}));
+  auto s = r.Get(0, 0);
+  if (s == "not_found") return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
+  if (s == "finished") {
+    return Fail(ErrorCode::kConflict, "run " + run_id + " already finished; nothing to cancel");
+  }
+  return Ok();
+}
+
+Result<json> ListDeadLetters(db::Connection& conn, const std::string& tenant_id, int64_t after,
+                             int limit) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "list_dead_letters",
+          "SELECT coalesce(jsonb_agg(x.item ORDER BY x.id), '[]'::jsonb) FROM ("
+          "  SELECT q.id, jsonb_build_object('itemId', q.id, 'taskId', q.task_id,"
+          "    'runId', q.run_id, 'taskName', t.name, 'queue', q.queue, 'attempts', q.attempts,"
+          "    'error', q.last_error, 'failedAt', t.finished_at) AS item"
+          "    FROM synaps.queue_items q JOIN synaps.tasks t ON t.id = q.task_id"
+          "   WHERE q.status = 'dead' AND t.tenant_id = $1 AND q.id > $2::bigint"
+          "   ORDER BY q.id LIMIT $3::integer) x",
+          {tenant_id, std::to_string(after), std::to_string(limit)}));
+  return json::parse(r.Get(0, 0));
+}
+
+Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64_t item_id,
+                       const std::string& actor) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("requeue_dead_item",
+                                     "SELECT synaps.requeue_dead_item($1, $2::bigint, $3)",
+                                     {tenant_id, std::to_string(item_id), actor}));
+  auto s = r.Get(0, 0);
+  if (s == "not_found") {
+    return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
+  }
+  if (s == "not_dead") {
+    return Fail(ErrorCode::kConflict,
+                "queue item " + std::to_string(item_id) +
+                    " is not a dead letter (or failed only because a dependency did: requeue "
+                    "that one)");
+  }
+  return Ok();
+}
+
+Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("delete_abandoned_cancelled",
+                                     "WITH d AS (DELETE FROM synaps.queue_items WHERE status ="
+                                     " 'cancelled' AND lease_expires_at < now() RETURNING 1)"
+                                     " SELECT count(*) FROM d",
+                                     {}));
+  return r.GetInt(0, 0);
+}
+
+Result<json> QueueDepth(db::Connection& conn) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("queue_depth",
+                                     "SELECT status, count(*) FROM synaps.queue_items GROUP BY 1",
+                                     {}));
+  json out = {{"waiting", 0}, {"ready", 0}, {"leased", 0}, {"cancelled", 0}, {"dead", 0}};
+  for (int i = 0; i < r.rows(); ++i) out[r.GetString(i, 0)] = r.GetInt(i, 1);
+  return out;
 }
 
 }  // namespace synaps::store

@@ -24,6 +24,7 @@ struct ClaimedItem {
   std::string task_kind;
   nlohmann::json spec;
   std::string lease_expires_at;
+  nlohmann::json upstream;  // {dependency name: its output} for fan-in tasks
 };
 
 Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std::string& worker,
@@ -61,14 +62,14 @@ struct Completion {
   std::vector<ArtifactRecord> artifacts;
 };
 
-enum class CompleteState { kCompleted, kLeaseLost };
+enum class CompleteState { kCompleted, kCancelled, kLeaseLost };
 
 // Completes a batch in one transaction and one round trip. Returns one state per completion, in
 // order. A database error fails the whole batch (nothing is written).
 Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
                                                       const std::vector<Completion>& batch);
 
-enum class FailState { kRetryScheduled, kDeadLettered, kLeaseLost };
+enum class FailState { kRetryScheduled, kDeadLettered, kCancelled, kLeaseLost };
 
 struct BackoffPolicy {
   int base_ms = 1000;
@@ -78,5 +79,25 @@ struct BackoffPolicy {
 Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease,
                                 const nlohmann::json& error, bool retryable,
                                 const BackoffPolicy& backoff);
+
+// Cancels a run of `tenant_id`. kNotFound when absent or another tenant's; kConflict when the
+// run already finished.
+Status CancelRun(db::Connection& conn, const std::string& tenant_id, const std::string& run_id,
+                 const std::string& actor);
+
+// Dead-lettered items of the tenant, oldest first, after item id `after` (cursor paging).
+Result<nlohmann::json> ListDeadLetters(db::Connection& conn, const std::string& tenant_id,
+                                       int64_t after, int limit);
+
+// Requeues a dead-lettered item with fresh attempts. kNotFound (absent or another tenant's) or
+// kConflict (not dead, or failed only because a dependency failed).
+Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64_t item_id,
+                       const std::string& actor);
+
+// Removes items of cancelled runs whose worker never came back for them (lease expired).
+Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn);
+
+// Counts of queue items by state, for metrics: {"ready": n, "leased": n, ...}.
+Result<nlohmann::json> QueueDepth(db::Connection& conn);
 
 }  // namespace synaps::store

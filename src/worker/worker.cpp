@@ -49,7 +49,8 @@ struct InFlight {
   store::ClaimedItem item;
   std::unique_ptr<providers::Call> call;
   Clock::time_point started;
-  bool finished = false;  // answer received; waiting in the completion batch
+  bool finished = false;       // answer received; waiting in the completion batch
+  bool run_cancelled = false;  // aborted because its run was cancelled
 };
 
 // What a task asks the model, from its execution plan.
@@ -64,6 +65,14 @@ Result<providers::ChatRequest> BuildRequest(const store::ClaimedItem& item) {
   if (input == nullptr || !input->is_object() || !input->contains("text") ||
       !(*input)["text"].is_string()) {
     return Fail(ErrorCode::kInvalidArgument, "task has no input.text", "input.text");
+  }
+  // Fan-in: outputs of the tasks this one depends on come first, as context.
+  for (auto it = item.upstream.begin(); it != item.upstream.end(); ++it) {
+    const json& out = it.value();
+    if (out.is_object() && out.contains("text") && out["text"].is_string()) {
+      req.messages.push_back(
+          {"user", "Output of task " + it.key() + ":\n" + out["text"].get<std::string>()});
+    }
   }
   req.messages.push_back({"user", (*input)["text"].get<std::string>()});
   return req;
@@ -97,6 +106,15 @@ class Worker::Impl {
                        sub.error().message);
         }
       }
+      // Cancellations arrive here at once; renewals catch any that are missed.
+      auto runs = bus_->Subscribe("synaps.run.*", [this](const std::string&,
+                                                         const std::string& payload) {
+        json msg = json::parse(payload, nullptr, false);
+        if (!msg.is_object() || msg.value("type", "") != "run.cancelled") return;
+        std::string run_id = msg.value("runId", "");
+        asio::post(io_, [this, run_id] { AbortRun(run_id); });
+      });
+      if (runs) subscriptions_.push_back(std::move(*runs));
     }
     spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
                  fmt::join(options_.queues, ","), options_.concurrency);
@@ -225,12 +243,26 @@ class Worker::Impl {
     });
   }
 
+  void AbortRun(const std::string& run_id) {
+    for (auto& [id, f] : in_flight_) {
+      if (f.item.run_id != run_id || f.run_cancelled) continue;
+      spdlog::info("aborting task {} (item {}): run {} was cancelled", f.item.task_id, id, run_id);
+      f.run_cancelled = true;
+      if (f.call) f.call->Cancel();
+    }
+  }
+
   void OnAnswer(int64_t id, int64_t epoch, Result<providers::ChatResponse> r) {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
     InFlight& f = it->second;
     if (!r) {
       if (r.error().code == ErrorCode::kCancelled) {
+        if (f.run_cancelled) {
+          // Tells the database we let go, which removes the cancelled item at once.
+          FailTask(id, r.error(), /*retryable=*/false);
+          return;
+        }
         in_flight_.erase(it);
         MaybeFinishDrain();
         return;
@@ -292,6 +324,8 @@ class Worker::Impl {
       if ((*result)[i] == store::CompleteState::kLeaseLost) {
         spdlog::warn("completion of item {} refused: lease epoch {} is stale; result discarded",
                      id, pending_[i].lease.lease_epoch);
+      } else if ((*result)[i] == store::CompleteState::kCancelled) {
+        spdlog::info("completion of item {} discarded: its run was cancelled", id);
       }
       in_flight_.erase(id);
     }
@@ -321,6 +355,8 @@ class Worker::Impl {
       } else if (*r == store::FailState::kLeaseLost) {
         spdlog::warn("failure of item {} not recorded: lease epoch {} is stale", id,
                      lease.lease_epoch);
+      } else if (*r == store::FailState::kCancelled) {
+        spdlog::info("item {} released: its run was cancelled", id);
       } else {
         spdlog::info("task {} attempt {} failed ({}): {}", it->second.item.task_id,
                      it->second.item.attempt,

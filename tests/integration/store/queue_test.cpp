@@ -1,11 +1,14 @@
 // The queue functions against a real PostgreSQL: leases, fencing, exactly-once completion.
 #include "store/queue_store.h"
+#include "store/run_store.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "support/test_stack.h"
@@ -210,6 +213,132 @@ TEST(QueueTest, ClaimsOnlyTheNamedQueues) {
   auto some = ClaimQueueItems(conn, "w", {"default", "gpu"}, 10, 60);
   ASSERT_TRUE(some);
   EXPECT_EQ(some->size(), 2u);
+}
+
+}  // namespace
+}  // namespace synaps::store
+
+namespace synaps::store {
+namespace {
+
+// 16 claimers over 20,000 items with short leases and random stalls, so leases expire and items
+// are reclaimed. Every claim and every accepted completion is recorded; afterwards the history
+// must show: each item completed exactly once, by the holder of its latest epoch, none lost.
+TEST(QueueHistoryTest, SixteenClaimersTwentyThousandItems) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto setup = Connect(url);
+  SubmitMany(setup, 20000);
+
+  struct Claim {
+    int64_t item, epoch;
+    int worker;
+  };
+  std::mutex mu;
+  std::vector<Claim> claims;
+  std::map<int64_t, std::vector<int64_t>> accepted;  // item -> epochs whose completion was accepted
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 16; ++w) {
+    threads.emplace_back([&, w] {
+      auto conn = Connect(url);
+      std::mt19937 rng(w);
+      int idle = 0;
+      while (idle < 3) {
+        auto items = ClaimQueueItems(conn, "w" + std::to_string(w), {"default"}, 50, 1);
+        ASSERT_TRUE(items) << items.error().message;
+        if (items->empty()) {
+          // Nothing claimable: leases of stalled claimers may still be running out.
+          if (Scalar(conn, "SELECT count(*) FROM synaps.queue_items") == 0) ++idle;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          continue;
+        }
+        {
+          std::lock_guard lock(mu);
+          for (const auto& it : *items) claims.push_back({it.item_id, it.lease_epoch, w});
+        }
+        // Now and then a claimer stalls past its 1 s lease, like a GC pause or a frozen VM.
+        if (rng() % 40 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+        std::vector<Completion> batch;
+        for (const auto& it : *items) {
+          batch.push_back({{it.item_id, it.lease_epoch}, nlohmann::json{{"w", w}}, {}});
+        }
+        auto states = CompleteQueueItems(conn, batch);
+        ASSERT_TRUE(states) << states.error().message;
+        std::lock_guard lock(mu);
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if ((*states)[i] == CompleteState::kCompleted) {
+            accepted[batch[i].lease.item_id].push_back(batch[i].lease.lease_epoch);
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::map<int64_t, int64_t> max_epoch;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  for (const auto& c : claims) {
+    EXPECT_TRUE(seen.insert({c.item, c.epoch}).second)
+        << "item " << c.item << " epoch " << c.epoch << " handed out twice";
+    max_epoch[c.item] = std::max(max_epoch[c.item], c.epoch);
+  }
+  EXPECT_EQ(accepted.size(), 20000u) << "items lost";
+  for (const auto& [item, epochs] : accepted) {
+    ASSERT_EQ(epochs.size(), 1u) << "item " << item << " completed twice";
+    EXPECT_EQ(epochs[0], max_epoch[item]) << "a stale lease completed item " << item;
+  }
+  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
+            20000);
+  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 20000);
+  EXPECT_GT(claims.size(), 20000u) << "the test should have provoked some reclaims";
+}
+
+TEST(QueueTest, HigherPriorityFirstAndNotBeforeRespected) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  for (auto [p, nb] : std::vector<std::pair<int, std::string>>{
+           {0, ""}, {5, ""}, {9, "2099-01-01T00:00:00Z"}, {1, ""}}) {
+    SubmitRequest req;
+    req.tenant_id = "t";
+    req.actor = "test";
+    req.request_hash = "h";
+    req.kind = "prompt";
+    req.payload = nlohmann::json::object();
+    req.priority = p;
+    if (!nb.empty()) req.not_before = nb;
+    req.tasks.push_back({"main", "prompt", nlohmann::json{{"p", p}}, {}});
+    ASSERT_TRUE(SubmitCommand(conn, req));
+  }
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
+  ASSERT_TRUE(items);
+  ASSERT_EQ(items->size(), 3u) << "the delayed item is not claimable yet";
+  EXPECT_EQ((*items)[0].spec["p"], 5);
+  EXPECT_EQ((*items)[1].spec["p"], 1);
+  EXPECT_EQ((*items)[2].spec["p"], 0);
+}
+
+TEST(QueueTest, RetryDelayIsWithinTheJitterBound) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 50);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 50, 60);
+  ASSERT_TRUE(items && items->size() == 50);
+  BackoffPolicy policy{.base_ms = 1000, .cap_ms = 60000};
+  for (const auto& it : *items) {
+    auto r = FailQueueItem(conn, {it.item_id, it.lease_epoch}, nlohmann::json{{"code", "x"}}, true,
+                           policy);
+    ASSERT_TRUE(r && *r == FailState::kRetryScheduled);
+  }
+  // Attempt 1 failed: delay uniformly in [0, base * 2^0] = [0, 1000] ms.
+  auto r = conn.Exec(
+      "SELECT min((data->>'delayMs')::float8), max((data->>'delayMs')::float8),"
+      " bool_and(abs(extract(epoch FROM (data->>'nextAttemptAt')::timestamptz - created_at) * 1000"
+      "   - (data->>'delayMs')::float8) < 5)"
+      " FROM synaps.ledger_events WHERE type = 'task.retry_scheduled'");
+  ASSERT_TRUE(r);
+  EXPECT_GE(std::stod(r->GetString(0, 0)), 0.0);
+  EXPECT_LE(std::stod(r->GetString(0, 1)), 1000.0);
+  EXPECT_GT(std::stod(r->GetString(0, 1)), std::stod(r->GetString(0, 0))) << "no jitter";
+  EXPECT_TRUE(r->GetBool(0, 2)) << "nextAttemptAt must be created_at + delay";
 }
 
 }  // namespace
