@@ -30,8 +30,8 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len) ==
-      nullptr) {
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
+           &len) == nullptr) {
     // Only fails when OpenSSL itself is broken (no SHA-256): a bug, not an input problem.
     throw std::runtime_error("HMAC-SHA256 failed");
   }
@@ -98,9 +98,9 @@ Claims NewClaims(std::string tenant_id, std::string role, std::string subject,
 
 Result<std::string> Mint(const Claims& claims, std::string_view secret) {
   if (secret.size() < kMinSecretBytes) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "the JWT secret must be at least " + std::to_string(kMinSecretBytes) +
-                    " bytes (e.g. `openssl rand -hex 32`)");
+    return Fail(ErrorCode::kInvalidArgument, "the JWT secret must be at least " +
+                                                 std::to_string(kMinSecretBytes) +
+                                                 " bytes (e.g. `openssl rand -hex 32`)");
   }
   if (claims.tenant_id.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "a token needs a tenant id", "tenant_id");
@@ -110,10 +110,10 @@ Result<std::string> Mint(const Claims& claims, std::string_view secret) {
   }
   if (std::find(claims.allowed_roles.begin(), claims.allowed_roles.end(), claims.default_role) ==
       claims.allowed_roles.end()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "the default role " + Quoted(claims.default_role) +
-                    " must be one of the allowed roles",
-                "allowed_roles");
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "the default role " + Quoted(claims.default_role) + " must be one of the allowed roles",
+        "allowed_roles");
   }
   if (claims.expires_at == Seconds{}) {
     return Fail(ErrorCode::kInvalidArgument, "a token needs an expiry", "expires_at");
@@ -148,8 +148,9 @@ Result<std::string> Mint(const Claims& claims, std::string_view secret) {
 Result<Claims> Verify(std::string_view token, std::string_view secret,
                       const VerifyOptions& options) {
   if (secret.size() < kMinSecretBytes) {
-    return Fail(ErrorCode::kInternal, "the server's JWT secret is not configured (or shorter than " +
-                                          std::to_string(kMinSecretBytes) + " bytes)");
+    return Fail(ErrorCode::kInternal,
+                "the server's JWT secret is not configured (or shorter than " +
+                    std::to_string(kMinSecretBytes) + " bytes)");
   }
   if (token.empty()) return Refuse("token is empty");
   if (token.size() > kMaxTokenBytes) {
@@ -183,7 +184,8 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     return Refuse("token algorithm " + Quoted(algorithm) + " is not accepted: only HS256");
   }
   if (auto typ = header->find("typ"); typ != header->end()) {
-    if (!typ->is_string() || (typ->get<std::string>() != "JWT" && typ->get<std::string>() != "jwt")) {
+    if (!typ->is_string() ||
+        (typ->get<std::string>() != "JWT" && typ->get<std::string>() != "jwt")) {
       return Refuse("token is malformed: the header's typ is not JWT");
     }
   }
@@ -244,9 +246,8 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
       return Refuse("token claim 'aud' is not a string or list of strings");
     }
   }
-  if (options.audience &&
-      std::find(claims.audience.begin(), claims.audience.end(), *options.audience) ==
-          claims.audience.end()) {
+  if (options.audience && std::find(claims.audience.begin(), claims.audience.end(),
+                                    *options.audience) == claims.audience.end()) {
     return Refuse("token audience does not include " + Quoted(*options.audience));
   }
 

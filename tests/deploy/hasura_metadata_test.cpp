@@ -27,12 +27,12 @@ constexpr std::string_view kIncludePrefix = "!include ";
 // Session variables our tokens carry (auth/jwt.h); a filter using any other would never match.
 const std::set<std::string> kSessionVariables = {"x-hasura-tenant-id", "x-hasura-user-id"};
 // Comparison operators of Hasura's boolean expressions that the metadata may use.
-const std::set<std::string> kOperators = {"_eq",  "_neq", "_in",      "_nin",    "_gt",
-                                          "_lt",  "_gte", "_lte",     "_is_null", "_like",
-                                          "_ilike", "_contains", "_contained_in", "_has_key"};
+const std::set<std::string> kOperators = {
+    "_eq",  "_neq",     "_in",   "_nin",   "_gt",       "_lt",           "_gte",
+    "_lte", "_is_null", "_like", "_ilike", "_contains", "_contained_in", "_has_key"};
 
 struct Schema {
-  std::map<std::string, std::set<std::string>> columns;          // "synaps.runs" -> columns
+  std::map<std::string, std::set<std::string>> columns;           // "synaps.runs" -> columns
   std::map<std::pair<std::string, std::string>, std::string> fk;  // (table, column) -> table
 };
 
@@ -218,8 +218,8 @@ class HasuraMetadataTest : public ::testing::Test {
           }
         }
       } else if (tracked && tracked->relationships.count(key)) {
-        tenant_scoped = CheckFilter(value, tracked->relationships.at(key).target, variables) ||
-                        tenant_scoped;
+        tenant_scoped =
+            CheckFilter(value, tracked->relationships.at(key).target, variables) || tenant_scoped;
       } else {
         ADD_FAILURE() << "filter on " << table << " names '" << key
                       << "', which is neither a column nor a relationship";
@@ -245,10 +245,9 @@ TEST_F(HasuraMetadataTest, UsesConfigV3LayoutWithOnePostgresSource) {
   EXPECT_EQ(databases[0]["configuration"]["connection_info"]["database_url"]["from_env"]
                 .as<std::string>(),
             "HASURA_GRAPHQL_DATABASE_URL");
-  for (const char* f : {"actions.yaml", "actions.graphql", "allow_list.yaml",
-                        "cron_triggers.yaml", "inherited_roles.yaml", "query_collections.yaml",
-                        "remote_schemas.yaml", "rest_endpoints.yaml",
-                        "databases/default/functions/functions.yaml"}) {
+  for (const char* f : {"actions.yaml", "actions.graphql", "allow_list.yaml", "cron_triggers.yaml",
+                        "inherited_roles.yaml", "query_collections.yaml", "remote_schemas.yaml",
+                        "rest_endpoints.yaml", "databases/default/functions/functions.yaml"}) {
     EXPECT_TRUE(fs::exists(kMetadataDir / f)) << f;
   }
 }

@@ -179,7 +179,7 @@ one={{ len (.Files.Glob "files/meta/*") }}`,
 
 func TestSplitManifestsValidatesDocuments(t *testing.T) {
 	docs, err := SplitManifests(map[string]string{
-		"demo/templates/a.yaml": "# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n\n",
+		"demo/templates/a.yaml":    "# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n\n",
 		"demo/templates/NOTES.txt": "not yaml: [",
 	})
 	if err != nil || len(docs) != 1 || docs[0].Object["kind"] != "ConfigMap" {

@@ -27,11 +27,11 @@ TEST(Base64UrlTest, RoundTripsEveryLengthAndByte) {
 }
 
 TEST(Base64UrlTest, DecodesStrictly) {
-  EXPECT_FALSE(Base64UrlDecode("Zg=="));   // padding
-  EXPECT_FALSE(Base64UrlDecode("+/+/"));   // standard alphabet
+  EXPECT_FALSE(Base64UrlDecode("Zg=="));    // padding
+  EXPECT_FALSE(Base64UrlDecode("+/+/"));    // standard alphabet
   EXPECT_FALSE(Base64UrlDecode("Zm9v\n"));  // whitespace
-  EXPECT_FALSE(Base64UrlDecode("Z"));      // a lone character is never a byte
-  EXPECT_FALSE(Base64UrlDecode("Zh"));     // non-zero unused bits: a second encoding of "f"
+  EXPECT_FALSE(Base64UrlDecode("Z"));       // a lone character is never a byte
+  EXPECT_FALSE(Base64UrlDecode("Zh"));      // non-zero unused bits: a second encoding of "f"
   EXPECT_EQ(Base64UrlDecode("Zg"), "f");
 }
 

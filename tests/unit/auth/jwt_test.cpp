@@ -152,8 +152,7 @@ TEST(JwtTest, RefusesAlgNone) {
 TEST(JwtTest, RefusesOtherAlgorithms) {
   for (const char* alg : {"HS384", "HS512", "RS256", "ES256", "hs256", "PS256"}) {
     std::string header = json({{"alg", alg}, {"typ", "JWT"}}).dump();
-    ExpectRefused(Verify(SignRaw(header, ValidPayload().dump()), kSecret, At(kNow)),
-                  "only HS256");
+    ExpectRefused(Verify(SignRaw(header, ValidPayload().dump()), kSecret, At(kNow)), "only HS256");
   }
   ExpectRefused(Verify(SignRaw(R"({"typ":"JWT"})", ValidPayload().dump()), kSecret, At(kNow)),
                 "no algorithm");
@@ -162,8 +161,8 @@ TEST(JwtTest, RefusesOtherAlgorithms) {
 }
 
 TEST(JwtTest, RefusesCriticalExtensionsAndWrongType) {
-  ExpectRefused(Verify(SignRaw(R"({"alg":"HS256","crit":["exp"]})", ValidPayload().dump()),
-                       kSecret, At(kNow)),
+  ExpectRefused(Verify(SignRaw(R"({"alg":"HS256","crit":["exp"]})", ValidPayload().dump()), kSecret,
+                       At(kNow)),
                 "critical extensions");
   ExpectRefused(Verify(SignRaw(R"({"alg":"HS256","typ":"JOSE+JSON"})", ValidPayload().dump()),
                        kSecret, At(kNow)),
@@ -186,8 +185,7 @@ TEST(JwtTest, RefusesBadSignatures) {
   other[std::string(kHasuraClaimsNamespace)]["x-hasura-tenant-id"] = "evil";
   size_t a = token.find('.');
   size_t b = token.find('.', a + 1);
-  std::string swapped =
-      token.substr(0, a + 1) + Base64UrlEncode(other.dump()) + token.substr(b);
+  std::string swapped = token.substr(0, a + 1) + Base64UrlEncode(other.dump()) + token.substr(b);
   ExpectRefused(Verify(swapped, kSecret, At(kNow)), "signature does not match");
 
   std::string truncated = token.substr(0, token.size() - 4);
