@@ -1074,6 +1074,9 @@ func (c *Checker) checkHasura() {
 		c.expect(jwt["type"] == "HS256" && jwt["key"] == "0123456789abcdef0123456789abcdef" && jwt["issuer"] == "synaps" &&
 			jwt["audience"] == "synaps" && jwt["claims_namespace"] == "https://hasura.io/jwt/claims",
 			"HASURA_GRAPHQL_JWT_SECRET does not match the API's tokens: %v", jwt)
+		apiEnv := env(container(c.find("Deployment", "synaps-control-api"), "api"))
+		c.expect(str(apiEnv["SYNAPS_JWT_ISSUER"]["value"]) == jwt["issuer"] && str(apiEnv["SYNAPS_JWT_AUDIENCE"]["value"]) == jwt["audience"],
+			"the API and Hasura disagree on the JWT issuer or audience")
 	}
 
 	// The ConfigMap carries exactly deploy/hasura/metadata, and the volume rebuilds its tree.
@@ -1131,6 +1134,7 @@ var knownSynapsEnv = map[string]bool{
 	"SYNAPS_WORKER_CONCURRENCY": true, "SYNAPS_QUEUES": true, "SYNAPS_DRAIN_SECONDS": true,
 	"SYNAPS_LOG_LEVEL": true, "POD_NAME": true, "POD_NAMESPACE": true, "OPENAI_API_KEY": true,
 	"MOONSHOT_API_KEY": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true,
+	"SYNAPS_JWT_ISSUER": true, "SYNAPS_JWT_AUDIENCE": true,
 }
 
 func (c *Checker) checkWorkers() {
