@@ -537,6 +537,7 @@ func (c *Checker) checkRBAC() {
 	}
 }
 
+var configMapKey = regexp.MustCompile(`^[-._a-zA-Z0-9]{1,253}$`)
 var secretNames = regexp.MustCompile(`(?i)(secret|token|password|passwd|api_key|access_key|credential|database_url)`)
 var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 
@@ -1081,6 +1082,9 @@ func (c *Checker) checkHasura() {
 
 	// The ConfigMap carries exactly deploy/hasura/metadata, and the volume rebuilds its tree.
 	data := obj(cm["data"])
+	for key := range data {
+		c.expect(configMapKey.MatchString(key), "ConfigMap key %q is not valid in Kubernetes", key)
+	}
 	files := map[string]string{}
 	if c.metadataDir != "" {
 		err := filepath.Walk(c.metadataDir, func(p string, info os.FileInfo, err error) error {
