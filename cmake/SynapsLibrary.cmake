@@ -23,3 +23,17 @@ function(synaps_embed_migrations OUT_VAR)
     VERBATIM)
   set(${OUT_VAR} ${out} PARENT_SCOPE)
 endfunction()
+
+# Embeds docs/api/openapi.yaml as synaps::api::OpenApiYaml().
+function(synaps_embed_openapi OUT_VAR)
+  set(src ${PROJECT_SOURCE_DIR}/docs/api/openapi.yaml)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/embedded_openapi.cpp)
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DSRC=${src}
+            -P ${PROJECT_SOURCE_DIR}/cmake/EmbedOpenApi.cmake
+    DEPENDS ${src} ${PROJECT_SOURCE_DIR}/cmake/EmbedOpenApi.cmake
+    COMMENT "Embedding the OpenAPI document"
+    VERBATIM)
+  set(${OUT_VAR} ${out} PARENT_SCOPE)
+endfunction()

@@ -73,6 +73,7 @@ CREATE TABLE synaps.queue_items (
   id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   task_id           uuid NOT NULL UNIQUE REFERENCES synaps.tasks (id),
   run_id            uuid NOT NULL,
+  tenant_id         text NOT NULL,
   queue             text NOT NULL DEFAULT 'default',
   priority          integer NOT NULL DEFAULT 0,
   -- When the item can next be claimed: for a ready item its (possibly delayed) start, for a

@@ -83,8 +83,8 @@ BEGIN
     VALUES (v_task_id, v_run_id, p_tenant, v_task->>'name', v_task->>'kind', v_task->'spec',
             CASE WHEN v_waiting THEN 'waiting' ELSE 'queued' END, v_max,
             ARRAY(SELECT jsonb_array_elements_text(coalesce(v_task->'dependsOn', '[]'::jsonb))));
-    INSERT INTO synaps.queue_items (task_id, run_id, queue, priority, available_at, status, max_attempts)
-    VALUES (v_task_id, v_run_id, v_queue, v_priority, v_available,
+    INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status, max_attempts)
+    VALUES (v_task_id, v_run_id, p_tenant, v_queue, v_priority, v_available,
             CASE WHEN v_waiting THEN 'waiting' ELSE 'ready' END, v_max);
     PERFORM synaps.append_event(v_run_id, v_task_id, 'task.queued', NULL,
                                 jsonb_build_object('name', v_task->>'name', 'queue', v_queue,
@@ -122,8 +122,10 @@ END $$;
 -- Claims up to p_limit items of the given queues: ready items whose time has come and leased
 -- items whose lease expired, highest priority first, then oldest. Each claim bumps lease_epoch
 -- (the fencing token) and attempts. An expired item that has used all its attempts is
--- dead-lettered instead of handed out again.
-CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit integer, p_lease_seconds integer)
+-- dead-lettered instead of handed out again. p_tenant limits the claim to one tenant's items
+-- (remote workers holding a tenant's key); NULL serves every tenant (built-in workers).
+CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit integer, p_lease_seconds integer,
+                                         p_tenant text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid,
                tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb,
                lease_expires_at timestamptz, upstream jsonb)
@@ -135,6 +137,7 @@ BEGIN
     WITH picked AS (
       SELECT q.id FROM synaps.queue_items q
        WHERE q.queue = ANY (p_queues) AND q.status IN ('ready', 'leased') AND q.available_at <= now()
+         AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
        ORDER BY q.priority DESC, q.available_at, q.id
        LIMIT p_limit
        FOR UPDATE SKIP LOCKED

@@ -1,6 +1,10 @@
 #include "api/api_server.h"
 
+#include "api/metrics.h"
+#include "api/openapi.h"
 #include "api/outbox_relay.h"
+#include "api/rate_limiter.h"
+#include "auth/jwt.h"
 #include "api/router.h"
 #include "core/config.h"
 #include "db/pool.h"
@@ -12,6 +16,16 @@ ApiOptions ApiOptionsFromEnv() {
   o.database_url = config::EnvOr("SYNAPS_DATABASE_URL", "");
   o.listen = config::EnvOr("SYNAPS_LISTEN", o.listen);
   o.admin_token = config::EnvOr("SYNAPS_ADMIN_TOKEN", "");
+  o.jwt_secret = config::EnvOr("SYNAPS_JWT_SECRET", "");
+  if (!o.jwt_secret.empty() && o.jwt_secret.size() < auth::kMinSecretBytes) {
+    throw ConfigError("SYNAPS_JWT_SECRET is shorter than 32 bytes: use a longer random secret "
+                      "(e.g. openssl rand -hex 32)");
+  }
+  if (auto v = config::Env("SYNAPS_JWT_ISSUER")) o.jwt_issuer = *v;
+  if (auto v = config::Env("SYNAPS_JWT_AUDIENCE")) o.jwt_audience = *v;
+  o.rate_limit_rps = static_cast<double>(config::EnvInt("SYNAPS_RATE_LIMIT_RPS", 200, 0, 1000000));
+  o.rate_limit_burst =
+      static_cast<double>(config::EnvInt("SYNAPS_RATE_LIMIT_BURST", 400, 1, 10000000));
   o.db_pool_size = static_cast<int>(config::EnvInt("SYNAPS_DB_POOL_SIZE", 16, 1, 1000));
   o.io_threads = static_cast<int>(config::EnvInt("SYNAPS_API_IO_THREADS", 2, 1, 256));
   o.body_limit = static_cast<size_t>(
@@ -32,8 +46,18 @@ class ApiServer::Impl {
       relay_ = std::make_unique<OutboxRelay>(
           OutboxRelayOptions{.sweep_interval_ms = options_.relay_sweep_ms}, bus, &pool_);
     }
-    router_ = std::make_unique<Router>(RouterDeps{&pool_, bus, objects, relay_.get(),
-                                                  options_.admin_token});
+    limiter_ = std::make_unique<RateLimiter>(options_.rate_limit_rps, options_.rate_limit_burst);
+    router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
+                                                  .bus = bus,
+                                                  .objects = objects,
+                                                  .relay = relay_.get(),
+                                                  .admin_token = options_.admin_token,
+                                                  .jwt_secret = options_.jwt_secret,
+                                                  .jwt_issuer = options_.jwt_issuer,
+                                                  .jwt_audience = options_.jwt_audience,
+                                                  .metrics = &metrics_,
+                                                  .limiter = limiter_.get(),
+                                                  .openapi_json = OpenApiJson()});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
     HttpServerOptions http{.host = hp.host,
                            .port = hp.port,
@@ -60,6 +84,8 @@ class ApiServer::Impl {
  private:
   const ApiOptions options_;
   db::Pool pool_;
+  ApiMetrics metrics_;
+  std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<OutboxRelay> relay_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<HttpServer> server_;

@@ -15,6 +15,11 @@ struct ApiOptions {
   std::string database_url;
   std::string listen = "0.0.0.0:8081";  // SYNAPS_LISTEN
   std::string admin_token;              // SYNAPS_ADMIN_TOKEN
+  std::string jwt_secret;               // SYNAPS_JWT_SECRET (HS256, shared with Hasura)
+  std::string jwt_issuer = "synaps";    // SYNAPS_JWT_ISSUER
+  std::string jwt_audience = "synaps";  // SYNAPS_JWT_AUDIENCE
+  double rate_limit_rps = 200;          // SYNAPS_RATE_LIMIT_RPS per token; 0 = off
+  double rate_limit_burst = 400;        // SYNAPS_RATE_LIMIT_BURST
   int db_pool_size = 16;                // SYNAPS_DB_POOL_SIZE
   int io_threads = 2;                   // SYNAPS_API_IO_THREADS
   size_t body_limit = 1 << 20;          // SYNAPS_BODY_LIMIT_BYTES

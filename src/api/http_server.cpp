@@ -5,7 +5,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -33,7 +35,8 @@ class Session : public std::enable_shared_from_this<Session> {
         handlers_(handlers),
         handler_(handler),
         errors_(errors),
-        body_limit_(body_limit) {}
+        body_limit_(body_limit),
+        timer_(stream_.get_executor()) {}
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -101,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse res) {
+    if (res.stream) return StartStream(std::move(res));
     auto out = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(res.status), version_);
     out->set(http::field::server, "synaps");
@@ -117,8 +121,72 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // Chunked body: header first, then one chunk per producer step, each step produced on the
+  // handler pool and written from the session's strand.
+  void StartStream(HttpResponse res) {
+    auto header = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(res.status), version_);
+    header->set(http::field::server, "synaps");
+    header->set(http::field::content_type, res.content_type);
+    header->set(http::field::cache_control, "no-cache");
+    for (const auto& [k, v] : res.headers) header->set(k, v);
+    header->keep_alive(keep_alive_);
+    header->chunked(true);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    stream_.expires_never();
+    producer_ = std::move(res.stream);
+    http::async_write_header(stream_, *serializer,
+                             [self = shared_from_this(), header, serializer](beast::error_code ec,
+                                                                             size_t) {
+                               if (ec) return self->Close();
+                               self->NextStep();
+                             });
+  }
+
+  void NextStep() {
+    asio::post(handlers_, [self = shared_from_this()] {
+      StreamStep step;
+      try {
+        step = self->producer_();
+      } catch (const std::exception& e) {
+        spdlog::error("stream producer threw: {}", e.what());
+        step.done = true;
+      }
+      asio::post(self->stream_.get_executor(),
+                 [self, step = std::move(step)]() mutable { self->WriteStep(std::move(step)); });
+    });
+  }
+
+  void WriteStep(StreamStep step) {
+    auto data = std::make_shared<std::string>(std::move(step.data));
+    auto after = [self = shared_from_this(), done = step.done, wait = step.wait, data](
+                     beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      if (done) return self->FinishStream();
+      self->timer_.expires_after(wait);
+      self->timer_.async_wait([self](beast::error_code tec) {
+        if (!tec) self->NextStep();
+      });
+    };
+    if (data->empty()) {
+      after({}, 0);
+    } else {
+      asio::async_write(stream_.socket(), http::make_chunk(asio::buffer(*data)), after);
+    }
+  }
+
+  void FinishStream() {
+    producer_ = nullptr;
+    asio::async_write(stream_.socket(), http::make_chunk_last(),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec || !self->keep_alive_) return self->Close();
+                        self->Read();
+                      });
+  }
+
   void Close() {
     beast::error_code ec;
+    timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
   }
@@ -132,6 +200,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const size_t body_limit_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
+  asio::steady_timer timer_;   // pauses between stream steps
+  StreamProducer producer_;    // set while a streamed response is being written
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 // stays inside http_server.cpp).
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,11 +25,24 @@ struct HttpRequest {
   }
 };
 
+// One step of a streamed (chunked) body, such as Server-Sent Events.
+struct StreamStep {
+  std::string data;                           // written as one chunk when non-empty
+  bool done = false;                          // true: end the body after `data`
+  std::chrono::milliseconds wait{250};        // pause before the next step
+};
+
+// Produces a streamed body step by step. Each call runs on a handler thread; between calls no
+// thread is held, so thousands of idle streams cost only their sockets. Stops being called once
+// it returns done or the client goes away.
+using StreamProducer = std::function<StreamStep()>;
+
 struct HttpResponse {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string content_type = "application/json";
   std::string body;
+  StreamProducer stream;  // when set, `body` is ignored and the response is chunked
 };
 
 }  // namespace synaps::api

@@ -1,6 +1,8 @@
 #include "api/request_validation.h"
 
 #include <algorithm>
+#include <openssl/evp.h>
+
 #include <cctype>
 #include <map>
 #include <regex>
@@ -235,6 +237,195 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   }
   req.payload = v;
   req.request_hash = Sha256Hex(v.dump());  // keys are sorted: the hash is canonical
+  return req;
+}
+
+namespace {
+
+Status OnlyFields(const json& v, std::initializer_list<const char*> allowed,
+                  const std::string& prefix = {}) {
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || it.key() == a;
+    if (!ok) return Invalid(prefix + it.key(), "unknown field");
+  }
+  return Ok();
+}
+
+Result<int64_t> IntField(const json& v, const char* name, int64_t min, int64_t max,
+                         std::optional<int64_t> fallback) {
+  if (!v.contains(name)) {
+    if (fallback) return *fallback;
+    RETURN_IF_ERROR(Invalid(name, "required"));
+  }
+  if (!v[name].is_number_integer()) RETURN_IF_ERROR(Invalid(name, "must be an integer"));
+  int64_t n = v[name].get<int64_t>();
+  if (n < min || n > max) {
+    RETURN_IF_ERROR(Invalid(name, "must be within " + std::to_string(min) + ".." +
+                                      std::to_string(max)));
+  }
+  return n;
+}
+
+// Standard base64 with padding, decoded by OpenSSL.
+Result<std::string> DecodeBase64(const std::string& in, const std::string& field) {
+  if (in.size() % 4 != 0) {
+    return Fail(ErrorCode::kInvalidArgument, field + ": not valid base64", field);
+  }
+  std::string out(in.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) return Fail(ErrorCode::kInvalidArgument, field + ": not valid base64", field);
+  size_t pad = in.ends_with("==") ? 2 : in.ends_with("=") ? 1 : 0;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+}  // namespace
+
+Result<ClaimRequest> ParseClaimRequest(const std::string& body) {
+  ClaimRequest req;
+  if (body.empty()) return req;
+  ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  RETURN_IF_ERROR(OnlyFields(v, {"worker", "queues", "limit", "leaseSeconds"}));
+  if (v.contains("worker")) {
+    static const std::regex kWorker("[A-Za-z0-9._:-]{1,128}");
+    if (!v["worker"].is_string() || !std::regex_match(v["worker"].get<std::string>(), kWorker)) {
+      RETURN_IF_ERROR(Invalid("worker", "must match [A-Za-z0-9._:-]{1,128}"));
+    }
+    req.worker = v["worker"].get<std::string>();
+  } else {
+    req.worker = "remote";
+  }
+  if (v.contains("queues")) {
+    static const std::regex kQueue("[a-z0-9][a-z0-9_-]{0,62}");
+    if (!v["queues"].is_array() || v["queues"].empty() || v["queues"].size() > 32) {
+      RETURN_IF_ERROR(Invalid("queues", "must be an array of 1 to 32 queue names"));
+    }
+    req.queues.clear();
+    for (const auto& q : v["queues"]) {
+      if (!q.is_string() || !std::regex_match(q.get<std::string>(), kQueue)) {
+        RETURN_IF_ERROR(Invalid("queues", "queue names match [a-z0-9][a-z0-9_-]{0,62}"));
+      }
+      req.queues.push_back(q.get<std::string>());
+    }
+  }
+  ASSIGN_OR_RETURN(int64_t limit, IntField(v, "limit", 1, 100, 1));
+  ASSIGN_OR_RETURN(int64_t lease, IntField(v, "leaseSeconds", 1, 3600, 30));
+  req.limit = static_cast<int>(limit);
+  req.lease_seconds = static_cast<int>(lease);
+  return req;
+}
+
+Result<RenewRequest> ParseRenewRequest(const std::string& body) {
+  ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  RETURN_IF_ERROR(OnlyFields(v, {"leaseEpoch", "leaseSeconds"}));
+  RenewRequest req;
+  ASSIGN_OR_RETURN(req.lease_epoch, IntField(v, "leaseEpoch", 1, INT64_MAX, std::nullopt));
+  ASSIGN_OR_RETURN(int64_t lease, IntField(v, "leaseSeconds", 1, 3600, 30));
+  req.lease_seconds = static_cast<int>(lease);
+  return req;
+}
+
+Result<CompleteRequest> ParseCompleteRequest(const std::string& body) {
+  ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  RETURN_IF_ERROR(OnlyFields(v, {"leaseEpoch", "output", "artifacts"}));
+  CompleteRequest req;
+  ASSIGN_OR_RETURN(req.lease_epoch, IntField(v, "leaseEpoch", 1, INT64_MAX, std::nullopt));
+  if (v.contains("output")) {
+    if (!v["output"].is_object()) RETURN_IF_ERROR(Invalid("output", "must be an object"));
+    req.output = v["output"];
+  }
+  if (v.contains("artifacts")) {
+    static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (!v["artifacts"].is_array() || v["artifacts"].size() > 32) {
+      RETURN_IF_ERROR(Invalid("artifacts", "must be an array of at most 32 artifacts"));
+    }
+    for (size_t i = 0; i < v["artifacts"].size(); ++i) {
+      const json& a = v["artifacts"][i];
+      std::string path = "artifacts[" + std::to_string(i) + "]";
+      if (!a.is_object()) RETURN_IF_ERROR(Invalid(path, "must be an object"));
+      RETURN_IF_ERROR(OnlyFields(a, {"name", "contentType", "content", "contentBase64"}, path + "."));
+      ArtifactUpload up;
+      if (!a.contains("name") || !a["name"].is_string() ||
+          !std::regex_match(a["name"].get<std::string>(), kName)) {
+        RETURN_IF_ERROR(Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9._-]{0,127}"));
+      }
+      up.name = a["name"].get<std::string>();
+      up.content_type = "text/plain; charset=utf-8";
+      if (a.contains("contentType")) {
+        if (!a["contentType"].is_string() || a["contentType"].get<std::string>().empty() ||
+            a["contentType"].get<std::string>().size() > 128) {
+          RETURN_IF_ERROR(Invalid(path + ".contentType", "must be a media type"));
+        }
+        up.content_type = a["contentType"].get<std::string>();
+      }
+      bool text = a.contains("content"), b64 = a.contains("contentBase64");
+      if (text == b64) RETURN_IF_ERROR(Invalid(path, "give exactly one of content, contentBase64"));
+      if (text) {
+        if (!a["content"].is_string()) RETURN_IF_ERROR(Invalid(path + ".content", "must be a string"));
+        up.bytes = a["content"].get<std::string>();
+      } else {
+        if (!a["contentBase64"].is_string()) {
+          RETURN_IF_ERROR(Invalid(path + ".contentBase64", "must be a string"));
+        }
+        ASSIGN_OR_RETURN(up.bytes, DecodeBase64(a["contentBase64"].get<std::string>(),
+                                                path + ".contentBase64"));
+      }
+      req.artifacts.push_back(std::move(up));
+    }
+  }
+  return req;
+}
+
+Result<FailRequest> ParseFailRequest(const std::string& body) {
+  ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  RETURN_IF_ERROR(OnlyFields(v, {"leaseEpoch", "error", "retryable"}));
+  FailRequest req;
+  ASSIGN_OR_RETURN(req.lease_epoch, IntField(v, "leaseEpoch", 1, INT64_MAX, std::nullopt));
+  if (!v.contains("error") || !v["error"].is_object()) {
+    RETURN_IF_ERROR(Invalid("error", "required: {code?, message}"));
+  }
+  RETURN_IF_ERROR(OnlyFields(v["error"], {"code", "message"}, "error."));
+  if (!v["error"].contains("message") || !v["error"]["message"].is_string()) {
+    RETURN_IF_ERROR(Invalid("error.message", "required string"));
+  }
+  if (v["error"].contains("code") && !v["error"]["code"].is_string()) {
+    RETURN_IF_ERROR(Invalid("error.code", "must be a string"));
+  }
+  req.error = {{"code", v["error"].value("code", "worker_error")},
+               {"message", v["error"]["message"]}};
+  if (v.contains("retryable")) {
+    if (!v["retryable"].is_boolean()) RETURN_IF_ERROR(Invalid("retryable", "must be a boolean"));
+    req.retryable = v["retryable"].get<bool>();
+  }
+  return req;
+}
+
+Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body) {
+  ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  RETURN_IF_ERROR(OnlyFields(v, {"role", "tenantId", "name"}));
+  ApiKeyRequest req;
+  if (!v.contains("role") || !v["role"].is_string()) RETURN_IF_ERROR(Invalid("role", "required"));
+  req.role = v["role"].get<std::string>();
+  if (req.role != "admin" && req.role != "operator" && req.role != "worker" &&
+      req.role != "viewer") {
+    RETURN_IF_ERROR(Invalid("role", "must be one of admin, operator, worker, viewer"));
+  }
+  if (v.contains("tenantId")) {
+    static const std::regex kTenant("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+    if (!v["tenantId"].is_string() || !std::regex_match(v["tenantId"].get<std::string>(), kTenant)) {
+      RETURN_IF_ERROR(Invalid("tenantId", "must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}"));
+    }
+    req.tenant_id = v["tenantId"].get<std::string>();
+  }
+  if (v.contains("name")) {
+    if (!v["name"].is_string() || v["name"].get<std::string>().size() > 200) {
+      RETURN_IF_ERROR(Invalid("name", "must be a string of at most 200 characters"));
+    }
+    req.name = v["name"].get<std::string>();
+  }
   return req;
 }
 

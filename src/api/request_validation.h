@@ -2,7 +2,9 @@
 // fuzzed directly (tests/fuzz). Errors are kInvalidArgument with `field` naming the JSON path.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,5 +26,51 @@ Result<nlohmann::json> ParseJsonObject(const std::string& body);
 // Validates a submit body and turns it into a store request (tenant and actor left empty).
 // Unknown fields, wrong types and out-of-range values are refused, naming the field.
 Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body);
+
+// POST /v1/queue/claim: {worker?, queues?, limit?, leaseSeconds?}.
+struct ClaimRequest {
+  std::string worker;                            // lease owner label; default "remote"
+  std::vector<std::string> queues{"default"};
+  int limit = 1;                                 // 1..100
+  int lease_seconds = 30;                        // 1..3600
+};
+Result<ClaimRequest> ParseClaimRequest(const std::string& body);
+
+// POST /v1/queue/items/{id}/renew: {leaseEpoch, leaseSeconds?}.
+struct RenewRequest {
+  int64_t lease_epoch = 0;
+  int lease_seconds = 30;
+};
+Result<RenewRequest> ParseRenewRequest(const std::string& body);
+
+// POST /v1/queue/items/{id}/complete: {leaseEpoch, output?, artifacts?: [{name, contentType?,
+// content | contentBase64}]}. Artifact bytes are decoded here.
+struct ArtifactUpload {
+  std::string name;
+  std::string content_type;
+  std::string bytes;
+};
+struct CompleteRequest {
+  int64_t lease_epoch = 0;
+  nlohmann::json output = nlohmann::json::object();
+  std::vector<ArtifactUpload> artifacts;
+};
+Result<CompleteRequest> ParseCompleteRequest(const std::string& body);
+
+// POST /v1/queue/items/{id}/fail: {leaseEpoch, error: {code?, message}, retryable?}.
+struct FailRequest {
+  int64_t lease_epoch = 0;
+  nlohmann::json error;
+  bool retryable = true;
+};
+Result<FailRequest> ParseFailRequest(const std::string& body);
+
+// POST /v1/api-keys: {role, tenantId?, name?}.
+struct ApiKeyRequest {
+  std::string role;
+  std::optional<std::string> tenant_id;
+  std::string name;
+};
+Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body);
 
 }  // namespace synaps::api

@@ -2,13 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <optional>
 #include <regex>
 
+#include "api/metrics.h"
+#include "api/rate_limiter.h"
 #include "api/request_validation.h"
+#include "api/router_internal.h"
+#include "auth/jwt.h"
 #include "core/ids.h"
 #include "store/auth_store.h"
 #include "store/outbox_store.h"
@@ -18,21 +24,6 @@
 namespace synaps::api {
 
 using nlohmann::json;
-
-struct Router::Context {
-  const HttpRequest& req;
-  std::string request_id;
-  std::string path;
-  std::map<std::string, std::string> query;
-  std::optional<Principal> principal;
-  std::string route = "unmatched";  // route pattern, for logs and metrics
-
-  HttpResponse Error(int status, const std::string& code, const std::string& message,
-                     const std::string& field = {}) const {
-    return ErrorResponse(status, code, message, request_id, field);
-  }
-  HttpResponse Error(const synaps::Error& e) const;
-};
 
 namespace {
 
@@ -54,13 +45,6 @@ int HttpStatusFor(ErrorCode code) {
   return 500;
 }
 
-HttpResponse JsonResponse(int status, const json& body, const std::string& request_id) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  r.headers.push_back({"X-Request-Id", request_id});
-  return r;
-}
 
 std::string SaneRequestId(const std::string& given) {
   static const std::regex kOk("[A-Za-z0-9._:-]{1,128}");
@@ -114,7 +98,19 @@ std::map<std::string, std::string> ParseQuery(const std::string& q) {
   return out;
 }
 
-// A non-negative integer query/path value; nullopt when malformed.
+
+}  // namespace
+
+namespace detail {
+
+HttpResponse JsonResponse(int status, const json& body, const std::string& request_id) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.headers.push_back({"X-Request-Id", request_id});
+  return r;
+}
+
 std::optional<int64_t> ParseCount(const std::string& s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
   int64_t v = 0;
@@ -123,7 +119,29 @@ std::optional<int64_t> ParseCount(const std::string& s) {
   return v;
 }
 
-}  // namespace
+std::optional<std::string> UrlDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%') {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        return std::nullopt;
+      }
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
+using detail::JsonResponse;
+using detail::ParseCount;
 
 struct Router::Route {
   const char* method;
@@ -142,10 +160,26 @@ const std::vector<Router::Route>& Router::Routes() {
       {"POST", "/v1/runs/{id}/cancel", Permission::kOperate, &Router::CancelRun},
       {"GET", "/v1/artifacts/{id}/versions/{version}/content", Permission::kRead,
        &Router::GetArtifactContent},
+      {"GET", "/openapi.json", Permission::kNone, &Router::OpenApi},
+      {"GET", "/v1/runs", Permission::kRead, &Router::ListRuns},
+      {"GET", "/v1/runs/{id}/events", Permission::kRead, &Router::RunEvents},
+      {"GET", "/v1/threads/{id}", Permission::kRead, &Router::GetThread},
       {"GET", "/v1/queue/dead", Permission::kOperate, &Router::ListDeadLetters},
       {"POST", "/v1/queue/items/{id}/retry", Permission::kOperate, &Router::RetryDeadLetter},
+      {"POST", "/v1/queue/claim", Permission::kWork, &Router::Claim},
+      {"POST", "/v1/queue/items/{id}/renew", Permission::kWork, &Router::Renew},
+      {"POST", "/v1/queue/items/{id}/complete", Permission::kWork, &Router::Complete},
+      {"POST", "/v1/queue/items/{id}/fail", Permission::kWork, &Router::FailItem},
+      {"POST", "/v1/api-keys", Permission::kAdmin, &Router::CreateApiKey},
+      {"DELETE", "/v1/api-keys/{id}", Permission::kAdmin, &Router::RevokeApiKey},
   };
   return kRoutes;
+}
+
+std::vector<std::pair<std::string, std::string>> Router::RouteList() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : Routes()) out.emplace_back(r.method, r.pattern);
+  return out;
 }
 
 bool RoleAllows(const std::string& role, Permission p) {
@@ -153,7 +187,7 @@ bool RoleAllows(const std::string& role, Permission p) {
   if (role == "admin") return true;
   if (role == "operator") return p != Permission::kAdmin && p != Permission::kWork;
   if (role == "worker") return p == Permission::kRead || p == Permission::kWork;
-  if (role == "viewer") return p == Permission::kRead;
+  if (role == "viewer" || role == "user") return p == Permission::kRead;
   return false;
 }
 
@@ -193,6 +227,9 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
                {"durationMs", std::round(ms.count() * 100) / 100},
                {"remote", request.remote}};
   if (ctx.principal) line["tokenId"] = ctx.principal->id;
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->ObserveRequest(request.method, ctx.route, res.status, ms.count() / 1000.0);
+  }
   spdlog::info("{}", line.dump(-1, ' ', false, json::error_handler_t::replace));
   return res;
 }
@@ -204,7 +241,18 @@ Result<Principal> Router::Authenticate(const HttpRequest& req) const {
   }
   std::string token = auth.substr(7);
   if (!deps_.admin_token.empty() && SecureEquals(token, deps_.admin_token)) {
-    return Principal{"admin", "default", "admin"};
+    return Principal{"admin", "default", "admin", /*superuser=*/true};
+  }
+  if (std::count(token.begin(), token.end(), '.') == 2) {
+    if (deps_.jwt_secret.empty()) {
+      return Fail(ErrorCode::kUnauthenticated, "JWTs are not accepted: SYNAPS_JWT_SECRET is unset");
+    }
+    auth::VerifyOptions opts;
+    if (!deps_.jwt_issuer.empty()) opts.issuer = deps_.jwt_issuer;
+    if (!deps_.jwt_audience.empty()) opts.audience = deps_.jwt_audience;
+    ASSIGN_OR_RETURN(auth::Claims claims, auth::Verify(token, deps_.jwt_secret, opts));
+    std::string id = "jwt:" + (claims.subject.empty() ? claims.token_id : claims.subject);
+    return Principal{id, claims.tenant_id, claims.default_role};
   }
   ASSIGN_OR_RETURN(auto conn, deps_.pool->Acquire());
   ASSIGN_OR_RETURN(auto key, store::FindApiKey(*conn, Sha256Hex(token)));
@@ -239,6 +287,15 @@ HttpResponse Router::Dispatch(Context& ctx) const {
     auto principal = Authenticate(ctx.req);
     if (!principal) return ctx.Error(principal.error());
     ctx.principal = std::move(*principal);
+    if (deps_.limiter != nullptr) {
+      if (int wait = deps_.limiter->Acquire(ctx.principal->id); wait > 0) {
+        HttpResponse r = ctx.Error(429, "rate_limited",
+                                   "too many requests for this token; retry after " +
+                                       std::to_string(wait) + " s");
+        r.headers.push_back({"Retry-After", std::to_string(wait)});
+        return r;
+      }
+    }
     if (!RoleAllows(ctx.principal->role, route->permission)) {
       return ctx.Error(403, "permission_denied",
                        "role " + ctx.principal->role + " may not " + ctx.req.method + " " +
@@ -264,24 +321,26 @@ HttpResponse Router::Readyz(Context& ctx, const Params&) const {
 }
 
 HttpResponse Router::Metrics(Context& ctx, const Params&) const {
+  if (deps_.metrics == nullptr) return ctx.Error(404, "not_found", "metrics are disabled");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   auto lag = store::OutboxLagSeconds(**conn);
   auto depth = store::QueueDepth(**conn);
+  auto runs = store::RunsByStatus(**conn);
   if (!lag) return ctx.Error(lag.error());
   if (!depth) return ctx.Error(depth.error());
-  std::string out;
-  out += "# HELP synaps_outbox_lag_seconds Age of the oldest unpublished outbox row.\n";
-  out += "# TYPE synaps_outbox_lag_seconds gauge\n";
-  out += "synaps_outbox_lag_seconds " + std::to_string(*lag) + "\n";
-  out += "# HELP synaps_queue_items Queue items by state.\n";
-  out += "# TYPE synaps_queue_items gauge\n";
-  for (auto it = depth->begin(); it != depth->end(); ++it) {
-    out += "synaps_queue_items{state=\"" + it.key() + "\"} " + it.value().dump() + "\n";
-  }
+  if (!runs) return ctx.Error(runs.error());
+  deps_.metrics->SetDatabaseGauges(*depth, *lag, *runs);
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
-  r.body = std::move(out);
+  r.body = deps_.metrics->Render();
+  return r;
+}
+
+HttpResponse Router::OpenApi(Context& ctx, const Params&) const {
+  if (deps_.openapi_json.empty()) return ctx.Error(404, "not_found", "no OpenAPI document");
+  HttpResponse r;
+  r.body = deps_.openapi_json;
   return r;
 }
 

@@ -16,12 +16,21 @@
 
 namespace synaps::api {
 
+class ApiMetrics;
+class RateLimiter;
+
 struct RouterDeps {
   db::Pool* pool = nullptr;
   bus::Bus* bus = nullptr;                  // may be null: readiness then reports nats "down"
   objstore::ObjectStore* objects = nullptr;
   OutboxRelay* relay = nullptr;             // may be null: the sweep of another relay publishes
   std::string admin_token;                  // SYNAPS_ADMIN_TOKEN; empty disables it
+  std::string jwt_secret;                   // SYNAPS_JWT_SECRET; empty disables JWTs
+  std::string jwt_issuer = "synaps";        // SYNAPS_JWT_ISSUER; empty = not checked
+  std::string jwt_audience = "synaps";      // SYNAPS_JWT_AUDIENCE; empty = not checked
+  ApiMetrics* metrics = nullptr;            // may be null
+  RateLimiter* limiter = nullptr;           // may be null: no rate limit
+  std::string openapi_json;                 // served at /openapi.json
 };
 
 // The authenticated caller.
@@ -29,6 +38,7 @@ struct Principal {
   std::string id;         // token id for logs and audit ("admin" for the bootstrap token)
   std::string tenant_id;
   std::string role;       // admin, operator, worker, viewer
+  bool superuser = false; // the bootstrap admin token: may act across tenants
 };
 
 // What a route needs; see docs/api.md for the role table.
@@ -67,6 +77,24 @@ class Router {
   HttpResponse GetArtifactContent(Context& ctx, const Params& p) const;
   HttpResponse ListDeadLetters(Context& ctx, const Params&) const;
   HttpResponse RetryDeadLetter(Context& ctx, const Params& p) const;
+  HttpResponse OpenApi(Context& ctx, const Params&) const;
+  // handlers_runs.cpp
+  HttpResponse ListRuns(Context& ctx, const Params&) const;
+  HttpResponse RunEvents(Context& ctx, const Params& p) const;
+  HttpResponse GetThread(Context& ctx, const Params& p) const;
+  // handlers_queue.cpp: the queue for remote workers, and API keys
+  HttpResponse Claim(Context& ctx, const Params&) const;
+  HttpResponse Renew(Context& ctx, const Params& p) const;
+  HttpResponse Complete(Context& ctx, const Params& p) const;
+  HttpResponse FailItem(Context& ctx, const Params& p) const;
+  HttpResponse CreateApiKey(Context& ctx, const Params&) const;
+  HttpResponse RevokeApiKey(Context& ctx, const Params& p) const;
+
+ public:
+  // Every (method, pattern) the router serves, for the OpenAPI consistency test.
+  static std::vector<std::pair<std::string, std::string>> RouteList();
+
+ private:
 
   RouterDeps deps_;
 };

@@ -12,4 +12,39 @@ Result<std::optional<ApiKey>> FindApiKey(db::Connection& conn, const std::string
   return std::optional<ApiKey>(ApiKey{r.GetString(0, 0), r.GetString(0, 1), r.GetString(0, 2)});
 }
 
+Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const std::string& name,
+                                 const std::string& token_sha256, const std::string& actor) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "create_api_key",
+          "WITH k AS (INSERT INTO synaps.api_keys (id, tenant_id, role, name, hash, created_by)"
+          "  VALUES (gen_random_uuid(), $1, $2, nullif($3, ''), $4, $5) RETURNING id),"
+          " a AS (INSERT INTO synaps.audit_log (tenant_id, actor, action, target, data)"
+          "  SELECT $1, $5, 'api_key.create', k.id::text,"
+          "         jsonb_build_object('role', $2::text, 'name', nullif($3, '')) FROM k)"
+          " SELECT id FROM k",
+          {key.tenant_id, key.role, name, token_sha256, actor}));
+  return r.GetString(0, 0);
+}
+
+Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::string& tenant_id,
+                    const std::string& actor) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "revoke_api_key",
+          "WITH k AS (UPDATE synaps.api_keys SET revoked_at = now()"
+          "  WHERE id = $1::uuid AND revoked_at IS NULL AND ($2 = '' OR tenant_id = $2)"
+          "  RETURNING id, tenant_id),"
+          " a AS (INSERT INTO synaps.audit_log (tenant_id, actor, action, target)"
+          "  SELECT k.tenant_id, $3, 'api_key.revoke', k.id::text FROM k)"
+          " SELECT count(*) FROM k",
+          {key_id, tenant_id, actor}));
+  if (r.GetInt(0, 0) == 0) {
+    return Fail(ErrorCode::kNotFound, "API key " + key_id + " not found or already revoked");
+  }
+  return Ok();
+}
+
 }  // namespace synaps::store

@@ -17,4 +17,13 @@ struct ApiKey {
 // The live (not revoked) key whose hash is `token_sha256`, or nullopt.
 Result<std::optional<ApiKey>> FindApiKey(db::Connection& conn, const std::string& token_sha256);
 
+// Stores a new key (only the hash of `token`) and an audit row; returns its id.
+Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const std::string& name,
+                                 const std::string& token_sha256, const std::string& actor);
+
+// Revokes a key. `tenant_id` empty = any tenant (bootstrap admin). kNotFound when absent,
+// another tenant's, or already revoked. Writes an audit row.
+Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::string& tenant_id,
+                    const std::string& actor);
+
 }  // namespace synaps::store

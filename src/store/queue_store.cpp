@@ -4,17 +4,18 @@ namespace synaps::store {
 
 using nlohmann::json;
 
-Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std::string& worker,
-                                                 const std::vector<std::string>& queues,
-                                                 int limit, int lease_seconds) {
+Result<std::vector<ClaimedItem>> ClaimQueueItems(
+    db::Connection& conn, const std::string& worker, const std::vector<std::string>& queues,
+    int limit, int lease_seconds, const std::optional<std::string>& tenant_id) {
   ASSIGN_OR_RETURN(
       db::PgResult r,
       conn.ExecPrepared("claim_queue_items",
                         "SELECT item_id, lease_epoch, attempt, task_id, run_id, tenant_id,"
                         "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream"
-                        "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer)",
+                        "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer,"
+                        "                                $5::text)",
                         {worker, db::ArrayLiteral(queues), std::to_string(limit),
-                         std::to_string(lease_seconds)}));
+                         std::to_string(lease_seconds), tenant_id}));
   std::vector<ClaimedItem> items;
   items.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {

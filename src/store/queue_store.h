@@ -3,6 +3,7 @@
 // epoch changes nothing and is reported, never thrown.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,11 @@ struct ClaimedItem {
   nlohmann::json upstream;  // {dependency name: its output} for fan-in tasks
 };
 
-Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std::string& worker,
-                                                 const std::vector<std::string>& queues,
-                                                 int limit, int lease_seconds);
+// Claims up to `limit` items of `queues` for `worker`. `tenant_id` set: only that tenant's
+// items (remote workers); unset: any tenant's (built-in workers).
+Result<std::vector<ClaimedItem>> ClaimQueueItems(
+    db::Connection& conn, const std::string& worker, const std::vector<std::string>& queues,
+    int limit, int lease_seconds, const std::optional<std::string>& tenant_id = std::nullopt);
 
 struct LeaseRef {
   int64_t item_id = 0;

@@ -85,6 +85,91 @@ FROM synaps.runs r WHERE r.id = $1::uuid AND r.tenant_id = $2
   return json::parse(r.Get(0, 0));
 }
 
+namespace {
+
+constexpr const char* kRunSummary =
+    "jsonb_build_object('id', r.id, 'status', r.status, 'commandId', r.command_id,"
+    " 'threadId', r.thread_id, 'createdAt', r.created_at, 'startedAt', r.started_at,"
+    " 'finishedAt', r.finished_at, 'error', r.error)";
+
+}  // namespace
+
+Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const RunFilter& f) {
+  // The cursor is "<created_at>|<id>" of the last row of the previous page (keyset paging).
+  std::optional<std::string> after_time, after_id;
+  if (f.cursor) {
+    size_t bar = f.cursor->find('|');
+    if (bar == std::string::npos) {
+      return Fail(ErrorCode::kInvalidArgument, "cursor: malformed", "cursor");
+    }
+    after_time = f.cursor->substr(0, bar);
+    after_id = f.cursor->substr(bar + 1);
+  }
+  std::string sql = std::string("SELECT ") + kRunSummary +
+                    ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                    " FROM synaps.runs r WHERE r.tenant_id = $1"
+                    " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
+                    " AND ($3::text IS NULL OR r.status = $3)"
+                    " AND ($4::timestamptz IS NULL OR (r.created_at, r.id) < ($4::timestamptz, $5::uuid))"
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $6::integer";
+  auto r = conn.ExecPrepared("list_runs", sql,
+                             {tenant_id, f.thread_id, f.status, after_time, after_id,
+                              std::to_string(f.limit)});
+  if (!r) {
+    if (r.error().code == ErrorCode::kInvalidArgument && f.cursor) {
+      return Fail(ErrorCode::kInvalidArgument, "cursor: malformed", "cursor");
+    }
+    return std::unexpected(r.error());
+  }
+  json items = json::array();
+  for (int i = 0; i < r->rows(); ++i) items.push_back(json::parse(r->Get(i, 0)));
+  json out = {{"items", items}};
+  if (r->rows() == f.limit && f.limit > 0) {
+    out["nextCursor"] = r->GetString(r->rows() - 1, 1) + "|" + items.back()["id"].get<std::string>();
+  }
+  return out;
+}
+
+Result<json> GetThread(db::Connection& conn, const std::string& tenant_id,
+                       const std::string& thread_id) {
+  std::string sql =
+      std::string("SELECT jsonb_build_object('id', t.id, 'title', t.title, 'metadata', t.metadata,"
+                  " 'createdAt', t.created_at, 'runs', coalesce((SELECT jsonb_agg(") +
+      kRunSummary +
+      " ORDER BY r.created_at, r.id) FROM synaps.runs r WHERE r.thread_id = t.id), '[]'::jsonb))"
+      " FROM synaps.threads t WHERE t.id = $1::uuid AND t.tenant_id = $2";
+  ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("get_thread", sql, {thread_id, tenant_id}));
+  if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "thread " + thread_id + " not found");
+  return json::parse(r.Get(0, 0));
+}
+
+Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_id,
+                                const std::string& run_id, int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "list_run_events",
+          "SELECT r.status, coalesce((SELECT jsonb_agg(e.obj ORDER BY e.seq) FROM ("
+          "   SELECT seq, jsonb_build_object('seq', seq, 'type', type, 'taskId', task_id,"
+          "     'attempt', attempt, 'at', created_at, 'data', data) AS obj"
+          "     FROM synaps.ledger_events WHERE run_id = r.id AND seq > $3::bigint"
+          "    ORDER BY seq LIMIT $4::integer) e), '[]'::jsonb)"
+          "  FROM synaps.runs r WHERE r.id = $1::uuid AND r.tenant_id = $2",
+          {run_id, tenant_id, std::to_string(after_seq), std::to_string(limit)}));
+  if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
+  return EventPage{r.GetString(0, 0), json::parse(r.Get(0, 1))};
+}
+
+Result<json> RunsByStatus(db::Connection& conn) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("runs_by_status",
+                                     "SELECT status, count(*) FROM synaps.runs GROUP BY 1", {}));
+  json out = {{"queued", 0},    {"running", 0}, {"awaiting_approval", 0},
+              {"succeeded", 0}, {"failed", 0},  {"cancelled", 0}};
+  for (int i = 0; i < r.rows(); ++i) out[r.GetString(i, 0)] = r.GetInt(i, 1);
+  return out;
+}
+
 Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,
                                             const std::string& artifact_id, int version) {
   ASSIGN_OR_RETURN(

@@ -58,6 +58,35 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
 Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
                               const std::string& run_id);
 
+struct RunFilter {
+  std::optional<std::string> thread_id;
+  std::optional<std::string> status;
+  std::optional<std::string> cursor;  // opaque, from a previous page's nextCursor
+  int limit = 50;
+};
+
+// Runs of the tenant, newest first: {items: [run summaries], nextCursor?}. kInvalidArgument for
+// a malformed cursor.
+Result<nlohmann::json> ListRuns(db::Connection& conn, const std::string& tenant_id,
+                                const RunFilter& filter);
+
+// {id, title, metadata, createdAt, runs: [summaries, oldest first]}. kNotFound when absent.
+Result<nlohmann::json> GetThread(db::Connection& conn, const std::string& tenant_id,
+                                 const std::string& thread_id);
+
+struct EventPage {
+  std::string run_status;   // the run's status when the page was read
+  nlohmann::json events;    // [{seq, type, taskId, attempt, at, data}] with seq > after
+};
+
+// Ledger events of a run after `after_seq`, in order, at most `limit`. kNotFound when the run
+// is absent or another tenant's.
+Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_id,
+                                const std::string& run_id, int64_t after_seq, int limit);
+
+// Number of runs by status, for metrics: {"queued": n, ..., "succeeded": n}.
+Result<nlohmann::json> RunsByStatus(db::Connection& conn);
+
 struct ArtifactLocation {
   std::string object_key;
   std::string content_type;

@@ -1,0 +1,199 @@
+// Router handlers for remote workers (the queue over HTTP, with the same fencing as the
+// built-in worker) and for API keys.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "api/metrics.h"
+#include "api/request_validation.h"
+#include "api/router_internal.h"
+#include "core/ids.h"
+#include "objstore/object_store.h"
+#include "store/auth_store.h"
+#include "store/queue_store.h"
+
+namespace synaps::api {
+
+using detail::JsonResponse;
+using detail::ParseCount;
+using nlohmann::json;
+
+namespace {
+
+// The item's tenant must be the caller's (the bootstrap admin may act on any).
+Status CheckItemTenant(db::Connection& conn, int64_t item_id, const Principal& who) {
+  auto r = conn.Exec("SELECT tenant_id FROM synaps.queue_items WHERE id = $1::bigint",
+                     {std::to_string(item_id)});
+  if (!r) return std::unexpected(r.error());
+  if (r->rows() == 0 || (!who.superuser && r->GetString(0, 0) != who.tenant_id)) {
+    return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
+  }
+  return Ok();
+}
+
+json ItemJson(const store::ClaimedItem& it) {
+  return {{"itemId", it.item_id},       {"leaseEpoch", it.lease_epoch},
+          {"attempt", it.attempt},      {"taskId", it.task_id},
+          {"runId", it.run_id},         {"threadId", it.thread_id},
+          {"name", it.task_name},       {"kind", it.task_kind},
+          {"spec", it.spec},            {"upstream", it.upstream},
+          {"leaseExpiresAt", it.lease_expires_at}};
+}
+
+}  // namespace
+
+HttpResponse Router::Claim(Context& ctx, const Params&) const {
+  if (!ctx.req.body.empty() && !IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto req = ParseClaimRequest(ctx.req.body);
+  if (!req) return ctx.Error(req.error());
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto started = std::chrono::steady_clock::now();
+  std::optional<std::string> tenant;
+  if (!ctx.principal->superuser) tenant = ctx.principal->tenant_id;
+  auto items = store::ClaimQueueItems(**conn, req->worker + "@" + ctx.principal->id, req->queues,
+                                      req->limit, req->lease_seconds, tenant);
+  if (!items) return ctx.Error(items.error());
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->ObserveClaim(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  json out = json::array();
+  for (const auto& it : *items) out.push_back(ItemJson(it));
+  return JsonResponse(200, {{"items", out}}, ctx.request_id);
+}
+
+HttpResponse Router::Renew(Context& ctx, const Params& p) const {
+  auto id = ParseCount(p.at("id"));
+  if (!id) return ctx.Error(400, "invalid_argument", "item id must be an integer", "id");
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto req = ParseRenewRequest(ctx.req.body);
+  if (!req) return ctx.Error(req.error());
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  if (auto ok = CheckItemTenant(**conn, *id, *ctx.principal); !ok) return ctx.Error(ok.error());
+  auto r = store::RenewLeases(**conn, {{*id, req->lease_epoch}}, req->lease_seconds);
+  if (!r) return ctx.Error(r.error());
+  switch ((*r)[0].state) {
+    case store::RenewState::kOk:
+      return JsonResponse(200, {{"itemId", *id}, {"state", "ok"}}, ctx.request_id);
+    case store::RenewState::kCancelled:
+      return ctx.Error(409, "cancelled", "the run was cancelled: stop working on this item");
+    case store::RenewState::kLost:
+      break;
+  }
+  return ctx.Error(409, "lease_lost", "lease epoch " + std::to_string(req->lease_epoch) +
+                                          " is not current: another worker holds the item");
+}
+
+HttpResponse Router::Complete(Context& ctx, const Params& p) const {
+  auto id = ParseCount(p.at("id"));
+  if (!id) return ctx.Error(400, "invalid_argument", "item id must be an integer", "id");
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto req = ParseCompleteRequest(ctx.req.body);
+  if (!req) return ctx.Error(req.error());
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  if (auto ok = CheckItemTenant(**conn, *id, *ctx.principal); !ok) return ctx.Error(ok.error());
+  store::Completion c;
+  c.lease = {*id, req->lease_epoch};
+  c.output = req->output;
+  c.output["provider"] = c.output.value("provider", "remote");
+  // Bytes go to the object store first (content-addressed, so a retry rewrites the same key);
+  // only then is the row that points at them committed.
+  for (auto& a : req->artifacts) {
+    std::string sha = Sha256Hex(a.bytes);
+    std::string key = objstore::ContentKey(sha);
+    if (auto put = deps_.objects->Put(key, a.bytes, a.content_type); !put) {
+      return ctx.Error(put.error());
+    }
+    c.artifacts.push_back({a.name, a.content_type, key, static_cast<int64_t>(a.bytes.size()), sha});
+  }
+  auto r = store::CompleteQueueItems(**conn, {c});
+  if (!r) return ctx.Error(r.error());
+  switch ((*r)[0]) {
+    case store::CompleteState::kCompleted:
+      if (deps_.relay != nullptr) deps_.relay->Wake();
+      return JsonResponse(200, {{"itemId", *id}, {"state", "completed"}}, ctx.request_id);
+    case store::CompleteState::kCancelled:
+      return ctx.Error(409, "cancelled", "the run was cancelled: the result was discarded");
+    case store::CompleteState::kLeaseLost:
+      break;
+  }
+  return ctx.Error(409, "lease_lost", "lease epoch " + std::to_string(req->lease_epoch) +
+                                          " is not current: the result was discarded");
+}
+
+HttpResponse Router::FailItem(Context& ctx, const Params& p) const {
+  auto id = ParseCount(p.at("id"));
+  if (!id) return ctx.Error(400, "invalid_argument", "item id must be an integer", "id");
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto req = ParseFailRequest(ctx.req.body);
+  if (!req) return ctx.Error(req.error());
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  if (auto ok = CheckItemTenant(**conn, *id, *ctx.principal); !ok) return ctx.Error(ok.error());
+  auto r = store::FailQueueItem(**conn, {*id, req->lease_epoch}, req->error, req->retryable,
+                                store::BackoffPolicy{});
+  if (!r) return ctx.Error(r.error());
+  switch (*r) {
+    case store::FailState::kRetryScheduled:
+      return JsonResponse(200, {{"itemId", *id}, {"state", "retry_scheduled"}}, ctx.request_id);
+    case store::FailState::kDeadLettered:
+      if (deps_.relay != nullptr) deps_.relay->Wake();
+      return JsonResponse(200, {{"itemId", *id}, {"state", "dead_lettered"}}, ctx.request_id);
+    case store::FailState::kCancelled:
+      return ctx.Error(409, "cancelled", "the run was cancelled");
+    case store::FailState::kLeaseLost:
+      break;
+  }
+  return ctx.Error(409, "lease_lost",
+                   "lease epoch " + std::to_string(req->lease_epoch) + " is not current");
+}
+
+HttpResponse Router::CreateApiKey(Context& ctx, const Params&) const {
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto req = ParseApiKeyRequest(ctx.req.body);
+  if (!req) return ctx.Error(req.error());
+  std::string tenant = req->tenant_id.value_or(ctx.principal->tenant_id);
+  if (tenant != ctx.principal->tenant_id && !ctx.principal->superuser) {
+    return ctx.Error(403, "permission_denied",
+                     "only the bootstrap admin token may create keys for another tenant");
+  }
+  std::string token = "sk_" + RandomHex(32);
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto id = store::CreateApiKey(**conn, {"", tenant, req->role}, req->name, Sha256Hex(token),
+                                ctx.principal->id);
+  if (!id) return ctx.Error(id.error());
+  return JsonResponse(201,
+                      {{"id", *id},
+                       {"token", token},
+                       {"tenantId", tenant},
+                       {"role", req->role},
+                       {"name", req->name.empty() ? json(nullptr) : json(req->name)}},
+                      ctx.request_id);
+}
+
+HttpResponse Router::RevokeApiKey(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "key id must be a UUID", "id");
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto done = store::RevokeApiKey(**conn, id, ctx.principal->superuser ? "" : ctx.principal->tenant_id,
+                                  ctx.principal->id);
+  if (!done) return ctx.Error(done.error());
+  return JsonResponse(200, {{"id", id}, {"revoked", true}}, ctx.request_id);
+}
+
+}  // namespace synaps::api

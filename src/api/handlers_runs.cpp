@@ -1,0 +1,142 @@
+// Router handlers for reading runs and threads, including the live event stream.
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "api/router_internal.h"
+#include "core/ids.h"
+#include "store/run_store.h"
+
+namespace synaps::api {
+
+using detail::JsonResponse;
+using detail::ParseCount;
+using nlohmann::json;
+
+HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
+  static const std::set<std::string> kKnown = {"threadId", "status", "cursor", "limit"};
+  store::RunFilter f;
+  for (const auto& [k, raw] : ctx.query) {
+    if (!kKnown.contains(k)) return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
+    auto v = detail::UrlDecode(raw);
+    if (!v) return ctx.Error(400, "invalid_argument", k + ": malformed percent-encoding", k);
+    if (k == "threadId") {
+      if (!IsUuid(*v)) return ctx.Error(400, "invalid_argument", "threadId must be a UUID", k);
+      f.thread_id = *v;
+    } else if (k == "status") {
+      static const std::set<std::string> kStatuses = {"queued",    "running", "awaiting_approval",
+                                                      "succeeded", "failed",  "cancelled"};
+      if (!kStatuses.contains(*v)) {
+        return ctx.Error(400, "invalid_argument",
+                         "status must be one of queued, running, awaiting_approval, succeeded, "
+                         "failed, cancelled",
+                         k);
+      }
+      f.status = *v;
+    } else if (k == "cursor") {
+      f.cursor = *v;
+    } else if (k == "limit") {
+      auto n = ParseCount(*v);
+      if (!n || *n < 1 || *n > 500) {
+        return ctx.Error(400, "invalid_argument", "limit must be within 1..500", k);
+      }
+      f.limit = static_cast<int>(*n);
+    }
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto page = store::ListRuns(**conn, ctx.principal->tenant_id, f);
+  if (!page) return ctx.Error(page.error());
+  return JsonResponse(200, *page, ctx.request_id);
+}
+
+HttpResponse Router::GetThread(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "thread id must be a UUID", "id");
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto thread = store::GetThread(**conn, ctx.principal->tenant_id, id);
+  if (!thread) return ctx.Error(thread.error());
+  return JsonResponse(200, *thread, ctx.request_id);
+}
+
+namespace {
+
+// State of one SSE follower, shared by the producer's steps.
+struct EventStream {
+  db::Pool* pool;
+  std::string tenant_id;
+  std::string run_id;
+  int64_t last_seq;
+  std::chrono::steady_clock::time_point last_write;
+};
+
+bool Finished(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled";
+}
+
+}  // namespace
+
+// Server-Sent Events: every ledger event of the run with seq > after, as
+// `id: <seq>` / `event: <type>` / `data: <event JSON>`, following the run until it finishes
+// (then `event: end`). Resume with Last-Event-ID or ?after=. Polls PostgreSQL every 200 ms per
+// follower without holding a thread in between; a comment line every 15 s keeps proxies open.
+HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
+  int64_t after = 0;
+  const std::string& last_event = ctx.req.header("last-event-id");
+  if (!last_event.empty()) {
+    auto n = ParseCount(last_event);
+    if (!n) return ctx.Error(400, "invalid_argument", "Last-Event-ID must be a sequence number");
+    after = *n;
+  } else if (ctx.query.contains("after")) {
+    auto n = ParseCount(ctx.query["after"]);
+    if (!n) return ctx.Error(400, "invalid_argument", "after must be a sequence number", "after");
+    after = *n;
+  }
+  // Check existence and tenancy now, so a bad id is a plain 404 rather than an empty stream.
+  {
+    auto conn = deps_.pool->Acquire();
+    if (!conn) return ctx.Error(conn.error());
+    auto page = store::ListRunEvents(**conn, ctx.principal->tenant_id, id, after, 0);
+    if (!page) return ctx.Error(page.error());
+  }
+  auto state = std::make_shared<EventStream>(
+      EventStream{deps_.pool, ctx.principal->tenant_id, id, after, std::chrono::steady_clock::now()});
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  r.headers.push_back({"X-Request-Id", ctx.request_id});
+  r.headers.push_back({"X-Accel-Buffering", "no"});
+  r.stream = [state]() -> StreamStep {
+    StreamStep step;
+    step.wait = std::chrono::milliseconds(200);
+    auto conn = state->pool->Acquire();
+    if (!conn) return step;  // try again next step
+    auto page = store::ListRunEvents(**conn, state->tenant_id, state->run_id, state->last_seq, 500);
+    if (!page) {
+      if (page.error().code == ErrorCode::kNotFound) step.done = true;
+      return step;
+    }
+    for (const auto& e : page->events) {
+      int64_t seq = e["seq"].get<int64_t>();
+      step.data += "id: " + std::to_string(seq) + "\nevent: " + e["type"].get<std::string>() +
+                   "\ndata: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+      state->last_seq = seq;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (page->events.size() == 500) {
+      step.wait = std::chrono::milliseconds(0);  // more waiting: no pause
+    } else if (Finished(page->run_status)) {
+      step.data += "event: end\ndata: {\"status\":\"" + page->run_status + "\"}\n\n";
+      step.done = true;
+    } else if (step.data.empty() && now - state->last_write > std::chrono::seconds(15)) {
+      step.data = ": keep-alive\n\n";
+    }
+    if (!step.data.empty()) state->last_write = now;
+    return step;
+  };
+  return r;
+}
+
+}  // namespace synaps::api

@@ -1,0 +1,71 @@
+#include "api/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace synaps::api {
+
+namespace {
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}  // namespace
+
+ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  requests_ = &prometheus::BuildCounter()
+                   .Name("synaps_http_requests_total")
+                   .Help("HTTP requests by route pattern, method and status.")
+                   .Register(*registry_);
+  latency_ = &prometheus::BuildHistogram()
+                  .Name("synaps_http_request_duration_seconds")
+                  .Help("HTTP request latency by route pattern.")
+                  .Register(*registry_);
+  claim_latency_ = &prometheus::BuildHistogram()
+                        .Name("synaps_queue_claim_duration_seconds")
+                        .Help("Latency of claims made through POST /v1/queue/claim.")
+                        .Register(*registry_)
+                        .Add({}, kLatencyBuckets);
+  queue_items_ = &prometheus::BuildGauge()
+                      .Name("synaps_queue_items")
+                      .Help("Queue items by state.")
+                      .Register(*registry_);
+  outbox_lag_ = &prometheus::BuildGauge()
+                     .Name("synaps_outbox_lag_seconds")
+                     .Help("Age of the oldest unpublished outbox row.")
+                     .Register(*registry_)
+                     .Add({});
+  runs_ = &prometheus::BuildGauge()
+               .Name("synaps_runs")
+               .Help("Runs by status (outcome for finished runs).")
+               .Register(*registry_);
+}
+
+ApiMetrics::~ApiMetrics() = default;
+
+void ApiMetrics::ObserveRequest(const std::string& method, const std::string& route, int status,
+                                double seconds) {
+  requests_->Add({{"route", route}, {"method", method}, {"status", std::to_string(status)}})
+      .Increment();
+  latency_->Add({{"route", route}}, kLatencyBuckets).Observe(seconds);
+}
+
+void ApiMetrics::ObserveClaim(double seconds) { claim_latency_->Observe(seconds); }
+
+void ApiMetrics::SetDatabaseGauges(const nlohmann::json& depth, double lag,
+                                   const nlohmann::json& runs) {
+  for (auto it = depth.begin(); it != depth.end(); ++it) {
+    queue_items_->Add({{"state", it.key()}}).Set(it.value().get<double>());
+  }
+  outbox_lag_->Set(lag);
+  for (auto it = runs.begin(); it != runs.end(); ++it) {
+    runs_->Add({{"status", it.key()}}).Set(it.value().get<double>());
+  }
+}
+
+std::string ApiMetrics::Render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace synaps::api

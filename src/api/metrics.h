@@ -1,0 +1,45 @@
+// The API's Prometheus metrics (prometheus-cpp): request counts by route, method and status,
+// request latency histograms by route, remote-claim latency, and gauges read from PostgreSQL at
+// scrape time (queue depth by state, outbox lag, runs by status). Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace prometheus {
+class Registry;
+template <typename T> class Family;
+class Counter;
+class Histogram;
+class Gauge;
+}  // namespace prometheus
+
+namespace synaps::api {
+
+class ApiMetrics {
+ public:
+  ApiMetrics();
+  ~ApiMetrics();
+
+  void ObserveRequest(const std::string& method, const std::string& route, int status,
+                      double seconds);
+  void ObserveClaim(double seconds);
+  // Sets the database-derived gauges: depth {"ready": n, ...}, lag seconds, runs {"status": n}.
+  void SetDatabaseGauges(const nlohmann::json& queue_depth, double outbox_lag_seconds,
+                         const nlohmann::json& runs_by_status);
+  // The exposition text (format 0.0.4).
+  std::string Render() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Histogram* claim_latency_;
+  prometheus::Family<prometheus::Gauge>* queue_items_;
+  prometheus::Gauge* outbox_lag_;
+  prometheus::Family<prometheus::Gauge>* runs_;
+};
+
+}  // namespace synaps::api

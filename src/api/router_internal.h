@@ -1,0 +1,36 @@
+// Shared by the router's handler files: the per-request context and small helpers. Not part of
+// the API component's public interface.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "api/router.h"
+
+namespace synaps::api {
+
+struct Router::Context {
+  const HttpRequest& req;
+  std::string request_id;
+  std::string path;
+  std::map<std::string, std::string> query;
+  std::optional<Principal> principal;
+  std::string route = "unmatched";  // route pattern, for logs and metrics
+
+  HttpResponse Error(int status, const std::string& code, const std::string& message,
+                     const std::string& field = {}) const {
+    return ErrorResponse(status, code, message, request_id, field);
+  }
+  HttpResponse Error(const synaps::Error& e) const;
+};
+
+namespace detail {
+
+HttpResponse JsonResponse(int status, const nlohmann::json& body, const std::string& request_id);
+// A non-negative integer from a query or path value; nullopt when malformed.
+std::optional<int64_t> ParseCount(const std::string& s);
+// Percent-decodes a query value; nullopt for malformed escapes.
+std::optional<std::string> UrlDecode(const std::string& s);
+
+}  // namespace detail
+}  // namespace synaps::api
