@@ -37,7 +37,7 @@ struct SocketWatch {
 }  // namespace
 
 struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::any_io_executor ex) : executor(std::move(ex)), timer(executor) {}
+  explicit Impl(asio::any_io_executor ex) : executor(std::move(ex)), timer(executor) {}
 
   // Deregisters a socket from the reactor without closing it (libcurl closes it). Queued
   // waits complete with operation_aborted.
@@ -72,8 +72,10 @@ struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
       boost::system::error_code ec;
       watch->descriptor.assign(fd, ec);
       if (ec) {
+        // Returning -1 would mark the whole multi handle dead; this transfer alone then runs
+        // into its timeout instead.
         spdlog::error("cannot watch socket {} for libcurl: {}", fd, ec.message());
-        return -1;
+        return 0;
       }
       self->sockets.emplace(fd, watch);
       curl_multi_assign(self->multi.get(), fd, watch.get());
