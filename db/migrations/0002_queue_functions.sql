@@ -128,7 +128,7 @@ CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit
                                          p_tenant text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid,
                tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb,
-               lease_expires_at timestamptz, upstream jsonb)
+               lease_expires_at timestamptz, upstream jsonb, history jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   r record;
@@ -169,7 +169,17 @@ BEGIN
              t.spec, r.lease_expires_at,
              -- Outputs of the tasks this one depends on, by name.
              (SELECT coalesce(jsonb_object_agg(d.name, d.output), '{}'::jsonb)
-                FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on))
+                FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on)),
+             -- Earlier turns of the thread (the last 50 succeeded tasks of earlier runs), oldest
+             -- first, so a command on an existing thread continues the conversation.
+             (SELECT coalesce(jsonb_agg(h.turn ORDER BY h.created_at, h.task_created), '[]'::jsonb)
+                FROM (SELECT r2.created_at, t2.created_at AS task_created,
+                             jsonb_build_object('input', t2.spec->'input'->>'text',
+                                                'output', t2.output->>'text') AS turn
+                        FROM synaps.runs r2 JOIN synaps.tasks t2 ON t2.run_id = r2.id
+                       WHERE r2.thread_id = u.thread_id AND r2.created_at < u.created_at
+                         AND t2.status = 'succeeded'
+                       ORDER BY r2.created_at DESC, t2.created_at DESC LIMIT 50) h)
         FROM synaps.tasks t JOIN synaps.runs u ON u.id = t.run_id
        WHERE t.id = r.task_id;
   END LOOP;
@@ -433,4 +443,51 @@ BEGIN
   END IF;
   PERFORM synaps.dead_letter(p_item_id, p_error);
   RETURN 'dead_lettered';
+END $$;
+
+-- Appends task.progress events for leases that are still current; deltas of a stale or
+-- cancelled lease are dropped. p_texts[i] is the text streamed since the last call for
+-- p_item_ids[i]. Returns how many were recorded.
+CREATE FUNCTION synaps.append_progress(p_item_ids bigint[], p_epochs bigint[], p_texts text[])
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  FOR r IN
+    SELECT q.run_id, q.task_id, q.attempts, u.text
+      FROM unnest(p_item_ids, p_epochs, p_texts) AS u(item_id, epoch, text)
+      JOIN synaps.queue_items q ON q.id = u.item_id AND q.lease_epoch = u.epoch AND q.status = 'leased'
+  LOOP
+    PERFORM synaps.append_event(r.run_id, r.task_id, 'task.progress', r.attempts,
+                                jsonb_build_object('text', r.text));
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+-- Gives leases back without counting the attempt (a draining worker's unfinished work), so
+-- another worker can claim the items at once. Returns the items released.
+CREATE FUNCTION synaps.release_queue_items(p_item_ids bigint[], p_epochs bigint[], p_worker text)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  q synaps.queue_items;
+  n integer := 0;
+BEGIN
+  FOR q IN
+    UPDATE synaps.queue_items qi
+       SET status = 'ready', available_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+           attempts = greatest(qi.attempts - 1, 0)
+      FROM unnest(p_item_ids, p_epochs) AS u(item_id, epoch)
+     WHERE qi.id = u.item_id AND qi.lease_epoch = u.epoch AND qi.status = 'leased'
+    RETURNING qi.*
+  LOOP
+    UPDATE synaps.tasks SET status = 'queued' WHERE id = q.task_id;
+    PERFORM synaps.append_event(q.run_id, q.task_id, 'task.released', q.attempts + 1,
+                                jsonb_build_object('worker', p_worker, 'reason', 'worker draining'));
+    INSERT INTO synaps.outbox (subject, payload)
+    VALUES ('synaps.wakeup.' || q.queue, jsonb_build_object('queue', q.queue, 'runId', q.run_id));
+    n := n + 1;
+  END LOOP;
+  RETURN n;
 END $$;

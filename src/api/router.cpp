@@ -20,6 +20,7 @@
 #include "store/outbox_store.h"
 #include "store/queue_store.h"
 #include "store/run_store.h"
+#include "store/worker_store.h"
 
 namespace synaps::api {
 
@@ -164,6 +165,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/v1/runs", Permission::kRead, &Router::ListRuns},
       {"GET", "/v1/runs/{id}/events", Permission::kRead, &Router::RunEvents},
       {"GET", "/v1/threads/{id}", Permission::kRead, &Router::GetThread},
+      {"GET", "/v1/workers", Permission::kOperate, &Router::ListWorkers},
       {"GET", "/v1/queue/dead", Permission::kOperate, &Router::ListDeadLetters},
       {"POST", "/v1/queue/items/{id}/retry", Permission::kOperate, &Router::RetryDeadLetter},
       {"POST", "/v1/queue/claim", Permission::kWork, &Router::Claim},
@@ -335,6 +337,16 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   r.content_type = "text/plain; version=0.0.4";
   r.body = deps_.metrics->Render();
   return r;
+}
+
+HttpResponse Router::ListWorkers(Context& ctx, const Params&) const {
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  // Workers are shared infrastructure, not tenant data: the last hour of them, alive when a
+  // heartbeat arrived in the last 30 s.
+  auto workers = store::ListWorkers(**conn, 3600, 30);
+  if (!workers) return ctx.Error(workers.error());
+  return JsonResponse(200, {{"items", *workers}}, ctx.request_id);
 }
 
 HttpResponse Router::OpenApi(Context& ctx, const Params&) const {

@@ -78,6 +78,7 @@ class Router {
   HttpResponse ListDeadLetters(Context& ctx, const Params&) const;
   HttpResponse RetryDeadLetter(Context& ctx, const Params& p) const;
   HttpResponse OpenApi(Context& ctx, const Params&) const;
+  HttpResponse ListWorkers(Context& ctx, const Params&) const;
   // handlers_runs.cpp
   HttpResponse ListRuns(Context& ctx, const Params&) const;
   HttpResponse RunEvents(Context& ctx, const Params& p) const;

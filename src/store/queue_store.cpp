@@ -11,7 +11,8 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
       db::PgResult r,
       conn.ExecPrepared("claim_queue_items",
                         "SELECT item_id, lease_epoch, attempt, task_id, run_id, tenant_id,"
-                        "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream"
+                        "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream,"
+                        "       history"
                         "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer,"
                         "                                $5::text)",
                         {worker, db::ArrayLiteral(queues), std::to_string(limit),
@@ -32,6 +33,7 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
     it.spec = json::parse(r.Get(i, 9));
     it.lease_expires_at = r.GetString(i, 10);
     it.upstream = json::parse(r.Get(i, 11));
+    it.history = json::parse(r.Get(i, 12));
     items.push_back(std::move(it));
   }
   return items;
@@ -122,6 +124,39 @@ Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease, con
   if (s == "dead_lettered") return FailState::kDeadLettered;
   if (s == "cancelled") return FailState::kCancelled;
   return FailState::kLeaseLost;
+}
+
+Result<int> AppendProgress(db::Connection& conn, const std::vector<ProgressChunk>& chunks) {
+  if (chunks.empty()) return 0;
+  std::vector<int64_t> ids, epochs;
+  std::vector<std::string> texts;
+  for (const auto& c : chunks) {
+    ids.push_back(c.lease.item_id);
+    epochs.push_back(c.lease.lease_epoch);
+    texts.push_back(c.text);
+  }
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("append_progress",
+                                     "SELECT synaps.append_progress($1::bigint[], $2::bigint[],"
+                                     " $3::text[])",
+                                     {IntArray(ids), IntArray(epochs), db::ArrayLiteral(texts)}));
+  return static_cast<int>(r.GetInt(0, 0));
+}
+
+Result<int> ReleaseLeases(db::Connection& conn, const std::vector<LeaseRef>& leases,
+                          const std::string& worker) {
+  if (leases.empty()) return 0;
+  std::vector<int64_t> ids, epochs;
+  for (const auto& l : leases) {
+    ids.push_back(l.item_id);
+    epochs.push_back(l.lease_epoch);
+  }
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("release_queue_items",
+                                     "SELECT synaps.release_queue_items($1::bigint[],"
+                                     " $2::bigint[], $3)",
+                                     {IntArray(ids), IntArray(epochs), worker}));
+  return static_cast<int>(r.GetInt(0, 0));
 }
 
 Status CancelRun(db::Connection& conn, const std::string& tenant_id, const std::string& run_id,

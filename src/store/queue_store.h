@@ -26,6 +26,7 @@ struct ClaimedItem {
   nlohmann::json spec;
   std::string lease_expires_at;
   nlohmann::json upstream;  // {dependency name: its output} for fan-in tasks
+  nlohmann::json history;   // [{input, output}] earlier turns of the thread, oldest first
 };
 
 // Claims up to `limit` items of `queues` for `worker`. `tenant_id` set: only that tenant's
@@ -82,6 +83,19 @@ struct BackoffPolicy {
 Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease,
                                 const nlohmann::json& error, bool retryable,
                                 const BackoffPolicy& backoff);
+
+struct ProgressChunk {
+  LeaseRef lease;
+  std::string text;
+};
+
+// Records task.progress events in one round trip; chunks of stale leases are dropped.
+Result<int> AppendProgress(db::Connection& conn, const std::vector<ProgressChunk>& chunks);
+
+// Gives unfinished leases back (draining worker) without counting the attempt; returns how many
+// were still held and are now claimable.
+Result<int> ReleaseLeases(db::Connection& conn, const std::vector<LeaseRef>& leases,
+                          const std::string& worker);
 
 // Cancels a run of `tenant_id`. kNotFound when absent or another tenant's; kConflict when the
 // run already finished.

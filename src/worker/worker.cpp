@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <map>
 #include <spdlog/spdlog.h>
@@ -12,7 +13,7 @@
 #include "core/config.h"
 #include "core/ids.h"
 #include "db/connection.h"
-#include "providers/local_provider.h"
+#include "store/worker_store.h"
 
 namespace synaps::worker {
 
@@ -25,8 +26,10 @@ WorkerOptions WorkerOptionsFromEnv() {
   o.database_url = config::EnvOr("SYNAPS_DATABASE_URL", "");
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
+  o.pod = config::EnvOr("POD_NAME", "");
+  o.pod_namespace = config::EnvOr("POD_NAMESPACE", "");
   o.name = config::EnvOr("SYNAPS_WORKER_NAME",
-                         config::EnvOr("POD_NAME", host) + "-" + std::to_string(getpid()));
+                         (o.pod.empty() ? std::string(host) : o.pod) + "-" + std::to_string(getpid()));
   if (auto q = config::Env("SYNAPS_QUEUES")) {
     o.queues = config::SplitList(*q);
     if (o.queues.empty()) throw ConfigError("SYNAPS_QUEUES is empty: name at least one queue");
@@ -35,11 +38,18 @@ WorkerOptions WorkerOptionsFromEnv() {
   o.lease_seconds = static_cast<int>(config::EnvInt("SYNAPS_LEASE_SECONDS", 30, 1, 86400));
   o.poll_interval_ms =
       static_cast<int>(config::EnvInt("SYNAPS_POLL_INTERVAL_MS", 1000, 10, 3600000));
-  o.local_latency_ms =
-      static_cast<int>(config::EnvInt("SYNAPS_LOCAL_LATENCY_MS", 0, 0, 3600000));
   o.drain_seconds = static_cast<int>(config::EnvInt("SYNAPS_DRAIN_SECONDS", 30, 0, 86400));
   o.backoff.base_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_BASE_MS", 1000, 1, 3600000));
   o.backoff.cap_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_CAP_MS", 60000, 1, 86400000));
+  if (auto r = config::Env("SYNAPS_DEFAULT_ROUTE")) {
+    json route = json::parse(*r, nullptr, false);
+    if (!route.is_object() || !route.contains("provider") || !route.contains("model")) {
+      throw ConfigError("SYNAPS_DEFAULT_ROUTE must be a JSON object with provider and model, e.g. "
+                        "{\"provider\":\"openai\",\"model\":\"gpt-4o-mini\"}");
+    }
+    o.default_route = route;
+  }
+  o.provider_settings = providers::ProviderSettingsFromEnv();
   return o;
 }
 
@@ -49,32 +59,58 @@ struct InFlight {
   store::ClaimedItem item;
   std::unique_ptr<providers::Call> call;
   Clock::time_point started;
-  bool finished = false;       // answer received; waiting in the completion batch
+  json route;                  // the route the call used
+  bool finished = false;       // answer received; uploading or waiting in the completion batch
   bool run_cancelled = false;  // aborted because its run was cancelled
+  std::string progress;        // streamed text not yet written as task.progress
+  int progress_attempt = 1;    // provider attempt the buffered deltas belong to
 };
 
-// What a task asks the model, from its execution plan.
-Result<providers::ChatRequest> BuildRequest(const store::ClaimedItem& item) {
+// The route a task runs on: its own (spec.route) over the worker's default.
+json RouteFor(const store::ClaimedItem& item, const json& default_route) {
+  json route = default_route;
+  if (item.spec.contains("route") && item.spec["route"].is_object()) {
+    for (auto it = item.spec["route"].begin(); it != item.spec["route"].end(); ++it) {
+      route[it.key()] = it.value();
+    }
+  }
+  return route;
+}
+
+// What a task asks the model, from its execution plan: the thread's earlier turns, the outputs
+// of the tasks it depends on, then its own input.
+Result<providers::ChatRequest> BuildRequest(const store::ClaimedItem& item, const json& route) {
   const json& spec = item.spec;
   providers::ChatRequest req;
-  req.model = "echo";
-  if (spec.contains("route") && spec["route"].is_object()) {
-    req.model = spec["route"].value("model", "echo");
+  if (!route.contains("model") || !route["model"].is_string()) {
+    return Fail(ErrorCode::kInvalidArgument, "route has no model", "route.model");
   }
+  req.model = route["model"].get<std::string>();
+  if (route.contains("params") && route["params"].is_object()) req.params = route["params"];
   const json* input = spec.contains("input") ? &spec["input"] : nullptr;
   if (input == nullptr || !input->is_object() || !input->contains("text") ||
       !(*input)["text"].is_string()) {
     return Fail(ErrorCode::kInvalidArgument, "task has no input.text", "input.text");
   }
-  // Fan-in: outputs of the tasks this one depends on come first, as context.
+  if (item.history.is_array()) {
+    for (const auto& turn : item.history) {
+      if (turn.contains("input") && turn["input"].is_string()) {
+        req.messages.push_back({.role = "user", .content = turn["input"].get<std::string>()});
+      }
+      if (turn.contains("output") && turn["output"].is_string()) {
+        req.messages.push_back({.role = "assistant", .content = turn["output"].get<std::string>()});
+      }
+    }
+  }
   for (auto it = item.upstream.begin(); it != item.upstream.end(); ++it) {
     const json& out = it.value();
     if (out.is_object() && out.contains("text") && out["text"].is_string()) {
-      req.messages.push_back(
-          {"user", "Output of task " + it.key() + ":\n" + out["text"].get<std::string>()});
+      req.messages.push_back({.role = "user",
+                              .content = "Output of task " + it.key() + ":\n" +
+                                         out["text"].get<std::string>()});
     }
   }
-  req.messages.push_back({"user", (*input)["text"].get<std::string>()});
+  req.messages.push_back({.role = "user", .content = (*input)["text"].get<std::string>()});
   return req;
 }
 
@@ -86,13 +122,21 @@ class Worker::Impl {
       : options_(std::move(options)),
         bus_(bus),
         objects_(objects),
+        worker_id_(NewUuid()),
         poll_timer_(io_),
         renew_timer_(io_),
         retry_timer_(io_),
         drain_timer_(io_),
-        local_(io_.get_executor(), options_.local_latency_ms) {}
+        progress_timer_(io_),
+        heartbeat_timer_(io_),
+        uploads_(4),
+        providers_(io_.get_executor(), options_.provider_settings) {}
+
+  ~Impl() { uploads_.join(); }
 
   void Run() {
+    auto limit = providers::RaiseOpenFileLimit(static_cast<uint64_t>(options_.concurrency) * 2 + 256);
+    if (!limit) spdlog::warn("{}", limit.error().message);
     if (bus_ != nullptr) {
       for (const auto& q : options_.queues) {
         auto sub = bus_->Subscribe("synaps.wakeup." + q, [this](const std::string&,
@@ -118,11 +162,14 @@ class Worker::Impl {
     }
     spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
                  fmt::join(options_.queues, ","), options_.concurrency);
+    Heartbeat();
     ArmPoll();
     ArmRenew();
+    ArmProgress();
     ScheduleClaim();
     io_.run();
     subscriptions_.clear();
+    if (db::Connection* db = Db()) (void)store::MarkWorkerStopped(*db, worker_id_);
     spdlog::info("worker {} stopped", options_.name);
   }
 
@@ -136,11 +183,7 @@ class Worker::Impl {
       drain_timer_.expires_after(std::chrono::seconds(options_.drain_seconds));
       drain_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec) return;
-        spdlog::warn("drain timeout: abandoning {} tasks; their leases will expire",
-                     in_flight_.size());
-        for (auto& [id, f] : in_flight_) {
-          if (f.call) f.call->Cancel();
-        }
+        ReleaseUnfinished();
         Shutdown();
       });
       MaybeFinishDrain();
@@ -153,11 +196,37 @@ class Worker::Impl {
     renew_timer_.cancel();
     retry_timer_.cancel();
     drain_timer_.cancel();
+    progress_timer_.cancel();
+    heartbeat_timer_.cancel();
     io_.stop();
   }
 
   void MaybeFinishDrain() {
-    if (stopping_ && in_flight_.empty()) Shutdown();
+    if (stopping_ && in_flight_.empty()) {
+      FlushProgress();
+      Shutdown();
+    }
+  }
+
+  // Drain deadline: abort what is still running and hand the leases back at once.
+  void ReleaseUnfinished() {
+    std::vector<store::LeaseRef> leases;
+    for (auto& [id, f] : in_flight_) {
+      if (f.call) f.call->Cancel();
+      leases.push_back({id, f.item.lease_epoch});
+    }
+    if (leases.empty()) return;
+    db::Connection* db = Db();
+    auto n = db ? store::ReleaseLeases(*db, leases, options_.name)
+                : Result<int>(Fail(ErrorCode::kUnavailable, "PostgreSQL unavailable"));
+    if (n) {
+      spdlog::warn("drain timeout: released {} unfinished tasks for other workers", *n);
+    } else {
+      spdlog::warn("drain timeout: could not release {} tasks ({}); their leases will expire",
+                   leases.size(), n.error().message);
+    }
+    in_flight_.clear();
+    pending_.clear();
   }
 
   // Returns a live connection, reconnecting if needed; nullptr while PostgreSQL is away.
@@ -172,6 +241,7 @@ class Worker::Impl {
     if (db_down_logged_) spdlog::info("PostgreSQL connection restored");
     db_down_logged_ = false;
     conn_ = std::move(*c);
+    registered_ = false;
     return &conn_;
   }
 
@@ -179,6 +249,28 @@ class Worker::Impl {
   void NoteDbError(const Error& e, const char* what) {
     spdlog::warn("{} failed: {}", what, e.message);
     if (e.code == ErrorCode::kUnavailable && !conn_.healthy()) conn_ = db::Connection();
+  }
+
+  void Heartbeat() {
+    if (db::Connection* db = Db()) {
+      Status s = Ok();
+      if (!registered_) {
+        s = store::RegisterWorker(*db, {.id = worker_id_,
+                                        .name = options_.name,
+                                        .pod = options_.pod,
+                                        .namespace_ = options_.pod_namespace,
+                                        .queues = options_.queues,
+                                        .version = SYNAPS_VERSION_STRING,
+                                        .concurrency = options_.concurrency});
+        registered_ = s.has_value();
+      }
+      if (s) s = store::HeartbeatWorker(*db, worker_id_, static_cast<int>(in_flight_.size()));
+      if (!s) NoteDbError(s.error(), "heartbeat");
+    }
+    heartbeat_timer_.expires_after(std::chrono::seconds(options_.heartbeat_seconds));
+    heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Heartbeat();
+    });
   }
 
   void ArmPoll() {
@@ -197,6 +289,15 @@ class Worker::Impl {
       if (ec) return;
       RenewAll();
       ArmRenew();
+    });
+  }
+
+  void ArmProgress() {
+    progress_timer_.expires_after(std::chrono::milliseconds(options_.progress_interval_ms));
+    progress_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      FlushProgress();
+      ArmProgress();
     });
   }
 
@@ -232,15 +333,48 @@ class Worker::Impl {
     InFlight& f = in_flight_[id];
     f.item = std::move(item);
     f.started = Clock::now();
-    auto request = BuildRequest(f.item);
-    if (!request) {
-      FailTask(id, request.error(), /*retryable=*/false);
-      return;
-    }
+    f.route = RouteFor(f.item, options_.default_route);
+    auto spec = providers::ProviderSpecFromJson(f.route);
+    if (!spec) return FailTask(id, spec.error(), /*retryable=*/false);
+    auto provider = providers_.Get(*spec);
+    if (!provider) return FailTask(id, provider.error(), /*retryable=*/false);
+    auto request = BuildRequest(f.item, f.route);
+    if (!request) return FailTask(id, request.error(), /*retryable=*/false);
     const int64_t epoch = f.item.lease_epoch;
-    f.call = local_.Start(*request, [this, id, epoch](Result<providers::ChatResponse> r) {
+    request->on_delta = [this, id, epoch](const providers::ChatDelta& d) {
+      OnDelta(id, epoch, d);
+    };
+    f.call = (*provider)->Start(*request, [this, id, epoch](Result<providers::ChatResponse> r) {
       OnAnswer(id, epoch, std::move(r));
     });
+  }
+
+  void OnDelta(int64_t id, int64_t epoch, const providers::ChatDelta& d) {
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;
+    InFlight& f = it->second;
+    if (d.attempt != f.progress_attempt) {
+      // A retried stream starts over: what was buffered from the failed attempt is void.
+      f.progress.clear();
+      f.progress_attempt = d.attempt;
+    }
+    f.progress += d.text;
+    if (f.progress.size() >= options_.progress_bytes) FlushProgress();
+  }
+
+  // Writes buffered deltas of every task as task.progress events, in one round trip.
+  void FlushProgress() {
+    std::vector<store::ProgressChunk> chunks;
+    for (auto& [id, f] : in_flight_) {
+      if (f.progress.empty()) continue;
+      chunks.push_back({{id, f.item.lease_epoch}, std::move(f.progress)});
+      f.progress.clear();
+    }
+    if (chunks.empty()) return;
+    db::Connection* db = Db();
+    if (db == nullptr) return;  // progress is best effort; the answer itself is not
+    auto n = store::AppendProgress(*db, chunks);
+    if (!n) NoteDbError(n.error(), "progress");
   }
 
   void AbortRun(const std::string& run_id) {
@@ -256,6 +390,7 @@ class Worker::Impl {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
     InFlight& f = it->second;
+    f.call.reset();
     if (!r) {
       if (r.error().code == ErrorCode::kCancelled) {
         if (f.run_cancelled) {
@@ -270,29 +405,46 @@ class Worker::Impl {
       FailTask(id, r.error(), r.error().retryable());
       return;
     }
-    auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - f.started);
-    const std::string& text = r->text;
-    std::string sha = Sha256Hex(text);
-    std::string key = objstore::ContentKey(sha);
-    if (auto put = objects_->Put(key, text, "text/markdown"); !put) {
-      // Storage trouble is transient as far as we can tell: try the task again later.
-      FailTask(id, put.error(), /*retryable=*/true);
-      return;
-    }
+    FlushProgress();
+    f.finished = true;
     store::Completion c;
     c.lease = {f.item.item_id, f.item.lease_epoch};
-    c.output = {{"text", text},
-                {"provider", local_.name()},
-                {"model", r->model},
+    c.output = {{"text", r->text},
+                {"provider", f.route.value("provider", "")},
+                {"model", r->model.empty() ? f.route.value("model", "") : r->model},
                 {"finishReason", r->finish_reason},
                 {"usage",
                  {{"promptTokens", r->usage.prompt_tokens},
                   {"completionTokens", r->usage.completion_tokens}}},
-                {"latencyMs", latency.count()}};
-    c.artifacts.push_back({"answer.md", "text/markdown", key,
-                           static_cast<int64_t>(text.size()), sha});
-    f.finished = true;
-    f.call.reset();
+                {"latencyMs", r->latency.count()},
+                {"timeToFirstTokenMs", r->time_to_first_token.count()},
+                {"providerAttempts", r->attempts}};
+    if (!r->reasoning.empty()) c.output["reasoning"] = r->reasoning;
+    // Upload off the event loop; the completion follows once the bytes are stored, so no row
+    // ever points at a missing object.
+    std::string text = r->text;
+    asio::post(uploads_, [this, id, epoch, text = std::move(text), c = std::move(c)]() mutable {
+      std::string sha = Sha256Hex(text);
+      std::string key = objstore::ContentKey(sha);
+      Status put = objects_->Put(key, text, "text/markdown");
+      if (put) {
+        c.artifacts.push_back({"answer.md", "text/markdown", key,
+                               static_cast<int64_t>(text.size()), sha});
+      }
+      asio::post(io_, [this, id, epoch, put, c = std::move(c)]() mutable {
+        OnUploaded(id, epoch, put, std::move(c));
+      });
+    });
+  }
+
+  void OnUploaded(int64_t id, int64_t epoch, const Status& put, store::Completion c) {
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
+    if (!put) {
+      // Storage trouble is transient as far as we can tell: try the task again later.
+      FailTask(id, put.error(), /*retryable=*/true);
+      return;
+    }
     pending_.push_back(std::move(c));
     ScheduleFlush();
   }
@@ -400,17 +552,22 @@ class Worker::Impl {
   const WorkerOptions options_;
   bus::Bus* const bus_;
   objstore::ObjectStore* const objects_;
+  const std::string worker_id_;
   asio::io_context io_;
   asio::steady_timer poll_timer_;
   asio::steady_timer renew_timer_;
   asio::steady_timer retry_timer_;
   asio::steady_timer drain_timer_;
-  providers::LocalProvider local_;
+  asio::steady_timer progress_timer_;
+  asio::steady_timer heartbeat_timer_;
+  asio::thread_pool uploads_;               // object-store writes, off the event loop
+  providers::ProviderRegistry providers_;   // on io_; destroyed before io_
   db::Connection conn_;
   bool db_down_logged_ = false;
+  bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
-  std::vector<store::Completion> pending_;  // answered, not yet written
+  std::vector<store::Completion> pending_;  // answered and stored, not yet written
   bool claim_scheduled_ = false;
   bool flush_scheduled_ = false;
   bool stopping_ = false;

@@ -1,7 +1,11 @@
 // The worker runtime: waits for wakeups (NATS) or its poll interval, claims queue items in
-// batches up to its free slots, runs each against a provider, stores the answer as an artifact,
-// and completes in batches. Leases are renewed while work is in flight; a lease reported lost or
-// cancelled aborts the call and drops the task without writing anything.
+// batches up to its free slots, runs each against a model provider (many calls in flight on one
+// event loop, libcurl multi), streams deltas to the ledger as task.progress, stores the answer
+// as an artifact (uploads on a small thread pool), and completes in batches. Leases are renewed
+// while work is in flight; a lease reported lost or cancelled aborts the call and drops the task
+// without writing anything. On Stop() it drains: no new claims, in-flight work gets
+// drain_seconds, and what is still unfinished is released so another worker takes it at once.
+// It keeps a synaps.workers row with heartbeats.
 //
 // All state lives on one event loop thread (Run). PostgreSQL calls are made from that thread on
 // one connection, which is re-opened with backoff when it breaks, so the worker survives
@@ -12,8 +16,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bus/bus.h"
 #include "objstore/object_store.h"
+#include "providers/registry.h"
 #include "store/queue_store.h"
 
 namespace synaps::worker {
@@ -25,9 +32,17 @@ struct WorkerOptions {
   int concurrency = 16;                          // SYNAPS_WORKER_CONCURRENCY
   int lease_seconds = 30;                        // SYNAPS_LEASE_SECONDS
   int poll_interval_ms = 1000;                   // SYNAPS_POLL_INTERVAL_MS
-  int local_latency_ms = 0;                      // SYNAPS_LOCAL_LATENCY_MS
   int drain_seconds = 30;                        // SYNAPS_DRAIN_SECONDS
   store::BackoffPolicy backoff;                  // SYNAPS_RETRY_BASE_MS, SYNAPS_RETRY_CAP_MS
+  // Route used when a task names none: {provider, model, baseUrl?, apiKeyEnv?, params?}.
+  // SYNAPS_DEFAULT_ROUTE (JSON); the built-in local/echo when unset.
+  nlohmann::json default_route = {{"provider", "local"}, {"model", "echo"}};
+  int progress_interval_ms = 250;                // task.progress batching: time...
+  size_t progress_bytes = 1024;                  // ...or size, whichever comes first
+  int heartbeat_seconds = 5;                     // workers row heartbeat
+  std::string pod;                               // POD_NAME
+  std::string pod_namespace;                     // POD_NAMESPACE
+  providers::ProviderSettings provider_settings; // SYNAPS_PROVIDER_* (providers/registry.h)
 };
 
 // Reads WorkerOptions from the SYNAPS_* environment; throws ConfigError on bad values.
