@@ -174,6 +174,15 @@ const std::vector<Router::Route>& Router::Routes() {
       {"POST", "/v1/queue/items/{id}/fail", Permission::kWork, &Router::FailItem},
       {"POST", "/v1/api-keys", Permission::kAdmin, &Router::CreateApiKey},
       {"DELETE", "/v1/api-keys/{id}", Permission::kAdmin, &Router::RevokeApiKey},
+      // The fixed control paths come before /v1/control/{kind}, which would also match them.
+      {"GET", "/v1/control/snapshot", Permission::kRead, &Router::ControlSnapshot},
+      {"GET", "/v1/control/changes", Permission::kRead, &Router::ControlChanges},
+      {"GET", "/v1/control/{kind}", Permission::kRead, &Router::ListControl},
+      {"GET", "/v1/control/{kind}/{name}", Permission::kRead, &Router::GetControl},
+      {"PUT", "/v1/control/{kind}/{name}", Permission::kOperate, &Router::PutControl},
+      {"DELETE", "/v1/control/{kind}/{name}", Permission::kOperate, &Router::DeleteControl},
+      {"POST", "/v1/control/{kind}/{name}/rollback", Permission::kOperate,
+       &Router::RollbackControl},
   };
   return kRoutes;
 }

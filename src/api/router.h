@@ -90,6 +90,14 @@ class Router {
   HttpResponse FailItem(Context& ctx, const Params& p) const;
   HttpResponse CreateApiKey(Context& ctx, const Params&) const;
   HttpResponse RevokeApiKey(Context& ctx, const Params& p) const;
+  // handlers_control.cpp: the control registry
+  HttpResponse ControlSnapshot(Context& ctx, const Params&) const;
+  HttpResponse ControlChanges(Context& ctx, const Params&) const;
+  HttpResponse ListControl(Context& ctx, const Params& p) const;
+  HttpResponse GetControl(Context& ctx, const Params& p) const;
+  HttpResponse PutControl(Context& ctx, const Params& p) const;
+  HttpResponse DeleteControl(Context& ctx, const Params& p) const;
+  HttpResponse RollbackControl(Context& ctx, const Params& p) const;
 
  public:
   // Every (method, pattern) the router serves, for the OpenAPI consistency test.

@@ -8,6 +8,10 @@
 
 #include "auth/jwt.h"
 
+namespace CLI {
+class App;
+}
+
 namespace synaps::cli {
 
 // Flags that override the environment for the service verbs.
@@ -66,6 +70,26 @@ struct GcFlags {
   bool json = false;
 };
 int RunGc(const GcFlags& flags);
+
+// synaps control apply | get | history | rollback | delete | snapshot: the control registry
+// through the API (docs/control.md). The verb that was parsed is in `verb`.
+struct ControlFlags {
+  std::string verb;
+  std::string file;                  // apply -f; "-" = stdin
+  bool dry_run = false;
+  std::optional<std::string> reason;
+  std::string kind;
+  std::optional<std::string> name;
+  std::optional<int64_t> version;    // get: item version; snapshot: snapshot version
+  std::optional<int> to_version;     // rollback --to
+  std::optional<std::string> actor;  // history filter
+  std::optional<int> limit;
+  std::optional<std::string> cursor;
+  bool json = false;
+};
+// Adds `control` and its verbs to `app`, filling `flags` (which must outlive parsing).
+CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags);
+int RunControl(const ControlFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
 // WaitForShutdownSignal() can take them synchronously. Call first thing in main().

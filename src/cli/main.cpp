@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   gccmd->add_flag("--json", gc.json, "machine-readable output");
 
+  cli::ControlFlags control_flags;
+  auto* controlcmd = cli::AddControlCommand(app, control_flags);
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -113,6 +116,7 @@ int main(int argc, char** argv) {
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
     if (gccmd->parsed()) return cli::RunGc(gc);
+    if (controlcmd->parsed()) return cli::RunControl(control_flags);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";

@@ -1,0 +1,405 @@
+// synaps control apply | get | history | rollback | delete | snapshot: the control registry
+// through the API (docs/control.md).
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/api_client.h"
+#include "cli/commands.h"
+#include "control/documents.h"
+#include "control/spec.h"
+
+namespace synaps::cli {
+
+using nlohmann::json;
+
+namespace {
+
+int Report(const Error& e, bool as_json) {
+  if (as_json) {
+    json err = {{"code", std::string(ErrorCodeName(e.code))}, {"message", e.message}};
+    if (!e.field.empty()) err["field"] = e.field;
+    std::cout << json{{"error", err}}.dump() << "\n";
+  } else {
+    std::cerr << "error: " << e.message << "\n";
+  }
+  return 1;
+}
+
+std::string Escape(const std::string& value) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+Result<std::string> ReadInput(const std::string& path) {
+  std::ostringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(path);
+  if (!in) return Fail(ErrorCode::kInvalidArgument, "cannot read " + path);
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string ItemPath(const std::string& kind, const std::string& name) {
+  return "/v1/control/" + kind + "/" + name;
+}
+
+// The spec as the diff shows it: YAML, the way the file is written.
+std::string Shown(const json& spec) { return control::JsonToYaml(spec); }
+
+std::string Indent(const std::string& text, const std::string& prefix) {
+  std::string out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out += prefix + line + "\n";
+  return out;
+}
+
+// `text` cut to `width` characters on one line.
+std::string OneLine(std::string text, size_t width) {
+  for (auto& c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (text.size() > width) text = text.substr(0, width - 3) + "...";
+  return text;
+}
+
+// "2025-03-01T12:00:00.123+00:00" → "2025-03-01 12:00:00".
+std::string When(const std::string& at) {
+  std::string s = at.substr(0, 19);
+  if (s.size() > 10 && s[10] == 'T') s[10] = ' ';
+  return s;
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+int Apply(const ApiClient& client, const ControlFlags& flags) {
+  auto text = ReadInput(flags.file);
+  if (!text) return Report(text.error(), flags.json);
+  // Every document is checked before anything is sent, so a bad one applies nothing.
+  auto docs = control::ParseDocuments(*text);
+  if (!docs) return Report(docs.error(), flags.json);
+  if (docs->empty()) {
+    return Report({ErrorCode::kInvalidArgument, flags.file + " holds no documents", ""},
+                  flags.json);
+  }
+  auto current = client.Call("GET", "/v1/control/snapshot");
+  if (!current) return Report(current.error(), flags.json);
+  const json& items = (*current)["items"];
+
+  // References that resolve neither in the file nor in the registry are worth a warning: the
+  // registry accepts them (items may arrive in any order) but a task using them would fail.
+  std::set<std::string> known;
+  for (const auto& [kind, of_kind] : items.items()) {
+    for (const auto& [name, _] : of_kind.items()) known.insert(kind + "/" + name);
+  }
+  for (const auto& d : *docs) known.insert(d.kind + "/" + d.name);
+  std::vector<std::string> warnings;
+  for (const auto& d : *docs) {
+    for (const auto& ref : control::References(d.kind, d.spec)) {
+      if (!known.contains(ref)) {
+        warnings.push_back(d.kind + "/" + d.name + " refers to " + ref + ", which does not exist");
+      }
+    }
+  }
+
+  const std::string default_reason =
+      flags.reason.value_or("synaps control apply -f " + flags.file);
+  json results = json::array();
+  int failures = 0;
+  for (const auto& d : *docs) {
+    const std::string id = d.kind + "/" + d.name;
+    const json* before = nullptr;
+    if (items.contains(d.kind) && items[d.kind].contains(d.name)) before = &items[d.kind][d.name];
+    std::string action = before == nullptr ? "create"
+                         : (*before)["spec"] == d.spec ? "unchanged"
+                                                       : "update";
+    json entry = {{"kind", d.kind}, {"name", d.name}, {"action", action}};
+    if (before != nullptr) entry["currentVersion"] = (*before)["version"];
+    std::string diff;
+    if (action == "create") {
+      diff = Indent(Shown(d.spec), "+ ");
+    } else if (action == "update") {
+      diff = control::LineDiff(Shown((*before)["spec"]), Shown(d.spec));
+    }
+    if (flags.dry_run) {
+      if (!diff.empty()) entry["diff"] = diff;
+      if (!flags.json) {
+        if (action == "unchanged") {
+          std::cout << "unchanged " << id << " (version " << (*before)["version"] << ")\n";
+        } else if (action == "create") {
+          std::cout << "would create " << id << "\n" << Indent(diff, "    ");
+        } else {
+          std::cout << "would update " << id << " (version " << (*before)["version"] << ")\n"
+                    << Indent(diff, "    ");
+        }
+      }
+      results.push_back(entry);
+      continue;
+    }
+    json body = {{"spec", d.spec}, {"reason", d.reason.empty() ? default_reason : d.reason}};
+    auto put = client.Call("PUT", ItemPath(d.kind, d.name), &body);
+    if (!put) {
+      ++failures;
+      entry["error"] = put.error().message;
+      results.push_back(entry);
+      if (!flags.json) std::cerr << "error: " << id << ": " << put.error().message << "\n";
+      break;  // later documents may depend on this one: stop here
+    }
+    if (!(*put)["changed"].get<bool>()) entry["action"] = "unchanged";
+    entry["version"] = (*put)["version"];
+    entry["snapshotVersion"] = (*put)["snapshotVersion"];
+    if (!flags.json) {
+      if (!(*put)["changed"].get<bool>()) {
+        std::cout << "unchanged " << id << " (version " << (*put)["version"] << ")\n";
+      } else {
+        std::cout << (action == "create" ? "created " : "updated ") << id << " (version "
+                  << (*put)["version"] << ", snapshot " << (*put)["snapshotVersion"] << ")\n";
+      }
+    }
+    results.push_back(entry);
+  }
+  if (flags.json) {
+    std::cout << json{{"dryRun", flags.dry_run}, {"items", results}, {"warnings", warnings}}.dump()
+              << "\n";
+  } else {
+    for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
+    if (failures > 0) {
+      std::cerr << "stopped: " << (results.size() - 1) << " of " << docs->size()
+                << " documents applied\n";
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+int Get(const ApiClient& client, const ControlFlags& flags) {
+  if (!control::IsKind(flags.kind)) {
+    return Report({ErrorCode::kInvalidArgument,
+                   "KIND must be one of prompts, skills, tools, routes, arbiters", "kind"},
+                  flags.json);
+  }
+  if (!flags.name) {
+    auto list = client.Call("GET", "/v1/control/" + flags.kind);
+    if (!list) return Report(list.error(), flags.json);
+    if (flags.json) {
+      std::cout << list->dump() << "\n";
+      return 0;
+    }
+    if ((*list)["items"].empty()) {
+      std::cout << "no " << flags.kind << "\n";
+      return 0;
+    }
+    std::cout << Pad("NAME", 28) << Pad("VERSION", 9) << Pad("CHANGED", 21) << "REASON\n";
+    for (const auto& it : (*list)["items"]) {
+      std::cout << Pad(it["name"].get<std::string>(), 28)
+                << Pad(std::to_string(it["version"].get<int>()), 9)
+                << Pad(When(it["at"].get<std::string>()), 21)
+                << OneLine(it["reason"].get<std::string>(), 60) << "\n";
+    }
+    return 0;
+  }
+  std::string path = ItemPath(flags.kind, *flags.name);
+  if (flags.version) path += "?version=" + std::to_string(*flags.version);
+  auto item = client.Call("GET", path);
+  if (!item) return Report(item.error(), flags.json);
+  if (flags.json) {
+    std::cout << item->dump() << "\n";
+    return 0;
+  }
+  // A document `synaps control apply -f` takes back, with the version's history as comments.
+  const json& v = *item;
+  std::cout << "# " << v["kind"].get<std::string>() << "/" << v["name"].get<std::string>()
+            << " version " << v["version"] << " (" << v["action"].get<std::string>() << " by "
+            << v["actor"].get<std::string>() << " at " << v["at"].get<std::string>() << ")\n"
+            << "# reason: " << OneLine(v["reason"].get<std::string>(), 200) << "\n";
+  if (v["deleted"].get<bool>()) {
+    std::cout << "# deleted: this version is a tombstone\n";
+    return 0;
+  }
+  std::cout << control::JsonToYaml({{"kind", v["kind"]}, {"name", v["name"]}, {"spec", v["spec"]}});
+  return 0;
+}
+
+int History(const ApiClient& client, const ControlFlags& flags) {
+  std::string query;
+  auto add = [&](const std::string& key, const std::optional<std::string>& value) {
+    if (value) query += (query.empty() ? "?" : "&") + key + "=" + Escape(*value);
+  };
+  add("kind", flags.kind.empty() ? std::nullopt : std::optional<std::string>(flags.kind));
+  add("name", flags.name);
+  add("actor", flags.actor);
+  add("cursor", flags.cursor);
+  if (flags.limit) add("limit", std::to_string(*flags.limit));
+  auto page = client.Call("GET", "/v1/control/changes" + query);
+  if (!page) return Report(page.error(), flags.json);
+  if (flags.json) {
+    std::cout << page->dump() << "\n";
+    return 0;
+  }
+  if ((*page)["items"].empty()) {
+    std::cout << "no changes\n";
+    return 0;
+  }
+  std::cout << Pad("CHANGE", 8) << Pad("AT", 21) << Pad("ITEM", 34) << Pad("VERSION", 8)
+            << Pad("ACTION", 9) << Pad("ACTOR", 22) << "REASON\n";
+  for (const auto& c : (*page)["items"]) {
+    std::cout << Pad(std::to_string(c["id"].get<int64_t>()), 8)
+              << Pad(When(c["at"].get<std::string>()), 21)
+              << Pad(c["kind"].get<std::string>() + "/" + c["name"].get<std::string>(), 34)
+              << Pad(std::to_string(c["version"].get<int>()), 8)
+              << Pad(c["action"].get<std::string>(), 9)
+              << Pad(OneLine(c["actor"].get<std::string>(), 20), 22)
+              << OneLine(c["reason"].get<std::string>(), 60) << "\n";
+  }
+  if (page->contains("nextCursor")) {
+    std::cout << "more: synaps control history --cursor "
+              << (*page)["nextCursor"].get<std::string>() << "\n";
+  }
+  return 0;
+}
+
+int Rollback(const ApiClient& client, const ControlFlags& flags) {
+  json body = {{"toVersion", flags.to_version.value_or(0)}, {"reason", flags.reason.value_or("")}};
+  auto r = client.Call("POST", ItemPath(flags.kind, flags.name.value_or("")) + "/rollback", &body);
+  if (!r) return Report(r.error(), flags.json);
+  if (flags.json) {
+    std::cout << r->dump() << "\n";
+  } else if (!(*r)["changed"].get<bool>()) {
+    std::cout << flags.kind << "/" << *flags.name << " already equals version "
+              << *flags.to_version << " (version " << (*r)["version"] << "): nothing changed\n";
+  } else {
+    std::cout << "rolled back " << flags.kind << "/" << *flags.name << " to version "
+              << *flags.to_version << ": now version " << (*r)["version"] << " (snapshot "
+              << (*r)["snapshotVersion"] << ")\n";
+  }
+  return 0;
+}
+
+int Delete(const ApiClient& client, const ControlFlags& flags) {
+  json body = {{"reason", flags.reason.value_or("")}};
+  auto r = client.Call("DELETE", ItemPath(flags.kind, flags.name.value_or("")), &body);
+  if (!r) return Report(r.error(), flags.json);
+  if (flags.json) {
+    std::cout << r->dump() << "\n";
+  } else {
+    std::cout << "deleted " << flags.kind << "/" << *flags.name << " (tombstone version "
+              << (*r)["version"] << ", snapshot " << (*r)["snapshotVersion"] << ")\n";
+  }
+  return 0;
+}
+
+int Snapshot(const ApiClient& client, const ControlFlags& flags) {
+  std::string path = "/v1/control/snapshot";
+  if (flags.version) path += "?version=" + std::to_string(*flags.version);
+  auto s = client.Call("GET", path);
+  if (!s) return Report(s.error(), flags.json);
+  if (flags.json) {
+    std::cout << s->dump() << "\n";
+    return 0;
+  }
+  std::cout << "snapshot " << (*s)["version"] << "\n";
+  for (auto kind : control::kKinds) {
+    const json& of_kind = (*s)["items"][std::string(kind)];
+    std::cout << "  " << kind << (of_kind.empty() ? ": none" : "") << "\n";
+    for (const auto& [name, item] : of_kind.items()) {
+      std::cout << "    " << Pad(name, 28) << "v" << item["version"] << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
+  auto* control = app.add_subcommand(
+      "control", "The control registry: prompts, skills, tools, routes, arbiters");
+  control->require_subcommand(1);
+  const auto kinds = CLI::IsMember({"prompts", "skills", "tools", "routes", "arbiters"});
+
+  auto* apply = control->add_subcommand(
+      "apply", "Apply YAML documents {kind, name, spec, reason?} separated by ---");
+  apply->add_option("-f,--filename", flags.file, "the YAML file (- for stdin)")->required();
+  apply->add_flag("--dry-run", flags.dry_run, "print what would change, as a diff; change nothing");
+  apply->add_option("--reason", flags.reason,
+                    "why (recorded with every change; default names the file)");
+  apply->add_flag("--json", flags.json, "machine-readable output");
+  apply->callback([&flags] { flags.verb = "apply"; });
+
+  auto* get = control->add_subcommand(
+      "get", "List a kind's items, or show one (as a document apply takes back)");
+  get->add_option("kind", flags.kind, "prompts, skills, tools, routes or arbiters")
+      ->required()
+      ->check(kinds);
+  get->add_option("name", flags.name, "item name");
+  get->add_option("--version", flags.version, "this version instead of the current one")
+      ->check(CLI::Range(int64_t{1}, int64_t{2'000'000'000}));
+  get->add_flag("--json", flags.json, "machine-readable output");
+  get->callback([&flags] { flags.verb = "get"; });
+
+  auto* history = control->add_subcommand("history", "The audit log of changes, newest first");
+  history->add_option("--kind", flags.kind, "only this kind")->check(kinds);
+  history->add_option("--name", flags.name, "only items of this name");
+  history->add_option("--actor", flags.actor, "only changes by this actor");
+  history->add_option("--limit", flags.limit, "changes per page (1..500, default 50)")
+      ->check(CLI::Range(1, 500));
+  history->add_option("--cursor", flags.cursor, "the page after this cursor");
+  history->add_flag("--json", flags.json, "machine-readable output");
+  history->callback([&flags] { flags.verb = "history"; });
+
+  auto* rollback = control->add_subcommand(
+      "rollback", "Make an earlier version's spec current again (as a new version)");
+  rollback->add_option("kind", flags.kind, "item kind")->required()->check(kinds);
+  rollback->add_option("name", flags.name, "item name")->required();
+  rollback->add_option("--to", flags.to_version, "the version to restore")
+      ->required()
+      ->check(CLI::Range(1, 2'000'000'000));
+  rollback->add_option("--reason", flags.reason, "why (recorded with the change)")->required();
+  rollback->add_flag("--json", flags.json, "machine-readable output");
+  rollback->callback([&flags] { flags.verb = "rollback"; });
+
+  auto* del = control->add_subcommand("delete", "Delete an item (a tombstone version)");
+  del->add_option("kind", flags.kind, "item kind")->required()->check(kinds);
+  del->add_option("name", flags.name, "item name")->required();
+  del->add_option("--reason", flags.reason, "why (recorded with the change)")->required();
+  del->add_flag("--json", flags.json, "machine-readable output");
+  del->callback([&flags] { flags.verb = "delete"; });
+
+  auto* snapshot = control->add_subcommand(
+      "snapshot", "The effective snapshot: every current item and its version");
+  snapshot->add_option("--version", flags.version, "the snapshot at this earlier version")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 62));
+  snapshot->add_flag("--json", flags.json, "the full snapshot with specs, as JSON");
+  snapshot->callback([&flags] { flags.verb = "snapshot"; });
+  return control;
+}
+
+int RunControl(const ControlFlags& flags) {
+  ApiClient client = ApiClient::FromEnvironment();
+  if (flags.verb == "apply") return Apply(client, flags);
+  if (flags.verb == "get") return Get(client, flags);
+  if (flags.verb == "history") return History(client, flags);
+  if (flags.verb == "rollback") return Rollback(client, flags);
+  if (flags.verb == "delete") return Delete(client, flags);
+  if (flags.verb == "snapshot") return Snapshot(client, flags);
+  return Report({ErrorCode::kInvalidArgument, "unknown control verb", ""}, flags.json);
+}
+
+}  // namespace synaps::cli
