@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cmath>
+#include <limits>
 
 namespace synaps::k8s {
 
@@ -42,6 +45,30 @@ bool SelectorChar(char c) {
          c == ')' || c == ' ' || c == ':';
 }
 
+// A value as quoted in an error message: its JSON text, cut short.
+std::string Shown(const json& value) {
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return text.size() <= 60 ? text : text.substr(0, 60) + "...";
+}
+
+// An integer, also when written as 20.0 (as models sometimes do); nullopt for anything else.
+// Values beyond the int64 range come back as INT64_MAX, which every range check refuses.
+std::optional<int64_t> IntegerValue(const json& value) {
+  constexpr auto kMax = std::numeric_limits<int64_t>::max();
+  if (value.is_number_unsigned()) {
+    auto u = value.get<uint64_t>();
+    return u > static_cast<uint64_t>(kMax) ? kMax : static_cast<int64_t>(u);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (!std::isfinite(d) || std::trunc(d) != d) return std::nullopt;
+    if (std::fabs(d) >= 9.0e18) return kMax;
+    return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
 struct ToolArguments {
   int limit = 0;
   std::string label_selector;
@@ -56,31 +83,25 @@ Result<ToolArguments> ParseArguments(const std::string& tool, const json& argume
   if (arguments.is_null()) return out;
   if (!arguments.is_object()) {
     return Fail(ErrorCode::kInvalidArgument,
-                tool + ": the arguments must be a JSON object, not " + arguments.dump(),
+                tool + ": the arguments must be a JSON object, not " + Shown(arguments),
                 "arguments");
   }
   for (const auto& [key, value] : arguments.items()) {
     std::string field = "arguments." + key;
     if (key == "limit") {
-      bool integral =
-          value.is_number_integer() ||
-          (value.is_number_float() &&
-           value.get<double>() == static_cast<double>(static_cast<int64_t>(value.get<double>())));
-      int64_t n = integral ? (value.is_number_integer() ? value.get<int64_t>()
-                                                        : static_cast<int64_t>(value.get<double>()))
-                           : 0;
-      if (!integral || n < 1 || n > options.max_limit) {
+      auto n = IntegerValue(value);
+      if (!n || *n < 1 || *n > options.max_limit) {
         return Fail(ErrorCode::kInvalidArgument,
                     tool + ": limit must be an integer from 1 to " +
-                        std::to_string(options.max_limit) + ", not " + value.dump(),
+                        std::to_string(options.max_limit) + ", not " + Shown(value),
                     field);
       }
-      out.limit = static_cast<int>(n);
+      out.limit = static_cast<int>(*n);
     } else if (key == "labelSelector" || key == "fieldSelector") {
       if (value.is_null()) continue;
       if (!value.is_string()) {
         return Fail(ErrorCode::kInvalidArgument,
-                    tool + ": " + key + " must be a string, not " + value.dump(), field);
+                    tool + ": " + key + " must be a string, not " + Shown(value), field);
       }
       std::string selector = value.get<std::string>();
       if (selector.size() > kMaxSelectorChars) {

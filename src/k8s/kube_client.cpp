@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <optional>
 #include <unordered_set>
 
 #include "k8s/service_account_token.h"

@@ -97,6 +97,10 @@ TEST_F(BuiltinToolsTest, ValidatesArguments) {
   ExpectInvalid("k8s_pods", {{"limit", "20"}}, "arguments.limit", "not \"20\"");
   ExpectInvalid("k8s.events", {{"limit", 2.5}}, "arguments.limit", "integer");
   ExpectInvalid("k8s.events", {{"limit", true}}, "arguments.limit", "integer");
+  ExpectInvalid("k8s.events", {{"limit", 1e300}}, "arguments.limit", "from 1 to 100");
+  ExpectInvalid("k8s.events", {{"limit", 18446744073709551615ULL}}, "arguments.limit",
+                "from 1 to 100");
+  ExpectInvalid("k8s.events", {{"limit", std::string(500, '9')}}, "arguments.limit", "...");
   ExpectInvalid("k8s.pods", {{"labelSelector", 5}}, "arguments.labelSelector", "must be a string");
   ExpectInvalid("k8s.pods", {{"labelSelector", "app=web&x=1"}}, "arguments.labelSelector",
                 "contains '&'");
