@@ -6,8 +6,10 @@ BUILD_TYPE ?= RelWithDebInfo
 SYNAPS := $(BUILD_DIR)/src/synaps
 DEMO_TEXT ?= Hello from Synaps: this text went through the API, PostgreSQL, NATS, a worker and the object store.
 CTEST_JOBS ?= 2
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run demo test clean help
+.PHONY: all deps build run demo test fuzz clean help
 
 all: build
 
@@ -15,6 +17,7 @@ help:
 	@echo "make run    start the embedded stack (PostgreSQL, NATS, API, worker) and run a demo command"
 	@echo "make demo   the same, but exit after printing the succeeded run"
 	@echo "make test   build and run every test (unit, integration, e2e)"
+	@echo "make fuzz   fuzz the API's request parsing for FUZZ_SECONDS (default 60) with libFuzzer"
 	@echo "make build  build $(SYNAPS)"
 
 deps:
@@ -35,5 +38,20 @@ demo: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
 
+# libFuzzer over the API's request parsing and validation (tests/fuzz/README.md), built with
+# clang-19 and ASan + UBSan in $(FUZZ_DIR), apart from the main g++ build. Fails on the first
+# crash, leaving the input in $(FUZZ_DIR)/crashes/. New corpus entries stay in $(FUZZ_DIR)/corpus.
+fuzz:
+	@scripts/install-deps --fuzz
+	cmake -S tests/fuzz -B $(FUZZ_DIR) -G Ninja -DCMAKE_CXX_COMPILER=clang++-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_DIR)
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	ASAN_SYMBOLIZER_PATH=$$(command -v llvm-symbolizer-19 || command -v llvm-symbolizer || true) \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	$(FUZZ_DIR)/request_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  -max_len=8192 -dict=tests/fuzz/request.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
+	  -print_final_stats=1 $(FUZZ_DIR)/corpus tests/fuzz/corpus
+	@echo "fuzz: 1 passed, 0 failed"
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

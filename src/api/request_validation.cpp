@@ -139,6 +139,9 @@ Result<json> ParseJsonObject(const std::string& body) {
     return Fail(ErrorCode::kInvalidArgument,
                 "body: JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels",
                 "body");
+  } catch (const json::out_of_range& e) {
+    // A number literal too large for a double (1e999) is not a parse_error.
+    return Fail(ErrorCode::kInvalidArgument, "body: malformed JSON: number out of range", "body");
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." → after "]".

@@ -29,7 +29,7 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body);
 
 // POST /v1/queue/claim: {worker?, queues?, limit?, leaseSeconds?}.
 struct ClaimRequest {
-  std::string worker;                            // lease owner label; default "remote"
+  std::string worker = "remote";                 // lease owner label
   std::vector<std::string> queues{"default"};
   int limit = 1;                                 // 1..100
   int lease_seconds = 30;                        // 1..3600
