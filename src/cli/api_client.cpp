@@ -1,5 +1,6 @@
 #include "cli/api_client.h"
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,6 +28,21 @@ bool Finished(const std::string& status) {
 }
 
 }  // namespace
+
+std::string QueryEscape(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 std::string StateDir() {
   return std::filesystem::absolute(config::EnvOr("SYNAPS_STATE_DIR", ".synaps")).string();
@@ -64,20 +80,64 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& path,
     if (parsed.is_discarded()) return Fail(ErrorCode::kInternal, "API answered with non-JSON");
     return parsed;
   }
-  std::string message = "HTTP " + std::to_string(res->status);
+  return std::unexpected(ErrorForStatus(res->status, res->body));
+}
+
+std::vector<std::string> ApiClient::AuthHeaders() const {
+  if (token_.empty()) return {};
+  return {"Authorization: Bearer " + token_};
+}
+
+Error ApiClient::ErrorForStatus(long status, const std::string& body) const {
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string detail;
   if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
-    message += ": " + parsed["error"].value("message", std::string("error"));
+    detail = parsed["error"].value("message", std::string());
   }
-  ErrorCode code = res->status == 401   ? ErrorCode::kUnauthenticated
-                   : res->status == 403 ? ErrorCode::kPermissionDenied
-                   : res->status == 404 ? ErrorCode::kNotFound
-                   : res->status == 409 ? ErrorCode::kConflict
-                   : res->status < 500  ? ErrorCode::kInvalidArgument
-                                        : ErrorCode::kUnavailable;
-  if (res->status == 401 && token_.empty()) {
-    message += " (no token: set SYNAPS_TOKEN or run `synaps dev` in this directory)";
+  if (detail.empty()) detail = body.size() > 200 ? body.substr(0, 200) + "..." : body;
+  ErrorCode code = status == 401   ? ErrorCode::kUnauthenticated
+                   : status == 403 ? ErrorCode::kPermissionDenied
+                   : status == 404 ? ErrorCode::kNotFound
+                   : status == 409 ? ErrorCode::kConflict
+                   : status == 429 ? ErrorCode::kResourceExhausted
+                   : status < 500  ? ErrorCode::kInvalidArgument
+                                   : ErrorCode::kUnavailable;
+  std::string what = status == 401   ? "not authenticated"
+                     : status == 403 ? "permission denied"
+                     : status == 404 ? "not found"
+                     : status == 409 ? "conflict"
+                     : status == 429 ? "rate limited"
+                     : status < 500  ? "refused"
+                                     : "server error";
+  std::string message = what + " (HTTP " + std::to_string(status) + ")";
+  if (!detail.empty()) message += ": " + detail;
+  if (status == 401) {
+    message += token_.empty()
+                   ? " (no token: set SYNAPS_TOKEN or run `synaps dev` in this directory)"
+                   : " (check SYNAPS_TOKEN: it must be a live API key, a JWT signed with the "
+                     "API's SYNAPS_JWT_SECRET, or the admin token)";
+  } else if (status == 403) {
+    message += " (use a token whose role allows this; see docs/api.md)";
   }
-  return Fail(code, message);
+  return Error{code, message, {}};
+}
+
+Result<http::Response> ApiClient::Download(const std::string& path,
+                                           std::chrono::milliseconds timeout) const {
+  http::RequestOptions req;
+  req.url = base_url_ + path;
+  req.headers = AuthHeaders();
+  req.timeout = timeout;
+  auto res = http::Send(req);
+  if (!res) {
+    return Fail(res.error().code, res.error().message +
+                                      ". Is the API running? Start one with `synaps dev` or set "
+                                      "SYNAPS_API_URL.");
+  }
+  if (res->status < 200 || res->status >= 300) {
+    return std::unexpected(ErrorForStatus(res->status, res->body));
+  }
+  return std::move(*res);
 }
 
 Result<std::string> ApiClient::Fetch(const std::string& path) const {

@@ -1,25 +1,23 @@
 // synaps submit | runs get
+#include <signal.h>
+
 #include <iostream>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
+#include "cli/output.h"
 
 namespace synaps::cli {
 
 using nlohmann::json;
 
-namespace {
-int Report(const Error& e, bool as_json) {
-  if (as_json) {
-    std::cout << json{{"error", {{"code", std::string(ErrorCodeName(e.code))},
-                                 {"message", e.message}}}}.dump()
-              << "\n";
-  } else {
-    std::cerr << "error: " << e.message << "\n";
-  }
-  return 1;
+void UnblockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
-}  // namespace
 
 int RunSubmit(const SubmitFlags& flags) {
   ApiClient client = ApiClient::FromEnvironment();
@@ -27,7 +25,7 @@ int RunSubmit(const SubmitFlags& flags) {
   if (flags.thread_id) body["threadId"] = *flags.thread_id;
   auto submitted =
       client.Call("POST", "/v1/commands/submit", &body, flags.idempotency_key.value_or(""));
-  if (!submitted) return Report(submitted.error(), flags.json);
+  if (!submitted) return ReportError(submitted.error(), flags.json);
   if (!flags.wait) {
     if (flags.json) {
       std::cout << submitted->dump() << "\n";
@@ -38,7 +36,7 @@ int RunSubmit(const SubmitFlags& flags) {
     return 0;
   }
   auto run = client.WaitForRun((*submitted)["runId"].get<std::string>(), flags.timeout_seconds);
-  if (!run) return Report(run.error(), flags.json);
+  if (!run) return ReportError(run.error(), flags.json);
   if (flags.json) {
     std::cout << run->dump() << "\n";
   } else {
@@ -50,7 +48,7 @@ int RunSubmit(const SubmitFlags& flags) {
 int RunRunsGet(const std::string& run_id, bool as_json) {
   ApiClient client = ApiClient::FromEnvironment();
   auto run = client.Call("GET", "/v1/runs/" + run_id);
-  if (!run) return Report(run.error(), as_json);
+  if (!run) return ReportError(run.error(), as_json);
   if (as_json) {
     std::cout << run->dump() << "\n";
   } else {

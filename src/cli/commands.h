@@ -57,6 +57,52 @@ int RunMigrate(const ServiceFlags& flags, bool json);
 int RunDev(const DevFlags& flags);
 int RunSubmit(const SubmitFlags& flags);
 int RunRunsGet(const std::string& run_id, bool json);
+
+// synaps runs list: GET /v1/runs with its filters; one page, with the next page's cursor.
+struct RunsListFlags {
+  std::optional<std::string> thread_id;
+  std::optional<std::string> status;
+  std::optional<int> limit;
+  std::optional<std::string> cursor;
+  bool json = false;
+};
+int RunRunsList(const RunsListFlags& flags);
+
+// synaps runs watch: follows GET /v1/runs/{id}/events (Server-Sent Events), printing each
+// event, with a progress line on a terminal; reconnects with Last-Event-ID when the connection
+// drops. Exit code kWatchSucceeded, kWatchRunFailed (failed or cancelled) or kWatchError.
+struct RunsWatchFlags {
+  std::string run_id;
+  int timeout_seconds = 0;  // 0: no limit
+  bool progress = true;     // the live progress line, when stdout is a terminal
+  bool json = false;        // one JSON object per line: each event, then {"type":"end",...}
+};
+inline constexpr int kWatchSucceeded = 0;
+inline constexpr int kWatchRunFailed = 1;
+inline constexpr int kWatchError = 2;
+int RunRunsWatch(const RunsWatchFlags& flags);
+
+// synaps runs cancel: POST /v1/runs/{id}/cancel.
+int RunRunsCancel(const std::string& run_id, bool json);
+
+// synaps artifacts get: the bytes of one version (default the latest) to stdout or a file.
+struct ArtifactsGetFlags {
+  std::string artifact_id;
+  std::optional<int> version;
+  std::optional<std::string> output_path;  // "-" = stdout
+  bool json = false;
+};
+int RunArtifactsGet(const ArtifactsGetFlags& flags);
+
+// synaps keys create | revoke: POST /v1/api-keys, DELETE /v1/api-keys/{id} (admin tokens).
+struct KeysCreateFlags {
+  std::string role;
+  std::optional<std::string> tenant;
+  std::optional<std::string> name;
+  bool json = false;
+};
+int RunKeysCreate(const KeysCreateFlags& flags);
+int RunKeysRevoke(const std::string& key_id, bool json);
 // Throws ConfigError when SYNAPS_JWT_SECRET is unset or shorter than 32 bytes.
 int RunTokensMint(const TokensMintFlags& flags);
 
@@ -96,5 +142,7 @@ int RunControl(const ControlFlags& flags);
 void BlockShutdownSignals();
 // Waits for SIGINT or SIGTERM; returns the signal.
 int WaitForShutdownSignal();
+// Undoes BlockShutdownSignals for the calling thread (client verbs: Ctrl-C ends them).
+void UnblockShutdownSignals();
 
 }  // namespace synaps::cli

@@ -70,6 +70,67 @@ int main(int argc, char** argv) {
   runs_get->add_option("id", run_id, "run id")->required();
   runs_get->add_flag("--json", json_out, "machine-readable output");
 
+  cli::RunsListFlags runs_list_flags;
+  auto* runs_list = runs->add_subcommand("list", "List runs, newest first (one page)");
+  runs_list->add_option("--thread", runs_list_flags.thread_id, "only runs of this thread");
+  runs_list->add_option("--status", runs_list_flags.status, "only runs in this status")
+      ->check(CLI::IsMember(
+          {"queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"}));
+  runs_list->add_option("--limit", runs_list_flags.limit, "runs per page (1..500, default 50)")
+      ->check(CLI::Range(1, 500));
+  runs_list->add_option("--cursor", runs_list_flags.cursor, "the page after this cursor");
+  runs_list->add_flag("--json", runs_list_flags.json, "machine-readable output");
+
+  cli::RunsWatchFlags watch_flags;
+  auto* runs_watch = runs->add_subcommand(
+      "watch",
+      "Follow a run's events live until it finishes. Exit code 0: succeeded, 1: failed or "
+      "cancelled, 2: could not watch");
+  runs_watch->add_option("id", watch_flags.run_id, "run id")->required();
+  runs_watch->add_option("--timeout", watch_flags.timeout_seconds,
+                         "give up (exit 2) after this many seconds; 0 = never")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  bool no_progress = false;
+  runs_watch->add_flag("--no-progress", no_progress, "no live progress line on a terminal");
+  runs_watch->add_flag("--json", watch_flags.json,
+                       "one JSON object per line: each ledger event, then {\"type\":\"end\"}");
+
+  auto* runs_cancel = runs->add_subcommand("cancel", "Cancel a queued or running run");
+  runs_cancel->add_option("id", run_id, "run id")->required();
+  runs_cancel->add_flag("--json", json_out, "machine-readable output");
+
+  cli::ArtifactsGetFlags artifact_flags;
+  auto* artifacts = app.add_subcommand("artifacts", "Fetch artifacts");
+  artifacts->require_subcommand(1);
+  auto* artifacts_get = artifacts->add_subcommand(
+      "get", "Write an artifact version's bytes to stdout or a file");
+  artifacts_get->add_option("id", artifact_flags.artifact_id, "artifact id (see `runs get`)")
+      ->required();
+  artifacts_get->add_option("--version", artifact_flags.version, "version (default the latest)")
+      ->check(CLI::Range(1, 1000000000));
+  artifacts_get->add_option("-o,--output", artifact_flags.output_path,
+                            "write to this file instead of stdout");
+  artifacts_get->add_flag("--json", artifact_flags.json,
+                          "print metadata as JSON (with the content unless -o is given)");
+
+  cli::KeysCreateFlags key_flags;
+  std::string key_id;
+  auto* keys = app.add_subcommand("keys", "Manage API keys (needs an admin token)");
+  keys->require_subcommand(1);
+  auto* keys_create = keys->add_subcommand("create", "Create an API key; prints its token once");
+  keys_create->add_option("--role", key_flags.role, "what the key may do")
+      ->required()
+      ->check(CLI::IsMember({"admin", "operator", "worker", "viewer"}));
+  keys_create->add_option("--tenant", key_flags.tenant,
+                          "tenant of the key (default the caller's; another tenant needs the "
+                          "bootstrap admin token)");
+  keys_create->add_option("--name", key_flags.name, "a label, e.g. who or what uses it");
+  keys_create->add_flag("--json", key_flags.json, "machine-readable output");
+  auto* keys_revoke = keys->add_subcommand("revoke", "Revoke an API key at once");
+  keys_revoke->add_option("id", key_id, "key id")->required();
+  keys_revoke->add_flag("--json", json_out, "machine-readable output");
+
   cli::TokensMintFlags mint;
   auto* tokens = app.add_subcommand("tokens", "Mint tokens for the API and Hasura");
   tokens->require_subcommand(1);
@@ -106,6 +167,13 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  bool long_running = api->parsed() || worker->parsed() || devcmd->parsed();
+  if (!long_running) {
+    // Client verbs have no shutdown sequence: let Ctrl-C stop them at once.
+    cli::UnblockShutdownSignals();
+  }
+  watch_flags.progress = !no_progress;
+
   try {
     bool service_verb = api->parsed() || worker->parsed();
     InitLogging(config::EnvOr("SYNAPS_LOG_LEVEL", service_verb ? "info" : "warn"), service_verb);
@@ -115,6 +183,12 @@ int main(int argc, char** argv) {
     if (devcmd->parsed()) return cli::RunDev(dev);
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
+    if (runs_list->parsed()) return cli::RunRunsList(runs_list_flags);
+    if (runs_watch->parsed()) return cli::RunRunsWatch(watch_flags);
+    if (runs_cancel->parsed()) return cli::RunRunsCancel(run_id, json_out);
+    if (artifacts_get->parsed()) return cli::RunArtifactsGet(artifact_flags);
+    if (keys_create->parsed()) return cli::RunKeysCreate(key_flags);
+    if (keys_revoke->parsed()) return cli::RunKeysRevoke(key_id, json_out);
     if (gccmd->parsed()) return cli::RunGc(gc);
     if (controlcmd->parsed()) return cli::RunControl(control_flags);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
