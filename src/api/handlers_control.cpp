@@ -31,9 +31,15 @@ json VersionJson(const store::ControlItemVersion& v) {
 }
 
 json ChangeJson(const store::ControlItemVersion& v) {
-  return {{"id", v.change_id},       {"kind", v.kind},     {"name", v.name},
-          {"version", v.version},    {"action", v.action}, {"actor", v.actor},
-          {"actorTenant", v.actor_tenant}, {"reason", v.reason}, {"at", v.at}};
+  return {{"id", v.change_id},
+          {"kind", v.kind},
+          {"name", v.name},
+          {"version", v.version},
+          {"action", v.action},
+          {"actor", v.actor},
+          {"actorTenant", v.actor_tenant},
+          {"reason", v.reason},
+          {"at", v.at}};
 }
 
 json WriteJson(const store::ControlWriteResult& r) {
@@ -47,8 +53,9 @@ json WriteJson(const store::ControlWriteResult& r) {
 // The kind in the path: an unknown one is a 404 (there is no such collection).
 std::optional<HttpResponse> CheckKind(const Router::Context& ctx, const std::string& kind) {
   if (control::IsKind(kind)) return std::nullopt;
-  return ctx.Error(404, "not_found",
-                   "no control kind " + kind + " (kinds: prompts, skills, tools, routes, arbiters)");
+  return ctx.Error(
+      404, "not_found",
+      "no control kind " + kind + " (kinds: prompts, skills, tools, routes, arbiters)");
 }
 
 std::optional<HttpResponse> CheckName(const Router::Context& ctx, const std::string& name) {
@@ -95,7 +102,9 @@ store::ControlActor Actor(const Router::Context& ctx, std::string reason) {
   return {ctx.principal->id, ctx.principal->tenant_id, std::move(reason)};
 }
 
-bool IsJson(const Router::Context& ctx) { return IsJsonContentType(ctx.req.header("content-type")); }
+bool IsJson(const Router::Context& ctx) {
+  return IsJsonContentType(ctx.req.header("content-type"));
+}
 
 }  // namespace
 

@@ -1,7 +1,6 @@
 // synaps control apply | get | history | rollback | delete | snapshot: the control registry
 // through the API (docs/control.md).
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -121,15 +120,14 @@ int Apply(const ApiClient& client, const ControlFlags& flags) {
     }
   }
 
-  const std::string default_reason =
-      flags.reason.value_or("synaps control apply -f " + flags.file);
+  const std::string default_reason = flags.reason.value_or("synaps control apply -f " + flags.file);
   json results = json::array();
   int failures = 0;
   for (const auto& d : *docs) {
     const std::string id = d.kind + "/" + d.name;
     const json* before = nullptr;
     if (items.contains(d.kind) && items[d.kind].contains(d.name)) before = &items[d.kind][d.name];
-    std::string action = before == nullptr ? "create"
+    std::string action = before == nullptr             ? "create"
                          : (*before)["spec"] == d.spec ? "unchanged"
                                                        : "update";
     json entry = {{"kind", d.kind}, {"name", d.name}, {"action", action}};
@@ -283,8 +281,8 @@ int Rollback(const ApiClient& client, const ControlFlags& flags) {
   if (flags.json) {
     std::cout << r->dump() << "\n";
   } else if (!(*r)["changed"].get<bool>()) {
-    std::cout << flags.kind << "/" << *flags.name << " already equals version "
-              << *flags.to_version << " (version " << (*r)["version"] << "): nothing changed\n";
+    std::cout << flags.kind << "/" << *flags.name << " already equals version " << *flags.to_version
+              << " (version " << (*r)["version"] << "): nothing changed\n";
   } else {
     std::cout << "rolled back " << flags.kind << "/" << *flags.name << " to version "
               << *flags.to_version << ": now version " << (*r)["version"] << " (snapshot "

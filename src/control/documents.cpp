@@ -136,10 +136,9 @@ void Emit(YAML::Emitter& out, const json& v) {
     const std::string& s = v.get_ref<const std::string&>();
     // A literal block reads back exactly when the text ends in one newline and has no line
     // starting with a space (block indentation) or carriage returns.
-    bool literal = s.find('\n') != std::string::npos && s.ends_with("\n") &&
-                   !s.ends_with("\n\n") && s.find('\r') == std::string::npos &&
-                   s.find("\n ") == std::string::npos && !s.starts_with(" ") &&
-                   s.find('\t') == std::string::npos;
+    bool literal = s.find('\n') != std::string::npos && s.ends_with("\n") && !s.ends_with("\n\n") &&
+                   s.find('\r') == std::string::npos && s.find("\n ") == std::string::npos &&
+                   !s.starts_with(" ") && s.find('\t') == std::string::npos;
     if (literal) {
       out << YAML::Literal << s;
     } else if (s.find('\n') != std::string::npos || !PlainScalar(s).is_string()) {

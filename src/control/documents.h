@@ -3,10 +3,9 @@
 // with (YAML out, line diffs). Pure functions, no I/O.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 

@@ -14,7 +14,7 @@ namespace {
 constexpr int kMaxDepth = 64;
 
 const std::set<std::string>& TypeNames() {
-  static const std::set<std::string> kNames = {"object", "array",   "string", "number",
+  static const std::set<std::string> kNames = {"object",  "array",   "string", "number",
                                                "integer", "boolean", "null"};
   return kNames;
 }
@@ -100,8 +100,8 @@ class SchemaChecker {
       }
       return Ok();
     }
-    if (key == "additionalProperties" || key == "items" || key == "not" ||
-        key == "contains" || key == "propertyNames") {
+    if (key == "additionalProperties" || key == "items" || key == "not" || key == "contains" ||
+        key == "propertyNames") {
       return Check(v, path, depth + 1);
     }
     if (key == "prefixItems" || key == "allOf" || key == "anyOf" || key == "oneOf") {
@@ -200,7 +200,9 @@ class Validator {
       } else {
         ok = HasType(v, t.get<std::string>());
       }
-      if (!ok) return Bad(path, "type: expected " + (t.is_string() ? t.get<std::string>() : t.dump()) + ", got " + TypeOf(v));
+      if (!ok)
+        return Bad(path, "type: expected " + (t.is_string() ? t.get<std::string>() : t.dump()) +
+                             ", got " + TypeOf(v));
     }
     if (s.contains("enum")) {
       bool found = false;
@@ -309,7 +311,8 @@ class Validator {
     }
     if (s.contains("contains")) {
       bool any = false;
-      for (const auto& item : v) any = any || Validate(item, s["contains"], path, depth + 1).has_value();
+      for (const auto& item : v)
+        any = any || Validate(item, s["contains"], path, depth + 1).has_value();
       if (!any) return Bad(path, "contains: no item matches");
     }
     return Ok();
@@ -317,10 +320,12 @@ class Validator {
 
   Status Object(const json& v, const json& s, const std::string& path, int depth) {
     if (s.contains("minProperties") && v.size() < s["minProperties"].get<uint64_t>()) {
-      return Bad(path, "minProperties: must have at least " + s["minProperties"].dump() + " members");
+      return Bad(path,
+                 "minProperties: must have at least " + s["minProperties"].dump() + " members");
     }
     if (s.contains("maxProperties") && v.size() > s["maxProperties"].get<uint64_t>()) {
-      return Bad(path, "maxProperties: must have at most " + s["maxProperties"].dump() + " members");
+      return Bad(path,
+                 "maxProperties: must have at most " + s["maxProperties"].dump() + " members");
     }
     if (s.contains("required")) {
       for (const auto& r : s["required"]) {

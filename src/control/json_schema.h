@@ -7,9 +7,8 @@
 // accepted and ignored. Pure functions, no I/O.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/error.h"
 

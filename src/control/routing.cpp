@@ -31,8 +31,8 @@ Status Expand(const std::vector<Route>& routes, const Route& route,
     if (seen.contains(name)) continue;
     const Route* next = ByName(routes, name);
     if (next == nullptr) {
-      return Fail(ErrorCode::kNotFound,
-                  "route " + route.name + " falls back to route " + name + ", which does not exist");
+      return Fail(ErrorCode::kNotFound, "route " + route.name + " falls back to route " + name +
+                                            ", which does not exist");
     }
     seen.insert(name);
     chain.push_back(next);
@@ -80,8 +80,8 @@ Result<const Route*> SelectRoute(const std::vector<Route>& routes, const RouteQu
   }
   if (group.empty()) {
     if (const Route* d = ByName(routes, kDefaultRoute)) return d;
-    return Fail(ErrorCode::kNotFound, "no route matches (" + Describe(query) +
-                                          ") and there is no route named default");
+    return Fail(ErrorCode::kNotFound,
+                "no route matches (" + Describe(query) + ") and there is no route named default");
   }
   if (group.size() == 1) return group.front();
   std::sort(group.begin(), group.end(),

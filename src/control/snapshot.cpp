@@ -33,9 +33,7 @@ void AddTyped(const SnapshotEntry& e, Parse parse, std::map<std::string, T, std:
 const Prompt* Snapshot::FindPrompt(std::string_view name) const { return FindIn(prompts, name); }
 const Skill* Snapshot::FindSkill(std::string_view name) const { return FindIn(skills, name); }
 const Tool* Snapshot::FindTool(std::string_view name) const { return FindIn(tools, name); }
-const Arbiter* Snapshot::FindArbiter(std::string_view name) const {
-  return FindIn(arbiters, name);
-}
+const Arbiter* Snapshot::FindArbiter(std::string_view name) const { return FindIn(arbiters, name); }
 
 const Route* Snapshot::FindRoute(std::string_view name) const {
   for (const auto& r : routes) {

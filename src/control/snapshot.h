@@ -6,11 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "control/spec.h"
 
@@ -20,8 +19,8 @@ namespace synaps::control {
 struct SnapshotEntry {
   std::string kind;
   std::string name;
-  int version = 0;          // the item's version
-  int64_t change_id = 0;    // the change that wrote this version (<= the snapshot version)
+  int version = 0;        // the item's version
+  int64_t change_id = 0;  // the change that wrote this version (<= the snapshot version)
   nlohmann::json spec;
 };
 

@@ -26,9 +26,7 @@ std::unexpected<Error> Bad(const std::string& field, const std::string& message)
 std::string At(const std::string& path, std::string_view key) {
   return path + "." + std::string(key);
 }
-std::string At(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
-}
+std::string At(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
 // `v` must be an object whose keys are all in `allowed`.
 Status Fields(const json& v, const std::string& path,
@@ -159,9 +157,13 @@ bool IsHostName(const std::string& h) {
 // Hosts no tool may name: link-local addresses and cloud metadata endpoints. The worker checks
 // resolved addresses again when it connects; this catches the obvious ones at write time.
 bool IsForbiddenHost(const std::string& h) {
-  static const std::set<std::string> kMetadata = {
-      "metadata", "metadata.google.internal", "metadata.goog", "100.100.100.200",
-      "[fd00:ec2::254]", "instance-data", "instance-data.ec2.internal"};
+  static const std::set<std::string> kMetadata = {"metadata",
+                                                  "metadata.google.internal",
+                                                  "metadata.goog",
+                                                  "100.100.100.200",
+                                                  "[fd00:ec2::254]",
+                                                  "instance-data",
+                                                  "instance-data.ec2.internal"};
   return kMetadata.contains(h) || h.starts_with("169.254.") || h.starts_with("[fe8") ||
          h.starts_with("[fe9") || h.starts_with("[fea") || h.starts_with("[feb");
 }
@@ -193,7 +195,8 @@ Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field)
     return Bad(field, "must be an http:// or https:// URL");
   }
   size_t end = url.find_first_of("/?#", rest);
-  std::string authority = url.substr(rest, end == std::string::npos ? std::string::npos : end - rest);
+  std::string authority =
+      url.substr(rest, end == std::string::npos ? std::string::npos : end - rest);
   if (authority.find('@') != std::string::npos) {
     return Bad(field, "must not carry user info (credentials belong in environment variables)");
   }
@@ -220,13 +223,15 @@ Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field)
     return Bad(field, "link-local and cloud metadata hosts are never reachable");
   }
   if (!port.empty() || authority.ends_with(":")) {
-    bool digits = !port.empty() && port.size() <= 5 &&
-                  std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
       return Bad(field, "port must be within 1..65535");
     }
   }
-  if (url.find_first_of(" \t\r\n") != std::string::npos) return Bad(field, "must not contain spaces");
+  if (url.find_first_of(" \t\r\n") != std::string::npos)
+    return Bad(field, "must not contain spaces");
   out.host = host;
   return out;
 }
@@ -335,9 +340,8 @@ bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!lower_or_digit(name[0])) return false;
-  return std::all_of(name.begin() + 1, name.end(), [&](char c) {
-    return lower_or_digit(c) || c == '_' || c == '.' || c == '-';
-  });
+  return std::all_of(name.begin() + 1, name.end(),
+                     [&](char c) { return lower_or_digit(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 Status ValidateKindAndName(std::string_view kind, std::string_view name) {
@@ -346,8 +350,7 @@ Status ValidateKindAndName(std::string_view kind, std::string_view name) {
                 "kind: must be one of prompts, skills, tools, routes, arbiters", "kind");
   }
   if (!IsValidName(name)) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "name: must match [a-z0-9][a-z0-9_.-]{0,63}", "name");
+    return Fail(ErrorCode::kInvalidArgument, "name: must match [a-z0-9][a-z0-9_.-]{0,63}", "name");
   }
   return Ok();
 }
@@ -359,20 +362,28 @@ const std::set<std::string, std::less<>>& BuiltinToolNames() {
 
 std::string_view CheckTypeName(CheckType type) {
   switch (type) {
-    case CheckType::kBudget: return "budget";
-    case CheckType::kRegex: return "regex";
-    case CheckType::kJsonSchema: return "jsonSchema";
-    case CheckType::kJudge: return "judge";
-    case CheckType::kApproval: return "approval";
+    case CheckType::kBudget:
+      return "budget";
+    case CheckType::kRegex:
+      return "regex";
+    case CheckType::kJsonSchema:
+      return "jsonSchema";
+    case CheckType::kJudge:
+      return "judge";
+    case CheckType::kApproval:
+      return "approval";
   }
   return "approval";
 }
 
 std::string_view OnFailName(OnFail on_fail) {
   switch (on_fail) {
-    case OnFail::kRetry: return "retry";
-    case OnFail::kFail: return "fail";
-    case OnFail::kHold: return "hold";
+    case OnFail::kRetry:
+      return "retry";
+    case OnFail::kFail:
+      return "fail";
+    case OnFail::kHold:
+      return "hold";
   }
   return "fail";
 }
@@ -383,7 +394,8 @@ Result<Prompt> ParsePrompt(std::string_view name, const json& spec) {
   Prompt p;
   p.name = std::string(name);
   ASSIGN_OR_RETURN(p.template_text, RequireString(spec, "template", path, kMaxText));
-  ASSIGN_OR_RETURN(auto description, GetString(spec, "description", path, {false, false, kMaxDescription}));
+  ASSIGN_OR_RETURN(auto description,
+                   GetString(spec, "description", path, {false, false, kMaxDescription}));
   p.description = description.value_or("");
   RETURN_IF_ERROR(CheckTemplate(p.template_text, "spec.template"));
   ASSIGN_OR_RETURN(p.variables, TemplateVariables(p.template_text));
@@ -399,15 +411,17 @@ Result<Skill> ParseSkill(std::string_view name, const json& spec) {
   ASSIGN_OR_RETURN(s.tools, GetStringList(spec, "tools", path, NameProblem));
   ASSIGN_OR_RETURN(s.route, GetString(spec, "route", path, {false, true, 64}));
   if (s.route && !IsValidName(*s.route)) return Bad("spec.route", NameProblem(*s.route));
-  ASSIGN_OR_RETURN(auto description, GetString(spec, "description", path, {false, false, kMaxDescription}));
+  ASSIGN_OR_RETURN(auto description,
+                   GetString(spec, "description", path, {false, false, kMaxDescription}));
   s.description = description.value_or("");
   return s;
 }
 
 Result<Tool> ParseTool(std::string_view name, const json& spec) {
   const std::string path = "spec";
-  RETURN_IF_ERROR(Fields(spec, path, {"description", "parameters", "type", "url", "method",
-                                      "allowHosts", "timeoutMs"}));
+  RETURN_IF_ERROR(
+      Fields(spec, path,
+             {"description", "parameters", "type", "url", "method", "allowHosts", "timeoutMs"}));
   Tool t;
   t.name = std::string(name);
   ASSIGN_OR_RETURN(std::string type, RequireString(spec, "type", path, 16));
@@ -466,13 +480,15 @@ Result<Tool> ParseTool(std::string_view name, const json& spec) {
 
 Result<Route> ParseRoute(std::string_view name, const json& spec) {
   const std::string path = "spec";
-  RETURN_IF_ERROR(Fields(spec, path, {"match", "provider", "model", "baseUrl", "apiKeyEnv",
-                                      "params", "fallbacks", "weight", "order"}));
+  RETURN_IF_ERROR(Fields(spec, path,
+                         {"match", "provider", "model", "baseUrl", "apiKeyEnv", "params",
+                          "fallbacks", "weight", "order"}));
   Route r;
   r.name = std::string(name);
   if (name == kDefaultRoute && spec.contains("match")) {
-    return Bad("spec.match", "the route named default applies when no other route matches, so "
-                             "it takes no match");
+    return Bad("spec.match",
+               "the route named default applies when no other route matches, so "
+               "it takes no match");
   }
   ASSIGN_OR_RETURN(r.match, ParseMatch(spec, path, /*with_tenant=*/true));
   ASSIGN_OR_RETURN(r.provider, RequireString(spec, "provider", path, 32));
@@ -503,7 +519,8 @@ Result<Route> ParseRoute(std::string_view name, const json& spec) {
   }
   ASSIGN_OR_RETURN(r.fallbacks, GetStringList(spec, "fallbacks", path, NameProblem, 10));
   for (size_t i = 0; i < r.fallbacks.size(); ++i) {
-    if (r.fallbacks[i] == name) return Bad(At("spec.fallbacks", i), "a route cannot fall back to itself");
+    if (r.fallbacks[i] == name)
+      return Bad(At("spec.fallbacks", i), "a route cannot fall back to itself");
   }
   ASSIGN_OR_RETURN(auto weight, GetInt(spec, "weight", path, 0, 1000));
   if (weight) r.weight = static_cast<int>(*weight);

@@ -9,21 +9,20 @@
 
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 
 namespace synaps::control {
 
 // The kinds, in the order the API lists them.
-inline constexpr std::array<std::string_view, 5> kKinds = {"prompts", "skills", "tools",
-                                                           "routes", "arbiters"};
+inline constexpr std::array<std::string_view, 5> kKinds = {"prompts", "skills", "tools", "routes",
+                                                           "arbiters"};
 bool IsKind(std::string_view kind);
 
 // Item names: [a-z0-9][a-z0-9_.-]{0,63}.
@@ -45,8 +44,8 @@ inline constexpr std::array<std::string_view, 4> kProviders = {"openai", "kimi",
 // Which tasks a route or an arbiter applies to. An absent field matches anything; `tags` match
 // when every listed tag is among the task's tags.
 struct Match {
-  std::optional<std::string> kind;    // the command kind (prompt, agent, ...)
-  std::optional<std::string> skill;   // the skill the task names
+  std::optional<std::string> kind;   // the command kind (prompt, agent, ...)
+  std::optional<std::string> skill;  // the skill the task names
   std::vector<std::string> tags;
   std::optional<std::string> tenant;
 };
@@ -62,9 +61,9 @@ struct Prompt {
 struct Skill {
   std::string name;
   int version = 0;
-  std::string system;                 // system text for the model
-  std::vector<std::string> tools;     // tool names
-  std::optional<std::string> route;   // default route name
+  std::string system;                // system text for the model
+  std::vector<std::string> tools;    // tool names
+  std::optional<std::string> route;  // default route name
   std::string description;
 };
 
@@ -75,9 +74,9 @@ struct Tool {
   int version = 0;
   ToolType type = ToolType::kHttp;
   std::string description;
-  nlohmann::json parameters;          // a JSON Schema of type object
-  std::string url;                    // http only
-  std::string method = "POST";        // http only: GET or POST
+  nlohmann::json parameters;    // a JSON Schema of type object
+  std::string url;              // http only
+  std::string method = "POST";  // http only: GET or POST
   // http only: hosts the tool may reach ("*.example.com" covers subdomains); when the spec
   // gives none, the url's host.
   std::vector<std::string> allow_hosts;
@@ -88,14 +87,14 @@ struct Route {
   std::string name;
   int version = 0;
   Match match;
-  std::string provider;               // one of kProviders
+  std::string provider;  // one of kProviders
   std::string model;
-  std::string base_url;               // empty: the provider's default
-  std::string api_key_env;            // empty: the provider's default variable
+  std::string base_url;     // empty: the provider's default
+  std::string api_key_env;  // empty: the provider's default variable
   nlohmann::json params = nlohmann::json::object();
-  std::vector<std::string> fallbacks; // route names, tried in order after this one fails
-  int weight = 100;                   // 0..1000; 0 = never chosen by matching
-  int64_t order = 0;                  // lower first
+  std::vector<std::string> fallbacks;  // route names, tried in order after this one fails
+  int weight = 100;                    // 0..1000; 0 = never chosen by matching
+  int64_t order = 0;                   // lower first
 };
 
 enum class CheckType { kBudget, kRegex, kJsonSchema, kJudge, kApproval };

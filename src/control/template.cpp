@@ -10,7 +10,9 @@ using nlohmann::json;
 namespace {
 
 bool NameStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool NameChar(char c) { return NameStart(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }
+bool NameChar(char c) {
+  return NameStart(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+}
 
 // One piece of a parsed template: literal text, or a placeholder's variable name.
 struct Piece {
@@ -114,10 +116,10 @@ Result<std::string> RenderTemplate(std::string_view text, const json& variables)
     const json* value = Lookup(variables, p.text);
     if (value == nullptr || value->is_null()) {
       ASSIGN_OR_RETURN(auto needed, TemplateVariables(text));
-      return Fail(ErrorCode::kInvalidArgument,
-                  "missing template variable " + p.text + " (the template needs: " +
-                      Join(needed) + ")",
-                  "variables." + p.text);
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          "missing template variable " + p.text + " (the template needs: " + Join(needed) + ")",
+          "variables." + p.text);
     }
     if (value->is_string()) {
       out += value->get_ref<const std::string&>();

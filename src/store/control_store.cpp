@@ -22,9 +22,7 @@ Status CheckReason(const std::string& reason) {
   return Ok();
 }
 
-std::string ItemName(const std::string& kind, const std::string& name) {
-  return kind + "/" + name;
-}
+std::string ItemName(const std::string& kind, const std::string& name) { return kind + "/" + name; }
 
 // Calls synaps.control_write and turns its answer into a result or an error.
 Result<ControlWriteResult> Write(db::Connection& conn, const std::string& kind,
@@ -33,10 +31,10 @@ Result<ControlWriteResult> Write(db::Connection& conn, const std::string& kind,
                                  const ControlActor& who) {
   ASSIGN_OR_RETURN(
       db::PgResult r,
-      conn.ExecPrepared("control_write",
-                        "SELECT synaps.control_write($1, $2, $3, $4::jsonb, $5::integer, $6, $7, $8)",
-                        {kind, name, action, spec, to_version, who.actor, who.actor_tenant,
-                         who.reason}));
+      conn.ExecPrepared(
+          "control_write",
+          "SELECT synaps.control_write($1, $2, $3, $4::jsonb, $5::integer, $6, $7, $8)",
+          {kind, name, action, spec, to_version, who.actor, who.actor_tenant, who.reason}));
   json out = json::parse(r.Get(0, 0));
   if (out.contains("error")) {
     const std::string err = out["error"].get<std::string>();
@@ -98,8 +96,8 @@ ControlItemVersion ReadVersion(const db::PgResult& r, int row) {
 }  // namespace
 
 Result<int64_t> CurrentSnapshotVersion(db::Connection& conn) {
-  ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("control_version",
-                                                     "SELECT synaps.control_version()", {}));
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("control_version", "SELECT synaps.control_version()", {}));
   return r.GetInt(0, 0);
 }
 
@@ -225,10 +223,9 @@ Result<ControlChangePage> ListControlChanges(db::Connection& conn,
  ORDER BY c.id DESC
  LIMIT $5::integer)sql";
   db::Param before = filter.before ? db::Param(std::to_string(*filter.before)) : std::nullopt;
-  ASSIGN_OR_RETURN(db::PgResult r,
-                   conn.ExecPrepared("control_list_changes", sql,
-                                     {filter.kind, filter.name, filter.actor, before,
-                                      std::to_string(filter.limit + 1)}));
+  ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("control_list_changes", sql,
+                                                     {filter.kind, filter.name, filter.actor,
+                                                      before, std::to_string(filter.limit + 1)}));
   ControlChangePage page;
   for (int i = 0; i < r.rows() && i < filter.limit; ++i) {
     page.changes.push_back(ReadVersion(r, i));

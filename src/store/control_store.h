@@ -11,11 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "control/snapshot.h"
 #include "db/connection.h"
@@ -42,10 +41,10 @@ struct ControlActor {
 struct ControlWriteResult {
   std::string kind;
   std::string name;
-  int version = 0;                // the item's version after the call
-  int64_t snapshot_version = 0;   // the change's id, or the latest version when nothing changed
-  bool changed = false;           // false: the spec equalled the current one; nothing written
-  bool created = false;           // the item did not exist (or was deleted) before
+  int version = 0;               // the item's version after the call
+  int64_t snapshot_version = 0;  // the change's id, or the latest version when nothing changed
+  bool changed = false;          // false: the spec equalled the current one; nothing written
+  bool created = false;          // the item did not exist (or was deleted) before
   std::optional<OutboxMessage> outbox;  // the synaps.ctrl.<kind> row, when changed
 };
 
@@ -73,14 +72,14 @@ struct ControlItemVersion {
   std::string kind;
   std::string name;
   int version = 0;
-  nlohmann::json spec;        // null for a tombstone
+  nlohmann::json spec;  // null for a tombstone
   bool deleted = false;
-  int64_t change_id = 0;      // = the snapshot version that introduced it
-  std::string action;         // put, delete, rollback
+  int64_t change_id = 0;  // = the snapshot version that introduced it
+  std::string action;     // put, delete, rollback
   std::string actor;
   std::string actor_tenant;
   std::string reason;
-  std::string at;             // RFC 3339
+  std::string at;  // RFC 3339
 };
 
 // The current version of an item (`version` nullopt) or a given one, tombstones included.

@@ -68,7 +68,8 @@ class ControlApiTest : public ::testing::Test {
 };
 
 TEST_F(ControlApiTest, VersionsHistorySnapshotsTombstonesAndRollback) {
-  auto created = Call("PUT", "/v1/control/prompts/greet", PutBody({{"template", "Hello {{name}}"}}, "first"));
+  auto created =
+      Call("PUT", "/v1/control/prompts/greet", PutBody({{"template", "Hello {{name}}"}}, "first"));
   ASSERT_EQ(created.status, 201) << created.body;
   json v1 = Body(created);
   EXPECT_EQ(v1["kind"], "prompts");
@@ -83,7 +84,8 @@ TEST_F(ControlApiTest, VersionsHistorySnapshotsTombstonesAndRollback) {
   EXPECT_EQ(Body(same)["version"], 1);
   EXPECT_EQ(Changes(), 1) << "an identical spec is no change";
 
-  auto updated = Call("PUT", "/v1/control/prompts/greet", PutBody({{"template", "Hi {{name}}!"}}, "shorter"));
+  auto updated =
+      Call("PUT", "/v1/control/prompts/greet", PutBody({{"template", "Hi {{name}}!"}}, "shorter"));
   ASSERT_EQ(updated.status, 200) << updated.body;
   EXPECT_EQ(Body(updated)["version"], 2);
 
@@ -142,20 +144,21 @@ TEST_F(ControlApiTest, VersionsHistorySnapshotsTombstonesAndRollback) {
   auto page1 = Body(Call("GET", "/v1/control/changes?limit=2"));
   ASSERT_EQ(page1["items"].size(), 2u);
   ASSERT_TRUE(page1.contains("nextCursor"));
-  auto page2 = Body(Call("GET", "/v1/control/changes?limit=2&cursor=" +
-                             page1["nextCursor"].get<std::string>()));
+  auto page2 = Body(
+      Call("GET", "/v1/control/changes?limit=2&cursor=" + page1["nextCursor"].get<std::string>()));
   ASSERT_EQ(page2["items"].size(), 2u);
-  auto page3 = Body(Call("GET", "/v1/control/changes?limit=2&cursor=" +
-                             page2["nextCursor"].get<std::string>()));
+  auto page3 = Body(
+      Call("GET", "/v1/control/changes?limit=2&cursor=" + page2["nextCursor"].get<std::string>()));
   ASSERT_EQ(page3["items"].size(), 1u);
   EXPECT_FALSE(page3.contains("nextCursor"));
   EXPECT_EQ(Body(Call("GET", "/v1/control/changes?actor=admin"))["items"].size(), 5u);
   EXPECT_TRUE(Body(Call("GET", "/v1/control/changes?actor=nobody"))["items"].empty());
 
   // Every change reached NATS through the relay.
-  c_.WaitForCount("SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.ctrl.%' "
-                  "AND published_at IS NOT NULL",
-                  5);
+  c_.WaitForCount(
+      "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.ctrl.%' "
+      "AND published_at IS NOT NULL",
+      5);
 }
 
 TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {
@@ -167,19 +170,26 @@ TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {
   const json tool_params = {{"type", "object"}};
   std::vector<Case> cases = {
       {"PUT", "/v1/control/prompts/p", PutBody(json::object()), 400, "spec.template"},
-      {"PUT", "/v1/control/prompts/p", PutBody({{"template", "Hi {{ na me }}"}}), 400, "spec.template"},
-      {"PUT", "/v1/control/routes/r", PutBody({{"provider", "openai"}, {"model", "m"}, {"weight", 5000}}), 400, "spec.weight"},
+      {"PUT", "/v1/control/prompts/p", PutBody({{"template", "Hi {{ na me }}"}}), 400,
+       "spec.template"},
+      {"PUT", "/v1/control/routes/r",
+       PutBody({{"provider", "openai"}, {"model", "m"}, {"weight", 5000}}), 400, "spec.weight"},
       {"PUT", "/v1/control/tools/t",
-       PutBody({{"type", "http"}, {"description", "d"}, {"parameters", tool_params},
+       PutBody({{"type", "http"},
+                {"description", "d"},
+                {"parameters", tool_params},
                 {"url", "http://169.254.169.254/latest/meta-data"}}),
        400, "spec.url"},
       {"PUT", "/v1/control/arbiters/a",
-       PutBody({{"checks", {{{"type", "regex"}, {"deny", {"(unclosed"}}}}}, {"onFail", "fail"}}), 400,
-       "spec.checks[0].deny[0]"},
+       PutBody({{"checks", {{{"type", "regex"}, {"deny", {"(unclosed"}}}}}, {"onFail", "fail"}}),
+       400, "spec.checks[0].deny[0]"},
       {"PUT", "/v1/control/prompts/p", json{{"spec", {{"template", "x"}}}}.dump(), 400, "reason"},
-      {"PUT", "/v1/control/prompts/p", json{{"spec", {{"template", "x"}}}, {"reason", ""}}.dump(), 400, "reason"},
+      {"PUT", "/v1/control/prompts/p", json{{"spec", {{"template", "x"}}}, {"reason", ""}}.dump(),
+       400, "reason"},
       {"PUT", "/v1/control/prompts/p", json{{"reason", "r"}}.dump(), 400, "spec"},
-      {"PUT", "/v1/control/prompts/p", json{{"spec", {{"template", "x"}}}, {"reason", "r"}, {"author", "me"}}.dump(), 400, "author"},
+      {"PUT", "/v1/control/prompts/p",
+       json{{"spec", {{"template", "x"}}}, {"reason", "r"}, {"author", "me"}}.dump(), 400,
+       "author"},
       {"PUT", "/v1/control/prompts/Bad_Name", PutBody({{"template", "x"}}), 400, "name"},
       {"PUT", "/v1/control/prompts/p", "{not json", 400, "body"},
       {"PUT", "/v1/control/widgets/p", PutBody({{"template", "x"}}), 404, ""},
@@ -194,23 +204,26 @@ TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {
       {"GET", "/v1/control/changes?cursor=x", "", 400, "cursor"},
       {"DELETE", "/v1/control/prompts/missing?reason=x", "", 404, ""},
       {"DELETE", "/v1/control/prompts/missing", "", 400, "reason"},
-      {"POST", "/v1/control/prompts/missing/rollback", json{{"toVersion", 1}, {"reason", "r"}}.dump(), 404, "toVersion"},
-      {"POST", "/v1/control/prompts/missing/rollback", json{{"toVersion", 0}, {"reason", "r"}}.dump(), 400, "toVersion"},
-      {"POST", "/v1/control/prompts/missing/rollback", json{{"toVersion", 1}}.dump(), 400, "reason"},
+      {"POST", "/v1/control/prompts/missing/rollback",
+       json{{"toVersion", 1}, {"reason", "r"}}.dump(), 404, "toVersion"},
+      {"POST", "/v1/control/prompts/missing/rollback",
+       json{{"toVersion", 0}, {"reason", "r"}}.dump(), 400, "toVersion"},
+      {"POST", "/v1/control/prompts/missing/rollback", json{{"toVersion", 1}}.dump(), 400,
+       "reason"},
   };
   for (const auto& c : cases) {
     auto r = Call(c.method, c.path, c.body);
     EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body << "\n" << r.body;
     EXPECT_EQ(Field(r), c.field) << c.method << " " << c.path << "\n" << r.body;
   }
-  auto wrong_type = As(c_, Cluster::kToken, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}}),
-                       "text/yaml");
+  auto wrong_type = As(c_, Cluster::kToken, "PUT", "/v1/control/prompts/p",
+                       PutBody({{"template", "x"}}), "text/yaml");
   EXPECT_EQ(wrong_type.status, 415);
   EXPECT_EQ(Changes(), 0);
 
   // The error message says what is wrong with the field.
-  auto bad = Call("PUT", "/v1/control/routes/r", PutBody({{"provider", "openai"}, {"model", "m"},
-                                                          {"apiKeyEnv", "sk-abc"}}));
+  auto bad = Call("PUT", "/v1/control/routes/r",
+                  PutBody({{"provider", "openai"}, {"model", "m"}, {"apiKeyEnv", "sk-abc"}}));
   EXPECT_EQ(Body(bad)["error"]["message"],
             "spec.apiKeyEnv: must be an environment variable name ending in _API_KEY (the key "
             "itself is never stored in the registry)");
@@ -218,7 +231,8 @@ TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {
   // Rolling back to a tombstone is a conflict.
   ASSERT_EQ(Call("PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}})).status, 201);
   ASSERT_EQ(Call("DELETE", "/v1/control/prompts/p", json{{"reason", "gone"}}.dump()).status, 200);
-  auto tomb = Call("POST", "/v1/control/prompts/p/rollback", json{{"toVersion", 2}, {"reason", "r"}}.dump());
+  auto tomb = Call("POST", "/v1/control/prompts/p/rollback",
+                   json{{"toVersion", 2}, {"reason", "r"}}.dump());
   EXPECT_EQ(tomb.status, 409) << tomb.body;
   EXPECT_EQ(Call("DELETE", "/v1/control/prompts/p", json{{"reason", "again"}}.dump()).status, 404);
 }
@@ -232,7 +246,8 @@ TEST_F(ControlApiTest, ViewersReadOperatorsWriteAsThemselves) {
   auto denied = As(c_, viewer, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}}));
   EXPECT_EQ(denied.status, 403);
   EXPECT_EQ(Code(denied), "permission_denied");
-  EXPECT_EQ(As(c_, worker, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}})).status, 403);
+  EXPECT_EQ(As(c_, worker, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}})).status,
+            403);
   EXPECT_EQ(As(c_, "", "GET", "/v1/control/snapshot").status, 401);
   EXPECT_EQ(Changes(), 0);
 
@@ -332,11 +347,14 @@ TEST_F(ControlCliTest, ApplyDryRunThenForRealThenDiff) {
 
   auto applied = Run({"control", "apply", "-f", file, "--reason", "initial import"});
   ASSERT_EQ(applied.exit_code, 0) << applied.output;
-  EXPECT_NE(applied.output.find("created prompts/greet (version 1"), std::string::npos) << applied.output;
+  EXPECT_NE(applied.output.find("created prompts/greet (version 1"), std::string::npos)
+      << applied.output;
   EXPECT_NE(applied.output.find("created routes/default (version 1"), std::string::npos);
   EXPECT_EQ(Changes(), 3);
-  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.control_change WHERE reason = 'initial import'"), 2);
-  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.control_change WHERE reason = 'the ops bundle'"), 1);
+  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.control_change WHERE reason = 'initial import'"),
+            2);
+  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.control_change WHERE reason = 'the ops bundle'"),
+            1);
   auto greet = Body(Call("GET", "/v1/control/prompts/greet"));
   EXPECT_EQ(greet["spec"]["template"], "Hello {{name}},\nwelcome to {{place}}.\n");
   EXPECT_EQ(Body(Call("GET", "/v1/control/routes/default"))["spec"]["params"]["temperature"], 0);
@@ -347,8 +365,10 @@ TEST_F(ControlCliTest, ApplyDryRunThenForRealThenDiff) {
   std::string file2 = Write("registry2.yaml", changed);
   auto diff = Run({"control", "apply", "-f", file2, "--dry-run"});
   ASSERT_EQ(diff.exit_code, 0) << diff.output;
-  EXPECT_NE(diff.output.find("unchanged prompts/greet (version 1)"), std::string::npos) << diff.output;
-  EXPECT_NE(diff.output.find("would update routes/default (version 1)"), std::string::npos) << diff.output;
+  EXPECT_NE(diff.output.find("unchanged prompts/greet (version 1)"), std::string::npos)
+      << diff.output;
+  EXPECT_NE(diff.output.find("would update routes/default (version 1)"), std::string::npos)
+      << diff.output;
   EXPECT_NE(diff.output.find("- model: echo"), std::string::npos) << diff.output;
   EXPECT_NE(diff.output.find("+ model: reverse"), std::string::npos) << diff.output;
   EXPECT_EQ(Changes(), 3);
@@ -362,8 +382,10 @@ TEST_F(ControlCliTest, ApplyDryRunThenForRealThenDiff) {
 
   auto second = Run({"control", "apply", "-f", file2});
   ASSERT_EQ(second.exit_code, 0) << second.output;
-  EXPECT_NE(second.output.find("updated routes/default (version 2"), std::string::npos) << second.output;
-  EXPECT_NE(second.output.find("unchanged skills/ops (version 1)"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("updated routes/default (version 2"), std::string::npos)
+      << second.output;
+  EXPECT_NE(second.output.find("unchanged skills/ops (version 1)"), std::string::npos)
+      << second.output;
   EXPECT_EQ(Changes(), 4);
 }
 
@@ -374,8 +396,9 @@ TEST_F(ControlCliTest, AnInvalidFileAppliesNothing) {
                                            "minScore: 8}]\n  onFail: retry\n");
   auto r = Run({"control", "apply", "-f", file});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("document 4 (arbiters/strict): spec.checks[0].minScore: must be within 0..1"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("document 4 (arbiters/strict): spec.checks[0].minScore: must be within 0..1"),
+      std::string::npos)
       << r.output;
   EXPECT_EQ(Changes(), 0);
 }
@@ -384,7 +407,8 @@ TEST_F(ControlCliTest, GetHistoryRollbackAndDelete) {
   ASSERT_EQ(Run({"control", "apply", "-f", Write("a.yaml", kFile)}).exit_code, 0);
   std::string v2 = kFile;
   v2.replace(v2.find("welcome to"), 10, "greetings from");
-  ASSERT_EQ(Run({"control", "apply", "-f", Write("b.yaml", v2), "--reason", "reword"}).exit_code, 0);
+  ASSERT_EQ(Run({"control", "apply", "-f", Write("b.yaml", v2), "--reason", "reword"}).exit_code,
+            0);
 
   // `get` prints a document that apply takes back unchanged.
   auto got = Run({"control", "get", "prompts", "greet"});
@@ -396,14 +420,16 @@ TEST_F(ControlCliTest, GetHistoryRollbackAndDelete) {
   ASSERT_EQ(docs->size(), 1u);
   EXPECT_EQ((*docs)[0].spec, Body(Call("GET", "/v1/control/prompts/greet"))["spec"]);
   auto again = Run({"control", "apply", "-f", Write("c.yaml", got.output)});
-  EXPECT_NE(again.output.find("unchanged prompts/greet (version 2)"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("unchanged prompts/greet (version 2)"), std::string::npos)
+      << again.output;
 
   auto list = Run({"control", "get", "prompts"});
   ASSERT_EQ(list.exit_code, 0);
   EXPECT_NE(list.output.find("greet"), std::string::npos);
   auto old = Run({"control", "get", "prompts", "greet", "--version", "1", "--json"});
   ASSERT_EQ(old.exit_code, 0) << old.output;
-  EXPECT_EQ(json::parse(old.output)["spec"]["template"], "Hello {{name}},\nwelcome to {{place}}.\n");
+  EXPECT_EQ(json::parse(old.output)["spec"]["template"],
+            "Hello {{name}},\nwelcome to {{place}}.\n");
 
   auto history = Run({"control", "history", "--kind", "prompts"});
   ASSERT_EQ(history.exit_code, 0) << history.output;
@@ -413,9 +439,11 @@ TEST_F(ControlCliTest, GetHistoryRollbackAndDelete) {
   ASSERT_EQ(history_json.exit_code, 0) << history_json.output;
   EXPECT_EQ(json::parse(history_json.output)["items"].size(), 2u);
 
-  auto rb = Run({"control", "rollback", "prompts", "greet", "--to", "1", "--reason", "revert wording"});
+  auto rb =
+      Run({"control", "rollback", "prompts", "greet", "--to", "1", "--reason", "revert wording"});
   ASSERT_EQ(rb.exit_code, 0) << rb.output;
-  EXPECT_NE(rb.output.find("rolled back prompts/greet to version 1: now version 3"), std::string::npos)
+  EXPECT_NE(rb.output.find("rolled back prompts/greet to version 1: now version 3"),
+            std::string::npos)
       << rb.output;
   EXPECT_EQ(Body(Call("GET", "/v1/control/prompts/greet"))["spec"]["template"],
             "Hello {{name}},\nwelcome to {{place}}.\n");

@@ -63,8 +63,9 @@ TEST_F(ControlStoreTest, EveryChangeIsANewVersionWithAnAuditRowAndAnOutboxRow) {
   EXPECT_EQ(*CurrentSnapshotVersion(conn_), v2.snapshot_version);
 
   // The change row: id = the snapshot version, with actor, tenant and reason.
-  auto r = conn_.Exec("SELECT id, kind, name, version, action, actor, actor_tenant, reason "
-                      "FROM synaps.control_change ORDER BY id");
+  auto r = conn_.Exec(
+      "SELECT id, kind, name, version, action, actor, actor_tenant, reason "
+      "FROM synaps.control_change ORDER BY id");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->rows(), 2);
   EXPECT_EQ(r->GetInt(1, 0), v2.snapshot_version);
@@ -81,9 +82,10 @@ TEST_F(ControlStoreTest, EveryChangeIsANewVersionWithAnAuditRowAndAnOutboxRow) {
   ASSERT_TRUE(o);
   ASSERT_EQ(o->rows(), 2);
   EXPECT_EQ(o->GetString(1, 1), "synaps.ctrl.prompts");
-  EXPECT_EQ(json::parse(o->Get(1, 2)),
-            (json{{"kind", "prompts"}, {"name", "greet"}, {"version", 2},
-                  {"snapshotVersion", v2.snapshot_version}}));
+  EXPECT_EQ(json::parse(o->Get(1, 2)), (json{{"kind", "prompts"},
+                                             {"name", "greet"},
+                                             {"version", 2},
+                                             {"snapshotVersion", v2.snapshot_version}}));
   ASSERT_TRUE(v2.outbox);
   EXPECT_EQ(v2.outbox->id, o->GetInt(1, 0));
   EXPECT_EQ(v2.outbox->subject, "synaps.ctrl.prompts");
@@ -325,11 +327,11 @@ TEST_F(ControlStoreTest, TheAuditLogPagesNewestFirstAndFilters) {
 
 TEST_F(ControlStoreTest, HistoryIsAppendOnly) {
   Put("prompts", "a", Prompt("1"));
-  for (const char* sql : {"UPDATE synaps.control_change SET reason = 'rewritten'",
-                          "DELETE FROM synaps.control_change",
-                          "UPDATE synaps.control_items SET spec = '{}'",
-                          "DELETE FROM synaps.control_items", "TRUNCATE synaps.control_items",
-                          "TRUNCATE synaps.control_change CASCADE"}) {
+  for (const char* sql :
+       {"UPDATE synaps.control_change SET reason = 'rewritten'",
+        "DELETE FROM synaps.control_change", "UPDATE synaps.control_items SET spec = '{}'",
+        "DELETE FROM synaps.control_items", "TRUNCATE synaps.control_items",
+        "TRUNCATE synaps.control_change CASCADE"}) {
     auto r = conn_.Exec(sql);
     EXPECT_FALSE(r) << sql;
   }
@@ -392,8 +394,9 @@ TEST_F(ControlStoreTest, ConcurrentWritersGetDistinctVersionsAndSnapshotsNeverCh
     EXPECT_GT(change, last) << "item versions follow snapshot order";
     last = change;
   }
-  EXPECT_EQ(Scalar(conn_, "SELECT count(*) FROM synaps.outbox WHERE subject = 'synaps.ctrl.prompts'"),
-            kWriters * kPuts * 2);
+  EXPECT_EQ(
+      Scalar(conn_, "SELECT count(*) FROM synaps.outbox WHERE subject = 'synaps.ctrl.prompts'"),
+      kWriters * kPuts * 2);
 
   // What a reader saw at version N while writers raced is what version N is now: no change
   // with a lower id committed after N became visible.

@@ -55,8 +55,9 @@ spec:
 }
 
 TEST(DocumentsTest, ErrorsNameTheDocumentAndTheField) {
-  auto r = ParseDocuments("kind: prompts\nname: a\nspec: {template: x}\n---\n"
-                          "kind: routes\nname: r\nspec: {provider: local, model: m, weight: 2000}\n");
+  auto r = ParseDocuments(
+      "kind: prompts\nname: a\nspec: {template: x}\n---\n"
+      "kind: routes\nname: r\nspec: {provider: local, model: m, weight: 2000}\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "spec.weight");
   EXPECT_EQ(r.error().message, "document 2 (routes/r): spec.weight: must be within 0..1000");
@@ -74,8 +75,9 @@ TEST(DocumentsTest, ErrorsNameTheDocumentAndTheField) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "spec");
 
-  r = ParseDocuments("kind: prompts\nname: a\nspec: {template: x}\n---\n"
-                     "kind: prompts\nname: a\nspec: {template: y}\n");
+  r = ParseDocuments(
+      "kind: prompts\nname: a\nspec: {template: x}\n---\n"
+      "kind: prompts\nname: a\nspec: {template: y}\n");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("prompts/a appears twice"), std::string::npos);
 

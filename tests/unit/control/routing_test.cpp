@@ -31,10 +31,15 @@ std::string Select(const Snapshot& s, const RouteQuery& q, const std::string& ru
 TEST(RoutingTest, FirstMatchWinsByOrderThenName) {
   Snapshot s = Build({
       Entry("routes", "default", R"({"provider":"local","model":"echo"})"),
-      Entry("routes", "agents", R"({"match":{"kind":"agent"},"provider":"openai","model":"gpt-4o","order":10})"),
-      Entry("routes", "ops-agents", R"({"match":{"kind":"agent","skill":"ops"},"provider":"kimi","model":"k2","order":5})"),
-      Entry("routes", "gpu", R"({"match":{"tags":["gpu","eu"]},"provider":"openai-compatible","model":"llama","baseUrl":"http://vllm:8000/v1","order":1})"),
-      Entry("routes", "acme", R"({"match":{"tenant":"acme"},"provider":"openai","model":"gpt-4o-mini","order":20})"),
+      Entry("routes", "agents",
+            R"({"match":{"kind":"agent"},"provider":"openai","model":"gpt-4o","order":10})"),
+      Entry("routes", "ops-agents",
+            R"({"match":{"kind":"agent","skill":"ops"},"provider":"kimi","model":"k2","order":5})"),
+      Entry(
+          "routes", "gpu",
+          R"({"match":{"tags":["gpu","eu"]},"provider":"openai-compatible","model":"llama","baseUrl":"http://vllm:8000/v1","order":1})"),
+      Entry("routes", "acme",
+            R"({"match":{"tenant":"acme"},"provider":"openai","model":"gpt-4o-mini","order":20})"),
       Entry("routes", "disabled", R"({"provider":"openai","model":"x","weight":0,"order":-100})"),
   });
   ASSERT_EQ(s.routes.size(), 6u);
@@ -50,7 +55,8 @@ TEST(RoutingTest, FirstMatchWinsByOrderThenName) {
 }
 
 TEST(RoutingTest, WithoutADefaultNothingMatchingIsNotFound) {
-  Snapshot s = Build({Entry("routes", "agents", R"({"match":{"kind":"agent"},"provider":"local","model":"echo"})")});
+  Snapshot s = Build({Entry("routes", "agents",
+                            R"({"match":{"kind":"agent"},"provider":"local","model":"echo"})")});
   auto r = SelectRoute(s.routes, {"prompt", "", {"a"}, "acme"}, "run");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
@@ -70,9 +76,12 @@ TEST(RoutingTest, TheDefaultRouteNeverCompetesInMatching) {
 
 TEST(RoutingTest, WeightsSplitRunsStablyAmongEqualOrders) {
   Snapshot s = Build({
-      Entry("routes", "a", R"({"match":{"kind":"prompt"},"provider":"openai","model":"a","weight":100})"),
-      Entry("routes", "b", R"({"match":{"kind":"prompt"},"provider":"openai","model":"b","weight":300})"),
-      Entry("routes", "later", R"({"match":{"kind":"prompt"},"provider":"openai","model":"c","order":1})"),
+      Entry("routes", "a",
+            R"({"match":{"kind":"prompt"},"provider":"openai","model":"a","weight":100})"),
+      Entry("routes", "b",
+            R"({"match":{"kind":"prompt"},"provider":"openai","model":"b","weight":300})"),
+      Entry("routes", "later",
+            R"({"match":{"kind":"prompt"},"provider":"openai","model":"c","order":1})"),
   });
   std::map<std::string, int> counts;
   for (int i = 0; i < 4000; ++i) {
@@ -114,8 +123,10 @@ TEST(RoutingTest, StableHashIsFixed) {
 
 TEST(RoutingTest, FallbackChainIsDepthFirstWithoutRepeats) {
   Snapshot s = Build({
-      Entry("routes", "primary", R"({"provider":"openai","model":"a","fallbacks":["second","third"]})"),
-      Entry("routes", "second", R"({"provider":"kimi","model":"b","fallbacks":["local","primary"]})"),
+      Entry("routes", "primary",
+            R"({"provider":"openai","model":"a","fallbacks":["second","third"]})"),
+      Entry("routes", "second",
+            R"({"provider":"kimi","model":"b","fallbacks":["local","primary"]})"),
       Entry("routes", "third", R"({"provider":"openai","model":"c","fallbacks":["local"]})"),
       Entry("routes", "local", R"({"provider":"local","model":"echo"})"),
   });
@@ -131,20 +142,22 @@ TEST(RoutingTest, FallbackChainIsDepthFirstWithoutRepeats) {
 }
 
 TEST(RoutingTest, AMissingFallbackIsNamed) {
-  Snapshot s = Build({
-      Entry("routes", "primary", R"({"provider":"openai","model":"a","fallbacks":["gone"]})")});
+  Snapshot s = Build(
+      {Entry("routes", "primary", R"({"provider":"openai","model":"a","fallbacks":["gone"]})")});
   auto chain = FallbackChain(s.routes, *s.FindRoute("primary"));
   ASSERT_FALSE(chain);
   EXPECT_EQ(chain.error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(chain.error().message,
-            "route primary falls back to route gone, which does not exist");
+  EXPECT_EQ(chain.error().message, "route primary falls back to route gone, which does not exist");
 }
 
 TEST(RoutingTest, EveryMatchingArbiterApplies) {
   Snapshot s = Build({
       Entry("arbiters", "all", R"({"checks":[{"type":"budget","maxTokens":100}],"onFail":"fail"})"),
-      Entry("arbiters", "agents", R"({"match":{"kind":"agent"},"checks":[{"type":"approval"}],"onFail":"hold"})"),
-      Entry("arbiters", "pii", R"({"match":{"tags":["pii"]},"checks":[{"type":"regex","deny":["\\d{3}-\\d{2}-\\d{4}"]}],"onFail":"retry"})"),
+      Entry("arbiters", "agents",
+            R"({"match":{"kind":"agent"},"checks":[{"type":"approval"}],"onFail":"hold"})"),
+      Entry(
+          "arbiters", "pii",
+          R"({"match":{"tags":["pii"]},"checks":[{"type":"regex","deny":["\\d{3}-\\d{2}-\\d{4}"]}],"onFail":"retry"})"),
   });
   auto names = [&](const RouteQuery& q) {
     std::vector<std::string> out;
@@ -159,7 +172,8 @@ TEST(SnapshotTest, TypedViewsCarryVersionsAndJsonHasEveryKind) {
   Snapshot s = Build({
       Entry("prompts", "greet", R"({"template":"Hi {{name}}"})", 3),
       Entry("skills", "ops", R"({"system":"ops","tools":["k8s.pods"]})", 2),
-      Entry("tools", "k8s.pods", R"({"description":"pods","type":"builtin","parameters":{"type":"object"}})"),
+      Entry("tools", "k8s.pods",
+            R"({"description":"pods","type":"builtin","parameters":{"type":"object"}})"),
   });
   EXPECT_EQ(s.version, 42);
   ASSERT_NE(s.FindPrompt("greet"), nullptr);

@@ -14,12 +14,14 @@ using nlohmann::json;
 struct Invalid {
   std::string kind;
   std::string name;
-  std::string spec;    // JSON
-  std::string field;   // expected Error::field
-  std::string words;   // expected in the message
+  std::string spec;   // JSON
+  std::string field;  // expected Error::field
+  std::string words;  // expected in the message
 };
 
-void PrintTo(const Invalid& c, std::ostream* os) { *os << c.kind << "/" << c.name << " " << c.spec; }
+void PrintTo(const Invalid& c, std::ostream* os) {
+  *os << c.kind << "/" << c.name << " " << c.spec;
+}
 
 class InvalidSpecTest : public ::testing::TestWithParam<Invalid> {};
 
@@ -41,12 +43,12 @@ std::string Tool(const std::string& rest) {
 
 INSTANTIATE_TEST_SUITE_P(
     Envelope, InvalidSpecTest,
-    ::testing::Values(
-        Invalid{"widgets", "x", R"({})", "kind", "prompts, skills"},
-        Invalid{"prompts", "Upper", R"({"template":"t"})", "name", "[a-z0-9]"},
-        Invalid{"prompts", "-lead", R"({"template":"t"})", "name", "[a-z0-9]"},
-        Invalid{"prompts", std::string(65, 'a'), R"({"template":"t"})", "name", "{0,63}"},
-        Invalid{"prompts", "x", R"([])", "spec", "must be an object"}));
+    ::testing::Values(Invalid{"widgets", "x", R"({})", "kind", "prompts, skills"},
+                      Invalid{"prompts", "Upper", R"({"template":"t"})", "name", "[a-z0-9]"},
+                      Invalid{"prompts", "-lead", R"({"template":"t"})", "name", "[a-z0-9]"},
+                      Invalid{"prompts", std::string(65, 'a'), R"({"template":"t"})", "name",
+                              "{0,63}"},
+                      Invalid{"prompts", "x", R"([])", "spec", "must be an object"}));
 
 INSTANTIATE_TEST_SUITE_P(
     Prompts, InvalidSpecTest,
@@ -54,8 +56,7 @@ INSTANTIATE_TEST_SUITE_P(
         Invalid{"prompts", "p", R"({})", "spec.template", "required"},
         Invalid{"prompts", "p", R"({"template":""})", "spec.template", "must not be empty"},
         Invalid{"prompts", "p", R"({"template":7})", "spec.template", "must be a string"},
-        Invalid{"prompts", "p", R"({"template":"Hi {{ 1name }}"})", "spec.template",
-                "offset 3"},
+        Invalid{"prompts", "p", R"({"template":"Hi {{ 1name }}"})", "spec.template", "offset 3"},
         Invalid{"prompts", "p", R"({"template":"Hi {{name"})", "spec.template", "malformed"},
         Invalid{"prompts", "p", R"({"template":"Hi {{a.}}"})", "spec.template", "malformed"},
         Invalid{"prompts", "p", R"({"template":"t","description":3})", "spec.description",
@@ -80,16 +81,25 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Invalid{"tools", "t", R"({"description":"d","type":"http","url":"https://a.b"})",
                 "spec.parameters", "required"},
-        Invalid{"tools", "t", R"({"description":"d","parameters":{"type":"string"},"type":"http","url":"https://a.b"})",
-                "spec.parameters.type", "\"object\""},
-        Invalid{"tools", "t", R"({"description":"d","parameters":{"type":"object","properties":{"q":{"type":"text"}}},"type":"http","url":"https://a.b"})",
-                "spec.parameters.properties.q.type", "must be one of"},
-        Invalid{"tools", "t", R"({"description":"d","parameters":{"type":"object","properties":{"q":{"type":"string","pattern":"("}}},"type":"http","url":"https://a.b"})",
-                "spec.parameters.properties.q.pattern", "does not compile"},
-        Invalid{"tools", "t", R"({"description":"d","parameters":{"type":"object","required":"q"},"type":"http","url":"https://a.b"})",
-                "spec.parameters.required", "property names"},
+        Invalid{
+            "tools", "t",
+            R"({"description":"d","parameters":{"type":"string"},"type":"http","url":"https://a.b"})",
+            "spec.parameters.type", "\"object\""},
+        Invalid{
+            "tools", "t",
+            R"({"description":"d","parameters":{"type":"object","properties":{"q":{"type":"text"}}},"type":"http","url":"https://a.b"})",
+            "spec.parameters.properties.q.type", "must be one of"},
+        Invalid{
+            "tools", "t",
+            R"({"description":"d","parameters":{"type":"object","properties":{"q":{"type":"string","pattern":"("}}},"type":"http","url":"https://a.b"})",
+            "spec.parameters.properties.q.pattern", "does not compile"},
+        Invalid{
+            "tools", "t",
+            R"({"description":"d","parameters":{"type":"object","required":"q"},"type":"http","url":"https://a.b"})",
+            "spec.parameters.required", "property names"},
         Invalid{"tools", "t", Tool(R"("type":"ftp")"), "spec.type", "http or builtin"},
-        Invalid{"tools", "t", std::string("{") + kToolParams + R"(,"type":"http","url":"https://a.b"})",
+        Invalid{"tools", "t",
+                std::string("{") + kToolParams + R"(,"type":"http","url":"https://a.b"})",
                 "spec.description", "required"},
         Invalid{"tools", "t", Tool(R"("type":"http")"), "spec.url", "required"},
         Invalid{"tools", "t", Tool(R"("type":"http","url":"ftp://a.b/x")"), "spec.url",
@@ -121,8 +131,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "spec.timeoutMs", "integer"},
         Invalid{"tools", "t", Tool(R"("type":"http","url":"https://a.b/x","headers":{})"),
                 "spec.headers", "unknown field"},
-        Invalid{"tools", "k8s.pods", Tool(R"("type":"builtin","url":"https://a.b/x")"),
-                "spec.url", "only http tools"},
+        Invalid{"tools", "k8s.pods", Tool(R"("type":"builtin","url":"https://a.b/x")"), "spec.url",
+                "only http tools"},
         Invalid{"tools", "my.tool", Tool(R"("type":"builtin")"), "name", "k8s.events"}));
 
 INSTANTIATE_TEST_SUITE_P(
@@ -146,12 +156,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "spec.fallbacks[0]", "itself"},
         Invalid{"routes", "r", R"({"provider":"openai","model":"m","fallbacks":["a","a"]})",
                 "spec.fallbacks[1]", "repeats"},
-        Invalid{"routes", "r", R"({"provider":"openai","model":"m","weight":1001})",
-                "spec.weight", "0..1000"},
+        Invalid{"routes", "r", R"({"provider":"openai","model":"m","weight":1001})", "spec.weight",
+                "0..1000"},
         Invalid{"routes", "r", R"({"provider":"openai","model":"m","weight":-1})", "spec.weight",
                 "0..1000"},
-        Invalid{"routes", "r", R"({"provider":"openai","model":"m","order":"first"})",
-                "spec.order", "integer"},
+        Invalid{"routes", "r", R"({"provider":"openai","model":"m","order":"first"})", "spec.order",
+                "integer"},
         Invalid{"routes", "r", R"({"provider":"openai","model":"m","match":{"skil":"x"}})",
                 "spec.match.skil", "unknown field"},
         Invalid{"routes", "r", R"({"provider":"openai","model":"m","match":{"tags":"a"}})",
@@ -180,35 +190,48 @@ INSTANTIATE_TEST_SUITE_P(
                 "spec.checks[0]", "maxTokens, maxSteps or maxCostUsd"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"budget","maxTokens":0}],"onFail":"fail"})",
                 "spec.checks[0].maxTokens", "1..1000000000"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"budget","maxSteps":20000}],"onFail":"fail"})",
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"budget","maxSteps":20000}],"onFail":"fail"})",
                 "spec.checks[0].maxSteps", "1..10000"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"budget","maxCostUsd":0}],"onFail":"fail"})",
                 "spec.checks[0].maxCostUsd", "above 0"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"budget","maxTokens":5,"maxTime":1}],"onFail":"fail"})",
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"budget","maxTokens":5,"maxTime":1}],"onFail":"fail"})",
                 "spec.checks[0].maxTime", "unknown field"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"regex"}],"onFail":"fail"})",
                 "spec.checks[0]", "deny or require"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"regex","deny":["ok","(unclosed"]}],"onFail":"fail"})",
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"regex","deny":["ok","(unclosed"]}],"onFail":"fail"})",
                 "spec.checks[0].deny[1]", "does not compile"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"regex","require":[""]}],"onFail":"fail"})",
                 "spec.checks[0].require[0]", "must not be empty"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"jsonSchema"}],"onFail":"fail"})",
                 "spec.checks[0].schema", "required"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"jsonSchema","schema":{"type":"object","properties":{"n":{"minimum":"1"}}}}],"onFail":"fail"})",
-                "spec.checks[0].schema.properties.n.minimum", "must be a number"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"jsonSchema","schema":{"$ref":"#/$defs/none"}}],"onFail":"fail"})",
-                "spec.checks[0].schema.$ref", "resolve"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"judge","rubric":"r","minScore":0.5}],"onFail":"retry"})",
+        Invalid{
+            "arbiters", "a",
+            R"({"checks":[{"type":"jsonSchema","schema":{"type":"object","properties":{"n":{"minimum":"1"}}}}],"onFail":"fail"})",
+            "spec.checks[0].schema.properties.n.minimum", "must be a number"},
+        Invalid{
+            "arbiters", "a",
+            R"({"checks":[{"type":"jsonSchema","schema":{"$ref":"#/$defs/none"}}],"onFail":"fail"})",
+            "spec.checks[0].schema.$ref", "resolve"},
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"judge","rubric":"r","minScore":0.5}],"onFail":"retry"})",
                 "spec.checks[0].route", "required"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"judge","route":"j","minScore":0.5}],"onFail":"retry"})",
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"judge","route":"j","minScore":0.5}],"onFail":"retry"})",
                 "spec.checks[0].rubric", "required"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"judge","route":"j","rubric":"r"}],"onFail":"retry"})",
+        Invalid{"arbiters", "a",
+                R"({"checks":[{"type":"judge","route":"j","rubric":"r"}],"onFail":"retry"})",
                 "spec.checks[0].minScore", "required"},
-        Invalid{"arbiters", "a", R"({"checks":[{"type":"judge","route":"j","rubric":"r","minScore":7}],"onFail":"retry"})",
-                "spec.checks[0].minScore", "within 0..1"},
+        Invalid{
+            "arbiters", "a",
+            R"({"checks":[{"type":"judge","route":"j","rubric":"r","minScore":7}],"onFail":"retry"})",
+            "spec.checks[0].minScore", "within 0..1"},
         Invalid{"arbiters", "a", R"({"checks":[{"type":"approval","who":"me"}],"onFail":"hold"})",
                 "spec.checks[0].who", "unknown field"},
-        Invalid{"arbiters", "a", R"({"match":{"kind":7},"checks":[{"type":"approval"}],"onFail":"hold"})",
+        Invalid{"arbiters", "a",
+                R"({"match":{"kind":7},"checks":[{"type":"approval"}],"onFail":"hold"})",
                 "spec.match.kind", "must be a string"}));
 
 TEST(SpecTest, KindsAndNames) {
@@ -246,7 +269,8 @@ TEST(SpecTest, SkillParses) {
 }
 
 TEST(SpecTest, HttpToolParsesWithDefaults) {
-  auto t = ParseTool("weather", json::parse(Tool(R"("type":"http","url":"https://API.example.com:8443/w?q=1")")));
+  auto t = ParseTool(
+      "weather", json::parse(Tool(R"("type":"http","url":"https://API.example.com:8443/w?q=1")")));
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_EQ(t->type, ToolType::kHttp);
   EXPECT_EQ(t->method, "POST");
@@ -262,7 +286,8 @@ TEST(SpecTest, HttpToolParsesWithDefaults) {
   EXPECT_EQ(wild->timeout_ms, 500);
   EXPECT_EQ(wild->allow_hosts.size(), 2u);
 
-  auto local = ParseTool("echo", json::parse(Tool(R"("type":"http","url":"http://127.0.0.1:8080/echo")")));
+  auto local =
+      ParseTool("echo", json::parse(Tool(R"("type":"http","url":"http://127.0.0.1:8080/echo")")));
   ASSERT_TRUE(local) << local.error().message;
   auto v6 = ParseTool("v6", json::parse(Tool(R"("type":"http","url":"http://[::1]:8080/echo")")));
   ASSERT_TRUE(v6) << v6.error().message;
@@ -345,9 +370,10 @@ TEST(SpecTest, ReferencesNameOtherItems) {
             (std::vector<std::string>{"tools/a", "tools/b", "routes/r"}));
   EXPECT_EQ(References("routes", json::parse(R"({"fallbacks":["x"]})")),
             (std::vector<std::string>{"routes/x"}));
-  EXPECT_EQ(References("arbiters",
-                       json::parse(R"({"checks":[{"type":"judge","route":"j"},{"type":"approval"}]})")),
-            (std::vector<std::string>{"routes/j"}));
+  EXPECT_EQ(
+      References("arbiters",
+                 json::parse(R"({"checks":[{"type":"judge","route":"j"},{"type":"approval"}]})")),
+      (std::vector<std::string>{"routes/j"}));
   EXPECT_TRUE(References("prompts", json::parse(R"({"template":"x"})")).empty());
 }
 

@@ -9,12 +9,10 @@ namespace {
 using nlohmann::json;
 
 TEST(TemplateTest, RendersEveryKindOfValue) {
-  auto out = RenderTemplate("Hi {{name}}, you are {{age}} ({{ vip }}); tags {{tags}}; {{meta}}",
-                            json{{"name", "Ada"},
-                                 {"age", 36},
-                                 {"vip", true},
-                                 {"tags", {"a", "b"}},
-                                 {"meta", {{"k", 1}}}});
+  auto out = RenderTemplate(
+      "Hi {{name}}, you are {{age}} ({{ vip }}); tags {{tags}}; {{meta}}",
+      json{
+          {"name", "Ada"}, {"age", 36}, {"vip", true}, {"tags", {"a", "b"}}, {"meta", {{"k", 1}}}});
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(*out, R"(Hi Ada, you are 36 (true); tags ["a","b"]; {"k":1})");
 }
