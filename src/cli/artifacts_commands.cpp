@@ -93,7 +93,8 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) {
-      return Fail(ErrorCode::kInvalidArgument, "cannot write " + path + ": " + std::strerror(errno));
+      return Fail(ErrorCode::kInvalidArgument,
+                  "cannot write " + path + ": " + std::strerror(errno));
     }
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.close();

@@ -111,16 +111,17 @@ Result<StreamEnd> StreamGet(const StreamRequest& request, const StreamCallbacks&
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &OnProgress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   CURLcode rc = curl_easy_perform(c);
 
   if (t.end.stopped) return t.end;
   if (t.idle) {
-    return Fail(ErrorCode::kUnavailable,
-                "no data from " + request.url + " for " +
-                    std::to_string(request.idle_timeout.count() / 1000) + " s");
+    return Fail(ErrorCode::kUnavailable, "no data from " + request.url + " for " +
+                                             std::to_string(request.idle_timeout.count() / 1000) +
+                                             " s");
   }
   if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
       rc == CURLE_OPERATION_TIMEDOUT) {

@@ -36,8 +36,8 @@ struct StreamCallbacks {
 
 struct StreamEnd {
   long status = 0;
-  bool stopped = false;   // a callback returned false
-  std::string error_body; // the body of a non-2xx answer (for its error message)
+  bool stopped = false;    // a callback returned false
+  std::string error_body;  // the body of a non-2xx answer (for its error message)
 };
 
 // Performs the GET on the calling thread. An answer of any status is a StreamEnd (a non-2xx body

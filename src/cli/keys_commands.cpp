@@ -20,9 +20,10 @@ int RunKeysCreate(const KeysCreateFlags& flags) {
     std::cout << key->dump() << "\n";
     return 0;
   }
-  std::cout << "API key " << key->value("id", "?") << " created: role "
-            << key->value("role", "?") << ", tenant " << key->value("tenantId", "?");
-  if ((*key)["name"].is_string()) std::cout << ", name \"" << (*key)["name"].get<std::string>() << "\"";
+  std::cout << "API key " << key->value("id", "?") << " created: role " << key->value("role", "?")
+            << ", tenant " << key->value("tenantId", "?");
+  if ((*key)["name"].is_string())
+    std::cout << ", name \"" << (*key)["name"].get<std::string>() << "\"";
   std::cout << "\n" << key->value("token", "") << "\n" << std::flush;
   std::cerr << "warning: store this token now. It is shown only once: the server keeps only its "
                "hash. Revoke it with `synaps keys revoke "

@@ -175,8 +175,8 @@ class RunWatch {
 
   std::string ProgressText() const {
     std::ostringstream out;
-    out << "[" << status_ << "] " << done_.size() << "/" << task_names_.size()
-        << " tasks done, " << FormatDuration(Elapsed()) << " elapsed";
+    out << "[" << status_ << "] " << done_.size() << "/" << task_names_.size() << " tasks done, "
+        << FormatDuration(Elapsed()) << " elapsed";
     return out.str();
   }
 
@@ -214,11 +214,11 @@ class RunWatch {
   std::string FormatEvent(const json& event) const {
     std::string type = Str(event, "type", "?");
     std::string task_id = Str(event, "taskId", "");
-    std::string task = task_id.empty() ? "" : (task_names_.contains(task_id)
-                                                   ? task_names_.at(task_id)
-                                                   : task_id.substr(0, 8));
-    const json& data = event.contains("data") && event["data"].is_object() ? event["data"]
-                                                                            : json::object();
+    std::string task = task_id.empty() ? ""
+                                       : (task_names_.contains(task_id) ? task_names_.at(task_id)
+                                                                        : task_id.substr(0, 8));
+    const json& data =
+        event.contains("data") && event["data"].is_object() ? event["data"] : json::object();
     std::ostringstream detail;
     if (type == "run.created") {
       detail << "kind " << Str(data, "kind");
@@ -240,7 +240,8 @@ class RunWatch {
         glimpse.push_back(ch == '\n' || ch == '\r' || ch == '\t' ? ' ' : ch);
       }
       TrimPartialUtf8(glimpse);
-      detail << "+" << text.size() << " bytes \"" << glimpse << (text.size() > glimpse.size() ? "...\"" : "\"");
+      detail << "+" << text.size() << " bytes \"" << glimpse
+             << (text.size() > glimpse.size() ? "...\"" : "\"");
     } else if (type == "task.completed") {
       detail << Str(data, "provider", "");
       if (data.contains("model")) detail << " " << Str(data, "model");
@@ -250,7 +251,8 @@ class RunWatch {
       }
     } else if (data.contains("error") && data["error"].is_object()) {
       detail << Str(data["error"], "message", data["error"].dump());
-      if (data.contains("nextAttemptAt")) detail << "; next attempt " << ShortTime(data, "nextAttemptAt");
+      if (data.contains("nextAttemptAt"))
+        detail << "; next attempt " << ShortTime(data, "nextAttemptAt");
       if (data.value("deadLettered", false)) detail << " (dead-lettered)";
     }
     std::ostringstream line;
@@ -299,7 +301,8 @@ int RunRunsList(const RunsListFlags& flags) {
     return 0;
   }
   std::cout << std::left << std::setw(38) << "RUN" << std::setw(19) << "STATUS" << std::setw(21)
-            << "CREATED" << "FINISHED\n";
+            << "CREATED"
+            << "FINISHED\n";
   for (const auto& r : items) {
     std::cout << std::left << std::setw(38) << Str(r, "id") << std::setw(19) << Str(r, "status")
               << std::setw(21) << ShortTime(r, "createdAt") << ShortTime(r, "finishedAt") << "\n";
@@ -333,7 +336,8 @@ int RunRunsWatch(const RunsWatchFlags& flags) {
   if (!run) return ReportError(run.error(), flags.json, kWatchError);
   RunWatch watch(flags, *run);
   std::optional<Clock::time_point> deadline;
-  if (flags.timeout_seconds > 0) deadline = Clock::now() + std::chrono::seconds(flags.timeout_seconds);
+  if (flags.timeout_seconds > 0)
+    deadline = Clock::now() + std::chrono::seconds(flags.timeout_seconds);
   auto timed_out = [&] { return deadline && Clock::now() >= *deadline; };
   if (!flags.json) {
     std::cout << "run " << flags.run_id << ": " << (*run)["tasks"].size() << " task(s), "
@@ -346,7 +350,8 @@ int RunRunsWatch(const RunsWatchFlags& flags) {
     req.url = client.base_url() + "/v1/runs/" + flags.run_id + "/events";
     req.headers = client.AuthHeaders();
     req.headers.push_back("Accept: text/event-stream");
-    if (watch.last_seq() > 0) req.headers.push_back("Last-Event-ID: " + std::to_string(watch.last_seq()));
+    if (watch.last_seq() > 0)
+      req.headers.push_back("Last-Event-ID: " + std::to_string(watch.last_seq()));
     EventStreamParser parser;  // fresh per connection: a torn event is not carried over
     bool got_events = false;
     StreamCallbacks callbacks;
@@ -385,8 +390,8 @@ int RunRunsWatch(const RunsWatchFlags& flags) {
     if (got_events) backoff = std::chrono::milliseconds(250);
     watch.ClearProgress();
     std::cerr << "synaps: " << problem.message << "; reconnecting in "
-              << FormatDuration(std::chrono::duration<double>(backoff).count())
-              << " from event " << watch.last_seq() << "\n";
+              << FormatDuration(std::chrono::duration<double>(backoff).count()) << " from event "
+              << watch.last_seq() << "\n";
     for (auto until = Clock::now() + backoff; Clock::now() < until && !timed_out();) {
       watch.DrawProgress();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -1,16 +1,16 @@
 // The client verbs of the real `synaps` binary against a real API and worker: submit, runs
 // list|get|watch|cancel, artifacts get, keys create|revoke; human output, --json, exit codes and
 // the messages a person sees when the API is down or refuses.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -69,8 +69,10 @@ class Cli {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, s.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, s.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, s.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_addopen(&actions, 2, s.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     std::vector<std::string> argv_s = {SYNAPS_BINARY};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     auto env_s = Environment(token_override.empty() ? token_ : token_override);
@@ -335,9 +337,9 @@ TEST(CliTest, WatchReconnectsAfterTheApiRestartsAndShowsEachEventOnce) {
   // must get the rest of the events after it reconnects, each once.
   c.api().Stop(std::chrono::seconds(5));
   c.StartWorker();
-  c.WaitForCount("SELECT count(*) FROM synaps.runs WHERE id = '" + run_id +
-                     "' AND status = 'succeeded'",
-                 1, 60);
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.runs WHERE id = '" + run_id + "' AND status = 'succeeded'", 1,
+      60);
   c.StartApi();
 
   auto r = cli.Finish(watch, 90);

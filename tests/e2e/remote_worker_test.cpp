@@ -51,8 +51,8 @@ struct RemoteWorker {
     return Post("/v1/queue/items/" + std::to_string(item) + "/complete",
                 {{"leaseEpoch", epoch},
                  {"output", {{"text", text}}},
-                 {"artifacts", {{{"name", "answer.md"}, {"contentType", "text/markdown"},
-                                 {"content", text}}}}});
+                 {"artifacts",
+                  {{{"name", "answer.md"}, {"contentType", "text/markdown"}, {"content", text}}}}});
   }
   http::Response FailItem(int64_t item, int64_t epoch) const {
     return Post("/v1/queue/items/" + std::to_string(item) + "/fail",
@@ -82,9 +82,12 @@ TEST(RemoteWorkerTest, JavaScriptExampleCompletesARunOverHttp) {
 
   std::string log = testing::TestStack::Get().TempDir("node-worker") + "/worker.log";
   ProcessOptions opts;
-  opts.argv = {"node", std::string(SYNAPS_SOURCE_DIR) + "/examples/remote-worker/worker.mjs",
-               "--once", "--wait-seconds", "60", "--poll-ms", "100", "--work-ms", "50",
-               "--lease-seconds", "10"};
+  opts.argv = {"node",   std::string(SYNAPS_SOURCE_DIR) + "/examples/remote-worker/worker.mjs",
+               "--once", "--wait-seconds",
+               "60",     "--poll-ms",
+               "100",    "--work-ms",
+               "50",     "--lease-seconds",
+               "10"};
   opts.env = {{"SYNAPS_API_URL", c.base_url()}, {"SYNAPS_TOKEN", key["token"]}};
   opts.log_path = log;
   auto node = ChildProcess::Spawn(opts);
@@ -101,7 +104,8 @@ TEST(RemoteWorkerTest, JavaScriptExampleCompletesARunOverHttp) {
   for (const auto& e : run["events"]) {
     if (e["type"] == "task.claimed") {
       // The lease owner is the worker's label plus the key that claimed.
-      EXPECT_TRUE(e["data"]["worker"].get<std::string>().ends_with("@" + key["id"].get<std::string>()))
+      EXPECT_TRUE(
+          e["data"]["worker"].get<std::string>().ends_with("@" + key["id"].get<std::string>()))
           << e.dump();
     }
     if (e["type"] == "task.completed") {
@@ -116,7 +120,8 @@ TEST(RemoteWorkerTest, JavaScriptExampleCompletesARunOverHttp) {
   EXPECT_EQ(artifact["contentType"], "text/markdown");
   ASSERT_EQ(artifact["versions"].size(), 1u);
   const json& version = artifact["versions"][0];
-  auto bytes = c.Call("GET", "/v1/artifacts/" + artifact["id"].get<std::string>() + "/versions/1/content");
+  auto bytes =
+      c.Call("GET", "/v1/artifacts/" + artifact["id"].get<std::string>() + "/versions/1/content");
   ASSERT_EQ(bytes.status, 200) << bytes.body;
   // The example's deterministic "model" (see answer() in worker.mjs).
   EXPECT_EQ(bytes.body, "# main\n\n> " + prompt + "\n\n8 words, " + std::to_string(prompt.size()) +
@@ -192,8 +197,8 @@ TEST(RemoteWorkerTest, CancelledRunTellsTheHolderToStop) {
   const int64_t epoch = items[0]["leaseEpoch"];
 
   // A worker key may not cancel; the admin may.
-  ExpectError(ApiCall("POST", c.base_url() + "/v1/runs/" + run_id + "/cancel", worker.token),
-              403, "permission_denied");
+  ExpectError(ApiCall("POST", c.base_url() + "/v1/runs/" + run_id + "/cancel", worker.token), 403,
+              "permission_denied");
   auto cancelled = c.Call("POST", "/v1/runs/" + run_id + "/cancel");
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
 

@@ -14,13 +14,13 @@ namespace {
 using synaps::ErrorCode;
 
 // Names the broken promise on stderr before trapping, so a crash report says which one.
-#define CHECK(condition)                                                          \
-  do {                                                                            \
-    if (!(condition)) {                                                           \
-      std::fprintf(stderr, "request_fuzz: %s:%d: CHECK(%s) failed\n", __FILE__, \
-                   __LINE__, #condition);                                         \
-      __builtin_trap();                                                           \
-    }                                                                             \
+#define CHECK(condition)                                                                  \
+  do {                                                                                    \
+    if (!(condition)) {                                                                   \
+      std::fprintf(stderr, "request_fuzz: %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+                   #condition);                                                           \
+      __builtin_trap();                                                                   \
+    }                                                                                     \
   } while (0)
 
 template <class T>
@@ -88,8 +88,7 @@ void FuzzApiKey(const std::string& body) {
   auto r = synaps::api::ParseApiKeyRequest(body);
   CheckRefusal(r);
   if (!r) return;
-  CHECK(r->role == "admin" || r->role == "operator" || r->role == "worker" ||
-        r->role == "viewer");
+  CHECK(r->role == "admin" || r->role == "operator" || r->role == "worker" || r->role == "viewer");
   CHECK(r->name.size() <= 200);
   if (r->tenant_id) CHECK(!r->tenant_id->empty() && r->tenant_id->size() <= 64);
 }

@@ -22,7 +22,7 @@ namespace {
 using nlohmann::json;
 using Operation = std::pair<std::string, std::string>;  // (METHOD, path pattern)
 
-const std::set<std::string> kHttpMethods = {"get", "put", "post", "delete",
+const std::set<std::string> kHttpMethods = {"get",   "put",  "post",    "delete",
                                             "patch", "head", "options", "trace"};
 const std::vector<std::string> kRoles = {"admin", "operator", "worker", "viewer", "user"};
 
@@ -98,8 +98,7 @@ TEST(OpenApiTest, EveryRouteIsDocumented) {
   for (const auto& route : Router::RouteList()) {
     if (!documented.contains(route)) missing.insert(route);
   }
-  EXPECT_TRUE(missing.empty()) << "routes missing from docs/api/openapi.yaml:"
-                               << Describe(missing);
+  EXPECT_TRUE(missing.empty()) << "routes missing from docs/api/openapi.yaml:" << Describe(missing);
 }
 
 TEST(OpenApiTest, EveryDocumentedOperationIsRouted) {
@@ -125,7 +124,8 @@ TEST(OpenApiTest, OperationsAreComplete) {
     ASSERT_TRUE(body["responses"].is_object()) << where;
     bool has_success = false;
     for (const auto& [status, response] : body["responses"].items()) {
-      EXPECT_TRUE(std::regex_match(status, std::regex("[1-5][0-9][0-9]"))) << where << ": " << status;
+      EXPECT_TRUE(std::regex_match(status, std::regex("[1-5][0-9][0-9]")))
+          << where << ": " << status;
       if (status.starts_with("2")) has_success = true;
       EXPECT_TRUE(Resolve(response).is_object()) << where << " " << status << ": unresolved";
     }
@@ -243,11 +243,11 @@ TEST_F(RouterRolesTest, RouterRefusesExactlyTheUndocumentedRoles) {
       HttpResponse res = router.Handle(RequestFor(route, tokens[role]));
       EXPECT_NE(res.status, 401) << where << " as " << role << ": " << res.body;
       if (roles.contains(role)) {
-        EXPECT_NE(res.status, 403) << where << " is documented for role " << role << ": "
-                                   << res.body;
+        EXPECT_NE(res.status, 403)
+            << where << " is documented for role " << role << ": " << res.body;
       } else {
-        EXPECT_EQ(res.status, 403) << where << " is not documented for role " << role << ": "
-                                   << res.body;
+        EXPECT_EQ(res.status, 403)
+            << where << " is not documented for role " << role << ": " << res.body;
         json body = json::parse(res.body, nullptr, false);
         EXPECT_EQ(body["error"]["code"], "permission_denied") << res.body;
       }
