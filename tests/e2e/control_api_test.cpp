@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bus/nats_bus.h"
 #include "control/documents.h"
 #include "core/process.h"
 #include "support/cluster.h"
@@ -269,6 +272,46 @@ TEST_F(ControlApiTest, ViewersReadOperatorsWriteAsThemselves) {
   EXPECT_EQ(change["actor"], operator_key["id"]);
   EXPECT_EQ(change["actorTenant"], "acme");
   EXPECT_EQ(change["reason"], "operator");
+}
+
+TEST_F(ControlApiTest, EveryChangeIsAnnouncedOnNats) {
+  bus::NatsBus bus({.url = testing::TestStack::Get().nats().Url(), .name = "control-e2e"});
+  ASSERT_TRUE(testing::Eventually([&] { return bus.connected(); }));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, json>> got;  // guarded by mu
+  auto sub =
+      bus.Subscribe("synaps.ctrl.>", [&](const std::string& subject, const std::string& payload) {
+        std::lock_guard lock(mu);
+        got.emplace_back(subject, json::parse(payload, nullptr, false));
+        cv.notify_all();
+      });
+  ASSERT_TRUE(sub) << sub.error().message;
+
+  auto put = Call("PUT", "/v1/control/routes/announced",
+                  PutBody({{"provider", "local"}, {"model", "echo"}}));
+  ASSERT_EQ(put.status, 201) << put.body;
+  auto del = Call("DELETE", "/v1/control/routes/announced?reason=done");
+  ASSERT_EQ(del.status, 200) << del.body;
+
+  std::unique_lock lock(mu);
+  auto mine = [&] {
+    std::vector<json> out;
+    for (const auto& [subject, payload] : got) {
+      if (subject == "synaps.ctrl.routes" && payload.value("name", "") == "announced") {
+        out.push_back(payload);
+      }
+    }
+    return out;
+  };
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return mine().size() >= 2; }));
+  auto messages = mine();
+  EXPECT_EQ(messages[0], (json{{"kind", "routes"},
+                               {"name", "announced"},
+                               {"version", 1},
+                               {"snapshotVersion", Body(put)["snapshotVersion"]}}));
+  EXPECT_EQ(messages[1]["version"], 2);
+  EXPECT_EQ(messages[1]["snapshotVersion"], Body(del)["snapshotVersion"]);
 }
 
 struct CliResult {
