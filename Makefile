@@ -19,6 +19,7 @@ help:
 	@echo "make test   build and run every test (unit, integration, e2e)"
 	@echo "make fuzz   fuzz the API's request parsing for FUZZ_SECONDS (default 60) with libFuzzer"
 	@echo "make build  build $(SYNAPS)"
+	@echo "make bench  run the benchmarks and write docs/benchmarks.md (BENCH_QUICK=1: a short run)"
 
 deps:
 	@scripts/install-deps
@@ -52,6 +53,19 @@ fuzz:
 	  -max_len=8192 -dict=tests/fuzz/request.dict -artifact_prefix=$(FUZZ_DIR)/crashes/ \
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus tests/fuzz/corpus
 	@echo "fuzz: 1 passed, 0 failed"
+
+# Benchmarks (docs/benchmarks.md): their own Release build in $(BENCH_BUILD_DIR), wrk and the npm
+# peers from scripts/install-deps --bench. BENCH_QUICK=1 for a short run; BENCH_ARGS for more
+# (e.g. BENCH_ARGS="--only drain,intake").
+BENCH_BUILD_DIR ?= build-bench
+
+.PHONY: bench
+bench:
+	@scripts/install-deps --bench
+	cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -g -DNDEBUG" -DSYNAPS_BUILD_TESTS=OFF -DSYNAPS_BUILD_BENCH=ON
+	cmake --build $(BENCH_BUILD_DIR) --target synaps_bench
+	$(BENCH_BUILD_DIR)/bench/synaps_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

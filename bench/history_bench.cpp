@@ -1,0 +1,172 @@
+// 5. Scale of history: claim latency and drain rate of one worker with a large history of
+//    finished tasks (and their ledger rows) in the database, against an empty one.
+#include <thread>
+
+#include "benchmarks.h"
+
+namespace synaps::bench {
+
+namespace {
+
+// Finished history written directly (bypassing the functions): per task a thread, command, run,
+// task, artifact, artifact version and the six ledger events a real run leaves.
+void GenerateHistory(db::Connection& conn, int n) {
+  const std::vector<std::string> steps = {
+      "SET synchronous_commit = off",
+      "SET maintenance_work_mem = '512MB'",
+      // The rows are consistent by construction: skip the per-row foreign-key checks (they are
+      // triggers, which replica mode does not fire), and insert in key order.
+      "SET session_replication_role = replica",
+      "CREATE UNLOGGED TABLE bench_h AS SELECT g, gen_random_uuid() AS thread_id,"
+      " gen_random_uuid() AS command_id, gen_random_uuid() AS run_id, gen_random_uuid() AS task_id,"
+      " gen_random_uuid() AS artifact_id,"
+      " now() - interval '60 days' + g * interval '1 second' AS t"
+      " FROM generate_series(1, " + std::to_string(n) + ") g",
+      "INSERT INTO synaps.threads (id, tenant_id, created_at)"
+      " SELECT thread_id, 'bench', t FROM bench_h ORDER BY thread_id",
+      "INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, request_hash,"
+      " response, submitted_by, created_at)"
+      " SELECT command_id, 'bench', thread_id, 'prompt',"
+      " jsonb_build_object('kind', 'prompt', 'input', jsonb_build_object('text', 'history ' || g)),"
+      " md5(g::text), jsonb_build_object('commandId', command_id, 'runId', run_id,"
+      " 'threadId', thread_id, 'status', 'queued'), 'bench', t FROM bench_h ORDER BY command_id",
+      "INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, last_seq,"
+      " created_at, started_at, finished_at)"
+      " SELECT run_id, command_id, thread_id, 'bench', 'succeeded', 6, t,"
+      " t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY run_id",
+      "INSERT INTO synaps.tasks (id, run_id, tenant_id, name, kind, spec, status, attempt,"
+      " output, created_at, started_at, finished_at)"
+      " SELECT task_id, run_id, 'bench', 'main', 'prompt',"
+      " jsonb_build_object('kind', 'prompt', 'input', jsonb_build_object('text', 'history ' || g)),"
+      " 'succeeded', 1, jsonb_build_object('text', 'echo: history ' || g, 'provider', 'local',"
+      " 'model', 'echo'), t, t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY task_id",
+      "INSERT INTO synaps.artifacts (id, tenant_id, run_id, task_id, thread_id, name,"
+      " content_type, created_at)"
+      " SELECT artifact_id, 'bench', run_id, task_id, thread_id, 'answer.md', 'text/markdown', t"
+      " FROM bench_h ORDER BY artifact_id",
+      "INSERT INTO synaps.artifact_versions (artifact_id, version, run_id, task_id, object_key,"
+      " size, sha256, created_at)"
+      " SELECT artifact_id, 1, run_id, task_id, 'objects/sha256/' || md5(g::text), 20,"
+      " md5(g::text) || md5(g::text), t FROM bench_h ORDER BY artifact_id",
+      "INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data, created_at)"
+      " SELECT h.run_id, CASE WHEN e.seq IN (1, 6) THEN NULL ELSE h.task_id END, e.seq, e.type,"
+      " CASE WHEN e.seq IN (3, 4, 5) THEN 1 END, e.data, h.t + e.seq * interval '1 ms'"
+      " FROM bench_h h, (VALUES"
+      " (1, 'run.created', '{\"kind\":\"prompt\"}'::jsonb),"
+      " (2, 'task.queued', '{\"name\":\"main\",\"queue\":\"default\",\"priority\":0}'::jsonb),"
+      " (3, 'task.claimed', '{\"worker\":\"history\",\"leaseEpoch\":1}'::jsonb),"
+      " (4, 'artifact.created', '{\"name\":\"answer.md\",\"version\":1,\"size\":20}'::jsonb),"
+      " (5, 'task.completed', '{\"provider\":\"local\",\"model\":\"echo\"}'::jsonb),"
+      " (6, 'run.succeeded', '{}'::jsonb)) AS e(seq, type, data) ORDER BY h.run_id, e.seq",
+      "SET session_replication_role = DEFAULT",
+      "DROP TABLE bench_h",
+      "VACUUM ANALYZE",
+      "CHECKPOINT",
+  };
+  for (const auto& sql : steps) {
+    auto start = std::chrono::steady_clock::now();
+    Must(conn.Exec(sql), sql.substr(0, 60));
+    Log("  " + sql.substr(0, 48) + "... " +
+        std::to_string(Seconds(std::chrono::steady_clock::now() - start)) + " s");
+  }
+}
+
+struct HistorySample {
+  json claim;   // summary of single-item claim latencies (ms)
+  double rate;  // drain tasks/s, one worker
+};
+
+HistorySample Measure(Stack& stack, const std::string& db, int tasks, int probes) {
+  HistorySample s;
+  {
+    // Claim latency: single-item claims from a queue of their own, timed by the client.
+    auto conn = stack.Connect(db);
+    SubmitBulk(conn, probes, "probe");
+    std::vector<double> ms;
+    for (int i = 0; i < probes; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = Must(conn.ExecPrepared("probe_claim",
+                                      "SELECT item_id FROM synaps.claim_queue_items("
+                                      "'probe', ARRAY['probe'], 1, 300)",
+                                      {}),
+                    "probe claim");
+      ms.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+      if (r.rows() != 1) throw BenchError("probe claim returned no item");
+    }
+    s.claim = ToJson(Summarize(ms));
+  }
+  std::string objects = stack.TempDir("objects");
+  std::map<std::string, std::string> env = {
+      {"SYNAPS_DATABASE_URL", stack.Url(db)},
+      {"SYNAPS_NATS_URL", stack.nats().Url()},
+      {"SYNAPS_OBJECT_STORE", "file://" + objects},
+  };
+  auto conn = stack.Connect(db);
+  int64_t before = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'");
+  auto t0 = Must(conn.Exec("SELECT now()"), "now").GetString(0, 0);
+  ChildProcess worker = StartSynaps("worker", env, stack.root() + "/history-" + db + ".log");
+  WaitUntil(
+      [&] {
+        return Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'") >=
+               before + tasks;
+      },
+      std::chrono::minutes(15), "history drain", std::chrono::milliseconds(100));
+  worker.Stop(std::chrono::seconds(30));
+  double seconds = ScalarDouble(
+      conn,
+      "SELECT extract(epoch FROM (SELECT max(finished_at) FROM synaps.runs WHERE created_at > $1::timestamptz - interval '1 hour') -"
+      " (SELECT min(created_at) FROM synaps.ledger_events WHERE type = 'task.claimed'"
+      "   AND created_at >= $1::timestamptz))",
+      {t0});
+  s.rate = tasks / seconds;
+  return s;
+}
+
+}  // namespace
+
+json RunHistory(Stack& stack, const BenchOptions& options) {
+  const int history = options.quick ? 100000 : 1000000;
+  const int tasks = options.quick ? 3000 : 10000;
+  const int probes = 300;
+  json out = {{"history_tasks", history}, {"tasks", tasks}, {"probes", probes},
+              {"reps", options.reps}};
+  Log("history: generating " + std::to_string(history) + " finished tasks");
+  std::string big = stack.FreshSynapsDb();
+  {
+    auto conn = stack.Connect(big);
+    auto start = std::chrono::steady_clock::now();
+    GenerateHistory(conn, history);
+    out["generate_seconds"] = Seconds(std::chrono::steady_clock::now() - start);
+    out["ledger_rows"] = Scalar(conn, "SELECT count(*) FROM synaps.ledger_events");
+    out["database_bytes"] = Scalar(conn, "SELECT pg_database_size(current_database())");
+  }
+  json empty_runs = json::array(), big_runs = json::array();
+  for (int rep = 0; rep < options.reps; ++rep) {
+    {
+      Log("history rep " + std::to_string(rep + 1) + ": empty database");
+      std::string db = stack.QueuedSynapsDb(tasks);
+      HistorySample s = Measure(stack, db, tasks, probes);
+      empty_runs.push_back({{"claim_ms", s.claim}, {"rate", s.rate}});
+      Log("  claim p50 " + std::to_string(s.claim["p50"].get<double>()) + " ms, drain " +
+          std::to_string(s.rate) + " tasks/s");
+      stack.DropDb(db);
+    }
+    {
+      Log("history rep " + std::to_string(rep + 1) + ": with history");
+      {
+        auto conn = stack.Connect(big);
+        SubmitBulk(conn, tasks);
+      }
+      HistorySample s = Measure(stack, big, tasks, probes);
+      big_runs.push_back({{"claim_ms", s.claim}, {"rate", s.rate}});
+      Log("  claim p50 " + std::to_string(s.claim["p50"].get<double>()) + " ms, drain " +
+          std::to_string(s.rate) + " tasks/s");
+    }
+  }
+  stack.DropDb(big);
+  out["empty"] = empty_runs;
+  out["history"] = big_runs;
+  return out;
+}
+
+}  // namespace synaps::bench

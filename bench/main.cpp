@@ -1,0 +1,165 @@
+// synaps_bench: runs the benchmarks of docs/benchmarks.md and writes that report.
+//
+//   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history]
+//                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
+//
+// BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition). Every sample goes to the
+// results JSON; the report is drawn from it, so `--report-only` redraws without re-running.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "benchmarks.h"
+#include "peers.h"
+
+namespace synaps::bench {
+namespace {
+
+std::string ReadFirstLine(const std::string& path, const std::string& prefix) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      auto colon = line.find(':');
+      std::string v = colon == std::string::npos ? line : line.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+      return v;
+    }
+  }
+  return "?";
+}
+
+std::string CommandOutput(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return "?";
+  char buf[256];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out.empty() ? "?" : out;
+}
+
+json MachineFacts(const BenchOptions& options) {
+  struct utsname u;
+  uname(&u);
+  json m;
+  m["cores"] = sysconf(_SC_NPROCESSORS_ONLN);
+  m["cpu"] = ReadFirstLine("/proc/cpuinfo", "model name");
+  double mem_kb = std::stod(ReadFirstLine("/proc/meminfo", "MemTotal"));
+  m["memory_gib"] = mem_kb / 1024 / 1024;
+  m["kernel"] = std::string(u.release);
+  m["os"] = ReadFirstLine("/etc/os-release", "PRETTY_NAME");
+  m["node"] = CommandOutput("node --version 2>/dev/null");
+  m["wrk"] = CommandOutput("wrk --version 2>&1 | head -1 | cut -d' ' -f1-2");
+  m["nats_server"] = CommandOutput("nats-server --version 2>/dev/null");
+  m["graphile_worker"] = PeerVersion(options, "graphile-worker");
+  m["pg_boss"] = PeerVersion(options, "pg-boss");
+  m["load_before"] = ReadFirstLine("/proc/loadavg", "");
+  return m;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace synaps::bench
+
+int main(int argc, char** argv) {
+  using namespace synaps::bench;
+  BenchOptions options;
+  std::string source = SYNAPS_SOURCE_DIR;
+  options.results_path = SYNAPS_BENCH_RESULTS;
+  options.report_path = source + "/docs/benchmarks.md";
+  options.svg_dir = source + "/docs/benchmarks";
+  options.node_modules = source + "/tools/node/node_modules";
+  options.bench_dir = source + "/bench";
+  const char* quick_env = getenv("BENCH_QUICK");
+  options.quick = quick_env && std::string(quick_env) == "1";
+  bool report_only = false;
+  int reps = -1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << a << " needs a value\n";
+        exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--quick") options.quick = true;
+    else if (a == "--reps") reps = std::stoi(next());
+    else if (a == "--only") options.only = Split(next());
+    else if (a == "--results") options.results_path = next();
+    else if (a == "--report") options.report_path = next();
+    else if (a == "--svg-dir") options.svg_dir = next();
+    else if (a == "--report-only") report_only = true;
+    else {
+      std::cerr << "unknown argument " << a << " (see the comment at the top of bench/main.cpp)\n";
+      return 2;
+    }
+  }
+  options.reps = reps > 0 ? reps : (options.quick ? 1 : 3);
+  if (const char* r = getenv("BENCH_REPS"); r && reps <= 0) options.reps = std::atoi(r);
+
+  json results;
+  {
+    std::ifstream in(options.results_path);
+    if (in) results = json::parse(in, nullptr, false);
+    if (!results.is_object()) results = json::object();
+  }
+  if (!report_only) {
+    try {
+      auto started = std::chrono::steady_clock::now();
+      results["machine"] = MachineFacts(options);
+      results["quick"] = options.quick;
+      results["reps"] = options.reps;
+      Stack stack(/*durable=*/true);
+      results["postgres"] = stack.ServerFacts();
+      auto save = [&] {
+        std::filesystem::create_directories(
+            std::filesystem::path(options.results_path).parent_path());
+        std::ofstream out(options.results_path);
+        out << results.dump(1) << "\n";
+      };
+      struct Entry {
+        const char* name;
+        json (*run)(Stack&, const BenchOptions&);
+      };
+      for (const Entry& e : {Entry{"drain", RunDrain}, Entry{"wakeup", RunWakeup},
+                             Entry{"intake", RunIntake}, Entry{"inflight", RunInflight},
+                             Entry{"history", RunHistory}}) {
+        if (!options.Wants(e.name)) continue;
+        auto t0 = std::chrono::steady_clock::now();
+        try {
+          results[e.name] = e.run(stack, options);
+          results[e.name]["wall_seconds"] = Seconds(std::chrono::steady_clock::now() - t0);
+        } catch (const BenchError& err) {
+          Log(std::string(e.name) + " failed: " + err.what());
+          results[e.name] = {{"error", err.what()}};
+        }
+        save();
+      }
+      results["total_seconds"] = Seconds(std::chrono::steady_clock::now() - started);
+      results["finished_at"] = static_cast<int64_t>(time(nullptr));
+      save();
+    } catch (const std::exception& err) {
+      Log(std::string("benchmark stack failed: ") + err.what());
+      return 1;
+    }
+  }
+  WriteReport(results, options);
+  Log("report written to " + options.report_path);
+  return 0;
+}

@@ -1,0 +1,461 @@
+// docs/benchmarks.md and docs/benchmarks/*.svg, drawn from the results JSON alone.
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "benchmarks.h"
+#include "svg.h"
+
+namespace synaps::bench {
+
+namespace {
+
+const char* kSynapsColor = "#4e79a7";
+const char* kGraphileColor = "#f28e2b";
+const char* kPgBossColor = "#59a14f";
+const char* kPgbenchColor = "#b07aa1";
+
+std::string F(double v, int decimals = 0) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  std::string s = buf;
+  // Thousands separators for readability of large integers.
+  if (decimals == 0 && std::fabs(v) >= 10000) {
+    std::string digits = s, out;
+    bool neg = digits[0] == '-';
+    if (neg) digits.erase(0, 1);
+    int n = 0;
+    for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
+      if (n > 0 && n % 3 == 0) out.insert(out.begin(), ',');
+      out.insert(out.begin(), *it);
+      ++n;
+    }
+    s = (neg ? "-" : "") + out;
+  }
+  return s;
+}
+
+// Median and min–max of field `key` over an array of samples.
+Summary Over(const json& samples, const std::string& key) {
+  std::vector<double> v;
+  if (samples.is_array()) {
+    for (const auto& s : samples) {
+      if (s.contains(key) && s[key].is_number()) v.push_back(s[key].get<double>());
+    }
+  }
+  return Summarize(v);
+}
+
+std::string Spread(const Summary& s, int decimals = 0) {
+  if (s.n <= 1) return F(s.median, decimals);
+  return F(s.median, decimals) + " (" + F(s.min, decimals) + "–" + F(s.max, decimals) + ")";
+}
+
+std::string Status(bool met) { return met ? "**met**" : "**not met**"; }
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Ok(const json& results, const char* name) {
+  return results.contains(name) && results[name].is_object() && !results[name].contains("error");
+}
+
+struct Report {
+  const json& r;
+  const BenchOptions& options;
+  std::ostringstream md;
+  std::vector<std::string> summary_rows;  // "| benchmark | target | measured | status |"
+
+  void Svg(const std::string& name, const std::string& svg) {
+    WriteFile(options.svg_dir + "/" + name, svg);
+    md << "\n![" << name << "](benchmarks/" << name << ")\n";
+  }
+
+  void Failed(const char* name) {
+    if (r.contains(name) && r[name].contains("error")) {
+      md << "\n**This benchmark failed in this run:** `" << r[name]["error"].get<std::string>()
+         << "`\n";
+    } else {
+      md << "\nNot run in this run (`--only`).\n";
+    }
+  }
+
+  void Machine() {
+    const json& m = r.value("machine", json::object());
+    const json& pg = r.value("postgres", json::object());
+    md << "## Machine and method\n\n";
+    md << "| fact | value |\n|---|---|\n";
+    md << "| CPU | " << m.value("cpu", "?") << ", " << m.value("cores", 0) << " cores |\n";
+    md << "| memory | " << F(m.value("memory_gib", 0.0), 1) << " GiB |\n";
+    md << "| OS, kernel | " << m.value("os", "?") << ", Linux " << m.value("kernel", "?")
+       << " |\n";
+    md << "| load average when the run started | " << m.value("load_before", "?") << " |\n";
+    md << "| PostgreSQL | " << pg.value("server_version", "?")
+       << " (private server started by the benchmark, `src/devstack`) |\n";
+    md << "| nats-server | " << m.value("nats_server", "?") << " |\n";
+    md << "| Node.js, peers | " << m.value("node", "?") << ", graphile-worker "
+       << m.value("graphile_worker", "?") << ", pg-boss " << m.value("pg_boss", "?") << " |\n";
+    md << "| load generator | " << m.value("wrk", "?") << ", pgbench " << pg.value("server_version", "?") << " |\n";
+    md << "| Synaps build | `build-bench`, CMAKE_BUILD_TYPE=Release (-O2 -g) |\n";
+    md << "\nPostgreSQL settings (everything not listed is PostgreSQL's default):\n\n";
+    md << "| setting | value |\n|---|---|\n";
+    if (pg.contains("settings")) {
+      for (auto it = pg["settings"].begin(); it != pg["settings"].end(); ++it) {
+        md << "| `" << it.key() << "` | " << it.value().get<std::string>() << " |\n";
+      }
+    }
+    md << "\nThe server is **durable**: `fsync`, `synchronous_commit` and `full_page_writes` "
+          "are on, as in production, so every commit waits for the disk (a virtual disk here; "
+          "`pg_test_fsync` measured about 0.3–0.7 ms per `fdatasync`). `max_wal_size` is "
+          "raised to 4GB (ALTER SYSTEM) so the bulk load of the history benchmark does not "
+          "checkpoint continuously.\n\n";
+    md << "Method: every system runs against the same PostgreSQL server in the same run, each "
+          "repetition on a fresh database (cloned from a migrated template); the peers run in "
+          "the same repetition loop as Synaps, so slow phases of this shared machine hit both. "
+          "Tables give the **median** over "
+       << r.value("reps", 1)
+       << " repetitions and the spread (min–max) in parentheses. The machine has 2 cores "
+          "shared by PostgreSQL, the system under test, the load generator and, on this "
+          "workplace, other developers' builds; numbers are noisy and only numbers from the "
+          "same run are compared.\n\n";
+  }
+
+  void Drain() {
+    md << "## 1. Drain throughput\n\n";
+    if (!Ok(r, "drain")) return Failed("drain");
+    const json& d = r["drain"];
+    int tasks = d["tasks"];
+    md << F(tasks) << " queued tasks (inserted with `synaps.submit_command` in bulk SQL before "
+       << "the clock starts), `local` provider at zero latency, drained by 1, 2 and 4 "
+       << "`synaps worker` processes (the real binary, `SYNAPS_WORKER_CONCURRENCY=" << d["concurrency"]
+       << "`, the default), timed from the first `task.claimed` to the last run finished, both on "
+       << "PostgreSQL's clock. The peers drain " << F(tasks)
+       << " no-op jobs on the same server in the same repetition: graphile-worker (one Node "
+       << "process, `concurrency: " << d["concurrency"] << "`, jobs added with one "
+       << "`add_jobs` call; timed from the first job started to its job table empty) and pg-boss "
+       << "(one Node process, 4 loops of `fetch({batchSize: " << d["concurrency"]
+       << "})` + one `complete()` per batch; pg-boss 10's `work()` sleeps its polling interval, "
+       << "at least 500 ms, after each fetch, which would cap it far lower).\n\n";
+    Summary g = Over(d["graphile"], "rate");
+    Summary b = Over(d["pgboss"], "rate");
+    md << "| system | processes | tasks/s | seconds | vs graphile-worker | vs pg-boss | worker CPU ms per task |\n";
+    md << "|---|---|---|---|---|---|---|\n";
+    std::vector<Bar> bars;
+    double one_worker = 0;
+    for (const char* w : {"1", "2", "4"}) {
+      if (!d["synaps"].contains(w)) continue;
+      Summary s = Over(d["synaps"][w], "rate");
+      Summary secs = Over(d["synaps"][w], "seconds");
+      Summary cpu = Over(d["synaps"][w], "worker_cpu");
+      if (std::string(w) == "1") one_worker = s.median;
+      md << "| Synaps | " << w << " | " << Spread(s) << " | " << Spread(secs, 1) << " | "
+         << F(s.median / g.median, 2) << "× | " << F(s.median / b.median, 2) << "× | "
+         << F(cpu.median * 1000 / tasks, 2) << " |\n";
+      bars.push_back({std::string("Synaps, ") + w + " worker" + (std::string(w) == "1" ? "" : "s"),
+                      s.median, s.min, s.max, kSynapsColor});
+    }
+    Summary gs = Over(d["graphile"], "seconds"), bs = Over(d["pgboss"], "seconds");
+    md << "| graphile-worker | 1 | " << Spread(g) << " | " << Spread(gs, 1) << " | 1× | "
+       << F(g.median / b.median, 2) << "× | – |\n";
+    md << "| pg-boss | 1 | " << Spread(b) << " | " << Spread(bs, 1) << " | "
+       << F(b.median / g.median, 2) << "× | 1× | – |\n";
+    bars.push_back({"graphile-worker", g.median, g.min, g.max, kGraphileColor});
+    bars.push_back({"pg-boss", b.median, b.min, b.max, kPgBossColor});
+    Svg("drain.svg", BarChart("Drain: " + F(tasks) + " tasks, same PostgreSQL", "tasks/s", bars));
+    if (d.contains("rows_per_task")) {
+      const json& rows = d["rows_per_task"];
+      md << "\n**What each system writes per task.** Synaps, counted after a drain (rows per "
+            "task that remain): ";
+      std::vector<std::string> parts;
+      for (const char* t : {"threads", "commands", "runs", "tasks", "ledger_events", "artifacts",
+                            "artifact_versions", "queue_items", "outbox"}) {
+        if (rows.contains(t)) parts.push_back(std::string("`") + t + "` " + F(rows[t].get<double>(), 1));
+      }
+      for (size_t i = 0; i < parts.size(); ++i) md << (i ? ", " : "") << parts[i];
+      md << "; ledger events by type: ";
+      size_t i = 0;
+      for (auto it = rows["ledger_by_type"].begin(); it != rows["ledger_by_type"].end(); ++it, ++i) {
+        md << (i ? ", " : "") << "`" << it.key() << "` " << F(it.value().get<double>(), 1);
+      }
+      md << ". On top of those rows, the queue item is inserted, updated by the claim and deleted "
+            "by the completion, the run and task rows are updated at claim and at completion, and "
+            "the answer is written as a file (`file://` object store, fsynced) before the "
+            "completion commits. graphile-worker writes one job row per job (insert, update on "
+            "lock, delete on completion) and pg-boss one job row (insert, update on fetch, "
+            "update on complete); neither keeps a history, an artifact or an outbox.\n";
+    }
+    bool met = one_worker >= 1.5 * g.median;
+    summary_rows.push_back("| 1. Drain | ≥ 1.5× graphile-worker's jobs/s with one worker process | " +
+                           F(one_worker) + " vs " + F(g.median) + " jobs/s = " +
+                           F(one_worker / g.median, 2) + "× | " + Status(met) + " |");
+    md << "\n**Target:** at least 1.5× graphile-worker with one worker process while writing the "
+          "full ledger: " << F(one_worker / g.median, 2) << "× — " << Status(met) << ".\n";
+    md << ReadFile(options.bench_dir + "/notes/drain.md");
+  }
+
+  void Wakeup() {
+    md << "\n## 2. Wakeup latency\n\n";
+    if (!Ok(r, "wakeup")) return Failed("wakeup");
+    const json& w = r["wakeup"];
+    md << "Submit → claim: `task.claimed` event time minus the command's `created_at` (both are "
+          "PostgreSQL's `now()`, the start of the submit and of the claim transaction), for "
+       << F(w["sequential"].get<double>()) << " sequential `POST /v1/commands/submit` calls "
+          "(each waits until its run succeeded before the next is sent) to `synaps api` with one "
+          "`synaps worker`, NATS up. With NATS stopped under the running API and worker, "
+       << F(w["polled"].get<double>()) << " submits arrive at random (exponential gaps, mean "
+       << F(w["polled_gap_ms"].get<double>()) << " ms) and wait for the worker's poll "
+          "(`SYNAPS_POLL_INTERVAL_MS="
+       << w["poll_interval_ms"] << "`, the default). graphile-worker: the same number of "
+          "sequential `addJob` calls, each waiting for `job:complete`, with its LISTEN/NOTIFY "
+          "wakeup; a trigger records each job's `created_at` and `locked_at`, also PostgreSQL's "
+          "`now()`.\n\n";
+    auto pooled = [&](const json& runs) {
+      std::vector<double> all;
+      for (const auto& run : runs) {
+        for (double v : run["samples"]) all.push_back(v);
+      }
+      return all;
+    };
+    md << "| mode | samples | p50 ms | p95 ms | p99 ms | max ms | p50 per run (min–max) |\n";
+    md << "|---|---|---|---|---|---|---|\n";
+    std::vector<Series> curves;
+    auto row = [&](const std::string& name, const json& runs, const char* color) {
+      if (!runs.is_array() || runs.empty()) return Summary{};
+      auto all = pooled(runs);
+      Summary s = Summarize(all);
+      Summary per = Over(runs, "p50");
+      md << "| " << name << " | " << s.n << " | " << F(s.p50, 2) << " | " << F(s.p95, 2) << " | "
+         << F(s.p99, 2) << " | " << F(s.max, 1) << " | " << F(per.min, 2) << "–" << F(per.max, 2)
+         << " |\n";
+      std::sort(all.begin(), all.end());
+      Series se{name, color, {}};
+      size_t step = std::max<size_t>(1, all.size() / 200);
+      for (size_t i = 0; i < all.size(); i += step) {
+        se.points.push_back({std::max(all[i], 0.01), 100.0 * (i + 1) / all.size()});
+      }
+      se.points.push_back({std::max(all.back(), 0.01), 100.0});
+      curves.push_back(se);
+      return s;
+    };
+    Summary nats = row("Synaps, NATS wakeups", w["nats"], kSynapsColor);
+    Summary poll = row("Synaps, NATS stopped (polling)", w["polling"], "#76b7b2");
+    Summary g = row("graphile-worker (LISTEN/NOTIFY)", w["graphile"], kGraphileColor);
+    Svg("wakeup.svg", LineChart("Wakeup latency, cumulative distribution",
+                                "submit → claim, ms (log scale)", "% of submits", curves, true));
+    if (w.contains("submit_rtt_ms")) {
+      Summary rtt = Over(w["submit_rtt_ms"], "p50");
+      md << "\nThe HTTP submit itself (client round trip, including the transaction and its "
+            "commit) took a median p50 of " << F(rtt.median, 2) << " ms.\n";
+    }
+    bool nats_met = nats.p50 <= 5 && nats.p99 <= 25;
+    bool poll_met = poll.n > 0 && poll.max <= w["poll_interval_ms"].get<double>() + 100;
+    summary_rows.push_back("| 2. Wakeup, NATS | p50 ≤ 5 ms, p99 ≤ 25 ms | p50 " + F(nats.p50, 2) +
+                           " ms, p99 " + F(nats.p99, 2) + " ms (graphile-worker: p50 " +
+                           F(g.p50, 2) + ", p99 " + F(g.p99, 2) + ") | " + Status(nats_met) + " |");
+    summary_rows.push_back("| 2. Wakeup, NATS down | bounded by the poll interval (" +
+                           F(w["poll_interval_ms"].get<double>()) + " ms) | p50 " + F(poll.p50) +
+                           " ms, max " + F(poll.max) + " ms | " + Status(poll_met) + " |");
+    md << "\n**Targets:** with NATS p50 ≤ 5 ms and p99 ≤ 25 ms: p50 " << F(nats.p50, 2)
+       << " ms, p99 " << F(nats.p99, 2) << " ms — " << Status(nats_met)
+       << ". With NATS down, bounded by the poll interval: max " << F(poll.max) << " ms against "
+       << w["poll_interval_ms"] << " ms (plus the claim itself) — " << Status(poll_met) << ".\n";
+    md << ReadFile(options.bench_dir + "/notes/wakeup.md");
+  }
+
+  void Intake() {
+    md << "\n## 3. API intake\n\n";
+    if (!Ok(r, "intake")) return Failed("intake");
+    const json& in = r["intake"];
+    md << "`wrk -t2 -c" << in["connections"] << " -d" << in["seconds"]
+       << "s` (keep-alive) POSTs `{\"kind\":\"prompt\",\"input\":{\"text\":\"bench\"}}` to "
+          "`/v1/commands/submit` with the admin token (`bench/wrk/submit.lua`), "
+          "`SYNAPS_RATE_LIMIT_RPS=0`, the API's default pool of 16 PostgreSQL connections and 2 "
+          "I/O threads, NATS up (every submit's wakeup is published by the relay). pgbench runs "
+          "the transaction the API runs — `BEGIN; SELECT synaps.submit_command(...); COMMIT;` "
+          "with the same command JSON — as a custom script (`-M prepared -j 2`) for the same "
+          "duration with 16 clients (the API's pool size) and 64 (wrk's connections). Each run "
+          "starts on a fresh database after a 2 s warm-up.\n\n";
+    Summary w = Over(in["wrk"], "rps");
+    Summary wl = Over(in["wrk"], "latency_avg_ms");
+    Summary non2xx = Over(in["wrk"], "non2xx");
+    md << "| client | tx/s (submits/s) | mean latency ms |\n|---|---|---|\n";
+    md << "| wrk → synaps api, 64 connections | " << Spread(w) << " | " << F(wl.median, 1) << " |\n";
+    std::vector<Bar> bars = {{"Synaps API (wrk, 64 conn.)", w.median, w.min, w.max, kSynapsColor}};
+    double best = 0;
+    std::string best_label;
+    for (auto it = in["pgbench"].begin(); it != in["pgbench"].end(); ++it) {
+      Summary p = Over(it.value(), "tps");
+      Summary pl = Over(it.value(), "latency_avg_ms");
+      md << "| pgbench, " << it.key() << " clients | " << Spread(p) << " | " << F(pl.median, 1)
+         << " |\n";
+      bars.push_back({"pgbench, " + it.key() + " clients", p.median, p.min, p.max, kPgbenchColor});
+      if (p.median > best) best = p.median, best_label = it.key();
+    }
+    if (non2xx.max > 0) {
+      md << "\nwrk saw up to " << F(non2xx.max) << " non-2xx responses in a run.\n";
+    }
+    Svg("intake.svg", BarChart("API intake vs pgbench, same SQL, same server", "transactions/s",
+                               bars));
+    double ratio = best > 0 ? w.median / best : 0;
+    bool met = ratio >= 0.8;
+    summary_rows.push_back("| 3. API intake | ≥ 80% of pgbench's tx/s | " + F(w.median) +
+                           " vs " + F(best) + " tx/s (pgbench " + best_label + " clients) = " +
+                           F(ratio * 100) + "% | " + Status(met) + " |");
+    md << "\n**Target:** at least 80% of pgbench's transactions/s (the better of its two client "
+          "counts): " << F(ratio * 100) << "% — " << Status(met) << ".\n";
+    md << ReadFile(options.bench_dir + "/notes/intake.md");
+  }
+
+  void Inflight() {
+    md << "\n## 4. In flight\n\n";
+    if (!Ok(r, "inflight")) return Failed("inflight");
+    const json& f = r["inflight"];
+    md << "A fake OpenAI-compatible server (`tests/support/fake_openai`, in the benchmark "
+          "process, on its own thread) answers every chat completion after "
+       << f["delay_ms"] << " ms with a short SSE stream. One `synaps worker` with "
+          "`SYNAPS_DEFAULT_ROUTE={\"provider\":\"openai-compatible\",\"baseUrl\":…,\"model\":\"fake\"}` "
+          "and `SYNAPS_WORKER_CONCURRENCY` of 100, 1,000 and 2,000 drains "
+       << f["waves"] << "× its concurrency in queued tasks (at least 1,000). tasks/s is tasks over "
+          "first claim → last run finished; peak RSS is the worker's `VmHWM` read from "
+          "`/proc/<pid>/status` just before it is stopped. The ideal is concurrency / 1 s.\n\n";
+    md << "| concurrency | tasks | tasks/s | ideal | peak RSS MiB | worker CPU s |\n";
+    md << "|---|---|---|---|---|---|\n";
+    Series rate{"Synaps tasks/s", kSynapsColor, {}};
+    Series ideal{"ideal (concurrency / 1 s)", "#999", {}, true};
+    Series rss{"peak RSS, MiB", "#e15759", {}};
+    double rate2000 = 0, rss2000 = 0;
+    for (int c : f["levels"]) {
+      std::string k = std::to_string(c);
+      if (!f["runs"].contains(k)) continue;
+      const json& runs = f["runs"][k];
+      Summary s = Over(runs, "rate");
+      Summary m = Over(runs, "peak_rss_mib");
+      Summary cpu = Over(runs, "worker_cpu");
+      md << "| " << F(c) << " | " << F(runs[0]["tasks"].get<double>()) << " | " << Spread(s)
+         << " | " << F(c) << " | " << Spread(m) << " | " << F(cpu.median, 1) << " |\n";
+      rate.points.push_back({static_cast<double>(c), s.median});
+      ideal.points.push_back({static_cast<double>(c), static_cast<double>(c)});
+      rss.points.push_back({static_cast<double>(c), m.median});
+      if (c == 2000) rate2000 = s.median, rss2000 = m.median;
+    }
+    Svg("inflight.svg", LineChart("In flight: provider answers after 1 s", "worker concurrency",
+                                  "tasks/s", {rate, ideal}, false));
+    Svg("inflight-rss.svg", LineChart("In flight: peak RSS of the worker", "worker concurrency",
+                                      "MiB", {rss}, false));
+    bool met = rate2000 >= 1800 && rss2000 < 300;
+    summary_rows.push_back("| 4. In flight | 2,000 in flight: ≥ 1,800 tasks/s under 300 MB | " +
+                           F(rate2000) + " tasks/s, " + F(rss2000) + " MiB | " + Status(met) +
+                           " |");
+    md << "\n**Target:** 2,000 in flight sustaining at least 1,800 tasks/s under 300 MB: "
+       << F(rate2000) << " tasks/s at " << F(rss2000) << " MiB — " << Status(met) << ".\n";
+    md << ReadFile(options.bench_dir + "/notes/inflight.md");
+  }
+
+  void History() {
+    md << "\n## 5. Scale of history\n\n";
+    if (!Ok(r, "history")) return Failed("history");
+    const json& h = r["history"];
+    md << F(h["history_tasks"].get<double>()) << " finished tasks were written directly with "
+          "`INSERT ... SELECT generate_series` (bypassing the functions): per task a thread, "
+          "command, run, task, artifact and artifact version and six ledger events ("
+       << F(h["ledger_rows"].get<double>()) << " ledger rows; database "
+       << F(h["database_bytes"].get<double>() / 1024 / 1024 / 1024, 1) << " GiB; generated in "
+       << F(h["generate_seconds"].get<double>()) << " s, then `VACUUM ANALYZE`). Each repetition "
+          "then measures, on an empty database and on the one with history: the latency of "
+       << h["probes"] << " single-item `claim_queue_items` calls timed by the client (a queue of "
+          "their own), and the drain rate of " << F(h["tasks"].get<double>())
+       << " queued tasks by one `synaps worker`. Drained tasks stay, so the history grows by "
+       << F(h["tasks"].get<double>()) << " tasks per repetition.\n\n";
+    auto claim_p = [](const json& runs, const char* p) {
+      std::vector<double> v;
+      for (const auto& run : runs) v.push_back(run["claim_ms"][p].get<double>());
+      return Summarize(v);
+    };
+    Summary e50 = claim_p(h["empty"], "p50"), h50 = claim_p(h["history"], "p50");
+    Summary e99 = claim_p(h["empty"], "p99"), h99 = claim_p(h["history"], "p99");
+    Summary er = Over(h["empty"], "rate"), hr = Over(h["history"], "rate");
+    md << "| database | claim p50 ms | claim p99 ms | drain tasks/s |\n|---|---|---|---|\n";
+    md << "| empty | " << Spread(e50, 2) << " | " << Spread(e99, 2) << " | " << Spread(er)
+       << " |\n";
+    md << "| " << F(h["history_tasks"].get<double>()) << " finished tasks | " << Spread(h50, 2)
+       << " | " << Spread(h99, 2) << " | " << Spread(hr) << " |\n";
+    md << "| ratio (history / empty) | " << F(h50.median / e50.median, 2) << "× | "
+       << F(h99.median / e99.median, 2) << "× | " << F(hr.median / er.median, 2) << "× |\n";
+    Svg("history.svg",
+        BarChart("Drain rate of one worker, empty vs " + F(h["history_tasks"].get<double>()) +
+                     " finished tasks",
+                 "tasks/s",
+                 {{"empty database", er.median, er.min, er.max, kSynapsColor},
+                  {"with history", hr.median, hr.min, hr.max, "#9c755f"}}));
+    double claim_slow = h50.median / e50.median - 1;
+    double drain_slow = 1 - hr.median / er.median;
+    bool met = claim_slow <= 0.2 && drain_slow <= 0.2;
+    summary_rows.push_back("| 5. History | within 20% of the empty database | claim p50 " +
+                           F(claim_slow * 100, 0) + "% slower, drain " + F(drain_slow * 100, 0) +
+                           "% slower | " + Status(met) + " |");
+    md << "\n**Target:** within 20% of the empty database: claim p50 " << F(claim_slow * 100)
+       << "% slower, drain rate " << F(drain_slow * 100) << "% lower — " << Status(met) << ".\n";
+    md << ReadFile(options.bench_dir + "/notes/history.md");
+  }
+};
+
+}  // namespace
+
+void WriteReport(const json& results, const BenchOptions& options) {
+  Report rep{results, options, {}, {}};
+  rep.Machine();
+  rep.Drain();
+  rep.Wakeup();
+  rep.Intake();
+  rep.Inflight();
+  rep.History();
+
+  std::ostringstream doc;
+  doc << "# Benchmarks\n\n";
+  doc << "Written by `make bench` (`bench/`, see [Reproducing](#reproducing)) from the numbers "
+         "of its last run";
+  if (results.contains("finished_at")) {
+    time_t t = results["finished_at"].get<int64_t>();
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+    doc << " (" << buf << ", " << F(results.value("total_seconds", 0.0) / 60, 1) << " min"
+        << (results.value("quick", false) ? ", **quick mode**: fewer tasks and repetitions" : "")
+        << ")";
+  }
+  doc << ". Do not edit the numbers by hand; prose that is not generated lives in "
+         "`bench/notes/*.md`. The targets come from issue 7 and are goals for the numbers, not "
+         "assertions in tests.\n\n";
+  doc << "## Where each target stands\n\n";
+  doc << "| benchmark | target | measured (medians) | status |\n|---|---|---|---|\n";
+  for (const auto& row : rep.summary_rows) doc << row << "\n";
+  doc << "\n" << rep.md.str();
+  doc << "\n" << ReadFile(options.bench_dir + "/notes/profiling.md");
+  doc << "\n## Reproducing\n\n"
+         "```sh\n"
+         "make bench                 # installs wrk and the npm peers (scripts/install-deps --bench),\n"
+         "                           # builds build-bench (Release), runs everything (~20 min), writes this file\n"
+         "BENCH_QUICK=1 make bench   # fewer tasks, one repetition (~5 min)\n"
+         "build-bench/bench/synaps_bench --only drain,wakeup   # some benchmarks (others keep their last results)\n"
+         "build-bench/bench/synaps_bench --report-only         # redraw this file from build-bench/bench-results.json\n"
+         "```\n\n"
+         "Everything runs on this machine: a private PostgreSQL and nats-server on ports the OS "
+         "picks, in a temporary directory under `/var/tmp` (removed afterwards; `BENCH_KEEP=1` "
+         "keeps it with every server and process log). Every sample is kept in "
+         "`build-bench/bench-results.json`.\n";
+  WriteFile(options.report_path, doc.str());
+}
+
+}  // namespace synaps::bench
