@@ -29,7 +29,7 @@ bool Finished(const std::string& status) {
 
 }  // namespace
 
-std::string QueryEscape(std::string_view value) {
+std::string PercentEncode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : value) {

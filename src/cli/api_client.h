@@ -51,8 +51,9 @@ class ApiClient {
 // The dev state directory (SYNAPS_STATE_DIR or ./.synaps), absolute.
 std::string StateDir();
 
-// Percent-encodes a query parameter value (RFC 3986 unreserved characters stay as they are).
-std::string QueryEscape(std::string_view value);
+// Percent-encodes a query value or path segment (RFC 3986 unreserved characters stay as they
+// are).
+std::string PercentEncode(std::string_view value);
 
 // Human-readable rendering of a run, with its artifacts' text when `artifacts` is given.
 std::string FormatRun(const nlohmann::json& run);

@@ -24,7 +24,7 @@ namespace {
 constexpr int kMaxVersion = 1 << 30;
 
 std::string ContentPath(const std::string& artifact_id, int version) {
-  return "/v1/artifacts/" + QueryEscape(artifact_id) + "/versions/" + std::to_string(version) +
+  return "/v1/artifacts/" + PercentEncode(artifact_id) + "/versions/" + std::to_string(version) +
          "/content";
 }
 

@@ -47,7 +47,7 @@ int RunSubmit(const SubmitFlags& flags) {
 
 int RunRunsGet(const std::string& run_id, bool as_json) {
   ApiClient client = ApiClient::FromEnvironment();
-  auto run = client.Call("GET", "/v1/runs/" + run_id);
+  auto run = client.Call("GET", "/v1/runs/" + PercentEncode(run_id));
   if (!run) return ReportError(run.error(), as_json);
   if (as_json) {
     std::cout << run->dump() << "\n";

@@ -33,7 +33,7 @@ int RunKeysCreate(const KeysCreateFlags& flags) {
 
 int RunKeysRevoke(const std::string& key_id, bool as_json) {
   ApiClient client = ApiClient::FromEnvironment();
-  auto revoked = client.Call("DELETE", "/v1/api-keys/" + QueryEscape(key_id));
+  auto revoked = client.Call("DELETE", "/v1/api-keys/" + PercentEncode(key_id));
   if (!revoked) return ReportError(revoked.error(), as_json);
   if (as_json) {
     std::cout << revoked->dump() << "\n";

@@ -283,7 +283,7 @@ int RunRunsList(const RunsListFlags& flags) {
   ApiClient client = ApiClient::FromEnvironment();
   std::string query;
   auto add = [&](const char* name, const std::string& value) {
-    query += (query.empty() ? "?" : "&") + std::string(name) + "=" + QueryEscape(value);
+    query += (query.empty() ? "?" : "&") + std::string(name) + "=" + PercentEncode(value);
   };
   if (flags.thread_id) add("threadId", *flags.thread_id);
   if (flags.status) add("status", *flags.status);
@@ -320,7 +320,7 @@ int RunRunsList(const RunsListFlags& flags) {
 
 int RunRunsCancel(const std::string& run_id, bool as_json) {
   ApiClient client = ApiClient::FromEnvironment();
-  auto run = client.Call("POST", "/v1/runs/" + run_id + "/cancel");
+  auto run = client.Call("POST", "/v1/runs/" + PercentEncode(run_id) + "/cancel");
   if (!run) return ReportError(run.error(), as_json);
   if (as_json) {
     std::cout << run->dump() << "\n";
@@ -332,7 +332,7 @@ int RunRunsCancel(const std::string& run_id, bool as_json) {
 
 int RunRunsWatch(const RunsWatchFlags& flags) {
   ApiClient client = ApiClient::FromEnvironment();
-  auto run = client.Call("GET", "/v1/runs/" + flags.run_id);
+  auto run = client.Call("GET", "/v1/runs/" + PercentEncode(flags.run_id));
   if (!run) return ReportError(run.error(), flags.json, kWatchError);
   RunWatch watch(flags, *run);
   std::optional<Clock::time_point> deadline;
@@ -347,7 +347,7 @@ int RunRunsWatch(const RunsWatchFlags& flags) {
   auto backoff = std::chrono::milliseconds(250);
   while (true) {
     StreamRequest req;
-    req.url = client.base_url() + "/v1/runs/" + flags.run_id + "/events";
+    req.url = client.base_url() + "/v1/runs/" + PercentEncode(flags.run_id) + "/events";
     req.headers = client.AuthHeaders();
     req.headers.push_back("Accept: text/event-stream");
     if (watch.last_seq() > 0)
