@@ -128,7 +128,8 @@ CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit
                                          p_tenant text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid,
                tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb,
-               lease_expires_at timestamptz, upstream jsonb, history jsonb)
+               lease_expires_at timestamptz, upstream jsonb, history jsonb,
+               snapshot_version bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
   r record;
@@ -179,7 +180,10 @@ BEGIN
                         FROM synaps.runs r2 JOIN synaps.tasks t2 ON t2.run_id = r2.id
                        WHERE r2.thread_id = u.thread_id AND r2.created_at < u.created_at
                          AND t2.status = 'succeeded'
-                       ORDER BY r2.created_at DESC, t2.created_at DESC LIMIT 50) h)
+                       ORDER BY r2.created_at DESC, t2.created_at DESC LIMIT 50) h),
+             -- The latest control snapshot version, so a worker that missed a synaps.ctrl.*
+             -- message reloads before running the task (one index lookup).
+             (SELECT coalesce(max(c.id), 0) FROM synaps.control_change c)
         FROM synaps.tasks t JOIN synaps.runs u ON u.id = t.run_id
        WHERE t.id = r.task_id;
   END LOOP;

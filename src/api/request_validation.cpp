@@ -161,7 +161,7 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
   static const std::set<std::string> kKnown = {
       "kind",     "input",    "prompt", "variables", "skill",     "route",      "threadId",
-      "priority", "metadata", "tasks",  "queue",     "notBefore", "maxAttempts"};
+      "priority", "metadata", "tasks",  "queue",     "notBefore", "maxAttempts", "tags"};
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!kKnown.contains(it.key())) {
       RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
@@ -171,16 +171,47 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   if (!v.contains("kind")) RETURN_IF_ERROR(Invalid("kind", "required"));
   if (!v["kind"].is_string()) RETURN_IF_ERROR(Invalid("kind", "must be a string"));
   req.kind = v["kind"].get<std::string>();
-  if (req.kind != "prompt") {
-    RETURN_IF_ERROR(Invalid("kind", "unsupported kind '" + req.kind + "' (supported: prompt)"));
+  if (req.kind != "prompt" && req.kind != "agent") {
+    RETURN_IF_ERROR(
+        Invalid("kind", "unsupported kind '" + req.kind + "' (supported: prompt, agent)"));
   }
   const bool fan_out = v.contains("tasks");
-  if (fan_out && v.contains("input")) {
-    RETURN_IF_ERROR(Invalid("input", "give either input or tasks, not both"));
+  if (fan_out && (v.contains("input") || v.contains("prompt"))) {
+    RETURN_IF_ERROR(Invalid(v.contains("input") ? "input" : "prompt",
+                            "give either input/prompt or tasks, not both"));
+  }
+  // Control-registry references: names only here; the worker resolves them against the
+  // snapshot it runs with and fails the task clearly when one does not exist.
+  static const std::regex kControlName("[a-z0-9][a-z0-9_.-]{0,63}");
+  json refs = json::object();
+  for (const char* f : {"prompt", "skill", "route"}) {
+    if (!v.contains(f)) continue;
+    if (!v[f].is_string() || !std::regex_match(v[f].get<std::string>(), kControlName)) {
+      RETURN_IF_ERROR(Invalid(f, "must be a name matching [a-z0-9][a-z0-9_.-]{0,63}"));
+    }
+    refs[f] = v[f];
+  }
+  if (v.contains("variables")) {
+    if (!v.contains("prompt")) RETURN_IF_ERROR(Invalid("variables", "only with prompt"));
+    if (!v["variables"].is_object()) RETURN_IF_ERROR(Invalid("variables", "must be an object"));
+    refs["variables"] = v["variables"];
+  }
+  if (v.contains("tags")) {
+    if (!v["tags"].is_array() || v["tags"].size() > 16) {
+      RETURN_IF_ERROR(Invalid("tags", "must be an array of at most 16 strings"));
+    }
+    for (const auto& t : v["tags"]) {
+      if (!t.is_string() || t.get<std::string>().empty() || t.get<std::string>().size() > 64) {
+        RETURN_IF_ERROR(Invalid("tags", "tags are strings of 1 to 64 characters"));
+      }
+    }
+    refs["tags"] = v["tags"];
   }
   json input;
-  if (!fan_out) {
-    if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required"));
+  if (!fan_out && !v.contains("prompt")) {
+    if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required (or prompt)"));
+    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
+  } else if (!fan_out && v.contains("input")) {
     ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
   }
   if (v.contains("threadId")) {
@@ -224,16 +255,15 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   if (v.contains("metadata") && !v["metadata"].is_object()) {
     RETURN_IF_ERROR(Invalid("metadata", "must be an object"));
   }
-  for (const char* f : {"prompt", "variables", "skill", "route"}) {
-    if (v.contains(f)) {
-      RETURN_IF_ERROR(Invalid(f, "not supported yet by this server version"));
-    }
-  }
-
   if (fan_out) {
     ASSIGN_OR_RETURN(req.tasks, ParseTasks(v["tasks"], req.kind));
   } else {
-    req.tasks.push_back({"main", req.kind, json{{"kind", req.kind}, {"input", input}}, {}});
+    json spec = {{"kind", req.kind}};
+    if (!input.is_null()) spec["input"] = input;
+    req.tasks.push_back({"main", req.kind, spec, {}});
+  }
+  for (auto& t : req.tasks) {
+    for (auto it = refs.begin(); it != refs.end(); ++it) t.spec[it.key()] = it.value();
   }
   if (v.contains("metadata")) {
     for (auto& t : req.tasks) t.spec["metadata"] = v["metadata"];

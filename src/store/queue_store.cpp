@@ -12,7 +12,7 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
       conn.ExecPrepared("claim_queue_items",
                         "SELECT item_id, lease_epoch, attempt, task_id, run_id, tenant_id,"
                         "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream,"
-                        "       history"
+                        "       history, snapshot_version"
                         "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer,"
                         "                                $5::text)",
                         {worker, db::ArrayLiteral(queues), std::to_string(limit),
@@ -34,6 +34,7 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
     it.lease_expires_at = r.GetString(i, 10);
     it.upstream = json::parse(r.Get(i, 11));
     it.history = json::parse(r.Get(i, 12));
+    it.snapshot_version = r.GetInt(i, 13);
     items.push_back(std::move(it));
   }
   return items;

@@ -27,6 +27,7 @@ struct ClaimedItem {
   std::string lease_expires_at;
   nlohmann::json upstream;  // {dependency name: its output} for fan-in tasks
   nlohmann::json history;   // [{input, output}] earlier turns of the thread, oldest first
+  int64_t snapshot_version = 0;  // latest control snapshot version at claim time
 };
 
 // Claims up to `limit` items of `queues` for `worker`. `tenant_id` set: only that tenant's

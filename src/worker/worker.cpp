@@ -13,7 +13,9 @@
 #include "core/config.h"
 #include "core/ids.h"
 #include "db/connection.h"
+#include "store/control_store.h"
 #include "store/worker_store.h"
+#include "worker/task_run.h"
 
 namespace synaps::worker {
 
@@ -57,62 +59,13 @@ namespace {
 
 struct InFlight {
   store::ClaimedItem item;
-  std::unique_ptr<providers::Call> call;
+  std::unique_ptr<TaskRun> run;
   Clock::time_point started;
-  json route;                  // the route the call used
   bool finished = false;       // answer received; uploading or waiting in the completion batch
   bool run_cancelled = false;  // aborted because its run was cancelled
   std::string progress;        // streamed text not yet written as task.progress
   int progress_attempt = 1;    // provider attempt the buffered deltas belong to
 };
-
-// The route a task runs on: its own (spec.route) over the worker's default.
-json RouteFor(const store::ClaimedItem& item, const json& default_route) {
-  json route = default_route;
-  if (item.spec.contains("route") && item.spec["route"].is_object()) {
-    for (auto it = item.spec["route"].begin(); it != item.spec["route"].end(); ++it) {
-      route[it.key()] = it.value();
-    }
-  }
-  return route;
-}
-
-// What a task asks the model, from its execution plan: the thread's earlier turns, the outputs
-// of the tasks it depends on, then its own input.
-Result<providers::ChatRequest> BuildRequest(const store::ClaimedItem& item, const json& route) {
-  const json& spec = item.spec;
-  providers::ChatRequest req;
-  if (!route.contains("model") || !route["model"].is_string()) {
-    return Fail(ErrorCode::kInvalidArgument, "route has no model", "route.model");
-  }
-  req.model = route["model"].get<std::string>();
-  if (route.contains("params") && route["params"].is_object()) req.params = route["params"];
-  const json* input = spec.contains("input") ? &spec["input"] : nullptr;
-  if (input == nullptr || !input->is_object() || !input->contains("text") ||
-      !(*input)["text"].is_string()) {
-    return Fail(ErrorCode::kInvalidArgument, "task has no input.text", "input.text");
-  }
-  if (item.history.is_array()) {
-    for (const auto& turn : item.history) {
-      if (turn.contains("input") && turn["input"].is_string()) {
-        req.messages.push_back({.role = "user", .content = turn["input"].get<std::string>()});
-      }
-      if (turn.contains("output") && turn["output"].is_string()) {
-        req.messages.push_back({.role = "assistant", .content = turn["output"].get<std::string>()});
-      }
-    }
-  }
-  for (auto it = item.upstream.begin(); it != item.upstream.end(); ++it) {
-    const json& out = it.value();
-    if (out.is_object() && out.contains("text") && out["text"].is_string()) {
-      req.messages.push_back({.role = "user",
-                              .content = "Output of task " + it.key() + ":\n" +
-                                         out["text"].get<std::string>()});
-    }
-  }
-  req.messages.push_back({.role = "user", .content = (*input)["text"].get<std::string>()});
-  return req;
-}
 
 }  // namespace
 
@@ -159,7 +112,16 @@ class Worker::Impl {
         asio::post(io_, [this, run_id] { AbortRun(run_id); });
       });
       if (runs) subscriptions_.push_back(std::move(*runs));
+      // Control changes: reload the snapshot without a restart.
+      auto ctrl = bus_->Subscribe("synaps.ctrl.*", [this](const std::string&,
+                                                          const std::string& payload) {
+        json msg = json::parse(payload, nullptr, false);
+        int64_t version = msg.is_object() ? msg.value("snapshotVersion", int64_t{0}) : 0;
+        asio::post(io_, [this, version] { ReloadSnapshot(version); });
+      });
+      if (ctrl) subscriptions_.push_back(std::move(*ctrl));
     }
+    ReloadSnapshot(0);
     spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
                  fmt::join(options_.queues, ","), options_.concurrency);
     Heartbeat();
@@ -212,7 +174,7 @@ class Worker::Impl {
   void ReleaseUnfinished() {
     std::vector<store::LeaseRef> leases;
     for (auto& [id, f] : in_flight_) {
-      if (f.call) f.call->Cancel();
+      if (f.run) f.run->Cancel();
       leases.push_back({id, f.item.lease_epoch});
     }
     if (leases.empty()) return;
@@ -273,6 +235,26 @@ class Worker::Impl {
     });
   }
 
+  // Loads the control snapshot when `version` is newer than the one held (0: whatever is
+  // current). Tasks already running keep the snapshot they started with.
+  void ReloadSnapshot(int64_t version) {
+    if (snapshot_ && version != 0 && version <= snapshot_->version) return;
+    db::Connection* db = Db();
+    if (db == nullptr) return;
+    auto loaded = store::LoadSnapshot(*db, std::nullopt);
+    if (!loaded) {
+      NoteDbError(loaded.error(), "control snapshot load");
+      return;
+    }
+    auto next = std::make_shared<const control::Snapshot>(std::move(*loaded));
+    if (snapshot_ && next->version == snapshot_->version) return;
+    spdlog::info("control snapshot {} loaded ({} prompts, {} skills, {} tools, {} routes, {} "
+                 "arbiters)",
+                 next->version, next->prompts.size(), next->skills.size(), next->tools.size(),
+                 next->routes.size(), next->arbiters.size());
+    snapshot_ = std::move(next);
+  }
+
   void ArmPoll() {
     poll_timer_.expires_after(std::chrono::milliseconds(options_.poll_interval_ms));
     poll_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -321,6 +303,10 @@ class Worker::Impl {
       NoteDbError(claimed.error(), "claim");
       return;
     }
+    // A missed synaps.ctrl.* message costs at most this one claim.
+    int64_t newest = 0;
+    for (const auto& item : *claimed) newest = std::max(newest, item.snapshot_version);
+    if (!snapshot_ || newest > snapshot_->version) ReloadSnapshot(newest);
     for (auto& item : *claimed) StartTask(std::move(item));
     // A full batch suggests more is waiting.
     if (static_cast<int>(claimed->size()) == free) ScheduleClaim();
@@ -328,24 +314,19 @@ class Worker::Impl {
 
   void StartTask(store::ClaimedItem item) {
     int64_t id = item.item_id;
+    const int64_t epoch = item.lease_epoch;
     spdlog::debug("claimed item {} (task {}, attempt {}, epoch {})", id, item.task_id,
-                  item.attempt, item.lease_epoch);
+                  item.attempt, epoch);
     InFlight& f = in_flight_[id];
-    f.item = std::move(item);
     f.started = Clock::now();
-    f.route = RouteFor(f.item, options_.default_route);
-    auto spec = providers::ProviderSpecFromJson(f.route);
-    if (!spec) return FailTask(id, spec.error(), /*retryable=*/false);
-    auto provider = providers_.Get(*spec);
-    if (!provider) return FailTask(id, provider.error(), /*retryable=*/false);
-    auto request = BuildRequest(f.item, f.route);
-    if (!request) return FailTask(id, request.error(), /*retryable=*/false);
-    const int64_t epoch = f.item.lease_epoch;
-    request->on_delta = [this, id, epoch](const providers::ChatDelta& d) {
-      OnDelta(id, epoch, d);
-    };
-    f.call = (*provider)->Start(*request, [this, id, epoch](Result<providers::ChatResponse> r) {
-      OnAnswer(id, epoch, std::move(r));
+    f.item = item;
+    f.run = std::make_unique<TaskRun>(
+        std::move(item), snapshot_, options_.default_route, &providers_,
+        [this, id, epoch](const providers::ChatDelta& d) { OnDelta(id, epoch, d); },
+        [this, id, epoch](Result<TaskOutcome> r) { OnAnswer(id, epoch, std::move(r)); });
+    asio::post(io_, [this, id, epoch] {
+      auto it = in_flight_.find(id);
+      if (it != in_flight_.end() && it->second.item.lease_epoch == epoch) it->second.run->Start();
     });
   }
 
@@ -382,15 +363,14 @@ class Worker::Impl {
       if (f.item.run_id != run_id || f.run_cancelled) continue;
       spdlog::info("aborting task {} (item {}): run {} was cancelled", f.item.task_id, id, run_id);
       f.run_cancelled = true;
-      if (f.call) f.call->Cancel();
+      if (f.run) f.run->Cancel();
     }
   }
 
-  void OnAnswer(int64_t id, int64_t epoch, Result<providers::ChatResponse> r) {
+  void OnAnswer(int64_t id, int64_t epoch, Result<TaskOutcome> r) {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
     InFlight& f = it->second;
-    f.call.reset();
     if (!r) {
       if (r.error().code == ErrorCode::kCancelled) {
         if (f.run_cancelled) {
@@ -409,20 +389,10 @@ class Worker::Impl {
     f.finished = true;
     store::Completion c;
     c.lease = {f.item.item_id, f.item.lease_epoch};
-    c.output = {{"text", r->text},
-                {"provider", f.route.value("provider", "")},
-                {"model", r->model.empty() ? f.route.value("model", "") : r->model},
-                {"finishReason", r->finish_reason},
-                {"usage",
-                 {{"promptTokens", r->usage.prompt_tokens},
-                  {"completionTokens", r->usage.completion_tokens}}},
-                {"latencyMs", r->latency.count()},
-                {"timeToFirstTokenMs", r->time_to_first_token.count()},
-                {"providerAttempts", r->attempts}};
-    if (!r->reasoning.empty()) c.output["reasoning"] = r->reasoning;
+    c.output = std::move(r->output);
     // Upload off the event loop; the completion follows once the bytes are stored, so no row
     // ever points at a missing object.
-    std::string text = r->text;
+    std::string text = std::move(r->text);
     asio::post(uploads_, [this, id, epoch, text = std::move(text), c = std::move(c)]() mutable {
       std::string sha = Sha256Hex(text);
       std::string key = objstore::ContentKey(sha);
@@ -540,7 +510,7 @@ class Worker::Impl {
       spdlog::warn("abandoning task {} (item {}): {}", it->second.item.task_id, o.item_id,
                    o.state == store::RenewState::kCancelled ? "run cancelled"
                                                             : "lease lost to another worker");
-      if (it->second.call) it->second.call->Cancel();
+      it->second.run->Cancel();  // its answer, if any, is dropped with it
       std::erase_if(pending_, [&](const store::Completion& c) {
         return c.lease.item_id == o.item_id;
       });
@@ -562,6 +532,7 @@ class Worker::Impl {
   asio::steady_timer heartbeat_timer_;
   asio::thread_pool uploads_;               // object-store writes, off the event loop
   providers::ProviderRegistry providers_;   // on io_; destroyed before io_
+  std::shared_ptr<const control::Snapshot> snapshot_;  // the control registry, as last loaded
   db::Connection conn_;
   bool db_down_logged_ = false;
   bool registered_ = false;

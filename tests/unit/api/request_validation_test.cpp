@@ -90,3 +90,32 @@ TEST(RequestValidationTest, ContentType) {
 
 }  // namespace
 }  // namespace synaps::api
+
+namespace synaps::api {
+namespace {
+
+TEST(RequestValidationTest, AcceptsControlReferences) {
+  auto r = ParseSubmitRequest(
+      R"({"kind":"prompt","prompt":"greet","variables":{"name":"Ada"},"skill":"support","route":"fast","tags":["eu"]})");
+  ASSERT_TRUE(r) << r.error().message;
+  const auto& spec = r->tasks[0].spec;
+  EXPECT_EQ(spec["prompt"], "greet");
+  EXPECT_EQ(spec["variables"]["name"], "Ada");
+  EXPECT_EQ(spec["skill"], "support");
+  EXPECT_EQ(spec["route"], "fast");
+  EXPECT_EQ(spec["tags"][0], "eu");
+  EXPECT_FALSE(spec.contains("input"));
+  EXPECT_TRUE(ParseSubmitRequest(R"({"kind":"agent","input":{"text":"look around"}})"));
+}
+
+TEST(RequestValidationTest, RefusesBadControlReferences) {
+  ExpectInvalid(R"({"kind":"prompt","prompt":"Bad Name"})", "prompt");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"x"},"variables":{"a":1}})", "variables");
+  ExpectInvalid(R"({"kind":"prompt","prompt":"p","variables":[1]})", "variables");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"x"},"tags":"eu"})", "tags");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"x"},"skill":7})", "skill");
+  ExpectInvalid(R"({"kind":"robot","input":{"text":"x"}})", "kind");
+}
+
+}  // namespace
+}  // namespace synaps::api

@@ -1,0 +1,95 @@
+// Plan resolution against a control snapshot: prompts, skills, routes and fallbacks.
+#include "worker/task_run.h"
+
+#include <gtest/gtest.h>
+
+namespace synaps::worker {
+namespace {
+
+using nlohmann::json;
+
+control::Snapshot MakeSnapshot() {
+  std::vector<control::SnapshotEntry> e = {
+      {"prompts", "greet", 2, 5, {{"template", "Hi {{name}}"}}},
+      {"skills", "support", 1, 6, {{"system", "Be kind."}, {"route", "fast"}}},
+      {"routes", "fast", 3, 7,
+       {{"provider", "openai-compatible"}, {"baseUrl", "http://x/v1"}, {"model", "m1"},
+        {"fallbacks", {"slow"}}, {"weight", 0}}},
+      {"routes", "slow", 1, 8, {{"provider", "local"}, {"model", "echo"}, {"weight", 0}}},
+      {"routes", "default", 1, 9, {{"provider", "local"}, {"model", "echo"}}},
+  };
+  return control::BuildSnapshot(9, std::move(e));
+}
+
+store::ClaimedItem Item(json spec) {
+  store::ClaimedItem it;
+  it.task_id = "t";
+  it.run_id = "r";
+  it.task_kind = "prompt";
+  it.spec = std::move(spec);
+  it.upstream = json::object();
+  it.history = json::array();
+  return it;
+}
+
+const json kDefault = {{"provider", "local"}, {"model", "echo"}};
+
+TEST(TaskRunResolveTest, RendersPromptAndRecordsVersions) {
+  auto snap = MakeSnapshot();
+  auto plan = TaskRun::Resolve(Item({{"prompt", "greet"}, {"variables", {{"name", "Ada"}}}}),
+                               &snap, kDefault);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->messages.back().content, "Hi Ada");
+  EXPECT_EQ(plan->versions["prompt"]["version"], 2);
+  EXPECT_EQ(plan->versions["snapshotVersion"], 9);
+  EXPECT_EQ(plan->routes[0]["name"], "default") << "no route named: the registry's default";
+}
+
+TEST(TaskRunResolveTest, MissingPromptOrVariableIsAClearError) {
+  auto snap = MakeSnapshot();
+  auto missing = TaskRun::Resolve(Item({{"prompt", "nope"}}), &snap, kDefault);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("nope"), std::string::npos);
+  auto var = TaskRun::Resolve(Item({{"prompt", "greet"}}), &snap, kDefault);
+  ASSERT_FALSE(var);
+  EXPECT_NE(var.error().message.find("name"), std::string::npos) << var.error().message;
+}
+
+TEST(TaskRunResolveTest, SkillGivesSystemTextAndItsRouteWithFallbacks) {
+  auto snap = MakeSnapshot();
+  auto plan = TaskRun::Resolve(Item({{"skill", "support"}, {"input", {{"text", "help"}}}}), &snap,
+                               kDefault);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->messages.front().role, "system");
+  EXPECT_EQ(plan->messages.front().content, "Be kind.");
+  ASSERT_EQ(plan->routes.size(), 2u);
+  EXPECT_EQ(plan->routes[0]["name"], "fast");
+  EXPECT_EQ(plan->routes[0]["baseUrl"], "http://x/v1");
+  EXPECT_EQ(plan->routes[1]["name"], "slow");
+  EXPECT_EQ(plan->versions["skill"]["version"], 1);
+  EXPECT_EQ(plan->versions["route"]["version"], 3);
+}
+
+TEST(TaskRunResolveTest, WithoutASnapshotTheWorkerDefaultApplies) {
+  auto plan = TaskRun::Resolve(Item({{"input", {{"text", "x"}}}}), nullptr, kDefault);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->routes[0], kDefault);
+  EXPECT_FALSE(TaskRun::Resolve(Item({{"route", "fast"}, {"input", {{"text", "x"}}}}), nullptr,
+                                kDefault));
+}
+
+TEST(TaskRunResolveTest, HistoryAndDependencyOutputsComeBeforeTheInput) {
+  auto item = Item({{"input", {{"text", "now"}}}});
+  item.history = json::array({{{"input", "before"}, {"output", "answer"}}});
+  item.upstream = {{"a", {{"text", "from a"}}}};
+  auto plan = TaskRun::Resolve(item, nullptr, kDefault);
+  ASSERT_TRUE(plan);
+  ASSERT_EQ(plan->messages.size(), 4u);
+  EXPECT_EQ(plan->messages[0].content, "before");
+  EXPECT_EQ(plan->messages[1].role, "assistant");
+  EXPECT_NE(plan->messages[2].content.find("from a"), std::string::npos);
+  EXPECT_EQ(plan->messages[3].content, "now");
+}
+
+}  // namespace
+}  // namespace synaps::worker
