@@ -126,7 +126,7 @@ HistorySample Measure(Stack& stack, const std::string& db, int tasks, int probes
 
 json RunHistory(Stack& stack, const BenchOptions& options) {
   const int history = options.quick ? 100000 : 1000000;
-  const int tasks = options.quick ? 3000 : 10000;
+  const int tasks = options.quick ? 3000 : 5000;
   const int probes = 300;
   json out = {{"history_tasks", history}, {"tasks", tasks}, {"probes", probes},
               {"reps", options.reps}};

@@ -3,11 +3,14 @@
 //   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history]
 //                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
 //
-// BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition). Every sample goes to the
-// results JSON; the report is drawn from it, so `--report-only` redraws without re-running.
+// BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition); SYNAPS_BENCH_BINARY
+// runs another `synaps` build under the same harness (before/after comparisons). Every sample
+// goes to the results JSON; the report is drawn from it, so `--report-only` redraws without
+// re-running.
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -53,7 +56,10 @@ json MachineFacts(const BenchOptions& options) {
   double mem_kb = std::stod(ReadFirstLine("/proc/meminfo", "MemTotal"));
   m["memory_gib"] = mem_kb / 1024 / 1024;
   m["kernel"] = std::string(u.release);
-  m["os"] = ReadFirstLine("/etc/os-release", "PRETTY_NAME");
+  std::string os = ReadFirstLine("/etc/os-release", "PRETTY_NAME");
+  if (auto eq = os.find('='); eq != std::string::npos) os = os.substr(eq + 1);
+  os.erase(std::remove(os.begin(), os.end(), '"'), os.end());
+  m["os"] = os;
   m["node"] = CommandOutput("node --version 2>/dev/null");
   m["wrk"] = CommandOutput("wrk --version 2>&1 | head -1 | cut -d' ' -f1-2");
   m["nats_server"] = CommandOutput("nats-server --version 2>/dev/null");
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
     try {
       auto started = std::chrono::steady_clock::now();
       results["machine"] = MachineFacts(options);
+      if (const char* b = getenv("SYNAPS_BENCH_BINARY"); b && *b) results["binary"] = b;
       results["quick"] = options.quick;
       results["reps"] = options.reps;
       Stack stack(/*durable=*/true);

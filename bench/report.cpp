@@ -254,7 +254,7 @@ struct Report {
     Summary poll = row("Synaps, NATS stopped (polling)", w["polling"], "#76b7b2");
     Summary g = row("graphile-worker (LISTEN/NOTIFY)", w["graphile"], kGraphileColor);
     Svg("wakeup.svg", LineChart("Wakeup latency, cumulative distribution",
-                                "submit → claim, ms (log scale)", "% of submits", curves, true));
+                                "submit → claim, ms (log scale)", "% of submits", curves, true, 100));
     if (w.contains("submit_rtt_ms")) {
       Summary rtt = Over(w["submit_rtt_ms"], "p50");
       md << "\nThe HTTP submit itself (client round trip, including the transaction and its "

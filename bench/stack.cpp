@@ -169,8 +169,10 @@ void SubmitBulk(db::Connection& conn, int n, const std::string& queue) {
 
 ChildProcess StartSynaps(const std::string& verb, const std::map<std::string, std::string>& env,
                          const std::string& log) {
+  // SYNAPS_BENCH_BINARY runs another build (e.g. a patched worker) under the same harness.
+  const char* binary = getenv("SYNAPS_BENCH_BINARY");
   ProcessOptions opts;
-  opts.argv = {SYNAPS_BINARY, verb};
+  opts.argv = {binary && *binary ? binary : SYNAPS_BINARY, verb};
   opts.env = env;
   opts.log_path = log;
   return Must(ChildProcess::Spawn(opts), "synaps " + verb);

@@ -32,11 +32,11 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
-// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten.
+// A "nice" upper bound for an axis: a round multiple of a power of ten.
 double NiceCeil(double v) {
   if (v <= 0) return 1;
   double p = std::pow(10, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+  for (double m : {1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0}) {
     if (m * p >= v) return m * p;
   }
   return 10 * p;
@@ -101,8 +101,8 @@ std::string BarChart(const std::string& title, const std::string& unit,
 
 std::string LineChart(const std::string& title, const std::string& x_label,
                       const std::string& y_label, const std::vector<Series>& series,
-                      bool log_x) {
-  const int width = 720, height = 400, left = 70, right = 170, top = 40, bottom = 50;
+                      bool log_x, double y_max_fixed) {
+  const int width = 860, height = 400, left = 70, right = 290, top = 40, bottom = 50;
   double x_min = 1e300, x_max = -1e300, y_max = 0;
   for (const auto& se : series) {
     for (auto [px, py] : se.points) {
@@ -120,7 +120,7 @@ std::string LineChart(const std::string& title, const std::string& x_label,
     x_min = 0;
     x_max = NiceCeil(x_max);
   }
-  y_max = NiceCeil(y_max * 1.05);
+  y_max = y_max_fixed > 0 ? y_max_fixed : NiceCeil(y_max * 1.05);
   const double pw = width - left - right, ph = height - top - bottom;
   auto X = [&](double v) {
     if (log_x) return left + pw * (std::log10(v) - std::log10(x_min)) /

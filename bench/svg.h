@@ -24,6 +24,7 @@ struct Series {
 std::string BarChart(const std::string& title, const std::string& unit,
                      const std::vector<Bar>& bars);
 std::string LineChart(const std::string& title, const std::string& x_label,
-                      const std::string& y_label, const std::vector<Series>& series, bool log_x);
+                      const std::string& y_label, const std::vector<Series>& series, bool log_x,
+                      double y_max_fixed = 0);
 
 }  // namespace synaps::bench
