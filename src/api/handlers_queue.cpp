@@ -119,6 +119,7 @@ HttpResponse Router::Complete(Context& ctx, const Params& p) const {
   if (!r) return ctx.Error(r.error());
   switch ((*r)[0]) {
     case store::CompleteState::kCompleted:
+    case store::CompleteState::kHeld:  // remote completions never ask for a hold
       if (deps_.relay != nullptr) deps_.relay->Wake();
       return JsonResponse(200, {{"itemId", *id}, {"state", "completed"}}, ctx.request_id);
     case store::CompleteState::kCancelled:

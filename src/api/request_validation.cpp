@@ -161,7 +161,8 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
   static const std::set<std::string> kKnown = {
       "kind",     "input",    "prompt", "variables", "skill",     "route",      "threadId",
-      "priority", "metadata", "tasks",  "queue",     "notBefore", "maxAttempts", "tags"};
+      "priority", "metadata", "tasks",  "queue",     "notBefore", "maxAttempts", "tags",
+      "tools",    "maxSteps"};
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!kKnown.contains(it.key())) {
       RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
@@ -206,6 +207,27 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
       }
     }
     refs["tags"] = v["tags"];
+  }
+  // Agents: the tools offered besides the skill's, and the model calls allowed.
+  for (const char* f : {"tools", "maxSteps"}) {
+    if (v.contains(f) && req.kind != "agent") RETURN_IF_ERROR(Invalid(f, "only for kind agent"));
+  }
+  if (v.contains("tools")) {
+    if (!v["tools"].is_array() || v["tools"].size() > 32) {
+      RETURN_IF_ERROR(Invalid("tools", "must be an array of at most 32 tool names"));
+    }
+    for (const auto& t : v["tools"]) {
+      if (!t.is_string() || !std::regex_match(t.get<std::string>(), kControlName)) {
+        RETURN_IF_ERROR(Invalid("tools", "tool names match [a-z0-9][a-z0-9_.-]{0,63}"));
+      }
+    }
+    refs["tools"] = v["tools"];
+  }
+  if (v.contains("maxSteps")) {
+    if (!v["maxSteps"].is_number_integer()) RETURN_IF_ERROR(Invalid("maxSteps", "must be an integer"));
+    int64_t n = v["maxSteps"].get<int64_t>();
+    if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxSteps", "must be within 1..100"));
+    refs["maxSteps"] = n;
   }
   json input;
   if (!fan_out && !v.contains("prompt")) {
@@ -262,6 +284,8 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
     if (!input.is_null()) spec["input"] = input;
     req.tasks.push_back({"main", req.kind, spec, {}});
   }
+  // The attempts a task has, for the worker's arbiter retries (feedback within the attempts left).
+  refs["maxAttempts"] = req.max_attempts;
   for (auto& t : req.tasks) {
     for (auto it = refs.begin(); it != refs.end(); ++it) t.spec[it.key()] = it.value();
   }

@@ -159,6 +159,8 @@ const std::vector<Router::Route>& Router::Routes() {
       {"POST", "/v1/commands/submit", Permission::kSubmit, &Router::Submit},
       {"GET", "/v1/runs/{id}", Permission::kRead, &Router::GetRun},
       {"POST", "/v1/runs/{id}/cancel", Permission::kOperate, &Router::CancelRun},
+      {"POST", "/v1/tasks/{id}/approve", Permission::kOperate, &Router::ApproveTask},
+      {"POST", "/v1/tasks/{id}/reject", Permission::kOperate, &Router::RejectTask},
       {"GET", "/v1/artifacts/{id}/versions/{version}/content", Permission::kRead,
        &Router::GetArtifactContent},
       {"GET", "/openapi.json", Permission::kNone, &Router::OpenApi},
@@ -414,6 +416,50 @@ HttpResponse Router::CancelRun(Context& ctx, const Params& p) const {
   // The run.cancelled outbox row reaches workers through the relay's sweep; hand it over now.
   if (deps_.relay != nullptr) deps_.relay->Wake();
   auto run = store::GetRun(**conn, ctx.principal->tenant_id, id);
+  if (!run) return ctx.Error(run.error());
+  return JsonResponse(200, *run, ctx.request_id);
+}
+
+HttpResponse Router::ApproveTask(Context& ctx, const Params& p) const {
+  return DecideTask(ctx, p.at("id"), /*approve=*/true);
+}
+
+HttpResponse Router::RejectTask(Context& ctx, const Params& p) const {
+  return DecideTask(ctx, p.at("id"), /*approve=*/false);
+}
+
+HttpResponse Router::DecideTask(Context& ctx, const std::string& id, bool approve) const {
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "task id must be a UUID", "id");
+  std::string reason;
+  if (!ctx.req.body.empty()) {
+    if (!IsJsonContentType(ctx.req.header("content-type"))) {
+      return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+    }
+    auto body = ParseJsonObject(ctx.req.body);
+    if (!body) return ctx.Error(body.error());
+    for (auto it = body->begin(); it != body->end(); ++it) {
+      if (it.key() != "reason") {
+        return ctx.Error(400, "invalid_argument", it.key() + ": unknown field", it.key());
+      }
+    }
+    if (body->contains("reason")) {
+      const json& r = (*body)["reason"];
+      if (!r.is_string() || r.get<std::string>().size() > 2000) {
+        return ctx.Error(400, "invalid_argument", "reason must be a string of at most 2000 bytes",
+                         "reason");
+      }
+      reason = r.get<std::string>();
+    }
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto run_id = db::InTransaction(**conn, [&] {
+    return store::DecideTask(**conn, ctx.principal->tenant_id, id, approve, ctx.principal->id,
+                             reason);
+  });
+  if (!run_id) return ctx.Error(run_id.error());
+  if (deps_.relay != nullptr) deps_.relay->Wake();
+  auto run = store::GetRun(**conn, ctx.principal->tenant_id, *run_id);
   if (!run) return ctx.Error(run.error());
   return JsonResponse(200, *run, ctx.request_id);
 }

@@ -74,6 +74,9 @@ class Router {
   HttpResponse Submit(Context& ctx, const Params&) const;
   HttpResponse GetRun(Context& ctx, const Params& p) const;
   HttpResponse CancelRun(Context& ctx, const Params& p) const;
+  HttpResponse ApproveTask(Context& ctx, const Params& p) const;
+  HttpResponse RejectTask(Context& ctx, const Params& p) const;
+  HttpResponse DecideTask(Context& ctx, const std::string& task_id, bool approve) const;
   HttpResponse GetArtifactContent(Context& ctx, const Params& p) const;
   HttpResponse ListDeadLetters(Context& ctx, const Params&) const;
   HttpResponse RetryDeadLetter(Context& ctx, const Params& p) const;

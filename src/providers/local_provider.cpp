@@ -92,6 +92,53 @@ class LocalCall final : public Call {
   std::shared_ptr<LocalCallState> state_;
 };
 
+// Route params {"script": [step, ...]}: the answer to a request is step number k, where k is
+// the number of assistant messages already in the conversation (the last step repeats). A step
+// is one of {"text": "..."}, {"toolCalls": [{"name": "...", "arguments": {...}}]},
+// {"score": 0.8, "reason"?: "..."} (a judge's reply) or {"echo": true} (the echo behaviour).
+// Returns false when the request has no script or the step says echo.
+Result<bool> ScriptedAnswer(const ChatRequest& request, ChatResponse& r) {
+  auto it = request.params.find("script");
+  if (it == request.params.end()) return false;
+  const nlohmann::json& script = *it;
+  if (!script.is_array() || script.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "params.script must be a non-empty array of steps",
+                "params.script");
+  }
+  size_t assistant_turns = 0;
+  for (const auto& m : request.messages) assistant_turns += m.role == "assistant" ? 1 : 0;
+  size_t k = std::min(assistant_turns, script.size() - 1);
+  const nlohmann::json& step = script[k];
+  const std::string field = "params.script[" + std::to_string(k) + "]";
+  if (!step.is_object()) return Fail(ErrorCode::kInvalidArgument, field + " must be an object", field);
+  if (step.value("echo", false)) return false;
+  if (step.contains("text") && step["text"].is_string()) {
+    r.text = step["text"].get<std::string>();
+  } else if (step.contains("score") && step["score"].is_number()) {
+    nlohmann::json reply = {{"score", step["score"]}, {"reason", step.value("reason", "scripted")}};
+    r.text = reply.dump();
+  } else if (step.contains("toolCalls") && step["toolCalls"].is_array()) {
+    int64_t earlier_calls = 0;
+    for (const auto& m : request.messages) earlier_calls += static_cast<int64_t>(m.tool_calls.size());
+    for (const auto& call : step["toolCalls"]) {
+      if (!call.is_object() || !call.contains("name") || !call["name"].is_string()) {
+        return Fail(ErrorCode::kInvalidArgument, field + ".toolCalls: each needs a name", field);
+      }
+      nlohmann::json args = call.value("arguments", nlohmann::json::object());
+      r.tool_calls.push_back({"call_" + std::to_string(++earlier_calls),
+                              call["name"].get<std::string>(),
+                              args.is_string() ? args.get<std::string>() : args.dump()});
+    }
+    r.finish_reason = "tool_calls";
+  } else {
+    return Fail(ErrorCode::kInvalidArgument,
+                field + " must have text, score, toolCalls or echo", field);
+  }
+  for (const auto& m : request.messages) r.usage.prompt_tokens += CountWords(m.content);
+  r.usage.completion_tokens = CountWords(r.text);
+  return true;
+}
+
 }  // namespace
 
 LocalProvider::LocalProvider(boost::asio::any_io_executor executor, int latency_ms)
@@ -106,6 +153,8 @@ Result<ChatResponse> LocalProvider::Answer(const ChatRequest& request) {
   r.model = "echo";
   r.finish_reason = "stop";
   r.id = "local";
+  ASSIGN_OR_RETURN(bool scripted, ScriptedAnswer(request, r));
+  if (scripted) return r;
   const ChatMessage* last_user = nullptr;
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
     if (it->role == "user") {

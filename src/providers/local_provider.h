@@ -5,6 +5,10 @@
 //  - when the last user message is "/tool NAME ARGS" and NAME is among the request's tools,
 //    asks for that tool instead: one ToolCall {id "call_<n>", NAME, ARGS or "{}"}, with
 //    finish_reason "tool_calls" and no text.
+// Scripted (for offline tests of agents and arbiters): route params {"script": [step, ...]}
+// answer the k-th model turn (k = assistant messages already in the conversation; the last step
+// repeats) with {"text": ...}, {"toolCalls": [{"name", "arguments"}]}, {"score", "reason"?} (a
+// judge's JSON reply) or {"echo": true}. See ScriptedAnswer in local_provider.cpp.
 // Usage counts words. A streamed request gets the answer as one delta per word. An optional
 // latency (SYNAPS_LOCAL_LATENCY_MS) is a timer on the event loop, not a sleeping thread, so
 // thousands of local calls can be in flight.

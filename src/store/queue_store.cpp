@@ -78,10 +78,12 @@ Result<std::vector<RenewOutcome>> RenewLeases(db::Connection& conn,
 Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
                                                       const std::vector<Completion>& batch) {
   std::vector<int64_t> ids, epochs;
+  std::vector<std::string> holds;
   json outputs = json::array(), artifacts = json::array();
   for (const auto& c : batch) {
     ids.push_back(c.lease.item_id);
     epochs.push_back(c.lease.lease_epoch);
+    holds.push_back(c.hold ? "t" : "f");
     outputs.push_back(c.output);
     json arts = json::array();
     for (const auto& a : c.artifacts) {
@@ -95,15 +97,21 @@ Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
       db::PgResult r,
       conn.ExecPrepared(
           "complete_queue_items",
-          "SELECT synaps.complete_queue_item(u.id, u.epoch, $3::jsonb -> (u.ord::int - 1),"
-          "                                  $4::jsonb -> (u.ord::int - 1))"
-          "  FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS u(id, epoch, ord)"
+          "SELECT CASE WHEN u.hold"
+          "  THEN synaps.hold_queue_item(u.id, u.epoch, $3::jsonb -> (u.ord::int - 1),"
+          "                              $4::jsonb -> (u.ord::int - 1))"
+          "  ELSE synaps.complete_queue_item(u.id, u.epoch, $3::jsonb -> (u.ord::int - 1),"
+          "                                  $4::jsonb -> (u.ord::int - 1)) END"
+          "  FROM unnest($1::bigint[], $2::bigint[], $5::boolean[])"
+          "       WITH ORDINALITY AS u(id, epoch, hold, ord)"
           " ORDER BY u.ord",
-          {IntArray(ids), IntArray(epochs), outputs.dump(), artifacts.dump()}));
+          {IntArray(ids), IntArray(epochs), outputs.dump(), artifacts.dump(),
+           db::ArrayLiteral(holds)}));
   std::vector<CompleteState> out;
   for (int i = 0; i < r.rows(); ++i) {
     auto v = r.Get(i, 0);
     out.push_back(v == "completed"   ? CompleteState::kCompleted
+                  : v == "held"      ? CompleteState::kHeld
                   : v == "cancelled" ? CompleteState::kCancelled
                                      : CompleteState::kLeaseLost);
   }
@@ -142,6 +150,100 @@ Result<int> AppendProgress(db::Connection& conn, const std::vector<ProgressChunk
                                      " $3::text[])",
                                      {IntArray(ids), IntArray(epochs), db::ArrayLiteral(texts)}));
   return static_cast<int>(r.GetInt(0, 0));
+}
+
+Result<int> AppendTaskEvents(db::Connection& conn, const std::vector<TaskEvent>& events) {
+  if (events.empty()) return 0;
+  std::vector<int64_t> ids, epochs;
+  std::vector<std::string> types, data;
+  for (const auto& e : events) {
+    ids.push_back(e.lease.item_id);
+    epochs.push_back(e.lease.lease_epoch);
+    types.push_back(e.type);
+    data.push_back(e.data.dump());
+  }
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("append_task_events",
+                                     "SELECT synaps.append_task_events($1::bigint[], $2::bigint[],"
+                                     " $3::text[], $4::jsonb[])",
+                                     {IntArray(ids), IntArray(epochs), db::ArrayLiteral(types),
+                                      db::ArrayLiteral(data)}));
+  return static_cast<int>(r.GetInt(0, 0));
+}
+
+Result<std::vector<CompleteState>> WriteTaskBatch(db::Connection& conn, const TaskBatch& batch) {
+  std::vector<int64_t> event_ids, event_epochs, progress_ids, progress_epochs, ids, epochs;
+  std::vector<std::string> event_types, event_data, progress_texts, holds;
+  for (const auto& e : batch.events) {
+    event_ids.push_back(e.lease.item_id);
+    event_epochs.push_back(e.lease.lease_epoch);
+    event_types.push_back(e.type);
+    event_data.push_back(e.data.dump());
+  }
+  for (const auto& c : batch.progress) {
+    progress_ids.push_back(c.lease.item_id);
+    progress_epochs.push_back(c.lease.lease_epoch);
+    progress_texts.push_back(c.text);
+  }
+  json outputs = json::array(), artifacts = json::array();
+  for (const auto& c : batch.completions) {
+    ids.push_back(c.lease.item_id);
+    epochs.push_back(c.lease.lease_epoch);
+    holds.push_back(c.hold ? "t" : "f");
+    outputs.push_back(c.output);
+    json arts = json::array();
+    for (const auto& a : c.artifacts) {
+      arts.push_back({{"name", a.name}, {"contentType", a.content_type},
+                      {"objectKey", a.object_key}, {"size", a.size}, {"sha256", a.sha256}});
+    }
+    artifacts.push_back(std::move(arts));
+  }
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "write_task_batch",
+          "SELECT synaps.write_task_batch($1::bigint[], $2::bigint[], $3::text[], $4::jsonb[],"
+          " $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::boolean[],"
+          " $11::jsonb, $12::jsonb)",
+          {IntArray(event_ids), IntArray(event_epochs), db::ArrayLiteral(event_types),
+           db::ArrayLiteral(event_data), IntArray(progress_ids), IntArray(progress_epochs),
+           db::ArrayLiteral(progress_texts), IntArray(ids), IntArray(epochs),
+           db::ArrayLiteral(holds), outputs.dump(), artifacts.dump()}));
+  std::vector<CompleteState> out;
+  out.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) {
+    auto v = r.Get(i, 0);
+    out.push_back(v == "completed"   ? CompleteState::kCompleted
+                  : v == "held"      ? CompleteState::kHeld
+                  : v == "cancelled" ? CompleteState::kCancelled
+                                     : CompleteState::kLeaseLost);
+  }
+  if (out.size() != batch.completions.size()) {
+    return Fail(ErrorCode::kInternal, "write_task_batch returned " + std::to_string(out.size()) +
+                                          " states for " +
+                                          std::to_string(batch.completions.size()) + " completions");
+  }
+  return out;
+}
+
+Result<std::string> DecideTask(db::Connection& conn, const std::string& tenant_id,
+                               const std::string& task_id, bool approve, const std::string& actor,
+                               const std::string& reason) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("decide_task",
+                                     "SELECT synaps.decide_task($1, $2::uuid, $3::boolean, $4, $5)",
+                                     {tenant_id, task_id, approve ? "true" : "false", actor,
+                                      reason}));
+  auto s = r.Get(0, 0);
+  if (s == "not_found") return Fail(ErrorCode::kNotFound, "task " + task_id + " not found");
+  if (s == "not_held") {
+    return Fail(ErrorCode::kConflict, "task " + task_id + " is not awaiting approval");
+  }
+  ASSIGN_OR_RETURN(db::PgResult run,
+                   conn.ExecPrepared("task_run_id",
+                                     "SELECT run_id FROM synaps.tasks WHERE id = $1::uuid",
+                                     {task_id}));
+  return std::string(run.Get(0, 0));
 }
 
 Result<int> ReleaseLeases(db::Connection& conn, const std::vector<LeaseRef>& leases,

@@ -65,12 +65,17 @@ struct Completion {
   LeaseRef lease;
   nlohmann::json output;  // stored as the task's output; "text" is left out of the ledger event
   std::vector<ArtifactRecord> artifacts;
+  // Held for a human decision instead of completed (an arbiter with onFail "hold" or an
+  // approval check): the task waits as awaiting_approval with this output and these artifacts
+  // until DecideTask.
+  bool hold = false;
 };
 
-enum class CompleteState { kCompleted, kCancelled, kLeaseLost };
+enum class CompleteState { kCompleted, kHeld, kCancelled, kLeaseLost };
 
-// Completes a batch in one transaction and one round trip. Returns one state per completion, in
-// order. A database error fails the whole batch (nothing is written).
+// Completes (or holds, see Completion::hold) a batch in one transaction and one round trip.
+// Returns one state per completion, in order. A database error fails the whole batch (nothing
+// is written).
 Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
                                                       const std::vector<Completion>& batch);
 
@@ -92,6 +97,36 @@ struct ProgressChunk {
 
 // Records task.progress events in one round trip; chunks of stale leases are dropped.
 Result<int> AppendProgress(db::Connection& conn, const std::vector<ProgressChunk>& chunks);
+
+struct TaskEvent {
+  LeaseRef lease;
+  std::string type;     // e.g. tool.called, tool.result, arbiter.verdict
+  nlohmann::json data;  // an object
+};
+
+// Appends ledger events for leased tasks in one round trip, in order; events of stale or
+// cancelled leases are dropped. Returns how many were recorded.
+Result<int> AppendTaskEvents(db::Connection& conn, const std::vector<TaskEvent>& events);
+
+// What a worker has buffered: task events and progress chunks of tasks in flight, and finished
+// tasks to complete (or hold).
+struct TaskBatch {
+  std::vector<TaskEvent> events;
+  std::vector<ProgressChunk> progress;
+  std::vector<Completion> completions;
+};
+
+// Writes a TaskBatch in one round trip, one transaction and one commit
+// (synaps.write_task_batch): events and progress first (those of stale or cancelled leases are
+// dropped), then the completions and holds. Returns one state per completion, in order. A
+// database error fails the whole batch (nothing is written).
+Result<std::vector<CompleteState>> WriteTaskBatch(db::Connection& conn, const TaskBatch& batch);
+
+// Approves (completes with the held output) or rejects (fails, dead-lettered) a task of
+// `tenant_id` held for approval; returns the task's run id. kNotFound when absent or another
+// tenant's; kConflict when the task is not awaiting approval.
+Result<std::string> DecideTask(db::Connection& conn, const std::string& tenant_id, const std::string& task_id,
+                  bool approve, const std::string& actor, const std::string& reason);
 
 // Gives unfinished leases back (draining worker) without counting the attempt; returns how many
 // were still held and are now claimable.

@@ -1,7 +1,11 @@
 #include "worker/task_run.h"
 
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <chrono>
 #include <spdlog/spdlog.h>
 
+#include "control/json_schema.h"
 #include "control/routing.h"
 #include "control/template.h"
 
@@ -92,6 +96,7 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
     }
   }
   plan.messages.push_back({.role = "user", .content = text});
+  plan.task_text = text;
 
   // The route: named by the task, else the skill's, else the first registry match (weighted,
   // stable per run), else the worker's default.
@@ -120,17 +125,101 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
   } else {
     plan.routes.push_back(default_route);
   }
+
+  // Agents: the skill's tools and those the submit names, each once.
+  plan.agent = item.task_kind == "agent";
+  if (plan.agent) {
+    plan.max_steps = spec.value("maxSteps", kDefaultMaxSteps);
+    std::vector<std::string> names;
+    if (skill != nullptr) names = skill->tools;
+    if (spec.contains("tools") && spec["tools"].is_array()) {
+      for (const auto& t : spec["tools"]) {
+        if (t.is_string()) names.push_back(t.get<std::string>());
+      }
+    }
+    json used = json::array();
+    for (const auto& name : names) {
+      const control::Tool* tool = snapshot ? snapshot->FindTool(name) : nullptr;
+      if (tool == nullptr) {
+        return Fail(ErrorCode::kInvalidArgument, "tool '" + name + "' does not exist", "tools");
+      }
+      if (std::find(plan.tools.begin(), plan.tools.end(), tool) != plan.tools.end()) continue;
+      plan.tools.push_back(tool);
+      used.push_back({{"name", name}, {"version", tool->version}});
+    }
+    for (size_t i = 0; i < plan.tools.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (WireName(plan.tools[i]->name) == WireName(plan.tools[j]->name)) {
+          return Fail(ErrorCode::kInvalidArgument,
+                      "tools '" + plan.tools[j]->name + "' and '" + plan.tools[i]->name +
+                          "' have the same name for the model (" + WireName(plan.tools[i]->name) +
+                          "); offer only one of them",
+                      "tools");
+        }
+      }
+    }
+    if (!used.empty()) plan.versions["tools"] = used;
+  }
+
+  // Arbiters over the final answer, and how many feedback rounds a retry verdict may use: the
+  // attempts this task has left.
+  if (snapshot != nullptr) {
+    control::RouteQuery q{.kind = item.task_kind, .skill = skill_name, .tags = Tags(spec),
+                          .tenant = item.tenant_id};
+    plan.arbiters = control::MatchingArbiters(*snapshot, q);
+    json used = json::array();
+    for (const auto* a : plan.arbiters) used.push_back({{"name", a->name}, {"version", a->version}});
+    if (!used.empty()) plan.versions["arbiters"] = used;
+  }
+  plan.feedback_rounds = std::max(0, spec.value("maxAttempts", 3) - item.attempt);
   return plan;
 }
 
+std::string TaskRun::WireName(const std::string& tool_name) {
+  std::string out = tool_name;
+  std::replace(out.begin(), out.end(), '.', '_');
+  return out;
+}
+
+
+namespace {
+
+// Tool results kept in the ledger are cut at this size (the model gets them whole).
+constexpr size_t kLedgerResultBytes = 16 * 1024;
+
+// Route params that configure Synaps, not the provider: never sent to a remote model.
+json ProviderParams(const json& route) {
+  json params = route.contains("params") && route["params"].is_object() ? route["params"]
+                                                                          : json::object();
+  params.erase("pricing");
+  if (route.value("provider", "") != "local") params.erase("script");
+  return params;
+}
+
+json LedgerCopy(const std::string& text) {
+  if (text.size() <= kLedgerResultBytes) {
+    json parsed = json::parse(text, nullptr, false);
+    if (!parsed.is_discarded()) return parsed;
+    return text;
+  }
+  return {{"truncated", true}, {"bytes", text.size()}, {"head", text.substr(0, kLedgerResultBytes)}};
+}
+
+json ErrorJson(const Error& e) {
+  json err = {{"code", std::string(ErrorCodeName(e.code))}, {"message", e.message}};
+  if (!e.field.empty()) err["field"] = e.field;
+  return err;
+}
+
+}  // namespace
+
 TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapshot> snapshot,
-                 json default_route, providers::ProviderRegistry* providers, OnDelta on_delta,
-                 Done done)
+                 TaskRunEnv env, OnDelta on_delta, OnEvent on_event, Done done)
     : item_(std::move(item)),
       snapshot_(std::move(snapshot)),
-      default_route_(std::move(default_route)),
-      providers_(providers),
+      env_(std::move(env)),
       on_delta_(std::move(on_delta)),
+      on_event_(std::move(on_event)),
       done_(std::move(done)),
       alive_(std::make_shared<bool>(true)) {}
 
@@ -138,73 +227,307 @@ TaskRun::~TaskRun() { *alive_ = false; }
 
 void TaskRun::Start() {
   if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
-  auto plan = Resolve(item_, snapshot_.get(), default_route_);
+  auto plan = Resolve(item_, snapshot_.get(), env_.default_route);
   if (!plan) return Finish(std::unexpected(plan.error()));
   plan_ = std::move(*plan);
-  CallRoute(0);
+  messages_ = plan_.messages;
+  CallModel();
 }
 
 void TaskRun::Cancel() {
   // Never finishes synchronously: callers may be iterating over their tasks.
+  if (finished_) return;
   if (call_) {
-    call_->Cancel();  // the provider reports kCancelled to OnAnswer, posted
-  } else {
-    cancel_requested_ = true;  // not started yet: Start() reports kCancelled
+    call_->Cancel();  // the provider reports kCancelled to the answer handler, posted
+  } else if (!cancel_requested_) {
+    cancel_requested_ = true;
+    // Not started (Start() reports it), or waiting for tools: report it from the loop.
+    PostCancelled();
   }
 }
 
-void TaskRun::CallRoute(size_t index) {
-  const json& route = plan_.routes[index];
-  auto spec = providers::ProviderSpecFromJson(route);
-  if (!spec) return Finish(std::unexpected(spec.error()));
-  auto provider = providers_->Get(*spec);
-  if (!provider) return Finish(std::unexpected(provider.error()));
-  providers::ChatRequest req;
-  req.model = route.value("model", "");
-  if (route.contains("params") && route["params"].is_object()) req.params = route["params"];
-  req.messages = plan_.messages;
-  req.on_delta = on_delta_;
+void TaskRun::PostCancelled() {
   std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive, index](Result<providers::ChatResponse> r) {
+  boost::asio::post(env_.executor, [this, alive] {
     if (auto a = alive.lock(); !a || !*a) return;
-    OnAnswer(index, std::move(r));
+    Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
   });
 }
 
-void TaskRun::OnAnswer(size_t index, Result<providers::ChatResponse> r) {
+void TaskRun::CallModel() {
+  const json& route = plan_.routes[route_index_];
+  auto spec = providers::ProviderSpecFromJson(route);
+  if (!spec) return Finish(std::unexpected(spec.error()));
+  auto provider = env_.providers->Get(*spec);
+  if (!provider) return Finish(std::unexpected(provider.error()));
+  providers::ChatRequest req;
+  req.model = route.value("model", "");
+  req.params = ProviderParams(route);
+  req.messages = messages_;
+  req.on_delta = on_delta_;
+  for (const control::Tool* t : plan_.tools) {
+    req.tools.push_back({.name = WireName(t->name), .description = t->description,
+                         .parameters = t->parameters});
+  }
+  std::weak_ptr<bool> alive = alive_;
+  call_ = (*provider)->Start(req, [this, alive](Result<providers::ChatResponse> r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    OnModelAnswer(std::move(r));
+  });
+}
+
+void TaskRun::OnModelAnswer(Result<providers::ChatResponse> r) {
   call_.reset();
-  const json& route = plan_.routes[index];
+  const json& route = plan_.routes[route_index_];
   if (!r) {
     // After a route's own retries are spent, an outage moves on to its fallback.
-    if (r.error().retryable() && index + 1 < plan_.routes.size()) {
+    if (r.error().retryable() && route_index_ + 1 < plan_.routes.size()) {
       spdlog::info("task {}: route {} failed ({}); falling back to {}", item_.task_id,
                    route.value("name", "default"), r.error().message,
-                   plan_.routes[index + 1].value("name", "default"));
+                   plan_.routes[route_index_ + 1].value("name", "default"));
       failures_.push_back({{"route", route.value("name", "default")},
                            {"error", r.error().message}});
-      return CallRoute(index + 1);
+      ++route_index_;
+      return CallModel();
     }
     return Finish(std::unexpected(r.error()));
   }
+  ++steps_;
+  usage_.prompt_tokens += r->usage.prompt_tokens;
+  usage_.completion_tokens += r->usage.completion_tokens;
+  latency_ms_ += r->latency.count();
+  if (ttft_ms_ < 0) ttft_ms_ = r->time_to_first_token.count();
+  provider_attempts_ += r->attempts;
+  route_used_ = route;
+  last_ = std::move(*r);
+
+  if (plan_.agent && !last_.tool_calls.empty()) {
+    if (steps_ >= plan_.max_steps) {
+      return Finish(Fail(ErrorCode::kResourceExhausted,
+                         "the agent reached maxSteps (" + std::to_string(plan_.max_steps) +
+                             " model calls) without a final answer",
+                         "maxSteps"));
+    }
+    messages_.push_back({.role = "assistant", .content = last_.text,
+                         .tool_calls = last_.tool_calls});
+    return RunTools(last_.tool_calls);
+  }
+  StartArbiters();
+}
+
+void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
+  pending_calls_ = std::move(calls);
+  tool_results_.assign(pending_calls_.size(), std::string());
+  tools_outstanding_ = pending_calls_.size();
+  // Calls of one step run concurrently; their results go back to the model in call order.
+  for (size_t i = 0; i < pending_calls_.size(); ++i) {
+    const providers::ToolCall& call = pending_calls_[i];
+    ++tool_calls_;
+    const control::Tool* tool = nullptr;
+    for (const control::Tool* t : plan_.tools) {
+      if (WireName(t->name) == call.name || t->name == call.name) tool = t;
+    }
+    json args = json::parse(call.arguments, nullptr, false);
+    json called = {{"callId", call.id}, {"step", steps_}, {"tool", tool ? tool->name : call.name}};
+    if (tool != nullptr) called["version"] = tool->version;
+    called["arguments"] = args.is_discarded() ? json(call.arguments) : args;
+    on_event_("tool.called", called);
+
+    auto finish_one = [this, i, alive = std::weak_ptr<bool>(alive_),
+                       started = std::chrono::steady_clock::now(),
+                       name = tool ? tool->name : call.name](Result<json> r) {
+      if (auto a = alive.lock(); !a || !*a) return;
+      if (finished_) return;
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started).count();
+      json event = {{"callId", pending_calls_[i].id}, {"tool", name}, {"ok", r.has_value()},
+                    {"durationMs", ms}};
+      std::string content;
+      if (r) {
+        content = r->is_string() ? r->get<std::string>() : r->dump();
+        event["result"] = LedgerCopy(content);
+      } else {
+        json err = ErrorJson(r.error());
+        content = json{{"error", err}}.dump();
+        event["error"] = err;
+      }
+      on_event_("tool.result", event);
+      tool_results_[i] = std::move(content);
+      if (--tools_outstanding_ == 0) OnToolsDone();
+    };
+
+    // What the model got wrong is answered to the model, which can correct itself.
+    Status usable = Ok();
+    if (tool == nullptr) {
+      usable = Fail(ErrorCode::kNotFound, "no tool named '" + call.name + "' is offered");
+    } else if (args.is_discarded()) {
+      usable = Fail(ErrorCode::kInvalidArgument, "the arguments are not valid JSON", "arguments");
+    } else if (Status s = control::ValidateJson(args, tool->parameters); !s) {
+      usable = Fail(ErrorCode::kInvalidArgument,
+                    "the arguments do not match the tool's parameters: " + s.error().message,
+                    "arguments" + s.error().field.substr(1));
+    } else if (env_.tools == nullptr) {
+      usable = Fail(ErrorCode::kUnavailable, "this worker runs no tools");
+    }
+    if (!usable) {
+      boost::asio::post(env_.executor, [finish_one, e = usable.error()]() mutable {
+        finish_one(std::unexpected(e));
+      });
+      continue;
+    }
+    env_.tools->Invoke(*tool, args, finish_one);
+  }
+}
+
+void TaskRun::OnToolsDone() {
+  if (cancel_requested_) return;  // PostCancelled reports it
+  for (size_t i = 0; i < pending_calls_.size(); ++i) {
+    messages_.push_back({.role = "tool", .content = std::move(tool_results_[i]),
+                         .tool_call_id = pending_calls_[i].id});
+  }
+  pending_calls_.clear();
+  tool_results_.clear();
+  CallModel();
+}
+
+void TaskRun::StartArbiters() {
+  verdicts_.clear();
+  judges_.clear();
+  next_judge_ = 0;
+  if (plan_.arbiters.empty()) return Succeed(false);
+  AnswerFacts facts{.text = last_.text,
+                    .prompt_tokens = usage_.prompt_tokens,
+                    .completion_tokens = usage_.completion_tokens,
+                    .steps = steps_,
+                    .cost_usd = CostUsd(route_used_.value("params", json::object()),
+                                        usage_.prompt_tokens, usage_.completion_tokens)};
+  for (const control::Arbiter* a : plan_.arbiters) {
+    ArbiterVerdict v{.arbiter = a->name, .version = a->version, .on_fail = a->on_fail};
+    for (size_t c = 0; c < a->checks.size(); ++c) {
+      const control::ArbiterCheck& check = a->checks[c];
+      if (check.type == control::CheckType::kJudge) {
+        judges_.push_back({verdicts_.size(), c, &check});
+        v.checks.push_back({.type = check.type});
+      } else {
+        v.checks.push_back(EvaluateCheck(check, facts));
+      }
+    }
+    verdicts_.push_back(std::move(v));
+  }
+  NextJudge();
+}
+
+void TaskRun::NextJudge() {
+  if (next_judge_ == judges_.size()) return Decide();
+  const JudgeSlot& slot = judges_[next_judge_];
+  auto record = [this](const CheckVerdict& v) {
+    const JudgeSlot& s = judges_[next_judge_];
+    verdicts_[s.verdict].checks[s.check] = v;
+    ++next_judge_;
+  };
+  const control::Route* route = snapshot_->FindRoute(slot.spec->route);
+  if (route == nullptr) {
+    record(JudgeVerdict(*slot.spec, Fail(ErrorCode::kNotFound,
+                                         "route '" + slot.spec->route + "' does not exist")));
+    return NextJudge();
+  }
+  json route_json = RouteJson(*route);
+  auto spec = providers::ProviderSpecFromJson(route_json);
+  auto provider = spec ? env_.providers->Get(*spec)
+                       : Result<providers::Provider*>(std::unexpected(spec.error()));
+  if (!provider) {
+    record(JudgeVerdict(*slot.spec, std::unexpected(provider.error())));
+    return NextJudge();
+  }
+  providers::ChatRequest req;
+  req.model = route->model;
+  req.params = ProviderParams(route_json);
+  req.messages = JudgeRequest(*slot.spec, plan_.task_text, last_.text);
+  req.stream = false;
+  std::weak_ptr<bool> alive = alive_;
+  call_ = (*provider)->Start(req, [this, alive, record](Result<providers::ChatResponse> r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    call_.reset();
+    if (!r && r.error().code == ErrorCode::kCancelled) return Finish(std::unexpected(r.error()));
+    record(JudgeVerdict(*judges_[next_judge_].spec, r));
+    NextJudge();
+  });
+}
+
+void TaskRun::Decide() {
+  Decision decision = worker::Decide(verdicts_);
+  for (const auto& v : verdicts_) {
+    json j = v.ToJson();
+    j["round"] = feedback_used_;
+    on_event_("arbiter.verdict", j);
+  }
+  switch (decision) {
+    case Decision::kPass:
+      return Succeed(false);
+    case Decision::kHold:
+      return Succeed(true);
+    case Decision::kRetry:
+      if (feedback_used_ < plan_.feedback_rounds) {
+        ++feedback_used_;
+        messages_.push_back({.role = "assistant", .content = last_.text});
+        messages_.push_back({.role = "user", .content = FeedbackMessage(verdicts_)});
+        return CallModel();
+      }
+      break;
+    case Decision::kFail:
+      break;
+  }
+  std::string why;
+  for (const auto& v : verdicts_) {
+    for (const auto& c : v.checks) {
+      if (c.passed || c.type == control::CheckType::kApproval) continue;
+      why += (why.empty() ? "" : "; ") + v.arbiter + " (" +
+             std::string(control::CheckTypeName(c.type)) + "): " + c.reason;
+    }
+  }
+  std::string message = "the answer was refused by arbiters: " + why;
+  if (decision == Decision::kRetry) {
+    message += " (after " + std::to_string(feedback_used_) + " retries with feedback)";
+  }
+  Finish(Fail(ErrorCode::kInvalidArgument, message, "arbiters"));
+}
+
+void TaskRun::Succeed(bool hold) {
+  const json& route = route_used_;
   TaskOutcome out;
-  out.text = r->text;
+  out.text = last_.text;
+  out.hold = hold;
   json versions = plan_.versions;
   if (route.contains("name")) {
     versions["routeUsed"] = {{"name", route["name"]}, {"version", route.value("version", 0)}};
   }
-  out.output = {{"text", r->text},
+  out.output = {{"text", last_.text},
                 {"provider", route.value("provider", "")},
-                {"model", r->model.empty() ? route.value("model", "") : r->model},
-                {"finishReason", r->finish_reason},
+                {"model", last_.model.empty() ? route.value("model", "") : last_.model},
+                {"finishReason", last_.finish_reason},
                 {"usage",
-                 {{"promptTokens", r->usage.prompt_tokens},
-                  {"completionTokens", r->usage.completion_tokens}}},
-                {"latencyMs", r->latency.count()},
-                {"timeToFirstTokenMs", r->time_to_first_token.count()},
-                {"providerAttempts", r->attempts},
+                 {{"promptTokens", usage_.prompt_tokens},
+                  {"completionTokens", usage_.completion_tokens}}},
+                {"latencyMs", latency_ms_},
+                {"timeToFirstTokenMs", std::max<int64_t>(ttft_ms_, 0)},
+                {"providerAttempts", provider_attempts_},
                 {"control", versions}};
+  if (plan_.agent) {
+    out.output["steps"] = steps_;
+    out.output["toolCalls"] = tool_calls_;
+  }
+  if (auto cost = CostUsd(route.value("params", json::object()), usage_.prompt_tokens,
+                          usage_.completion_tokens)) {
+    out.output["costUsd"] = *cost;
+  }
+  if (!verdicts_.empty()) {
+    json all = json::array();
+    for (const auto& v : verdicts_) all.push_back(v.ToJson());
+    out.output["arbiters"] = all;
+    out.output["feedbackRounds"] = feedback_used_;
+  }
   if (!failures_.empty()) out.output["fallbacks"] = failures_;
-  if (!r->reasoning.empty()) out.output["reasoning"] = r->reasoning;
+  if (!last_.reasoning.empty()) out.output["reasoning"] = last_.reasoning;
   Finish(std::move(out));
 }
 

@@ -1,9 +1,20 @@
-// One task's execution against the control snapshot it was claimed under: resolve the plan
-// (prompt template and variables, skill, route and its fallbacks), call the model, and report
-// the answer with the control versions it used. Lives on the worker's event loop; not
-// thread-safe. Lease handling, storage and completion stay with the worker.
+// One task's execution against the control snapshot it was claimed under (docs/worker.md):
+//
+//   1. resolve the plan: prompt template and variables, skill, route and its fallbacks, the
+//      tools an agent may call, the arbiters that apply;
+//   2. call the model. For kind `agent`, tool calls are run (ToolRunner) and their results sent
+//      back, model -> tools -> model, until a final answer or maxSteps model calls;
+//   3. run the matching arbiters on the final answer: pass completes, `retry` sends the verdict
+//      back as feedback (within the attempts left), `hold` completes into awaiting_approval,
+//      `fail` fails the task.
+//
+// Every tool call, tool result and arbiter verdict is reported through OnEvent as a ledger
+// event (tool.called, tool.result, arbiter.verdict); the worker writes them fenced by the lease.
+// Lives on the worker's event loop; not thread-safe. Lease handling, storage and completion stay
+// with the worker.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,12 +25,23 @@
 #include "control/snapshot.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
+#include "worker/arbiters.h"
+#include "worker/tool_runner.h"
 
 namespace synaps::worker {
 
 struct TaskOutcome {
   std::string text;       // the final answer
-  nlohmann::json output;  // provider, model, usage, latency, ... and `control` (versions used)
+  nlohmann::json output;  // provider, model, usage, latency, steps, arbiters, `control` versions
+  bool hold = false;      // complete into awaiting_approval (an arbiter asked for a person)
+};
+
+// What a TaskRun uses from its worker; everything must outlive the TaskRun.
+struct TaskRunEnv {
+  boost::asio::any_io_executor executor;  // the worker's event loop
+  providers::ProviderRegistry* providers = nullptr;
+  ToolRunner* tools = nullptr;            // null: every tool call fails with "unavailable"
+  nlohmann::json default_route;           // when neither task, skill nor registry names one
 };
 
 class TaskRun {
@@ -27,45 +49,98 @@ class TaskRun {
   // Runs exactly once on the event loop, unless Cancel() came first (then with kCancelled).
   using Done = std::function<void(Result<TaskOutcome>)>;
   using OnDelta = std::function<void(const providers::ChatDelta&)>;
+  using OnEvent = std::function<void(std::string type, nlohmann::json data)>;
+
+  // Model calls an agent may make when the submit gives no maxSteps.
+  static constexpr int kDefaultMaxSteps = 8;
 
   // `snapshot` may be null (no control registry loaded yet: built-in behaviour only).
   TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapshot> snapshot,
-          nlohmann::json default_route, providers::ProviderRegistry* providers, OnDelta on_delta,
-          Done done);
+          TaskRunEnv env, OnDelta on_delta, OnEvent on_event, Done done);
   ~TaskRun();
   TaskRun(const TaskRun&) = delete;
   TaskRun& operator=(const TaskRun&) = delete;
 
   // Call from a posted handler: a plan that cannot be resolved finishes inside Start().
   void Start();
-  // Aborts; Done then runs with kCancelled (posted by the provider, or from Start() when it has
-  // not run yet). Never runs Done synchronously.
+  // Aborts; Done then runs with kCancelled, posted. Never runs Done synchronously.
   void Cancel();
 
-  // Exposed for tests: the messages and route list a task resolves to.
+  // Exposed for tests: what a task resolves to.
   struct Plan {
     std::vector<providers::ChatMessage> messages;
     std::vector<nlohmann::json> routes;  // primary, then fallbacks: {name?, version?, provider,
                                          // model, baseUrl?, apiKeyEnv?, params?}
-    nlohmann::json versions;             // {snapshotVersion, prompt?, skill?, route?}
+    nlohmann::json versions;  // {snapshotVersion, prompt?, skill?, route?, arbiters?, tools?}
+    bool agent = false;       // kind agent: tools are offered and the loop runs
+    int max_steps = kDefaultMaxSteps;
+    std::vector<const control::Tool*> tools;        // into the snapshot
+    std::vector<const control::Arbiter*> arbiters;  // into the snapshot
+    std::string task_text;                          // the rendered user text (for judges)
+    int feedback_rounds = 0;  // retries with arbiter feedback allowed (the attempts left)
   };
   static Result<Plan> Resolve(const store::ClaimedItem& item, const control::Snapshot* snapshot,
                               const nlohmann::json& default_route);
 
+  // A tool's name as models see it: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$, so '.' becomes '_'.
+  static std::string WireName(const std::string& tool_name);
+
  private:
-  void CallRoute(size_t index);
-  void OnAnswer(size_t index, Result<providers::ChatResponse> r);
+  struct Usage {
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+  };
+
+  void CallModel();
+  void OnModelAnswer(Result<providers::ChatResponse> r);
+  void RunTools(std::vector<providers::ToolCall> calls);
+  void OnToolsDone();
+  void StartArbiters();
+  void NextJudge();
+  void Decide();
+  void Succeed(bool hold);
   void Finish(Result<TaskOutcome> r);
+  // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.
+  void PostCancelled();
 
   const store::ClaimedItem item_;
   const std::shared_ptr<const control::Snapshot> snapshot_;
-  const nlohmann::json default_route_;
-  providers::ProviderRegistry* const providers_;
+  const TaskRunEnv env_;
   OnDelta on_delta_;
+  OnEvent on_event_;
   Done done_;
   Plan plan_;
-  std::unique_ptr<providers::Call> call_;
-  std::vector<nlohmann::json> failures_;  // routes tried before the one that answered
+  std::vector<providers::ChatMessage> messages_;  // the conversation so far
+  size_t route_index_ = 0;                        // falls forward on outages, never back
+  std::unique_ptr<providers::Call> call_;         // the model or judge call in flight
+  std::vector<nlohmann::json> failures_;          // routes that failed before one answered
+
+  // The loop's tallies.
+  int steps_ = 0;
+  int tool_calls_ = 0;
+  int feedback_used_ = 0;
+  Usage usage_;
+  int64_t latency_ms_ = 0;
+  int64_t ttft_ms_ = -1;
+  int provider_attempts_ = 0;
+  providers::ChatResponse last_;  // the last model answer
+  nlohmann::json route_used_;
+
+  // Tools of the current step.
+  std::vector<providers::ToolCall> pending_calls_;
+  std::vector<std::string> tool_results_;
+  size_t tools_outstanding_ = 0;
+
+  // Arbiter pass over the final answer.
+  std::vector<ArbiterVerdict> verdicts_;
+  struct JudgeSlot {
+    size_t verdict;
+    size_t check;
+    const control::ArbiterCheck* spec;
+  };
+  std::vector<JudgeSlot> judges_;
+  size_t next_judge_ = 0;
+
   bool finished_ = false;
   bool cancel_requested_ = false;
   std::shared_ptr<bool> alive_;  // guards callbacks that outlive this object

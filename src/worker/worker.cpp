@@ -6,15 +6,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <ranges>
 #include <spdlog/spdlog.h>
 
 #include "core/config.h"
 #include "core/ids.h"
-#include "db/connection.h"
 #include "store/control_store.h"
 #include "store/worker_store.h"
+#include "worker/db_lane.h"
 #include "worker/task_run.h"
 
 namespace synaps::worker {
@@ -61,11 +63,24 @@ struct InFlight {
   store::ClaimedItem item;
   std::unique_ptr<TaskRun> run;
   Clock::time_point started;
-  bool finished = false;       // answer received; uploading or waiting in the completion batch
+  bool finished = false;       // answer received; uploading or waiting to be written
+  bool writing = false;        // its completion is in the write batch in flight
+  bool failing = false;        // its failure is being recorded
   bool run_cancelled = false;  // aborted because its run was cancelled
   std::string progress;        // streamed text not yet written as task.progress
   int progress_attempt = 1;    // provider attempt the buffered deltas belong to
+  std::vector<store::TaskEvent> events;  // tool calls, verdicts, ... not yet written
 };
+
+// What a claim job hands back: the items, and the control snapshot when they need a newer one.
+struct ClaimResult {
+  std::vector<store::ClaimedItem> items;
+  std::shared_ptr<const control::Snapshot> snapshot;  // null: the one held is recent enough
+};
+
+// The most items one claim asks for: a claim of thousands holds its row locks and delays the
+// first task's start for longer than a few claims in a row would.
+constexpr int kMaxClaimBatch = 500;
 
 }  // namespace
 
@@ -83,9 +98,16 @@ class Worker::Impl {
         progress_timer_(io_),
         heartbeat_timer_(io_),
         uploads_(4),
-        providers_(io_.get_executor(), options_.provider_settings) {}
+        providers_(io_.get_executor(), options_.provider_settings),
+        tools_(MakeToolRunner(io_.get_executor())),
+        claims_("claims", options_.database_url, io_.get_executor()),
+        writes_("writes", options_.database_url, io_.get_executor()),
+        control_("control", options_.database_url, io_.get_executor()) {}
 
-  ~Impl() { uploads_.join(); }
+  ~Impl() {
+    StopLanes();
+    uploads_.join();
+  }
 
   void Run() {
     auto limit = providers::RaiseOpenFileLimit(static_cast<uint64_t>(options_.concurrency) * 2 + 256);
@@ -121,9 +143,9 @@ class Worker::Impl {
       });
       if (ctrl) subscriptions_.push_back(std::move(*ctrl));
     }
-    ReloadSnapshot(0);
     spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
                  fmt::join(options_.queues, ","), options_.concurrency);
+    ReloadSnapshot(0);
     Heartbeat();
     ArmPoll();
     ArmRenew();
@@ -131,7 +153,13 @@ class Worker::Impl {
     ScheduleClaim();
     io_.run();
     subscriptions_.clear();
-    if (db::Connection* db = Db()) (void)store::MarkWorkerStopped(*db, worker_id_);
+    // The lanes finish what was posted (a last write batch, a release) before they stop; then
+    // the registry row is marked stopped on the control lane, the last job it runs.
+    claims_.Stop();
+    writes_.Stop();
+    control_.Call([id = worker_id_](db::Connection& conn) { return store::MarkWorkerStopped(conn, id); },
+                  [](Status) {});
+    control_.Stop();
     spdlog::info("worker {} stopped", options_.name);
   }
 
@@ -146,13 +174,18 @@ class Worker::Impl {
       drain_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec) return;
         ReleaseUnfinished();
-        Shutdown();
       });
       MaybeFinishDrain();
     });
   }
 
  private:
+  void StopLanes() {
+    claims_.Stop();
+    writes_.Stop();
+    control_.Stop();
+  }
+
   void Shutdown() {
     poll_timer_.cancel();
     renew_timer_.cancel();
@@ -163,71 +196,67 @@ class Worker::Impl {
     io_.stop();
   }
 
+  // Drained once nothing is running and nothing the worker owes PostgreSQL is still unwritten.
   void MaybeFinishDrain() {
-    if (stopping_ && in_flight_.empty()) {
-      FlushProgress();
-      Shutdown();
-    }
+    if (!stopping_ || !in_flight_.empty() || claim_in_flight_ || write_in_flight_) return;
+    Shutdown();
   }
 
-  // Drain deadline: abort what is still running and hand the leases back at once.
+  // Drain deadline: abort what is still running and hand the leases back at once. Tasks whose
+  // completion is being written are left to it.
   void ReleaseUnfinished() {
     std::vector<store::LeaseRef> leases;
     for (auto& [id, f] : in_flight_) {
+      if (f.writing) continue;
       if (f.run) f.run->Cancel();
       leases.push_back({id, f.item.lease_epoch});
     }
-    if (leases.empty()) return;
-    db::Connection* db = Db();
-    auto n = db ? store::ReleaseLeases(*db, leases, options_.name)
-                : Result<int>(Fail(ErrorCode::kUnavailable, "PostgreSQL unavailable"));
-    if (n) {
-      spdlog::warn("drain timeout: released {} unfinished tasks for other workers", *n);
-    } else {
-      spdlog::warn("drain timeout: could not release {} tasks ({}); their leases will expire",
-                   leases.size(), n.error().message);
-    }
     in_flight_.clear();
     pending_.clear();
-  }
-
-  // Returns a live connection, reconnecting if needed; nullptr while PostgreSQL is away.
-  db::Connection* Db() {
-    if (conn_.healthy()) return &conn_;
-    auto c = db::Connection::Connect(options_.database_url, std::chrono::seconds(3));
-    if (!c) {
-      if (!db_down_logged_) spdlog::warn("PostgreSQL unavailable: {}", c.error().message);
-      db_down_logged_ = true;
-      return nullptr;
+    if (leases.empty()) {
+      Shutdown();
+      return;
     }
-    if (db_down_logged_) spdlog::info("PostgreSQL connection restored");
-    db_down_logged_ = false;
-    conn_ = std::move(*c);
-    registered_ = false;
-    return &conn_;
-  }
-
-  // Called after any DB error: a broken connection is dropped so the next Db() reconnects.
-  void NoteDbError(const Error& e, const char* what) {
-    spdlog::warn("{} failed: {}", what, e.message);
-    if (e.code == ErrorCode::kUnavailable && !conn_.healthy()) conn_ = db::Connection();
+    control_.Call(
+        [leases, worker = options_.name](db::Connection& conn) {
+          return store::ReleaseLeases(conn, leases, worker);
+        },
+        [this, count = leases.size()](Result<int> n) {
+          if (n) {
+            spdlog::warn("drain timeout: released {} unfinished tasks for other workers", *n);
+          } else {
+            spdlog::warn("drain timeout: could not release {} tasks ({}); their leases will expire",
+                         count, n.error().message);
+          }
+          Shutdown();
+        });
   }
 
   void Heartbeat() {
-    if (db::Connection* db = Db()) {
-      Status s = Ok();
-      if (!registered_) {
-        s = store::RegisterWorker(*db, {.id = worker_id_,
-                                        .name = options_.name,
-                                        .pod = options_.pod,
-                                        .namespace_ = options_.pod_namespace,
-                                        .queues = options_.queues,
-                                        .version = SYNAPS_VERSION_STRING,
-                                        .concurrency = options_.concurrency});
-        registered_ = s.has_value();
-      }
-      if (s) s = store::HeartbeatWorker(*db, worker_id_, static_cast<int>(in_flight_.size()));
-      if (!s) NoteDbError(s.error(), "heartbeat");
+    if (!heartbeat_in_flight_) {
+      heartbeat_in_flight_ = true;
+      store::WorkerInfo info{.id = worker_id_,
+                             .name = options_.name,
+                             .pod = options_.pod,
+                             .namespace_ = options_.pod_namespace,
+                             .queues = options_.queues,
+                             .version = SYNAPS_VERSION_STRING,
+                             .concurrency = options_.concurrency};
+      control_.Call(
+          [info = std::move(info), do_register = !registered_,
+           in_flight = static_cast<int>(in_flight_.size())](db::Connection& conn) -> Result<bool> {
+            if (do_register) RETURN_IF_ERROR(store::RegisterWorker(conn, info));
+            RETURN_IF_ERROR(store::HeartbeatWorker(conn, info.id, in_flight));
+            return true;
+          },
+          [this](Result<bool> r) {
+            heartbeat_in_flight_ = false;
+            if (r) {
+              registered_ = true;
+            } else {
+              spdlog::warn("heartbeat failed: {}", r.error().message);
+            }
+          });
     }
     heartbeat_timer_.expires_after(std::chrono::seconds(options_.heartbeat_seconds));
     heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -235,19 +264,23 @@ class Worker::Impl {
     });
   }
 
-  // Loads the control snapshot when `version` is newer than the one held (0: whatever is
-  // current). Tasks already running keep the snapshot they started with.
+  // Loads the control snapshot (on the control lane) when `version` is newer than the one held
+  // (0: whatever is current). Tasks already running keep the snapshot they started with.
   void ReloadSnapshot(int64_t version) {
     if (snapshot_ && version != 0 && version <= snapshot_->version) return;
-    db::Connection* db = Db();
-    if (db == nullptr) return;
-    auto loaded = store::LoadSnapshot(*db, std::nullopt);
-    if (!loaded) {
-      NoteDbError(loaded.error(), "control snapshot load");
-      return;
-    }
-    auto next = std::make_shared<const control::Snapshot>(std::move(*loaded));
-    if (snapshot_ && next->version == snapshot_->version) return;
+    control_.Call(
+        [](db::Connection& conn) { return store::LoadSnapshot(conn, std::nullopt); },
+        [this](Result<control::Snapshot> r) {
+          if (!r) {
+            spdlog::warn("control snapshot load failed: {}", r.error().message);
+            return;
+          }
+          AdoptSnapshot(std::make_shared<const control::Snapshot>(std::move(*r)));
+        });
+  }
+
+  void AdoptSnapshot(std::shared_ptr<const control::Snapshot> next) {
+    if (!next || (snapshot_ && next->version <= snapshot_->version)) return;
     spdlog::info("control snapshot {} loaded ({} prompts, {} skills, {} tools, {} routes, {} "
                  "arbiters)",
                  next->version, next->prompts.size(), next->skills.size(), next->tools.size(),
@@ -278,7 +311,7 @@ class Worker::Impl {
     progress_timer_.expires_after(std::chrono::milliseconds(options_.progress_interval_ms));
     progress_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      FlushProgress();
+      Flush();
       ArmProgress();
     });
   }
@@ -292,24 +325,62 @@ class Worker::Impl {
     });
   }
 
-  void ClaimNow() {
-    int free = options_.concurrency - static_cast<int>(in_flight_.size());
-    if (free <= 0 || stopping_) return;
-    db::Connection* db = Db();
-    if (db == nullptr) return;  // the poll timer tries again
-    auto claimed =
-        store::ClaimQueueItems(*db, options_.name, options_.queues, free, options_.lease_seconds);
-    if (!claimed) {
-      NoteDbError(claimed.error(), "claim");
-      return;
+  // Slots for new work: tasks still running count against the concurrency; finished tasks
+  // waiting for their write do not (so the next claim overlaps the completion commit), but at
+  // most `concurrency` of them may wait.
+  int FreeSlots() const {
+    int running = 0;
+    for (const auto& [id, f] : in_flight_) {
+      if (!f.finished && !f.failing) ++running;
     }
-    // A missed synaps.ctrl.* message costs at most this one claim.
-    int64_t newest = 0;
-    for (const auto& item : *claimed) newest = std::max(newest, item.snapshot_version);
-    if (!snapshot_ || newest > snapshot_->version) ReloadSnapshot(newest);
-    for (auto& item : *claimed) StartTask(std::move(item));
-    // A full batch suggests more is waiting.
-    if (static_cast<int>(claimed->size()) == free) ScheduleClaim();
+    int total = static_cast<int>(in_flight_.size());
+    return std::min(options_.concurrency - running, 2 * options_.concurrency - total);
+  }
+
+  // One claim in flight at a time, on the claims lane, for up to the free slots. Small claims
+  // wait until a few slots are free unless the worker is idle: a commit per freed slot would
+  // cost more than it gains.
+  void ClaimNow() {
+    if (claim_in_flight_ || stopping_) return;
+    int free = FreeSlots();
+    int min_batch = std::clamp(options_.concurrency / 4, 1, 64);
+    if (free <= 0 || (free < min_batch && !in_flight_.empty())) return;
+    int limit = std::min(free, kMaxClaimBatch);
+    claim_in_flight_ = true;
+    int64_t held_version = snapshot_ ? snapshot_->version : -1;
+    claims_.Call(
+        [worker = options_.name, queues = options_.queues, limit,
+         lease_seconds = options_.lease_seconds,
+         held_version](db::Connection& conn) -> Result<ClaimResult> {
+          ClaimResult out;
+          ASSIGN_OR_RETURN(out.items,
+                           store::ClaimQueueItems(conn, worker, queues, limit, lease_seconds));
+          // A missed synaps.ctrl.* message costs at most this one claim.
+          int64_t newest = 0;
+          for (const auto& item : out.items) newest = std::max(newest, item.snapshot_version);
+          if (!out.items.empty() && newest > held_version) {
+            auto loaded = store::LoadSnapshot(conn, std::nullopt);
+            if (loaded) {
+              out.snapshot = std::make_shared<const control::Snapshot>(std::move(*loaded));
+            } else {
+              spdlog::warn("control snapshot load failed: {}", loaded.error().message);
+            }
+          }
+          return out;
+        },
+        [this, limit](Result<ClaimResult> r) {
+          claim_in_flight_ = false;
+          if (!r) {
+            spdlog::warn("claim failed: {}", r.error().message);  // the poll timer tries again
+            MaybeFinishDrain();
+            return;
+          }
+          AdoptSnapshot(std::move(r->snapshot));
+          for (auto& item : r->items) StartTask(std::move(item));
+          // A full batch suggests more is waiting.
+          if (static_cast<int>(r->items.size()) == limit) ScheduleClaim();
+          MaybeFinishDrain();
+        });
   }
 
   void StartTask(store::ClaimedItem item) {
@@ -321,8 +392,15 @@ class Worker::Impl {
     f.started = Clock::now();
     f.item = item;
     f.run = std::make_unique<TaskRun>(
-        std::move(item), snapshot_, options_.default_route, &providers_,
+        std::move(item), snapshot_,
+        TaskRunEnv{.executor = io_.get_executor(),
+                   .providers = &providers_,
+                   .tools = tools_.get(),
+                   .default_route = options_.default_route},
         [this, id, epoch](const providers::ChatDelta& d) { OnDelta(id, epoch, d); },
+        [this, id, epoch](std::string type, json data) {
+          OnTaskEvent(id, epoch, std::move(type), std::move(data));
+        },
         [this, id, epoch](Result<TaskOutcome> r) { OnAnswer(id, epoch, std::move(r)); });
     asio::post(io_, [this, id, epoch] {
       auto it = in_flight_.find(id);
@@ -330,32 +408,30 @@ class Worker::Impl {
     });
   }
 
-  void OnDelta(int64_t id, int64_t epoch, const providers::ChatDelta& d) {
+  InFlight* Find(int64_t id, int64_t epoch) {
     auto it = in_flight_.find(id);
-    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;
-    InFlight& f = it->second;
-    if (d.attempt != f.progress_attempt) {
-      // A retried stream starts over: what was buffered from the failed attempt is void.
-      f.progress.clear();
-      f.progress_attempt = d.attempt;
-    }
-    f.progress += d.text;
-    if (f.progress.size() >= options_.progress_bytes) FlushProgress();
+    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return nullptr;
+    return &it->second;
   }
 
-  // Writes buffered deltas of every task as task.progress events, in one round trip.
-  void FlushProgress() {
-    std::vector<store::ProgressChunk> chunks;
-    for (auto& [id, f] : in_flight_) {
-      if (f.progress.empty()) continue;
-      chunks.push_back({{id, f.item.lease_epoch}, std::move(f.progress)});
-      f.progress.clear();
+  void OnDelta(int64_t id, int64_t epoch, const providers::ChatDelta& d) {
+    InFlight* f = Find(id, epoch);
+    if (f == nullptr) return;
+    if (d.attempt != f->progress_attempt) {
+      // A retried stream starts over: what was buffered from the failed attempt is void.
+      f->progress.clear();
+      f->progress_attempt = d.attempt;
     }
-    if (chunks.empty()) return;
-    db::Connection* db = Db();
-    if (db == nullptr) return;  // progress is best effort; the answer itself is not
-    auto n = store::AppendProgress(*db, chunks);
-    if (!n) NoteDbError(n.error(), "progress");
+    f->progress += d.text;
+    if (f->progress.size() >= options_.progress_bytes) ScheduleFlush();
+  }
+
+  // A ledger event of the agent loop or the arbiters (tool.called, arbiter.verdict, ...):
+  // buffered and written with the next batch, always before the task's completion.
+  void OnTaskEvent(int64_t id, int64_t epoch, std::string type, json data) {
+    InFlight* f = Find(id, epoch);
+    if (f == nullptr) return;
+    f->events.push_back({{id, epoch}, std::move(type), std::move(data)});
   }
 
   void AbortRun(const std::string& run_id) {
@@ -368,28 +444,29 @@ class Worker::Impl {
   }
 
   void OnAnswer(int64_t id, int64_t epoch, Result<TaskOutcome> r) {
-    auto it = in_flight_.find(id);
-    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
-    InFlight& f = it->second;
+    InFlight* f = Find(id, epoch);
+    if (f == nullptr) return;  // abandoned
     if (!r) {
       if (r.error().code == ErrorCode::kCancelled) {
-        if (f.run_cancelled) {
+        if (f->run_cancelled) {
           // Tells the database we let go, which removes the cancelled item at once.
           FailTask(id, r.error(), /*retryable=*/false);
           return;
         }
-        in_flight_.erase(it);
+        in_flight_.erase(id);
         MaybeFinishDrain();
+        ScheduleClaim();
         return;
       }
       FailTask(id, r.error(), r.error().retryable());
       return;
     }
-    FlushProgress();
-    f.finished = true;
+    f->finished = true;
+    ScheduleClaim();  // its slot is free; the claim overlaps the upload and the write
     store::Completion c;
-    c.lease = {f.item.item_id, f.item.lease_epoch};
+    c.lease = {f->item.item_id, f->item.lease_epoch};
     c.output = std::move(r->output);
+    c.hold = r->hold;
     // Upload off the event loop; the completion follows once the bytes are stored, so no row
     // ever points at a missing object.
     std::string text = std::move(r->text);
@@ -408,8 +485,7 @@ class Worker::Impl {
   }
 
   void OnUploaded(int64_t id, int64_t epoch, const Status& put, store::Completion c) {
-    auto it = in_flight_.find(id);
-    if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return;  // abandoned
+    if (Find(id, epoch) == nullptr) return;  // abandoned
     if (!put) {
       // Storage trouble is transient as far as we can tell: try the task again later.
       FailTask(id, put.error(), /*retryable=*/true);
@@ -428,95 +504,182 @@ class Worker::Impl {
     });
   }
 
-  // Writes all pending completions in one round trip; on a DB error keeps them and retries
-  // (the leases are renewed meanwhile, or expire and the work is redone elsewhere).
+  // Writes everything buffered — task events and progress of every task, then the pending
+  // completions — as one batch on the writes lane: one round trip and one commit. One batch is
+  // in flight at a time; what arrives meanwhile goes into the next, so batches grow with the
+  // commit latency. A failed batch is put back and retried (the leases are renewed meanwhile,
+  // or expire and the work is redone elsewhere).
   void Flush() {
-    if (pending_.empty()) return;
-    db::Connection* db = Db();
-    auto result = db ? store::CompleteQueueItems(*db, pending_)
-                     : Result<std::vector<store::CompleteState>>(
-                           Fail(ErrorCode::kUnavailable, "PostgreSQL unavailable"));
+    if (write_in_flight_ || write_retry_armed_) return;
+    store::TaskBatch batch;
+    for (auto& [id, f] : in_flight_) {
+      for (auto& e : f.events) batch.events.push_back(std::move(e));
+      f.events.clear();
+      if (f.progress.empty()) continue;
+      batch.progress.push_back({{id, f.item.lease_epoch}, std::move(f.progress)});
+      f.progress.clear();
+    }
+    batch.completions = std::move(pending_);
+    pending_.clear();
+    if (batch.events.empty() && batch.progress.empty() && batch.completions.empty()) return;
+    for (const auto& c : batch.completions) {
+      if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) f->writing = true;
+    }
+    write_in_flight_ = true;
+    writing_ = std::move(batch);
+    // The lane reads the batch while the loop leaves it alone: writing_ changes only in
+    // OnWritten, after the job has finished.
+    writes_.Call([batch = &writing_](db::Connection& conn) { return store::WriteTaskBatch(conn, *batch); },
+                 [this](Result<std::vector<store::CompleteState>> r) { OnWritten(std::move(r)); });
+  }
+
+  void OnWritten(Result<std::vector<store::CompleteState>> result) {
+    write_in_flight_ = false;
+    store::TaskBatch batch = std::move(writing_);
+    writing_ = {};
     if (!result) {
-      NoteDbError(result.error(), "complete");
-      RetryFlushLater();
+      spdlog::warn("writing {} completions, {} progress chunks and {} events failed: {}",
+                   batch.completions.size(), batch.progress.size(), batch.events.size(),
+                   result.error().message);
+      Requeue(std::move(batch));
+      write_retry_armed_ = true;
+      retry_timer_.expires_after(std::chrono::milliseconds(500));
+      retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+        write_retry_armed_ = false;
+        if (!ec) Flush();
+      });
       return;
     }
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      int64_t id = pending_[i].lease.item_id;
-      if ((*result)[i] == store::CompleteState::kLeaseLost) {
-        spdlog::warn("completion of item {} refused: lease epoch {} is stale; result discarded",
-                     id, pending_[i].lease.lease_epoch);
-      } else if ((*result)[i] == store::CompleteState::kCancelled) {
-        spdlog::info("completion of item {} discarded: its run was cancelled", id);
+    for (size_t i = 0; i < batch.completions.size(); ++i) {
+      const store::LeaseRef& lease = batch.completions[i].lease;
+      switch ((*result)[i]) {
+        case store::CompleteState::kLeaseLost:
+          spdlog::warn("completion of item {} refused: lease epoch {} is stale; result discarded",
+                       lease.item_id, lease.lease_epoch);
+          break;
+        case store::CompleteState::kHeld:
+          spdlog::info("task of item {} is awaiting approval", lease.item_id);
+          break;
+        case store::CompleteState::kCancelled:
+          spdlog::info("completion of item {} discarded: its run was cancelled", lease.item_id);
+          break;
+        case store::CompleteState::kCompleted:
+          break;
       }
-      in_flight_.erase(id);
+      if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
     }
-    pending_.clear();
     MaybeFinishDrain();
     ScheduleClaim();
+    if (!pending_.empty()) ScheduleFlush();
   }
 
-  void RetryFlushLater() {
-    retry_timer_.expires_after(std::chrono::milliseconds(500));
-    retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) Flush();
-    });
+  // Puts a batch that could not be written back in front of what was buffered since, for the
+  // tasks still held under the same lease.
+  void Requeue(store::TaskBatch batch) {
+    for (auto& e : std::views::reverse(batch.events)) {
+      if (InFlight* f = Find(e.lease.item_id, e.lease.lease_epoch)) {
+        f->events.insert(f->events.begin(), std::move(e));
+      }
+    }
+    for (auto& c : batch.progress) {
+      if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) {
+        f->progress.insert(0, c.text);
+      }
+    }
+    std::vector<store::Completion> kept;
+    for (auto& c : batch.completions) {
+      if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) {
+        f->writing = false;
+        kept.push_back(std::move(c));
+      }
+    }
+    for (auto& c : pending_) kept.push_back(std::move(c));
+    pending_ = std::move(kept);
   }
 
+  // Records a failed attempt on the control lane; the task keeps its place in in_flight_ (so
+  // drain waits for it) until the database answered.
   void FailTask(int64_t id, const Error& error, bool retryable) {
     auto it = in_flight_.find(id);
-    if (it == in_flight_.end()) return;
-    store::LeaseRef lease{it->second.item.item_id, it->second.item.lease_epoch};
+    if (it == in_flight_.end() || it->second.failing) return;
+    InFlight& f = it->second;
+    f.failing = true;
+    // Its tool calls and verdicts come first: they are on the writes lane, which the failure
+    // does not wait for, so they are written with it here.
+    std::vector<store::TaskEvent> events = std::move(f.events);
+    f.events.clear();
+    store::LeaseRef lease{f.item.item_id, f.item.lease_epoch};
     json err = {{"code", std::string(ErrorCodeName(error.code))}, {"message", error.message}};
     if (!error.field.empty()) err["field"] = error.field;
-    db::Connection* db = Db();
-    if (db != nullptr) {
-      auto r = store::FailQueueItem(*db, lease, err, retryable, options_.backoff);
-      if (!r) {
-        NoteDbError(r.error(), "fail");
-      } else if (*r == store::FailState::kLeaseLost) {
-        spdlog::warn("failure of item {} not recorded: lease epoch {} is stale", id,
-                     lease.lease_epoch);
-      } else if (*r == store::FailState::kCancelled) {
-        spdlog::info("item {} released: its run was cancelled", id);
-      } else {
-        spdlog::info("task {} attempt {} failed ({}): {}", it->second.item.task_id,
-                     it->second.item.attempt,
-                     *r == store::FailState::kRetryScheduled ? "retry scheduled" : "dead-lettered",
-                     error.message);
-      }
-    }
-    // If the failure could not be recorded, the lease expires and the task is tried again.
-    in_flight_.erase(it);
-    MaybeFinishDrain();
-    ScheduleClaim();
+    control_.Call(
+        [lease, err, retryable, backoff = options_.backoff,
+         events = std::move(events)](db::Connection& conn) -> Result<store::FailState> {
+          if (!events.empty()) {
+            auto n = store::AppendTaskEvents(conn, events);
+            if (!n) spdlog::warn("task events of item {} not written: {}", lease.item_id,
+                                 n.error().message);
+          }
+          return store::FailQueueItem(conn, lease, err, retryable, backoff);
+        },
+        [this, lease, task_id = f.item.task_id, attempt = f.item.attempt,
+         message = error.message](Result<store::FailState> r) {
+          if (!r) {
+            // Not recorded: the lease expires and the task is tried again.
+            spdlog::warn("fail of item {} failed: {}", lease.item_id, r.error().message);
+          } else if (*r == store::FailState::kLeaseLost) {
+            spdlog::warn("failure of item {} not recorded: lease epoch {} is stale", lease.item_id,
+                         lease.lease_epoch);
+          } else if (*r == store::FailState::kCancelled) {
+            spdlog::info("item {} released: its run was cancelled", lease.item_id);
+          } else {
+            spdlog::info("task {} attempt {} failed ({}): {}", task_id, attempt,
+                         *r == store::FailState::kRetryScheduled ? "retry scheduled"
+                                                                 : "dead-lettered",
+                         message);
+          }
+          if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
+          MaybeFinishDrain();
+          ScheduleClaim();
+        });
   }
 
+  // Renews every lease held, finished tasks included (their completion needs it), in one
+  // statement on the control lane.
   void RenewAll() {
-    if (in_flight_.empty()) return;
+    if (in_flight_.empty() || renew_in_flight_) return;
     std::vector<store::LeaseRef> leases;
+    leases.reserve(in_flight_.size());
     for (const auto& [id, f] : in_flight_) leases.push_back({id, f.item.lease_epoch});
-    db::Connection* db = Db();
-    if (db == nullptr) return;
-    auto outcomes = store::RenewLeases(*db, leases, options_.lease_seconds);
-    if (!outcomes) {
-      NoteDbError(outcomes.error(), "renew");
-      return;
-    }
-    for (const auto& o : *outcomes) {
-      if (o.state == store::RenewState::kOk) continue;
-      auto it = in_flight_.find(o.item_id);
-      if (it == in_flight_.end()) continue;
-      spdlog::warn("abandoning task {} (item {}): {}", it->second.item.task_id, o.item_id,
-                   o.state == store::RenewState::kCancelled ? "run cancelled"
-                                                            : "lease lost to another worker");
-      it->second.run->Cancel();  // its answer, if any, is dropped with it
-      std::erase_if(pending_, [&](const store::Completion& c) {
-        return c.lease.item_id == o.item_id;
-      });
-      in_flight_.erase(it);
-    }
-    MaybeFinishDrain();
+    renew_in_flight_ = true;
+    control_.Call(
+        [leases, lease_seconds = options_.lease_seconds](db::Connection& conn) {
+          return store::RenewLeases(conn, leases, lease_seconds);
+        },
+        [this, leases](Result<std::vector<store::RenewOutcome>> outcomes) {
+          renew_in_flight_ = false;
+          if (!outcomes) {
+            spdlog::warn("renew failed: {}", outcomes.error().message);
+            return;
+          }
+          for (size_t i = 0; i < outcomes->size() && i < leases.size(); ++i) {
+            const auto& o = (*outcomes)[i];
+            if (o.state == store::RenewState::kOk) continue;
+            InFlight* f = Find(leases[i].item_id, leases[i].lease_epoch);
+            // A completion or failure in flight may have ended the lease itself; its own answer
+            // says what happened.
+            if (f == nullptr || f->writing || f->failing) continue;
+            spdlog::warn("abandoning task {} (item {}): {}", f->item.task_id, o.item_id,
+                         o.state == store::RenewState::kCancelled ? "run cancelled"
+                                                                  : "lease lost to another worker");
+            f->run->Cancel();  // its answer, if any, is dropped with it
+            std::erase_if(pending_, [&](const store::Completion& c) {
+              return c.lease.item_id == o.item_id;
+            });
+            in_flight_.erase(o.item_id);
+          }
+          MaybeFinishDrain();
+          ScheduleClaim();
+        });
   }
 
   const WorkerOptions options_;
@@ -532,15 +695,26 @@ class Worker::Impl {
   asio::steady_timer heartbeat_timer_;
   asio::thread_pool uploads_;               // object-store writes, off the event loop
   providers::ProviderRegistry providers_;   // on io_; destroyed before io_
+  std::unique_ptr<ToolRunner> tools_;       // the agents' tools, on io_
+  // PostgreSQL, off the event loop: claims (and the snapshot loads they need); the write
+  // batches (events, progress, completions); renewals, failures, heartbeats, releases and
+  // snapshot reloads. Results come back to io_. Stopped before io_ is destroyed.
+  DbLane claims_;
+  DbLane writes_;
+  DbLane control_;
   std::shared_ptr<const control::Snapshot> snapshot_;  // the control registry, as last loaded
-  db::Connection conn_;
-  bool db_down_logged_ = false;
   bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
-  std::vector<store::Completion> pending_;  // answered and stored, not yet written
+  std::vector<store::Completion> pending_;  // answered and stored, not yet in a write batch
+  store::TaskBatch writing_;                // the batch on the writes lane; read by its job
   bool claim_scheduled_ = false;
+  bool claim_in_flight_ = false;
   bool flush_scheduled_ = false;
+  bool write_in_flight_ = false;
+  bool write_retry_armed_ = false;
+  bool renew_in_flight_ = false;
+  bool heartbeat_in_flight_ = false;
   bool stopping_ = false;
 };
 
