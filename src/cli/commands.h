@@ -85,6 +85,10 @@ int RunRunsWatch(const RunsWatchFlags& flags);
 // synaps runs cancel: POST /v1/runs/{id}/cancel.
 int RunRunsCancel(const std::string& run_id, bool json);
 
+// synaps tasks approve|reject: POST /v1/tasks/{id}/approve|reject with an optional reason.
+int RunTasksDecide(const std::string& task_id, bool approve, const std::string& reason,
+                   bool json);
+
 // synaps artifacts get: the bytes of one version (default the latest) to stdout or a file.
 struct ArtifactsGetFlags {
   std::string artifact_id;

@@ -100,6 +100,20 @@ int main(int argc, char** argv) {
   runs_cancel->add_option("id", run_id, "run id")->required();
   runs_cancel->add_flag("--json", json_out, "machine-readable output");
 
+  std::string task_id, decision_reason;
+  auto* tasks = app.add_subcommand("tasks", "Decide tasks that arbiters held for approval");
+  tasks->require_subcommand(1);
+  auto* tasks_approve = tasks->add_subcommand(
+      "approve", "Approve a held task: it completes with the output it was held with");
+  auto* tasks_reject =
+      tasks->add_subcommand("reject", "Reject a held task: it fails without retry");
+  for (auto* sub : {tasks_approve, tasks_reject}) {
+    sub->add_option("id", task_id, "task id (from the run's task.awaiting_approval event)")
+        ->required();
+    sub->add_option("--reason", decision_reason, "why, for the ledger");
+    sub->add_flag("--json", json_out, "machine-readable output");
+  }
+
   cli::ArtifactsGetFlags artifact_flags;
   auto* artifacts = app.add_subcommand("artifacts", "Fetch artifacts");
   artifacts->require_subcommand(1);
@@ -186,6 +200,9 @@ int main(int argc, char** argv) {
     if (runs_list->parsed()) return cli::RunRunsList(runs_list_flags);
     if (runs_watch->parsed()) return cli::RunRunsWatch(watch_flags);
     if (runs_cancel->parsed()) return cli::RunRunsCancel(run_id, json_out);
+    if (tasks_approve->parsed() || tasks_reject->parsed()) {
+      return cli::RunTasksDecide(task_id, tasks_approve->parsed(), decision_reason, json_out);
+    }
     if (artifacts_get->parsed()) return cli::RunArtifactsGet(artifact_flags);
     if (keys_create->parsed()) return cli::RunKeysCreate(key_flags);
     if (keys_revoke->parsed()) return cli::RunKeysRevoke(key_id, json_out);

@@ -1,4 +1,4 @@
-// synaps runs list | watch | cancel
+// synaps runs list | watch | cancel, and synaps tasks approve | reject
 #include <unistd.h>
 
 #include <cstdio>
@@ -326,6 +326,24 @@ int RunRunsCancel(const std::string& run_id, bool as_json) {
     std::cout << run->dump() << "\n";
   } else {
     std::cout << "run " << run_id << " " << Str(*run, "status") << "\n";
+  }
+  return 0;
+}
+
+int RunTasksDecide(const std::string& task_id, bool approve, const std::string& reason,
+                   bool as_json) {
+  ApiClient client = ApiClient::FromEnvironment();
+  json body = json::object();
+  if (!reason.empty()) body["reason"] = reason;
+  auto run = client.Call("POST",
+                         "/v1/tasks/" + PercentEncode(task_id) + (approve ? "/approve" : "/reject"),
+                         &body);
+  if (!run) return ReportError(run.error(), as_json);
+  if (as_json) {
+    std::cout << run->dump() << "\n";
+  } else {
+    std::cout << "task " << task_id << (approve ? " approved" : " rejected") << "; run "
+              << Str(*run, "id") << " " << Str(*run, "status") << "\n";
   }
   return 0;
 }
