@@ -1,8 +1,7 @@
 #include "worker/tool_runner.h"
 
-#include <boost/asio/post.hpp>
-
 #include "k8s/builtin_tools.h"
+#include "tools/http_tools.h"
 
 namespace synaps::worker {
 namespace {
@@ -10,21 +9,20 @@ namespace {
 class WorkerToolRunner final : public ToolRunner {
  public:
   explicit WorkerToolRunner(boost::asio::any_io_executor executor)
-      : executor_(executor), builtin_(k8s::BuiltinTools::FromEnvironment(executor)) {}
+      : builtin_(k8s::BuiltinTools::FromEnvironment(executor)),
+        http_(tools::HttpTools::FromEnvironment(executor)) {}
 
   void Invoke(const control::Tool& tool, const nlohmann::json& arguments, Done done) override {
     if (tool.type == control::ToolType::kBuiltin) {
       builtin_->Invoke(tool.name, arguments, std::move(done));
       return;
     }
-    boost::asio::post(executor_, [done = std::move(done)] {
-      done(Fail(ErrorCode::kUnavailable, "http tools are not wired yet"));
-    });
+    http_->Invoke(tool, arguments, std::move(done));
   }
 
  private:
-  boost::asio::any_io_executor executor_;
   std::unique_ptr<k8s::BuiltinTools> builtin_;
+  std::unique_ptr<tools::HttpTools> http_;
 };
 
 }  // namespace
