@@ -91,5 +91,56 @@ TEST(TaskRunResolveTest, HistoryAndDependencyOutputsComeBeforeTheInput) {
   EXPECT_EQ(plan->messages[3].content, "now");
 }
 
+TEST(TaskRunResolveTest, AgentsGetTheirSkillsAndSubmittedToolsAndTheArbitersThatMatch) {
+  json params = {{"type", "object"}};
+  std::vector<control::SnapshotEntry> e = {
+      {"skills", "ops", 1, 1, {{"system", "Ops."}, {"tools", {"k8s.pods", "runbook"}}}},
+      {"tools", "k8s.pods", 1, 2,
+       {{"type", "builtin"}, {"description", "pods"}, {"parameters", params}}},
+      {"tools", "runbook", 2, 3,
+       {{"type", "http"}, {"description", "search"}, {"url", "https://rb.example.com/s"},
+        {"parameters", params}}},
+      {"tools", "k8s_pods", 1, 4,
+       {{"type", "http"}, {"description", "clash"}, {"url", "https://x.example.com/"},
+        {"parameters", params}}},
+      {"arbiters", "careful", 1, 5,
+       {{"match", {{"kind", "agent"}}}, {"checks", {{{"type", "approval"}}}}, {"onFail", "hold"}}},
+  };
+  auto snap = control::BuildSnapshot(5, std::move(e));
+  auto item = Item({{"skill", "ops"}, {"input", {{"text", "why is web down?"}}},
+                    {"tools", {"runbook"}}, {"maxSteps", 4}, {"maxAttempts", 3}});
+  item.task_kind = "agent";
+  item.attempt = 1;
+  auto plan = TaskRun::Resolve(item, &snap, kDefault);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_TRUE(plan->agent);
+  EXPECT_EQ(plan->max_steps, 4);
+  ASSERT_EQ(plan->tools.size(), 2u) << "runbook is offered once";
+  EXPECT_EQ(plan->versions["tools"][1]["version"], 2);
+  ASSERT_EQ(plan->arbiters.size(), 1u);
+  EXPECT_EQ(plan->versions["arbiters"][0]["name"], "careful");
+  EXPECT_EQ(plan->feedback_rounds, 2);
+  EXPECT_EQ(TaskRun::WireName("k8s.pods"), "k8s_pods");
+
+  // A tool that does not exist, or two that look the same to a model, fail clearly.
+  auto missing = Item({{"input", {{"text", "x"}}}, {"tools", {"nope"}}});
+  missing.task_kind = "agent";
+  auto r = TaskRun::Resolve(missing, &snap, kDefault);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("nope"), std::string::npos);
+  auto clash = Item({{"input", {{"text", "x"}}}, {"tools", {"k8s.pods", "k8s_pods"}}});
+  clash.task_kind = "agent";
+  r = TaskRun::Resolve(clash, &snap, kDefault);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("same name"), std::string::npos) << r.error().message;
+
+  // A prompt task gets no tools and no loop.
+  auto prompt = Item({{"skill", "ops"}, {"input", {{"text", "x"}}}});
+  auto p = TaskRun::Resolve(prompt, &snap, kDefault);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->agent);
+  EXPECT_TRUE(p->tools.empty());
+}
+
 }  // namespace
 }  // namespace synaps::worker
