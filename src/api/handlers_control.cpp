@@ -267,7 +267,8 @@ HttpResponse Router::RollbackControl(Context& ctx, const Params& p) const {
   auto body = Body(ctx, {"toVersion", "reason"});
   if (!body) return ctx.Error(body.error());
   const json& to = body->value("toVersion", json());
-  if (!to.is_number_integer() || to.get<int64_t>() < 1 || to.get<int64_t>() > 2'000'000'000) {
+  if (!to.is_number_integer() || (to.is_number_unsigned() && to.get<uint64_t>() > 2'000'000'000) ||
+      to.get<int64_t>() < 1 || to.get<int64_t>() > 2'000'000'000) {
     return ctx.Error(400, "invalid_argument", "toVersion: required, a positive integer",
                      "toVersion");
   }

@@ -22,13 +22,20 @@ namespace {
 
 // The item's tenant must be the caller's (the bootstrap admin may act on any).
 Status CheckItemTenant(db::Connection& conn, int64_t item_id, const Principal& who) {
-  auto r = conn.Exec("SELECT tenant_id FROM synaps.queue_items WHERE id = $1::bigint",
-                     {std::to_string(item_id)});
-  if (!r) return std::unexpected(r.error());
-  if (r->rows() == 0 || (!who.superuser && r->GetString(0, 0) != who.tenant_id)) {
+  ASSIGN_OR_RETURN(std::optional<std::string> tenant, store::QueueItemTenant(conn, item_id));
+  if (!tenant || (!who.superuser && *tenant != who.tenant_id)) {
     return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
   }
   return Ok();
+}
+
+// PostgreSQL's timestamptz text ("2026-11-27 14:06:38.76+00") as RFC 3339
+// ("2026-11-27T14:06:38.76+00:00").
+std::string Rfc3339(std::string t) {
+  if (auto space = t.find(' '); space != std::string::npos) t[space] = 'T';
+  size_t sign = t.find_last_of("+-");
+  if (sign != std::string::npos && sign > 10 && t.size() - sign == 3) t += ":00";
+  return t;
 }
 
 json ItemJson(const store::ClaimedItem& it) {
@@ -37,7 +44,7 @@ json ItemJson(const store::ClaimedItem& it) {
           {"runId", it.run_id},         {"threadId", it.thread_id},
           {"name", it.task_name},       {"kind", it.task_kind},
           {"spec", it.spec},            {"upstream", it.upstream},
-          {"leaseExpiresAt", it.lease_expires_at}};
+          {"leaseExpiresAt", Rfc3339(it.lease_expires_at)}};
 }
 
 }  // namespace

@@ -16,6 +16,16 @@ using nlohmann::json;
 
 namespace {
 
+// An integer JSON number as int64. Numbers above INT64_MAX (which nlohmann keeps as unsigned and
+// get<int64_t>() would wrap to negatives) saturate, so range checks refuse them.
+int64_t AsInt64(const json& v) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    return INT64_MAX;
+  }
+  return v.get<int64_t>();
+}
+
+
 struct TooDeep {};
 
 Status Invalid(const std::string& field, const std::string& message) {
@@ -225,7 +235,7 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   }
   if (v.contains("maxSteps")) {
     if (!v["maxSteps"].is_number_integer()) RETURN_IF_ERROR(Invalid("maxSteps", "must be an integer"));
-    int64_t n = v["maxSteps"].get<int64_t>();
+    int64_t n = AsInt64(v["maxSteps"]);
     if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxSteps", "must be within 1..100"));
     refs["maxSteps"] = n;
   }
@@ -246,7 +256,7 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   }
   if (v.contains("priority")) {
     if (!v["priority"].is_number_integer()) RETURN_IF_ERROR(Invalid("priority", "must be an integer"));
-    int64_t p = v["priority"].get<int64_t>();
+    int64_t p = AsInt64(v["priority"]);
     if (p < -1000 || p > 1000) RETURN_IF_ERROR(Invalid("priority", "must be within -1000..1000"));
     req.priority = static_cast<int>(p);
   }
@@ -254,7 +264,7 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
     if (!v["maxAttempts"].is_number_integer()) {
       RETURN_IF_ERROR(Invalid("maxAttempts", "must be an integer"));
     }
-    int64_t n = v["maxAttempts"].get<int64_t>();
+    int64_t n = AsInt64(v["maxAttempts"]);
     if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxAttempts", "must be within 1..100"));
     req.max_attempts = static_cast<int>(n);
   }
@@ -316,7 +326,7 @@ Result<int64_t> IntField(const json& v, const char* name, int64_t min, int64_t m
     RETURN_IF_ERROR(Invalid(name, "required"));
   }
   if (!v[name].is_number_integer()) RETURN_IF_ERROR(Invalid(name, "must be an integer"));
-  int64_t n = v[name].get<int64_t>();
+  int64_t n = AsInt64(v[name]);
   if (n < min || n > max) {
     RETURN_IF_ERROR(Invalid(name, "must be within " + std::to_string(min) + ".." +
                                       std::to_string(max)));

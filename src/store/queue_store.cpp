@@ -331,4 +331,13 @@ Result<json> QueueDepth(db::Connection& conn) {
   return out;
 }
 
+Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t item_id) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("queue_item_tenant",
+                                     "SELECT tenant_id FROM synaps.queue_items WHERE id = $1::bigint",
+                                     {std::to_string(item_id)}));
+  if (r.rows() == 0) return std::nullopt;
+  return std::string(r.Get(0, 0));
+}
+
 }  // namespace synaps::store

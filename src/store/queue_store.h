@@ -150,6 +150,9 @@ Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64
 // Removes items of cancelled runs whose worker never came back for them (lease expired).
 Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn);
 
+// The tenant of a queue item; nullopt when no such item exists (never did, or it finished).
+Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t item_id);
+
 // Counts of queue items by state, for metrics: {"ready": n, "leased": n, ...}.
 Result<nlohmann::json> QueueDepth(db::Connection& conn);
 

@@ -62,6 +62,16 @@ TEST(RequestValidationTest, RefusesMissingFields) {
 TEST(RequestValidationTest, RefusesBadUuidAndRanges) {
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"threadId":"nope"})", "threadId");
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":5000})", "priority");
+  // Beyond int64: must not wrap around into the allowed range.
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":18446744073709551615})",
+                "priority");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"maxAttempts":18446744073709551615})",
+                "maxAttempts");
+  ExpectInvalid(R"({"kind":"agent","input":{"text":"hi"},"maxSteps":18446744073709551615})",
+                "maxSteps");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"maxSteps":3})", "maxSteps");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"tools":["x"]})", "tools");
+  ExpectInvalid(R"({"kind":"agent","input":{"text":"hi"},"tools":["Bad Name"]})", "tools");
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"queue":"Bad Queue"})", "queue");
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"notBefore":"tomorrow"})",
                 "notBefore");
