@@ -249,6 +249,30 @@ class RunWatch {
         detail << ", " << data["usage"].value("promptTokens", json(0)).dump() << "+"
                << data["usage"].value("completionTokens", json(0)).dump() << " tokens";
       }
+    } else if (type == "tool.called") {
+      std::string args = data.value("arguments", json::object()).dump();
+      if (args.size() > 80) {
+        args.resize(77);
+        TrimPartialUtf8(args);
+        args += "...";
+      }
+      detail << Str(data, "tool") << " " << args;
+    } else if (type == "tool.result") {
+      detail << Str(data, "tool") << (data.value("ok", false) ? " ok" : " failed") << ", "
+             << data.value("durationMs", json(0)).dump() << " ms";
+      if (data.contains("error") && data["error"].is_object()) {
+        detail << ": " << Str(data["error"], "message");
+      }
+    } else if (type == "arbiter.verdict") {
+      detail << Str(data, "arbiter") << (data.value("passed", false) ? " passed" : " failed");
+      for (const auto& c : data.value("checks", json::array())) {
+        if (!c.value("passed", true)) detail << "; " << Str(c, "type") << ": " << Str(c, "reason");
+      }
+    } else if (type == "task.awaiting_approval") {
+      detail << "decide with: synaps tasks approve|reject " << task_id;
+    } else if (type == "task.approved" || type == "task.rejected") {
+      detail << "by " << Str(data, "by");
+      if (!Str(data, "reason", "").empty()) detail << ": " << Str(data, "reason");
     } else if (data.contains("error") && data["error"].is_object()) {
       detail << Str(data["error"], "message", data["error"].dump());
       if (data.contains("nextAttemptAt"))
