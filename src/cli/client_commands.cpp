@@ -21,8 +21,13 @@ void UnblockShutdownSignals() {
 
 int RunSubmit(const SubmitFlags& flags) {
   ApiClient client = ApiClient::FromEnvironment();
-  json body = {{"kind", "prompt"}, {"input", {{"text", flags.text}}}};
+  json body = {{"kind", flags.kind}, {"input", {{"text", flags.text}}}};
   if (flags.thread_id) body["threadId"] = *flags.thread_id;
+  if (flags.skill) body["skill"] = *flags.skill;
+  if (flags.route) body["route"] = *flags.route;
+  if (!flags.tools.empty()) body["tools"] = flags.tools;
+  if (flags.max_steps) body["maxSteps"] = *flags.max_steps;
+  if (!flags.tags.empty()) body["tags"] = flags.tags;
   auto submitted =
       client.Call("POST", "/v1/commands/submit", &body, flags.idempotency_key.value_or(""));
   if (!submitted) return ReportError(submitted.error(), flags.json);

@@ -33,6 +33,12 @@ struct DevFlags {
 
 struct SubmitFlags {
   std::string text;
+  std::string kind = "prompt";         // prompt or agent
+  std::optional<std::string> skill;    // control-registry names
+  std::optional<std::string> route;
+  std::vector<std::string> tools;      // agent only
+  std::optional<int> max_steps;        // agent only
+  std::vector<std::string> tags;
   std::optional<std::string> thread_id;
   std::optional<std::string> idempotency_key;
   bool wait = false;

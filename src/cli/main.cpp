@@ -54,8 +54,17 @@ int main(int argc, char** argv) {
   devcmd->add_flag("--exit-after-demo", dev.exit_after_demo, "stop after the demo run");
 
   cli::SubmitFlags submit;
-  auto* submitcmd = app.add_subcommand("submit", "Submit a prompt command");
+  auto* submitcmd = app.add_subcommand("submit", "Submit a prompt or agent command");
   submitcmd->add_option("text", submit.text, "the prompt text")->required();
+  submitcmd->add_option("--kind", submit.kind, "prompt, or agent (model -> tools -> model)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"prompt", "agent"}));
+  submitcmd->add_option("--skill", submit.skill, "a skill of the control registry");
+  submitcmd->add_option("--route", submit.route, "a route of the control registry");
+  submitcmd->add_option("--tool", submit.tools, "agent: a tool it may call (repeatable)");
+  submitcmd->add_option("--max-steps", submit.max_steps, "agent: model calls allowed (1..100)")
+      ->check(CLI::Range(1, 100));
+  submitcmd->add_option("--tag", submit.tags, "a tag route and arbiter rules match (repeatable)");
   submitcmd->add_option("--thread", submit.thread_id, "continue this thread");
   submitcmd->add_option("--idempotency-key", submit.idempotency_key, "Idempotency-Key header");
   submitcmd->add_flag("--wait", submit.wait, "wait for the run to finish and print it");

@@ -392,6 +392,47 @@ TEST(CliTest, KeysCreateAndRevokeRoundTrip) {
   EXPECT_TRUE(Contains(human.err, "shown only once")) << human.err;
 }
 
+TEST(CliTest, AgentSubmitAndApprovalOfAHeldTask) {
+  Cluster c;
+  c.StartApi();
+  c.StartWorker();
+  Cli cli(c.base_url(), Cluster::kToken);
+  auto put = [&](const std::string& path, const json& spec) {
+    auto r = c.Call("PUT", path, json{{"spec", spec}, {"reason", "cli test"}}.dump());
+    ASSERT_EQ(r.status / 100, 2) << r.body;
+  };
+  put("/v1/control/arbiters/review", {{"match", {{"tags", {"review"}}}},
+                                      {"checks", {{{"type", "approval"}}}},
+                                      {"onFail", "hold"}});
+
+  // An agent naming a tool that does not exist fails clearly (exit 1, the reason printed).
+  auto agent = cli.Run({"submit", "--kind", "agent", "--tool", "nope", "--wait", "look around"});
+  EXPECT_EQ(agent.exit_code, 1) << Describe(agent);
+  EXPECT_TRUE(Contains(agent.out, "tool 'nope' does not exist")) << Describe(agent);
+  auto bad = cli.Run({"submit", "--max-steps", "3", "not an agent"});
+  EXPECT_EQ(bad.exit_code, 1) << Describe(bad);
+  EXPECT_TRUE(Contains(bad.err, "maxSteps")) << Describe(bad);
+
+  // A held task is decided with `synaps tasks approve`.
+  auto held = cli.Run({"submit", "--tag", "review", "--json", "check me"});
+  ASSERT_EQ(held.exit_code, 0) << Describe(held);
+  std::string run_id = json::parse(held.out)["runId"];
+  std::string task_id;
+  for (int i = 0; i < 600 && task_id.empty(); ++i) {
+    json run = json::parse(c.Call("GET", "/v1/runs/" + run_id).body);
+    if (run["status"] == "awaiting_approval") task_id = run["tasks"][0]["id"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(task_id.empty()) << "the run never waited for approval";
+  auto approved = cli.Run({"tasks", "approve", task_id, "--reason", "fine"});
+  ASSERT_EQ(approved.exit_code, 0) << Describe(approved);
+  EXPECT_TRUE(Contains(approved.out, "approved")) << approved.out;
+  auto twice = cli.Run({"tasks", "reject", task_id, "--json"});
+  EXPECT_EQ(twice.exit_code, 1) << Describe(twice);
+  EXPECT_EQ(json::parse(twice.out)["error"]["code"], "conflict") << twice.out;
+  EXPECT_EQ(c.WaitFinished(run_id)["status"], "succeeded");
+}
+
 TEST(CliTest, ClearMessagesWhenTheApiIsUnreachableOrTheRunUnknown) {
   auto port = PickFreePort();
   ASSERT_TRUE(port);
