@@ -3,6 +3,8 @@
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
+#include "core/config.h"
+
 namespace synaps::bus {
 namespace {
 
@@ -31,6 +33,16 @@ class NatsSubscription final : public Subscription {
 };
 
 }  // namespace
+
+NatsOptions NatsOptionsFromEnv(std::string url, std::string name) {
+  NatsOptions o;
+  o.url = std::move(url);
+  o.name = std::move(name);
+  o.stream_replicas = static_cast<int>(config::EnvInt("SYNAPS_NATS_STREAM_REPLICAS", 1, 1, 5));
+  o.stream_max_age_seconds =
+      static_cast<int>(config::EnvInt("SYNAPS_NATS_STREAM_MAX_AGE_SECONDS", 600, 1, 86400));
+  return o;
+}
 
 NatsBus::NatsBus(NatsOptions options) : options_(std::move(options)) {
   natsOptions* opts = nullptr;
@@ -108,6 +120,7 @@ Status NatsBus::EnsureStream() {
   cfg.Storage = js_FileStorage;
   cfg.MaxAge = static_cast<int64_t>(options_.stream_max_age_seconds) * 1000000000LL;
   cfg.Duplicates = static_cast<int64_t>(options_.duplicate_window_seconds) * 1000000000LL;
+  cfg.Replicas = options_.stream_replicas;
   s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
   if (si) jsStreamInfo_Destroy(si);
   if (s != NATS_OK && jerr != JSStreamNameExistErr) {

@@ -23,7 +23,15 @@ struct NatsOptions {
   int publish_timeout_ms = 2000;
   int stream_max_age_seconds = 600;
   int duplicate_window_seconds = 120;
+  // Copies of the stream in a JetStream cluster (1 for a single server; 3 for a 3-node
+  // cluster, so wakeups survive a node loss). Applies when the stream is created.
+  int stream_replicas = 1;
 };
+
+// Options for `url` and `name` with the stream settings from the environment:
+// SYNAPS_NATS_STREAM_REPLICAS (1..5), SYNAPS_NATS_STREAM_MAX_AGE_SECONDS (1..86400). Throws
+// ConfigError for bad values.
+NatsOptions NatsOptionsFromEnv(std::string url, std::string name);
 
 class NatsBus final : public Bus {
  public:

@@ -64,7 +64,7 @@ int RunApi(const ServiceFlags& flags) {
   std::string nats_url = Setting(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
   auto objects = objstore::OpenObjectStore(
       Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
-  bus::NatsBus bus({.url = nats_url, .name = "synaps-api"});
+  bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-api"));
   api::ApiServer server(options, &bus, objects.get());
   auto port = server.Start();
   if (!port) {
@@ -86,7 +86,7 @@ int RunWorker(const ServiceFlags& flags) {
   std::string nats_url = Setting(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
   auto objects = objstore::OpenObjectStore(
       Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
-  bus::NatsBus bus({.url = nats_url, .name = "synaps-worker"});
+  bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-worker"));
   worker::Worker worker(options, &bus, objects.get());
   std::thread signals([&] {
     int sig = WaitForShutdownSignal();

@@ -756,6 +756,13 @@ func (c *Checker) checkStorage() {
 				str(e["SYNAPS_OBJECT_STORE"]["value"]), c.exp.objectStoreURL)
 			c.expect(str(e["SYNAPS_NATS_URL"]["value"]) == c.exp.natsURL, "%s: SYNAPS_NATS_URL is %q, want %q", comp,
 				str(e["SYNAPS_NATS_URL"]["value"]), c.exp.natsURL)
+			// The wakeup stream is replicated across a NATS cluster, so it survives a node loss.
+			wantReplicas := ""
+			if c.exp.bundled && c.exp.natsReplicas > 1 {
+				wantReplicas = "3"
+			}
+			c.expect(str(e["SYNAPS_NATS_STREAM_REPLICAS"]["value"]) == wantReplicas,
+				"%s: SYNAPS_NATS_STREAM_REPLICAS is %q, want %q", comp, str(e["SYNAPS_NATS_STREAM_REPLICAS"]["value"]), wantReplicas)
 			mounted := false
 			for _, m := range list(ct["volumeMounts"]) {
 				mounted = mounted || str(obj(m)["mountPath"]) == "/var/lib/synaps/objects"
@@ -1138,7 +1145,7 @@ var knownSynapsEnv = map[string]bool{
 	"SYNAPS_WORKER_CONCURRENCY": true, "SYNAPS_QUEUES": true, "SYNAPS_DRAIN_SECONDS": true,
 	"SYNAPS_LOG_LEVEL": true, "POD_NAME": true, "POD_NAMESPACE": true, "OPENAI_API_KEY": true,
 	"MOONSHOT_API_KEY": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true,
-	"SYNAPS_JWT_ISSUER": true, "SYNAPS_JWT_AUDIENCE": true,
+	"SYNAPS_JWT_ISSUER": true, "SYNAPS_JWT_AUDIENCE": true, "SYNAPS_NATS_STREAM_REPLICAS": true,
 }
 
 func (c *Checker) checkWorkers() {

@@ -146,6 +146,10 @@ nats://synaps-nats:4222
 - name: SYNAPS_NATS_URL
   value: {{ required "externalNats.url (or externalNats.existingSecret) is required when nats.enabled=false" (include "synaps.natsUrl" .) | quote }}
 {{- end }}
+{{- if and .Values.nats.enabled .Values.nats.cluster.enabled }}
+- name: SYNAPS_NATS_STREAM_REPLICAS
+  value: {{ min 3 .Values.nats.cluster.replicas | quote }}
+{{- end }}
 - name: SYNAPS_OBJECT_STORE
   value: {{ include "synaps.objectStoreUrl" . | quote }}
 - name: AWS_ACCESS_KEY_ID
