@@ -81,6 +81,12 @@ bool SplitPattern(std::string_view pattern, std::string& host, int& port) {
   return !host.empty();
 }
 
+// "a loopback address", "an unspecified address".
+std::string AnAddress(AddressClass c) {
+  std::string name(AddressClassName(c));
+  return (name.find_first_of("aeiou") == 0 ? "an " : "a ") + name + " address";
+}
+
 std::string Joined(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
@@ -177,6 +183,12 @@ Result<ToolTarget> CheckUrl(std::string_view url, const std::vector<std::string>
     }
   }
   target.host = host;
+  // A forbidden literal is refused as such, before the allowlist: that is the better reason.
+  if (target.literal && IsForbidden(Classify(*target.literal))) {
+    return std::unexpected(Denied("tool host " + host + " is " +
+                                  AnAddress(Classify(*target.literal)) +
+                                  ", which tools never reach"));
+  }
   if (IsMetadataHostName(host)) {
     return std::unexpected(
         Denied("tool url host " + host + " is a cloud metadata service, which tools never reach"));
@@ -210,7 +222,7 @@ Status CheckAddresses(const ToolTarget& target, const std::vector<IpAddress>& ad
     std::string what = (target.literal ? "tool host " + address.ToString()
                                        : "tool host " + target.host + " resolves to " +
                                              address.ToString() + ", which") +
-                       " is a " + std::string(AddressClassName(c)) + " address";
+                       " is " + AnAddress(c);
     if (IsForbidden(c)) {
       return std::unexpected(Denied(what + ", which tools never reach"));
     }
