@@ -7,9 +7,11 @@
 // drain_seconds, and what is still unfinished is released so another worker takes it at once.
 // It keeps a synaps.workers row with heartbeats.
 //
-// All state lives on one event loop thread (Run). PostgreSQL calls are made from that thread on
-// one connection, which is re-opened with backoff when it breaks, so the worker survives
-// PostgreSQL restarts; work whose lease expired meanwhile is simply claimed again.
+// All state lives on one event loop thread (Run), which never waits for PostgreSQL: statements
+// run on three DB lanes (worker/db_lane.h: claims, writes, control), each a thread with its own
+// connection that is re-opened with backoff when it breaks, and their results come back to the
+// loop. So the worker survives PostgreSQL restarts; work whose lease expired meanwhile is simply
+// claimed again.
 #pragma once
 
 #include <memory>

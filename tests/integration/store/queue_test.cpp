@@ -341,5 +341,118 @@ TEST(QueueTest, RetryDelayIsWithinTheJitterBound) {
   EXPECT_TRUE(r->GetBool(0, 2)) << "nextAttemptAt must be created_at + delay";
 }
 
+// One write batch (synaps.write_task_batch): events and progress of tasks in flight, then
+// completions, in one commit; stale leases' rows dropped; the ledger dense and in that order.
+TEST(QueueTest, WriteTaskBatchWritesEventsProgressThenCompletionsInOrder) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 3);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 3, 60);
+  ASSERT_TRUE(items && items->size() == 3);
+  LeaseRef a{(*items)[0].item_id, (*items)[0].lease_epoch};
+  LeaseRef b{(*items)[1].item_id, (*items)[1].lease_epoch};
+  LeaseRef c{(*items)[2].item_id, (*items)[2].lease_epoch};
+  LeaseRef stale{c.item_id, c.lease_epoch - 1};
+
+  TaskBatch batch;
+  batch.events = {{a, "tool.called", json{{"tool", "k8s.pods"}}}, {stale, "tool.called", json::object()}};
+  batch.progress = {{a, "hel"}, {a, "lo"}, {b, "still going"}, {stale, "dropped"}};
+  batch.completions = {
+      {a, json{{"text", "hello"}, {"provider", "local"}},
+       {{"answer.md", "text/markdown", "objects/sha256/aa", 5, "aa"}}},
+      {stale, json{{"text", "stale"}}, {}}};
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_EQ((*states)[0], CompleteState::kCompleted);
+  EXPECT_EQ((*states)[1], CompleteState::kLeaseLost);
+
+  auto ledger = conn.Exec(
+      "SELECT string_agg(e.type, ',' ORDER BY e.seq), bool_and(e.seq = e.rn), max(e.seq)"
+      "  FROM (SELECT type, seq, row_number() OVER (ORDER BY seq) AS rn FROM synaps.ledger_events"
+      "         WHERE run_id = (SELECT run_id FROM synaps.tasks WHERE id = $1::uuid)) e",
+      {(*items)[0].task_id});
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  EXPECT_EQ(ledger->GetString(0, 0),
+            "run.created,task.queued,task.claimed,tool.called,task.progress,task.progress,"
+            "artifact.created,task.completed,run.succeeded");
+  EXPECT_TRUE(ledger->GetBool(0, 1)) << "sequence numbers must be dense";
+  EXPECT_EQ(Scalar(conn, "SELECT max(last_seq) FROM synaps.runs WHERE status = 'succeeded'"), 9);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.progress'"
+                         " AND data->>'text' = 'still going'"),
+            1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE data->>'text' = 'dropped'"),
+            0);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 2);
+  // The run of `b` keeps going; its seq counter matches its rows.
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
+                         " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
+            0);
+}
+
+TEST(QueueTest, ArtifactVersionsCountUpPerThreadAndName) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  auto thread = conn.Exec("INSERT INTO synaps.threads (id, tenant_id) VALUES (gen_random_uuid(), 't')"
+                          " RETURNING id");
+  ASSERT_TRUE(thread) << thread.error().message;
+  std::string thread_id = thread->GetString(0, 0);
+  for (int i = 1; i <= 3; ++i) {
+    auto submit = conn.Exec(
+        "SELECT synaps.submit_command('t', 'test', NULL, 'h' || $2::text,"
+        " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'threadId', $1::text,"
+        "  'tasks', jsonb_build_array(jsonb_build_object('name', 'main', 'kind', 'prompt',"
+        "   'spec', jsonb_build_object('input', jsonb_build_object('text', 'x'))))))",
+        {thread_id, std::to_string(i)});
+    ASSERT_TRUE(submit) << submit.error().message;
+    auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+    ASSERT_TRUE(items && items->size() == 1);
+    TaskBatch batch;
+    batch.completions = {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "v"}},
+                          {{"answer.md", "text/markdown", "objects/sha256/" + std::to_string(i), 1,
+                            std::to_string(i)}}}};
+    auto states = WriteTaskBatch(conn, batch);
+    ASSERT_TRUE(states) << states.error().message;
+    EXPECT_EQ((*states)[0], CompleteState::kCompleted);
+  }
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.artifacts"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT latest_version FROM synaps.artifacts"), 3);
+  auto versions = conn.Exec("SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
+                            " FROM synaps.artifact_versions");
+  ASSERT_TRUE(versions);
+  EXPECT_EQ(versions->GetString(0, 0),
+            "1:objects/sha256/1,2:objects/sha256/2,3:objects/sha256/3");
+}
+
+// A claim of many items across runs: one task.claimed per item, dense sequence numbers per run,
+// runs marked running once.
+TEST(QueueTest, BatchClaimRecordsOneClaimEventPerItem) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 40);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 25, 60);
+  ASSERT_TRUE(items) << items.error().message;
+  ASSERT_EQ(items->size(), 25u);
+  std::set<int64_t> ids;
+  for (const auto& it : *items) {
+    ids.insert(it.item_id);
+    EXPECT_EQ(it.attempt, 1);
+    EXPECT_EQ(it.lease_epoch, 1);
+    EXPECT_EQ(it.spec["input"]["text"].get<std::string>().substr(0, 1), "n");
+  }
+  EXPECT_EQ(ids.size(), 25u);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.claimed'"), 25);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'running'"
+                         " AND started_at IS NOT NULL"),
+            25);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.tasks WHERE status = 'running' AND attempt = 1"),
+            25);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
+                         " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
+            0);
+  // Oldest first: the 25 claimed are the first 25 submitted.
+  EXPECT_EQ(*ids.rbegin() - *ids.begin(), 24);
+}
+
 }  // namespace
 }  // namespace synaps::store

@@ -1,0 +1,166 @@
+// DbLane against a real PostgreSQL: jobs run in order off the event loop, results come back on
+// it, a down database fails fast, Stop() runs what was posted.
+#include "worker/db_lane.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <thread>
+#include <vector>
+
+#include "support/test_stack.h"
+
+namespace synaps::worker {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+Result<int64_t> SelectNumber(db::Connection& conn, int64_t n, double sleep_seconds = 0) {
+  ASSIGN_OR_RETURN(db::PgResult r, conn.Exec("SELECT $1::bigint FROM pg_sleep($2::float8)",
+                                              {std::to_string(n), std::to_string(sleep_seconds)}));
+  return r.GetInt(0, 0);
+}
+
+// Runs `io` until `done()` or a deadline; fails the test on the deadline.
+template <class Pred>
+void RunUntil(asio::io_context& io, Pred done, milliseconds limit = milliseconds(10000)) {
+  auto deadline = steady_clock::now() + limit;
+  while (!done()) {
+    ASSERT_LT(steady_clock::now(), deadline) << "timed out";
+    io.run_for(milliseconds(10));
+    io.restart();
+  }
+}
+
+TEST(DbLaneTest, RunsJobsInOrderAndAnswersOnTheLoop) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  DbLane lane("test", url, io.get_executor());
+  std::vector<int64_t> answers;
+  std::vector<std::thread::id> threads;
+  for (int i = 1; i <= 5; ++i) {
+    lane.Call([i](db::Connection& conn) { return SelectNumber(conn, i); },
+              [&](Result<int64_t> r) {
+                ASSERT_TRUE(r) << r.error().message;
+                answers.push_back(*r);
+                threads.push_back(std::this_thread::get_id());
+              });
+  }
+  RunUntil(io, [&] { return answers.size() == 5; });
+  EXPECT_EQ(answers, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  for (auto id : threads) EXPECT_EQ(id, std::this_thread::get_id());
+  EXPECT_EQ(lane.backlog(), 0);
+}
+
+TEST(DbLaneTest, ASlowStatementDoesNotBlockTheLoop) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  DbLane lane("test", url, io.get_executor());
+  bool answered = false, timer_fired_first = false;
+  lane.Call([](db::Connection& conn) { return SelectNumber(conn, 7, 0.5); },
+            [&](Result<int64_t> r) {
+              ASSERT_TRUE(r) << r.error().message;
+              answered = true;
+            });
+  asio::steady_timer timer(io, milliseconds(20));
+  timer.async_wait([&](const boost::system::error_code&) { timer_fired_first = !answered; });
+  RunUntil(io, [&] { return answered; });
+  EXPECT_TRUE(timer_fired_first) << "the loop waited for the statement";
+}
+
+TEST(DbLaneTest, TwoLanesOverlap) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  DbLane a("a", url, io.get_executor()), b("b", url, io.get_executor());
+  int answered = 0;
+  auto start = steady_clock::now();
+  for (DbLane* lane : {&a, &b}) {
+    lane->Call([](db::Connection& conn) { return SelectNumber(conn, 1, 0.4); },
+               [&](Result<int64_t> r) {
+                 ASSERT_TRUE(r) << r.error().message;
+                 ++answered;
+               });
+  }
+  RunUntil(io, [&] { return answered == 2; });
+  EXPECT_LT(steady_clock::now() - start, milliseconds(750)) << "the lanes ran one after another";
+}
+
+TEST(DbLaneTest, ADownDatabaseFailsFastAndTheLaneRecovers) {
+  asio::io_context io;
+  // Port 1 refuses connections at once.
+  DbLane lane("test", "postgresql://127.0.0.1:1/none", io.get_executor());
+  std::vector<Error> errors;
+  for (int i = 0; i < 20; ++i) {
+    lane.Call([](db::Connection& conn) { return SelectNumber(conn, 1); },
+              [&](Result<int64_t> r) {
+                ASSERT_FALSE(r);
+                errors.push_back(r.error());
+              });
+  }
+  auto start = steady_clock::now();
+  RunUntil(io, [&] { return errors.size() == 20; });
+  // One connection attempt; the others inside the backoff fail without trying.
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
+  for (const auto& e : errors) EXPECT_EQ(e.code, ErrorCode::kUnavailable) << e.message;
+}
+
+TEST(DbLaneTest, ReconnectsAfterItsConnectionIsKilled) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  DbLane lane("test", url, io.get_executor());
+  auto killer = db::Connection::Connect(url);
+  ASSERT_TRUE(killer) << killer.error().message;
+  std::optional<Result<int64_t>> first, second, third;
+  lane.Call(
+      [](db::Connection& conn) -> Result<int64_t> {
+        ASSIGN_OR_RETURN(db::PgResult r, conn.Exec("SELECT pg_backend_pid()"));
+        return r.GetInt(0, 0);
+      },
+      [&](Result<int64_t> r) { first = std::move(r); });
+  RunUntil(io, [&] { return first.has_value(); });
+  ASSERT_TRUE(*first) << first->error().message;
+  ASSERT_TRUE(killer->Exec("SELECT pg_terminate_backend($1::int)", {std::to_string(**first)}));
+  lane.Call([](db::Connection& conn) { return SelectNumber(conn, 2); },
+            [&](Result<int64_t> r) { second = std::move(r); });
+  RunUntil(io, [&] { return second.has_value(); });
+  ASSERT_FALSE(*second) << "the killed connection answered";
+  EXPECT_EQ(second->error().code, ErrorCode::kUnavailable) << second->error().message;
+  // The next job reconnects (after at most the first backoff).
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (!(third && *third)) {
+    ASSERT_LT(steady_clock::now(), deadline);
+    third.reset();
+    lane.Call([](db::Connection& conn) { return SelectNumber(conn, 3); },
+              [&](Result<int64_t> r) { third = std::move(r); });
+    RunUntil(io, [&] { return third.has_value(); });
+    if (!*third) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(**third, 3);
+}
+
+TEST(DbLaneTest, StopRunsWhatWasPosted) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  std::atomic<int> ran{0};
+  {
+    DbLane lane("test", url, io.get_executor());
+    for (int i = 0; i < 3; ++i) {
+      lane.Call(
+          [&ran](db::Connection& conn) {
+            auto r = SelectNumber(conn, 1, 0.05);
+            ++ran;
+            return r;
+          },
+          [](Result<int64_t>) {});
+    }
+    lane.Stop();
+    EXPECT_EQ(ran.load(), 3);
+  }
+}
+
+}  // namespace
+}  // namespace synaps::worker
