@@ -67,6 +67,7 @@ struct InFlight {
   bool writing = false;        // its completion is in the write batch in flight
   bool failing = false;        // its failure is being recorded
   bool run_cancelled = false;  // aborted because its run was cancelled
+  size_t write_lane = 0;       // which writes lane carries its rows (by thread)
   std::string progress;        // streamed text not yet written as task.progress
   int progress_attempt = 1;    // provider attempt the buffered deltas belong to
   std::vector<store::TaskEvent> events;  // tool calls, verdicts, ... not yet written
@@ -82,6 +83,26 @@ struct ClaimResult {
 // first task's start for longer than a few claims in a row would.
 constexpr int kMaxClaimBatch = 500;
 
+// Write batches go out on this many lanes at once, a thread's tasks always on the same one: a
+// task's events and progress stay ahead of its completion, and two lanes never wait for each
+// other's row locks (runs and artifacts belong to one thread).
+constexpr size_t kWriteLanes = 2;
+
+// Finished tasks waiting for their write do not take a slot; at most this many (or
+// `concurrency`, if more) may wait, so claims keep coming while a commit is in flight.
+constexpr int kMaxWaitingWrites = 256;
+
+// One writes lane and the batch it carries.
+struct WriteLane {
+  WriteLane(size_t index, const std::string& conninfo, boost::asio::io_context& io)
+      : lane("writes-" + std::to_string(index), conninfo, io.get_executor()), retry_timer(io) {}
+  DbLane lane;
+  store::TaskBatch batch;  // in flight on the lane, read by its job; changes only in OnWritten
+  bool in_flight = false;
+  bool retry_armed = false;
+  boost::asio::steady_timer retry_timer;
+};
+
 }  // namespace
 
 class Worker::Impl {
@@ -93,7 +114,6 @@ class Worker::Impl {
         worker_id_(NewUuid()),
         poll_timer_(io_),
         renew_timer_(io_),
-        retry_timer_(io_),
         drain_timer_(io_),
         progress_timer_(io_),
         heartbeat_timer_(io_),
@@ -101,8 +121,11 @@ class Worker::Impl {
         providers_(io_.get_executor(), options_.provider_settings),
         tools_(MakeToolRunner(io_.get_executor())),
         claims_("claims", options_.database_url, io_.get_executor()),
-        writes_("writes", options_.database_url, io_.get_executor()),
-        control_("control", options_.database_url, io_.get_executor()) {}
+        control_("control", options_.database_url, io_.get_executor()) {
+    for (size_t i = 0; i < kWriteLanes; ++i) {
+      write_lanes_.push_back(std::make_unique<WriteLane>(i, options_.database_url, io_));
+    }
+  }
 
   ~Impl() {
     StopLanes();
@@ -156,7 +179,7 @@ class Worker::Impl {
     // The lanes finish what was posted (a last write batch, a release) before they stop; then
     // the registry row is marked stopped on the control lane, the last job it runs.
     claims_.Stop();
-    writes_.Stop();
+    for (auto& w : write_lanes_) w->lane.Stop();
     control_.Call([id = worker_id_](db::Connection& conn) { return store::MarkWorkerStopped(conn, id); },
                   [](Status) {});
     control_.Stop();
@@ -182,14 +205,14 @@ class Worker::Impl {
  private:
   void StopLanes() {
     claims_.Stop();
-    writes_.Stop();
+    for (auto& w : write_lanes_) w->lane.Stop();
     control_.Stop();
   }
 
   void Shutdown() {
     poll_timer_.cancel();
     renew_timer_.cancel();
-    retry_timer_.cancel();
+    for (auto& w : write_lanes_) w->retry_timer.cancel();
     drain_timer_.cancel();
     progress_timer_.cancel();
     heartbeat_timer_.cancel();
@@ -198,7 +221,10 @@ class Worker::Impl {
 
   // Drained once nothing is running and nothing the worker owes PostgreSQL is still unwritten.
   void MaybeFinishDrain() {
-    if (!stopping_ || !in_flight_.empty() || claim_in_flight_ || write_in_flight_) return;
+    if (!stopping_ || !in_flight_.empty() || claim_in_flight_) return;
+    for (const auto& w : write_lanes_) {
+      if (w->in_flight) return;
+    }
     Shutdown();
   }
 
@@ -326,15 +352,17 @@ class Worker::Impl {
   }
 
   // Slots for new work: tasks still running count against the concurrency; finished tasks
-  // waiting for their write do not (so the next claim overlaps the completion commit), but at
-  // most `concurrency` of them may wait.
+  // waiting for their write do not (so the next claim overlaps the completion commit), up to
+  // kMaxWaitingWrites of them.
   int FreeSlots() const {
     int running = 0;
     for (const auto& [id, f] : in_flight_) {
       if (!f.finished && !f.failing) ++running;
     }
     int total = static_cast<int>(in_flight_.size());
-    return std::min(options_.concurrency - running, 2 * options_.concurrency - total);
+    int waiting_allowed = std::max(options_.concurrency, kMaxWaitingWrites);
+    return std::min(options_.concurrency - running,
+                    options_.concurrency + waiting_allowed - total);
   }
 
   // One claim in flight at a time, on the claims lane, for up to the free slots. Small claims
@@ -391,6 +419,7 @@ class Worker::Impl {
     InFlight& f = in_flight_[id];
     f.started = Clock::now();
     f.item = item;
+    f.write_lane = std::hash<std::string>{}(item.thread_id) % write_lanes_.size();
     f.run = std::make_unique<TaskRun>(
         std::move(item), snapshot_,
         TaskRunEnv{.executor = io_.get_executor(),
@@ -505,48 +534,68 @@ class Worker::Impl {
   }
 
   // Writes everything buffered — task events and progress of every task, then the pending
-  // completions — as one batch on the writes lane: one round trip and one commit. One batch is
-  // in flight at a time; what arrives meanwhile goes into the next, so batches grow with the
+  // completions — as one batch per writes lane: one round trip and one commit each. One batch
+  // is in flight per lane; what arrives meanwhile goes into the next, so batches grow with the
   // commit latency. A failed batch is put back and retried (the leases are renewed meanwhile,
   // or expire and the work is redone elsewhere).
   void Flush() {
-    if (write_in_flight_ || write_retry_armed_) return;
+    for (size_t i = 0; i < write_lanes_.size(); ++i) FlushLane(i);
+  }
+
+  size_t WriteLaneOf(int64_t item_id) const {
+    auto it = in_flight_.find(item_id);
+    return it == in_flight_.end() ? 0 : it->second.write_lane;
+  }
+
+  void FlushLane(size_t index) {
+    WriteLane& w = *write_lanes_[index];
+    if (w.in_flight || w.retry_armed) return;
     store::TaskBatch batch;
     for (auto& [id, f] : in_flight_) {
+      if (f.write_lane != index) continue;
       for (auto& e : f.events) batch.events.push_back(std::move(e));
       f.events.clear();
       if (f.progress.empty()) continue;
       batch.progress.push_back({{id, f.item.lease_epoch}, std::move(f.progress)});
       f.progress.clear();
     }
-    batch.completions = std::move(pending_);
-    pending_.clear();
+    std::vector<store::Completion> other_lanes;
+    for (auto& c : pending_) {
+      if (WriteLaneOf(c.lease.item_id) == index) {
+        batch.completions.push_back(std::move(c));
+      } else {
+        other_lanes.push_back(std::move(c));
+      }
+    }
+    pending_ = std::move(other_lanes);
     if (batch.events.empty() && batch.progress.empty() && batch.completions.empty()) return;
     for (const auto& c : batch.completions) {
       if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) f->writing = true;
     }
-    write_in_flight_ = true;
-    writing_ = std::move(batch);
-    // The lane reads the batch while the loop leaves it alone: writing_ changes only in
-    // OnWritten, after the job has finished.
-    writes_.Call([batch = &writing_](db::Connection& conn) { return store::WriteTaskBatch(conn, *batch); },
-                 [this](Result<std::vector<store::CompleteState>> r) { OnWritten(std::move(r)); });
+    w.in_flight = true;
+    w.batch = std::move(batch);
+    w.lane.Call(
+        [batch = &w.batch](db::Connection& conn) { return store::WriteTaskBatch(conn, *batch); },
+        [this, index](Result<std::vector<store::CompleteState>> r) {
+          OnWritten(index, std::move(r));
+        });
   }
 
-  void OnWritten(Result<std::vector<store::CompleteState>> result) {
-    write_in_flight_ = false;
-    store::TaskBatch batch = std::move(writing_);
-    writing_ = {};
+  void OnWritten(size_t index, Result<std::vector<store::CompleteState>> result) {
+    WriteLane& w = *write_lanes_[index];
+    w.in_flight = false;
+    store::TaskBatch batch = std::move(w.batch);
+    w.batch = {};
     if (!result) {
       spdlog::warn("writing {} completions, {} progress chunks and {} events failed: {}",
                    batch.completions.size(), batch.progress.size(), batch.events.size(),
                    result.error().message);
       Requeue(std::move(batch));
-      write_retry_armed_ = true;
-      retry_timer_.expires_after(std::chrono::milliseconds(500));
-      retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-        write_retry_armed_ = false;
-        if (!ec) Flush();
+      w.retry_armed = true;
+      w.retry_timer.expires_after(std::chrono::milliseconds(500));
+      w.retry_timer.async_wait([this, index](const boost::system::error_code& ec) {
+        write_lanes_[index]->retry_armed = false;
+        if (!ec) FlushLane(index);
       });
       return;
     }
@@ -689,7 +738,6 @@ class Worker::Impl {
   asio::io_context io_;
   asio::steady_timer poll_timer_;
   asio::steady_timer renew_timer_;
-  asio::steady_timer retry_timer_;
   asio::steady_timer drain_timer_;
   asio::steady_timer progress_timer_;
   asio::steady_timer heartbeat_timer_;
@@ -700,19 +748,16 @@ class Worker::Impl {
   // batches (events, progress, completions); renewals, failures, heartbeats, releases and
   // snapshot reloads. Results come back to io_. Stopped before io_ is destroyed.
   DbLane claims_;
-  DbLane writes_;
   DbLane control_;
+  std::vector<std::unique_ptr<WriteLane>> write_lanes_;  // kWriteLanes, by thread
   std::shared_ptr<const control::Snapshot> snapshot_;  // the control registry, as last loaded
   bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
   std::vector<store::Completion> pending_;  // answered and stored, not yet in a write batch
-  store::TaskBatch writing_;                // the batch on the writes lane; read by its job
   bool claim_scheduled_ = false;
   bool claim_in_flight_ = false;
   bool flush_scheduled_ = false;
-  bool write_in_flight_ = false;
-  bool write_retry_armed_ = false;
   bool renew_in_flight_ = false;
   bool heartbeat_in_flight_ = false;
   bool stopping_ = false;
