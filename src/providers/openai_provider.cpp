@@ -186,8 +186,12 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
                        std::max(1L, static_cast<long>(o.idle_timeout.count() / 1000)));
     }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    // Wait for a connection that can multiplex rather than opening a new one per call.
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    // Wait for a connection that can multiplex rather than opening a new one per call — over
+    // TLS only, where ALPN can offer HTTP/2. A cleartext http:// server (vLLM, Ollama, llama.cpp)
+    // speaks HTTP/1.1, and waiting there held every call of a burst until the first answer's
+    // headers arrived: a whole model latency (1 s in the in-flight benchmark) before the rest
+    // even connected.
+    if (core_->url.starts_with("https://")) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 
     phase_ = Phase::kTransferring;
     auto added = core_->multi.Add(e, [self = shared_from_this()](CURLcode rc) {
