@@ -8,7 +8,7 @@
 // It keeps a synaps.workers row with heartbeats.
 //
 // All state lives on one event loop thread (Run), which never waits for PostgreSQL: statements
-// run on three DB lanes (worker/db_lane.h: claims, writes, control), each a thread with its own
+// run on DB lanes (worker/db_lane.h: claims, two for writes, control), each a thread with its own
 // connection that is re-opened with backoff when it breaks, and their results come back to the
 // loop. So the worker survives PostgreSQL restarts; work whose lease expired meanwhile is simply
 // claimed again.
