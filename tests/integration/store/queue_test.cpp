@@ -454,5 +454,89 @@ TEST(QueueTest, BatchClaimRecordsOneClaimEventPerItem) {
   EXPECT_EQ(*ids.rbegin() - *ids.begin(), 24);
 }
 
+// Two tasks of one run (one thread) completed in one batch, both writing answer.md: versions
+// 1 and 2 in batch order, dense sequence numbers, one run.succeeded after both.
+TEST(QueueTest, OneBatchCompletesTwoTasksOfARunWithTheSameArtifact) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  auto submit = conn.Exec(
+      "SELECT synaps.submit_command('t', 'test', NULL, 'h',"
+      " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', jsonb_build_array("
+      "  jsonb_build_object('name', 'a', 'kind', 'prompt', 'spec', '{}'::jsonb),"
+      "  jsonb_build_object('name', 'b', 'kind', 'prompt', 'spec', '{}'::jsonb))))");
+  ASSERT_TRUE(submit) << submit.error().message;
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 2, 60);
+  ASSERT_TRUE(items && items->size() == 2);
+  TaskBatch batch;
+  for (const auto& it : *items) {
+    batch.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", it.task_name}},
+                                 {{"answer.md", "text/markdown", "objects/" + it.task_name, 1,
+                                   it.task_name}}});
+  }
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  EXPECT_EQ(*states, (std::vector<CompleteState>{CompleteState::kCompleted,
+                                                 CompleteState::kCompleted}));
+  auto versions = conn.Exec("SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
+                            " FROM synaps.artifact_versions");
+  ASSERT_TRUE(versions);
+  EXPECT_EQ(versions->GetString(0, 0), "1:objects/" + (*items)[0].task_name + ",2:objects/" +
+                                           (*items)[1].task_name);
+  auto ledger = conn.Exec("SELECT string_agg(type, ',' ORDER BY seq), max(seq), count(*)"
+                          " FROM synaps.ledger_events");
+  ASSERT_TRUE(ledger);
+  EXPECT_EQ(ledger->GetString(0, 0),
+            "run.created,task.queued,task.queued,task.claimed,task.claimed,artifact.created,"
+            "task.completed,artifact.created,task.completed,run.succeeded");
+  EXPECT_EQ(ledger->GetInt(0, 1), ledger->GetInt(0, 2));
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 1);
+}
+
+// A batch that completes the last task of a run whose other task was dead-lettered fails the
+// run with that task's error; a batch that completes a dependency releases its dependent.
+TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  auto submit = conn.Exec(
+      "SELECT synaps.submit_command('t', 'test', NULL, 'h' || g,"
+      " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', CASE WHEN g = 1 THEN"
+      "  jsonb_build_array(jsonb_build_object('name', 'bad', 'kind', 'prompt', 'spec', '{}'::jsonb),"
+      "                    jsonb_build_object('name', 'good', 'kind', 'prompt', 'spec', '{}'::jsonb))"
+      " ELSE jsonb_build_array(jsonb_build_object('name', 'first', 'kind', 'prompt', 'spec', '{}'::jsonb),"
+      "  jsonb_build_object('name', 'second', 'kind', 'prompt', 'spec', '{}'::jsonb,"
+      "                     'dependsOn', jsonb_build_array('first'))) END))"
+      " FROM generate_series(1, 2) g");
+  ASSERT_TRUE(submit) << submit.error().message;
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
+  ASSERT_TRUE(items);
+  ASSERT_EQ(items->size(), 3u);  // bad, good, first; second waits
+  TaskBatch batch;
+  for (const auto& it : *items) {
+    if (it.task_name == "bad") {
+      auto f = FailQueueItem(conn, {it.item_id, it.lease_epoch}, json{{"code", "boom"}}, false, {});
+      ASSERT_TRUE(f && *f == FailState::kDeadLettered);
+    } else {
+      batch.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", "ok"}}, {}});
+    }
+  }
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  auto runs = conn.Exec(
+      "SELECT string_agg(r.status || ':' || coalesce(r.error->>'task', '') || ':' ||"
+      " coalesce(r.error->>'code', ''), ',' ORDER BY r.status) FROM synaps.runs r");
+  ASSERT_TRUE(runs);
+  EXPECT_EQ(runs->GetString(0, 0), "failed:bad:boom,running::");
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject = 'synaps.wakeup.default'"
+                         " AND payload->>'runId' = (SELECT run_id::text FROM synaps.tasks"
+                         "                           WHERE name = 'second')"),
+            2);  // the submit's, and the release's
+  auto next = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
+  ASSERT_TRUE(next && next->size() == 1);
+  EXPECT_EQ((*next)[0].task_name, "second");
+  EXPECT_EQ((*next)[0].upstream["first"]["text"], "ok");
+}
+
 }  // namespace
 }  // namespace synaps::store
