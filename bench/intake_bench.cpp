@@ -1,6 +1,6 @@
 // 3. API intake: submits/s through `synaps api` under wrk (keep-alive, 64 connections), versus
-//    pgbench running the transaction the API runs (BEGIN; SELECT synaps.submit_command(...);
-//    COMMIT) as a custom script on the same server.
+//    pgbench running the statement the API runs (SELECT synaps.submit_command(...), a
+//    transaction of its own) as a custom script on the same server.
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -46,9 +46,9 @@ json RunIntake(Stack& stack, const BenchOptions& options) {
   {
     std::ofstream script(script_path);
     std::string cmd = CommandJson("bench");
-    script << "BEGIN;\nSELECT synaps.submit_command('bench', 'admin', NULL, "
+    script << "SELECT synaps.submit_command('bench', 'admin', NULL, "
               "'0000000000000000000000000000000000000000000000000000000000000000', '"
-           << cmd << "'::jsonb);\nCOMMIT;\n";
+           << cmd << "'::jsonb);\n";
   }
   for (int rep = 0; rep < options.reps; ++rep) {
     {

@@ -284,8 +284,8 @@ struct Report {
           "`/v1/commands/submit` with the admin token (`bench/wrk/submit.lua`), "
           "`SYNAPS_RATE_LIMIT_RPS=0`, the API's default pool of 16 PostgreSQL connections and 2 "
           "I/O threads, NATS up (every submit's wakeup is published by the relay). pgbench runs "
-          "the transaction the API runs — `BEGIN; SELECT synaps.submit_command(...); COMMIT;` "
-          "with the same command JSON — as a custom script (`-M prepared -j 2`) for the same "
+          "the statement the API runs — `SELECT synaps.submit_command(...)`, one statement that "
+          "is its own transaction — with the same command JSON, as a custom script (`-M prepared -j 2`) for the same "
           "duration with 16 clients (the API's pool size) and 64 (wrk's connections). Each run "
           "starts on a fresh database after a 2 s warm-up.\n\n";
     Summary w = Over(in["wrk"], "rps");

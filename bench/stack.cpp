@@ -137,7 +137,7 @@ std::string Stack::TempDir(const std::string& prefix) {
 
 std::string CommandJson(const std::string& text, const std::string& queue) {
   json input = {{"text", text}};
-  json spec = {{"kind", "prompt"}, {"input", input}};
+  json spec = {{"kind", "prompt"}, {"input", input}, {"maxAttempts", 3}};
   json command = {{"kind", "prompt"},
                   {"payload", {{"kind", "prompt"}, {"input", input}}},
                   {"queue", queue},

@@ -1,7 +1,8 @@
 #include "control/json_schema.h"
 
+#include "control/pattern.h"
+
 #include <cmath>
-#include <regex>
 #include <set>
 
 namespace synaps::control {
@@ -42,10 +43,8 @@ const json* ResolveRef(const json& root, const std::string& ref) {
 }
 
 Status CompilePattern(const std::string& pattern, const std::string& field) {
-  try {
-    std::regex re(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return Bad(field, std::string("pattern does not compile: ") + e.what());
+  if (Status ok = CheckPattern(pattern); !ok) {
+    return Bad(field, "pattern " + ok.error().message);
   }
   return Ok();
 }
@@ -275,8 +274,7 @@ class Validator {
       return Bad(path, "maxLength: must be at most " + s["maxLength"].dump() + " characters");
     }
     if (s.contains("pattern")) {
-      std::regex re(s["pattern"].get<std::string>(), std::regex::ECMAScript);
-      if (!std::regex_search(str, re)) {
+      if (!PatternFound(s["pattern"].get<std::string>(), str)) {
         return Bad(path, "pattern: must match " + s["pattern"].get<std::string>());
       }
     }
@@ -345,7 +343,7 @@ class Validator {
         RETURN_IF_ERROR(Validate(it.value(), *p, child, depth + 1));
       }
       for (auto pp = patterns.begin(); pp != patterns.end(); ++pp) {
-        if (std::regex_search(it.key(), std::regex(pp.key(), std::regex::ECMAScript))) {
+        if (PatternFound(pp.key(), it.key())) {
           covered = true;
           RETURN_IF_ERROR(Validate(it.value(), pp.value(), child, depth + 1));
         }

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "control/json_schema.h"
+#include "control/pattern.h"
 #include "control/template.h"
 
 namespace synaps::control {
@@ -293,11 +294,7 @@ Result<ArbiterCheck> ParseCheck(const json& c, const std::string& path) {
     auto compiles = [](const std::string& p) -> std::string {
       if (p.empty()) return "must not be empty";
       if (p.size() > 1000) return "must be at most 1000 bytes";
-      try {
-        std::regex re(p, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return std::string("does not compile: ") + e.what();
-      }
+      if (Status s = CheckPattern(p); !s) return s.error().message;
       return "";
     };
     ASSIGN_OR_RETURN(check.deny, GetStringList(c, "deny", path, compiles, 50));
@@ -515,6 +512,20 @@ Result<Route> ParseRoute(std::string_view name, const json& spec) {
   }
   if (spec.contains("params")) {
     if (!spec["params"].is_object()) return Bad("spec.params", "must be an object");
+    // Synaps's own params, never sent to the provider: the price for budget checks.
+    if (spec["params"].contains("pricing")) {
+      const json& pricing = spec["params"]["pricing"];
+      RETURN_IF_ERROR(
+          Fields(pricing, "spec.params.pricing", {"promptPerMillion", "completionPerMillion"}));
+      for (const char* k : {"promptPerMillion", "completionPerMillion"}) {
+        if (!pricing.contains(k)) continue;
+        const json& v = pricing[k];
+        if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) {
+          return Bad(std::string("spec.params.pricing.") + k,
+                     "must be a number >= 0 (USD per million tokens)");
+        }
+      }
+    }
     r.params = spec["params"];
   }
   ASSIGN_OR_RETURN(r.fallbacks, GetStringList(spec, "fallbacks", path, NameProblem, 10));

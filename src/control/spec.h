@@ -107,7 +107,7 @@ struct ArbiterCheck {
   std::optional<int64_t> max_tokens;
   std::optional<int64_t> max_steps;
   std::optional<double> max_cost_usd;
-  // regex (ECMAScript syntax, as std::regex; every pattern compiles)
+  // regex (RE2 syntax, control/pattern.h; every pattern compiles)
   std::vector<std::string> deny;
   std::vector<std::string> require;
   // jsonSchema

@@ -115,7 +115,8 @@ Result<bool> ScriptedAnswer(const ChatRequest& request, ChatResponse& r) {
   if (step.contains("text") && step["text"].is_string()) {
     r.text = step["text"].get<std::string>();
   } else if (step.contains("score") && step["score"].is_number()) {
-    nlohmann::json reply = {{"score", step["score"]}, {"reason", step.value("reason", "scripted")}};
+    nlohmann::json reason = step.contains("reason") ? step["reason"] : nlohmann::json("scripted");
+    nlohmann::json reply = {{"score", step["score"]}, {"reason", reason}};
     r.text = reply.dump();
   } else if (step.contains("toolCalls") && step["toolCalls"].is_array()) {
     int64_t earlier_calls = 0;

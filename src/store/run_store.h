@@ -49,7 +49,7 @@ struct SubmitResult {
 };
 
 // Inserts command, thread, run, tasks, queue items, ledger events and wakeup outbox rows in one
-// transaction. kNotFound for an unknown threadId; kConflict when the idempotency key was used
+// statement: its own transaction, unless the caller opened one. kNotFound for an unknown threadId; kConflict when the idempotency key was used
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 

@@ -8,6 +8,7 @@
 #include "control/json_schema.h"
 #include "control/routing.h"
 #include "control/template.h"
+#include "core/utf8.h"
 
 namespace synaps::worker {
 
@@ -186,6 +187,9 @@ namespace {
 
 // Tool results kept in the ledger are cut at this size (the model gets them whole).
 constexpr size_t kLedgerResultBytes = 16 * 1024;
+// Tool arguments a model may write: larger or deeper ones are answered with an error.
+constexpr size_t kMaxArgumentBytes = 256 * 1024;
+constexpr int kMaxArgumentDepth = 32;
 
 // Route params that configure Synaps, not the provider: never sent to a remote model.
 json ProviderParams(const json& route) {
@@ -202,7 +206,9 @@ json LedgerCopy(const std::string& text) {
     if (!parsed.is_discarded()) return parsed;
     return text;
   }
-  return {{"truncated", true}, {"bytes", text.size()}, {"head", text.substr(0, kLedgerResultBytes)}};
+  return {{"truncated", true},
+          {"bytes", text.size()},
+          {"head", std::string(Utf8Prefix(text, kLedgerResultBytes))}};
 }
 
 json ErrorJson(const Error& e) {
@@ -236,11 +242,11 @@ void TaskRun::Start() {
 
 void TaskRun::Cancel() {
   // Never finishes synchronously: callers may be iterating over their tasks.
-  if (finished_) return;
+  if (finished_ || cancel_requested_) return;
+  cancel_requested_ = true;  // every handler checks it: an answer already on its way is dropped
   if (call_) {
     call_->Cancel();  // the provider reports kCancelled to the answer handler, posted
-  } else if (!cancel_requested_) {
-    cancel_requested_ = true;
+  } else {
     // Not started (Start() reports it), or waiting for tools: report it from the loop.
     PostCancelled();
   }
@@ -264,7 +270,9 @@ void TaskRun::CallModel() {
   req.model = route.value("model", "");
   req.params = ProviderParams(route);
   req.messages = messages_;
-  req.on_delta = on_delta_;
+  // An answer that arbiters still have to pass is not streamed to the ledger: a held or refused
+  // answer must not be readable before the verdict.
+  if (plan_.arbiters.empty()) req.on_delta = on_delta_;
   for (const control::Tool* t : plan_.tools) {
     req.tools.push_back({.name = WireName(t->name), .description = t->description,
                          .parameters = t->parameters});
@@ -272,12 +280,13 @@ void TaskRun::CallModel() {
   std::weak_ptr<bool> alive = alive_;
   call_ = (*provider)->Start(req, [this, alive](Result<providers::ChatResponse> r) {
     if (auto a = alive.lock(); !a || !*a) return;
+    auto call = std::move(call_);  // keeps the handle alive while the answer is handled
     OnModelAnswer(std::move(r));
   });
 }
 
 void TaskRun::OnModelAnswer(Result<providers::ChatResponse> r) {
-  call_.reset();
+  if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
   const json& route = plan_.routes[route_index_];
   if (!r) {
     // After a route's own retries are spent, an outage moves on to its fallback.
@@ -327,17 +336,22 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
     for (const control::Tool* t : plan_.tools) {
       if (WireName(t->name) == call.name || t->name == call.name) tool = t;
     }
-    json args = json::parse(call.arguments, nullptr, false);
+    // Some servers send "" for a call without arguments.
+    const std::string& text = call.arguments.empty() ? std::string("{}") : call.arguments;
+    const bool oversized =
+        text.size() > kMaxArgumentBytes || JsonTextDepth(text) > kMaxArgumentDepth;
+    json args = oversized ? json(json::value_t::discarded) : json::parse(text, nullptr, false);
     json called = {{"callId", call.id}, {"step", steps_}, {"tool", tool ? tool->name : call.name}};
     if (tool != nullptr) called["version"] = tool->version;
-    called["arguments"] = args.is_discarded() ? json(call.arguments) : args;
-    on_event_("tool.called", called);
+    called["arguments"] =
+        args.is_discarded() ? LedgerCopy(std::string(Utf8Prefix(text, kLedgerResultBytes))) : args;
+    Emit("tool.called", called);
 
     auto finish_one = [this, i, alive = std::weak_ptr<bool>(alive_),
                        started = std::chrono::steady_clock::now(),
                        name = tool ? tool->name : call.name](Result<json> r) {
       if (auto a = alive.lock(); !a || !*a) return;
-      if (finished_) return;
+      if (finished_ || cancel_requested_) return;  // a cancel reports itself (PostCancelled)
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started).count();
       json event = {{"callId", pending_calls_[i].id}, {"tool", name}, {"ok", r.has_value()},
@@ -351,7 +365,7 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
         content = json{{"error", err}}.dump();
         event["error"] = err;
       }
-      on_event_("tool.result", event);
+      Emit("tool.result", event);
       tool_results_[i] = std::move(content);
       if (--tools_outstanding_ == 0) OnToolsDone();
     };
@@ -360,6 +374,10 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
     Status usable = Ok();
     if (tool == nullptr) {
       usable = Fail(ErrorCode::kNotFound, "no tool named '" + call.name + "' is offered");
+    } else if (oversized) {
+      usable = Fail(ErrorCode::kInvalidArgument,
+                    "the arguments are larger than 256 KiB or nested deeper than 32 levels",
+                    "arguments");
     } else if (args.is_discarded()) {
       usable = Fail(ErrorCode::kInvalidArgument, "the arguments are not valid JSON", "arguments");
     } else if (Status s = control::ValidateJson(args, tool->parameters); !s) {
@@ -447,8 +465,8 @@ void TaskRun::NextJudge() {
   std::weak_ptr<bool> alive = alive_;
   call_ = (*provider)->Start(req, [this, alive, record](Result<providers::ChatResponse> r) {
     if (auto a = alive.lock(); !a || !*a) return;
-    call_.reset();
-    if (!r && r.error().code == ErrorCode::kCancelled) return Finish(std::unexpected(r.error()));
+    auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
+    if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
     record(JudgeVerdict(*judges_[next_judge_].spec, r));
     NextJudge();
   });
@@ -459,7 +477,7 @@ void TaskRun::Decide() {
   for (const auto& v : verdicts_) {
     json j = v.ToJson();
     j["round"] = feedback_used_;
-    on_event_("arbiter.verdict", j);
+    Emit("arbiter.verdict", j);
   }
   switch (decision) {
     case Decision::kPass:
@@ -528,7 +546,14 @@ void TaskRun::Succeed(bool hold) {
   }
   if (!failures_.empty()) out.output["fallbacks"] = failures_;
   if (!last_.reasoning.empty()) out.output["reasoning"] = last_.reasoning;
+  // What the model said may hold NUL or invalid UTF-8, which jsonb refuses.
+  out.output = StorableJson(out.output);
   Finish(std::move(out));
+}
+
+void TaskRun::Emit(const char* type, const json& data) {
+  if (finished_) return;
+  on_event_(type, StorableJson(data));
 }
 
 void TaskRun::Finish(Result<TaskOutcome> r) {

@@ -100,6 +100,8 @@ class TaskRun {
   void Decide();
   void Succeed(bool hold);
   void Finish(Result<TaskOutcome> r);
+  // Reports a ledger event, made storable (valid UTF-8, no NUL, bounded depth).
+  void Emit(const char* type, const nlohmann::json& data);
   // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.
   void PostCancelled();
 

@@ -12,6 +12,7 @@
 
 #include "support/cluster.h"
 #include "support/fake_kube.h"
+#include "http/client.h"
 #include "support/fake_openai.h"
 
 namespace synaps {
@@ -52,6 +53,22 @@ json WaitStatus(Cluster& c, const std::string& run_id, const std::string& status
   return run;
 }
 
+http::Response As(Cluster& c, const std::string& token, const std::string& method,
+                  const std::string& path) {
+  auto r = http::Send({.method = method,
+                       .url = c.base_url() + path,
+                       .headers = {"Authorization: Bearer " + token}});
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : http::Response{};
+}
+
+std::string HeldTask(const json& run) {
+  for (const auto& e : run["events"]) {
+    if (e["type"] == "task.awaiting_approval") return e["taskId"];
+  }
+  return "";
+}
+
 const json kCityParams = {{"type", "object"},
                           {"properties", {{"city", {{"type", "string"}}}}},
                           {"required", {"city"}},
@@ -62,7 +79,10 @@ TEST(AgentTest, CallsAnHttpToolAndABuiltinToolAndRecordsEveryStep) {
   testing::FakeOpenAi weather([](const testing::FakeRequest& r, int) {
     json args = r.Json();
     testing::FakeReply reply;
+    // Valid JSON with a NUL character, which PostgreSQL's jsonb refuses: the ledger must still
+    // take the result.
     reply.body = json{{"city", args.value("city", "?")}, {"celsius", 21}}.dump();
+    reply.body.insert(reply.body.size() - 1, R"(,"note":"a\u0000b")");
     return reply;
   });
   // Kubernetes: a fake API server with TLS and a service-account directory.
@@ -118,6 +138,7 @@ TEST(AgentTest, CallsAnHttpToolAndABuiltinToolAndRecordsEveryStep) {
   json weather_result = results[0]["tool"] == "weather" ? results[0] : results[1];
   json pods_result = results[0]["tool"] == "weather" ? results[1] : results[0];
   EXPECT_EQ(weather_result["result"]["celsius"], 21) << weather_result.dump();
+  EXPECT_EQ(weather_result["result"]["note"].get<std::string>().find('\0'), std::string::npos);
   EXPECT_NE(pods_result["result"].dump().find("web-7f9c"), std::string::npos) << pods_result.dump();
 
   // The tool server got the model's arguments; the API server got one read-only GET.
@@ -311,15 +332,23 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
                          "awaiting_approval");
   auto waiting = Events(held, "task.awaiting_approval");
   ASSERT_EQ(waiting.size(), 1u) << held.dump(2);
-  std::string task_id;
-  for (const auto& e : held["events"]) {
-    if (e["type"] == "task.awaiting_approval") task_id = e["taskId"];
-  }
+  std::string task_id = HeldTask(held);
   ASSERT_FALSE(task_id.empty()) << held.dump(2);
   EXPECT_TRUE(held["artifacts"].empty()) << "nothing is published before the approval";
+  EXPECT_TRUE(Events(held, "task.progress").empty())
+      << "an answer arbiters still judge is not streamed to the ledger";
 
-  auto viewer = c.Call("POST", "/v1/tasks/not-a-uuid/approve", "");
-  EXPECT_EQ(viewer.status, 400);
+  EXPECT_EQ(c.Call("POST", "/v1/tasks/not-a-uuid/approve", "").status, 400);
+  // Deciding needs the operate permission, and only the task's tenant sees it.
+  auto key = [&](const std::string& tenant, const std::string& role) {
+    auto r = c.Call("POST", "/v1/api-keys", json{{"tenantId", tenant}, {"role", role}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return json::parse(r.body)["token"].get<std::string>();
+  };
+  EXPECT_EQ(As(c, key("default", "viewer"), "POST", "/v1/tasks/" + task_id + "/approve").status,
+            403);
+  EXPECT_EQ(As(c, key("other", "operator"), "POST", "/v1/tasks/" + task_id + "/approve").status,
+            404);
   auto approved = c.Call("POST", "/v1/tasks/" + task_id + "/approve",
                          json{{"reason", "looks right"}}.dump());
   ASSERT_EQ(approved.status, 200) << approved.body;
@@ -336,10 +365,7 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
                           c.Submit({{"kind", "prompt"}, {"input", {{"text", "great!!!"}}},
                                     {"tags", {"tone"}}})["runId"],
                           "awaiting_approval");
-  std::string task2;
-  for (const auto& e : held2["events"]) {
-    if (e["type"] == "task.awaiting_approval") task2 = e["taskId"];
-  }
+  std::string task2 = HeldTask(held2);
   auto rejected = c.Call("POST", "/v1/tasks/" + task2 + "/reject", json{{"reason", "too loud"}}.dump());
   ASSERT_EQ(rejected.status, 200) << rejected.body;
   json failed = c.WaitFinished(held2["id"]);
@@ -348,6 +374,37 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
   EXPECT_EQ(Events(failed, "task.rejected").size(), 1u);
   EXPECT_EQ(c.Call("POST", "/v1/tasks/00000000-0000-0000-0000-000000000000/approve", "").status,
             404);
+}
+
+TEST(ArbiterTest, ARunWithSeveralHeldTasksWaitsUntilEveryOneIsDecided) {
+  Cluster c;
+  c.StartApi();
+  c.StartWorker();
+  Put(c, "arbiters", "human", {{"match", {{"tags", {"review"}}}}, {"checks", {{{"type", "approval"}}}},
+                              {"onFail", "hold"}});
+  json created = c.Submit({{"kind", "prompt"},
+                           {"tags", {"review"}},
+                           {"tasks", {{{"name", "a"}, {"input", {{"text", "first"}}}},
+                                      {{"name", "b"}, {"input", {{"text", "second"}}}}}}});
+  std::string run_id = created["runId"];
+  json run;
+  ASSERT_TRUE(testing::FakeOpenAi::WaitFor(
+      [&] {
+        run = json::parse(c.Call("GET", "/v1/runs/" + run_id).body);
+        return Events(run, "task.awaiting_approval").size() == 2;
+      },
+      std::chrono::seconds(30)))
+      << run.dump(2);
+  EXPECT_EQ(run["status"], "awaiting_approval");
+  std::vector<std::string> held;
+  for (const auto& t : run["tasks"]) held.push_back(t["id"]);
+  ASSERT_EQ(c.Call("POST", "/v1/tasks/" + held[0] + "/approve", "").status, 200);
+  run = json::parse(c.Call("GET", "/v1/runs/" + run_id).body);
+  EXPECT_EQ(run["status"], "awaiting_approval") << "task b still waits for a person";
+  ASSERT_EQ(c.Call("POST", "/v1/tasks/" + held[1] + "/approve", "").status, 200);
+  json done = c.WaitFinished(run_id);
+  EXPECT_EQ(done["status"], "succeeded") << done.dump(2);
+  EXPECT_EQ(done["artifacts"].size(), 1u) << "both tasks wrote answer.md: one artifact, two versions";
 }
 
 }  // namespace

@@ -48,6 +48,28 @@ TEST(ArbiterChecksTest, RegexDeniesAndRequires) {
   EXPECT_NE(missing.reason.find("/^Dear/"), std::string::npos) << missing.reason;
 }
 
+TEST(ArbiterChecksTest, RegexIsLinearOnLongAnswers) {
+  // Patterns that make a backtracking engine recurse per character (std::regex overflowed its
+  // stack on 30 KB here) run in linear time with RE2.
+  std::string line(2'000'000, 'a');
+  ArbiterCheck c{.type = CheckType::kRegex, .deny = {".*secret", "(a|b)*c", "[\\s\\S]*secret"}};
+  EXPECT_TRUE(EvaluateCheck(c, Facts(line)).passed);
+  EXPECT_FALSE(EvaluateCheck(c, Facts(line + "secret")).passed);
+  // A pattern RE2 cannot run is refused when the arbiter is stored.
+  EXPECT_FALSE(control::ParseArbiter(
+      "x", {{"checks", {{{"type", "regex"}, {"deny", {"(?=lookahead)"}}}}}, {"onFail", "fail"}}));
+}
+
+TEST(ArbiterChecksTest, MalformedPricingNeverThrows) {
+  EXPECT_FALSE(CostUsd({{"pricing", {{"promptPerMillion", "cheap"}}}}, 10, 5).value_or(-1) != 0);
+  EXPECT_FALSE(control::ParseRoute(
+      "r", {{"provider", "local"}, {"model", "echo"},
+            {"params", {{"pricing", {{"promptPerMillion", "cheap"}}}}}}));
+  EXPECT_TRUE(control::ParseRoute(
+      "r", {{"provider", "local"}, {"model", "echo"},
+            {"params", {{"pricing", {{"promptPerMillion", 0.15}, {"completionPerMillion", 0.6}}}}}}));
+}
+
 TEST(ArbiterChecksTest, JsonSchemaParsesTheAnswerFencedOrNot) {
   ArbiterCheck c{.type = CheckType::kJsonSchema,
                  .schema = {{"type", "object"},
