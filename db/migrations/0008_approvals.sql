@@ -35,7 +35,8 @@ BEGIN
   PERFORM synaps.finish_run(p_run_id, CASE WHEN v_error IS NULL THEN 'succeeded' ELSE 'failed' END, v_error);
 END $$;
 
--- As in 0004, with the run's status from refresh_run_status.
+-- As in 0004, with the run's status from refresh_run_status, and the held answer's text in
+-- task.awaiting_approval.
 CREATE OR REPLACE FUNCTION synaps.hold_queue_item(p_item_id bigint, p_epoch bigint, p_output jsonb, p_artifacts jsonb)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -52,8 +53,10 @@ BEGIN
   END IF;
   UPDATE synaps.tasks SET status = 'awaiting_approval', output = p_output WHERE id = q.task_id;
   PERFORM synaps.refresh_run_status(q.run_id);
+  -- The approver reads the answer here: it is in no artifact until approved.
   PERFORM synaps.append_event(q.run_id, q.task_id, 'task.awaiting_approval', q.attempts,
-                              jsonb_build_object('verdicts', coalesce(p_output->'arbiters', '[]'::jsonb)));
+                              jsonb_build_object('verdicts', coalesce(p_output->'arbiters', '[]'::jsonb),
+                                                 'text', p_output->'text'));
   INSERT INTO synaps.outbox (subject, payload)
   VALUES ('synaps.run.' || q.run_id,
           jsonb_build_object('type', 'run.awaiting_approval', 'runId', q.run_id, 'taskId', q.task_id));

@@ -332,6 +332,8 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
                          "awaiting_approval");
   auto waiting = Events(held, "task.awaiting_approval");
   ASSERT_EQ(waiting.size(), 1u) << held.dump(2);
+  EXPECT_EQ(waiting[0]["text"], "ship it") << "the approver reads the answer in the event";
+  EXPECT_EQ(waiting[0]["verdicts"][0]["arbiter"], "human");
   std::string task_id = HeldTask(held);
   ASSERT_FALSE(task_id.empty()) << held.dump(2);
   EXPECT_TRUE(held["artifacts"].empty()) << "nothing is published before the approval";
