@@ -41,8 +41,8 @@ void GenerateHistory(db::Connection& conn, int n) {
       " 'succeeded', 1, jsonb_build_object('text', 'echo: history ' || g, 'provider', 'local',"
       " 'model', 'echo'), t, t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY task_id",
       "INSERT INTO synaps.artifacts (id, tenant_id, run_id, task_id, thread_id, name,"
-      " content_type, created_at)"
-      " SELECT artifact_id, 'bench', run_id, task_id, thread_id, 'answer.md', 'text/markdown', t"
+      " content_type, latest_version, created_at)"
+      " SELECT artifact_id, 'bench', run_id, task_id, thread_id, 'answer.md', 'text/markdown', 1, t"
       " FROM bench_h ORDER BY artifact_id",
       "INSERT INTO synaps.artifact_versions (artifact_id, version, run_id, task_id, object_key,"
       " size, sha256, created_at)"
