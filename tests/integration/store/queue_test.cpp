@@ -538,5 +538,35 @@ TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
   EXPECT_EQ((*next)[0].upstream["first"]["text"], "ok");
 }
 
+// A batch that holds one task of a run and completes the other leaves the run awaiting
+// approval, as a completion through complete_queue_item would.
+TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  auto submit = conn.Exec(
+      "SELECT synaps.submit_command('t', 'test', NULL, 'h',"
+      " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', jsonb_build_array("
+      "  jsonb_build_object('name', 'held', 'kind', 'prompt', 'spec', '{}'::jsonb),"
+      "  jsonb_build_object('name', 'done', 'kind', 'prompt', 'spec', '{}'::jsonb))))");
+  ASSERT_TRUE(submit) << submit.error().message;
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 2, 60);
+  ASSERT_TRUE(items && items->size() == 2);
+  TaskBatch batch;
+  for (const auto& it : *items) {
+    Completion c{{it.item_id, it.lease_epoch}, json{{"text", it.task_name}}, {}};
+    c.hold = it.task_name == "held";
+    batch.completions.push_back(std::move(c));
+  }
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  for (size_t i = 0; i < items->size(); ++i) {
+    EXPECT_EQ((*states)[i], (*items)[i].task_name == "held" ? CompleteState::kHeld
+                                                             : CompleteState::kCompleted);
+  }
+  auto run = conn.Exec("SELECT status FROM synaps.runs");
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->GetString(0, 0), "awaiting_approval");
+}
+
 }  // namespace
 }  // namespace synaps::store
