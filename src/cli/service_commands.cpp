@@ -9,6 +9,7 @@
 #include "api/api_server.h"
 #include "bus/nats_bus.h"
 #include "cli/commands.h"
+#include "cli/worker_health.h"
 #include "core/config.h"
 #include "db/migrate.h"
 #include "objstore/object_store.h"
@@ -88,6 +89,17 @@ int RunWorker(const ServiceFlags& flags) {
       Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-worker"));
   worker::Worker worker(options, &bus, objects.get());
+  std::unique_ptr<WorkerHealthServer> health;
+  if (std::string listen = config::EnvOr("SYNAPS_WORKER_LISTEN", ""); !listen.empty()) {
+    int stall = static_cast<int>(config::EnvInt("SYNAPS_WORKER_STALL_SECONDS", 30, 2, 3600));
+    health = std::make_unique<WorkerHealthServer>(worker, listen, stall);
+    auto port = health->Start();
+    if (!port) {
+      spdlog::error("worker probes: {}", port.error().message);
+      return 1;
+    }
+    spdlog::info("worker probes and metrics on port {} (/healthz, /readyz, /metrics)", *port);
+  }
   std::thread signals([&] {
     int sig = WaitForShutdownSignal();
     spdlog::info("signal {} received: draining", sig);

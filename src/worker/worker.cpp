@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <ranges>
@@ -117,6 +118,7 @@ class Worker::Impl {
         drain_timer_(io_),
         progress_timer_(io_),
         heartbeat_timer_(io_),
+        tick_timer_(io_),
         uploads_(4),
         providers_(io_.get_executor(), options_.provider_settings),
         tools_(MakeToolRunner(io_.get_executor())),
@@ -125,6 +127,7 @@ class Worker::Impl {
     for (size_t i = 0; i < kWriteLanes; ++i) {
       write_lanes_.push_back(std::make_unique<WriteLane>(i, options_.database_url, io_));
     }
+    stats_.tick_ms.store(SteadyMs(), std::memory_order_relaxed);
   }
 
   ~Impl() {
@@ -170,6 +173,7 @@ class Worker::Impl {
                  fmt::join(options_.queues, ","), options_.concurrency);
     ReloadSnapshot(0);
     Heartbeat();
+    Tick();
     ArmPoll();
     ArmRenew();
     ArmProgress();
@@ -216,6 +220,7 @@ class Worker::Impl {
     drain_timer_.cancel();
     progress_timer_.cancel();
     heartbeat_timer_.cancel();
+    tick_timer_.cancel();
     io_.stop();
   }
 
@@ -368,6 +373,41 @@ class Worker::Impl {
   // One claim in flight at a time, on the claims lane, for up to the free slots. Small claims
   // wait until a few slots are free unless the worker is idle: a commit per freed slot would
   // cost more than it gains.
+  // Once a second on the event loop: what Stats() reports. A loop that stops ticking (wedged)
+  // makes the liveness probe fail.
+  void Tick() {
+    stats_.tick_ms.store(SteadyMs(), std::memory_order_relaxed);
+    stats_.in_flight.store(static_cast<int>(in_flight_.size()), std::memory_order_relaxed);
+    stats_.draining.store(stopping_, std::memory_order_relaxed);
+    stats_.snapshot_version.store(snapshot_ ? snapshot_->version : 0, std::memory_order_relaxed);
+    tick_timer_.expires_after(std::chrono::seconds(1));
+    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Tick();
+    });
+  }
+
+ public:
+  WorkerStats Stats() const {
+    WorkerStats out;
+    out.loop_idle_ms = SteadyMs() - stats_.tick_ms.load(std::memory_order_relaxed);
+    out.in_flight = stats_.in_flight.load(std::memory_order_relaxed);
+    out.concurrency = options_.concurrency;
+    out.draining = stats_.draining.load(std::memory_order_relaxed);
+    out.database_ok = stats_.database_ok.load(std::memory_order_relaxed);
+    out.snapshot_version = stats_.snapshot_version.load(std::memory_order_relaxed);
+    out.claimed = stats_.claimed.load(std::memory_order_relaxed);
+    out.completed = stats_.completed.load(std::memory_order_relaxed);
+    out.held = stats_.held.load(std::memory_order_relaxed);
+    out.failed = stats_.failed.load(std::memory_order_relaxed);
+    return out;
+  }
+
+ private:
+  static int64_t SteadyMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+
   void ClaimNow() {
     if (claim_in_flight_ || stopping_) return;
     int free = FreeSlots();
@@ -398,12 +438,14 @@ class Worker::Impl {
         },
         [this, limit](Result<ClaimResult> r) {
           claim_in_flight_ = false;
+          stats_.database_ok.store(r.has_value(), std::memory_order_relaxed);
           if (!r) {
             spdlog::warn("claim failed: {}", r.error().message);  // the poll timer tries again
             MaybeFinishDrain();
             return;
           }
           AdoptSnapshot(std::move(r->snapshot));
+          stats_.claimed.fetch_add(r->items.size(), std::memory_order_relaxed);
           for (auto& item : r->items) StartTask(std::move(item));
           // A full batch suggests more is waiting.
           if (static_cast<int>(r->items.size()) == limit) ScheduleClaim();
@@ -416,6 +458,14 @@ class Worker::Impl {
     const int64_t epoch = item.lease_epoch;
     spdlog::debug("claimed item {} (task {}, attempt {}, epoch {})", id, item.task_id,
                   item.attempt, epoch);
+    if (auto old = in_flight_.find(id); old != in_flight_.end()) {
+      // Our own earlier lease on this item expired (PostgreSQL was away past it) and the claim
+      // handed the item back: that attempt is void, and nothing of it may carry over.
+      spdlog::warn("item {} claimed again (epoch {} after {}); dropping the earlier attempt", id,
+                   epoch, old->second.item.lease_epoch);
+      if (old->second.run) old->second.run->Cancel();
+      in_flight_.erase(old);
+    }
     InFlight& f = in_flight_[id];
     f.started = Clock::now();
     f.item = item;
@@ -608,11 +658,13 @@ class Worker::Impl {
           break;
         case store::CompleteState::kHeld:
           spdlog::info("task of item {} is awaiting approval", lease.item_id);
+          stats_.held.fetch_add(1, std::memory_order_relaxed);
           break;
         case store::CompleteState::kCancelled:
           spdlog::info("completion of item {} discarded: its run was cancelled", lease.item_id);
           break;
         case store::CompleteState::kCompleted:
+          stats_.completed.fetch_add(1, std::memory_order_relaxed);
           break;
       }
       if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
@@ -681,6 +733,7 @@ class Worker::Impl {
           } else if (*r == store::FailState::kCancelled) {
             spdlog::info("item {} released: its run was cancelled", lease.item_id);
           } else {
+            stats_.failed.fetch_add(1, std::memory_order_relaxed);
             spdlog::info("task {} attempt {} failed ({}): {}", task_id, attempt,
                          *r == store::FailState::kRetryScheduled ? "retry scheduled"
                                                                  : "dead-lettered",
@@ -741,6 +794,17 @@ class Worker::Impl {
   asio::steady_timer drain_timer_;
   asio::steady_timer progress_timer_;
   asio::steady_timer heartbeat_timer_;
+  asio::steady_timer tick_timer_;
+  // Written on the event loop (and the counters from lane results, also on it), read by Stats()
+  // from any thread.
+  struct AtomicStats {
+    std::atomic<int64_t> tick_ms{0};
+    std::atomic<int> in_flight{0};
+    std::atomic<bool> draining{false};
+    std::atomic<bool> database_ok{false};
+    std::atomic<int64_t> snapshot_version{0};
+    std::atomic<uint64_t> claimed{0}, completed{0}, held{0}, failed{0};
+  } stats_;
   asio::thread_pool uploads_;               // object-store writes, off the event loop
   providers::ProviderRegistry providers_;   // on io_; destroyed before io_
   std::unique_ptr<ToolRunner> tools_;       // the agents' tools, on io_
@@ -768,5 +832,6 @@ Worker::Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* obje
 Worker::~Worker() = default;
 void Worker::Run() { impl_->Run(); }
 void Worker::Stop() { impl_->Stop(); }
+WorkerStats Worker::Stats() const { return impl_->Stats(); }
 
 }  // namespace synaps::worker

@@ -50,6 +50,20 @@ struct WorkerOptions {
 // Reads WorkerOptions from the SYNAPS_* environment; throws ConfigError on bad values.
 WorkerOptions WorkerOptionsFromEnv();
 
+// What probes and metrics read from a running worker (Worker::Stats()).
+struct WorkerStats {
+  int64_t loop_idle_ms = 0;       // since the event loop last ran its one-second tick
+  int in_flight = 0;              // tasks claimed and not yet written
+  int concurrency = 0;
+  bool draining = false;          // Stop() was called
+  bool database_ok = false;       // the last claim reached PostgreSQL
+  int64_t snapshot_version = 0;   // the control snapshot held
+  uint64_t claimed = 0;           // totals since the process started
+  uint64_t completed = 0;
+  uint64_t held = 0;
+  uint64_t failed = 0;
+};
+
 class Worker {
  public:
   // `bus` may be null (polling only). `objects` must outlive the worker.
@@ -63,6 +77,8 @@ class Worker {
   void Run();
   // Thread-safe and async-signal-unsafe: call from a normal thread.
   void Stop();
+  // Thread-safe; cheap (a few atomic loads).
+  WorkerStats Stats() const;
 
  private:
   class Impl;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/process.h"
+#include "http/client.h"
 #include "support/cluster.h"
 #include "support/fake_openai.h"
 
@@ -169,6 +171,41 @@ TEST(WorkerTest, WorkersRegisterWithPodAndHeartbeat) {
   items = json::parse(c.Call("GET", "/v1/workers").body)["items"];
   EXPECT_EQ(items[0]["alive"], false);
   EXPECT_TRUE(items[0]["stoppedAt"].is_string());
+}
+
+TEST(WorkerTest, ProbesAndMetricsFollowTheWorker) {
+  Cluster c;
+  c.StartApi();
+  auto port = PickFreePort();
+  ASSERT_TRUE(port);
+  const std::string base = "http://127.0.0.1:" + std::to_string(*port);
+  size_t w = c.StartWorker({{"SYNAPS_WORKER_LISTEN", "127.0.0.1:" + std::to_string(*port)},
+                            {"SYNAPS_WORKER_CONCURRENCY", "7"}});
+  auto get = [&](const std::string& path) {
+    auto r = http::Send({.url = base + path, .timeout = std::chrono::seconds(5)});
+    return r ? *r : http::Response{};
+  };
+  ASSERT_TRUE(testing::Eventually([&] { return get("/readyz").status == 200; }))
+      << c.WorkerLog(w);
+  auto live = get("/healthz");
+  EXPECT_EQ(live.status, 200) << live.body;
+  EXPECT_EQ(json::parse(live.body)["status"], "ok");
+
+  EXPECT_EQ(c.WaitFinished(c.SubmitText("count me")["runId"])["status"], "succeeded");
+  std::string metrics;
+  ASSERT_TRUE(testing::Eventually([&] {
+    metrics = get("/metrics").body;
+    return metrics.find("synaps_worker_tasks_total{outcome=\"completed\"} 1") != std::string::npos;
+  })) << metrics;
+  EXPECT_NE(metrics.find("synaps_worker_concurrency 7"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("synaps_worker_in_flight 0"), std::string::npos) << metrics;
+  EXPECT_EQ(get("/nope").status, 404);
+
+  // A stopped process answers nothing, which fails the liveness probe by its timeout; one that
+  // lost PostgreSQL stays live but reports not ready (tested at the queue level in fault tests).
+  c.worker(w).Signal(SIGTERM);
+  ASSERT_TRUE(c.worker(w).Wait(std::chrono::seconds(20)));
+  EXPECT_EQ(get("/healthz").status, 0) << "the port is closed once the worker exited";
 }
 
 }  // namespace

@@ -456,6 +456,8 @@ func (c *Checker) checkProbes() {
 	}{
 		{"Deployment/synaps-control-api", "api", 8081,
 			map[string]string{"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}},
+		{"Deployment/synaps-demo-worker", "worker", 9090,
+			map[string]string{"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}},
 		{"Deployment/synaps-hasura", "hasura", 8080,
 			map[string]string{"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/healthz"}},
 	}
@@ -992,6 +994,13 @@ func (c *Checker) checkNetworkPolicies() {
 		)
 		if c.exp.natsReplicas > 1 {
 			flows = append(flows, flow{nats, nats, 6222, "TCP", true})
+			// scale-values.yaml lets the monitoring namespace scrape the workers' metrics.
+			prometheus := peer{desc: "prometheus", nsLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"},
+				podLabels: map[string]string{"app": "prometheus"}}
+			flows = append(flows, flow{prometheus, worker, 9090, "TCP", true}, flow{prometheus, worker, 8081, "TCP", false},
+				flow{otherPod, worker, 9090, "TCP", false})
+		} else {
+			flows = append(flows, flow{otherPod, worker, 9090, "TCP", false})
 		}
 	} else {
 		flows = append(flows, flow{worker, peer{desc: "a database outside 10.20.0.0/16", ip: "192.168.9.9"}, 5432, "TCP", false})
@@ -1146,6 +1155,7 @@ var knownSynapsEnv = map[string]bool{
 	"SYNAPS_LOG_LEVEL": true, "POD_NAME": true, "POD_NAMESPACE": true, "OPENAI_API_KEY": true,
 	"MOONSHOT_API_KEY": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true,
 	"SYNAPS_JWT_ISSUER": true, "SYNAPS_JWT_AUDIENCE": true, "SYNAPS_NATS_STREAM_REPLICAS": true,
+	"SYNAPS_WORKER_LISTEN": true,
 }
 
 func (c *Checker) checkWorkers() {
