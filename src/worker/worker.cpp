@@ -11,10 +11,12 @@
 #include <chrono>
 #include <map>
 #include <ranges>
+#include <set>
 #include <spdlog/spdlog.h>
 
 #include "core/config.h"
 #include "core/ids.h"
+#include "core/utf8.h"
 #include "store/control_store.h"
 #include "store/worker_store.h"
 #include "worker/db_lane.h"
@@ -606,12 +608,17 @@ class Worker::Impl {
       for (auto& e : f.events) batch.events.push_back(std::move(e));
       f.events.clear();
       if (f.progress.empty()) continue;
-      batch.progress.push_back({{id, f.item.lease_epoch}, std::move(f.progress)});
+      // PostgreSQL's text refuses NUL (a model may stream "\u0000") and invalid UTF-8.
+      batch.progress.push_back({{id, f.item.lease_epoch}, ValidUtf8(f.progress)});
       f.progress.clear();
     }
     std::vector<store::Completion> other_lanes;
+    bool solo = false;  // a completion that must be written alone is in the batch
     for (auto& c : pending_) {
-      if (WriteLaneOf(c.lease.item_id) == index) {
+      bool mine = WriteLaneOf(c.lease.item_id) == index;
+      bool alone = solo_.contains(c.lease.item_id);
+      if (mine && !solo && (!alone || batch.completions.empty())) {
+        solo = alone;
         batch.completions.push_back(std::move(c));
       } else {
         other_lanes.push_back(std::move(c));
@@ -640,6 +647,7 @@ class Worker::Impl {
       spdlog::warn("writing {} completions, {} progress chunks and {} events failed: {}",
                    batch.completions.size(), batch.progress.size(), batch.events.size(),
                    result.error().message);
+      if (result.error().code == ErrorCode::kInvalidArgument) SetAsideRefused(batch, result.error());
       Requeue(std::move(batch));
       w.retry_armed = true;
       w.retry_timer.expires_after(std::chrono::milliseconds(500));
@@ -667,6 +675,7 @@ class Worker::Impl {
           stats_.completed.fetch_add(1, std::memory_order_relaxed);
           break;
       }
+      solo_.erase(lease.item_id);
       if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
     }
     MaybeFinishDrain();
@@ -676,6 +685,35 @@ class Worker::Impl {
 
   // Puts a batch that could not be written back in front of what was buffered since, for the
   // tasks still held under the same lease.
+  // PostgreSQL refused a value in the batch (a data error, not an outage): the same batch would
+  // fail forever and stall the lane. Events and progress are records of the way, not the result:
+  // they are dropped first. A batch of completions alone is then written one completion at a
+  // time, and a completion refused on its own fails its task, saying why.
+  void SetAsideRefused(store::TaskBatch& batch, const Error& error) {
+    if (!batch.events.empty() || !batch.progress.empty()) {
+      spdlog::error("dropping {} task events and {} progress chunks that PostgreSQL refused: {}",
+                    batch.events.size(), batch.progress.size(), error.message);
+      batch.events.clear();
+      batch.progress.clear();
+      return;
+    }
+    if (batch.completions.size() > 1) {
+      for (const auto& c : batch.completions) solo_.insert(c.lease.item_id);
+      return;
+    }
+    for (const auto& c : batch.completions) {
+      solo_.erase(c.lease.item_id);
+      if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) {
+        f->writing = false;
+        FailTask(c.lease.item_id,
+                 Error{ErrorCode::kInvalidArgument,
+                       "the task's result could not be stored: " + error.message, {}},
+                 /*retryable=*/false);
+      }
+    }
+    batch.completions.clear();
+  }
+
   void Requeue(store::TaskBatch batch) {
     for (auto& e : std::views::reverse(batch.events)) {
       if (InFlight* f = Find(e.lease.item_id, e.lease.lease_epoch)) {
@@ -818,7 +856,8 @@ class Worker::Impl {
   bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
-  std::vector<store::Completion> pending_;  // answered and stored, not yet in a write batch
+  std::vector<store::Completion> pending_;
+  std::set<int64_t> solo_;  // items whose completion is written alone (SetAsideRefused)  // answered and stored, not yet in a write batch
   bool claim_scheduled_ = false;
   bool claim_in_flight_ = false;
   bool flush_scheduled_ = false;

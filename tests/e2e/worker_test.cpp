@@ -69,6 +69,25 @@ TEST(WorkerTest, StreamsProgressAndRecordsUsageFromAProvider) {
   EXPECT_EQ(body.body, expected);
 }
 
+TEST(WorkerTest, AnAnswerWithNulCharactersIsStoredNotStuck) {
+  // "\u0000" is valid JSON, but PostgreSQL's text and jsonb refuse NUL: the progress and the
+  // output must still be written (with U+FFFD), and the artifact keeps the exact bytes.
+  FakeOpenAi fake([](const testing::FakeRequest&, int) {
+    return FakeOpenAi::Stream({std::string("nul\0here ", 9), "and done"}, 3, 2);
+  });
+  Cluster c;
+  c.StartApi();
+  c.StartWorker({{"SYNAPS_DEFAULT_ROUTE", RouteTo(fake)}});
+  json run = c.WaitFinished(c.SubmitText("say something odd")["runId"], 30);
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+  std::string streamed;
+  for (const auto& p : EventsOf(run, "task.progress")) streamed += p["data"]["text"].get<std::string>();
+  EXPECT_EQ(streamed, "nul\xEF\xBF\xBDhere and done");
+  auto body = c.Call("GET", "/v1/artifacts/" + run["artifacts"][0]["id"].get<std::string>() +
+                                "/versions/1/content");
+  EXPECT_EQ(body.body, std::string("nul\0here and done", 17));
+}
+
 TEST(WorkerTest, ProviderRefusalFailsAtOnceAndOutagesAreRetried) {
   FakeOpenAi fake([](const testing::FakeRequest& req, int) {
     std::string text = req.Json()["messages"].back()["content"];
