@@ -743,14 +743,15 @@ class Worker::Impl {
     if (it == in_flight_.end() || it->second.failing) return;
     InFlight& f = it->second;
     f.failing = true;
-    // Its tool calls and verdicts come first: they are on the writes lane, which the failure
-    // does not wait for, so they are written with it here.
+    // Its tool calls and verdicts come first: those still buffered are written with the failure,
+    // and the failure goes on the task's writes lane, behind any batch already carrying its
+    // earlier events (a lane runs its jobs in order; the fence would drop them after a fail).
     std::vector<store::TaskEvent> events = std::move(f.events);
     f.events.clear();
     store::LeaseRef lease{f.item.item_id, f.item.lease_epoch};
     json err = {{"code", std::string(ErrorCodeName(error.code))}, {"message", error.message}};
     if (!error.field.empty()) err["field"] = error.field;
-    control_.Call(
+    write_lanes_[f.write_lane]->lane.Call(
         [lease, err, retryable, backoff = options_.backoff,
          events = std::move(events)](db::Connection& conn) -> Result<store::FailState> {
           if (!events.empty()) {
