@@ -1,6 +1,7 @@
 #include "objstore/file_store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,17 @@ void SyncDirectory(const fs::path& dir) {
 Status FileObjectStore::Put(const std::string& key, const std::string& data,
                             const std::string& /*content_type*/) {
   ASSIGN_OR_RETURN(fs::path path, PathFor(key));
+  // A content-addressed object already held (same key and size: the same bytes, written and
+  // fsynced before) is not written again; only its time is refreshed, which is what garbage
+  // collection reads. Saves a write and two fsyncs per repeated answer.
+  if (key.starts_with(kContentPrefix)) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<size_t>(st.st_size) == data.size() &&
+        utimensat(AT_FDCWD, path.c_str(), nullptr, 0) == 0) {
+      return Ok();
+    }
+  }
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec) return Fail(ErrorCode::kUnavailable, "cannot create " + path.parent_path().string());

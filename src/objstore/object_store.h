@@ -33,8 +33,9 @@ struct ObjectInfo {
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
-  // Stores `data` under `key`, atomically: readers see all of it or nothing. Always writes, even
-  // when the key exists, so that the object's last-modified time is refreshed.
+  // Stores `data` under `key`, atomically: readers see all of it or nothing. The object's
+  // last-modified time is refreshed even when the key exists (garbage collection relies on it);
+  // a store may skip rewriting a content-addressed object it already holds (the file store does).
   virtual Status Put(const std::string& key, const std::string& data,
                      const std::string& content_type) = 0;
   // kNotFound when absent.

@@ -2,6 +2,7 @@
 #include "objstore/file_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -63,6 +64,32 @@ TEST_F(FileStoreTest, PutOfAnExistingKeyRefreshesItsTime) {
   ASSERT_TRUE(store.Put("objects/x", "same", "text/plain"));
   auto fresh = store.List("objects/").value().at(0).last_modified;
   EXPECT_GT(fresh - old, std::chrono::hours(4));
+}
+
+TEST_F(FileStoreTest, AHeldContentObjectIsNotRewrittenButRefreshed) {
+  FileObjectStore store(root_);
+  const std::string key = "objects/sha256/ab/abcd";
+  ASSERT_TRUE(store.Put(key, "same bytes", "text/plain"));
+  auto inode = [&](const std::string& k) {
+    struct stat st {};
+    EXPECT_EQ(stat((root_ / k).c_str(), &st), 0);
+    return st.st_ino;
+  };
+  auto first = inode(key);
+  fs::last_write_time(root_ / key, fs::file_time_type::clock::now() - std::chrono::hours(5));
+  ASSERT_TRUE(store.Put(key, "same bytes", "text/plain"));
+  EXPECT_EQ(inode(key), first) << "not written again (a rewrite renames a new file in)";
+  EXPECT_GT(fs::last_write_time(root_ / key),
+            fs::file_time_type::clock::now() - std::chrono::minutes(1));
+  EXPECT_EQ(store.Get(key).value_or(""), "same bytes");
+  // Other keys, and a content key whose file is not what it should be, are written.
+  ASSERT_TRUE(store.Put("other/x", "a", "text/plain"));
+  auto other = inode("other/x");
+  ASSERT_TRUE(store.Put("other/x", "a", "text/plain"));
+  EXPECT_NE(inode("other/x"), other);
+  std::ofstream(root_ / key, std::ios::trunc) << "cut";
+  ASSERT_TRUE(store.Put(key, "same bytes", "text/plain"));
+  EXPECT_EQ(store.Get(key).value_or(""), "same bytes");
 }
 
 TEST_F(FileStoreTest, RefusesKeysThatEscapeTheRoot) {
