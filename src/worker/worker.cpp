@@ -372,9 +372,6 @@ class Worker::Impl {
                     options_.concurrency + waiting_allowed - total);
   }
 
-  // One claim in flight at a time, on the claims lane, for up to the free slots. Small claims
-  // wait until a few slots are free unless the worker is idle: a commit per freed slot would
-  // cost more than it gains.
   // Once a second on the event loop: what Stats() reports. A loop that stops ticking (wedged)
   // makes the liveness probe fail.
   void Tick() {
@@ -410,6 +407,9 @@ class Worker::Impl {
         .count();
   }
 
+  // One claim in flight at a time, on the claims lane, for up to the free slots. Small claims
+  // wait until a few slots are free unless the worker is idle: a commit per freed slot would
+  // cost more than it gains.
   void ClaimNow() {
     if (claim_in_flight_ || stopping_) return;
     int free = FreeSlots();
