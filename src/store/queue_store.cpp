@@ -77,45 +77,8 @@ Result<std::vector<RenewOutcome>> RenewLeases(db::Connection& conn,
 
 Result<std::vector<CompleteState>> CompleteQueueItems(db::Connection& conn,
                                                       const std::vector<Completion>& batch) {
-  std::vector<int64_t> ids, epochs;
-  std::vector<std::string> holds;
-  json outputs = json::array(), artifacts = json::array();
-  for (const auto& c : batch) {
-    ids.push_back(c.lease.item_id);
-    epochs.push_back(c.lease.lease_epoch);
-    holds.push_back(c.hold ? "t" : "f");
-    outputs.push_back(c.output);
-    json arts = json::array();
-    for (const auto& a : c.artifacts) {
-      arts.push_back({{"name", a.name}, {"contentType", a.content_type},
-                      {"objectKey", a.object_key}, {"size", a.size}, {"sha256", a.sha256}});
-    }
-    artifacts.push_back(std::move(arts));
-  }
-  // One statement: the function runs once per element, all in the statement's transaction.
-  ASSIGN_OR_RETURN(
-      db::PgResult r,
-      conn.ExecPrepared(
-          "complete_queue_items",
-          "SELECT CASE WHEN u.hold"
-          "  THEN synaps.hold_queue_item(u.id, u.epoch, $3::jsonb -> (u.ord::int - 1),"
-          "                              $4::jsonb -> (u.ord::int - 1))"
-          "  ELSE synaps.complete_queue_item(u.id, u.epoch, $3::jsonb -> (u.ord::int - 1),"
-          "                                  $4::jsonb -> (u.ord::int - 1)) END"
-          "  FROM unnest($1::bigint[], $2::bigint[], $5::boolean[])"
-          "       WITH ORDINALITY AS u(id, epoch, hold, ord)"
-          " ORDER BY u.ord",
-          {IntArray(ids), IntArray(epochs), outputs.dump(), artifacts.dump(),
-           db::ArrayLiteral(holds)}));
-  std::vector<CompleteState> out;
-  for (int i = 0; i < r.rows(); ++i) {
-    auto v = r.Get(i, 0);
-    out.push_back(v == "completed"   ? CompleteState::kCompleted
-                  : v == "held"      ? CompleteState::kHeld
-                  : v == "cancelled" ? CompleteState::kCancelled
-                                     : CompleteState::kLeaseLost);
-  }
-  return out;
+  // The worker's write path, with completions only: one statement, set-based.
+  return WriteTaskBatch(conn, TaskBatch{.completions = batch});
 }
 
 Result<FailState> FailQueueItem(db::Connection& conn, const LeaseRef& lease, const json& error,
