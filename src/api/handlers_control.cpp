@@ -76,17 +76,6 @@ Result<std::map<std::string, std::string>> Query(const Router::Context& ctx,
   return out;
 }
 
-// A JSON object body with only `known` fields.
-Result<json> Body(const Router::Context& ctx, const std::set<std::string>& known) {
-  ASSIGN_OR_RETURN(json body, ParseJsonObject(ctx.req.body));
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    if (!known.contains(it.key())) {
-      return Fail(ErrorCode::kInvalidArgument, it.key() + ": unknown field", it.key());
-    }
-  }
-  return body;
-}
-
 Result<std::string> Reason(const json& body) {
   if (!body.contains("reason")) {
     return Fail(ErrorCode::kInvalidArgument, "reason: required: say why the change is made",
@@ -213,7 +202,7 @@ HttpResponse Router::PutControl(Context& ctx, const Params& p) const {
   if (!IsJson(ctx)) {
     return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
   }
-  auto body = Body(ctx, {"spec", "reason"});
+  auto body = detail::JsonBody(ctx, {"spec", "reason"});
   if (!body) return ctx.Error(body.error());
   if (!body->contains("spec")) return ctx.Error(400, "invalid_argument", "spec: required", "spec");
   auto reason = Reason(*body);
@@ -238,7 +227,7 @@ HttpResponse Router::DeleteControl(Context& ctx, const Params& p) const {
     if (!IsJson(ctx)) {
       return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
     }
-    auto body = Body(ctx, {"reason"});
+    auto body = detail::JsonBody(ctx, {"reason"});
     if (!body) return ctx.Error(body.error());
     auto r = Reason(*body);
     if (!r) return ctx.Error(r.error());
@@ -264,7 +253,7 @@ HttpResponse Router::RollbackControl(Context& ctx, const Params& p) const {
   if (!IsJson(ctx)) {
     return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
   }
-  auto body = Body(ctx, {"toVersion", "reason"});
+  auto body = detail::JsonBody(ctx, {"toVersion", "reason"});
   if (!body) return ctx.Error(body.error());
   const json& to = body->value("toVersion", json());
   if (!to.is_number_integer() || (to.is_number_unsigned() && to.get<uint64_t>() > 2'000'000'000) ||

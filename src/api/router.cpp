@@ -139,6 +139,16 @@ std::optional<std::string> UrlDecode(const std::string& s) {
   return out;
 }
 
+Result<json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known) {
+  ASSIGN_OR_RETURN(json body, ParseJsonObject(ctx.req.body));
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!known.contains(it.key())) {
+      return Fail(ErrorCode::kInvalidArgument, it.key() + ": unknown field", it.key());
+    }
+  }
+  return body;
+}
+
 }  // namespace detail
 
 using detail::JsonResponse;
@@ -436,13 +446,8 @@ HttpResponse Router::DecideTask(Context& ctx, const std::string& id, bool approv
     if (!IsJsonContentType(ctx.req.header("content-type"))) {
       return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
     }
-    auto body = ParseJsonObject(ctx.req.body);
+    auto body = detail::JsonBody(ctx, {"reason"});
     if (!body) return ctx.Error(body.error());
-    for (auto it = body->begin(); it != body->end(); ++it) {
-      if (it.key() != "reason") {
-        return ctx.Error(400, "invalid_argument", it.key() + ": unknown field", it.key());
-      }
-    }
     if (body->contains("reason")) {
       const json& r = (*body)["reason"];
       if (!r.is_string() || r.get<std::string>().size() > 2000) {

@@ -2,6 +2,8 @@
 // the API component's public interface.
 #pragma once
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -31,6 +33,8 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body, const std::str
 std::optional<int64_t> ParseCount(const std::string& s);
 // Percent-decodes a query value; nullopt for malformed escapes.
 std::optional<std::string> UrlDecode(const std::string& s);
+// The request's JSON object body with only `known` fields (kInvalidArgument naming the field).
+Result<nlohmann::json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known);
 
 }  // namespace detail
 }  // namespace synaps::api

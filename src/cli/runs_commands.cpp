@@ -1,4 +1,5 @@
 // synaps runs list | watch | cancel, and synaps tasks approve | reject
+#include <algorithm>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/http_stream.h"
 #include "cli/output.h"
+#include "core/utf8.h"
 
 namespace synaps::cli {
 
@@ -73,21 +75,6 @@ std::optional<SysTime> ParseTimestamp(const std::string& s) {
                  std::chrono::duration<double>(fraction));
 }
 
-// Drops a UTF-8 sequence cut short at the end of `s` (after truncating it by bytes).
-void TrimPartialUtf8(std::string& s) {
-  size_t lead = s.size();
-  size_t back = 0;
-  while (lead > 0 && back < 4) {
-    --lead;
-    ++back;
-    auto c = static_cast<unsigned char>(s[lead]);
-    if ((c & 0xC0) != 0x80) {
-      size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-      if (back < want) s.resize(lead);
-      return;
-    }
-  }
-}
 
 // The time of day of a timestamp field, "HH:MM:SS".
 std::string TimeOfDay(const json& v, const char* key) {
@@ -234,12 +221,9 @@ class RunWatch {
     } else if (type == "task.progress") {
       // A chunk of the streamed answer: its size and a one-line glimpse of it.
       std::string text = Str(data, "text", "");
-      std::string glimpse;
-      for (char ch : text) {
-        if (glimpse.size() >= 48) break;
-        glimpse.push_back(ch == '\n' || ch == '\r' || ch == '\t' ? ' ' : ch);
-      }
-      TrimPartialUtf8(glimpse);
+      std::string glimpse(Utf8Prefix(text, 48));
+      std::replace_if(glimpse.begin(), glimpse.end(),
+                      [](char ch) { return ch == '\n' || ch == '\r' || ch == '\t'; }, ' ');
       detail << "+" << text.size() << " bytes \"" << glimpse
              << (text.size() > glimpse.size() ? "...\"" : "\"");
     } else if (type == "task.completed") {
@@ -251,11 +235,7 @@ class RunWatch {
       }
     } else if (type == "tool.called") {
       std::string args = data.value("arguments", json::object()).dump();
-      if (args.size() > 80) {
-        args.resize(77);
-        TrimPartialUtf8(args);
-        args += "...";
-      }
+      if (args.size() > 80) args = std::string(Utf8Prefix(args, 77)) + "...";
       detail << Str(data, "tool") << " " << args;
     } else if (type == "tool.result") {
       detail << Str(data, "tool") << (data.value("ok", false) ? " ok" : " failed") << ", "

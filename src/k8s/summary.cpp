@@ -5,6 +5,8 @@
 #include <initializer_list>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace synaps::k8s {
 
 using nlohmann::json;
@@ -48,10 +50,7 @@ const json& Array(const json& root, std::initializer_list<const char*> path) {
 // Cuts `text` to at most `max` bytes without splitting a UTF-8 sequence.
 std::string Cut(std::string text, size_t max) {
   if (text.size() <= max) return text;
-  size_t end = max;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  text.resize(end);
-  return text + "...";
+  return std::string(Utf8Prefix(text, max)) + "...";
 }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }

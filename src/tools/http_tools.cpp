@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "control/json_schema.h"
+#include "core/utf8.h"
 #include "providers/detail/curl_handles.h"
 
 namespace synaps::tools {
@@ -78,13 +79,6 @@ curl_socket_t OnOpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
     return CURL_SOCKET_BAD;
   }
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-}
-
-// `text` with invalid UTF-8 (e.g. a multi-byte character cut by the limit) replaced by U+FFFD,
-// so that the result can be serialized.
-std::string ValidUtf8(const std::string& text) {
-  return json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace))
-      .get<std::string>();
 }
 
 std::string AsQueryValue(const json& value) {

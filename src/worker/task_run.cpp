@@ -9,6 +9,7 @@
 #include "control/routing.h"
 #include "control/template.h"
 #include "core/utf8.h"
+#include "k8s/builtin_tools.h"
 
 namespace synaps::worker {
 
@@ -150,10 +151,11 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
     }
     for (size_t i = 0; i < plan.tools.size(); ++i) {
       for (size_t j = 0; j < i; ++j) {
-        if (WireName(plan.tools[i]->name) == WireName(plan.tools[j]->name)) {
+        std::string wire = k8s::BuiltinTools::WireName(plan.tools[i]->name);
+        if (wire == k8s::BuiltinTools::WireName(plan.tools[j]->name)) {
           return Fail(ErrorCode::kInvalidArgument,
                       "tools '" + plan.tools[j]->name + "' and '" + plan.tools[i]->name +
-                          "' have the same name for the model (" + WireName(plan.tools[i]->name) +
+                          "' have the same name for the model (" + wire +
                           "); offer only one of them",
                       "tools");
         }
@@ -176,11 +178,7 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
   return plan;
 }
 
-std::string TaskRun::WireName(const std::string& tool_name) {
-  std::string out = tool_name;
-  std::replace(out.begin(), out.end(), '.', '_');
-  return out;
-}
+
 
 
 namespace {
@@ -274,7 +272,8 @@ void TaskRun::CallModel() {
   // answer must not be readable before the verdict.
   if (plan_.arbiters.empty()) req.on_delta = on_delta_;
   for (const control::Tool* t : plan_.tools) {
-    req.tools.push_back({.name = WireName(t->name), .description = t->description,
+    req.tools.push_back({.name = k8s::BuiltinTools::WireName(t->name),
+                         .description = t->description,
                          .parameters = t->parameters});
   }
   std::weak_ptr<bool> alive = alive_;
@@ -334,7 +333,7 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
     ++tool_calls_;
     const control::Tool* tool = nullptr;
     for (const control::Tool* t : plan_.tools) {
-      if (WireName(t->name) == call.name || t->name == call.name) tool = t;
+      if (k8s::BuiltinTools::WireName(t->name) == call.name || t->name == call.name) tool = t;
     }
     // Some servers send "" for a call without arguments.
     const std::string& text = call.arguments.empty() ? std::string("{}") : call.arguments;

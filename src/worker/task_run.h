@@ -82,8 +82,6 @@ class TaskRun {
   static Result<Plan> Resolve(const store::ClaimedItem& item, const control::Snapshot* snapshot,
                               const nlohmann::json& default_route);
 
-  // A tool's name as models see it: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$, so '.' becomes '_'.
-  static std::string WireName(const std::string& tool_name);
 
  private:
   struct Usage {

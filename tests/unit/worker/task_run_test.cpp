@@ -1,6 +1,8 @@
 // Plan resolution against a control snapshot: prompts, skills, routes and fallbacks.
 #include "worker/task_run.h"
 
+#include "k8s/builtin_tools.h"
+
 #include <gtest/gtest.h>
 
 namespace synaps::worker {
@@ -120,7 +122,7 @@ TEST(TaskRunResolveTest, AgentsGetTheirSkillsAndSubmittedToolsAndTheArbitersThat
   ASSERT_EQ(plan->arbiters.size(), 1u);
   EXPECT_EQ(plan->versions["arbiters"][0]["name"], "careful");
   EXPECT_EQ(plan->feedback_rounds, 2);
-  EXPECT_EQ(TaskRun::WireName("k8s.pods"), "k8s_pods");
+  EXPECT_EQ(k8s::BuiltinTools::WireName("k8s.pods"), "k8s_pods");
 
   // A tool that does not exist, or two that look the same to a model, fail clearly.
   auto missing = Item({{"input", {{"text", "x"}}}, {"tools", {"nope"}}});
