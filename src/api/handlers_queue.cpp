@@ -23,7 +23,7 @@ namespace {
 // The item's tenant must be the caller's (the bootstrap admin may act on any).
 Status CheckItemTenant(db::Connection& conn, int64_t item_id, const Principal& who) {
   ASSIGN_OR_RETURN(std::optional<std::string> tenant, store::QueueItemTenant(conn, item_id));
-  if (!tenant || (!who.superuser && *tenant != who.tenant_id)) {
+  if (!tenant || (!who.installation && *tenant != who.tenant_id)) {
     return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
   }
   return Ok();
@@ -59,7 +59,7 @@ HttpResponse Router::Claim(Context& ctx, const Params&) const {
   if (!conn) return ctx.Error(conn.error());
   auto started = std::chrono::steady_clock::now();
   std::optional<std::string> tenant;
-  if (!ctx.principal->superuser) tenant = ctx.principal->tenant_id;
+  if (!ctx.principal->installation) tenant = ctx.principal->tenant_id;
   auto items = store::ClaimQueueItems(**conn, req->worker + "@" + ctx.principal->id, req->queues,
                                       req->limit, req->lease_seconds, tenant);
   if (!items) return ctx.Error(items.error());
@@ -174,21 +174,32 @@ HttpResponse Router::CreateApiKey(Context& ctx, const Params&) const {
   auto req = ParseApiKeyRequest(ctx.req.body);
   if (!req) return ctx.Error(req.error());
   std::string tenant = req->tenant_id.value_or(ctx.principal->tenant_id);
-  if (tenant != ctx.principal->tenant_id && !ctx.principal->superuser) {
+  // A tenant's admin grants at most what it holds: keys of its own tenant, never the
+  // installation scope.
+  if (tenant != ctx.principal->tenant_id && !ctx.principal->installation) {
     return ctx.Error(403, "permission_denied",
-                     "only the bootstrap admin token may create keys for another tenant");
+                     "a tenant admin may create keys for its own tenant (" +
+                         ctx.principal->tenant_id +
+                         ") only; keys for another tenant need the installation scope");
+  }
+  if (req->installation && !ctx.principal->installation) {
+    return ctx.Error(403, "permission_denied",
+                     "only the bootstrap token or an installation-scoped admin may grant the "
+                     "installation scope",
+                     "installation");
   }
   std::string token = "sk_" + RandomHex(32);
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto id = store::CreateApiKey(**conn, {"", tenant, req->role}, req->name, Sha256Hex(token),
-                                ctx.principal->id);
+  auto id = store::CreateApiKey(**conn, {"", tenant, req->role, req->installation}, req->name,
+                                Sha256Hex(token), ctx.principal->id);
   if (!id) return ctx.Error(id.error());
   return JsonResponse(201,
                       {{"id", *id},
                        {"token", token},
                        {"tenantId", tenant},
                        {"role", req->role},
+                       {"installation", req->installation},
                        {"name", req->name.empty() ? json(nullptr) : json(req->name)}},
                       ctx.request_id);
 }
@@ -198,8 +209,9 @@ HttpResponse Router::RevokeApiKey(Context& ctx, const Params& p) const {
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "key id must be a UUID", "id");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto done = store::RevokeApiKey(**conn, id, ctx.principal->superuser ? "" : ctx.principal->tenant_id,
-                                  ctx.principal->id);
+  // A tenant's admin revokes its own tenant's keys, never an installation key.
+  const std::string within = ctx.principal->installation ? "" : ctx.principal->tenant_id;
+  auto done = store::RevokeApiKey(**conn, id, within, ctx.principal->id);
   if (!done) return ctx.Error(done.error());
   return JsonResponse(200, {{"id", id}, {"revoked", true}}, ctx.request_id);
 }

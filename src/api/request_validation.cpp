@@ -472,7 +472,7 @@ Result<FailRequest> ParseFailRequest(const std::string& body) {
 
 Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body) {
   ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
-  RETURN_IF_ERROR(OnlyFields(v, {"role", "tenantId", "name"}));
+  RETURN_IF_ERROR(OnlyFields(v, {"role", "tenantId", "name", "installation"}));
   ApiKeyRequest req;
   if (!v.contains("role") || !v["role"].is_string()) RETURN_IF_ERROR(Invalid("role", "required"));
   req.role = v["role"].get<std::string>();
@@ -492,6 +492,10 @@ Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body) {
       RETURN_IF_ERROR(Invalid("name", "must be a string of at most 200 characters"));
     }
     req.name = v["name"].get<std::string>();
+  }
+  if (v.contains("installation")) {
+    if (!v["installation"].is_boolean()) RETURN_IF_ERROR(Invalid("installation", "must be a boolean"));
+    req.installation = v["installation"].get<bool>();
   }
   return req;
 }

@@ -70,6 +70,7 @@ struct ApiKeyRequest {
   std::string role;
   std::optional<std::string> tenant_id;
   std::string name;
+  bool installation = false;  // grant the installation scope (only an installation caller may)
 };
 Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body);
 

@@ -191,9 +191,9 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/v1/control/changes", Permission::kRead, &Router::ControlChanges},
       {"GET", "/v1/control/{kind}", Permission::kRead, &Router::ListControl},
       {"GET", "/v1/control/{kind}/{name}", Permission::kRead, &Router::GetControl},
-      {"PUT", "/v1/control/{kind}/{name}", Permission::kOperate, &Router::PutControl},
-      {"DELETE", "/v1/control/{kind}/{name}", Permission::kOperate, &Router::DeleteControl},
-      {"POST", "/v1/control/{kind}/{name}/rollback", Permission::kOperate,
+      {"PUT", "/v1/control/{kind}/{name}", Permission::kControl, &Router::PutControl},
+      {"DELETE", "/v1/control/{kind}/{name}", Permission::kControl, &Router::DeleteControl},
+      {"POST", "/v1/control/{kind}/{name}/rollback", Permission::kControl,
        &Router::RollbackControl},
   };
   return kRoutes;
@@ -208,6 +208,7 @@ std::vector<std::pair<std::string, std::string>> Router::RouteList() {
 bool RoleAllows(const std::string& role, Permission p) {
   if (p == Permission::kNone) return true;
   if (role == "admin") return true;
+  if (p == Permission::kControl) p = Permission::kOperate;  // the scope is checked apart
   if (role == "operator") return p != Permission::kAdmin && p != Permission::kWork;
   if (role == "worker") return p == Permission::kRead || p == Permission::kWork;
   if (role == "viewer" || role == "user") return p == Permission::kRead;
@@ -264,7 +265,7 @@ Result<Principal> Router::Authenticate(const HttpRequest& req) const {
   }
   std::string token = auth.substr(7);
   if (!deps_.admin_token.empty() && SecureEquals(token, deps_.admin_token)) {
-    return Principal{"admin", "default", "admin", /*superuser=*/true};
+    return Principal{"admin", "default", "admin", /*installation=*/true};
   }
   if (std::count(token.begin(), token.end(), '.') == 2) {
     if (deps_.jwt_secret.empty()) {
@@ -275,12 +276,12 @@ Result<Principal> Router::Authenticate(const HttpRequest& req) const {
     if (!deps_.jwt_audience.empty()) opts.audience = deps_.jwt_audience;
     ASSIGN_OR_RETURN(auth::Claims claims, auth::Verify(token, deps_.jwt_secret, opts));
     std::string id = "jwt:" + (claims.subject.empty() ? claims.token_id : claims.subject);
-    return Principal{id, claims.tenant_id, claims.default_role};
+    return Principal{id, claims.tenant_id, claims.default_role, claims.installation};
   }
   ASSIGN_OR_RETURN(auto conn, deps_.pool->Acquire());
   ASSIGN_OR_RETURN(auto key, store::FindApiKey(*conn, Sha256Hex(token)));
   if (!key) return Fail(ErrorCode::kUnauthenticated, "invalid or revoked token");
-  return Principal{key->id, key->tenant_id, key->role};
+  return Principal{key->id, key->tenant_id, key->role, key->installation};
 }
 
 HttpResponse Router::Dispatch(Context& ctx) const {
@@ -323,6 +324,13 @@ HttpResponse Router::Dispatch(Context& ctx) const {
       return ctx.Error(403, "permission_denied",
                        "role " + ctx.principal->role + " may not " + ctx.req.method + " " +
                            route->pattern);
+    }
+    if (route->permission == Permission::kControl && !ctx.principal->installation) {
+      return ctx.Error(403, "permission_denied",
+                       "writing the control registry needs the installation scope (the "
+                       "bootstrap token, or a key or JWT granted installation rights): it steers "
+                       "every tenant's traffic; this token acts for tenant " +
+                           ctx.principal->tenant_id + " only");
     }
   }
   return (this->*(route->handler))(ctx, params);

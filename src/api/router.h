@@ -38,11 +38,15 @@ struct Principal {
   std::string id;         // token id for logs and audit ("admin" for the bootstrap token)
   std::string tenant_id;
   std::string role;       // admin, operator, worker, viewer
-  bool superuser = false; // the bootstrap admin token: may act across tenants
+  // Installation scope: the bootstrap token, or an API key or JWT granted it. May write the
+  // control registry (kControl) and act across tenants; without it a principal acts inside
+  // `tenant_id` only. See docs/security.md, "Tenancy and the control registry".
+  bool installation = false;
 };
 
-// What a route needs; see docs/api.md for the role table.
-enum class Permission { kNone, kRead, kSubmit, kOperate, kWork, kAdmin };
+// What a route needs; see docs/api.md for the role table. kControl is kOperate plus the
+// installation scope: the control registry steers every tenant's traffic.
+enum class Permission { kNone, kRead, kSubmit, kOperate, kWork, kAdmin, kControl };
 
 // True when `role` grants `permission`.
 bool RoleAllows(const std::string& role, Permission permission);

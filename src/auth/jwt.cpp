@@ -139,6 +139,7 @@ Result<std::string> Mint(const Claims& claims, std::string_view secret) {
     payload["aud"] = claims.audience;
   }
   if (claims.not_before) payload["nbf"] = claims.not_before->time_since_epoch().count();
+  if (claims.installation) payload["scope"] = "installation";
 
   static const std::string kHeader = Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})");
   std::string signing_input = kHeader + "." + Base64UrlEncode(payload.dump());
@@ -253,6 +254,12 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
 
   ASSIGN_OR_RETURN(claims.subject, OptionalString(*payload, "sub"));
   ASSIGN_OR_RETURN(claims.token_id, OptionalString(*payload, "jti"));
+  ASSIGN_OR_RETURN(std::string scope, OptionalString(*payload, "scope"));
+  for (size_t i = 0; i < scope.size();) {
+    size_t end = std::min(scope.find(' ', i), scope.size());
+    if (scope.compare(i, end - i, "installation") == 0) claims.installation = true;
+    i = end + 1;
+  }
 
   auto ns = payload->find(std::string(kHasuraClaimsNamespace));
   if (ns == payload->end() || !ns->is_object()) {

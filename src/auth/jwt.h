@@ -9,6 +9,11 @@
 //      "x-hasura-tenant-id": "acme",
 //      "x-hasura-user-id": "alice"}}
 //
+// Installation scope: a token carrying `"scope": "installation"` (RFC 8693's space-separated
+// `scope` claim; other scope values are ignored) may write the control registry and act across
+// tenants (docs/security.md, "Tenancy and the control registry"). Anyone holding
+// SYNAPS_JWT_SECRET can mint one: the secret is an installation credential.
+//
 // Roles: the API roles `admin`, `operator`, `worker`, `viewer`, and `user`, the read-only GraphQL
 // role whose select permissions the Hasura metadata defines (deploy/hasura/metadata). The default
 // role is the role the token acts as; AllowedRolesFor() says what else it may ask Hasura for.
@@ -63,6 +68,7 @@ struct Claims {
   Seconds expires_at{};                    // exp (required: tokens without expiry are refused)
   std::optional<Seconds> not_before;       // nbf
   std::string token_id;                    // jti; Mint generates a UUID if empty
+  bool installation = false;               // scope contains "installation"
 };
 
 // Claims for a token of `tenant_id` acting as `role`, valid from `now` for `ttl`, with

@@ -54,6 +54,7 @@ struct TokensMintFlags {
   std::string subject = "synaps-cli";
   std::string issuer = std::string(auth::kDefaultIssuer);
   std::string audience = std::string(auth::kDefaultAudience);
+  bool installation = false;  // scope "installation": may write the control registry
   bool json = false;
 };
 
@@ -109,6 +110,7 @@ struct KeysCreateFlags {
   std::string role;
   std::optional<std::string> tenant;
   std::optional<std::string> name;
+  bool installation = false;  // needs an installation-scoped caller
   bool json = false;
 };
 int RunKeysCreate(const KeysCreateFlags& flags);

@@ -14,6 +14,7 @@ int RunKeysCreate(const KeysCreateFlags& flags) {
   json body = {{"role", flags.role}};
   if (flags.tenant) body["tenantId"] = *flags.tenant;
   if (flags.name) body["name"] = *flags.name;
+  if (flags.installation) body["installation"] = true;
   auto key = client.Call("POST", "/v1/api-keys", &body);
   if (!key) return ReportError(key.error(), flags.json);
   if (flags.json) {
@@ -22,6 +23,7 @@ int RunKeysCreate(const KeysCreateFlags& flags) {
   }
   std::cout << "API key " << key->value("id", "?") << " created: role " << key->value("role", "?")
             << ", tenant " << key->value("tenantId", "?");
+  if (key->value("installation", false)) std::cout << ", installation scope";
   if ((*key)["name"].is_string())
     std::cout << ", name \"" << (*key)["name"].get<std::string>() << "\"";
   std::cout << "\n" << key->value("token", "") << "\n" << std::flush;

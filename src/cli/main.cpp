@@ -149,6 +149,9 @@ int main(int argc, char** argv) {
                           "tenant of the key (default the caller's; another tenant needs the "
                           "bootstrap admin token)");
   keys_create->add_option("--name", key_flags.name, "a label, e.g. who or what uses it");
+  keys_create->add_flag("--installation", key_flags.installation,
+                        "grant the installation scope: write the control registry, act across "
+                        "tenants (needs the bootstrap token or an installation admin)");
   keys_create->add_flag("--json", key_flags.json, "machine-readable output");
   auto* keys_revoke = keys->add_subcommand("revoke", "Revoke an API key at once");
   keys_revoke->add_option("id", key_id, "key id")->required();
@@ -170,6 +173,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   tokens_mint->add_option("--issuer", mint.issuer, "iss")->capture_default_str();
   tokens_mint->add_option("--audience", mint.audience, "aud")->capture_default_str();
+  tokens_mint->add_flag("--installation", mint.installation,
+                        "add the claim scope=installation: write the control registry, act "
+                        "across tenants");
   tokens_mint->add_flag("--json", mint.json, "print the token with its claims as JSON");
 
   cli::GcFlags gc;

@@ -42,6 +42,7 @@ int RunTokensMint(const TokensMintFlags& flags) {
                                         std::chrono::seconds(flags.ttl_seconds), now);
   claims.issuer = flags.issuer;
   claims.audience = {flags.audience};
+  claims.installation = flags.installation;
   auto token = auth::Mint(claims, *secret);
   if (!token) {
     std::cerr << "error: " << token.error().message << "\n";
@@ -60,6 +61,7 @@ int RunTokensMint(const TokensMintFlags& flags) {
         {"issuedAt", FormatUtc(claims.issued_at)},
         {"expiresAt", FormatUtc(claims.expires_at)},
         {"expiresIn", flags.ttl_seconds},
+        {"installation", claims.installation},
     };
     std::cout << out.dump() << "\n";
   } else {

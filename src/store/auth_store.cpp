@@ -5,11 +5,12 @@ namespace synaps::store {
 Result<std::optional<ApiKey>> FindApiKey(db::Connection& conn, const std::string& token_sha256) {
   ASSIGN_OR_RETURN(db::PgResult r,
                    conn.ExecPrepared("find_api_key",
-                                     "SELECT id, tenant_id, role FROM synaps.api_keys"
+                                     "SELECT id, tenant_id, role, installation FROM synaps.api_keys"
                                      " WHERE hash = $1 AND revoked_at IS NULL",
                                      {token_sha256}));
   if (r.rows() == 0) return std::optional<ApiKey>();
-  return std::optional<ApiKey>(ApiKey{r.GetString(0, 0), r.GetString(0, 1), r.GetString(0, 2)});
+  return std::optional<ApiKey>(
+      ApiKey{r.GetString(0, 0), r.GetString(0, 1), r.GetString(0, 2), r.GetBool(0, 3)});
 }
 
 Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const std::string& name,
@@ -18,13 +19,16 @@ Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const 
       db::PgResult r,
       conn.ExecPrepared(
           "create_api_key",
-          "WITH k AS (INSERT INTO synaps.api_keys (id, tenant_id, role, name, hash, created_by)"
-          "  VALUES (gen_random_uuid(), $1, $2, nullif($3, ''), $4, $5) RETURNING id),"
+          "WITH k AS (INSERT INTO synaps.api_keys"
+          "  (id, tenant_id, role, name, hash, created_by, installation)"
+          "  VALUES (gen_random_uuid(), $1, $2, nullif($3, ''), $4, $5, $6::boolean) RETURNING id),"
           " a AS (INSERT INTO synaps.audit_log (tenant_id, actor, action, target, data)"
           "  SELECT $1, $5, 'api_key.create', k.id::text,"
-          "         jsonb_build_object('role', $2::text, 'name', nullif($3, '')) FROM k)"
+          "         jsonb_build_object('role', $2::text, 'name', nullif($3, ''),"
+          "                            'installation', $6::boolean) FROM k)"
           " SELECT id FROM k",
-          {key.tenant_id, key.role, name, token_sha256, actor}));
+          {key.tenant_id, key.role, name, token_sha256, actor,
+           key.installation ? "true" : "false"}));
   return r.GetString(0, 0);
 }
 
@@ -35,7 +39,8 @@ Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::
       conn.ExecPrepared(
           "revoke_api_key",
           "WITH k AS (UPDATE synaps.api_keys SET revoked_at = now()"
-          "  WHERE id = $1::uuid AND revoked_at IS NULL AND ($2 = '' OR tenant_id = $2)"
+          "  WHERE id = $1::uuid AND revoked_at IS NULL"
+          "    AND ($2 = '' OR (tenant_id = $2 AND NOT installation))"
           "  RETURNING id, tenant_id),"
           " a AS (INSERT INTO synaps.audit_log (tenant_id, actor, action, target)"
           "  SELECT k.tenant_id, $3, 'api_key.revoke', k.id::text FROM k)"

@@ -12,6 +12,9 @@ struct ApiKey {
   std::string id;
   std::string tenant_id;
   std::string role;
+  // Installation scope (migration 0011): may write the control registry and act across
+  // tenants. Only the bootstrap token or another installation key may grant it.
+  bool installation = false;
 };
 
 // The live (not revoked) key whose hash is `token_sha256`, or nullopt.
@@ -21,8 +24,9 @@ Result<std::optional<ApiKey>> FindApiKey(db::Connection& conn, const std::string
 Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const std::string& name,
                                  const std::string& token_sha256, const std::string& actor);
 
-// Revokes a key. `tenant_id` empty = any tenant (bootstrap admin). kNotFound when absent,
-// another tenant's, or already revoked. Writes an audit row.
+// Revokes a key. `tenant_id` empty = any tenant, installation keys included (installation
+// scope); otherwise only that tenant's keys without installation scope. kNotFound when absent,
+// out of reach, or already revoked. Writes an audit row.
 Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::string& tenant_id,
                     const std::string& actor);
 

@@ -61,8 +61,9 @@ class ControlApiTest : public ::testing::Test {
   }
   int64_t Changes() { return c_.Scalar("SELECT count(*) FROM synaps.control_change"); }
 
-  json Key(const std::string& role) {
-    auto r = Call("POST", "/v1/api-keys", json{{"tenantId", "acme"}, {"role", role}}.dump());
+  json Key(const std::string& role, bool installation = false) {
+    auto r = Call("POST", "/v1/api-keys",
+                  json{{"tenantId", "acme"}, {"role", role}, {"installation", installation}}.dump());
     EXPECT_EQ(r.status, 201) << r.body;
     return Body(r);
   }
@@ -240,11 +241,12 @@ TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {
   EXPECT_EQ(Call("DELETE", "/v1/control/prompts/p", json{{"reason", "again"}}.dump()).status, 404);
 }
 
-TEST_F(ControlApiTest, ViewersReadOperatorsWriteAsThemselves) {
+TEST_F(ControlApiTest, ViewersReadInstallationOperatorsWriteAsThemselves) {
   std::string viewer = Key("viewer")["token"];
-  json operator_key = Key("operator");
+  json operator_key = Key("operator", /*installation=*/true);
   std::string op = operator_key["token"];
   std::string worker = Key("worker")["token"];
+  std::string tenant_operator = Key("operator")["token"];
 
   auto denied = As(c_, viewer, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}}));
   EXPECT_EQ(denied.status, 403);
@@ -252,6 +254,11 @@ TEST_F(ControlApiTest, ViewersReadOperatorsWriteAsThemselves) {
   EXPECT_EQ(As(c_, worker, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}})).status,
             403);
   EXPECT_EQ(As(c_, "", "GET", "/v1/control/snapshot").status, 401);
+  // The registry steers every tenant: a tenant's operator may not write it (docs/security.md).
+  auto tenant_only =
+      As(c_, tenant_operator, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}}));
+  EXPECT_EQ(tenant_only.status, 403) << tenant_only.body;
+  EXPECT_EQ(Code(tenant_only), "permission_denied");
   EXPECT_EQ(Changes(), 0);
 
   auto put = As(c_, op, "PUT", "/v1/control/prompts/p", PutBody({{"template", "x"}}, "operator"));
@@ -263,7 +270,7 @@ TEST_F(ControlApiTest, ViewersReadOperatorsWriteAsThemselves) {
             403);
 
   // Reads are open to every authenticated role; the registry is installation-wide.
-  for (const auto& token : {viewer, worker, op}) {
+  for (const auto& token : {viewer, worker, op, tenant_operator}) {
     EXPECT_EQ(As(c_, token, "GET", "/v1/control/prompts/p").status, 200);
     EXPECT_EQ(As(c_, token, "GET", "/v1/control/snapshot").status, 200);
     EXPECT_EQ(As(c_, token, "GET", "/v1/control/changes").status, 200);

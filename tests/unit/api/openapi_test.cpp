@@ -102,6 +102,7 @@ std::optional<Permission> ParsePermission(const std::string& s) {
   if (s == "operate") return Permission::kOperate;
   if (s == "work") return Permission::kWork;
   if (s == "admin") return Permission::kAdmin;
+  if (s == "control") return Permission::kControl;
   return std::nullopt;
 }
 
@@ -185,6 +186,10 @@ TEST(OpenApiTest, OperationsAreComplete) {
         if (RoleAllows(r, *permission)) allowed.insert(r);
       }
       EXPECT_EQ(roles, allowed) << where << ": x-synaps-roles disagrees with RoleAllows";
+      // kControl (the control registry's writes) is documented with the scope it needs.
+      EXPECT_EQ(*permission == Permission::kControl,
+                body.value("x-synaps-scope", "") == "installation")
+          << where << ": x-synaps-scope: installation goes with x-synaps-permission: control";
       EXPECT_FALSE(body.contains("security")) << where << ": authenticated routes use the default";
       EXPECT_TRUE(body["responses"].contains("401")) << where;
       EXPECT_TRUE(body["responses"].contains("403")) << where;
@@ -216,9 +221,10 @@ class RouterRolesTest : public ::testing::Test {
 
   void SetUp() override { spdlog::set_level(spdlog::level::warn); }
 
-  static std::string TokenFor(const std::string& role) {
+  static std::string TokenFor(const std::string& role, bool installation = false) {
     auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
     auto claims = auth::NewClaims("tenant-a", role, "openapi-test", std::chrono::minutes(5), now);
+    claims.installation = installation;
     auto token = auth::Mint(claims, kSecret);
     EXPECT_TRUE(token) << token.error().message;
     return token ? *token : std::string();
@@ -246,7 +252,11 @@ TEST_F(RouterRolesTest, RouterRefusesExactlyTheUndocumentedRoles) {
   deps.openapi_json = OpenApiJson();
   Router router(std::move(deps));
   std::map<std::string, std::string> tokens;
-  for (const auto& r : kRoles) tokens[r] = TokenFor(r);
+  std::map<std::string, std::string> installation_tokens;
+  for (const auto& r : kRoles) {
+    tokens[r] = TokenFor(r);
+    installation_tokens[r] = TokenFor(r, /*installation=*/true);
+  }
 
   auto documented = DocumentedOperations();
   for (const auto& route : Router::RouteList()) {
@@ -261,8 +271,16 @@ TEST_F(RouterRolesTest, RouterRefusesExactlyTheUndocumentedRoles) {
       continue;
     }
     EXPECT_EQ(anonymous.status, 401) << where << ": " << anonymous.body;
+    // An operation documented with x-synaps-scope: installation refuses every role without it.
+    bool needs_installation = it->second.value("x-synaps-scope", "") == "installation";
     for (const auto& role : kRoles) {
-      HttpResponse res = router.Handle(RequestFor(route, tokens[role]));
+      if (needs_installation) {
+        HttpResponse tenant_only = router.Handle(RequestFor(route, tokens[role]));
+        EXPECT_EQ(tenant_only.status, 403) << where << " without the installation scope as "
+                                           << role << ": " << tenant_only.body;
+      }
+      HttpResponse res = router.Handle(
+          RequestFor(route, needs_installation ? installation_tokens[role] : tokens[role]));
       EXPECT_NE(res.status, 401) << where << " as " << role << ": " << res.body;
       if (roles.contains(role)) {
         EXPECT_NE(res.status, 403)

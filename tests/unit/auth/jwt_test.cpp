@@ -90,6 +90,25 @@ TEST(JwtTest, MintedTokenVerifiesWithAllClaims) {
   EXPECT_FALSE(verified->not_before);
 }
 
+// The installation scope (docs/api.md, "Tenancy"): RFC 8693's space-separated `scope` claim.
+TEST(JwtTest, InstallationScopeIsTheScopeClaim) {
+  Claims c = NewClaims("ops", "operator", "root", seconds(3600), kNow);
+  EXPECT_FALSE(Verify(MintOrDie(c), kSecret, At(kNow))->installation);
+  c.installation = true;
+  std::string token = MintOrDie(c);
+  EXPECT_EQ(DecodePayload(token)["scope"], "installation");
+  EXPECT_TRUE(Verify(token, kSecret, At(kNow))->installation);
+  auto with_scope = [](const json& scope) {
+    json payload = ValidPayload();
+    payload["scope"] = scope;
+    return Verify(SignRaw(kHs256Header, payload.dump()), kSecret, At(kNow));
+  };
+  EXPECT_TRUE(with_scope("read installation write")->installation);
+  EXPECT_FALSE(with_scope("installations")->installation);
+  EXPECT_FALSE(with_scope("read")->installation);
+  EXPECT_FALSE(with_scope(json::array({"installation"})));
+}
+
 TEST(JwtTest, PayloadFollowsHasuraClaimFormat) {
   std::string token = MintOrDie(NewClaims("acme", "viewer", "bob", seconds(60), kNow));
   size_t a = token.find('.');
