@@ -2,9 +2,11 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <regex>
 
 #include "api/router_internal.h"
 #include "core/ids.h"
+#include "core/utf8.h"
 #include "store/run_store.h"
 
 namespace synaps::api {
@@ -13,39 +15,77 @@ using detail::JsonResponse;
 using detail::ParseCount;
 using nlohmann::json;
 
-HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
-  static const std::set<std::string> kKnown = {"threadId", "status", "cursor", "limit"};
+namespace detail {
+
+Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>& values) {
+  static const std::set<std::string> kStatuses = {"queued",    "running", "awaiting_approval",
+                                                  "succeeded", "failed",  "cancelled"};
+  static const std::regex kTime(
+      R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))");
+  static const std::regex kKind("[a-z][a-z0-9_-]{0,63}");
   store::RunFilter f;
+  for (const auto& [k, v] : values) {
+    if (k == "threadId") {
+      if (!IsUuid(v)) return Fail(ErrorCode::kInvalidArgument, "threadId must be a UUID", k);
+      f.thread_id = v;
+    } else if (k == "status") {
+      if (!kStatuses.contains(v)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "status must be one of queued, running, awaiting_approval, succeeded, "
+                    "failed, cancelled",
+                    k);
+      }
+      f.status = v;
+    } else if (k == "kind") {
+      if (!std::regex_match(v, kKind)) {
+        return Fail(ErrorCode::kInvalidArgument, "kind must be a lower-case word", k);
+      }
+      f.kind = v;
+    } else if (k == "text" || k == "tag") {
+      if (v.empty() || v.size() > 200 || ValidUtf8(v) != v) {
+        return Fail(ErrorCode::kInvalidArgument, k + " must be 1 to 200 bytes of UTF-8", k);
+      }
+      (k == "text" ? f.text : f.tag) = v;
+    } else if (k == "createdAfter" || k == "createdBefore") {
+      if (!std::regex_match(v, kTime)) {
+        return Fail(ErrorCode::kInvalidArgument, k + " must be an RFC 3339 timestamp", k);
+      }
+      (k == "createdAfter" ? f.created_after : f.created_before) = v;
+    } else {
+      return Fail(ErrorCode::kInvalidArgument, k + ": unknown parameter", k);
+    }
+  }
+  return f;
+}
+
+}  // namespace detail
+
+HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
+  std::map<std::string, std::string> filter;
+  std::optional<std::string> cursor;
+  int limit = 50;
   for (const auto& [k, raw] : ctx.query) {
-    if (!kKnown.contains(k)) return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
     auto v = detail::UrlDecode(raw);
     if (!v) return ctx.Error(400, "invalid_argument", k + ": malformed percent-encoding", k);
-    if (k == "threadId") {
-      if (!IsUuid(*v)) return ctx.Error(400, "invalid_argument", "threadId must be a UUID", k);
-      f.thread_id = *v;
-    } else if (k == "status") {
-      static const std::set<std::string> kStatuses = {"queued",    "running", "awaiting_approval",
-                                                      "succeeded", "failed",  "cancelled"};
-      if (!kStatuses.contains(*v)) {
-        return ctx.Error(400, "invalid_argument",
-                         "status must be one of queued, running, awaiting_approval, succeeded, "
-                         "failed, cancelled",
-                         k);
-      }
-      f.status = *v;
-    } else if (k == "cursor") {
-      f.cursor = *v;
+    if (k == "cursor") {
+      cursor = *v;
     } else if (k == "limit") {
       auto n = ParseCount(*v);
       if (!n || *n < 1 || *n > 500) {
         return ctx.Error(400, "invalid_argument", "limit must be within 1..500", k);
       }
-      f.limit = static_cast<int>(*n);
+      limit = static_cast<int>(*n);
+    } else {
+      filter[k] = *v;
     }
   }
+  auto f = detail::ParseRunFilter(filter);
+  if (!f) return ctx.Error(f.error());
+  f->cursor = cursor;
+  f->limit = limit;
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto page = store::ListRuns(**conn, ctx.principal->tenant_id, f);
+  auto page = store::ListRuns(**conn, ctx.principal->tenant_id, *f);
   if (!page) return ctx.Error(page.error());
   return JsonResponse(200, *page, ctx.request_id);
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <regex>
 
+#include "api/console_assets.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/request_validation.h"
@@ -167,8 +168,13 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/readyz", Permission::kNone, &Router::Readyz},
       {"GET", "/metrics", Permission::kNone, &Router::Metrics},
       {"POST", "/v1/commands/submit", Permission::kSubmit, &Router::Submit},
+      {"GET", "/v1/whoami", Permission::kRead, &Router::WhoAmI},
+      {"GET", "/v1/events", Permission::kRead, &Router::TenantEvents},
+      {"POST", "/v1/runs/cancel", Permission::kOperate, &Router::BulkCancel},
+      {"GET", "/v1/api-keys", Permission::kAdmin, &Router::ListApiKeys},
       {"GET", "/v1/runs/{id}", Permission::kRead, &Router::GetRun},
       {"POST", "/v1/runs/{id}/cancel", Permission::kOperate, &Router::CancelRun},
+      {"POST", "/v1/runs/{id}/retry", Permission::kOperate, &Router::RetryRun},
       {"POST", "/v1/tasks/{id}/approve", Permission::kOperate, &Router::ApproveTask},
       {"POST", "/v1/tasks/{id}/reject", Permission::kOperate, &Router::RejectTask},
       {"GET", "/v1/artifacts/{id}/versions/{version}/content", Permission::kRead,
@@ -301,6 +307,13 @@ HttpResponse Router::Dispatch(Context& ctx) const {
     ctx.route = r.pattern;
   }
   if (route == nullptr) {
+    if (allowed.empty() && (ctx.req.method == "GET" || ctx.req.method == "HEAD")) {
+      auto page = ServeConsole(EmbeddedConsoleAssets(), ctx.path, ctx.req.header("accept-encoding"));
+      if (page) {
+        ctx.route = "console";
+        return std::move(*page);
+      }
+    }
     if (allowed.empty()) return ctx.Error(404, "not_found", "no route for " + ctx.path);
     HttpResponse r = ctx.Error(405, "method_not_allowed", "use " + allowed + " on " + ctx.route);
     r.headers.push_back({"Allow", allowed});

@@ -97,6 +97,12 @@ class Router {
   HttpResponse FailItem(Context& ctx, const Params& p) const;
   HttpResponse CreateApiKey(Context& ctx, const Params&) const;
   HttpResponse RevokeApiKey(Context& ctx, const Params& p) const;
+  // handlers_console.cpp: what the web console needs beyond the rest
+  HttpResponse WhoAmI(Context& ctx, const Params&) const;
+  HttpResponse TenantEvents(Context& ctx, const Params&) const;
+  HttpResponse BulkCancel(Context& ctx, const Params&) const;
+  HttpResponse ListApiKeys(Context& ctx, const Params&) const;
+  HttpResponse RetryRun(Context& ctx, const Params& p) const;
   // handlers_control.cpp: the control registry
   HttpResponse ControlSnapshot(Context& ctx, const Params&) const;
   HttpResponse ControlChanges(Context& ctx, const Params&) const;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "api/router.h"
+#include "store/run_store.h"
 
 namespace synaps::api {
 
@@ -35,6 +36,10 @@ std::optional<int64_t> ParseCount(const std::string& s);
 std::optional<std::string> UrlDecode(const std::string& s);
 // The request's JSON object body with only `known` fields (kInvalidArgument naming the field).
 Result<nlohmann::json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known);
+
+// The runs filter shared by GET /v1/runs (query) and POST /v1/runs/cancel (body): threadId,
+// status, kind, text, tag, createdAfter, createdBefore; kInvalidArgument naming the field.
+Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>& values);
 
 }  // namespace detail
 }  // namespace synaps::api

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "api/console_assets.h"
 #include "api/api_server.h"
 #include "bus/nats_bus.h"
 #include "cli/api_client.h"
@@ -158,8 +159,12 @@ int RunDev(const DevFlags& flags) {
   {
     std::ofstream(state / "api-url") << url << "\n";
   }
+  // The fragment never reaches the server: the console reads the token from it and removes it.
+  std::string console_url =
+      api::EmbeddedConsoleAssets().empty() ? "" : url + "/#token=" + token;
   std::cout << "\nSynaps is up.\n"
             << "  API    " << url << "\n"
+            << (console_url.empty() ? "" : "  web    " + console_url + "\n")
             << "  token  " << token << "  (also in " << (state / "token").string() << ")\n"
             << "  try    synaps submit \"hello\" --wait\n"
             << "  logs   " << (state / "logs").string() << "\n";
@@ -167,6 +172,7 @@ int RunDev(const DevFlags& flags) {
   int rc = 0;
   if (flags.demo_text) rc = RunDemo(ApiClient(url, token), *flags.demo_text);
   if (!flags.exit_after_demo) {
+    if (!console_url.empty()) std::cout << "\nOpen the console: " << console_url << "\n";
     std::cout << "\nServing until Ctrl-C.\n" << std::flush;
     WaitForShutdownSignal();
     std::cout << "\nstopping...\n";

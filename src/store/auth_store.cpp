@@ -52,4 +52,18 @@ Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::
   return Ok();
 }
 
+Result<nlohmann::json> ListApiKeys(db::Connection& conn, const std::string& tenant_id) {
+  ASSIGN_OR_RETURN(
+      auto r,
+      conn.ExecPrepared(
+          "list_api_keys",
+          "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'tenantId', tenant_id,"
+          " 'role', role, 'name', name, 'createdBy', created_by, 'createdAt', created_at,"
+          " 'revokedAt', revoked_at, 'installation', installation)"
+          " ORDER BY created_at DESC, id), '[]'::jsonb)"
+          " FROM synaps.api_keys WHERE $1::text = '' OR tenant_id = $1",
+          {tenant_id}));
+  return nlohmann::json::parse(r.Get(0, 0));
+}
+
 }  // namespace synaps::store

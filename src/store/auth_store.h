@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "db/connection.h"
 
 namespace synaps::store {
@@ -29,5 +31,9 @@ Result<std::string> CreateApiKey(db::Connection& conn, const ApiKey& key, const 
 // out of reach, or already revoked. Writes an audit row.
 Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::string& tenant_id,
                     const std::string& actor);
+
+// Keys of `tenant_id` (every tenant when empty: the bootstrap admin), newest first, revoked ones
+// too: [{id, tenantId, role, name, createdBy, createdAt, revokedAt, installation}]. Never a token or hash.
+Result<nlohmann::json> ListApiKeys(db::Connection& conn, const std::string& tenant_id);
 
 }  // namespace synaps::store

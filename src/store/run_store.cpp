@@ -94,6 +94,35 @@ constexpr const char* kRunSummary =
 
 }  // namespace
 
+namespace {
+
+// The list's summary adds what the command said: kind, tags and the first words of the input.
+constexpr const char* kListedRun =
+    "jsonb_build_object('id', r.id, 'status', r.status, 'commandId', r.command_id,"
+    " 'threadId', r.thread_id, 'createdAt', r.created_at, 'startedAt', r.started_at,"
+    " 'finishedAt', r.finished_at, 'error', r.error, 'tenantId', r.tenant_id, 'kind', c.kind,"
+    " 'tags', coalesce(c.payload->'tags', '[]'::jsonb),"
+    " 'title', left(coalesce(c.payload#>>'{input,text}', c.payload->>'prompt',"
+    "                         c.payload->>'agent', ''), 120))";
+
+// The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$8.
+constexpr const char* kRunFilterWhere =
+    " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE r.tenant_id = $1"
+    " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
+    " AND ($3::text IS NULL OR r.status = $3)"
+    " AND ($4::text IS NULL OR c.kind = $4)"
+    " AND ($5::text IS NULL OR strpos(lower(c.payload::text), lower($5)) > 0)"
+    " AND ($6::timestamptz IS NULL OR r.created_at >= $6::timestamptz)"
+    " AND ($7::timestamptz IS NULL OR r.created_at < $7::timestamptz)"
+    " AND ($8::text IS NULL OR c.payload->'tags' ? $8)";
+
+db::Params FilterParams(const std::string& tenant_id, const RunFilter& f) {
+  return {tenant_id, f.thread_id, f.status, f.kind, f.text, f.created_after, f.created_before,
+          f.tag};
+}
+
+}  // namespace
+
 Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const RunFilter& f) {
   // The cursor is "<created_at>|<id>" of the last row of the previous page (keyset paging).
   std::optional<std::string> after_time, after_id;
@@ -105,19 +134,20 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
     after_time = f.cursor->substr(0, bar);
     after_id = f.cursor->substr(bar + 1);
   }
-  std::string sql = std::string("SELECT ") + kRunSummary +
-                    ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-                    " FROM synaps.runs r WHERE r.tenant_id = $1"
-                    " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
-                    " AND ($3::text IS NULL OR r.status = $3)"
-                    " AND ($4::timestamptz IS NULL OR (r.created_at, r.id) < ($4::timestamptz, $5::uuid))"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $6::integer";
-  auto r = conn.ExecPrepared("list_runs", sql,
-                             {tenant_id, f.thread_id, f.status, after_time, after_id,
-                              std::to_string(f.limit)});
+  std::string sql = std::string("SELECT ") + kListedRun +
+                    ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" +
+                    kRunFilterWhere +
+                    " AND ($9::timestamptz IS NULL OR (r.created_at, r.id) < ($9::timestamptz, $10::uuid))"
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $11::integer";
+  db::Params params = FilterParams(tenant_id, f);
+  params.push_back(after_time);
+  params.push_back(after_id);
+  params.push_back(std::to_string(f.limit));
+  auto r = conn.ExecPrepared("list_runs_filtered", sql, params);
   if (!r) {
-    if (r.error().code == ErrorCode::kInvalidArgument && f.cursor) {
-      return Fail(ErrorCode::kInvalidArgument, "cursor: malformed", "cursor");
+    if (r.error().code == ErrorCode::kInvalidArgument) {
+      return Fail(ErrorCode::kInvalidArgument, f.cursor ? "cursor: malformed" : r.error().message,
+                  f.cursor ? "cursor" : "");
     }
     return std::unexpected(r.error());
   }
@@ -128,6 +158,54 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
     out["nextCursor"] = r->GetString(r->rows() - 1, 1) + "|" + items.back()["id"].get<std::string>();
   }
   return out;
+}
+
+Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
+                                                  const std::string& tenant_id,
+                                                  const RunFilter& f, int limit) {
+  std::string sql = std::string("SELECT r.id") + kRunFilterWhere +
+                    " AND r.status IN ('queued', 'running', 'awaiting_approval')"
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $9::integer";
+  db::Params params = FilterParams(tenant_id, f);
+  params.push_back(std::to_string(limit));
+  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("unfinished_run_ids", sql, params));
+  std::vector<std::string> ids;
+  for (int i = 0; i < r.rows(); ++i) ids.push_back(r.GetString(i, 0));
+  return ids;
+}
+
+Result<json> ListTenantEvents(db::Connection& conn, const std::string& tenant_id, int64_t after_id,
+                              int limit) {
+  ASSIGN_OR_RETURN(
+      auto r,
+      conn.ExecPrepared(
+          "list_tenant_events",
+          "SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'runId', e.run_id,"
+          " 'taskId', e.task_id, 'seq', e.seq, 'type', e.type, 'at', e.created_at,"
+          " 'runStatus', e.status) ORDER BY e.id), '[]'::jsonb)"
+          " FROM (SELECT e.*, r.status FROM synaps.ledger_events e"
+          "       JOIN synaps.runs r ON r.id = e.run_id"
+          "       WHERE e.id > $2::bigint AND r.tenant_id = $1 ORDER BY e.id LIMIT $3::integer) e",
+          {tenant_id, std::to_string(after_id), std::to_string(limit)}));
+  return json::parse(r.Get(0, 0));
+}
+
+Result<json> RunCommand(db::Connection& conn, const std::string& tenant_id,
+                        const std::string& run_id) {
+  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared(
+                               "run_command",
+                               "SELECT jsonb_build_object('payload', c.payload, 'threadId',"
+                               " r.thread_id, 'status', r.status)"
+                               " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id"
+                               " WHERE r.id = $1::uuid AND r.tenant_id = $2",
+                               {run_id, tenant_id}));
+  if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
+  return json::parse(r.Get(0, 0));
+}
+
+Result<int64_t> LatestLedgerId(db::Connection& conn) {
+  ASSIGN_OR_RETURN(auto r, conn.Exec("SELECT coalesce(max(id), 0) FROM synaps.ledger_events"));
+  return std::stoll(r.GetString(0, 0));
 }
 
 Result<json> GetThread(db::Connection& conn, const std::string& tenant_id,

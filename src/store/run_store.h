@@ -61,12 +61,18 @@ Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id
 struct RunFilter {
   std::optional<std::string> thread_id;
   std::optional<std::string> status;
+  std::optional<std::string> kind;            // the command's kind: prompt, agent, ...
+  std::optional<std::string> text;            // substring of the command's payload (any case)
+  std::optional<std::string> created_after;   // RFC 3339, inclusive
+  std::optional<std::string> created_before;  // RFC 3339, exclusive
+  std::optional<std::string> tag;             // one of the command's tags
   std::optional<std::string> cursor;  // opaque, from a previous page's nextCursor
   int limit = 50;
 };
 
-// Runs of the tenant, newest first: {items: [run summaries], nextCursor?}. kInvalidArgument for
-// a malformed cursor.
+// Runs of the tenant, newest first: {items: [run summaries], nextCursor?}. A summary also has
+// `kind` and `title` (the first 120 characters of the input text). kInvalidArgument for a
+// malformed cursor or time.
 Result<nlohmann::json> ListRuns(db::Connection& conn, const std::string& tenant_id,
                                 const RunFilter& filter);
 
@@ -83,6 +89,25 @@ struct EventPage {
 // is absent or another tenant's.
 Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_id,
                                 const std::string& run_id, int64_t after_seq, int limit);
+
+// Ledger events of every run of the tenant with ledger id > `after_id`, oldest first, at most
+// `limit`: [{id, runId, taskId, seq, type, at, runStatus}] (no event data: a feed that says
+// what changed, for the console's live lists).
+Result<nlohmann::json> ListTenantEvents(db::Connection& conn, const std::string& tenant_id,
+                                        int64_t after_id, int limit);
+// The newest ledger id (0 when empty): where a tenant feed without a cursor starts.
+Result<int64_t> LatestLedgerId(db::Connection& conn);
+
+// Ids of the tenant's unfinished runs (queued, running, awaiting_approval) that match `filter`
+// (its cursor and limit ignored), at most `limit`, newest first.
+Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
+                                                  const std::string& tenant_id,
+                                                  const RunFilter& filter, int limit);
+
+// What a retry resubmits: {payload (the accepted submit body), threadId, status} of the run's
+// command. kNotFound when the run is absent or another tenant's.
+Result<nlohmann::json> RunCommand(db::Connection& conn, const std::string& tenant_id,
+                                  const std::string& run_id);
 
 // Number of runs by status, for metrics: {"queued": n, ..., "succeeded": n}.
 Result<nlohmann::json> RunsByStatus(db::Connection& conn);

@@ -1,0 +1,299 @@
+// The web console (docs/console.md) through a real `synaps api`: how its embedded files are
+// served (types, caching, CSP, client-route fallback that never shadows the API), the API
+// additions it relies on (whoami, the tenant event feed, bulk cancel, the key list), and then
+// the console itself in headless Chromium (web/e2e/console.e2e.mjs, playwright-core + axe-core).
+#include <curl/curl.h>
+#include <sys/wait.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "core/process.h"
+#include "support/cluster.h"
+
+namespace synaps {
+namespace {
+
+using nlohmann::json;
+using testing::Cluster;
+
+http::Response Get(Cluster& c, const std::string& path, std::vector<std::string> headers = {}) {
+  auto r = http::Send({.method = "GET", .url = c.base_url() + path, .headers = std::move(headers)});
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : http::Response{};
+}
+
+http::Response As(Cluster& c, const std::string& token, const std::string& method,
+                  const std::string& path, const std::string& body = {}) {
+  http::RequestOptions req{.method = method, .url = c.base_url() + path};
+  req.headers.push_back("Authorization: Bearer " + token);
+  if (!body.empty()) req.headers.push_back("Content-Type: application/json");
+  req.body = body;
+  auto r = http::Send(req);
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : http::Response{};
+}
+
+std::string Key(Cluster& c, const std::string& tenant, const std::string& role,
+                const std::string& name = "") {
+  json body = {{"tenantId", tenant}, {"role", role}};
+  if (!name.empty()) body["name"] = name;
+  auto r = c.Call("POST", "/v1/api-keys", body.dump());
+  EXPECT_EQ(r.status, 201) << r.body;
+  return json::parse(r.body)["token"];
+}
+
+std::string SubmitAs(Cluster& c, const std::string& token, const json& body) {
+  auto r = As(c, token, "POST", "/v1/commands/submit", body.dump());
+  EXPECT_EQ(r.status, 201) << r.body;
+  return json::parse(r.body, nullptr, false).value("runId", "");
+}
+
+std::string ErrorField(const http::Response& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].value("field", "") : "";
+}
+
+TEST(ConsoleServingTest, FilesHaveTypesCachingCspAndClientRoutesNeverShadowTheApi) {
+  Cluster c;
+  c.StartApi();
+  auto index = Get(c, "/");
+  ASSERT_EQ(index.status, 200) << index.body;
+  EXPECT_EQ(index.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_EQ(index.headers["cache-control"], "no-cache");
+  std::string csp = index.headers["content-security-policy"];
+  EXPECT_NE(csp.find("script-src 'self'"), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << csp;
+  EXPECT_EQ(index.headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(index.body.find("<script>"), std::string::npos) << "no inline script";
+
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(index.body, m, std::regex("src=\"(/assets/[^\"]+\\.js)\"")))
+      << index.body;
+  std::string script = m[1];
+  auto js = Get(c, script);
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(js.headers["cache-control"], "public, max-age=31536000, immutable");
+  EXPECT_EQ(js.headers.count("content-encoding"), 0u) << "identity unless asked";
+  auto zipped = Get(c, script, {"Accept-Encoding: gzip"});
+  EXPECT_EQ(zipped.headers["content-encoding"], "gzip");
+  EXPECT_EQ(zipped.headers["vary"], "Accept-Encoding");
+  EXPECT_LT(zipped.body.size(), js.body.size());
+  std::regex css_re("href=\"(/assets/[^\"]+\\.css)\"");
+  ASSERT_TRUE(std::regex_search(index.body, m, css_re));
+  EXPECT_EQ(Get(c, m[1]).headers["content-type"], "text/css; charset=utf-8");
+
+  // Client routes get index.html; API paths and missing files keep their JSON 404.
+  for (const char* route : {"/runs/9b2f0c5e-0000-4000-8000-000000000000", "/approvals",
+                            "/control/prompts/x"}) {
+    auto r = Get(c, route);
+    EXPECT_EQ(r.status, 200) << route;
+    EXPECT_EQ(r.body, index.body) << route;
+  }
+  for (const char* api : {"/v1/nothing", "/v1", "/assets/gone-123.js", "/favicon.ico"}) {
+    auto r = Get(c, api);
+    EXPECT_EQ(r.status, 404) << api;
+    EXPECT_EQ(r.headers["content-type"], "application/json") << api;
+  }
+  EXPECT_EQ(json::parse(Get(c, "/healthz").body)["status"], "ok");
+  EXPECT_EQ(Get(c, "/openapi.json").headers["content-type"], "application/json");
+  EXPECT_EQ(Get(c, "/v1/runs").status, 401) << "the API still wants a token";
+  auto post = http::Send({.method = "POST", .url = c.base_url() + "/approvals"});
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 404) << "only GET reaches the console";
+}
+
+TEST(ConsoleApiTest, WhoAmIKeyListFiltersAndBulkCancelStayInTheTenant) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();  // no worker: submitted runs stay queued
+  std::string ops = Key(c, "acme", "operator");
+  std::string admin = Key(c, "acme", "admin", "acme-admin");
+  std::string viewer = Key(c, "acme", "viewer");
+  std::string other = Key(c, "globex", "operator");
+
+  auto me = json::parse(As(c, viewer, "GET", "/v1/whoami").body);
+  EXPECT_EQ(me["tenantId"], "acme");
+  EXPECT_EQ(me["role"], "viewer");
+  EXPECT_EQ(me["may"], json({{"read", true}, {"submit", false}, {"operate", false}, {"admin", false}, {"control", false}}));
+
+  // Keys: a tenant admin lists its tenant's keys, never a token or hash; a viewer may not.
+  auto keys = As(c, admin, "GET", "/v1/api-keys");
+  ASSERT_EQ(keys.status, 200) << keys.body;
+  auto items = json::parse(keys.body)["items"];
+  EXPECT_EQ(items.size(), 3u) << items.dump();
+  for (const auto& k : items) {
+    EXPECT_EQ(k["tenantId"], "acme");
+    EXPECT_FALSE(k.contains("hash") || k.contains("token")) << k.dump();
+  }
+  EXPECT_EQ(As(c, viewer, "GET", "/v1/api-keys").status, 403);
+  EXPECT_EQ(As(c, admin, "GET", "/v1/api-keys?tenantId=globex").status, 403);
+  auto all = json::parse(c.Call("GET", "/v1/api-keys?tenantId=globex").body)["items"];
+  EXPECT_EQ(all.size(), 1u) << "the bootstrap admin reads any tenant";
+
+  // Filters: kind, text (any case, in the payload), tag, time.
+  std::string a = SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "Invoice April"}}},
+                                    {"tags", {"billing"}}});
+  std::string b = SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "invoice May"}}}});
+  std::string d = SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "weather"}}}});
+  std::string foreign = SubmitAs(c, other, {{"kind", "prompt"}, {"input", {{"text", "invoice"}}}});
+  auto list = [&](const std::string& q) {
+    auto r = As(c, ops, "GET", "/v1/runs?" + q);
+    EXPECT_EQ(r.status, 200) << q << ": " << r.body;
+    json page = json::parse(r.body);  // named: a temporary would die before the loop body
+    std::vector<std::string> ids;
+    for (const auto& i : page["items"]) ids.push_back(i["id"]);
+    return ids;
+  };
+  EXPECT_EQ(list("text=INVOICE"), (std::vector<std::string>{b, a}));
+  EXPECT_EQ(list("tag=billing"), (std::vector<std::string>{a}));
+  EXPECT_EQ(list("kind=agent"), std::vector<std::string>{});
+  EXPECT_EQ(list("createdAfter=2999-01-01T00:00:00Z"), std::vector<std::string>{});
+  EXPECT_EQ(list("createdBefore=2999-01-01T00%3A00%3A00Z&text=weather"), (std::vector<std::string>{d}));
+  auto first = json::parse(As(c, ops, "GET", "/v1/runs?limit=1").body)["items"][0];
+  EXPECT_EQ(first["title"], "weather");
+  EXPECT_EQ(first["kind"], "prompt");
+  EXPECT_EQ(first["tenantId"], "acme");
+  auto bad = As(c, ops, "GET", "/v1/runs?createdAfter=yesterday");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(ErrorField(bad), "createdAfter");
+
+  // Bulk cancel by filter cancels only what matches, in this tenant only.
+  auto refused = As(c, viewer, "POST", "/v1/runs/cancel", R"({"filter":{"text":"invoice"}})");
+  EXPECT_EQ(refused.status, 403);
+  auto both = As(c, ops, "POST", "/v1/runs/cancel", R"({"filter":{},"runIds":[]})");
+  EXPECT_EQ(both.status, 400);
+  auto typo = As(c, ops, "POST", "/v1/runs/cancel", R"({"filter":{"colour":"red"}})");
+  EXPECT_EQ(typo.status, 400);
+  EXPECT_EQ(ErrorField(typo), "filter.colour");
+  auto by_filter = As(c, ops, "POST", "/v1/runs/cancel", R"({"filter":{"text":"invoice"}})");
+  ASSERT_EQ(by_filter.status, 200) << by_filter.body;
+  auto result = json::parse(by_filter.body);
+  EXPECT_EQ(result["cancelled"].size(), 2u) << result.dump();
+  EXPECT_FALSE(result["more"].get<bool>());
+  EXPECT_EQ(json::parse(As(c, ops, "GET", "/v1/runs/" + a).body)["status"], "cancelled");
+  EXPECT_EQ(json::parse(As(c, ops, "GET", "/v1/runs/" + d).body)["status"], "queued");
+  EXPECT_EQ(json::parse(As(c, other, "GET", "/v1/runs/" + foreign).body)["status"], "queued");
+
+  // By selection: another tenant's id and a finished run are skipped, the rest cancelled.
+  auto by_ids = As(c, ops, "POST", "/v1/runs/cancel",
+                   json{{"runIds", {d, a, foreign}}}.dump());
+  ASSERT_EQ(by_ids.status, 200) << by_ids.body;
+  result = json::parse(by_ids.body);
+  EXPECT_EQ(result["cancelled"], json::array({d}));
+  ASSERT_EQ(result["skipped"].size(), 2u);
+  EXPECT_EQ(result["skipped"][0]["code"], "conflict");
+  EXPECT_EQ(result["skipped"][1]["code"], "not_found");
+  EXPECT_EQ(json::parse(As(c, other, "GET", "/v1/runs/" + foreign).body)["status"], "queued");
+
+  // Retry resubmits a finished run's command on its thread; unfinished or foreign runs refuse.
+  auto retried = As(c, ops, "POST", "/v1/runs/" + a + "/retry");
+  ASSERT_EQ(retried.status, 201) << retried.body;
+  auto again = json::parse(retried.body);
+  EXPECT_EQ(again["retryOf"], a);
+  EXPECT_NE(again["runId"], a);
+  auto original = json::parse(As(c, ops, "GET", "/v1/runs/" + a).body);
+  EXPECT_EQ(again["threadId"], original["threadId"]);
+  auto listed = json::parse(As(c, ops, "GET", "/v1/runs?limit=1").body)["items"][0];
+  EXPECT_EQ(listed["title"], "Invoice April");
+  EXPECT_EQ(listed["tags"], json::array({"billing"}));
+  EXPECT_EQ(As(c, ops, "POST", "/v1/runs/" + again["runId"].get<std::string>() + "/retry").status,
+            409);
+  EXPECT_EQ(As(c, ops, "POST", "/v1/runs/" + foreign + "/retry").status, 404);
+  EXPECT_EQ(As(c, viewer, "POST", "/v1/runs/" + a + "/retry").status, 403);
+}
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// Reads an event stream for `timeout` (the stream never ends by itself).
+std::string ReadStream(Cluster& c, const std::string& token, const std::string& path,
+                       std::chrono::milliseconds timeout) {
+  std::string body;
+  CURL* curl = curl_easy_init();
+  std::string auth = "Authorization: Bearer " + token;
+  curl_slist* list = curl_slist_append(nullptr, auth.c_str());
+  std::string url = c.base_url() + path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_perform(curl);  // ends by the timeout
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  return body;
+}
+
+TEST(ConsoleApiTest, TenantFeedCarriesOnlyTheTenantsEventsAndResumes) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();
+  c.StartWorker();
+  std::string mine = Key(c, "acme", "viewer");
+  std::string ops = Key(c, "acme", "operator");
+  std::string other = Key(c, "globex", "operator");
+  std::string run = SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "feed me"}}}});
+  std::string foreign = SubmitAs(c, other, {{"kind", "prompt"}, {"input", {{"text", "not yours"}}}});
+  for (auto [token, id] : {std::pair{ops, run}, std::pair{other, foreign}}) {
+    EXPECT_TRUE(testing::Eventually([&, token = token, id = id] {
+      auto r = json::parse(As(c, token, "GET", "/v1/runs/" + id).body, nullptr, false);
+      return r.is_object() && r.value("status", "") == "succeeded";
+    })) << id;
+  }
+  std::string feed = ReadStream(c, mine, "/v1/events?after=0", std::chrono::milliseconds(1500));
+  EXPECT_NE(feed.find("event: ready"), std::string::npos) << feed;
+  EXPECT_NE(feed.find("event: run.created"), std::string::npos) << feed;
+  EXPECT_NE(feed.find("\"runId\":\"" + run + "\""), std::string::npos) << feed;
+  EXPECT_NE(feed.find("\"runStatus\":\"succeeded\""), std::string::npos) << feed;
+  EXPECT_EQ(feed.find(foreign), std::string::npos) << "another tenant's run leaked: " << feed;
+  // Without a cursor the feed starts now: nothing old is replayed.
+  std::string fresh = ReadStream(c, mine, "/v1/events", std::chrono::milliseconds(1200));
+  EXPECT_EQ(fresh.find("run.created"), std::string::npos) << fresh;
+  EXPECT_EQ(As(c, mine, "GET", "/v1/events?after=x").status, 400);
+}
+
+// The console in Chromium. Needs web/node_modules (npm ci during the build) and
+// /usr/bin/chromium (scripts/install-deps).
+TEST(ConsoleBrowserTest, OperatorAndViewerWorkflowsInChromium) {
+  ASSERT_TRUE(std::filesystem::exists(SYNAPS_CHROMIUM)) << SYNAPS_CHROMIUM
+      << " is missing: run scripts/install-deps";
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();
+  c.StartWorker();
+  // Arbiter `human` holds every task tagged `review` for a person.
+  auto put = c.Call("PUT", "/v1/control/arbiters/human",
+                    json{{"spec", {{"match", {{"tags", {"review"}}}},
+                                   {"checks", {{{"type", "approval"}}}},
+                                   {"onFail", "fail"}}},
+                         {"reason", "console test"}}
+                        .dump());
+  ASSERT_EQ(put.status / 100, 2) << put.body;
+  std::string shots = std::string(SYNAPS_TEST_OUTPUT_DIR) + "/console-screenshots";
+  std::map<std::string, std::string> env = {
+      {"CONSOLE_URL", c.base_url()},
+      {"ADMIN_TOKEN", Cluster::kToken},
+      {"VIEWER_TOKEN", Key(c, "default", "viewer")},
+      {"OTHER_TOKEN", Key(c, "globex", "operator")},
+      {"SCREENSHOT_DIR", shots},
+      {"CHROMIUM", SYNAPS_CHROMIUM},
+  };
+  std::string log = std::string(SYNAPS_TEST_OUTPUT_DIR) + "/console-e2e.log";
+  auto node = ChildProcess::Spawn(
+      {.argv = {SYNAPS_NODE, "e2e/console.e2e.mjs"}, .env = env, .log_path = log,
+       .cwd = SYNAPS_WEB_DIR});
+  ASSERT_TRUE(node) << node.error().message;
+  auto status = node->Wait(std::chrono::minutes(6));
+  ASSERT_TRUE(status.has_value()) << "the browser test did not finish in 6 minutes\n"
+                                  << testing::ReadFile(log);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << testing::ReadFile(log) << "\n(screenshots in " << shots << ")";
+}
+
+}  // namespace
+}  // namespace synaps

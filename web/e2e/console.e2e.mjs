@@ -1,0 +1,289 @@
+// The console in a real browser (Debian's chromium driven by playwright-core) against a real
+// stack that tests/e2e/console_test.cpp started: sign in, submit and watch the run succeed live,
+// approve and reject held tasks, edit a prompt and roll it back, bulk-cancel by filter, API
+// keys, what a viewer is offered, tenant isolation; axe-core on every page (no serious or
+// critical violation). Screenshots go to $SCREENSHOT_DIR. Exits non-zero on the first failure.
+//
+// Environment: CONSOLE_URL, ADMIN_TOKEN (tenant "default"), VIEWER_TOKEN (viewer of "default"),
+// OTHER_TOKEN (operator of another tenant), SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium).
+import AxeBuilder from '@axe-core/playwright';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const BASE = env('CONSOLE_URL');
+const ADMIN = env('ADMIN_TOKEN');
+const VIEWER = env('VIEWER_TOKEN');
+const OTHER = env('OTHER_TOKEN');
+const SHOTS = env('SCREENSHOT_DIR');
+mkdirSync(SHOTS, { recursive: true });
+const T = 30_000;
+
+async function call(token, method, path, body) {
+  const res = await fetch(BASE + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function until(what, predicate, ms = T) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await predicate();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+const problems = [];
+async function axe(page, name) {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of bad) {
+    problems.push(`${name}: ${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  }
+  console.log(`axe ${name}: ${result.violations.length} violations, ${bad.length} serious or critical`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+function watch(page, label) {
+  page.on('dialog', (d) => void d.accept());
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) {
+      problems.push(`${label}: CSP violation: ${m.text()}`);
+    }
+  });
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+});
+let failed = false;
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await ctx.newPage();
+  watch(page, 'admin');
+  page.setDefaultTimeout(T);
+
+  // Sign in, by keyboard: a wrong token is refused, the right one kept in sessionStorage only.
+  await page.goto(BASE + '/');
+  await page.getByRole('heading', { name: 'Synaps console' }).waitFor();
+  await axe(page, 'sign-in');
+  await shot(page, 'sign-in');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'token', 'Tab reaches the Token field');
+  await page.keyboard.type('not-a-token');
+  await page.keyboard.press('Enter');
+  await page.getByText('That token was refused.').waitFor();
+  await page.getByLabel('Token').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('synaps.token')), ADMIN);
+  assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage');
+
+  // The tenant never sees another tenant's run.
+  const foreign = await call(OTHER, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'globex private note' } });
+
+  // Submit from the form and watch the run reach succeeded without a reload.
+  await page.getByRole('link', { name: 'Submit' }).click();
+  await page.getByRole('heading', { name: 'Submit' }).waitFor();
+  await axe(page, 'submit');
+  await shot(page, 'submit');
+  await page.getByLabel('Input').fill('hello from the console');
+  await page.getByLabel('Tags').fill('console, demo');
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+  const runId = page.url().split('/').pop();
+  await page.locator('h1 .badge-succeeded').waitFor();
+  await page.locator('pre.preview', { hasText: 'hello from the console' }).waitFor();
+  await page.getByText('task.completed').first().waitFor();
+  await axe(page, 'run-detail');
+  await shot(page, 'run-detail');
+
+  // Runs: the new run is listed; another tenant's never; a new run appears live.
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.locator(`tr[data-run-id="${runId}"][data-status="succeeded"]`).waitFor();
+  const live = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'arrived while watching' } });
+  await page.locator(`tr[data-run-id="${live.runId}"]`).waitFor();
+  await page.locator(`tr[data-run-id="${live.runId}"][data-status="succeeded"]`).waitFor();
+  assert.equal(await page.locator(`tr[data-run-id="${foreign.runId}"]`).count(), 0);
+  assert.equal(await page.getByText('globex private note').count(), 0);
+  await axe(page, 'runs');
+  await shot(page, 'runs');
+
+  // Approvals: two held tasks; approve one, reject the other, with reasons.
+  const held = [];
+  for (const text of ['approve me', 'reject me']) {
+    held.push((await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text }, tags: ['review'] })).runId);
+  }
+  for (const id of held) {
+    await until(`run ${id} held`, async () => (await call(ADMIN, 'GET', `/v1/runs/${id}`)).status === 'awaiting_approval');
+  }
+  await page.getByRole('link', { name: /^Approvals \(2\)$/ }).waitFor();
+  await page.getByRole('link', { name: /^Approvals/ }).click();
+  const first = page.getByRole('article').filter({ hasText: 'approve me' });
+  const second = page.getByRole('article').filter({ hasText: 'reject me' });
+  await first.waitFor();
+  await second.waitFor();
+  await axe(page, 'approvals');
+  await shot(page, 'approvals');
+  await first.getByLabel('Reason').fill('looks right');
+  await first.getByRole('button', { name: 'Approve' }).click();
+  await first.waitFor({ state: 'detached' });
+  await second.getByLabel('Reason').fill('not this one');
+  await second.getByRole('button', { name: 'Reject' }).click();
+  await second.waitFor({ state: 'detached' });
+  await until('approved run succeeded', async () => (await call(ADMIN, 'GET', `/v1/runs/${held[0]}`)).status === 'succeeded');
+  const rejected = await until('rejected run finished', async () => {
+    const r = await call(ADMIN, 'GET', `/v1/runs/${held[1]}`);
+    return ['failed', 'cancelled'].includes(r.status) ? r : null;
+  });
+  assert.ok(JSON.stringify(rejected.events).includes('not this one'), 'the reason is in the ledger');
+  await page.getByRole('link', { name: 'Approvals', exact: true }).waitFor();
+
+  // Control: edit a prompt (a bad template is refused at the field), see history and diff,
+  // roll back.
+  await call(ADMIN, 'PUT', '/v1/control/prompts/greeting', { spec: { template: 'Hello {{name}}' }, reason: 'first cut' });
+  await page.getByRole('link', { name: 'Control' }).click();
+  await page.getByRole('link', { name: 'greeting' }).click();
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Spec (JSON)').fill('{"template": "Hi {{ oops"}');
+  await page.getByLabel('Reason').fill('try a typo');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#spec-error').waitFor();
+  assert.match(await page.locator('#spec-error').innerText(), /template/);
+  await page.getByLabel('Spec (JSON)').fill('{"template": "Good day, {{name}}"}');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByLabel('Current spec').filter({ hasText: 'Good day' }).waitFor();
+  await page.getByRole('table', { name: 'History' }).getByText('try a typo').waitFor();
+  await page.getByLabel('Diff').filter({ hasText: '+   "template": "Good day, {{name}}"' }).waitFor();
+  await axe(page, 'control');
+  await shot(page, 'control');
+  await page.getByLabel('Roll back to version').selectOption('1');
+  await page.getByLabel('Reason', { exact: true }).last().fill('back to the first cut');
+  await page.getByRole('button', { name: 'Roll back' }).click();
+  await page.getByLabel('Current spec').filter({ hasText: 'Hello {{name}}' }).waitFor();
+  const greeting = await call(ADMIN, 'GET', '/v1/control/prompts/greeting');
+  assert.equal(greeting.version, 3);
+  assert.equal(greeting.spec.template, 'Hello {{name}}');
+
+  // Bulk cancel by filter: three held runs tagged "bulk" are cancelled in one action.
+  const bulk = [];
+  for (let i = 0; i < 3; i++) {
+    bulk.push((await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: `bulk ${i}` }, tags: ['review', 'bulk'] })).runId);
+  }
+  for (const id of bulk) {
+    await until(`run ${id} held`, async () => (await call(ADMIN, 'GET', `/v1/runs/${id}`)).status === 'awaiting_approval');
+  }
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.getByLabel('Tag', { exact: true }).fill('bulk');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await until('the filter to show the three bulk runs', async () => (await page.locator('tr[data-run-id]').count()) === 3);
+  await page.getByRole('button', { name: 'Cancel all matching' }).click();
+  await page.getByText('Cancelled 3 runs.').waitFor();
+  for (const id of bulk) assert.equal((await call(ADMIN, 'GET', `/v1/runs/${id}`)).status, 'cancelled');
+  await page.locator('tr[data-run-id][data-status="cancelled"]').nth(2).waitFor();
+
+  // Queues, workers, API keys (a key is created, shown once, revoked).
+  await page.getByRole('link', { name: 'Queues' }).click();
+  await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  await axe(page, 'queues');
+  await shot(page, 'queues');
+  await page.getByRole('link', { name: 'Workers' }).click();
+  await page.locator('tbody tr').first().waitFor();
+  await axe(page, 'workers');
+  await shot(page, 'workers');
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('ci-reader');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const token = await page.getByLabel('New token').innerText();
+  assert.match(token, /^sk_[0-9a-f]{64}$/);
+  await axe(page, 'api-keys');
+  await shot(page, 'api-keys');
+  const row = page.getByRole('row').filter({ hasText: 'ci-reader' });
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await row.getByText(/^revoked/).waitFor();
+  const refused = await fetch(BASE + '/v1/runs', { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(refused.status, 401, 'the revoked key is refused');
+
+  // The console link of `synaps dev`: the fragment signs in and is removed from the URL.
+  const linkCtx = await browser.newContext();
+  const linked = await linkCtx.newPage();
+  watch(linked, 'fragment');
+  await linked.goto(`${BASE}/#token=${encodeURIComponent(ADMIN)}`);
+  await linked.getByRole('heading', { name: 'Runs' }).waitFor();
+  assert.ok(!linked.url().includes('token'), `the token left the URL: ${linked.url()}`);
+  await linkCtx.close();
+
+  // A viewer is offered nothing it may not do.
+  const pending = (await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'for the viewer' }, tags: ['review'] })).runId;
+  await until('viewer run held', async () => (await call(ADMIN, 'GET', `/v1/runs/${pending}`)).status === 'awaiting_approval');
+  const viewerCtx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const viewer = await viewerCtx.newPage();
+  watch(viewer, 'viewer');
+  viewer.setDefaultTimeout(T);
+  await viewer.goto(BASE + '/');
+  await viewer.getByLabel('Token').fill(VIEWER);
+  await viewer.getByRole('button', { name: 'Sign in' }).click();
+  await viewer.locator(`tr[data-run-id="${pending}"]`).waitFor();
+  for (const name of ['Cancel selected', 'Cancel all matching']) {
+    assert.equal(await viewer.getByRole('button', { name: new RegExp(name) }).count(), 0, `viewer sees ${name}`);
+  }
+  assert.equal(await viewer.getByRole('checkbox').count(), 0);
+  for (const name of ['Submit', 'Queues', 'Workers', 'API keys']) {
+    assert.equal(await viewer.getByRole('link', { name, exact: true }).count(), 0, `viewer sees ${name}`);
+  }
+  await viewer.goto(`${BASE}/runs/${pending}`);
+  await viewer.locator('h1 .badge-awaiting_approval').waitFor();
+  assert.equal(await viewer.getByRole('button', { name: 'Cancel' }).count(), 0);
+  await viewer.getByRole('link', { name: /^Approvals/ }).click();
+  await viewer.getByRole('article').filter({ hasText: 'for the viewer' }).waitFor();
+  assert.equal(await viewer.getByRole('button', { name: /Approve|Reject/ }).count(), 0);
+  await axe(viewer, 'viewer-approvals');
+  await viewerCtx.close();
+
+  // The other tenant sees its own run only.
+  const otherCtx = await browser.newContext();
+  const other = await otherCtx.newPage();
+  watch(other, 'other');
+  other.setDefaultTimeout(T);
+  await other.goto(BASE + '/');
+  await other.getByLabel('Token').fill(OTHER);
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await other.locator(`tr[data-run-id="${foreign.runId}"]`).waitFor();
+  assert.equal(await other.locator('tr[data-run-id]').count(), 1, 'the other tenant sees its one run only');
+  await other.goto(`${BASE}/runs/${runId}`);
+  await other.getByText(/not found|no run/i).first().waitFor();
+  await otherCtx.close();
+
+  if (problems.length) throw new Error('problems:\n' + problems.join('\n'));
+  console.log('console e2e: all checks passed');
+} catch (e) {
+  failed = true;
+  console.error('console e2e FAILED:', e);
+  for (const p of browser.contexts()) {
+    for (const pg of p.pages()) {
+      await pg.screenshot({ path: join(SHOTS, `failure-${Date.now()}.png`), fullPage: true }).catch(() => {});
+    }
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,189 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState } from 'react';
+import { api, fetchBlob, type Artifact, type LedgerEvent, type Me, type Run } from '../api';
+import { FINISHED, between, formatBytes, formatDuration, formatTime } from '../format';
+import { Link, navigate } from '../router';
+import { followEvents } from '../sse';
+import { ErrorText, StatusBadge } from './common';
+
+// What happened between two ledger events, named for the operator (queue wait, model time, …).
+function gapLabel(prev: LedgerEvent, next: LedgerEvent): string {
+  if (prev.type === 'task.queued' && next.type === 'task.claimed') return 'queue wait';
+  if (prev.type === 'task.claimed') return 'model time';
+  if (prev.type === 'tool.called' && next.type === 'tool.result') return 'tool call';
+  if (prev.type === 'task.awaiting_approval') return 'approval wait';
+  return '';
+}
+
+function describe(e: LedgerEvent): string {
+  const d = e.data ?? {};
+  const parts: string[] = [];
+  for (const k of ['name', 'tool', 'policy', 'outcome', 'reason', 'error', 'by', 'actor', 'provider', 'model']) {
+    const v = d[k];
+    if (typeof v === 'string' && v) parts.push(`${k} ${v}`);
+  }
+  return parts.join(' · ');
+}
+
+export function RunDetailPage({ id, me }: { id: string; me: Me }) {
+  const client = useQueryClient();
+  const run = useQuery({ queryKey: ['run', id], queryFn: () => api<Run>(`/v1/runs/${id}`) });
+  const [live, setLive] = useState<Record<string, string>>({});
+  const status = run.data?.status;
+  const finished = status !== undefined && FINISHED.has(status);
+
+  useEffect(() => {
+    if (finished) return;
+    const abort = new AbortController();
+    followEvents(
+      `/v1/runs/${id}/events`,
+      (m) => {
+        if (m.event === 'task.progress') {
+          try {
+            const e = JSON.parse(m.data) as LedgerEvent;
+            const key = e.taskId ?? 'run';
+            const text = typeof e.data?.text === 'string' ? e.data.text : '';
+            setLive((prev) => ({ ...prev, [key]: (prev[key] ?? '') + text }));
+          } catch {
+            // ignore a malformed event
+          }
+          return;
+        }
+        void client.invalidateQueries({ queryKey: ['run', id] });
+      },
+      abort.signal,
+      () => void client.invalidateQueries({ queryKey: ['run', id] }),
+    );
+    return () => abort.abort();
+  }, [id, finished, client]);
+
+  const cancel = useMutation({
+    mutationFn: () => api<Run>(`/v1/runs/${id}/cancel`, { method: 'POST' }),
+    onSuccess: (r) => client.setQueryData(['run', id], r),
+  });
+  const retry = useMutation({
+    mutationFn: () => api<{ runId: string }>(`/v1/runs/${id}/retry`, { method: 'POST' }),
+    onSuccess: (r) => navigate(`/runs/${r.runId}`),
+  });
+
+  if (run.error) return <section><h1>Run</h1><ErrorText error={run.error} /></section>;
+  if (!run.data) return <section aria-busy="true"><h1>Run</h1><p>Loading…</p></section>;
+  const r = run.data;
+  const events = r.events ?? [];
+  return (
+    <section aria-labelledby="run-title">
+      <p><Link to="/">← Runs</Link></p>
+      <h1 id="run-title">
+        Run {r.id.slice(0, 8)} <StatusBadge status={r.status} />
+      </h1>
+      <dl className="facts">
+        <dt>Id</dt><dd><code>{r.id}</code></dd>
+        <dt>Thread</dt><dd><code>{r.threadId}</code></dd>
+        <dt>Created</dt><dd>{formatTime(r.createdAt)}</dd>
+        <dt>Duration</dt><dd>{r.startedAt ? between(r.startedAt, r.finishedAt) : '—'}</dd>
+        {r.error && (<><dt>Error</dt><dd className="error">{r.error}</dd></>)}
+      </dl>
+      {me.may.operate && (
+        <div className="actions">
+          {!finished && (
+            <button type="button" disabled={cancel.isPending}
+              onClick={() => window.confirm('Cancel this run?') && cancel.mutate()}>Cancel</button>
+          )}
+          {finished && r.status !== 'succeeded' && (
+            <button type="button" disabled={retry.isPending} onClick={() => retry.mutate()}>Retry</button>
+          )}
+        </div>
+      )}
+      <ErrorText error={cancel.error ?? retry.error} />
+
+      <h2>Tasks</h2>
+      <table>
+        <thead>
+          <tr><th scope="col">Task</th><th scope="col">Kind</th><th scope="col">Status</th><th scope="col">Attempt</th><th scope="col">Depends on</th><th scope="col">Duration</th></tr>
+        </thead>
+        <tbody>
+          {r.tasks.map((t) => (
+            <tr key={t.id}>
+              <td>{t.name}</td>
+              <td>{t.kind}</td>
+              <td><StatusBadge status={t.status} /></td>
+              <td>{t.attempt} / {t.maxAttempts}</td>
+              <td>{(t.dependsOn ?? []).join(', ') || '—'}</td>
+              <td>{t.startedAt ? between(t.startedAt, t.finishedAt) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      {!finished && Object.keys(live).length > 0 && (
+        <>
+          <h2>Answer (live)</h2>
+          {Object.entries(live).map(([task, text]) => (
+            <pre key={task} className="answer" aria-live="polite" data-testid="live-answer">{text}</pre>
+          ))}
+        </>
+      )}
+
+      <h2>Artifacts</h2>
+      {r.artifacts.length === 0 ? <p className="muted">None yet.</p> : r.artifacts.map((a) => <ArtifactView key={a.id} artifact={a} />)}
+
+      <h2>Timeline</h2>
+      <ol className="timeline">
+        {events.map((e, i) => {
+          const prev = i > 0 ? events[i - 1] : undefined;
+          const gap = prev ? new Date(e.at).getTime() - new Date(prev.at).getTime() : 0;
+          const label = prev ? gapLabel(prev, e) : '';
+          return (
+            <li key={e.seq}>
+              {prev && <span className="gap">+{formatDuration(gap)}{label ? ` ${label}` : ''}</span>}
+              <span className="etype">{e.type}</span>
+              <span className="muted">{formatTime(e.at)}</span>
+              <span>{describe(e)}</span>
+            </li>
+          );
+        })}
+      </ol>
+    </section>
+  );
+}
+
+function ArtifactView({ artifact }: { artifact: Artifact }) {
+  const versions = [...(artifact.versions ?? [])].sort((a, b) => b.version - a.version);
+  const [version, setVersion] = useState(versions[0]?.version ?? 1);
+  const textual = /^(text\/|application\/(json|yaml|x-ndjson))/.test(artifact.contentType);
+  const url = `/v1/artifacts/${artifact.id}/versions/${version}/content`;
+  const preview = useQuery({
+    queryKey: ['artifact', artifact.id, version],
+    queryFn: async () => (await fetchBlob(url)).text(),
+    enabled: textual,
+    staleTime: Infinity,
+  });
+  const download = async () => {
+    const blob = await fetchBlob(url);
+    const href = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = href;
+    a.download = artifact.name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(href), 10_000);
+  };
+  return (
+    <article className="artifact" aria-label={`Artifact ${artifact.name}`}>
+      <h3>{artifact.name} <span className="muted">{artifact.contentType}</span></h3>
+      <div className="actions">
+        <label>
+          Version
+          <select value={version} onChange={(e) => setVersion(Number(e.target.value))}>
+            {versions.map((v) => (
+              <option key={v.version} value={v.version}>
+                {v.version} ({formatBytes(v.size)}, {formatTime(v.createdAt)})
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={() => void download()}>Download</button>
+      </div>
+      {textual && <pre tabIndex={0} className="preview">{preview.data ?? (preview.error ? preview.error.message : 'Loading…')}</pre>}
+    </article>
+  );
+}

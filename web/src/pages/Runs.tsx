@@ -1,0 +1,214 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { api, query, type Me, type Page, type RunSummary } from '../api';
+import { FINISHED, STATUSES, between, formatTime } from '../format';
+import { Link, navigate, useLocation } from '../router';
+import { StatusBadge } from './common';
+
+const FILTER_KEYS = ['status', 'kind', 'threadId', 'tag', 'text', 'createdAfter', 'createdBefore'] as const;
+type Filter = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
+
+interface BulkResult {
+  cancelled: string[];
+  skipped: { id: string; code: string; message: string }[];
+  more: boolean;
+}
+
+function toIso(local: string | undefined): string | undefined {
+  if (!local) return undefined;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+export function RunsPage({ me }: { me: Me }) {
+  const { search } = useLocation();
+  const filter: Filter = {};
+  for (const k of FILTER_KEYS) {
+    const v = search.get(k);
+    if (v) filter[k] = v;
+  }
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [notice, setNotice] = useState<string>('');
+  const client = useQueryClient();
+  const apiFilter: Filter = { ...filter, createdAfter: toIso(filter.createdAfter), createdBefore: toIso(filter.createdBefore) };
+  const runs = useQuery({
+    queryKey: ['runs', 'list', apiFilter, cursor],
+    queryFn: () => api<Page<RunSummary>>('/v1/runs' + query({ ...apiFilter, cursor, limit: '50' })),
+    placeholderData: (prev) => prev,
+  });
+  const cancel = useMutation({
+    mutationFn: (body: { runIds: string[] } | { filter: Filter }) =>
+      api<BulkResult>('/v1/runs/cancel', { method: 'POST', body }),
+    onSuccess: (r) => {
+      setSelected(new Set());
+      setNotice(`Cancelled ${r.cancelled.length} run${r.cancelled.length === 1 ? '' : 's'}` +
+        (r.skipped.length ? `; ${r.skipped.length} skipped (already finished)` : '') +
+        (r.more ? '; more match: run it again' : '') + '.');
+      void client.invalidateQueries({ queryKey: ['runs'] });
+    },
+    onError: (e) => setNotice(`Cancel failed: ${e.message}`),
+  });
+
+  const applyFilter = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget);
+    const next: Record<string, string | undefined> = {};
+    for (const k of FILTER_KEYS) {
+      const v = String(data.get(k) ?? '').trim();
+      if (v) next[k] = v;
+    }
+    setCursors([]);
+    setSelected(new Set());
+    navigate('/' + query(next), true);
+  };
+  const items = runs.data?.items ?? [];
+  const unfinished = items.filter((r) => !FINISHED.has(r.status));
+  const toggle = (id: string) => {
+    const next = new Set(selected);
+    if (next.has(id)) next.delete(id);
+    else next.add(id);
+    setSelected(next);
+  };
+  const cancelSelected = () => {
+    if (window.confirm(`Cancel ${selected.size} selected run${selected.size === 1 ? '' : 's'}?`)) {
+      cancel.mutate({ runIds: [...selected] });
+    }
+  };
+  const cancelMatching = () => {
+    const described = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(', ') || 'no filter';
+    if (window.confirm(`Cancel every unfinished run that matches this filter (${described})?`)) {
+      cancel.mutate({ filter: Object.fromEntries(Object.entries(apiFilter).filter(([, v]) => v)) as Filter });
+    }
+  };
+
+  return (
+    <section aria-labelledby="runs-title">
+      <h1 id="runs-title">Runs</h1>
+      <form className="filters" onSubmit={applyFilter} aria-label="Filter runs">
+        <label>
+          Status
+          <select name="status" defaultValue={filter.status ?? ''}>
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Kind
+          <select name="kind" defaultValue={filter.kind ?? ''}>
+            <option value="">any</option>
+            <option value="prompt">prompt</option>
+            <option value="agent">agent</option>
+          </select>
+        </label>
+        <label>
+          Text
+          <input name="text" type="search" defaultValue={filter.text ?? ''} />
+        </label>
+        <label>
+          Tag
+          <input name="tag" defaultValue={filter.tag ?? ''} />
+        </label>
+        <label>
+          Thread
+          <input name="threadId" defaultValue={filter.threadId ?? ''} size={14} />
+        </label>
+        <label>
+          From
+          <input name="createdAfter" type="datetime-local" defaultValue={filter.createdAfter ?? ''} />
+        </label>
+        <label>
+          To
+          <input name="createdBefore" type="datetime-local" defaultValue={filter.createdBefore ?? ''} />
+        </label>
+        <button type="submit">Apply</button>
+      </form>
+      {me.may.operate && (
+        <div className="actions" role="group" aria-label="Bulk actions">
+          <button type="button" disabled={selected.size === 0 || cancel.isPending} onClick={cancelSelected}>
+            Cancel selected ({selected.size})
+          </button>
+          <button type="button" disabled={cancel.isPending} onClick={cancelMatching}>
+            Cancel all matching
+          </button>
+        </div>
+      )}
+      <p className="notice" role="status" aria-live="polite">{notice}</p>
+      {runs.error && <p className="error" role="alert">{runs.error.message}</p>}
+      <table className="runs">
+        <caption className="sr-only">Runs, newest first; updated live</caption>
+        <thead>
+          <tr>
+            {me.may.operate && (
+              <th scope="col">
+                <input
+                  type="checkbox"
+                  aria-label="Select all unfinished runs on this page"
+                  checked={unfinished.length > 0 && unfinished.every((r) => selected.has(r.id))}
+                  onChange={(e) => setSelected(e.target.checked ? new Set(unfinished.map((r) => r.id)) : new Set())}
+                />
+              </th>
+            )}
+            <th scope="col">Status</th>
+            <th scope="col">Run</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Tags</th>
+            <th scope="col">Tenant</th>
+            <th scope="col">Thread</th>
+            <th scope="col">Created</th>
+            <th scope="col">Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((r) => (
+            <tr key={r.id} data-run-id={r.id} data-status={r.status}>
+              {me.may.operate && (
+                <td>
+                  <input
+                    type="checkbox"
+                    aria-label={`Select run ${r.id.slice(0, 8)}`}
+                    disabled={FINISHED.has(r.status)}
+                    checked={selected.has(r.id)}
+                    onChange={() => toggle(r.id)}
+                  />
+                </td>
+              )}
+              <td><StatusBadge status={r.status} /></td>
+              <td>
+                <Link to={`/runs/${r.id}`}>{r.title || r.id.slice(0, 8)}</Link>
+              </td>
+              <td>{r.kind ?? ''}</td>
+              <td>{(r.tags ?? []).join(', ')}</td>
+              <td>{r.tenantId ?? me.tenantId}</td>
+              <td>
+                <Link to={'/' + query({ threadId: r.threadId })} title={r.threadId}>{r.threadId.slice(0, 8)}</Link>
+              </td>
+              <td>{formatTime(r.createdAt)}</td>
+              <td>{r.startedAt ? between(r.startedAt, r.finishedAt) : '—'}</td>
+            </tr>
+          ))}
+          {items.length === 0 && !runs.isPending && (
+            <tr>
+              <td colSpan={9} className="muted">No runs match.</td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <nav className="pager" aria-label="Pages">
+        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Newer
+        </button>
+        <button
+          type="button"
+          disabled={!runs.data?.nextCursor}
+          onClick={() => runs.data?.nextCursor && setCursors([...cursors, runs.data.nextCursor])}
+        >
+          Older
+        </button>
+      </nav>
+    </section>
+  );
+}
