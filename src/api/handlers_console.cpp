@@ -217,6 +217,18 @@ HttpResponse Router::RetryRun(Context& ctx, const Params& p) const {
   return JsonResponse(201, response, ctx.request_id);
 }
 
+HttpResponse Router::ListQueues(Context& ctx, const Params&) const {
+  if (!ctx.query.empty()) {
+    const std::string& k = ctx.query.begin()->first;
+    return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto queues = store::TenantQueues(**conn, ctx.principal->tenant_id);
+  if (!queues) return ctx.Error(queues.error());
+  return JsonResponse(200, {{"items", *queues}}, ctx.request_id);
+}
+
 HttpResponse Router::ListApiKeys(Context& ctx, const Params&) const {
   std::string tenant = ctx.principal->tenant_id;
   if (ctx.principal->installation) {

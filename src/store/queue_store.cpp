@@ -303,4 +303,23 @@ Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t
   return std::string(r.Get(0, 0));
 }
 
+Result<json> TenantQueues(db::Connection& conn, const std::string& tenant_id) {
+  ASSIGN_OR_RETURN(
+      auto r,
+      conn.ExecPrepared(
+          "tenant_queues",
+          "SELECT coalesce(jsonb_agg(x ORDER BY x->>'queue'), '[]'::jsonb) FROM ("
+          " SELECT jsonb_build_object('queue', q.queue,"
+          "   'waiting', count(*) FILTER (WHERE q.status = 'waiting'),"
+          "   'ready', count(*) FILTER (WHERE q.status = 'ready'),"
+          "   'leased', count(*) FILTER (WHERE q.status = 'leased'),"
+          "   'held', count(*) FILTER (WHERE q.status = 'held'),"
+          "   'dead', count(*) FILTER (WHERE q.status = 'dead'),"
+          "   'oldestReadyAt', min(q.available_at) FILTER (WHERE q.status = 'ready')) AS x"
+          " FROM synaps.queue_items q JOIN synaps.tasks t ON t.id = q.task_id"
+          " WHERE t.tenant_id = $1 AND q.status <> 'cancelled' GROUP BY q.queue) s",
+          {tenant_id}));
+  return json::parse(r.Get(0, 0));
+}
+
 }  // namespace synaps::store

@@ -156,4 +156,8 @@ Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t
 // Counts of queue items by state, for metrics: {"ready": n, "leased": n, ...}.
 Result<nlohmann::json> QueueDepth(db::Connection& conn);
 
+// The tenant's queues, by name: [{queue, waiting, ready, leased, held, dead, oldestReadyAt}]
+// (oldestReadyAt: when the longest-waiting ready item became claimable, or null).
+Result<nlohmann::json> TenantQueues(db::Connection& conn, const std::string& tenant_id);
+
 }  // namespace synaps::store

@@ -162,6 +162,16 @@ TEST(ConsoleApiTest, WhoAmIKeyListFiltersAndBulkCancelStayInTheTenant) {
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(ErrorField(bad), "createdAfter");
 
+  // Queue depth: the tenant's three ready items, not the other tenant's one.
+  auto queues = As(c, ops, "GET", "/v1/queues");
+  ASSERT_EQ(queues.status, 200) << queues.body;
+  auto depth = json::parse(queues.body)["items"];
+  ASSERT_EQ(depth.size(), 1u) << depth.dump();
+  EXPECT_EQ(depth[0]["queue"], "default");
+  EXPECT_EQ(depth[0]["ready"], 3);
+  EXPECT_TRUE(depth[0]["oldestReadyAt"].is_string()) << depth.dump();
+  EXPECT_EQ(As(c, viewer, "GET", "/v1/queues").status, 403);
+
   // Bulk cancel by filter cancels only what matches, in this tenant only.
   auto refused = As(c, viewer, "POST", "/v1/runs/cancel", R"({"filter":{"text":"invoice"}})");
   EXPECT_EQ(refused.status, 403);

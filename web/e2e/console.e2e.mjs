@@ -204,6 +204,8 @@ try {
   // Queues, workers, API keys (a key is created, shown once, revoked).
   await page.getByRole('link', { name: 'Queues' }).click();
   await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  // The held run for the viewer below is not submitted yet; the queue table lists what exists.
+  await page.getByRole('table', { name: 'Queues' }).waitFor();
   await axe(page, 'queues');
   await shot(page, 'queues');
   await page.getByRole('link', { name: 'Workers' }).click();

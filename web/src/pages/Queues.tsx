@@ -15,8 +15,19 @@ interface Dead {
   [k: string]: unknown;
 }
 
+interface Queue {
+  queue: string;
+  waiting: number;
+  ready: number;
+  leased: number;
+  held: number;
+  dead: number;
+  oldestReadyAt: string | null;
+}
+
 export function QueuesPage({ me }: { me: Me }) {
   const client = useQueryClient();
+  const queues = useQuery({ queryKey: ['runs', 'queues'], queryFn: () => api<{ items: Queue[] }>('/v1/queues') });
   const dead = useQuery({ queryKey: ['runs', 'dead'], queryFn: () => api<{ items: Dead[] }>('/v1/queue/dead?limit=200') });
   const requeue = useMutation({
     mutationFn: (id: number) => api(`/v1/queue/items/${id}/retry`, { method: 'POST' }),
@@ -25,6 +36,24 @@ export function QueuesPage({ me }: { me: Me }) {
   return (
     <section aria-labelledby="queues-title">
       <h1 id="queues-title">Queues</h1>
+      <ErrorText error={queues.error} />
+      <table aria-label="Queues">
+        <thead><tr><th scope="col">Queue</th><th scope="col">Ready</th><th scope="col">Oldest ready since</th><th scope="col">Waiting</th><th scope="col">Leased</th><th scope="col">Held</th><th scope="col">Dead</th></tr></thead>
+        <tbody>
+          {queues.data?.items.map((q) => (
+            <tr key={q.queue}>
+              <td>{q.queue}</td>
+              <td>{q.ready}</td>
+              <td>{formatTime(q.oldestReadyAt)}</td>
+              <td>{q.waiting}</td>
+              <td>{q.leased}</td>
+              <td>{q.held}</td>
+              <td>{q.dead}</td>
+            </tr>
+          ))}
+          {queues.data?.items.length === 0 && <tr><td colSpan={7} className="muted">No queued work.</td></tr>}
+        </tbody>
+      </table>
       <h2>Dead letters</h2>
       <ErrorText error={dead.error ?? requeue.error} />
       <table>
