@@ -8,6 +8,7 @@
 #include "api/router.h"
 #include "core/config.h"
 #include "db/pool.h"
+#include "schedules/scheduler.h"
 
 namespace synaps::api {
 
@@ -31,6 +32,8 @@ ApiOptions ApiOptionsFromEnv() {
   o.body_limit = static_cast<size_t>(
       config::EnvInt("SYNAPS_BODY_LIMIT_BYTES", 1 << 20, 1024, int64_t{1} << 30));
   o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
+  o.schedule_tick_ms =
+      static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
   return o;
 }
 
@@ -46,6 +49,9 @@ class ApiServer::Impl {
       relay_ = std::make_unique<OutboxRelay>(
           OutboxRelayOptions{.sweep_interval_ms = options_.relay_sweep_ms}, bus, &pool_);
     }
+    scheduler_ = std::make_unique<schedules::Scheduler>(
+        schedules::SchedulerOptions{.tick_ms = options_.schedule_tick_ms}, &pool_, relay_.get(),
+        &metrics_);
     limiter_ = std::make_unique<RateLimiter>(options_.rate_limit_rps, options_.rate_limit_burst);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
                                                   .bus = bus,
@@ -57,7 +63,8 @@ class ApiServer::Impl {
                                                   .jwt_audience = options_.jwt_audience,
                                                   .metrics = &metrics_,
                                                   .limiter = limiter_.get(),
-                                                  .openapi_json = OpenApiJson()});
+                                                  .openapi_json = OpenApiJson(),
+                                                  .scheduler = scheduler_.get()});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
     HttpServerOptions http{.host = hp.host,
                            .port = hp.port,
@@ -73,10 +80,13 @@ class ApiServer::Impl {
 
   Result<uint16_t> Start() {
     if (relay_) relay_->Start();
-    return server_->Start();
+    auto port = server_->Start();
+    if (port) scheduler_->Start();
+    return port;
   }
 
   void Stop() {
+    scheduler_->Stop();
     server_->Stop();
     if (relay_) relay_->Stop();
   }
@@ -87,6 +97,7 @@ class ApiServer::Impl {
   ApiMetrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<OutboxRelay> relay_;
+  std::unique_ptr<schedules::Scheduler> scheduler_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<HttpServer> server_;
 };

@@ -1,5 +1,5 @@
-// `synaps api`: the Control API process — HTTP server, router, connection pool and outbox relay,
-// started and stopped together (stop runs in reverse order of start).
+// `synaps api`: the Control API process — HTTP server, router, connection pool, outbox relay and
+// scheduler (schedules/scheduler.h), started and stopped together (stop runs in reverse order of start).
 #pragma once
 
 #include <memory>
@@ -24,6 +24,7 @@ struct ApiOptions {
   int io_threads = 2;                   // SYNAPS_API_IO_THREADS
   size_t body_limit = 1 << 20;          // SYNAPS_BODY_LIMIT_BYTES
   int relay_sweep_ms = 1000;            // SYNAPS_OUTBOX_SWEEP_MS
+  int schedule_tick_ms = 1000;          // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
 };
 
 // Reads ApiOptions from the SYNAPS_* environment; throws ConfigError on bad values.

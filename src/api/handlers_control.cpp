@@ -1,5 +1,5 @@
 // Router handlers for the control registry (docs/control.md): items of the kinds prompts,
-// skills, tools, routes and arbiters, their history, the audit log and snapshots. Writes need
+// skills, tools, routes, arbiters and schedules, their history, the audit log and snapshots. Writes need
 // the operate permission (admin, operator); reads any authenticated role.
 #include <set>
 
@@ -55,7 +55,7 @@ std::optional<HttpResponse> CheckKind(const Router::Context& ctx, const std::str
   if (control::IsKind(kind)) return std::nullopt;
   return ctx.Error(
       404, "not_found",
-      "no control kind " + kind + " (kinds: prompts, skills, tools, routes, arbiters)");
+      "no control kind " + kind + " (kinds: " + control::KindList() + ")");
 }
 
 std::optional<HttpResponse> CheckName(const Router::Context& ctx, const std::string& name) {
@@ -121,8 +121,8 @@ HttpResponse Router::ControlChanges(Context& ctx, const Params&) const {
   store::ControlChangeFilter f;
   if (q->contains("kind")) {
     if (!control::IsKind(q->at("kind"))) {
-      return ctx.Error(400, "invalid_argument",
-                       "kind: must be one of prompts, skills, tools, routes, arbiters", "kind");
+      return ctx.Error(400, "invalid_argument", "kind: must be one of " + control::KindList(),
+                       "kind");
     }
     f.kind = q->at("kind");
   }
@@ -207,6 +207,15 @@ HttpResponse Router::PutControl(Context& ctx, const Params& p) const {
   if (!body->contains("spec")) return ctx.Error(400, "invalid_argument", "spec: required", "spec");
   auto reason = Reason(*body);
   if (!reason) return ctx.Error(reason.error());
+  if (kind == "schedules") {
+    // The spec's own rules first, so that its mistakes are named before the command's.
+    if (Status valid = control::ValidateSpec(kind, name, (*body)["spec"]); !valid) {
+      return ctx.Error(valid.error());
+    }
+    if (Status command = ValidateScheduleCommand((*body)["spec"]); !command) {
+      return ctx.Error(command.error());
+    }
+  }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   auto written = store::PutControlItem(**conn, kind, name, (*body)["spec"], Actor(ctx, *reason));

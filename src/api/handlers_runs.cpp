@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "api/router_internal.h"
+#include "control/spec.h"
 #include "core/ids.h"
 #include "core/utf8.h"
 #include "store/run_store.h"
@@ -46,6 +47,12 @@ Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>
         return Fail(ErrorCode::kInvalidArgument, k + " must be 1 to 200 bytes of UTF-8", k);
       }
       (k == "text" ? f.text : f.tag) = v;
+    } else if (k == "schedule") {
+      if (!control::IsValidName(v)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "schedule must be a schedule name matching [a-z0-9][a-z0-9_.-]{0,63}", k);
+      }
+      f.schedule = v;
     } else if (k == "createdAfter" || k == "createdBefore") {
       if (!std::regex_match(v, kTime)) {
         return Fail(ErrorCode::kInvalidArgument, k + " must be an RFC 3339 timestamp", k);

@@ -40,6 +40,19 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                .Name("synaps_runs")
                .Help("Runs by status (outcome for finished runs).")
                .Register(*registry_);
+  schedule_fired_ = &prometheus::BuildCounter()
+                         .Name("synaps_schedule_fired_total")
+                         .Help("Schedule fire times that started a run, by schedule and origin "
+                               "(schedule, trigger, backfill).")
+                         .Register(*registry_);
+  schedule_skipped_ = &prometheus::BuildCounter()
+                           .Name("synaps_schedule_skipped_total")
+                           .Help("Schedule fire times not run, by schedule and reason.")
+                           .Register(*registry_);
+  schedule_lag_ = &prometheus::BuildHistogram()
+                       .Name("synaps_schedule_lag_seconds")
+                       .Help("Seconds from a schedule's fire time to the start of its run.")
+                       .Register(*registry_);
 }
 
 ApiMetrics::~ApiMetrics() = default;
@@ -62,6 +75,20 @@ void ApiMetrics::SetDatabaseGauges(const nlohmann::json& depth, double lag,
   for (auto it = runs.begin(); it != runs.end(); ++it) {
     runs_->Add({{"status", it.key()}}).Set(it.value().get<double>());
   }
+}
+
+void ApiMetrics::ObserveScheduleFired(const std::string& schedule, const std::string& origin,
+                                      std::optional<double> lag_seconds) {
+  schedule_fired_->Add({{"schedule", schedule}, {"origin", origin}}).Increment();
+  if (lag_seconds) {
+    static const prometheus::Histogram::BucketBoundaries kLagBuckets = {
+        0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600};
+    schedule_lag_->Add({{"schedule", schedule}}, kLagBuckets).Observe(*lag_seconds);
+  }
+}
+
+void ApiMetrics::ObserveScheduleSkipped(const std::string& schedule, const std::string& reason) {
+  schedule_skipped_->Add({{"schedule", schedule}, {"reason", reason}}).Increment();
 }
 
 std::string ApiMetrics::Render() const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,12 @@ class ApiMetrics {
   // Sets the database-derived gauges: depth {"ready": n, ...}, lag seconds, runs {"status": n}.
   void SetDatabaseGauges(const nlohmann::json& queue_depth, double outbox_lag_seconds,
                          const nlohmann::json& runs_by_status);
+  // Schedules (docs/schedules.md): a fire time that started a run (with its lag, the seconds
+  // from the fire time to the run's creation, for regular fire times), and one that was skipped
+  // (reason: overlap, catchup, refused).
+  void ObserveScheduleFired(const std::string& schedule, const std::string& origin,
+                            std::optional<double> lag_seconds);
+  void ObserveScheduleSkipped(const std::string& schedule, const std::string& reason);
   // The exposition text (format 0.0.4).
   std::string Render() const;
 
@@ -40,6 +47,9 @@ class ApiMetrics {
   prometheus::Family<prometheus::Gauge>* queue_items_;
   prometheus::Gauge* outbox_lag_;
   prometheus::Family<prometheus::Gauge>* runs_;
+  prometheus::Family<prometheus::Counter>* schedule_fired_;
+  prometheus::Family<prometheus::Counter>* schedule_skipped_;
+  prometheus::Family<prometheus::Histogram>* schedule_lag_;
 };
 
 }  // namespace synaps::api

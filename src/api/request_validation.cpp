@@ -307,6 +307,18 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   return req;
 }
 
+Status ValidateScheduleCommand(const json& spec) {
+  if (!spec.is_object() || !spec.contains("command") || !spec["command"].is_object()) {
+    return Ok();
+  }
+  auto req = ParseSubmitRequest(spec["command"].dump());
+  if (!req) {
+    return Fail(ErrorCode::kInvalidArgument, "spec.command." + req.error().message,
+                "spec.command." + req.error().field);
+  }
+  return Ok();
+}
+
 namespace {
 
 Status OnlyFields(const json& v, std::initializer_list<const char*> allowed,

@@ -27,6 +27,11 @@ Result<nlohmann::json> ParseJsonObject(const std::string& body);
 // Unknown fields, wrong types and out-of-range values are refused, naming the field.
 Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body);
 
+// A schedule spec's `command` (docs/schedules.md) is a submit body: checked as ParseSubmitRequest
+// checks one, with fields named from the spec ("spec.command.input"). Specs without an object
+// command pass: the spec's own validator names that mistake.
+Status ValidateScheduleCommand(const nlohmann::json& spec);
+
 // POST /v1/queue/claim: {worker?, queues?, limit?, leaseSeconds?}.
 struct ClaimRequest {
   std::string worker = "remote";                 // lease owner label

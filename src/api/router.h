@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <vector>
 #include <string>
 
@@ -18,6 +19,13 @@ namespace synaps::api {
 
 class ApiMetrics;
 class RateLimiter;
+}  // namespace synaps::api
+
+namespace synaps::schedules {
+class Scheduler;
+}  // namespace synaps::schedules
+
+namespace synaps::api {
 
 struct RouterDeps {
   db::Pool* pool = nullptr;
@@ -31,6 +39,7 @@ struct RouterDeps {
   ApiMetrics* metrics = nullptr;            // may be null
   RateLimiter* limiter = nullptr;           // may be null: no rate limit
   std::string openapi_json;                 // served at /openapi.json
+  schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503
 };
 
 // The authenticated caller.
@@ -112,6 +121,12 @@ class Router {
   HttpResponse PutControl(Context& ctx, const Params& p) const;
   HttpResponse DeleteControl(Context& ctx, const Params& p) const;
   HttpResponse RollbackControl(Context& ctx, const Params& p) const;
+  // handlers_schedules.cpp: schedules' state, trigger and backfill
+  HttpResponse ListSchedules(Context& ctx, const Params&) const;
+  HttpResponse GetSchedule(Context& ctx, const Params& p) const;
+  HttpResponse TriggerSchedule(Context& ctx, const Params& p) const;
+  HttpResponse BackfillSchedule(Context& ctx, const Params& p) const;
+  std::optional<HttpResponse> CheckScheduleAccess(Context& ctx, const std::string& name) const;
 
  public:
   // Every (method, pattern) the router serves, for the OpenAPI consistency test.

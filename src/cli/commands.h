@@ -69,6 +69,7 @@ int RunRunsGet(const std::string& run_id, bool json);
 struct RunsListFlags {
   std::optional<std::string> thread_id;
   std::optional<std::string> status;
+  std::optional<std::string> schedule;
   std::optional<int> limit;
   std::optional<std::string> cursor;
   bool json = false;
@@ -148,6 +149,19 @@ struct ControlFlags {
 // Adds `control` and its verbs to `app`, filling `flags` (which must outlive parsing).
 CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags);
 int RunControl(const ControlFlags& flags);
+
+// synaps schedules list | get | trigger | backfill (docs/schedules.md). The verb parsed is in
+// `verb`.
+struct SchedulesFlags {
+  std::string verb;
+  std::string name;
+  std::optional<std::string> overlap;  // trigger, backfill
+  std::string from;                    // backfill, RFC 3339
+  std::string to;
+  bool json = false;
+};
+CLI::App* AddSchedulesCommand(CLI::App& app, SchedulesFlags& flags);
+int RunSchedules(const SchedulesFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
 // WaitForShutdownSignal() can take them synchronously. Call first thing in main().

@@ -190,8 +190,8 @@ int Apply(const ApiClient& client, const ControlFlags& flags) {
 
 int Get(const ApiClient& client, const ControlFlags& flags) {
   if (!control::IsKind(flags.kind)) {
-    return Report({ErrorCode::kInvalidArgument,
-                   "KIND must be one of prompts, skills, tools, routes, arbiters", "kind"},
+    return Report({ErrorCode::kInvalidArgument, "KIND must be one of " + control::KindList(),
+                   "kind"},
                   flags.json);
   }
   if (!flags.name) {
@@ -328,9 +328,10 @@ int Snapshot(const ApiClient& client, const ControlFlags& flags) {
 
 CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
   auto* control = app.add_subcommand(
-      "control", "The control registry: prompts, skills, tools, routes, arbiters");
+      "control", "The control registry: " + control::KindList());
   control->require_subcommand(1);
-  const auto kinds = CLI::IsMember({"prompts", "skills", "tools", "routes", "arbiters"});
+  const auto kinds =
+      CLI::IsMember({"prompts", "skills", "tools", "routes", "arbiters", "schedules"});
 
   auto* apply = control->add_subcommand(
       "apply", "Apply YAML documents {kind, name, spec, reason?} separated by ---");
@@ -343,7 +344,7 @@ CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
 
   auto* get = control->add_subcommand(
       "get", "List a kind's items, or show one (as a document apply takes back)");
-  get->add_option("kind", flags.kind, "prompts, skills, tools, routes or arbiters")
+  get->add_option("kind", flags.kind, control::KindList())
       ->required()
       ->check(kinds);
   get->add_option("name", flags.name, "item name");

@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
           {"queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"}));
   runs_list->add_option("--limit", runs_list_flags.limit, "runs per page (1..500, default 50)")
       ->check(CLI::Range(1, 500));
+  runs_list->add_option("--schedule", runs_list_flags.schedule,
+                        "only runs this schedule started");
   runs_list->add_option("--cursor", runs_list_flags.cursor, "the page after this cursor");
   runs_list->add_flag("--json", runs_list_flags.json, "machine-readable output");
 
@@ -194,6 +196,9 @@ int main(int argc, char** argv) {
   cli::ControlFlags control_flags;
   auto* controlcmd = cli::AddControlCommand(app, control_flags);
 
+  cli::SchedulesFlags schedules_flags;
+  auto* schedulescmd = cli::AddSchedulesCommand(app, schedules_flags);
+
   CLI11_PARSE(app, argc, argv);
 
   bool long_running = api->parsed() || worker->parsed() || devcmd->parsed();
@@ -223,6 +228,7 @@ int main(int argc, char** argv) {
     if (keys_revoke->parsed()) return cli::RunKeysRevoke(key_id, json_out);
     if (gccmd->parsed()) return cli::RunGc(gc);
     if (controlcmd->parsed()) return cli::RunControl(control_flags);
+    if (schedulescmd->parsed()) return cli::RunSchedules(schedules_flags);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";

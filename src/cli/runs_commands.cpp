@@ -291,6 +291,7 @@ int RunRunsList(const RunsListFlags& flags) {
   };
   if (flags.thread_id) add("threadId", *flags.thread_id);
   if (flags.status) add("status", *flags.status);
+  if (flags.schedule) add("schedule", *flags.schedule);
   if (flags.limit) add("limit", std::to_string(*flags.limit));
   if (flags.cursor) add("cursor", *flags.cursor);
   auto page = client.Call("GET", "/v1/runs" + query);
@@ -315,6 +316,7 @@ int RunRunsList(const RunsListFlags& flags) {
     std::string more = "synaps runs list";
     if (flags.thread_id) more += " --thread " + *flags.thread_id;
     if (flags.status) more += " --status " + *flags.status;
+    if (flags.schedule) more += " --schedule " + *flags.schedule;
     if (flags.limit) more += " --limit " + std::to_string(*flags.limit);
     std::cout << "more: " << more << " --cursor '" << (*page)["nextCursor"].get<std::string>()
               << "'\n";

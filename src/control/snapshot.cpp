@@ -74,6 +74,7 @@ Snapshot BuildSnapshot(int64_t version, std::vector<SnapshotEntry> entries) {
     if (e.kind == "tools") AddTyped(e, ParseTool, s.tools, s.invalid);
     if (e.kind == "routes") AddTyped(e, ParseRoute, routes, s.invalid);
     if (e.kind == "arbiters") AddTyped(e, ParseArbiter, s.arbiters, s.invalid);
+    if (e.kind == "schedules") AddTyped(e, ParseSchedule, s.schedules, s.invalid);
     std::string kind = e.kind;
     std::string name = e.name;
     s.entries[kind][name] = std::move(e);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "control/schedule_spec.h"
 #include "control/spec.h"
 
 namespace synaps::control {
@@ -36,6 +37,7 @@ struct Snapshot {
   std::map<std::string, Tool, std::less<>> tools;
   std::vector<Route> routes;  // first-match order: by order, then name
   std::map<std::string, Arbiter, std::less<>> arbiters;
+  std::map<std::string, Schedule, std::less<>> schedules;
 
   // Stored items that no longer pass validation (only after a release tightened a rule): they
   // are in `entries` but left out of the typed views. Each error's field is "kind/name: field".
@@ -49,7 +51,8 @@ struct Snapshot {
   const Arbiter* FindArbiter(std::string_view name) const;
   const SnapshotEntry* FindEntry(std::string_view kind, std::string_view name) const;
 
-  // {version, items: {prompts: {name: {version, spec}}, skills: {...}, tools, routes, arbiters}}
+  // {version, items: {prompts: {name: {version, spec}}, skills: {...}, tools, routes, arbiters,
+  // schedules}}
   // — the body of GET /v1/control/snapshot.
   nlohmann::json ToJson() const;
 };

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "control/json_schema.h"
+#include "control/schedule_spec.h"
 #include "control/pattern.h"
 #include "control/template.h"
 
@@ -333,6 +334,12 @@ bool IsKind(std::string_view kind) {
   return std::find(kKinds.begin(), kKinds.end(), kind) != kKinds.end();
 }
 
+std::string KindList() {
+  std::string out;
+  for (auto k : kKinds) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -343,8 +350,7 @@ bool IsValidName(std::string_view name) {
 
 Status ValidateKindAndName(std::string_view kind, std::string_view name) {
   if (!IsKind(kind)) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "kind: must be one of prompts, skills, tools, routes, arbiters", "kind");
+    return Fail(ErrorCode::kInvalidArgument, "kind: must be one of " + KindList(), "kind");
   }
   if (!IsValidName(name)) {
     return Fail(ErrorCode::kInvalidArgument, "name: must match [a-z0-9][a-z0-9_.-]{0,63}", "name");
@@ -575,6 +581,7 @@ Status ValidateSpec(std::string_view kind, std::string_view name, const json& sp
   if (kind == "tools") RETURN_IF_ERROR(ParseTool(name, spec));
   if (kind == "routes") RETURN_IF_ERROR(ParseRoute(name, spec));
   if (kind == "arbiters") RETURN_IF_ERROR(ParseArbiter(name, spec));
+  if (kind == "schedules") RETURN_IF_ERROR(ParseSchedule(name, spec));
   return Ok();
 }
 

@@ -197,8 +197,8 @@ Result<ControlItemVersion> GetControlItem(db::Connection& conn, const std::strin
 Result<std::vector<ControlItemVersion>> ListControlItems(db::Connection& conn,
                                                          const std::string& kind) {
   if (!control::IsKind(kind)) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "kind: must be one of prompts, skills, tools, routes, arbiters", "kind");
+    return Fail(ErrorCode::kInvalidArgument, "kind: must be one of " + control::KindList(),
+                "kind");
   }
   const std::string sql = std::string("SELECT") + kVersionColumns + R"sql(
   FROM (SELECT DISTINCT ON (name) kind, name, version, spec, deleted

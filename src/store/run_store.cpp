@@ -4,7 +4,7 @@ namespace synaps::store {
 
 using nlohmann::json;
 
-Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request) {
+json CommandJson(const SubmitRequest& request) {
   json tasks = json::array();
   for (const auto& t : request.tasks) {
     tasks.push_back({{"name", t.name}, {"kind", t.kind}, {"spec", t.spec},
@@ -15,7 +15,11 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
                   {"maxAttempts", request.max_attempts}, {"tasks", tasks}};
   if (request.thread_id) command["threadId"] = *request.thread_id;
   if (request.not_before) command["notBefore"] = *request.not_before;
+  return command;
+}
 
+Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request) {
+  const json command = CommandJson(request);
   ASSIGN_OR_RETURN(db::PgResult r,
                    conn.ExecPrepared("submit_command",
                                      "SELECT synaps.submit_command($1, $2, $3, $4, $5::jsonb)",
@@ -52,6 +56,9 @@ SELECT jsonb_build_object(
   'id', r.id, 'status', r.status, 'commandId', r.command_id, 'threadId', r.thread_id,
   'createdAt', r.created_at, 'startedAt', r.started_at, 'finishedAt', r.finished_at,
   'error', r.error,
+  'schedule', (SELECT jsonb_build_object('name', f.schedule, 'version', f.version,
+                                         'fireTime', f.fire_time, 'origin', f.origin)
+                 FROM synaps.schedule_fires f WHERE f.run_id = r.id),
   'tasks', coalesce((
     SELECT jsonb_agg(jsonb_build_object('id', t.id, 'name', t.name, 'kind', t.kind,
                                         'status', t.status, 'attempt', t.attempt,
@@ -90,7 +97,9 @@ namespace {
 constexpr const char* kRunSummary =
     "jsonb_build_object('id', r.id, 'status', r.status, 'commandId', r.command_id,"
     " 'threadId', r.thread_id, 'createdAt', r.created_at, 'startedAt', r.started_at,"
-    " 'finishedAt', r.finished_at, 'error', r.error)";
+    " 'finishedAt', r.finished_at, 'error', r.error, 'schedule', (SELECT jsonb_build_object("
+    "'name', f.schedule, 'version', f.version, 'fireTime', f.fire_time, 'origin', f.origin)"
+    " FROM synaps.schedule_fires f WHERE f.run_id = r.id))";
 
 }  // namespace
 
@@ -101,11 +110,14 @@ constexpr const char* kListedRun =
     "jsonb_build_object('id', r.id, 'status', r.status, 'commandId', r.command_id,"
     " 'threadId', r.thread_id, 'createdAt', r.created_at, 'startedAt', r.started_at,"
     " 'finishedAt', r.finished_at, 'error', r.error, 'tenantId', r.tenant_id, 'kind', c.kind,"
+    " 'schedule', (SELECT jsonb_build_object('name', f.schedule, 'version', f.version,"
+    " 'fireTime', f.fire_time, 'origin', f.origin) FROM synaps.schedule_fires f"
+    " WHERE f.run_id = r.id),"
     " 'tags', coalesce(c.payload->'tags', '[]'::jsonb),"
     " 'title', left(coalesce(c.payload#>>'{input,text}', c.payload->>'prompt',"
     "                         c.payload->>'agent', ''), 120))";
 
-// The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$8.
+// The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$9.
 constexpr const char* kRunFilterWhere =
     " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE r.tenant_id = $1"
     " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
@@ -114,11 +126,13 @@ constexpr const char* kRunFilterWhere =
     " AND ($5::text IS NULL OR strpos(lower(c.payload::text), lower($5)) > 0)"
     " AND ($6::timestamptz IS NULL OR r.created_at >= $6::timestamptz)"
     " AND ($7::timestamptz IS NULL OR r.created_at < $7::timestamptz)"
-    " AND ($8::text IS NULL OR c.payload->'tags' ? $8)";
+    " AND ($8::text IS NULL OR c.payload->'tags' ? $8)"
+    " AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM synaps.schedule_fires f"
+    "      WHERE f.run_id = r.id AND f.schedule = $9))";
 
 db::Params FilterParams(const std::string& tenant_id, const RunFilter& f) {
   return {tenant_id, f.thread_id, f.status, f.kind, f.text, f.created_after, f.created_before,
-          f.tag};
+          f.tag, f.schedule};
 }
 
 }  // namespace
@@ -137,8 +151,8 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
   std::string sql = std::string("SELECT ") + kListedRun +
                     ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" +
                     kRunFilterWhere +
-                    " AND ($9::timestamptz IS NULL OR (r.created_at, r.id) < ($9::timestamptz, $10::uuid))"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $11::integer";
+                    " AND ($10::timestamptz IS NULL OR (r.created_at, r.id) < ($10::timestamptz, $11::uuid))"
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(after_time);
   params.push_back(after_id);
@@ -165,7 +179,7 @@ Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
                                                   const RunFilter& f, int limit) {
   std::string sql = std::string("SELECT r.id") + kRunFilterWhere +
                     " AND r.status IN ('queued', 'running', 'awaiting_approval')"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $9::integer";
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $10::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(std::to_string(limit));
   ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("unfinished_run_ids", sql, params));

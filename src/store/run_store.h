@@ -48,13 +48,18 @@ struct SubmitResult {
   std::vector<OutboxMessage> outbox;
 };
 
+// The command as synaps.submit_command() takes it (also stored by schedules, which submit from
+// inside the database).
+nlohmann::json CommandJson(const SubmitRequest& request);
+
 // Inserts command, thread, run, tasks, queue items, ledger events and wakeup outbox rows in one
 // statement: its own transaction, unless the caller opened one. kNotFound for an unknown threadId; kConflict when the idempotency key was used
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
 // The run as the API returns it: {id, status, commandId, threadId, createdAt, startedAt,
-// finishedAt, error, tasks, events, artifacts}. kNotFound when absent or another tenant's.
+// finishedAt, error, schedule, tasks, events, artifacts}; `schedule` is {name, version,
+// fireTime, origin} for a run a schedule started, else null (also in list summaries). kNotFound when absent or another tenant's.
 Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
                               const std::string& run_id);
 
@@ -66,6 +71,7 @@ struct RunFilter {
   std::optional<std::string> created_after;   // RFC 3339, inclusive
   std::optional<std::string> created_before;  // RFC 3339, exclusive
   std::optional<std::string> tag;             // one of the command's tags
+  std::optional<std::string> schedule;  // only runs started by this schedule
   std::optional<std::string> cursor;  // opaque, from a previous page's nextCursor
   int limit = 50;
 };

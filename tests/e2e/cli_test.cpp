@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -459,6 +460,46 @@ TEST(CliTest, ClearMessagesWhenTheApiIsUnreachableOrTheRunUnknown) {
   EXPECT_EQ(no_token.exit_code, 1);
   EXPECT_TRUE(Contains(no_token.err, "not authenticated (HTTP 401)")) << no_token.err;
   EXPECT_TRUE(Contains(no_token.err, "set SYNAPS_TOKEN")) << no_token.err;
+}
+
+TEST(CliTest, SchedulesAppliedListedTriggeredAndBackfilled) {
+  Cluster c;
+  c.StartApi();
+  c.StartWorker();
+  Cli cli(c.base_url(), Cluster::kToken);
+  const std::string file = testing::TestStack::Get().TempDir("schedules") + "/hourly.yaml";
+  std::ofstream(file) << "kind: schedules\nname: hourly\nspec:\n  cron: \"0 * * * *\"\n"
+                         "  overlap: allow\n  command:\n    kind: prompt\n"
+                         "    input: {text: hourly}\n";
+  auto applied = cli.Run({"control", "apply", "-f", file});
+  ASSERT_EQ(applied.exit_code, 0) << Describe(applied);
+  auto again = cli.Run({"control", "apply", "-f", file, "--json"});
+  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_TRUE(Contains(again.out, "\"action\":\"unchanged\"")) << again.out;
+
+  auto listed = cli.Run({"schedules", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  EXPECT_TRUE(Contains(listed.out, "hourly")) << listed.out;
+  EXPECT_TRUE(Contains(listed.out, "cron 0 * * * * (UTC)")) << listed.out;
+  auto got = cli.Run({"schedules", "get", "hourly", "--json"});
+  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  EXPECT_EQ(json::parse(got.out)["nextFireTimes"].size(), 5u) << got.out;
+
+  auto triggered = cli.Run({"schedules", "trigger", "hourly", "--json"});
+  ASSERT_EQ(triggered.exit_code, 0) << Describe(triggered);
+  EXPECT_EQ(json::parse(triggered.out)["outcome"], "started") << triggered.out;
+
+  auto backfilled = cli.Run({"schedules", "backfill", "hourly", "--from",
+                             "2026-01-01T00:00:00Z", "--to", "2026-01-01T03:00:00Z"});
+  ASSERT_EQ(backfilled.exit_code, 0) << Describe(backfilled);
+  EXPECT_TRUE(Contains(backfilled.out, "3 fire times, 3 started")) << backfilled.out;
+  auto runs = cli.Run({"runs", "list", "--schedule", "hourly", "--json"});
+  ASSERT_EQ(runs.exit_code, 0) << Describe(runs);
+  EXPECT_EQ(json::parse(runs.out)["items"].size(), 4u) << runs.out;
+
+  auto missing = cli.Run({"schedules", "get", "nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(Contains(missing.err, "not found")) << missing.err;
 }
 
 }  // namespace

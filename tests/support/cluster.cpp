@@ -43,6 +43,7 @@ Cluster::Cluster(std::map<std::string, std::string> env) : env_(std::move(env)) 
 }
 
 Cluster::~Cluster() {
+  for (auto& a : extra_apis_) a.Stop(std::chrono::seconds(5));
   for (auto& w : workers_) w.Stop(std::chrono::seconds(5));
   api_.Stop(std::chrono::seconds(5));
 }
@@ -50,6 +51,19 @@ Cluster::~Cluster() {
 void Cluster::StartApi() {
   api_ = StartSynaps("api", env_, dir_ + "/api.log");
   WaitUntilReady(base_);
+}
+
+std::string Cluster::StartExtraApi(const std::map<std::string, std::string>& extra) {
+  auto env = env_;
+  auto port = PickFreePort();
+  EXPECT_TRUE(port);
+  std::string base = "http://127.0.0.1:" + std::to_string(*port);
+  env["SYNAPS_LISTEN"] = "127.0.0.1:" + std::to_string(*port);
+  for (const auto& [k, v] : extra) env[k] = v;
+  std::string log = dir_ + "/api-extra" + std::to_string(extra_apis_.size()) + ".log";
+  extra_apis_.push_back(StartSynaps("api", env, log));
+  WaitUntilReady(base);
+  return base;
 }
 
 size_t Cluster::StartWorker(const std::map<std::string, std::string>& extra) {

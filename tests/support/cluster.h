@@ -25,6 +25,9 @@ class Cluster {
   ~Cluster();
 
   void StartApi();
+  // Starts one more `synaps api` on the same database and NATS, on its own port, with extra
+  // environment; returns its base URL. Stopped with the cluster.
+  std::string StartExtraApi(const std::map<std::string, std::string>& extra = {});
   // Starts a worker with extra environment on top of the cluster's; returns its index.
   size_t StartWorker(const std::map<std::string, std::string>& extra = {});
   ChildProcess& worker(size_t i) { return workers_[i]; }
@@ -54,6 +57,7 @@ class Cluster {
   std::string database_url_;
   ChildProcess api_;
   std::vector<ChildProcess> workers_;
+  std::vector<ChildProcess> extra_apis_;
   std::unique_ptr<db::Connection> db_;
 };
 
