@@ -1,4 +1,4 @@
-// The SQL of schedules (db/migrations/0011_schedules.sql, docs/schedules.md). Schedule specs are
+// The SQL of schedules (db/migrations/0012_schedules.sql, docs/schedules.md). Schedule specs are
 // control-registry items (kind `schedules`, store/control_store.h); this is what happened at
 // their fire times: one synaps.schedule_fires row per (schedule, fire time), written in the same
 // transaction as the command it starts, so a fire time becomes at most one command however many
