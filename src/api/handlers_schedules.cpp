@@ -1,8 +1,8 @@
 // Router handlers for schedules (docs/schedules.md): their state, next fire times and last
 // results, and running them now (trigger) or over a past range (backfill). The specs themselves
 // are written through the control registry (PUT /v1/control/schedules/{name}). A schedule is
-// visible to the tenant its runs belong to (spec.tenant) and to the installation's bootstrap
-// token; to anyone else it does not exist.
+// visible to the tenant its runs belong to (spec.tenant) and to principals with the installation
+// scope; to anyone else it does not exist.
 #include <algorithm>
 
 #include "api/request_validation.h"
@@ -23,7 +23,7 @@ namespace {
 constexpr int kNextFireTimes = 5;
 
 bool Visible(const Router::Context& ctx, const control::Schedule& s) {
-  return ctx.principal->superuser || ctx.principal->tenant_id == s.tenant;
+  return ctx.principal->installation || ctx.principal->tenant_id == s.tenant;
 }
 
 json FireJson(const store::FireResult& f) {
