@@ -7,6 +7,7 @@
 #include "auth/jwt.h"
 #include "api/router.h"
 #include "core/config.h"
+#include "db/deadlines.h"
 #include "db/pool.h"
 #include "schedules/scheduler.h"
 
@@ -34,20 +35,24 @@ ApiOptions ApiOptionsFromEnv() {
   o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
   o.schedule_tick_ms =
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
+  o.db_options = db::ConnectOptionsFromEnv(db::Role::kApi);
+  o.relay_db_options = db::ConnectOptionsFromEnv(db::Role::kRelay);
   return o;
 }
 
 class ApiServer::Impl {
  public:
   Impl(ApiOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
-      : options_(std::move(options)), pool_(options_.database_url, options_.db_pool_size) {
+      : options_(std::move(options)),
+        pool_(options_.database_url, options_.db_pool_size, options_.db_options),
+        relay_pool_(options_.database_url, kRelayConnections, options_.relay_db_options) {
     if (options_.database_url.empty()) {
       throw ConfigError("SYNAPS_DATABASE_URL is not set: give the PostgreSQL URL, e.g. "
                         "postgresql://synaps@localhost:5432/synaps");
     }
     if (bus != nullptr) {
       relay_ = std::make_unique<OutboxRelay>(
-          OutboxRelayOptions{.sweep_interval_ms = options_.relay_sweep_ms}, bus, &pool_);
+          OutboxRelayOptions{.sweep_interval_ms = options_.relay_sweep_ms}, bus, &relay_pool_);
     }
     scheduler_ = std::make_unique<schedules::Scheduler>(
         schedules::SchedulerOptions{.tick_ms = options_.schedule_tick_ms}, &pool_, relay_.get(),
@@ -92,8 +97,13 @@ class ApiServer::Impl {
   }
 
  private:
+  // The relay's own connections: its deadlines differ from requests', and requests that wait
+  // for a connection never hold up publishing.
+  static constexpr int kRelayConnections = 2;
+
   const ApiOptions options_;
   db::Pool pool_;
+  db::Pool relay_pool_;
   ApiMetrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<OutboxRelay> relay_;

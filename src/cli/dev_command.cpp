@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/ids.h"
+#include "db/deadlines.h"
 #include "db/migrate.h"
 #include "devstack/nats_server.h"
 #include "devstack/postgres_server.h"
@@ -117,8 +118,9 @@ int RunDev(const DevFlags& flags) {
   Step("migrating...");
   std::string db_url = (*pg)->Url();
   {
-    auto conn = db::Connection::Connect(db_url);
-    auto report = conn ? db::Migrate(*conn, db::EmbeddedMigrations())
+    auto conn = db::Connection::Connect(db_url, db::ConnectOptionsFromEnv(db::Role::kMigrate));
+    auto report = conn ? db::Migrate(*conn, db::EmbeddedMigrations(),
+                                     db::MigrateLockTimeoutFromEnv())
                        : Result<db::MigrationReport>(std::unexpected(conn.error()));
     if (!report) {
       std::cout << "\n";

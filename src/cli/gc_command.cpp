@@ -23,6 +23,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "db/connection.h"
+#include "db/deadlines.h"
 #include "objstore/object_store.h"
 #include "store/object_refs.h"
 
@@ -139,7 +140,7 @@ int RunGc(const GcFlags& flags) {
   }
   auto objects = objstore::OpenObjectStore(
       Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
-  auto conn = db::Connection::Connect(database_url);
+  auto conn = db::Connection::Connect(database_url, db::ConnectOptionsFromEnv(db::Role::kCli));
   if (!conn) {
     std::cerr << "synaps gc: " << conn.error().message << "\n";
     return 1;

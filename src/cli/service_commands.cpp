@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/worker_health.h"
 #include "core/config.h"
+#include "db/deadlines.h"
 #include "db/migrate.h"
 #include "objstore/object_store.h"
 #include "worker/worker.h"
@@ -92,7 +93,15 @@ int RunWorker(const ServiceFlags& flags) {
   std::unique_ptr<WorkerHealthServer> health;
   if (std::string listen = config::EnvOr("SYNAPS_WORKER_LISTEN", ""); !listen.empty()) {
     int stall = static_cast<int>(config::EnvInt("SYNAPS_WORKER_STALL_SECONDS", 30, 2, 3600));
-    health = std::make_unique<WorkerHealthServer>(worker, listen, stall);
+    int unready =
+        static_cast<int>(config::EnvInt("SYNAPS_WORKER_DB_UNREADY_SECONDS", 15, 1, 3600));
+    auto call_deadline = options.db_options.call_deadline();
+    if (call_deadline >= std::chrono::seconds(stall)) {
+      spdlog::warn("SYNAPS_WORKER_STALL_SECONDS={} is not above a DB call's deadline ({} ms): a "
+                   "slow statement will fail the liveness probe",
+                   stall, call_deadline.count());
+    }
+    health = std::make_unique<WorkerHealthServer>(worker, listen, stall, unready);
     auto port = health->Start();
     if (!port) {
       spdlog::error("worker probes: {}", port.error().message);
@@ -116,12 +125,13 @@ int RunWorker(const ServiceFlags& flags) {
 
 int RunMigrate(const ServiceFlags& flags, bool json) {
   std::string url = RequireDatabaseUrl(flags);
-  auto conn = db::Connection::Connect(url);
+  auto conn = db::Connection::Connect(url, db::ConnectOptionsFromEnv(db::Role::kMigrate));
   if (!conn) {
     std::cerr << "synaps migrate: " << conn.error().message << "\n";
     return 1;
   }
-  auto report = db::Migrate(*conn, db::EmbeddedMigrations());
+  auto report =
+      db::Migrate(*conn, db::EmbeddedMigrations(), db::MigrateLockTimeoutFromEnv());
   if (!report) {
     std::cerr << "synaps migrate: " << report.error().message << "\n";
     return 1;

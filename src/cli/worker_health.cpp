@@ -16,8 +16,11 @@ using nlohmann::json;
 
 class WorkerHealthServer::Impl {
  public:
-  Impl(const worker::Worker& worker, const std::string& listen, int stall_seconds)
-      : worker_(worker), stall_ms_(static_cast<int64_t>(stall_seconds) * 1000) {
+  Impl(const worker::Worker& worker, const std::string& listen, int stall_seconds,
+       int db_unready_seconds)
+      : worker_(worker),
+        stall_ms_(static_cast<int64_t>(stall_seconds) * 1000),
+        unready_ms_(static_cast<int64_t>(db_unready_seconds) * 1000) {
     auto hp = config::ParseHostPort("SYNAPS_WORKER_LISTEN", listen);
     api::HttpServerOptions options{.host = hp.host,
                                    .port = hp.port,
@@ -32,7 +35,9 @@ class WorkerHealthServer::Impl {
     concurrency_ = gauge("synaps_worker_concurrency", "Tasks this worker runs at once at most.");
     snapshot_ = gauge("synaps_worker_control_snapshot_version", "The control snapshot it holds.");
     idle_ = gauge("synaps_worker_loop_idle_seconds", "Since the event loop last ticked (about 1 s when healthy).");
-    ready_ = gauge("synaps_worker_ready", "1 when the last claim reached PostgreSQL and it is not draining.");
+    ready_ = gauge("synaps_worker_ready", "1 when PostgreSQL was reached within the readiness bound and it is not draining.");
+    lane_busy_ = gauge("synaps_worker_db_lane_busy_seconds", "How long the longest-running DB lane job has been running.");
+    unreached_ = gauge("synaps_worker_db_unreached_seconds", "Since a DB lane last reached PostgreSQL (-1: not yet).");
     tasks_ = &prometheus::BuildCounter()
                   .Name("synaps_worker_tasks_total")
                   .Help("Tasks by what happened to them in this process: claimed, completed, held, failed.")
@@ -55,14 +60,20 @@ class WorkerHealthServer::Impl {
       return api::Router::ErrorResponse(405, "method_not_allowed", "only GET is served here", "", "");
     }
     if (path == "/healthz") {
-      bool live = s.loop_idle_ms < stall_ms_;
-      return Json(live ? 200 : 503, {{"status", live ? "ok" : "stalled"},
-                                     {"loopIdleMs", s.loop_idle_ms}});
+      bool loop_ok = s.loop_idle_ms < stall_ms_;
+      bool lanes_ok = s.lane_busy_ms < stall_ms_;
+      json body = {{"status", loop_ok && lanes_ok ? "ok" : "stalled"},
+                   {"loopIdleMs", s.loop_idle_ms},
+                   {"laneBusyMs", s.lane_busy_ms}};
+      if (!lanes_ok) body["stuckLane"] = s.busiest_lane;
+      return Json(loop_ok && lanes_ok ? 200 : 503, body);
     }
     if (path == "/readyz") {
-      bool ready = s.database_ok && !s.draining;
+      bool reached = DatabaseReached(s);
+      bool ready = reached && !s.draining;
       return Json(ready ? 200 : 503, {{"status", ready ? "ready" : "not ready"},
-                                      {"postgres", s.database_ok ? "ok" : "down"},
+                                      {"postgres", reached ? "ok" : "unreachable"},
+                                      {"postgresUnreachedMs", s.db_unreached_ms},
                                       {"draining", s.draining},
                                       {"inFlight", s.in_flight}});
     }
@@ -72,7 +83,9 @@ class WorkerHealthServer::Impl {
       concurrency_->Set(s.concurrency);
       snapshot_->Set(static_cast<double>(s.snapshot_version));
       idle_->Set(static_cast<double>(s.loop_idle_ms) / 1000.0);
-      ready_->Set(s.database_ok && !s.draining ? 1 : 0);
+      ready_->Set(DatabaseReached(s) && !s.draining ? 1 : 0);
+      lane_busy_->Set(static_cast<double>(s.lane_busy_ms) / 1000.0);
+      unreached_->Set(s.db_unreached_ms < 0 ? -1.0 : static_cast<double>(s.db_unreached_ms) / 1000.0);
       Advance("claimed", s.claimed);
       Advance("completed", s.completed);
       Advance("held", s.held);
@@ -83,6 +96,12 @@ class WorkerHealthServer::Impl {
       return out;
     }
     return api::Router::ErrorResponse(404, "not_found", "no route " + path, "", "");
+  }
+
+  // Reached at least once, and within the bound: one failed statement or a lane replacing a
+  // frozen connection does not take the worker out of service; PostgreSQL away for longer does.
+  bool DatabaseReached(const worker::WorkerStats& s) const {
+    return s.db_unreached_ms >= 0 && s.db_unreached_ms < unready_ms_;
   }
 
   void Advance(const std::string& outcome, uint64_t total) {
@@ -100,6 +119,7 @@ class WorkerHealthServer::Impl {
 
   const worker::Worker& worker_;
   const int64_t stall_ms_;
+  const int64_t unready_ms_;
   std::mutex mu_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* in_flight_;
@@ -107,13 +127,15 @@ class WorkerHealthServer::Impl {
   prometheus::Gauge* snapshot_;
   prometheus::Gauge* idle_;
   prometheus::Gauge* ready_;
+  prometheus::Gauge* lane_busy_;
+  prometheus::Gauge* unreached_;
   prometheus::Family<prometheus::Counter>* tasks_;
   std::unique_ptr<api::HttpServer> server_;
 };
 
 WorkerHealthServer::WorkerHealthServer(const worker::Worker& worker, const std::string& listen,
-                                       int stall_seconds)
-    : impl_(std::make_unique<Impl>(worker, listen, stall_seconds)) {}
+                                       int stall_seconds, int db_unready_seconds)
+    : impl_(std::make_unique<Impl>(worker, listen, stall_seconds, db_unready_seconds)) {}
 WorkerHealthServer::~WorkerHealthServer() { impl_->Stop(); }
 Result<uint16_t> WorkerHealthServer::Start() { return impl_->Start(); }
 void WorkerHealthServer::Stop() { impl_->Stop(); }

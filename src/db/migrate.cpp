@@ -1,6 +1,8 @@
 #include "db/migrate.h"
 
+#include <algorithm>
 #include <map>
+#include <thread>
 
 #include "core/ids.h"
 
@@ -50,12 +52,35 @@ Result<MigrationReport> ApplyLocked(Connection& conn,
   return report;
 }
 
+// Takes the migration lock, trying again with growing pauses until `timeout` has passed. A
+// pg_try_advisory_lock loop rather than pg_advisory_lock under lock_timeout: the wait stays
+// ours to bound, whatever the session's statement_timeout.
+Status Lock(Connection& conn, std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(50);
+  while (true) {
+    ASSIGN_OR_RETURN(PgResult r,
+                     conn.Exec(std::string("SELECT pg_try_advisory_lock(") + kLockKey + ")"));
+    if (r.GetBool(0, 0)) return Ok();
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) {
+      return Fail(ErrorCode::kDeadlineExceeded,
+                  "another migration run has held the migration lock for more than " +
+                      std::to_string(timeout.count()) +
+                      " ms (SYNAPS_MIGRATE_LOCK_TIMEOUT_MS); try again when it has finished");
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(pause, left));
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
 }  // namespace
 
-Result<MigrationReport> Migrate(Connection& conn,
-                                const std::vector<MigrationSource>& migrations) {
+Result<MigrationReport> Migrate(Connection& conn, const std::vector<MigrationSource>& migrations,
+                                std::chrono::milliseconds lock_timeout) {
   // CREATE SCHEMA IF NOT EXISTS can still race on the catalog; the lock comes first.
-  RETURN_IF_ERROR(conn.Exec(std::string("SELECT pg_advisory_lock(") + kLockKey + ")"));
+  RETURN_IF_ERROR(Lock(conn, lock_timeout));
   auto report = ApplyLocked(conn, migrations);
   auto unlock = conn.Exec(std::string("SELECT pg_advisory_unlock(") + kLockKey + ")");
   if (report && !unlock) return std::unexpected(unlock.error());

@@ -6,7 +6,8 @@ PooledConnection::~PooledConnection() {
   if (pool_) pool_->Release(std::move(conn_));
 }
 
-Pool::Pool(std::string conninfo, int size) : conninfo_(std::move(conninfo)), size_(size) {}
+Pool::Pool(std::string conninfo, int size, ConnectOptions options)
+    : conninfo_(std::move(conninfo)), size_(size), options_(options) {}
 
 Result<PooledConnection> Pool::Acquire(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
@@ -24,7 +25,7 @@ Result<PooledConnection> Pool::Acquire(std::chrono::milliseconds timeout) {
   }
   ++open_;
   lock.unlock();
-  auto conn = Connection::Connect(conninfo_);
+  auto conn = Connection::Connect(conninfo_, options_);
   if (!conn) {
     lock.lock();
     --open_;

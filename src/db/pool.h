@@ -1,6 +1,8 @@
 // A fixed-size pool of PostgreSQL connections, safe to use from many threads. Connections are
-// opened lazily; a connection returned unhealthy is dropped and replaced on the next Acquire, so
-// the pool heals after PostgreSQL restarts.
+// opened lazily with the pool's ConnectOptions (so every call on them has a deadline); a
+// connection returned unhealthy (broken, or closed by a call whose deadline passed) is dropped
+// and replaced on the next Acquire, so the pool heals after PostgreSQL restarts and after
+// connections that froze.
 #pragma once
 
 #include <chrono>
@@ -37,7 +39,7 @@ class PooledConnection {
 
 class Pool {
  public:
-  Pool(std::string conninfo, int size);
+  Pool(std::string conninfo, int size, ConnectOptions options = {});
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -52,6 +54,7 @@ class Pool {
 
   const std::string conninfo_;
   const int size_;
+  const ConnectOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Connection> idle_;  // guarded by mu_

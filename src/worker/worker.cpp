@@ -19,6 +19,7 @@
 #include "core/utf8.h"
 #include "store/control_store.h"
 #include "store/worker_store.h"
+#include "db/deadlines.h"
 #include "worker/db_lane.h"
 #include "worker/task_run.h"
 
@@ -57,6 +58,7 @@ WorkerOptions WorkerOptionsFromEnv() {
     o.default_route = route;
   }
   o.provider_settings = providers::ProviderSettingsFromEnv();
+  o.db_options = db::ConnectOptionsFromEnv(db::Role::kWorker);
   return o;
 }
 
@@ -97,8 +99,10 @@ constexpr int kMaxWaitingWrites = 256;
 
 // One writes lane and the batch it carries.
 struct WriteLane {
-  WriteLane(size_t index, const std::string& conninfo, boost::asio::io_context& io)
-      : lane("writes-" + std::to_string(index), conninfo, io.get_executor()), retry_timer(io) {}
+  WriteLane(size_t index, const std::string& conninfo, boost::asio::io_context& io,
+            const db::ConnectOptions& options)
+      : lane("writes-" + std::to_string(index), conninfo, io.get_executor(), options),
+        retry_timer(io) {}
   DbLane lane;
   store::TaskBatch batch;  // in flight on the lane, read by its job; changes only in OnWritten
   bool in_flight = false;
@@ -124,10 +128,11 @@ class Worker::Impl {
         uploads_(4),
         providers_(io_.get_executor(), options_.provider_settings),
         tools_(MakeToolRunner(io_.get_executor())),
-        claims_("claims", options_.database_url, io_.get_executor()),
-        control_("control", options_.database_url, io_.get_executor()) {
+        claims_("claims", options_.database_url, io_.get_executor(), options_.db_options),
+        control_("control", options_.database_url, io_.get_executor(), options_.db_options) {
     for (size_t i = 0; i < kWriteLanes; ++i) {
-      write_lanes_.push_back(std::make_unique<WriteLane>(i, options_.database_url, io_));
+      write_lanes_.push_back(
+          std::make_unique<WriteLane>(i, options_.database_url, io_, options_.db_options));
     }
     stats_.tick_ms.store(SteadyMs(), std::memory_order_relaxed);
   }
@@ -187,7 +192,7 @@ class Worker::Impl {
     claims_.Stop();
     for (auto& w : write_lanes_) w->lane.Stop();
     control_.Call([id = worker_id_](db::Connection& conn) { return store::MarkWorkerStopped(conn, id); },
-                  [](Status) {});
+                  [](Status) {}, "mark worker stopped");
     control_.Stop();
     spdlog::info("worker {} stopped", options_.name);
   }
@@ -262,7 +267,7 @@ class Worker::Impl {
                          count, n.error().message);
           }
           Shutdown();
-        });
+        }, "release unfinished leases");
   }
 
   void Heartbeat() {
@@ -289,7 +294,7 @@ class Worker::Impl {
             } else {
               spdlog::warn("heartbeat failed: {}", r.error().message);
             }
-          });
+          }, "heartbeat");
     }
     heartbeat_timer_.expires_after(std::chrono::seconds(options_.heartbeat_seconds));
     heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -309,7 +314,7 @@ class Worker::Impl {
             return;
           }
           AdoptSnapshot(std::make_shared<const control::Snapshot>(std::move(*r)));
-        });
+        }, "snapshot reload");
   }
 
   void AdoptSnapshot(std::shared_ptr<const control::Snapshot> next) {
@@ -398,6 +403,19 @@ class Worker::Impl {
     out.completed = stats_.completed.load(std::memory_order_relaxed);
     out.held = stats_.held.load(std::memory_order_relaxed);
     out.failed = stats_.failed.load(std::memory_order_relaxed);
+    // The lanes' own watchdog numbers (atomics), so that a stuck loop cannot hide a stuck lane.
+    int64_t reached = 0;
+    auto look = [&](const DbLane& lane) {
+      reached = std::max(reached, lane.last_reached_ms());
+      if (int64_t busy = lane.busy_ms(); busy > out.lane_busy_ms) {
+        out.lane_busy_ms = busy;
+        out.busiest_lane = lane.name();
+      }
+    };
+    look(claims_);
+    look(control_);
+    for (const auto& w : write_lanes_) look(w->lane);
+    out.db_unreached_ms = reached == 0 ? -1 : DbLane::NowMs() - reached;
     return out;
   }
 
@@ -452,7 +470,7 @@ class Worker::Impl {
           // A full batch suggests more is waiting.
           if (static_cast<int>(r->items.size()) == limit) ScheduleClaim();
           MaybeFinishDrain();
-        });
+        }, "claim");
   }
 
   void StartTask(store::ClaimedItem item) {
@@ -635,7 +653,7 @@ class Worker::Impl {
         [batch = &w.batch](db::Connection& conn) { return store::WriteTaskBatch(conn, *batch); },
         [this, index](Result<std::vector<store::CompleteState>> r) {
           OnWritten(index, std::move(r));
-        });
+        }, "write batch");
   }
 
   void OnWritten(size_t index, Result<std::vector<store::CompleteState>> result) {
@@ -781,7 +799,7 @@ class Worker::Impl {
           if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
           MaybeFinishDrain();
           ScheduleClaim();
-        });
+        }, "record failure");
   }
 
   // Renews every lease held, finished tasks included (their completion needs it), in one
@@ -820,7 +838,7 @@ class Worker::Impl {
           }
           MaybeFinishDrain();
           ScheduleClaim();
-        });
+        }, "renew leases");
   }
 
   const WorkerOptions options_;

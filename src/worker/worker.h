@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bus/bus.h"
+#include "db/connection.h"
 #include "objstore/object_store.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
@@ -45,6 +46,9 @@ struct WorkerOptions {
   std::string pod;                               // POD_NAME
   std::string pod_namespace;                     // POD_NAMESPACE
   providers::ProviderSettings provider_settings; // SYNAPS_PROVIDER_* (providers/registry.h)
+  // The DB lanes' connections: connect timeout, keepalives, statement timeout and client
+  // deadline (SYNAPS_DB_*, SYNAPS_WORKER_STATEMENT_TIMEOUT_MS; db/deadlines.h).
+  db::ConnectOptions db_options;
 };
 
 // Reads WorkerOptions from the SYNAPS_* environment; throws ConfigError on bad values.
@@ -57,6 +61,9 @@ struct WorkerStats {
   int concurrency = 0;
   bool draining = false;          // Stop() was called
   bool database_ok = false;       // the last claim reached PostgreSQL
+  int64_t db_unreached_ms = -1;   // since a DB lane last reached PostgreSQL; -1 = not yet
+  int64_t lane_busy_ms = 0;       // how long the longest-running DB lane job has been running
+  std::string busiest_lane;       // its lane
   int64_t snapshot_version = 0;   // the control snapshot held
   uint64_t claimed = 0;           // totals since the process started
   uint64_t completed = 0;

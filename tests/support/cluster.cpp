@@ -48,8 +48,10 @@ Cluster::~Cluster() {
   api_.Stop(std::chrono::seconds(5));
 }
 
-void Cluster::StartApi() {
-  api_ = StartSynaps("api", env_, dir_ + "/api.log");
+void Cluster::StartApi(const std::map<std::string, std::string>& extra) {
+  auto env = env_;
+  for (const auto& [k, v] : extra) env[k] = v;
+  api_ = StartSynaps("api", env, dir_ + "/api.log");
   WaitUntilReady(base_);
 }
 

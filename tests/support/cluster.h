@@ -24,7 +24,8 @@ class Cluster {
   explicit Cluster(std::map<std::string, std::string> env = {});
   ~Cluster();
 
-  void StartApi();
+  // Starts the API with extra environment on top of the cluster's.
+  void StartApi(const std::map<std::string, std::string>& extra = {});
   // Starts one more `synaps api` on the same database and NATS, on its own port, with extra
   // environment; returns its base URL. Stopped with the cluster.
   std::string StartExtraApi(const std::map<std::string, std::string>& extra = {});

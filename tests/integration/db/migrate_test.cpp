@@ -34,6 +34,34 @@ TEST(MigrateTest, AppliesOnceThenSkips) {
   EXPECT_GE(tables->GetInt(0, 0), 12);
 }
 
+TEST(MigrateTest, WaitingForTheLockIsBounded) {
+  std::string url = EmptyDatabase("migrate_lock_bound");
+  auto holder = Connection::Connect(url);
+  ASSERT_TRUE(holder) << holder.error().message;
+  // Another migrate holds the lock (the key migrate uses) and does not let go.
+  ASSERT_TRUE(holder->Exec("SELECT pg_advisory_lock(7340032017)"));
+  auto conn = Connection::Connect(url);
+  ASSERT_TRUE(conn);
+  auto start = std::chrono::steady_clock::now();
+  auto blocked = Migrate(*conn, EmbeddedMigrations(), std::chrono::milliseconds(300));
+  auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(blocked);
+  EXPECT_EQ(blocked.error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_NE(blocked.error().message.find("SYNAPS_MIGRATE_LOCK_TIMEOUT_MS"), std::string::npos)
+      << blocked.error().message;
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  EXPECT_LT(waited, std::chrono::milliseconds(3000));
+  // Once the holder lets go, a waiting migrate gets the lock within its bound.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (void)holder->Exec("SELECT pg_advisory_unlock(7340032017)");
+  });
+  auto report = Migrate(*conn, EmbeddedMigrations(), std::chrono::seconds(10));
+  release.join();
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->applied.size(), EmbeddedMigrations().size());
+}
+
 TEST(MigrateTest, ConcurrentRunsApplyEachMigrationOnce) {
   std::string url = EmptyDatabase("migrate_concurrent");
   constexpr int kProcs = 4;

@@ -1,5 +1,6 @@
 // DbLane against a real PostgreSQL: jobs run in order off the event loop, results come back on
-// it, a down database fails fast, Stop() runs what was posted.
+// it, a down database fails fast, Stop() runs what was posted, a job that throws fails alone.
+// (Frozen connections: tests/fault/db_deadline_test.cpp.)
 #include "worker/db_lane.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,11 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -141,6 +147,47 @@ TEST(DbLaneTest, ReconnectsAfterItsConnectionIsKilled) {
     if (!*third) std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_EQ(**third, 3);
+}
+
+TEST(DbLaneTest, AJobThatThrowsFailsAloneAndTheLaneGoesOn) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  asio::io_context io;
+  std::ostringstream logged;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(logged)));
+  DbLane lane("test", url, io.get_executor());
+  std::optional<Result<int64_t>> thrown, inside_tx, next;
+  lane.Call([](db::Connection&) -> Result<int64_t> { throw std::runtime_error("bad row 42"); },
+            [&](Result<int64_t> r) { thrown = std::move(r); }, "settle task t-1");
+  // A job that throws inside a transaction must not leak it into the next job.
+  lane.Call(
+      [](db::Connection& conn) -> Result<int64_t> {
+        (void)conn.Exec("BEGIN");
+        (void)conn.Exec("CREATE TABLE leaked (x int)");
+        throw std::logic_error("bug after BEGIN");
+      },
+      [&](Result<int64_t> r) { inside_tx = std::move(r); }, "write batch");
+  lane.Call(
+      [](db::Connection& conn) -> Result<int64_t> {
+        ASSIGN_OR_RETURN(db::PgResult r,
+                         conn.Exec("SELECT count(*) FROM pg_tables WHERE tablename = 'leaked'"));
+        return r.GetInt(0, 0);
+      },
+      [&](Result<int64_t> r) { next = std::move(r); });
+  RunUntil(io, [&] { return thrown && inside_tx && next; });
+  spdlog::set_default_logger(previous);
+  ASSERT_FALSE(*thrown);
+  EXPECT_EQ(thrown->error().code, ErrorCode::kInternal);
+  EXPECT_EQ(thrown->error().message, "settle task t-1 failed: bad row 42");
+  ASSERT_FALSE(*inside_tx);
+  EXPECT_EQ(inside_tx->error().code, ErrorCode::kInternal);
+  ASSERT_TRUE(*next) << next->error().message;
+  EXPECT_EQ(**next, 0) << "the thrown job's transaction was committed or leaked";
+  EXPECT_NE(logged.str().find("DB lane test: settle task t-1 threw: bad row 42"), std::string::npos)
+      << logged.str();
+  EXPECT_NE(logged.str().find("write batch threw: bug after BEGIN"), std::string::npos)
+      << logged.str();
 }
 
 TEST(DbLaneTest, StopRunsWhatWasPosted) {
