@@ -1,19 +1,9 @@
 #include "cli/http_stream.h"
 
-#include <curl/curl.h>
-
-#include <memory>
-#include <mutex>
+#include "curl/handles.h"
 
 namespace synaps::cli {
 namespace {
-
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct ListDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 // State shared with libcurl's callbacks for one transfer.
 struct Transfer {
@@ -87,20 +77,19 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }  // namespace
 
 Result<StreamEnd> StreamGet(const StreamRequest& request, const StreamCallbacks& callbacks) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  std::unique_ptr<CURL, EasyDeleter> curl(curl_easy_init());
-  if (!curl) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
-  curl_slist* raw = nullptr;
-  for (const auto& h : request.headers) raw = curl_slist_append(raw, h.c_str());
-  std::unique_ptr<curl_slist, ListDeleter> headers(raw);
+  curl::EasyHandle easy = curl::NewEasy();
+  if (!easy) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
+  curl::HeaderList headers;
+  for (const auto& h : request.headers) {
+    if (!headers.Append(h)) return Fail(ErrorCode::kInternal, "out of memory for headers");
+  }
 
   Transfer t;
-  t.curl = curl.get();
+  t.curl = easy.get();
   t.callbacks = &callbacks;
   t.idle_timeout = request.idle_timeout;
   t.last_byte = t.last_tick = std::chrono::steady_clock::now();
-  CURL* c = curl.get();
+  CURL* c = easy.get();
   curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());

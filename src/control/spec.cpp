@@ -10,6 +10,7 @@
 #include "control/schedule_spec.h"
 #include "control/pattern.h"
 #include "control/template.h"
+#include "net/url_policy.h"
 
 namespace synaps::control {
 
@@ -156,35 +157,24 @@ bool IsHostName(const std::string& h) {
   return h.size() <= 253 && (std::regex_match(h, kHost) || std::regex_match(h, kIpv6));
 }
 
-// Hosts no tool may name: link-local addresses and cloud metadata endpoints. The worker checks
-// resolved addresses again when it connects; this catches the obvious ones at write time.
-bool IsForbiddenHost(const std::string& h) {
-  static const std::set<std::string> kMetadata = {"metadata",
-                                                  "metadata.google.internal",
-                                                  "metadata.goog",
-                                                  "100.100.100.200",
-                                                  "[fd00:ec2::254]",
-                                                  "instance-data",
-                                                  "instance-data.ec2.internal"};
-  return kMetadata.contains(h) || h.starts_with("169.254.") || h.starts_with("[fe8") ||
-         h.starts_with("[fe9") || h.starts_with("[fea") || h.starts_with("[feb");
-}
-
+// An allowHosts entry: lower-case, and able to reach something (net::HostPatternProblem:
+// never a metadata name or an address that is never reachable, in any spelling).
 std::string HostProblem(const std::string& h) {
   if (!IsHostName(h)) {
     return "must be a lower-case host name, *.domain, an IPv4 address or a bracketed IPv6 address";
   }
-  if (IsForbiddenHost(h)) return "link-local and cloud metadata hosts are never reachable";
-  return "";
+  return net::HostPatternProblem(h);
 }
 
 struct ParsedUrl {
   std::string scheme;
-  std::string host;  // lower-case; IPv6 with brackets
+  std::string host;       // canonical (net::Target::UrlHost): lower-case; IPv6 with brackets
+  std::string canonical;  // the url as net::ParseTarget rebuilt it
 };
 
-// http(s)://host[:port][/path...], without user info.
-Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field) {
+// http(s)://host[:port][/path...], without user info, under the outbound policy.
+Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field,
+                               net::Sender sender) {
   ParsedUrl out;
   size_t rest = 0;
   if (url.starts_with("https://")) {
@@ -221,9 +211,6 @@ Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field)
   if (host.empty() || host.starts_with("*.") || !IsHostName(host)) {
     return Bad(field, "has no valid host");
   }
-  if (IsForbiddenHost(host)) {
-    return Bad(field, "link-local and cloud metadata hosts are never reachable");
-  }
   if (!port.empty() || authority.ends_with(":")) {
     bool digits =
         !port.empty() && port.size() <= 5 &&
@@ -234,7 +221,13 @@ Result<ParsedUrl> ParseHttpUrl(const std::string& url, const std::string& field)
   }
   if (url.find_first_of(" \t\r\n") != std::string::npos)
     return Bad(field, "must not contain spaces");
-  out.host = host;
+  // Then the outbound policy the call will meet (net/url_policy.h), so that a url refused when
+  // called is refused when stored: numeric and IPv6-mapped spellings of metadata and other
+  // never-reachable addresses, metadata names. Its canonical form is what the typed view keeps.
+  auto target = net::ParseTarget(url, sender);
+  if (!target) return Bad(field, target.error().message);
+  out.host = target->UrlHost();
+  out.canonical = target->url;
   return out;
 }
 
@@ -463,7 +456,7 @@ Result<Tool> ParseTool(std::string_view name, const json& spec) {
   }
 
   ASSIGN_OR_RETURN(t.url, RequireString(spec, "url", path, 2048));
-  ASSIGN_OR_RETURN(ParsedUrl url, ParseHttpUrl(t.url, "spec.url"));
+  ASSIGN_OR_RETURN(ParsedUrl url, ParseHttpUrl(t.url, "spec.url", net::kToolSender));
   ASSIGN_OR_RETURN(auto method, GetString(spec, "method", path, {false, true, 8}));
   if (method) {
     if (*method != "GET" && *method != "POST") return Bad("spec.method", "must be GET or POST");
@@ -501,8 +494,8 @@ Result<Route> ParseRoute(std::string_view name, const json& spec) {
   ASSIGN_OR_RETURN(r.model, RequireString(spec, "model", path, 256));
   ASSIGN_OR_RETURN(auto base_url, GetString(spec, "baseUrl", path, {false, true, 2048}));
   if (base_url) {
-    RETURN_IF_ERROR(ParseHttpUrl(*base_url, "spec.baseUrl"));
-    r.base_url = *base_url;
+    ASSIGN_OR_RETURN(ParsedUrl url, ParseHttpUrl(*base_url, "spec.baseUrl", net::kProviderSender));
+    r.base_url = url.canonical;
   } else if (r.provider == "openai-compatible") {
     return Bad("spec.baseUrl", "required for provider openai-compatible");
   }

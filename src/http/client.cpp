@@ -1,17 +1,9 @@
 #include "http/client.h"
 
-#include <curl/curl.h>
-
-#include <memory>
-#include <mutex>
+#include "curl/handles.h"
 
 namespace synaps::http {
 namespace {
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
@@ -33,24 +25,17 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct ListDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
 }  // namespace
 
 Result<Response> Send(const RequestOptions& options) {
-  GlobalInit();
-  std::unique_ptr<CURL, EasyDeleter> curl(curl_easy_init());
-  if (!curl) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
-  curl_slist* raw = nullptr;
-  for (const auto& h : options.headers) raw = curl_slist_append(raw, h.c_str());
-  std::unique_ptr<curl_slist, ListDeleter> headers(raw);
+  curl::EasyHandle easy = curl::NewEasy();
+  if (!easy) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
+  curl::HeaderList headers;
+  for (const auto& h : options.headers) {
+    if (!headers.Append(h)) return Fail(ErrorCode::kInternal, "out of memory for headers");
+  }
   Response res;
-  CURL* c = curl.get();
+  CURL* c = easy.get();
   curl_easy_setopt(c, CURLOPT_URL, options.url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, options.method.c_str());
   if (options.method != "GET" && options.method != "HEAD") {

@@ -8,7 +8,7 @@
 #include <unordered_set>
 
 #include "k8s/service_account_token.h"
-#include "providers/detail/curl_handles.h"
+#include "curl/handles.h"
 #include "providers/detail/curl_multi.h"
 
 namespace synaps::k8s {
@@ -16,8 +16,8 @@ namespace synaps::k8s {
 namespace asio = boost::asio;
 using nlohmann::json;
 using providers::detail::CurlMulti;
-using providers::detail::EasyHandle;
-using providers::detail::HeaderList;
+using curl::EasyHandle;
+using curl::HeaderList;
 
 namespace detail {
 class ListCall;
@@ -100,12 +100,11 @@ class ListCall final : public std::enable_shared_from_this<ListCall> {
   void Transfer(const std::string& url, const std::string& token) {
     if (core_ == nullptr) return;
     const KubeClientOptions& o = core_->options;
-    easy_.reset(curl_easy_init());
-    curl_slist* list = nullptr;
-    list = curl_slist_append(list, ("Authorization: Bearer " + token).c_str());
-    list = curl_slist_append(list, "Accept: application/json");
-    headers_.reset(list);
-    if (!easy_ || !headers_) {
+    easy_ = curl::NewEasy();
+    headers_ = HeaderList();
+    bool listed = headers_.Append("Authorization: Bearer " + token) &&
+                  headers_.Append("Accept: application/json");
+    if (!easy_ || !listed) {
       Finish(Fail(ErrorCode::kInternal, "kubernetes: cannot set up a libcurl transfer"));
       return;
     }
@@ -165,7 +164,7 @@ class ListCall final : public std::enable_shared_from_this<ListCall> {
     long status = 0;
     if (easy_) curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
     easy_.reset();  // the connection stays in the multi handle's cache
-    headers_.reset();
+    headers_ = HeaderList();
     if (core_ == nullptr) return;
     Finish(Evaluate(rc, status));
   }

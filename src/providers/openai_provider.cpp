@@ -1,5 +1,7 @@
 #include "providers/openai_provider.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -8,7 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <unordered_set>
 
-#include "providers/detail/curl_handles.h"
+#include "curl/handles.h"
 #include "providers/detail/openai_wire.h"
 #include "providers/detail/sse_parser.h"
 
@@ -31,8 +33,9 @@ struct OpenAiCompatibleProvider::Core {
   asio::any_io_executor executor;
   OpenAiOptions options;
   std::string url;
-  detail::HeaderList stream_headers;  // must outlive `multi`: declared before it
-  detail::HeaderList plain_headers;
+  Result<net::Target> target;  // base_url under the outbound policy, or why it is refused
+  curl::HeaderList stream_headers;  // must outlive `multi`: declared before it
+  curl::HeaderList plain_headers;
   std::mt19937_64 rng{std::random_device{}()};
   std::unordered_set<detail::ChatCall*> live;  // started, not finished
   detail::CurlMulti multi;
@@ -157,7 +160,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     abort_.reset();
     error_buffer_[0] = '\0';
 
-    easy_.reset(curl_easy_init());
+    easy_ = curl::NewEasy();
     if (!easy_) {
       Finish(Fail(ErrorCode::kInternal, "curl_easy_init failed"));
       return;
@@ -186,6 +189,10 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
                        std::max(1L, static_cast<long>(o.idle_timeout.count() / 1000)));
     }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &ChatCall::OnOpenSocketThunk);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
     // Wait for a connection that can multiplex rather than opening a new one per call — over
     // TLS only, where ALPN can offer HTTP/2. A cleartext http:// server (vLLM, Ollama, llama.cpp)
     // speaks HTTP/1.1, and waiting there held every call of a burst until the first answer's
@@ -202,6 +209,25 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
       easy_.reset();
       Finish(std::unexpected(added.error()));
     }
+  }
+
+  static curl_socket_t OnOpenSocketThunk(void* self, curlsocktype, curl_sockaddr* address) {
+    return static_cast<ChatCall*>(self)->OnOpenSocket(address);
+  }
+
+  // The address libcurl resolved and is about to connect to passes the outbound policy, or the
+  // attempt fails (not retried) saying why: DNS cannot steer a call to a forbidden address.
+  curl_socket_t OnOpenSocket(curl_sockaddr* address) {
+    std::optional<net::IpAddress> ip = net::AddressOf(&address->addr);
+    Status ok = ip ? net::CheckAddress(*core_->target, *ip, core_->options.address_policy,
+                                       net::kProviderSender)
+                   : Fail(ErrorCode::kPermissionDenied,
+                          "provider host " + core_->target->host + " resolves to a non-IP address");
+    if (!ok) {
+      abort_ = Failure{ok.error()};
+      return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
   }
 
   static size_t OnHeaderThunk(char* data, size_t size, size_t count, void* self) {
@@ -434,7 +460,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
   bool finished_ = false;
 
   // The current attempt.
-  EasyHandle easy_;
+  curl::EasyHandle easy_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
   BodyMode mode_ = BodyMode::kUnknown;
   long status_ = 0;
@@ -493,15 +519,14 @@ class RefusedCall final : public Call {
   std::shared_ptr<State> state_;
 };
 
-HeaderList MakeHeaders(const OpenAiOptions& o, const char* accept) {
-  curl_slist* list = nullptr;
-  auto add = [&list](const std::string& h) { list = curl_slist_append(list, h.c_str()); };
-  add("Content-Type: application/json");
-  add(std::string("Accept: ") + accept);
-  add("Expect:");  // no 100-continue round trip for large bodies
-  if (!o.api_key.empty()) add("Authorization: Bearer " + o.api_key);
-  for (const auto& h : o.extra_headers) add(h);
-  return HeaderList(list);
+curl::HeaderList MakeHeaders(const OpenAiOptions& o, const char* accept) {
+  curl::HeaderList list;
+  list.Append("Content-Type: application/json");
+  list.Append(std::string("Accept: ") + accept);
+  list.Append("Expect:");  // no 100-continue round trip for large bodies
+  if (!o.api_key.empty()) list.Append("Authorization: Bearer " + o.api_key);
+  for (const auto& h : o.extra_headers) list.Append(h);
+  return list;
 }
 
 }  // namespace
@@ -510,6 +535,7 @@ HeaderList MakeHeaders(const OpenAiOptions& o, const char* accept) {
 OpenAiCompatibleProvider::Core::Core(asio::any_io_executor ex, OpenAiOptions opts)
     : executor(ex),
       options(std::move(opts)),
+      target(net::ParseTarget(options.base_url, net::kProviderSender)),
       stream_headers(detail::MakeHeaders(options, "text/event-stream")),
       plain_headers(detail::MakeHeaders(options, "application/json")),
       multi(ex, options.connections) {
@@ -532,6 +558,12 @@ OpenAiCompatibleProvider::~OpenAiCompatibleProvider() = default;
 std::string OpenAiCompatibleProvider::name() const { return core_->options.name; }
 
 std::unique_ptr<Call> OpenAiCompatibleProvider::Start(const ChatRequest& request, Done done) {
+  if (!core_->target) {
+    Error e = core_->target.error();
+    e.message = core_->options.name + ": " + e.message;
+    e.field = "baseUrl";
+    return std::make_unique<detail::RefusedCall>(core_->executor, std::move(done), std::move(e));
+  }
   auto body = detail::BuildChatBody(request, request.stream, core_->options.include_usage);
   if (!body) {
     Error e = body.error();

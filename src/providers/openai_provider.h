@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "net/url_policy.h"
 #include "providers/detail/curl_multi.h"
 #include "providers/provider.h"
 #include "providers/retry.h"
@@ -41,6 +42,11 @@ struct OpenAiOptions {
   std::vector<std::string> extra_headers;  // "Name: value", e.g. "OpenAI-Organization: org-1"
   size_t max_response_bytes = 32 << 20;    // a larger non-streamed body is refused
   detail::CurlMultiOptions connections;
+  // Outbound policy (net/url_policy.h): every connection is checked at the socket, so an address
+  // the policy refuses is never connected to, whatever DNS says; proxies from the environment
+  // are ignored so that the checked address is the one connected to. A base_url the policy
+  // refuses makes every call fail with kPermissionDenied.
+  net::AddressPolicy address_policy;
 };
 
 class OpenAiCompatibleProvider final : public Provider {

@@ -30,16 +30,6 @@ const std::map<std::string, KindDefaults>& RemoteKinds() {
   return kinds;
 }
 
-bool ValidKeyVariable(const std::string& name) {
-  static const std::string suffix = "_API_KEY";
-  if (name.size() <= suffix.size() || !name.ends_with(suffix)) return false;
-  if (!(name[0] >= 'A' && name[0] <= 'Z')) return false;
-  for (char c : name) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  }
-  return true;
-}
-
 Result<std::string> NormalizeBaseUrl(std::string url) {
   if (!url.starts_with("http://") && !url.starts_with("https://")) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -106,6 +96,8 @@ ProviderSettings ProviderSettingsFromEnv() {
       config::EnvInt("SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS", s.max_idle_connections, 0, 100'000));
   s.local_latency_ms =
       static_cast<int>(config::EnvInt("SYNAPS_LOCAL_LATENCY_MS", s.local_latency_ms, 0, 3'600'000));
+  s.address_policy = net::AddressPolicy::FromEnvironment();
+  s.key_hosts = KeyHostBindings::FromEnvironment();
   return s;
 }
 
@@ -145,14 +137,20 @@ Result<Provider*> ProviderRegistry::Get(const ProviderSpec& spec) {
                 "baseUrl");
   }
   ASSIGN_OR_RETURN(std::string base_url, NormalizeBaseUrl(base));
+  auto target = net::ParseTarget(base_url, net::kProviderSender);
+  if (!target) {
+    return Fail(target.error().code, "baseUrl: " + target.error().message, "baseUrl");
+  }
+  ASSIGN_OR_RETURN(base_url, NormalizeBaseUrl(target->url));
   std::string key_env = spec.api_key_env.empty() ? kind->second.api_key_env : spec.api_key_env;
-  if (!key_env.empty() && !ValidKeyVariable(key_env)) {
+  if (!key_env.empty() && !IsKeyVariableName(key_env)) {
     return Fail(ErrorCode::kInvalidArgument,
                 "apiKeyEnv '" + key_env +
                     "' is not allowed: name an environment variable ending in _API_KEY "
                     "(upper case, digits, underscores)",
                 "apiKeyEnv");
   }
+  if (!key_env.empty()) RETURN_IF_ERROR(settings_.key_hosts.Check(key_env, *target));
   std::string cache_key = spec.provider + "|" + base_url + "|" + key_env;
   if (auto it = providers_.find(cache_key); it != providers_.end()) return it->second.get();
 
@@ -190,6 +188,7 @@ Result<Provider*> ProviderRegistry::Get(const ProviderSpec& spec) {
   o.idle_timeout = settings_.idle_timeout;
   o.retry = settings_.retry;
   o.connections.max_idle_connections = settings_.max_idle_connections;
+  o.address_policy = settings_.address_policy;
   auto provider = std::make_unique<OpenAiCompatibleProvider>(executor_, std::move(o));
   Provider* raw = provider.get();
   providers_.emplace(std::move(cache_key), std::move(provider));

@@ -3,6 +3,13 @@
 // environment variable the route names (or the kind's default), at first use, and are never
 // stored anywhere else.
 //
+// Outbound policy (docs/security.md, "Outbound requests"): the base URL passes
+// net::ParseTarget (no metadata or never-reachable address in any spelling, canonical host),
+// every connection a provider opens is checked against net::CheckAddress and
+// ProviderSettings::address_policy at the socket (so a name that resolves to a forbidden or,
+// under SYNAPS_TOOLS_DENY_PRIVATE, an internal address is never connected to), and a key goes
+// only to the hosts it is bound to (providers/key_hosts.h).
+//
 // Kinds:
 //   openai             https://api.openai.com/v1   key OPENAI_API_KEY (required)
 //   kimi               https://api.moonshot.ai/v1  key MOONSHOT_API_KEY (required)
@@ -23,6 +30,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "net/url_policy.h"
+#include "providers/key_hosts.h"
 #include "providers/provider.h"
 #include "providers/retry.h"
 
@@ -53,6 +62,8 @@ struct ProviderSettings {
   RetryPolicy retry;
   long max_idle_connections = 256;                     // SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS
   int local_latency_ms = 0;                            // SYNAPS_LOCAL_LATENCY_MS
+  net::AddressPolicy address_policy;                   // SYNAPS_TOOLS_DENY_PRIVATE
+  KeyHostBindings key_hosts;                           // SYNAPS_PROVIDER_KEY_HOSTS
 };
 
 // Reads ProviderSettings from the environment; throws ConfigError naming the variable.
@@ -68,7 +79,9 @@ class ProviderRegistry {
 
   // The provider for `spec`, made on first use; owned by the registry. kInvalidArgument (with
   // `field` set to provider, baseUrl or apiKeyEnv) for an unknown kind, a bad base URL, a bad
-  // key variable name, or a key variable that is not set in the worker's environment.
+  // key variable name, or a key variable that is not set in the worker's environment;
+  // kPermissionDenied when the outbound policy refuses the base URL (field baseUrl) or the key
+  // is not bound to its host (field apiKeyEnv).
   Result<Provider*> Get(const ProviderSpec& spec);
 
   const ProviderSettings& settings() const { return settings_; }

@@ -10,15 +10,15 @@
 
 #include "control/json_schema.h"
 #include "core/utf8.h"
-#include "providers/detail/curl_handles.h"
+#include "curl/handles.h"
 
 namespace synaps::tools {
 
 namespace asio = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-using providers::detail::EasyHandle;
-using providers::detail::HeaderList;
+using curl::EasyHandle;
+using curl::HeaderList;
 
 namespace {
 
@@ -64,18 +64,13 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 // towards an address the policy checked.
 curl_socket_t OnOpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
   auto* t = static_cast<Transfer*>(user);
-  IpAddress ip;
-  if (address->family == AF_INET) {
-    std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in*>(&address->addr)->sin_addr, 4);
-  } else if (address->family == AF_INET6) {
-    ip.v6 = true;
-    std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in6*>(&address->addr)->sin6_addr, 16);
-  } else {
+  std::optional<IpAddress> ip = net::AddressOf(&address->addr);
+  if (!ip) {
     t->refused = "a non-IP address";
     return CURL_SOCKET_BAD;
   }
-  if (std::find(t->allowed.begin(), t->allowed.end(), ip) == t->allowed.end()) {
-    t->refused = ip.ToString();
+  if (std::find(t->allowed.begin(), t->allowed.end(), *ip) == t->allowed.end()) {
+    t->refused = ip->ToString();
     return CURL_SOCKET_BAD;
   }
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
@@ -95,7 +90,7 @@ std::string Escaped(CURL* easy, const std::string& text) {
 
 // The GET url: `base` with the arguments appended to its query.
 Result<std::string> WithQuery(CURL* easy, const std::string& base, const json& arguments) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> url(curl_url(), &curl_url_cleanup);
+  curl::UrlHandle url = curl::NewUrl();
   if (!url || curl_url_set(url.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK) {
     return Fail(ErrorCode::kInternal, "cannot parse checked url " + base);
   }
@@ -161,8 +156,7 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
                 what + ": no answer within " + std::to_string(call.timeout.count()) + " ms");
   }
 
-  providers::detail::EnsureCurlGlobalInit();
-  EasyHandle easy(curl_easy_init());
+  EasyHandle easy = curl::NewEasy();
   if (!easy) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
   CURL* e = easy.get();
 
@@ -184,13 +178,10 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
   }
 
   HeaderList headers;
-  for (std::string h : {std::string("Accept: application/json"), std::string("Expect:"),
-                        "X-Synaps-Tool: " + call.tool}) {
-    headers.reset(curl_slist_append(headers.release(), h.c_str()));
-  }
-  if (call.method != "GET") {
-    headers.reset(curl_slist_append(headers.release(), "Content-Type: application/json"));
-  }
+  bool listed = headers.Append("Accept: application/json") && headers.Append("Expect:") &&
+                headers.Append("X-Synaps-Tool: " + call.tool) &&
+                (call.method == "GET" || headers.Append("Content-Type: application/json"));
+  if (!listed) return Fail(ErrorCode::kInternal, what + ": out of memory for headers");
 
   // Pin the checked addresses: libcurl does no lookup of its own, so a DNS answer that
   // changes between the check and the connect (rebinding) is never used.
@@ -200,8 +191,9 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
     for (const auto& a : addresses) {
       pinned += (pinned.empty() ? "" : ",") + (a.v6 ? "[" + a.ToString() + "]" : a.ToString());
     }
-    std::string entry = target.host + ":" + std::to_string(target.port) + ":" + pinned;
-    resolve.reset(curl_slist_append(nullptr, entry.c_str()));
+    if (!resolve.Append(target.host + ":" + std::to_string(target.port) + ":" + pinned)) {
+      return Fail(ErrorCode::kInternal, what + ": out of memory for the pinned addresses");
+    }
   }
 
   Transfer transfer;
@@ -272,16 +264,8 @@ Result<std::vector<IpAddress>> ResolveHost(const std::string& host) {
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, &freeaddrinfo);
   std::vector<IpAddress> out;
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    IpAddress ip;
-    if (a->ai_family == AF_INET) {
-      std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, 4);
-    } else if (a->ai_family == AF_INET6) {
-      ip.v6 = true;
-      std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, 16);
-    } else {
-      continue;
-    }
-    if (std::find(out.begin(), out.end(), ip) == out.end()) out.push_back(ip);
+    std::optional<IpAddress> ip = net::AddressOf(a->ai_addr);
+    if (ip && std::find(out.begin(), out.end(), *ip) == out.end()) out.push_back(*ip);
   }
   return out;
 }

@@ -64,7 +64,6 @@
 
 #include "control/spec.h"
 #include "core/error.h"
-#include "tools/address.h"
 #include "tools/network_policy.h"
 
 namespace synaps::tools {

@@ -2,7 +2,9 @@
 // NATS: the hijack of issue #19 (tenant B's operator writes a route matching tenant A that points
 // at B's listener) is refused with a clear JSON error and A's prompt never reaches the listener;
 // a tenant admin cannot grant more than it holds; the installation scope (keys and JWTs) is the
-// one way to write the registry.
+// one way to write the registry. Outbound requests: stored specs refuse numeric and IPv6-mapped
+// metadata addresses for routes and tools, and a key goes only to the hosts it is bound to, so
+// even an installation-scoped route cannot ship the worker's key to a listener of its choosing.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -191,6 +193,82 @@ TEST_F(TenancyTest, ATenantAdminCannotGrantMoreThanItHolds) {
                    "/v1/api-keys/" + b_installation["id"].get<std::string>());
   EXPECT_EQ(revoke.status, 200) << revoke.body;
   EXPECT_EQ(As(c_, b_installation["token"], "GET", "/v1/runs").status, 401);
+}
+
+TEST_F(TenancyTest, StoredSpecsRefuseMetadataInEverySpelling) {
+  for (const char* url : {"http://2852039166/v1", "http://[::ffff:169.254.169.254]/v1",
+                          "http://0xA9FEA9FE/v1", "http://[::ffff:a9fe:a9fe]/v1",
+                          "http://169.254.169.254/v1", "http://metadata.google.internal/v1"}) {
+    auto route = As(c_, Cluster::kToken, "PUT", "/v1/control/routes/r",
+                    {{"spec", {{"provider", "openai-compatible"}, {"baseUrl", url}, {"model", "m"}}},
+                     {"reason", "x"}});
+    EXPECT_EQ(route.status, 400) << url << ": " << route.body;
+    EXPECT_EQ(Error(route)["field"], "spec.baseUrl") << route.body;
+    auto tool = As(c_, Cluster::kToken, "PUT", "/v1/control/tools/t",
+                   {{"spec",
+                     {{"type", "http"},
+                      {"description", "d"},
+                      {"parameters", {{"type", "object"}}},
+                      {"url", url}}},
+                    {"reason", "x"}});
+    EXPECT_EQ(tool.status, 400) << url << ": " << tool.body;
+    EXPECT_EQ(Error(tool)["field"], "spec.url") << tool.body;
+  }
+  auto hosts = As(c_, Cluster::kToken, "PUT", "/v1/control/tools/t",
+                  {{"spec",
+                    {{"type", "http"},
+                     {"description", "d"},
+                     {"parameters", {{"type", "object"}}},
+                     {"url", "https://api.example.com/x"},
+                     {"allowHosts", {"api.example.com", "[::ffff:169.254.169.254]"}}}},
+                   {"reason", "x"}});
+  EXPECT_EQ(hosts.status, 400) << hosts.body;
+  EXPECT_EQ(Error(hosts)["field"], "spec.allowHosts[1]") << hosts.body;
+  EXPECT_EQ(Changes(), 0);
+}
+
+TEST_F(TenancyTest, AKeyGoesOnlyToTheHostsItIsBoundTo) {
+  // Even the installation cannot point the worker's key at a listener of its choosing: the
+  // worker binds DEMO_API_KEY to no host, so the route fails before anything is sent.
+  c_.StartWorker({{"DEMO_API_KEY", "the-workers-demo-key"},
+                  {"SYNAPS_PROVIDER_MAX_ATTEMPTS", "1"}});
+  auto put = As(c_, Cluster::kToken, "PUT", "/v1/control/routes/zz", HijackRoute());
+  ASSERT_EQ(put.status, 201) << put.body;
+  std::string a_operator = Key("ta", "operator")["token"];
+  auto submit = As(c_, a_operator, "POST", "/v1/commands/submit",
+                   {{"kind", "prompt"}, {"input", {{"text", "tenant A's secret prompt"}}}});
+  ASSERT_EQ(submit.status, 201) << submit.body;
+  std::string run_id = Body(submit)["runId"];
+  json run;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Body(As(c_, a_operator, "GET", "/v1/runs/" + run_id));
+    return run.value("status", "") == "failed" || run.value("status", "") == "succeeded";
+  }, 60));
+  EXPECT_EQ(run["status"], "failed") << run.dump();
+  EXPECT_NE(run["error"].dump().find("DEMO_API_KEY is bound to no host"), std::string::npos)
+      << run["error"].dump();
+  EXPECT_EQ(attacker_.request_count(), 0) << "the key never left the worker";
+}
+
+TEST_F(TenancyTest, ABoundKeyReachesItsHost) {
+  c_.StartWorker({{"DEMO_API_KEY", "the-workers-demo-key"},
+                  {"SYNAPS_PROVIDER_KEY_HOSTS",
+                   "DEMO_API_KEY=127.0.0.1:" + std::to_string(attacker_.port())}});
+  auto put = As(c_, Cluster::kToken, "PUT", "/v1/control/routes/zz", HijackRoute());
+  ASSERT_EQ(put.status, 201) << put.body;
+  std::string a_operator = Key("ta", "operator")["token"];
+  auto submit = As(c_, a_operator, "POST", "/v1/commands/submit",
+                   {{"kind", "prompt"}, {"input", {{"text", "hello"}}}});
+  ASSERT_EQ(submit.status, 201) << submit.body;
+  std::string run_id = Body(submit)["runId"];
+  json run;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Body(As(c_, a_operator, "GET", "/v1/runs/" + run_id));
+    return run.value("status", "") == "succeeded" || run.value("status", "") == "failed";
+  }, 60));
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+  ASSERT_EQ(attacker_.request_count(), 1);
+  EXPECT_EQ(attacker_.requests()[0].headers.at("authorization"), "Bearer the-workers-demo-key");
 }
 
 }  // namespace

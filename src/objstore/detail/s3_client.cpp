@@ -10,18 +10,6 @@
 
 namespace synaps::objstore::detail {
 
-void EnsureCurlGlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-CurlEasy CurlEasy::Create() {
-  EnsureCurlGlobalInit();
-  CurlEasy easy;
-  easy.handle_.reset(curl_easy_init());
-  return easy;
-}
-
 namespace {
 
 struct BodyReader {
@@ -130,19 +118,19 @@ std::string S3Client::UrlFor(const S3Request& request) const {
   return url;
 }
 
-CurlEasy S3Client::TakeHandle() {
+curl::EasyHandle S3Client::TakeHandle() {
   {
     std::lock_guard lock(mu_);
     if (!idle_.empty()) {
-      CurlEasy handle = std::move(idle_.back());
+      curl::EasyHandle handle = std::move(idle_.back());
       idle_.pop_back();
       return handle;
     }
   }
-  return CurlEasy::Create();
+  return curl::NewEasy();
 }
 
-void S3Client::ReturnHandle(CurlEasy handle) {
+void S3Client::ReturnHandle(curl::EasyHandle handle) {
   // Forget this request's options (and pointers into it); keep the live connection.
   curl_easy_reset(handle.get());
   std::lock_guard lock(mu_);
@@ -150,12 +138,12 @@ void S3Client::ReturnHandle(CurlEasy handle) {
 }
 
 Result<S3Response> S3Client::Send(const S3Request& request) {
-  CurlEasy easy = TakeHandle();
+  curl::EasyHandle easy = TakeHandle();
   if (!easy) return Fail(ErrorCode::kUnavailable, "curl_easy_init failed (out of memory)");
   CURL* c = easy.get();
   const std::string url = UrlFor(request);
 
-  CurlHeaders headers;
+  curl::HeaderList headers;
   bool ok = headers.Append("x-amz-content-sha256: " + Sha256Hex(request.body));
   if (!options_.fixed_amz_date.empty()) {
     ok = ok && headers.Append("x-amz-date: " + options_.fixed_amz_date);
@@ -164,7 +152,7 @@ Result<S3Response> S3Client::Send(const S3Request& request) {
     ok = ok && headers.Append("x-amz-security-token: " + options_.session_token);
   }
   for (const auto& [name, value] : request.headers) ok = ok && headers.Append(name + ": " + value);
-  CurlHeaders connect_to;
+  curl::HeaderList connect_to;
   for (const auto& entry : options_.connect_to) ok = ok && connect_to.Append(entry);
   if (!ok) return Fail(ErrorCode::kUnavailable, "out of memory building an S3 request");
 

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "objstore/detail/curl_handles.h"
+#include "curl/handles.h"
 #include "objstore/s3_store.h"
 
 namespace synaps::objstore::detail {
@@ -59,15 +59,15 @@ class S3Client {
   Result<S3Response> SendWithRetry(const S3Request& request);
 
  private:
-  CurlEasy TakeHandle();
-  void ReturnHandle(CurlEasy handle);
+  curl::EasyHandle TakeHandle();
+  void ReturnHandle(curl::EasyHandle handle);
 
   const S3Options& options_;
   std::string scheme_;     // "http" or "https"
   std::string authority_;  // host[:port] of the endpoint
   std::string sigv4_;      // "aws:amz:<region>:s3"
   std::mutex mu_;
-  std::vector<CurlEasy> idle_;  // guarded by mu_
+  std::vector<curl::EasyHandle> idle_;  // guarded by mu_
 };
 
 // How long to wait before attempt `attempt` + 1: uniform in [0, min(cap, base * 2^(attempt-1))].

@@ -8,16 +8,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "providers/detail/curl_handles.h"
+#include "curl/handles.h"
 
 namespace synaps::providers::detail {
 
 namespace asio = boost::asio;
-
-void EnsureCurlGlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 namespace {
 
@@ -179,7 +174,7 @@ struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
 
   asio::any_io_executor executor;
   asio::steady_timer timer;
-  MultiHandle multi;
+  curl::MultiHandle multi;
   std::unordered_map<curl_socket_t, std::shared_ptr<SocketWatch>> sockets;
   std::unordered_map<CURL*, Completion> transfers;
   int curl_depth = 0;  // > 0 while inside libcurl
@@ -188,8 +183,7 @@ struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
 
 CurlMulti::CurlMulti(asio::any_io_executor executor, CurlMultiOptions options)
     : impl_(std::make_shared<Impl>(std::move(executor))) {
-  EnsureCurlGlobalInit();
-  impl_->multi.reset(curl_multi_init());
+  impl_->multi = curl::NewMulti();
   if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
   CURLM* m = impl_->multi.get();
   curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket);

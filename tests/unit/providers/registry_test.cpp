@@ -59,12 +59,78 @@ TEST_F(RegistryTest, MissingKeyNamesTheVariable) {
   EXPECT_TRUE(registry.Get({"openai"}));
 }
 
+ProviderSettings BoundTo(const std::string& bindings) {
+  ProviderSettings settings;
+  auto parsed = KeyHostBindings::Parse(bindings);
+  EXPECT_TRUE(parsed) << parsed.error().message;
+  if (parsed) settings.key_hosts = *parsed;
+  return settings;
+}
+
 TEST_F(RegistryTest, KeyVariableCanBeNamedByTheRoute) {
-  auto missing = registry.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"});
+  ProviderRegistry bound(io.get_executor(), BoundTo("SYNAPS_TEST_VLLM_API_KEY=vllm"));
+  auto missing = bound.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"});
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("SYNAPS_TEST_VLLM_API_KEY"), std::string::npos);
   setenv("SYNAPS_TEST_VLLM_API_KEY", "k", 1);
-  EXPECT_TRUE(registry.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"}));
+  EXPECT_TRUE(bound.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"}));
+}
+
+// No route can ship a key to a host of its choosing: a key goes only where it is bound.
+TEST_F(RegistryTest, KeysGoOnlyToTheHostsTheyAreBoundTo) {
+  setenv("OPENAI_API_KEY", "sk-test", 1);
+  setenv("SYNAPS_TEST_VLLM_API_KEY", "k", 1);
+  auto elsewhere = registry.Get({"openai", "http://127.0.0.1:47090/v1"});
+  ASSERT_FALSE(elsewhere);
+  EXPECT_EQ(elsewhere.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(elsewhere.error().field, "apiKeyEnv");
+  EXPECT_NE(elsewhere.error().message.find(
+                "OPENAI_API_KEY may be sent only to api.openai.com, not to 127.0.0.1:47090"),
+            std::string::npos)
+      << elsewhere.error().message;
+  auto compatible =
+      registry.Get({"openai-compatible", "http://attacker.example/v1", "OPENAI_API_KEY"});
+  ASSERT_FALSE(compatible);
+  EXPECT_EQ(compatible.error().code, ErrorCode::kPermissionDenied);
+  auto unbound = registry.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"});
+  ASSERT_FALSE(unbound);
+  EXPECT_NE(unbound.error().message.find("SYNAPS_TEST_VLLM_API_KEY is bound to no host"),
+            std::string::npos)
+      << unbound.error().message;
+  EXPECT_NE(unbound.error().message.find("SYNAPS_PROVIDER_KEY_HOSTS"), std::string::npos);
+
+  // The operator binds more hosts; a port in the binding must match.
+  ProviderRegistry bound(io.get_executor(),
+                         BoundTo("OPENAI_API_KEY=gateway.corp:8443, SYNAPS_TEST_VLLM_API_KEY=vllm"));
+  EXPECT_TRUE(bound.Get({"openai"})) << "the built-in binding stays";
+  EXPECT_TRUE(bound.Get({"openai", "https://gateway.corp:8443/v1"}));
+  EXPECT_FALSE(bound.Get({"openai", "https://gateway.corp/v1"}));
+  EXPECT_TRUE(bound.Get({"openai-compatible", "http://vllm/v1", "SYNAPS_TEST_VLLM_API_KEY"}));
+  // A route without a key may go anywhere the address policy allows.
+  EXPECT_TRUE(registry.Get({"openai-compatible", "http://anywhere.example/v1"}));
+}
+
+TEST_F(RegistryTest, KeyHostBindingsAreValidated) {
+  EXPECT_TRUE(KeyHostBindings::Parse(""));
+  EXPECT_TRUE(KeyHostBindings::Parse("A_API_KEY=h.example:1,B_API_KEY=[fd00::7]"));
+  EXPECT_FALSE(KeyHostBindings::Parse("SYNAPS_JWT_SECRET=h.example"));
+  EXPECT_FALSE(KeyHostBindings::Parse("A_API_KEY"));
+  EXPECT_FALSE(KeyHostBindings::Parse("A_API_KEY="));
+  EXPECT_FALSE(KeyHostBindings::Parse("A_API_KEY=169.254.169.254"));
+  EXPECT_FALSE(KeyHostBindings::Parse("A_API_KEY=[::ffff:a9fe:a9fe]"));
+  setenv("SYNAPS_PROVIDER_KEY_HOSTS", "A_API_KEY=metadata.google.internal", 1);
+  EXPECT_THROW(KeyHostBindings::FromEnvironment(), ConfigError);
+  unsetenv("SYNAPS_PROVIDER_KEY_HOSTS");
+}
+
+TEST_F(RegistryTest, BaseUrlGoesThroughTheAddressPolicy) {
+  for (const char* url : {"http://2852039166/v1", "http://[::ffff:169.254.169.254]/v1",
+                          "http://169.254.169.254/v1", "http://metadata.google.internal/v1"}) {
+    auto r = registry.Get({"openai-compatible", url});
+    ASSERT_FALSE(r) << url;
+    EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << url;
+    EXPECT_EQ(r.error().field, "baseUrl") << url;
+  }
 }
 
 TEST_F(RegistryTest, KeyFromAFileMountedSecretIsTrimmedAndChecked) {

@@ -1,11 +1,11 @@
-#include "tools/address.h"
+#include "net/address.h"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
 #include <cctype>
 
-namespace synaps::tools {
+namespace synaps::net {
 
 std::string IpAddress::ToString() const {
   char text[INET6_ADDRSTRLEN] = {};
@@ -108,4 +108,4 @@ bool IsInternal(AddressClass c) {
 
 bool IsForbidden(AddressClass c) { return c != AddressClass::kPublic && !IsInternal(c); }
 
-}  // namespace synaps::tools
+}  // namespace synaps::net

@@ -1,9 +1,9 @@
-// Address parsing and classification for the HTTP tools' network policy.
-#include "tools/address.h"
+// Address parsing and classification for the outbound policy (net/url_policy.h).
+#include "net/address.h"
 
 #include <gtest/gtest.h>
 
-namespace synaps::tools {
+namespace synaps::net {
 namespace {
 
 AddressClass ClassOf(const std::string& text) {
@@ -107,4 +107,4 @@ TEST(ClassifyTest, ForbiddenAndInternal) {
 }
 
 }  // namespace
-}  // namespace synaps::tools
+}  // namespace synaps::net

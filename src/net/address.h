@@ -1,6 +1,6 @@
-// IP addresses as the HTTP tools' network policy sees them (docs/control.md, "HTTP tools and
-// the network"): strict parsing of literals, and the class of an address, which decides whether
-// a tool may connect to it. Pure functions, no I/O.
+// IP addresses as Synaps's outbound policy sees them (docs/security.md, "Outbound requests"):
+// strict parsing of literals, and the class of an address, which decides whether an HTTP tool or
+// a model provider may connect to it. Pure functions, no I/O.
 #pragma once
 
 #include <array>
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace synaps::tools {
+namespace synaps::net {
 
 struct IpAddress {
   bool v6 = false;
@@ -52,11 +52,11 @@ std::string_view AddressClassName(AddressClass c);
 // (2002:aabb:ccdd::/48). So ::ffff:169.254.169.254 is kMetadata and ::ffff:10.0.0.1 kPrivate.
 AddressClass Classify(const IpAddress& address);
 
-// Loopback and private addresses: reachable by a tool only under the conditions of
-// NetworkPolicy (tools/network_policy.h).
+// Loopback and private addresses: reachable only under the conditions of AddressPolicy
+// (net/url_policy.h) and, for tools, of their allowHosts (tools/network_policy.h).
 bool IsInternal(AddressClass c);
-// Never reachable by a tool, whatever the allowlist says: link-local, metadata, unspecified,
-// multicast, broadcast and reserved addresses.
+// Never reachable by a tool or a provider, whatever the allowlist or route says: link-local,
+// metadata, unspecified, multicast, broadcast and reserved addresses.
 bool IsForbidden(AddressClass c);
 
-}  // namespace synaps::tools
+}  // namespace synaps::net
