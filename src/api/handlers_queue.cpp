@@ -38,6 +38,43 @@ std::string Rfc3339(std::string t) {
   return t;
 }
 
+json VerdictsJson(const control::Arbitration& a) {
+  json all = json::array();
+  for (const auto& v : a.verdicts) all.push_back(v.ToJson());
+  return all;
+}
+
+// An answer the arbiters refused: the attempt fails as the worker's would, with the verdicts as
+// its error; a "retry" verdict schedules another attempt while attempts remain (a remote worker
+// gets no feedback round, so the next attempt starts afresh).
+HttpResponse RefuseCompletion(const Router::Context& ctx, db::Connection& conn, int64_t item_id,
+                              int64_t lease_epoch, const control::Arbitration& a) {
+  bool retry = a.decision == control::Decision::kRetry;
+  std::string why = control::FeedbackMessage(a.verdicts);
+  json error = {{"code", "arbiters"},
+                {"message", "the answer was refused by arbiters"},
+                {"arbiters", VerdictsJson(a)}};
+  auto r = store::FailQueueItem(conn, {item_id, lease_epoch}, error, retry, store::BackoffPolicy{});
+  if (!r) return ctx.Error(r.error());
+  std::string state;
+  switch (*r) {
+    case store::FailState::kRetryScheduled: state = "retry_scheduled"; break;
+    case store::FailState::kDeadLettered: state = "dead_lettered"; break;
+    case store::FailState::kCancelled:
+      return ctx.Error(409, "cancelled", "the run was cancelled: the result was discarded");
+    case store::FailState::kLeaseLost:
+      return ctx.Error(409, "lease_lost", "lease epoch " + std::to_string(lease_epoch) +
+                                              " is not current: the result was discarded");
+  }
+  return JsonResponse(200,
+                      {{"itemId", item_id},
+                       {"state", state},
+                       {"refused", true},
+                       {"message", why},
+                       {"arbiters", VerdictsJson(a)}},
+                      ctx.request_id);
+}
+
 json ItemJson(const store::ClaimedItem& it) {
   return {{"itemId", it.item_id},       {"leaseEpoch", it.lease_epoch},
           {"attempt", it.attempt},      {"taskId", it.task_id},
@@ -108,10 +145,22 @@ HttpResponse Router::Complete(Context& ctx, const Params& p) const {
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   if (auto ok = CheckItemTenant(**conn, *id, *ctx.principal); !ok) return ctx.Error(ok.error());
+  // The same arbiters as the built-in worker's answers (docs/control.md, "Arbiters and remote
+  // workers"): a refused answer fails the attempt, a held one waits for a person.
+  auto arbitration = detail::ArbitrateRemoteCompletion(**conn, *id, req->output, req->artifacts);
+  if (!arbitration) return ctx.Error(arbitration.error());
+  if (arbitration->decision == control::Decision::kFail ||
+      arbitration->decision == control::Decision::kRetry) {
+    HttpResponse refused = RefuseCompletion(ctx, **conn, *id, req->lease_epoch, *arbitration);
+    if (deps_.relay != nullptr) deps_.relay->Wake();
+    return refused;
+  }
   store::Completion c;
   c.lease = {*id, req->lease_epoch};
   c.output = req->output;
   c.output["provider"] = c.output.value("provider", "remote");
+  c.hold = arbitration->decision == control::Decision::kHold;
+  if (!arbitration->verdicts.empty()) c.output["arbiters"] = VerdictsJson(*arbitration);
   // Bytes go to the object store first (content-addressed, so a retry rewrites the same key);
   // only then is the row that points at them committed.
   for (auto& a : req->artifacts) {
@@ -126,9 +175,13 @@ HttpResponse Router::Complete(Context& ctx, const Params& p) const {
   if (!r) return ctx.Error(r.error());
   switch ((*r)[0]) {
     case store::CompleteState::kCompleted:
-    case store::CompleteState::kHeld:  // remote completions never ask for a hold
+    case store::CompleteState::kHeld: {
       if (deps_.relay != nullptr) deps_.relay->Wake();
-      return JsonResponse(200, {{"itemId", *id}, {"state", "completed"}}, ctx.request_id);
+      bool held = (*r)[0] == store::CompleteState::kHeld;
+      json out = {{"itemId", *id}, {"state", held ? "held" : "completed"}};
+      if (!arbitration->verdicts.empty()) out["arbiters"] = VerdictsJson(*arbitration);
+      return JsonResponse(200, out, ctx.request_id);
+    }
     case store::CompleteState::kCancelled:
       return ctx.Error(409, "cancelled", "the run was cancelled: the result was discarded");
     case store::CompleteState::kLeaseLost:

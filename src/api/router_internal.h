@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "api/request_validation.h"
 #include "api/router.h"
+#include "control/arbitration.h"
 #include "store/run_store.h"
 
 namespace synaps::api {
@@ -40,6 +42,13 @@ Result<nlohmann::json> JsonBody(const Router::Context& ctx, const std::set<std::
 // The runs filter shared by GET /v1/runs (query) and POST /v1/runs/cancel (body): threadId,
 // status, kind, text, tag, createdAfter, createdBefore; kInvalidArgument naming the field.
 Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>& values);
+
+// The arbiters of a remote worker's completion of queue item `item_id` (remote_arbiters.cpp):
+// the matching arbiters of the current snapshot over the completion's output and artifacts;
+// no verdicts when none match. kNotFound when the item does not exist.
+Result<control::Arbitration> ArbitrateRemoteCompletion(db::Connection& conn, int64_t item_id,
+                                                       const nlohmann::json& output,
+                                                       const std::vector<ArtifactUpload>& artifacts);
 
 }  // namespace detail
 }  // namespace synaps::api

@@ -322,4 +322,18 @@ Result<json> TenantQueues(db::Connection& conn, const std::string& tenant_id) {
   return json::parse(r.Get(0, 0));
 }
 
+Result<std::optional<ItemTask>> QueueItemTask(db::Connection& conn, int64_t item_id) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("queue_item_task",
+                                     "SELECT q.tenant_id, t.kind, t.spec FROM synaps.queue_items q"
+                                     " JOIN synaps.tasks t ON t.id = q.task_id"
+                                     " WHERE q.id = $1::bigint",
+                                     {std::to_string(item_id)}));
+  if (r.rows() == 0) return std::nullopt;
+  ItemTask task{r.GetString(0, 0), r.GetString(0, 1),
+                json::parse(r.Get(0, 2), nullptr, /*allow_exceptions=*/false)};
+  if (task.spec.is_discarded()) task.spec = json::object();
+  return task;
+}
+
 }  // namespace synaps::store

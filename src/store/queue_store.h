@@ -153,6 +153,15 @@ Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn);
 // The tenant of a queue item; nullopt when no such item exists (never did, or it finished).
 Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t item_id);
 
+// The task behind a queue item, as the arbiters of a remote completion need it: its tenant,
+// kind and spec (skill, tags). nullopt when no such item exists.
+struct ItemTask {
+  std::string tenant_id;
+  std::string task_kind;
+  nlohmann::json spec;
+};
+Result<std::optional<ItemTask>> QueueItemTask(db::Connection& conn, int64_t item_id);
+
 // Counts of queue items by state, for metrics: {"ready": n, "leased": n, ...}.
 Result<nlohmann::json> QueueDepth(db::Connection& conn);
 

@@ -5,6 +5,7 @@
 // one way to write the registry. Outbound requests: stored specs refuse numeric and IPv6-mapped
 // metadata addresses for routes and tools, and a key goes only to the hosts it is bound to, so
 // even an installation-scoped route cannot ship the worker's key to a listener of its choosing.
+// Remote completions meet the same arbiters as the built-in worker's answers.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -269,6 +270,115 @@ TEST_F(TenancyTest, ABoundKeyReachesItsHost) {
   ASSERT_EQ(run["status"], "succeeded") << run.dump();
   ASSERT_EQ(attacker_.request_count(), 1);
   EXPECT_EQ(attacker_.requests()[0].headers.at("authorization"), "Bearer the-workers-demo-key");
+}
+
+// A remote worker (no built-in worker runs) claims ta's task and completes it over HTTP.
+class RemoteArbiterTest : public TenancyTest {
+ protected:
+  void SetUp() override {
+    TenancyTest::SetUp();
+    a_operator_ = Key("ta", "operator")["token"];
+    a_worker_ = Key("ta", "worker")["token"];
+  }
+
+  void PutArbiter(const std::string& name, const json& spec) {
+    auto r = As(c_, Cluster::kToken, "PUT", "/v1/control/arbiters/" + name,
+                {{"spec", spec}, {"reason", "review remote answers"}});
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+
+  // Submits as ta, claims as ta's remote worker and completes with `text`; returns the
+  // completion's response and the claimed item.
+  std::pair<http::Response, json> SubmitClaimComplete(const std::string& text) {
+    auto submit = As(c_, a_operator_, "POST", "/v1/commands/submit",
+                     {{"kind", "prompt"}, {"input", {{"text", "q"}}}, {"maxAttempts", 1}});
+    EXPECT_EQ(submit.status, 201) << submit.body;
+    run_id_ = Body(submit)["runId"];
+    json items;
+    EXPECT_TRUE(testing::Eventually([&] {
+      items = Body(As(c_, a_worker_, "POST", "/v1/queue/claim",
+                      {{"worker", "remote-1"}, {"leaseSeconds", 60}}))["items"];
+      return items.is_array() && items.size() == 1;
+    }, 30));
+    json item = items.is_array() && !items.empty() ? items[0] : json::object();
+    auto done = As(c_, a_worker_, "POST",
+                   "/v1/queue/items/" + std::to_string(item.value("itemId", 0)) + "/complete",
+                   {{"leaseEpoch", item.value("leaseEpoch", 0)}, {"output", {{"text", text}}}});
+    return {done, item};
+  }
+
+  json Run() { return Body(As(c_, a_operator_, "GET", "/v1/runs/" + run_id_)); }
+
+  std::string a_operator_, a_worker_, run_id_;
+};
+
+TEST_F(RemoteArbiterTest, AnApprovalArbiterHoldsARemoteCompletionUntilAPersonApproves) {
+  PutArbiter("review", {{"checks", {{{"type", "approval"}}}}, {"onFail", "hold"}});
+  auto [done, item] = SubmitClaimComplete("the remote answer");
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Body(done)["state"], "held") << done.body;
+  EXPECT_EQ(Body(done)["arbiters"][0]["arbiter"], "review");
+  json run;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Run();
+    return run.value("status", "") == "awaiting_approval";
+  }, 30)) << run.dump();
+  EXPECT_TRUE(run["artifacts"].empty()) << "nothing is published before approval";
+
+  auto approve = As(c_, a_operator_, "POST",
+                    "/v1/tasks/" + item["taskId"].get<std::string>() + "/approve", json::object());
+  ASSERT_EQ(approve.status, 200) << approve.body;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Run();
+    return run.value("status", "") == "succeeded";
+  }, 30)) << run.dump();
+}
+
+TEST_F(RemoteArbiterTest, ChecksThatNeedNoModelRunInTheApi) {
+  PutArbiter("no-secrets", {{"checks", {{{"type", "regex"}, {"deny", {"(?i)password"}}}}},
+                            {"onFail", "fail"}});
+  auto [refused, item] = SubmitClaimComplete("the admin password is hunter2");
+  ASSERT_EQ(refused.status, 200) << refused.body;
+  EXPECT_EQ(Body(refused)["state"], "dead_lettered") << refused.body;
+  EXPECT_EQ(Body(refused)["refused"], true);
+  EXPECT_NE(Body(refused)["message"].get<std::string>().find("denied pattern"),
+            std::string::npos)
+      << refused.body;
+  json run;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Run();
+    return run.value("status", "") == "failed";
+  }, 30)) << run.dump();
+  EXPECT_TRUE(run["artifacts"].empty());
+
+  auto [passed, second] = SubmitClaimComplete("nothing to hide");
+  ASSERT_EQ(passed.status, 200) << passed.body;
+  EXPECT_EQ(Body(passed)["state"], "completed") << passed.body;
+  EXPECT_EQ(Body(passed)["arbiters"][0]["passed"], true);
+}
+
+TEST_F(RemoteArbiterTest, AJudgeCheckHoldsForAPerson) {
+  PutArbiter("judged", {{"checks",
+                         {{{"type", "judge"},
+                           {"route", "judge-model"},
+                           {"rubric", "is it polite?"},
+                           {"minScore", 0.5}}}},
+                        {"onFail", "fail"}});
+  auto [done, item] = SubmitClaimComplete("fine, whatever");
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Body(done)["state"], "held") << done.body;
+  json run;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Run();
+    return run.value("status", "") == "awaiting_approval";
+  }, 30)) << run.dump();
+  auto reject = As(c_, a_operator_, "POST",
+                   "/v1/tasks/" + item["taskId"].get<std::string>() + "/reject", json::object());
+  ASSERT_EQ(reject.status, 200) << reject.body;
+  ASSERT_TRUE(testing::Eventually([&] {
+    run = Run();
+    return run.value("status", "") == "failed";
+  }, 30)) << run.dump();
 }
 
 }  // namespace
