@@ -28,8 +28,7 @@ std::string AnswerText(const json& output, const std::vector<ArtifactUpload>& ar
     return text->get<std::string>();
   }
   for (const auto& a : artifacts) {
-    if (a.content_type.starts_with("text/") ||
-        a.content_type.find("json") != std::string::npos) {
+    if (a.content_type.starts_with("text/") || a.content_type.find("json") != std::string::npos) {
       return a.bytes;
     }
   }
@@ -48,19 +47,18 @@ std::vector<std::string> Tags(const json& spec) {
 
 }  // namespace
 
-Result<control::Arbitration> ArbitrateRemoteCompletion(db::Connection& conn, int64_t item_id,
-                                                       const json& output,
-                                                       const std::vector<ArtifactUpload>& artifacts) {
+Result<control::Arbitration> ArbitrateRemoteCompletion(
+    db::Connection& conn, int64_t item_id, const json& output,
+    const std::vector<ArtifactUpload>& artifacts) {
   ASSIGN_OR_RETURN(std::optional<store::ItemTask> task, store::QueueItemTask(conn, item_id));
-  if (!task) return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
+  if (!task)
+    return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
   ASSIGN_OR_RETURN(control::Snapshot snapshot, store::LoadSnapshot(conn, std::nullopt));
   if (!task->spec.is_object()) task->spec = json::object();
   std::string skill;
   if (auto s = task->spec.find("skill"); s != task->spec.end() && s->is_string()) skill = *s;
-  control::RouteQuery query{.kind = task->task_kind,
-                            .skill = skill,
-                            .tags = Tags(task->spec),
-                            .tenant = task->tenant_id};
+  control::RouteQuery query{
+      .kind = task->task_kind, .skill = skill, .tags = Tags(task->spec), .tenant = task->tenant_id};
   std::vector<const control::Arbiter*> arbiters = control::MatchingArbiters(snapshot, query);
   if (arbiters.empty()) return control::Arbitration{};
   // Usage and steps are what the remote worker reports: a budget holds it to its own word.
@@ -71,8 +69,8 @@ Result<control::Arbitration> ArbitrateRemoteCompletion(db::Connection& conn, int
                              .completion_tokens = IntAt(usage, "completionTokens"),
                              .steps = static_cast<int>(std::clamp<int64_t>(
                                  output.is_object() ? IntAt(output, "steps") : 0, 1, 1'000'000))};
-  if (auto cost = output.find("costUsd"); output.is_object() && cost != output.end() &&
-                                          cost->is_number()) {
+  if (auto cost = output.find("costUsd");
+      output.is_object() && cost != output.end() && cost->is_number()) {
     facts.cost_usd = cost->get<double>();
   }
   return control::ArbitrateWithoutModel(arbiters, facts);

@@ -46,9 +46,9 @@ Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>
 // The arbiters of a remote worker's completion of queue item `item_id` (remote_arbiters.cpp):
 // the matching arbiters of the current snapshot over the completion's output and artifacts;
 // no verdicts when none match. kNotFound when the item does not exist.
-Result<control::Arbitration> ArbitrateRemoteCompletion(db::Connection& conn, int64_t item_id,
-                                                       const nlohmann::json& output,
-                                                       const std::vector<ArtifactUpload>& artifacts);
+Result<control::Arbitration> ArbitrateRemoteCompletion(
+    db::Connection& conn, int64_t item_id, const nlohmann::json& output,
+    const std::vector<ArtifactUpload>& artifacts);
 
 }  // namespace detail
 }  // namespace synaps::api

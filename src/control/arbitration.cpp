@@ -75,8 +75,8 @@ CheckVerdict Schema(const ArbiterCheck& c, const AnswerFacts& f) {
   }
   if (Status s = ValidateJson(value, c.schema); !s) {
     v.passed = false;
-    v.reason = "the answer does not match the schema at " + s.error().field + ": " +
-               s.error().message;
+    v.reason =
+        "the answer does not match the schema at " + s.error().field + ": " + s.error().message;
   }
   return v;
 }
@@ -104,9 +104,8 @@ json ArbiterVerdict::ToJson() const {
               {"passed", passed()},
               {"checks", json::array()}};
   for (const auto& c : checks) {
-    json j = {{"type", std::string(CheckTypeName(c.type))},
-              {"passed", c.passed},
-              {"reason", c.reason}};
+    json j = {
+        {"type", std::string(CheckTypeName(c.type))}, {"passed", c.passed}, {"reason", c.reason}};
     if (c.score) j["score"] = *c.score;
     out["checks"].push_back(std::move(j));
   }
@@ -184,7 +183,6 @@ std::optional<double> CostUsd(const json& route_params, int64_t prompt_tokens,
   return (static_cast<double>(prompt_tokens) * in + static_cast<double>(completion_tokens) * out) /
          1e6;
 }
-
 
 Arbitration ArbitrateWithoutModel(const std::vector<const Arbiter*>& arbiters,
                                   const AnswerFacts& facts) {

@@ -10,11 +10,10 @@
 //   - else (failed arbiters all say "retry")           -> kRetry (feedback to the model)
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "control/spec.h"
 
@@ -22,8 +21,8 @@ namespace synaps::control {
 
 // What the checks look at.
 struct AnswerFacts {
-  std::string text;                // the final answer
-  int64_t prompt_tokens = 0;       // summed over every model call of the task
+  std::string text;           // the final answer
+  int64_t prompt_tokens = 0;  // summed over every model call of the task
   int64_t completion_tokens = 0;
   int steps = 0;                   // model calls
   std::optional<double> cost_usd;  // unknown when the route has no params.pricing
@@ -32,8 +31,8 @@ struct AnswerFacts {
 struct CheckVerdict {
   CheckType type = CheckType::kApproval;
   bool passed = false;
-  std::string reason;            // why it failed, or a short note when it passed
-  std::optional<double> score;   // judge only
+  std::string reason;           // why it failed, or a short note when it passed
+  std::optional<double> score;  // judge only
 };
 
 struct ArbiterVerdict {

@@ -131,7 +131,7 @@ std::string Target::HostPort() const { return UrlHost() + ":" + std::to_string(p
 
 bool IsMetadataHostName(std::string_view host) {
   static constexpr std::string_view kNames[] = {
-      "metadata",      "metadata.google.internal",  "metadata.goog",
+      "metadata",      "metadata.google.internal",   "metadata.goog",
       "instance-data", "instance-data.ec2.internal", "metadata.azure.internal"};
   std::string h = WithoutTrailingDot(Lower(host));
   return std::any_of(std::begin(kNames), std::end(kNames), [&](std::string_view n) {
@@ -159,11 +159,13 @@ HostMatch MatchHost(std::string_view pattern, std::string_view host, int port) {
 std::string HostPatternProblem(std::string_view pattern) {
   std::string host;
   int port = 0;
-  if (!SplitPattern(pattern, host, port)) return "must be host, *.domain, IPv4 or [IPv6], each with an optional :port";
+  if (!SplitPattern(pattern, host, port))
+    return "must be host, *.domain, IPv4 or [IPv6], each with an optional :port";
   std::string name = host.starts_with("*.") ? host.substr(2) : host;
   if (auto ip = ParseIpAddress(host)) {
     AddressClass c = Classify(*ip);
-    if (IsForbidden(c)) return ip->ToString() + " is " + AnAddress(c) + ", which is never reachable";
+    if (IsForbidden(c))
+      return ip->ToString() + " is " + AnAddress(c) + ", which is never reachable";
     return "";
   }
   if (!IsHostName(name)) return "must be a plain ASCII host name, *.domain, IPv4 or [IPv6]";
@@ -180,7 +182,8 @@ Result<Target> ParseTarget(std::string_view url, Sender s) {
   std::string text(url);
   std::string url_name = std::string(s.noun) + " url " + text;
   if (CURLUcode rc = curl_url_set(parsed.get(), CURLUPART_URL, text.c_str(), 0); rc != CURLUE_OK) {
-    return Fail(ErrorCode::kInvalidArgument, url_name + " does not parse: " + curl_url_strerror(rc));
+    return Fail(ErrorCode::kInvalidArgument,
+                url_name + " does not parse: " + curl_url_strerror(rc));
   }
   Target target;
   target.scheme = Lower(Part(parsed.get(), CURLUPART_SCHEME));
@@ -208,8 +211,8 @@ Result<Target> ParseTarget(std::string_view url, Sender s) {
   }
   if (IsMetadataHostName(target.host)) {
     return std::unexpected(Denied(std::string(s.noun) + " url host " + target.host +
-                                  " is a cloud metadata service, which " +
-                                  std::string(s.plural) + " never reach"));
+                                  " is a cloud metadata service, which " + std::string(s.plural) +
+                                  " never reach"));
   }
   // The transfer gets the url with the host exactly as checked, so that libcurl connects to
   // the name (and the addresses) this check saw.

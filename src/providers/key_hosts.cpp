@@ -84,7 +84,8 @@ Status KeyHostBindings::Check(const std::string& key_env, const net::Target& tar
   return Fail(ErrorCode::kPermissionDenied,
               bound + ", not to " + target.HostPort() +
                   ": a route cannot choose where a key goes; the operator binds a key to more "
-                  "hosts with SYNAPS_PROVIDER_KEY_HOSTS=" + key_env + "=" + target.HostPort(),
+                  "hosts with SYNAPS_PROVIDER_KEY_HOSTS=" +
+                  key_env + "=" + target.HostPort(),
               "apiKeyEnv");
 }
 

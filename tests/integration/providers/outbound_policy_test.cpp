@@ -91,8 +91,8 @@ TEST_F(ProviderOutboundTest, TheRegistrySendsAKeyOnlyToItsBoundHost) {
   EXPECT_EQ(fake.request_count(), 0);
 
   ProviderSettings settings;
-  settings.key_hosts = *KeyHostBindings::Parse("DEMO_API_KEY=127.0.0.1:" +
-                                               std::to_string(fake.port()));
+  settings.key_hosts =
+      *KeyHostBindings::Parse("DEMO_API_KEY=127.0.0.1:" + std::to_string(fake.port()));
   ProviderRegistry bound(io.get_executor(), settings);
   auto provider = bound.Get({"openai-compatible", base, "DEMO_API_KEY"});
   ASSERT_TRUE(provider) << provider.error().message;

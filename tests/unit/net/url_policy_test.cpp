@@ -27,8 +27,7 @@ TEST(ParseTargetTest, MetadataIsRefusedInEverySpelling) {
     auto target = ParseTarget(url, kProviderSender);
     ASSERT_FALSE(target) << url << " was accepted as " << target->url;
     EXPECT_EQ(target.error().code, ErrorCode::kPermissionDenied) << url;
-    EXPECT_NE(target.error().message.find("provider"), std::string::npos)
-        << target.error().message;
+    EXPECT_NE(target.error().message.find("provider"), std::string::npos) << target.error().message;
   }
   ExpectDenied(ParseTarget("http://[::ffff:169.254.169.254]/v1", kProviderSender),
                "provider host ::ffff:169.254.169.254 is a cloud metadata address, which "
