@@ -28,8 +28,12 @@ class ProviderOutboundTest : public ::testing::Test {
     request.stream = false;
     std::optional<Result<ChatResponse>> result;
     auto call = provider.Start(request, [&](Result<ChatResponse> r) { result = std::move(r); });
+    io.restart();
     auto until = std::chrono::steady_clock::now() + 20s;
-    while (!result && std::chrono::steady_clock::now() < until) io.run_one_for(20ms);
+    while (!result && std::chrono::steady_clock::now() < until) {
+      if (io.stopped()) io.restart();
+      io.run_one_for(20ms);
+    }
     if (!result) return Fail(ErrorCode::kInternal, "test: no callback before the deadline");
     return std::move(*result);
   }
