@@ -59,12 +59,18 @@ cmake -S "$scratch/context" -B "$scratch/build" -G Ninja "${cmake_flags[@]}" > "
   cat "$scratch/configure.log" >&2
   exit 1
 }
-# Every source file the synaps target is built from must be in the context.
+# Every source file the synaps target is built from must be in the context. Files the build
+# itself produces in the source tree (the console's web/node_modules from `npm ci`) are outputs
+# of a build edge, not sources, and are skipped.
+declare -A generated=()
+while IFS= read -r output; do
+  generated[$output]=1
+done < <(ninja -C "$scratch/build" -t targets all | sed 's/: [^:]*$//')
 missing=0
 while IFS= read -r input; do
   case "$input" in
     "$scratch/context/"*)
-      if [ ! -e "$input" ]; then
+      if [ ! -e "$input" ] && [ -z "${generated[$input]:-}" ]; then
         echo "MISSING from the build context: ${input#"$scratch/context/"}" >&2
         missing=1
       fi ;;

@@ -170,29 +170,21 @@ TEST(AgentTest, RefusesMetadataAddressesAndBoundsTheLoop) {
                             .dump());
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_EQ(json::parse(refused.body)["error"]["field"], "spec.url");
-  // ...and the worker refuses what only resolves to one: 0xa9fea9fe is 169.254.169.254 to the
-  // resolver, allow-listed by a careless operator.
-  Put(c, "tools", "metadata",
-      {{"type", "http"},
-       {"description", "instance metadata"},
-       {"url", "http://0xa9fea9fe/latest/meta-data/"},
-       {"allowHosts", {"0xa9fea9fe"}},
-       {"parameters", {{"type", "object"}}}});
-  Put(c, "routes", "ssrf-model",
-      Scripted({{{"toolCalls", {{{"name", "metadata"}, {"arguments", json::object()}}}}},
-                {{"echo", true}}}));
-  json run = c.WaitFinished(c.Submit({{"kind", "agent"},
-                                      {"input", {{"text", "read the metadata"}}},
-                                      {"route", "ssrf-model"},
-                                      {"tools", {"metadata"}}})["runId"]);
-  // The refusal is the tool's result, which the model sees (echo answers with it).
-  ASSERT_EQ(run["status"], "succeeded") << run.dump(2) << c.WorkerLog(w);
-  auto results = Events(run, "tool.result");
-  ASSERT_EQ(results.size(), 1u) << run.dump(2);
-  EXPECT_FALSE(results[0]["ok"].get<bool>());
-  EXPECT_NE(results[0]["error"]["message"].get<std::string>().find("169.254.169.254"),
-            std::string::npos)
-      << results[0].dump();
+  // ...and in its numeric spellings too: 0xa9fea9fe is 169.254.169.254 to the resolver, so the
+  // stored-spec check reads it as that address (net/url_policy.h), even when a careless operator
+  // allow-lists it. The worker's own check when it connects is tested in tools_integration_test.
+  auto numeric = c.Call("PUT", "/v1/control/tools/metadata",
+                        json{{"spec",
+                              {{"type", "http"},
+                               {"description", "instance metadata"},
+                               {"url", "http://0xa9fea9fe/latest/meta-data/"},
+                               {"allowHosts", {"0xa9fea9fe"}},
+                               {"parameters", {{"type", "object"}}}}},
+                             {"reason", "try"}}
+                            .dump());
+  EXPECT_EQ(numeric.status, 400) << numeric.body;
+  EXPECT_NE(numeric.body.find("169.254.169.254"), std::string::npos) << numeric.body;
+  (void)w;
 
   // A model that never stops calling tools ends at maxSteps with a clear error.
   Put(c, "routes", "loop-model",
