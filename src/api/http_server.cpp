@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/barrier.h"
+
 namespace synaps::api {
 
 namespace asio = boost::asio;
@@ -84,13 +86,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Handlers may block on the database: run them off the I/O threads.
     asio::post(handlers_, [self = shared_from_this(), req = std::move(req)]() mutable {
-      HttpResponse res;
-      try {
-        res = self->handler_(req);
-      } catch (const std::exception& e) {
-        spdlog::error("handler threw: {}", e.what());
-        res = self->errors_(500, "internal", "internal error");
-      }
+      // The handler pool's barrier (core/barrier.h): a handler that throws answers 500.
+      Result<HttpResponse> handled =
+          Guarded("HTTP handler for " + req.method + " " + req.target.substr(0, req.target.find('?')),
+                  [&] { return self->handler_(req); });
+      HttpResponse res =
+          handled ? std::move(*handled) : self->errors_(500, "internal", "internal error");
       asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
         self->Write(std::move(res));
       });
@@ -145,13 +146,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void NextStep() {
     asio::post(handlers_, [self = shared_from_this()] {
-      StreamStep step;
-      try {
-        step = self->producer_();
-      } catch (const std::exception& e) {
-        spdlog::error("stream producer threw: {}", e.what());
-        step.done = true;
-      }
+      Result<StreamStep> produced = Guarded("HTTP stream producer", [&] { return self->producer_(); });
+      StreamStep step = produced ? std::move(*produced) : StreamStep{.done = true};
       asio::post(self->stream_.get_executor(),
                  [self, step = std::move(step)]() mutable { self->WriteStep(std::move(step)); });
     });
@@ -234,7 +230,7 @@ class HttpServer::Impl {
     uint16_t port = acceptor_.local_endpoint().port();
     Accept();
     for (int i = 0; i < options_.io_threads; ++i) {
-      threads_.emplace_back([this] { io_.run(); });
+      threads_.emplace_back([this] { RunGuarded("HTTP I/O loop", io_); });
     }
     return port;
   }

@@ -53,6 +53,11 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Name("synaps_schedule_lag_seconds")
                        .Help("Seconds from a schedule's fire time to the start of its run.")
                        .Register(*registry_);
+  bus_rejected_ = &prometheus::BuildCounter()
+                       .Name("synaps_bus_messages_rejected_total")
+                       .Help("Bus messages dropped as malformed, mistyped, binary or oversized (or "
+                             "whose handler failed), by subject family.")
+                       .Register(*registry_);
 }
 
 ApiMetrics::~ApiMetrics() = default;
@@ -89,6 +94,15 @@ void ApiMetrics::ObserveScheduleFired(const std::string& schedule, const std::st
 
 void ApiMetrics::ObserveScheduleSkipped(const std::string& schedule, const std::string& reason) {
   schedule_skipped_->Add({{"schedule", schedule}, {"reason", reason}}).Increment();
+}
+
+void ApiMetrics::SetBusRejected(const std::map<std::string, uint64_t>& totals) {
+  std::lock_guard lock(bus_rejected_mu_);
+  for (const auto& [family, total] : totals) {
+    prometheus::Counter& c = bus_rejected_->Add({{"subject", family}});
+    double delta = static_cast<double>(total) - c.Value();
+    if (delta > 0) c.Increment(delta);
+  }
 }
 
 std::string ApiMetrics::Render() const {

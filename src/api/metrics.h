@@ -3,7 +3,10 @@
 // scrape time (queue depth by state, outbox lag, runs by status). Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -36,6 +39,9 @@ class ApiMetrics {
   void ObserveScheduleFired(const std::string& schedule, const std::string& origin,
                             std::optional<double> lag_seconds);
   void ObserveScheduleSkipped(const std::string& schedule, const std::string& reason);
+  // Bus messages dropped since the start, by subject family (bus::Bus::RejectedCounts()):
+  // synaps_bus_messages_rejected_total{subject}.
+  void SetBusRejected(const std::map<std::string, uint64_t>& totals);
   // The exposition text (format 0.0.4).
   std::string Render() const;
 
@@ -50,6 +56,8 @@ class ApiMetrics {
   prometheus::Family<prometheus::Counter>* schedule_fired_;
   prometheus::Family<prometheus::Counter>* schedule_skipped_;
   prometheus::Family<prometheus::Histogram>* schedule_lag_;
+  std::mutex bus_rejected_mu_;  // SetBusRejected reads and advances the counters
+  prometheus::Family<prometheus::Counter>* bus_rejected_;
 };
 
 }  // namespace synaps::api

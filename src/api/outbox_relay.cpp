@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/barrier.h"
 #include "store/outbox_store.h"
 #include "store/queue_store.h"
 
@@ -79,28 +80,33 @@ void OutboxRelay::Loop() {
         handed_.pop_front();
       }
     }
+    // The relay thread's barrier (core/barrier.h): a step that throws is logged and the next
+    // sweep publishes what it left.
     if (!batch.empty() && bus_->connected()) {
-      auto ids = PublishAll(batch);
-      if (!ids.empty()) {
+      (void)Guarded("outbox relay: publishing handed rows", [&] {
+        auto ids = PublishAll(batch);
+        if (ids.empty()) return;
         auto conn = pool_->Acquire();
         // If marking fails the sweep publishes again; JetStream drops the duplicate.
         if (conn) (void)store::MarkPublished(**conn, ids);
-      }
+      });
     }
     auto now = std::chrono::steady_clock::now();
     if (now >= next_sweep || stopping) {
       if (bus_->connected()) {
-        auto n = SweepOnce();
+        auto n = Guarded("outbox relay: sweep", [&] { return SweepOnce(); });
         if (!n) spdlog::debug("outbox sweep failed: {}", n.error().message);
       }
       next_sweep = now + std::chrono::milliseconds(options_.sweep_interval_ms);
     }
     if (now >= next_cleanup) {
-      if (auto conn = pool_->Acquire()) {
+      (void)Guarded("outbox relay: cleanup", [&] {  // logged by the barrier; retried in 30 s
+        auto conn = pool_->Acquire();
+        if (!conn) return;
         (void)store::DeletePublished(**conn, options_.retention_seconds);
         // Housekeeping that needs no owner of its own: leftovers of cancelled runs.
         (void)store::DeleteAbandonedCancelledItems(**conn);
-      }
+      });
       next_cleanup = now + std::chrono::seconds(30);
     }
     if (stopping) return;

@@ -381,6 +381,7 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   if (!depth) return ctx.Error(depth.error());
   if (!runs) return ctx.Error(runs.error());
   deps_.metrics->SetDatabaseGauges(*depth, *lag, *runs);
+  if (deps_.bus != nullptr) deps_.metrics->SetBusRejected(deps_.bus->RejectedCounts());
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = deps_.metrics->Render();

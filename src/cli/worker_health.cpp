@@ -42,6 +42,11 @@ class WorkerHealthServer::Impl {
                   .Name("synaps_worker_tasks_total")
                   .Help("Tasks by what happened to them in this process: claimed, completed, held, failed.")
                   .Register(*registry_);
+    bus_rejected_ = &prometheus::BuildCounter()
+                         .Name("synaps_bus_messages_rejected_total")
+                         .Help("Bus messages dropped as malformed, mistyped, binary or oversized "
+                               "(or whose handler failed), by subject family.")
+                         .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -90,6 +95,9 @@ class WorkerHealthServer::Impl {
       Advance("completed", s.completed);
       Advance("held", s.held);
       Advance("failed", s.failed);
+      for (const auto& [family, total] : s.bus_rejected) {
+        AdvanceTo(bus_rejected_->Add({{"subject", family}}), total);
+      }
       api::HttpResponse out;
       out.content_type = "text/plain; version=0.0.4";
       out.body = prometheus::TextSerializer().Serialize(registry_->Collect());
@@ -105,7 +113,10 @@ class WorkerHealthServer::Impl {
   }
 
   void Advance(const std::string& outcome, uint64_t total) {
-    prometheus::Counter& c = tasks_->Add({{"outcome", outcome}});
+    AdvanceTo(tasks_->Add({{"outcome", outcome}}), total);
+  }
+
+  static void AdvanceTo(prometheus::Counter& c, uint64_t total) {
     double delta = static_cast<double>(total) - c.Value();
     if (delta > 0) c.Increment(delta);
   }
@@ -130,6 +141,7 @@ class WorkerHealthServer::Impl {
   prometheus::Gauge* lane_busy_;
   prometheus::Gauge* unreached_;
   prometheus::Family<prometheus::Counter>* tasks_;
+  prometheus::Family<prometheus::Counter>* bus_rejected_;
   std::unique_ptr<api::HttpServer> server_;
 };
 

@@ -7,7 +7,8 @@
 //   GET /readyz   200 once a DB lane has reached PostgreSQL, while none has for less than
 //                 SYNAPS_WORKER_DB_UNREADY_SECONDS (default 15), and while it is not draining
 //   GET /metrics  Prometheus text: in flight, concurrency, tasks claimed / completed / held /
-//                 failed, the control snapshot version, the loop's idle time
+//                 failed, the control snapshot version, the loop's idle time, bus messages
+//                 dropped by subject family (synaps_bus_messages_rejected_total)
 //
 // Everything is read from Worker::Stats() (atomics), on the server's own threads, so a busy or
 // stuck event loop cannot delay a probe.

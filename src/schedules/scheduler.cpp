@@ -7,6 +7,7 @@
 #include "api/metrics.h"
 #include "api/outbox_relay.h"
 #include "api/request_validation.h"
+#include "core/barrier.h"
 #include "store/control_store.h"
 
 namespace synaps::schedules {
@@ -75,7 +76,10 @@ void Scheduler::Loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     lock.unlock();
-    if (Status s = Tick(); !s) spdlog::warn("schedules: tick failed: {}", s.error().message);
+    // The scheduler thread's barrier: a tick that throws is logged; the next tick runs.
+    if (Status s = Guarded("schedules: tick", [this] { return Tick(); }); !s) {
+      spdlog::warn("schedules: tick failed: {}", s.error().message);
+    }
     lock.lock();
     cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms), [this] { return stop_; });
   }

@@ -1,5 +1,7 @@
 #include "tools/http_tools.h"
 
+#include "core/barrier.h"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -346,7 +348,10 @@ void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done do
   // there; the pool thread only carries it back.
   asio::post(pool_, [this, alive = std::weak_ptr<char>(alive_), call = std::move(call),
                      done = std::move(done)]() mutable {
-    Result<json> result = Perform(call, options_, stopping_);
+    // The pool thread's barrier: a call that throws answers its caller with kInternal and the
+    // thread serves the next call.
+    Result<json> result =
+        Guarded("tool " + call.tool, [&] { return Perform(call, options_, stopping_); });
     asio::post(executor_, [alive = std::move(alive), done = std::move(done),
                            result = std::move(result)]() mutable {
       if (alive.lock()) done(std::move(result));

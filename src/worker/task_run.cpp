@@ -1,5 +1,7 @@
 #include "worker/task_run.h"
 
+#include "core/barrier.h"
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -35,12 +37,33 @@ std::vector<std::string> Tags(const json& spec) {
   return tags;
 }
 
+// An integer setting of the stored spec (maxSteps, maxAttempts): `fallback` when absent. The API
+// validates these on submit; a row written otherwise (an older release, a manual edit) may hold
+// anything, and fails its task with an error that names the field.
+Result<int> IntSetting(const json& spec, const char* name, int fallback) {
+  auto it = spec.find(name);
+  if (it == spec.end()) return fallback;
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1000000) {
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string("the task's stored spec has \"") + name + "\": " +
+                    it->dump().substr(0, 64) + "; it must be an integer from 0 to 1000000",
+                name);
+  }
+  return static_cast<int>(it->get<int64_t>());
+}
+
 }  // namespace
 
 Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                                        const control::Snapshot* snapshot,
                                        const json& default_route) {
   const json& spec = item.spec;
+  if (!spec.is_object()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string("the task's stored spec is a JSON ") + spec.type_name() +
+                    ", not an object",
+                "spec");
+  }
   Plan plan;
   plan.versions = {{"snapshotVersion", snapshot ? snapshot->version : 0}};
 
@@ -56,6 +79,12 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                   "prompt");
     }
     json vars = spec.value("variables", json::object());
+    if (!vars.is_object()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  std::string("the task's \"variables\" are a JSON ") + vars.type_name() +
+                      ", not an object",
+                  "variables");
+    }
     ASSIGN_OR_RETURN(text, control::RenderTemplate(prompt->template_text, vars));
     plan.versions["prompt"] = {{"name", name}, {"version", prompt->version}};
   } else if (spec.contains("input") && spec["input"].is_object() &&
@@ -131,7 +160,7 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
   // Agents: the skill's tools and those the submit names, each once.
   plan.agent = item.task_kind == "agent";
   if (plan.agent) {
-    plan.max_steps = spec.value("maxSteps", kDefaultMaxSteps);
+    ASSIGN_OR_RETURN(plan.max_steps, IntSetting(spec, "maxSteps", kDefaultMaxSteps));
     std::vector<std::string> names;
     if (skill != nullptr) names = skill->tools;
     if (spec.contains("tools") && spec["tools"].is_array()) {
@@ -174,7 +203,8 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
     for (const auto* a : plan.arbiters) used.push_back({{"name", a->name}, {"version", a->version}});
     if (!used.empty()) plan.versions["arbiters"] = used;
   }
-  plan.feedback_rounds = std::max(0, spec.value("maxAttempts", 3) - item.attempt);
+  ASSIGN_OR_RETURN(int max_attempts, IntSetting(spec, "maxAttempts", 3));
+  plan.feedback_rounds = std::max(0, max_attempts - item.attempt);
   return plan;
 }
 
@@ -230,12 +260,23 @@ TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapsho
 TaskRun::~TaskRun() { *alive_ = false; }
 
 void TaskRun::Start() {
-  if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
-  auto plan = Resolve(item_, snapshot_.get(), env_.default_route);
-  if (!plan) return Finish(std::unexpected(plan.error()));
-  plan_ = std::move(*plan);
-  messages_ = plan_.messages;
-  CallModel();
+  Barrier("start", [&] {
+    if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
+    auto plan = Resolve(item_, snapshot_.get(), env_.default_route);
+    if (!plan) return Finish(std::unexpected(plan.error()));
+    plan_ = std::move(*plan);
+    messages_ = plan_.messages;
+    CallModel();
+  });
+}
+
+void TaskRun::Barrier(const char* step, const std::function<void()>& fn) {
+  Status s = Guarded("task " + item_.task_id + ": " + step, fn);
+  if (s) return;
+  // Whatever is still on its way to this run is dropped (every handler checks the flag).
+  cancel_requested_ = true;
+  if (call_) call_->Cancel();
+  Finish(std::unexpected(s.error()));
 }
 
 void TaskRun::Cancel() {
@@ -280,7 +321,7 @@ void TaskRun::CallModel() {
   call_ = (*provider)->Start(req, [this, alive](Result<providers::ChatResponse> r) {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle alive while the answer is handled
-    OnModelAnswer(std::move(r));
+    Barrier("model answer", [&] { OnModelAnswer(std::move(r)); });
   });
 }
 
@@ -351,6 +392,7 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
                        name = tool ? tool->name : call.name](Result<json> r) {
       if (auto a = alive.lock(); !a || !*a) return;
       if (finished_ || cancel_requested_) return;  // a cancel reports itself (PostCancelled)
+      Barrier("tool result", [&] {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - started).count();
       json event = {{"callId", pending_calls_[i].id}, {"tool", name}, {"ok", r.has_value()},
@@ -367,6 +409,7 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
       Emit("tool.result", event);
       tool_results_[i] = std::move(content);
       if (--tools_outstanding_ == 0) OnToolsDone();
+      });
     };
 
     // What the model got wrong is answered to the model, which can correct itself.
@@ -466,8 +509,10 @@ void TaskRun::NextJudge() {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
     if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
-    record(JudgeVerdict(*judges_[next_judge_].spec, r));
-    NextJudge();
+    Barrier("judge answer", [&] {
+      record(JudgeVerdict(*judges_[next_judge_].spec, r));
+      NextJudge();
+    });
   });
 }
 

@@ -98,6 +98,11 @@ class TaskRun {
   void Decide();
   void Succeed(bool hold);
   void Finish(Result<TaskOutcome> r);
+  // The barrier of every entry from the event loop (Start, a model or judge answer, a tool
+  // result): a step that throws — a bug, or a value of an unexpected type in a stored spec or a
+  // reply — fails this task alone with kInternal naming the task and the step, and drops what
+  // is still on its way to it; the loop goes on with other tasks.
+  void Barrier(const char* step, const std::function<void()>& fn);
   // Reports a ledger event, made storable (valid UTF-8, no NUL, bounded depth).
   void Emit(const char* type, const nlohmann::json& data);
   // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.

@@ -14,6 +14,8 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
+#include "bus/messages.h"
+#include "core/barrier.h"
 #include "core/config.h"
 #include "core/ids.h"
 #include "core/utf8.h"
@@ -145,37 +147,7 @@ class Worker::Impl {
   void Run() {
     auto limit = providers::RaiseOpenFileLimit(static_cast<uint64_t>(options_.concurrency) * 2 + 256);
     if (!limit) spdlog::warn("{}", limit.error().message);
-    if (bus_ != nullptr) {
-      for (const auto& q : options_.queues) {
-        auto sub = bus_->Subscribe("synaps.wakeup." + q, [this](const std::string&,
-                                                                 const std::string&) {
-          asio::post(io_, [this] { ScheduleClaim(); });
-        });
-        if (sub) {
-          subscriptions_.push_back(std::move(*sub));
-        } else {
-          spdlog::warn("wakeup subscription failed ({}); relying on polling",
-                       sub.error().message);
-        }
-      }
-      // Cancellations arrive here at once; renewals catch any that are missed.
-      auto runs = bus_->Subscribe("synaps.run.*", [this](const std::string&,
-                                                         const std::string& payload) {
-        json msg = json::parse(payload, nullptr, false);
-        if (!msg.is_object() || msg.value("type", "") != "run.cancelled") return;
-        std::string run_id = msg.value("runId", "");
-        asio::post(io_, [this, run_id] { AbortRun(run_id); });
-      });
-      if (runs) subscriptions_.push_back(std::move(*runs));
-      // Control changes: reload the snapshot without a restart.
-      auto ctrl = bus_->Subscribe("synaps.ctrl.*", [this](const std::string&,
-                                                          const std::string& payload) {
-        json msg = json::parse(payload, nullptr, false);
-        int64_t version = msg.is_object() ? msg.value("snapshotVersion", int64_t{0}) : 0;
-        asio::post(io_, [this, version] { ReloadSnapshot(version); });
-      });
-      if (ctrl) subscriptions_.push_back(std::move(*ctrl));
-    }
+    if (bus_ != nullptr) Subscribe();
     spdlog::info("worker {} serving queues [{}] with concurrency {}", options_.name,
                  fmt::join(options_.queues, ","), options_.concurrency);
     ReloadSnapshot(0);
@@ -185,7 +157,9 @@ class Worker::Impl {
     ArmRenew();
     ArmProgress();
     ScheduleClaim();
-    io_.run();
+    // A handler that throws is a bug; it is logged and the loop serves on (core/barrier.h).
+    // The task it belonged to, if any, was failed by TaskRun's own barrier.
+    RunGuarded("worker event loop", io_);
     subscriptions_.clear();
     // The lanes finish what was posted (a last write batch, a release) before they stop; then
     // the registry row is marked stopped on the control lane, the last job it runs.
@@ -195,6 +169,52 @@ class Worker::Impl {
                   [](Status) {}, "mark worker stopped");
     control_.Stop();
     spdlog::info("worker {} stopped", options_.name);
+  }
+
+  // Wakeups, cancellations and control changes. Each payload is parsed by its typed parser
+  // (bus/messages.h); one that does not parse is handed back to the bus, which counts and drops
+  // it. Handlers run on nats.c threads and only post to the event loop.
+  void Subscribe() {
+    for (const auto& q : options_.queues) {
+      auto sub = bus_->Subscribe("synaps.wakeup." + q,
+                                 [this](const std::string&, const std::string& payload) -> Status {
+                                   RETURN_IF_ERROR(bus::ParseWakeupMessage(payload));
+                                   asio::post(io_, [this] { ScheduleClaim(); });
+                                   return Ok();
+                                 });
+      if (sub) {
+        subscriptions_.push_back(std::move(*sub));
+      } else {
+        spdlog::warn("wakeup subscription failed ({}); relying on polling", sub.error().message);
+      }
+    }
+    // Cancellations arrive here at once; renewals catch any that are missed.
+    auto runs = bus_->Subscribe("synaps.run.*", [this](const std::string&,
+                                                       const std::string& payload) -> Status {
+      ASSIGN_OR_RETURN(bus::RunMessage msg, bus::ParseRunMessage(payload));
+      if (msg.type != "run.cancelled") return Ok();
+      asio::post(io_, [this, run_id = std::move(msg.run_id)] { AbortRun(run_id); });
+      return Ok();
+    });
+    if (runs) {
+      subscriptions_.push_back(std::move(*runs));
+    } else {
+      spdlog::warn("run subscription failed ({}); renewals report cancellations",
+                   runs.error().message);
+    }
+    // Control changes: reload the snapshot without a restart.
+    auto ctrl = bus_->Subscribe("synaps.ctrl.*", [this](const std::string&,
+                                                        const std::string& payload) -> Status {
+      ASSIGN_OR_RETURN(bus::ControlMessage msg, bus::ParseControlMessage(payload));
+      asio::post(io_, [this, version = msg.snapshot_version] { ReloadSnapshot(version); });
+      return Ok();
+    });
+    if (ctrl) {
+      subscriptions_.push_back(std::move(*ctrl));
+    } else {
+      spdlog::warn("control subscription failed ({}); claims check the snapshot version",
+                   ctrl.error().message);
+    }
   }
 
   void Stop() {
@@ -403,6 +423,7 @@ class Worker::Impl {
     out.completed = stats_.completed.load(std::memory_order_relaxed);
     out.held = stats_.held.load(std::memory_order_relaxed);
     out.failed = stats_.failed.load(std::memory_order_relaxed);
+    if (bus_ != nullptr) out.bus_rejected = bus_->RejectedCounts();
     // The lanes' own watchdog numbers (atomics), so that a stuck loop cannot hide a stuck lane.
     int64_t reached = 0;
     auto look = [&](const DbLane& lane) {
@@ -570,13 +591,15 @@ class Worker::Impl {
     // ever points at a missing object.
     std::string text = std::move(r->text);
     asio::post(uploads_, [this, id, epoch, text = std::move(text), c = std::move(c)]() mutable {
-      std::string sha = Sha256Hex(text);
-      std::string key = objstore::ContentKey(sha);
-      Status put = objects_->Put(key, text, "text/markdown");
-      if (put) {
+      // The pool thread's barrier: an upload that throws fails its task, not the process.
+      Status put = Guarded("upload of item " + std::to_string(id), [&]() -> Status {
+        std::string sha = Sha256Hex(text);
+        std::string key = objstore::ContentKey(sha);
+        RETURN_IF_ERROR(objects_->Put(key, text, "text/markdown"));
         c.artifacts.push_back({"answer.md", "text/markdown", key,
                                static_cast<int64_t>(text.size()), sha});
-      }
+        return Ok();
+      });
       asio::post(io_, [this, id, epoch, put, c = std::move(c)]() mutable {
         OnUploaded(id, epoch, put, std::move(c));
       });

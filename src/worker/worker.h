@@ -14,6 +14,7 @@
 // claimed again.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +70,9 @@ struct WorkerStats {
   uint64_t completed = 0;
   uint64_t held = 0;
   uint64_t failed = 0;
+  // Bus messages dropped (malformed, mistyped, binary, oversized) by subject family, since the
+  // start (bus::Bus::RejectedCounts(); empty without a bus).
+  std::map<std::string, uint64_t> bus_rejected;
 };
 
 class Worker {
@@ -84,7 +88,7 @@ class Worker {
   void Run();
   // Thread-safe and async-signal-unsafe: call from a normal thread.
   void Stop();
-  // Thread-safe; cheap (a few atomic loads).
+  // Thread-safe; cheap (atomic loads, and the bus's rejection counts under its lock).
   WorkerStats Stats() const;
 
  private:

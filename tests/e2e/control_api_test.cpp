@@ -292,6 +292,7 @@ TEST_F(ControlApiTest, EveryChangeIsAnnouncedOnNats) {
         std::lock_guard lock(mu);
         got.emplace_back(subject, json::parse(payload, nullptr, false));
         cv.notify_all();
+        return Ok();
       });
   ASSERT_TRUE(sub) << sub.error().message;
 

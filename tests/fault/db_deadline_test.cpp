@@ -220,6 +220,7 @@ TEST_F(DbDeadlineTest, TheOutboxRelayRecoversAndPublishesEverythingOnce) {
   auto sub = bus.Subscribe(subject, [&](const std::string&, const std::string& payload) {
     std::lock_guard lock(mu);
     received.insert(payload);
+    return Ok();
   });
   ASSERT_TRUE(sub);
   // The stream is created by the first publish: none yet counts as empty.

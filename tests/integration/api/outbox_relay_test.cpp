@@ -31,6 +31,7 @@ class OutboxRelayTest : public ::testing::Test {
     auto sub = bus_->Subscribe(subject_, [this](const std::string&, const std::string& payload) {
       std::lock_guard lock(mu_);
       received_.push_back(payload);
+      return Ok();
     });
     ASSERT_TRUE(sub);
     sub_ = std::move(*sub);

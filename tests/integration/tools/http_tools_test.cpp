@@ -8,7 +8,9 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <optional>
+#include <stdexcept>
 
 #include "support/fake_openai.h"
 
@@ -262,6 +264,31 @@ TEST_F(HttpToolsTest, DestructionAbortsCallsAndRunsNoCallback) {
   EXPECT_LT(Clock::now() - start, 3s);
   RunLoop([] { return false; }, 50ms);
   EXPECT_EQ(callbacks, 0);
+}
+
+}  // namespace
+}  // namespace synaps::tools
+
+namespace synaps::tools {
+namespace {
+
+// The tool pool's barrier (docs/reliability.md, "Bus and thread barriers"): a call that throws on
+// a pool thread answers its caller with an internal error, and the pool serves the next calls.
+TEST_F(HttpToolsTest, ACallThatThrowsFailsAloneAndThePoolGoesOn) {
+  options_.threads = 1;  // the one thread that threw must be the one that serves next
+  auto throws = std::make_shared<std::atomic<int>>(2);
+  options_.resolve = [throws](const std::string& host) -> Result<std::vector<IpAddress>> {
+    if (throws->fetch_sub(1) > 0) throw std::runtime_error("resolver bug");
+    return TestResolver(host);
+  };
+  for (int i = 0; i < 2; ++i) {
+    ExpectError(Run(Tool(Url()), {{"query", "q"}}), ErrorCode::kInternal,
+                "tool runbook-search failed: resolver bug");
+  }
+  auto r = Run(Tool(Url()), {{"query", "after the throw"}});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, json::parse(R"({"ok":true})"));
+  EXPECT_EQ(fake_.request_count(), 1);
 }
 
 }  // namespace

@@ -1,0 +1,173 @@
+// A worker in process against a real PostgreSQL (docs/reliability.md, "Bus and thread
+// barriers"): a job that throws on the upload pool, and a task whose stored spec holds a value of
+// the wrong type (a throw on the event loop), each fail their own task with a clear error while
+// the worker goes on serving every other task.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+
+#include "db/connection.h"
+#include "objstore/file_store.h"
+#include "store/run_store.h"
+#include "support/test_stack.h"
+#include "worker/worker.h"
+
+namespace synaps::worker {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+// A file store whose first `throws` Puts throw, as a buggy store client would.
+class ThrowingStore final : public objstore::ObjectStore {
+ public:
+  ThrowingStore(std::string root, int throws) : inner_(std::move(root)), throws_(throws) {}
+  Status Put(const std::string& key, const std::string& data,
+             const std::string& content_type) override {
+    if (throws_.fetch_sub(1) > 0) throw std::runtime_error("store client bug");
+    return inner_.Put(key, data, content_type);
+  }
+  Result<std::string> Get(const std::string& key) override { return inner_.Get(key); }
+  Result<bool> Exists(const std::string& key) override { return inner_.Exists(key); }
+  Result<std::vector<objstore::ObjectInfo>> List(const std::string& prefix) override {
+    return inner_.List(prefix);
+  }
+  Status Delete(const std::string& key) override { return inner_.Delete(key); }
+  std::string Describe() const override { return "throwing " + inner_.Describe(); }
+
+ private:
+  objstore::FileObjectStore inner_;
+  std::atomic<int> throws_;
+};
+
+class WorkerBarrierTest : public ::testing::Test {
+ protected:
+  WorkerBarrierTest() : url_(testing::TestStack::Get().FreshDatabase()) {
+    auto c = db::Connection::Connect(url_);
+    EXPECT_TRUE(c) << c.error().message;
+    conn_ = std::move(*c);
+  }
+
+  WorkerOptions Options() {
+    WorkerOptions o;
+    o.database_url = url_;
+    o.name = "barrier-test";
+    o.concurrency = 4;
+    o.poll_interval_ms = 50;
+    o.drain_seconds = 5;
+    o.backoff = {.base_ms = 10, .cap_ms = 50};
+    return o;
+  }
+
+  // Submits a one-task run with `spec`; returns the run id.
+  std::string Submit(const json& spec, int max_attempts = 3) {
+    store::SubmitRequest req;
+    req.tenant_id = "t";
+    req.actor = "test";
+    req.request_hash = "h" + std::to_string(++submitted_);
+    req.kind = "prompt";
+    req.payload = json::object();
+    req.max_attempts = max_attempts;
+    req.tasks.push_back({"main", "prompt", spec, {}});
+    auto r = store::SubmitCommand(conn_, req);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? r->response["runId"].get<std::string>() : "";
+  }
+
+  std::string RunStatus(const std::string& run_id) {
+    auto r = conn_.Exec("SELECT status FROM synaps.runs WHERE id = $1::uuid", {run_id});
+    return r && r->rows() == 1 ? r->GetString(0, 0) : "";
+  }
+
+  // Waits until every run has finished; returns their statuses.
+  std::vector<std::string> WaitFinished(const std::vector<std::string>& runs) {
+    auto deadline = steady_clock::now() + std::chrono::seconds(30);
+    std::vector<std::string> out;
+    while (steady_clock::now() < deadline) {
+      out.clear();
+      for (const auto& id : runs) out.push_back(RunStatus(id));
+      bool done = std::all_of(out.begin(), out.end(), [](const std::string& s) {
+        return s == "succeeded" || s == "failed" || s == "cancelled";
+      });
+      if (done) return out;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ADD_FAILURE() << "runs did not finish";
+    return out;
+  }
+
+  // The error recorded with the task's events of `type` (task.retry_scheduled, task.failed).
+  std::vector<std::string> Errors(const std::string& run_id, const std::string& type) {
+    auto r = conn_.Exec(
+        "SELECT data->'error'->>'message' FROM synaps.ledger_events"
+        " WHERE run_id = $1::uuid AND type = $2 ORDER BY seq",
+        {run_id, type});
+    std::vector<std::string> out;
+    for (int i = 0; r && i < r->rows(); ++i) out.push_back(r->GetString(i, 0));
+    return out;
+  }
+
+  std::string url_;
+  db::Connection conn_;
+  int submitted_ = 0;
+};
+
+// Runs a worker on its own thread for the duration of a scope.
+class RunningWorker {
+ public:
+  RunningWorker(WorkerOptions options, objstore::ObjectStore* store)
+      : worker_(std::move(options), nullptr, store), thread_([this] { worker_.Run(); }) {}
+  ~RunningWorker() {
+    worker_.Stop();
+    thread_.join();
+  }
+  Worker& worker() { return worker_; }
+
+ private:
+  Worker worker_;
+  std::thread thread_;
+};
+
+TEST_F(WorkerBarrierTest, AnUploadThatThrowsFailsItsAttemptAndThePoolGoesOn) {
+  ThrowingStore store(testing::TestStack::Get().TempDir("throwing-store"), 1);
+  std::vector<std::string> runs;
+  for (int i = 0; i < 4; ++i)
+    runs.push_back(Submit({{"input", {{"text", "hello " + std::to_string(i)}}}}));
+  {
+    RunningWorker w(Options(), &store);
+    auto statuses = WaitFinished(runs);
+    EXPECT_EQ(statuses, std::vector<std::string>(4, "succeeded"));
+  }
+  // Exactly one attempt met the throw; it was retried like any failed upload.
+  int retried = 0;
+  for (const auto& id : runs) {
+    for (const auto& message : Errors(id, "task.retry_scheduled")) {
+      ++retried;
+      EXPECT_NE(message.find("store client bug"), std::string::npos) << message;
+      EXPECT_NE(message.find("upload of item"), std::string::npos) << message;
+    }
+  }
+  EXPECT_EQ(retried, 1);
+}
+
+TEST_F(WorkerBarrierTest, AStoredSpecOfTheWrongTypeFailsItsTaskAloneWithAClearError) {
+  ThrowingStore store(testing::TestStack::Get().TempDir("store"), 0);
+  std::string good_before = Submit({{"input", {{"text", "before"}}}});
+  std::string bad = Submit({{"input", {{"text", "x"}}}, {"maxAttempts", "three"}});
+  std::string good_after = Submit({{"input", {{"text", "after"}}}});
+  RunningWorker w(Options(), &store);
+  auto statuses = WaitFinished({good_before, bad, good_after});
+  EXPECT_EQ(statuses, (std::vector<std::string>{"succeeded", "failed", "succeeded"}));
+  auto errors = Errors(bad, "task.failed");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("maxAttempts"), std::string::npos) << errors[0];
+  // The worker still serves.
+  std::string later = Submit({{"input", {{"text", "later"}}}});
+  EXPECT_EQ(WaitFinished({later}), std::vector<std::string>{"succeeded"});
+}
+
+}  // namespace
+}  // namespace synaps::worker
