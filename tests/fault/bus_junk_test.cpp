@@ -55,7 +55,7 @@ std::vector<std::string> Junk(const std::string& mistyped) {
 
 TEST(BusJunkTest, JunkOnEverySubjectIsCountedAndDroppedAndValidMessagesStillWork) {
   // Polling is off in effect: only a wakeup on the bus makes the worker claim soon.
-  Cluster c({{"SYNAPS_POLL_INTERVAL_MS", "600000"}});
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_POLL_INTERVAL_MS", "600000"}});
   c.StartApi();
   auto port = PickFreePort();
   ASSERT_TRUE(port);

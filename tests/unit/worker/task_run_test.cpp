@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <stdexcept>
+
 namespace synaps::worker {
 namespace {
 
@@ -142,6 +146,51 @@ TEST(TaskRunResolveTest, AgentsGetTheirSkillsAndSubmittedToolsAndTheArbitersThat
   ASSERT_TRUE(p);
   EXPECT_FALSE(p->agent);
   EXPECT_TRUE(p->tools.empty());
+}
+
+}  // namespace
+}  // namespace synaps::worker
+
+namespace synaps::worker {
+namespace {
+
+// TaskRun's barrier (docs/reliability.md, "Bus and thread barriers"): a step that throws on the
+// event loop fails its task with an internal error naming the task and the step, once.
+class ThrowingToolRunner final : public ToolRunner {
+ public:
+  void Invoke(const control::Tool&, const nlohmann::json&, Done) override {
+    throw std::runtime_error("tool runner bug");
+  }
+};
+
+TEST(TaskRunBarrierTest, AStepThatThrowsFailsTheTaskOnceWithAClearError) {
+  json params = {{"type", "object"}};
+  std::vector<control::SnapshotEntry> e = {
+      {"tools", "lookup", 1, 1,
+       {{"type", "http"}, {"description", "d"}, {"url", "https://rb.example.com/s"},
+        {"parameters", params}}},
+  };
+  auto snap = std::make_shared<const control::Snapshot>(control::BuildSnapshot(1, std::move(e)));
+  auto item = Item({{"input", {{"text", "/tool lookup {}"}}}, {"tools", {"lookup"}}});
+  item.task_kind = "agent";
+  item.task_id = "t-throws";
+  boost::asio::io_context io;
+  providers::ProviderRegistry providers(io.get_executor());
+  ThrowingToolRunner tools;
+  std::vector<Result<TaskOutcome>> outcomes;
+  TaskRun run(item, snap,
+              TaskRunEnv{.executor = io.get_executor(),
+                         .providers = &providers,
+                         .tools = &tools,
+                         .default_route = kDefault},
+              [](const providers::ChatDelta&) {}, [](std::string, json) {},
+              [&](Result<TaskOutcome> r) { outcomes.push_back(std::move(r)); });
+  boost::asio::post(io, [&] { run.Start(); });
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_FALSE(outcomes[0]);
+  EXPECT_EQ(outcomes[0].error().code, ErrorCode::kInternal);
+  EXPECT_EQ(outcomes[0].error().message, "task t-throws: model answer failed: tool runner bug");
 }
 
 }  // namespace
