@@ -87,9 +87,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // Handlers may block on the database: run them off the I/O threads.
     asio::post(handlers_, [self = shared_from_this(), req = std::move(req)]() mutable {
       // The handler pool's barrier (core/barrier.h): a handler that throws answers 500.
-      Result<HttpResponse> handled =
-          Guarded("HTTP handler for " + req.method + " " + req.target.substr(0, req.target.find('?')),
-                  [&] { return self->handler_(req); });
+      Result<HttpResponse> handled = Guarded(
+          "HTTP handler for " + req.method + " " + req.target.substr(0, req.target.find('?')),
+          [&] { return self->handler_(req); });
       HttpResponse res =
           handled ? std::move(*handled) : self->errors_(500, "internal", "internal error");
       asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
@@ -146,7 +146,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void NextStep() {
     asio::post(handlers_, [self = shared_from_this()] {
-      Result<StreamStep> produced = Guarded("HTTP stream producer", [&] { return self->producer_(); });
+      Result<StreamStep> produced =
+          Guarded("HTTP stream producer", [&] { return self->producer_(); });
       StreamStep step = produced ? std::move(*produced) : StreamStep{.done = true};
       asio::post(self->stream_.get_executor(),
                  [self, step = std::move(step)]() mutable { self->WriteStep(std::move(step)); });

@@ -55,8 +55,9 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   bus_rejected_ = &prometheus::BuildCounter()
                        .Name("synaps_bus_messages_rejected_total")
-                       .Help("Bus messages dropped as malformed, mistyped, binary or oversized (or "
-                             "whose handler failed), by subject family.")
+                       .Help(
+                           "Bus messages dropped as malformed, mistyped, binary or oversized (or "
+                           "whose handler failed), by subject family.")
                        .Register(*registry_);
 }
 

@@ -44,8 +44,9 @@ class WorkerHealthServer::Impl {
                   .Register(*registry_);
     bus_rejected_ = &prometheus::BuildCounter()
                          .Name("synaps_bus_messages_rejected_total")
-                         .Help("Bus messages dropped as malformed, mistyped, binary or oversized "
-                               "(or whose handler failed), by subject family.")
+                         .Help(
+                             "Bus messages dropped as malformed, mistyped, binary or oversized "
+                             "(or whose handler failed), by subject family.")
                          .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },

@@ -1,7 +1,5 @@
 #include "tools/http_tools.h"
 
-#include "core/barrier.h"
-
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +9,7 @@
 #include <cstring>
 
 #include "control/json_schema.h"
+#include "core/barrier.h"
 #include "core/utf8.h"
 #include "curl/handles.h"
 

@@ -1,15 +1,15 @@
 #include "worker/task_run.h"
 
-#include "core/barrier.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
-#include <spdlog/spdlog.h>
 
 #include "control/json_schema.h"
 #include "control/routing.h"
 #include "control/template.h"
+#include "core/barrier.h"
 #include "core/utf8.h"
 #include "k8s/builtin_tools.h"
 
@@ -45,8 +45,8 @@ Result<int> IntSetting(const json& spec, const char* name, int fallback) {
   if (it == spec.end()) return fallback;
   if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1000000) {
     return Fail(ErrorCode::kInvalidArgument,
-                std::string("the task's stored spec has \"") + name + "\": " +
-                    it->dump().substr(0, 64) + "; it must be an integer from 0 to 1000000",
+                std::string("the task's stored spec has \"") + name +
+                    "\": " + it->dump().substr(0, 64) + "; it must be an integer from 0 to 1000000",
                 name);
   }
   return static_cast<int>(it->get<int64_t>());
@@ -59,10 +59,10 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                                        const json& default_route) {
   const json& spec = item.spec;
   if (!spec.is_object()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                std::string("the task's stored spec is a JSON ") + spec.type_name() +
-                    ", not an object",
-                "spec");
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        std::string("the task's stored spec is a JSON ") + spec.type_name() + ", not an object",
+        "spec");
   }
   Plan plan;
   plan.versions = {{"snapshotVersion", snapshot ? snapshot->version : 0}};
@@ -393,22 +393,25 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
       if (auto a = alive.lock(); !a || !*a) return;
       if (finished_ || cancel_requested_) return;  // a cancel reports itself (PostCancelled)
       Barrier("tool result", [&] {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started).count();
-      json event = {{"callId", pending_calls_[i].id}, {"tool", name}, {"ok", r.has_value()},
-                    {"durationMs", ms}};
-      std::string content;
-      if (r) {
-        content = r->is_string() ? r->get<std::string>() : r->dump();
-        event["result"] = LedgerCopy(content);
-      } else {
-        json err = ErrorJson(r.error());
-        content = json{{"error", err}}.dump();
-        event["error"] = err;
-      }
-      Emit("tool.result", event);
-      tool_results_[i] = std::move(content);
-      if (--tools_outstanding_ == 0) OnToolsDone();
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+        json event = {{"callId", pending_calls_[i].id},
+                      {"tool", name},
+                      {"ok", r.has_value()},
+                      {"durationMs", ms}};
+        std::string content;
+        if (r) {
+          content = r->is_string() ? r->get<std::string>() : r->dump();
+          event["result"] = LedgerCopy(content);
+        } else {
+          json err = ErrorJson(r.error());
+          content = json{{"error", err}}.dump();
+          event["error"] = err;
+        }
+        Emit("tool.result", event);
+        tool_results_[i] = std::move(content);
+        if (--tools_outstanding_ == 0) OnToolsDone();
       });
     };
 

@@ -1,27 +1,27 @@
 #include "worker/worker.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <map>
 #include <ranges>
 #include <set>
-#include <spdlog/spdlog.h>
 
 #include "bus/messages.h"
 #include "core/barrier.h"
 #include "core/config.h"
 #include "core/ids.h"
 #include "core/utf8.h"
+#include "db/deadlines.h"
 #include "store/control_store.h"
 #include "store/worker_store.h"
-#include "db/deadlines.h"
 #include "worker/db_lane.h"
 #include "worker/task_run.h"
 
@@ -189,13 +189,13 @@ class Worker::Impl {
       }
     }
     // Cancellations arrive here at once; renewals catch any that are missed.
-    auto runs = bus_->Subscribe("synaps.run.*", [this](const std::string&,
-                                                       const std::string& payload) -> Status {
-      ASSIGN_OR_RETURN(bus::RunMessage msg, bus::ParseRunMessage(payload));
-      if (msg.type != "run.cancelled") return Ok();
-      asio::post(io_, [this, run_id = std::move(msg.run_id)] { AbortRun(run_id); });
-      return Ok();
-    });
+    auto runs = bus_->Subscribe(
+        "synaps.run.*", [this](const std::string&, const std::string& payload) -> Status {
+          ASSIGN_OR_RETURN(bus::RunMessage msg, bus::ParseRunMessage(payload));
+          if (msg.type != "run.cancelled") return Ok();
+          asio::post(io_, [this, run_id = std::move(msg.run_id)] { AbortRun(run_id); });
+          return Ok();
+        });
     if (runs) {
       subscriptions_.push_back(std::move(*runs));
     } else {
@@ -203,12 +203,12 @@ class Worker::Impl {
                    runs.error().message);
     }
     // Control changes: reload the snapshot without a restart.
-    auto ctrl = bus_->Subscribe("synaps.ctrl.*", [this](const std::string&,
-                                                        const std::string& payload) -> Status {
-      ASSIGN_OR_RETURN(bus::ControlMessage msg, bus::ParseControlMessage(payload));
-      asio::post(io_, [this, version = msg.snapshot_version] { ReloadSnapshot(version); });
-      return Ok();
-    });
+    auto ctrl = bus_->Subscribe(
+        "synaps.ctrl.*", [this](const std::string&, const std::string& payload) -> Status {
+          ASSIGN_OR_RETURN(bus::ControlMessage msg, bus::ParseControlMessage(payload));
+          asio::post(io_, [this, version = msg.snapshot_version] { ReloadSnapshot(version); });
+          return Ok();
+        });
     if (ctrl) {
       subscriptions_.push_back(std::move(*ctrl));
     } else {

@@ -73,13 +73,14 @@ class NatsBusTest : public ::testing::Test {
 TEST_F(NatsBusTest, JunkOfEveryKindIsCountedAndDroppedAndTheNextMessageWorks) {
   std::mutex mu;
   std::vector<int64_t> versions;  // guarded by mu
-  auto sub = bus_.Subscribe("synaps.ctrl.*", [&](const std::string&, const std::string& payload) -> Status {
-    ASSIGN_OR_RETURN(ControlMessage msg, ParseControlMessage(payload));
-    if (msg.kind == "throw") throw std::logic_error("a handler bug");
-    std::lock_guard lock(mu);
-    versions.push_back(msg.snapshot_version);
-    return Ok();
-  });
+  auto sub = bus_.Subscribe("synaps.ctrl.*",
+                            [&](const std::string&, const std::string& payload) -> Status {
+                              ASSIGN_OR_RETURN(ControlMessage msg, ParseControlMessage(payload));
+                              if (msg.kind == "throw") throw std::logic_error("a handler bug");
+                              std::lock_guard lock(mu);
+                              versions.push_back(msg.snapshot_version);
+                              return Ok();
+                            });
   ASSERT_TRUE(sub) << sub.error().message;
   const std::vector<std::string> junk = {
       "{",                                        // malformed

@@ -1,13 +1,13 @@
 // Plan resolution against a control snapshot: prompts, skills, routes and fallbacks.
 #include "worker/task_run.h"
 
-#include "k8s/builtin_tools.h"
-
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <stdexcept>
+
+#include "k8s/builtin_tools.h"
 
 namespace synaps::worker {
 namespace {
@@ -166,8 +166,13 @@ class ThrowingToolRunner final : public ToolRunner {
 TEST(TaskRunBarrierTest, AStepThatThrowsFailsTheTaskOnceWithAClearError) {
   json params = {{"type", "object"}};
   std::vector<control::SnapshotEntry> e = {
-      {"tools", "lookup", 1, 1,
-       {{"type", "http"}, {"description", "d"}, {"url", "https://rb.example.com/s"},
+      {"tools",
+       "lookup",
+       1,
+       1,
+       {{"type", "http"},
+        {"description", "d"},
+        {"url", "https://rb.example.com/s"},
         {"parameters", params}}},
   };
   auto snap = std::make_shared<const control::Snapshot>(control::BuildSnapshot(1, std::move(e)));
@@ -178,13 +183,14 @@ TEST(TaskRunBarrierTest, AStepThatThrowsFailsTheTaskOnceWithAClearError) {
   providers::ProviderRegistry providers(io.get_executor());
   ThrowingToolRunner tools;
   std::vector<Result<TaskOutcome>> outcomes;
-  TaskRun run(item, snap,
-              TaskRunEnv{.executor = io.get_executor(),
-                         .providers = &providers,
-                         .tools = &tools,
-                         .default_route = kDefault},
-              [](const providers::ChatDelta&) {}, [](std::string, json) {},
-              [&](Result<TaskOutcome> r) { outcomes.push_back(std::move(r)); });
+  TaskRun run(
+      item, snap,
+      TaskRunEnv{.executor = io.get_executor(),
+                 .providers = &providers,
+                 .tools = &tools,
+                 .default_route = kDefault},
+      [](const providers::ChatDelta&) {}, [](std::string, json) {},
+      [&](Result<TaskOutcome> r) { outcomes.push_back(std::move(r)); });
   boost::asio::post(io, [&] { run.Start(); });
   io.run_for(std::chrono::seconds(5));
   ASSERT_EQ(outcomes.size(), 1u);
