@@ -105,7 +105,22 @@ HttpResponse Router::Claim(Context& ctx, const Params&) const {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   json out = json::array();
-  for (const auto& it : *items) out.push_back(ItemJson(it));
+  for (const auto& it : *items) {
+    if (!it.invalid) {
+      out.push_back(ItemJson(it));
+      continue;
+    }
+    // A stored value of the item does not read: it fails here, alone, saying why, instead of
+    // reaching the remote worker half-read. Should recording that fail, its lease expires and the
+    // next claim fails it.
+    json err = {{"code", std::string(ErrorCodeName(it.invalid->code))},
+                {"message", it.invalid->message}};
+    auto failed = store::FailQueueItem(**conn, {it.item_id, it.lease_epoch}, err,
+                                       /*retryable=*/false, store::BackoffPolicy{});
+    if (!failed) {
+      spdlog::warn("claim: item {} could not be failed: {}", it.item_id, failed.error().message);
+    }
+  }
   return JsonResponse(200, {{"items", out}}, ctx.request_id);
 }
 

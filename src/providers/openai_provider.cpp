@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <unordered_set>
 
+#include "core/barrier.h"
 #include "curl/handles.h"
 #include "providers/detail/openai_wire.h"
 #include "providers/detail/sse_parser.h"
@@ -303,7 +304,8 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
                              "the provider sent invalid JSON in the stream: " + shown, {}}};
       return false;
     }
-    auto delta = assembler_.Apply(chunk);
+    // Whatever a provider sends fails this call at most (core/barrier.h), never the worker.
+    auto delta = Guarded("reading a stream chunk", [&] { return assembler_.Apply(chunk); });
     if (!delta) {
       abort_ = Failure{delta.error(), delta.error().code == ErrorCode::kUnavailable};
       return false;
@@ -386,7 +388,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
                 "the provider's answer is not valid JSON: " + raw_body_.substr(0, 200), {}},
           false, std::nullopt});
     }
-    auto parsed = ParseCompletion(body);
+    auto parsed = Guarded("reading the provider's answer", [&] { return ParseCompletion(body); });
     if (!parsed) {
       bool retry = parsed.error().code == ErrorCode::kUnavailable;
       return Failed(Failure{parsed.error(), retry, std::nullopt});

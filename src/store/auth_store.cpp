@@ -1,5 +1,7 @@
 #include "store/auth_store.h"
 
+#include "store/detail/json_column.h"
+
 namespace synaps::store {
 
 Result<std::optional<ApiKey>> FindApiKey(db::Connection& conn, const std::string& token_sha256) {
@@ -63,7 +65,7 @@ Result<nlohmann::json> ListApiKeys(db::Connection& conn, const std::string& tena
           " ORDER BY created_at DESC, id), '[]'::jsonb)"
           " FROM synaps.api_keys WHERE $1::text = '' OR tenant_id = $1",
           {tenant_id}));
-  return nlohmann::json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the API key list");
 }
 
 }  // namespace synaps::store

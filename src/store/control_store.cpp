@@ -1,6 +1,10 @@
 #include "store/control_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include "control/spec.h"
+#include "core/barrier.h"
+#include "store/detail/json_column.h"
 
 namespace synaps::store {
 
@@ -35,7 +39,8 @@ Result<ControlWriteResult> Write(db::Connection& conn, const std::string& kind,
           "control_write",
           "SELECT synaps.control_write($1, $2, $3, $4::jsonb, $5::integer, $6, $7, $8)",
           {kind, name, action, spec, to_version, who.actor, who.actor_tenant, who.reason}));
-  json out = json::parse(r.Get(0, 0));
+  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of control_write"));
+  return Guarded("reading the answer of control_write", [&]() -> Result<ControlWriteResult> {
   if (out.contains("error")) {
     const std::string err = out["error"].get<std::string>();
     if (err == "not_found") {
@@ -65,6 +70,7 @@ Result<ControlWriteResult> Write(db::Connection& conn, const std::string& kind,
                                   o["payload"].dump(), o["msgId"].get<std::string>()};
   }
   return result;
+  });
 }
 
 // Columns of a version row joined with its change, in the order ReadVersion expects.
@@ -82,7 +88,11 @@ ControlItemVersion ReadVersion(const db::PgResult& r, int row) {
   v.kind = r.GetString(row, 0);
   v.name = r.GetString(row, 1);
   v.version = static_cast<int>(r.GetInt(row, 2));
-  v.spec = r.IsNull(row, 3) ? json(nullptr) : json::parse(r.Get(row, 3));
+  // A spec that does not read is shown as null rather than failing the whole history.
+  if (!r.IsNull(row, 3)) {
+    auto spec = detail::ParseColumn(r.Get(row, 3), v.kind + "/" + v.name + "'s spec");
+    v.spec = spec ? std::move(*spec) : json();
+  }
   v.deleted = r.GetBool(row, 4);
   v.change_id = r.GetInt(row, 5);
   v.action = r.GetString(row, 6);
@@ -122,8 +132,12 @@ Result<ControlSnapshot> LoadSnapshot(db::Connection& conn, std::optional<int64_t
   std::vector<control::SnapshotEntry> entries;
   entries.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
+    // A spec that does not read makes its item invalid in the snapshot (Snapshot::invalid, a
+    // null spec fails its kind's parser); the other items load.
+    auto spec = detail::ParseColumn(r.Get(i, 3), "control item " + r.GetString(i, 1) + "'s spec");
+    if (!spec) spdlog::warn("control snapshot {}: {}", at, spec.error().message);
     entries.push_back({r.GetString(i, 0), r.GetString(i, 1), static_cast<int>(r.GetInt(i, 2)),
-                       r.GetInt(i, 4), json::parse(r.Get(i, 3))});
+                       r.GetInt(i, 4), spec ? std::move(*spec) : json()});
   }
   return control::BuildSnapshot(at, std::move(entries));
 }

@@ -1,5 +1,7 @@
 #include "store/queue_store.h"
 
+#include "store/detail/json_column.h"
+
 namespace synaps::store {
 
 using nlohmann::json;
@@ -30,11 +32,19 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
     it.thread_id = r.GetString(i, 6);
     it.task_name = r.GetString(i, 7);
     it.task_kind = r.GetString(i, 8);
-    it.spec = json::parse(r.Get(i, 9));
     it.lease_expires_at = r.GetString(i, 10);
-    it.upstream = json::parse(r.Get(i, 11));
-    it.history = json::parse(r.Get(i, 12));
     it.snapshot_version = r.GetInt(i, 13);
+    // A value that does not read fails this task alone (ClaimedItem::invalid); the claim, and
+    // every other item in it, stands.
+    Status read = [&]() -> Status {
+      ASSIGN_OR_RETURN(it.spec, detail::ParseColumn(r.Get(i, 9), "task " + it.task_id + "'s spec"));
+      ASSIGN_OR_RETURN(it.upstream, detail::ParseColumn(r.Get(i, 11), "the outputs task " +
+                                                                          it.task_id + " depends on"));
+      ASSIGN_OR_RETURN(it.history, detail::ParseColumn(r.Get(i, 12), "the thread history of task " +
+                                                                         it.task_id));
+      return Ok();
+    }();
+    if (!read) it.invalid = read.error();
     items.push_back(std::move(it));
   }
   return items;
@@ -252,7 +262,7 @@ Result<json> ListDeadLetters(db::Connection& conn, const std::string& tenant_id,
           "   WHERE q.status = 'dead' AND t.tenant_id = $1 AND q.id > $2::bigint"
           "   ORDER BY q.id LIMIT $3::integer) x",
           {tenant_id, std::to_string(after), std::to_string(limit)}));
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the dead-letter list");
 }
 
 Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64_t item_id,
@@ -319,7 +329,7 @@ Result<json> TenantQueues(db::Connection& conn, const std::string& tenant_id) {
           " FROM synaps.queue_items q JOIN synaps.tasks t ON t.id = q.task_id"
           " WHERE t.tenant_id = $1 AND q.status <> 'cancelled' GROUP BY q.queue) s",
           {tenant_id}));
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the queue summary");
 }
 
 Result<std::optional<ItemTask>> QueueItemTask(db::Connection& conn, int64_t item_id) {

@@ -28,6 +28,9 @@ struct ClaimedItem {
   nlohmann::json upstream;  // {dependency name: its output} for fan-in tasks
   nlohmann::json history;   // [{input, output}] earlier turns of the thread, oldest first
   int64_t snapshot_version = 0;  // latest control snapshot version at claim time
+  // Set when a stored value of the item (spec, upstream, history) does not read back as JSON:
+  // the item is claimed, and the claimer must fail it (not retryable) with this error.
+  std::optional<Error> invalid;
 };
 
 // Claims up to `limit` items of `queues` for `worker`. `tenant_id` set: only that tenant's

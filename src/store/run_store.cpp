@@ -1,5 +1,8 @@
 #include "store/run_store.h"
 
+#include "core/barrier.h"
+#include "store/detail/json_column.h"
+
 namespace synaps::store {
 
 using nlohmann::json;
@@ -25,7 +28,8 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
                                      "SELECT synaps.submit_command($1, $2, $3, $4, $5::jsonb)",
                                      {request.tenant_id, request.actor, request.idempotency_key,
                                       request.request_hash, command.dump()}));
-  json out = json::parse(r.Get(0, 0));
+  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of submit_command"));
+  return Guarded("reading the answer of submit_command", [&]() -> Result<SubmitResult> {
   if (out.contains("error")) {
     const std::string err = out["error"].get<std::string>();
     if (err == "thread_not_found") {
@@ -47,6 +51,7 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
   out.erase("replayed");
   result.response = std::move(out);
   return result;
+  });
 }
 
 Result<json> GetRun(db::Connection& conn, const std::string& tenant_id,
@@ -89,7 +94,7 @@ FROM synaps.runs r WHERE r.id = $1::uuid AND r.tenant_id = $2
 )sql";
   ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("get_run", kSql, {run_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the run");
 }
 
 namespace {
@@ -166,7 +171,10 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
     return std::unexpected(r.error());
   }
   json items = json::array();
-  for (int i = 0; i < r->rows(); ++i) items.push_back(json::parse(r->Get(i, 0)));
+  for (int i = 0; i < r->rows(); ++i) {
+    ASSIGN_OR_RETURN(json item, detail::ParseColumn(r->Get(i, 0), "a run of the list"));
+    items.push_back(std::move(item));
+  }
   json out = {{"items", items}};
   if (r->rows() == f.limit && f.limit > 0) {
     out["nextCursor"] = r->GetString(r->rows() - 1, 1) + "|" + items.back()["id"].get<std::string>();
@@ -201,7 +209,7 @@ Result<json> ListTenantEvents(db::Connection& conn, const std::string& tenant_id
           "       JOIN synaps.runs r ON r.id = e.run_id"
           "       WHERE e.id > $2::bigint AND r.tenant_id = $1 ORDER BY e.id LIMIT $3::integer) e",
           {tenant_id, std::to_string(after_id), std::to_string(limit)}));
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the run");
 }
 
 Result<json> RunCommand(db::Connection& conn, const std::string& tenant_id,
@@ -214,7 +222,7 @@ Result<json> RunCommand(db::Connection& conn, const std::string& tenant_id,
                                " WHERE r.id = $1::uuid AND r.tenant_id = $2",
                                {run_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the run");
 }
 
 Result<int64_t> LatestLedgerId(db::Connection& conn) {
@@ -232,7 +240,7 @@ Result<json> GetThread(db::Connection& conn, const std::string& tenant_id,
       " FROM synaps.threads t WHERE t.id = $1::uuid AND t.tenant_id = $2";
   ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("get_thread", sql, {thread_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "thread " + thread_id + " not found");
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the run");
 }
 
 Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_id,
@@ -249,7 +257,8 @@ Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_
           "  FROM synaps.runs r WHERE r.id = $1::uuid AND r.tenant_id = $2",
           {run_id, tenant_id, std::to_string(after_seq), std::to_string(limit)}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
-  return EventPage{r.GetString(0, 0), json::parse(r.Get(0, 1))};
+  ASSIGN_OR_RETURN(json events, detail::ParseColumn(r.Get(0, 1), "the run's events"));
+  return EventPage{r.GetString(0, 0), std::move(events)};
 }
 
 Result<json> RunsByStatus(db::Connection& conn) {

@@ -1,5 +1,8 @@
 #include "store/schedule_store.h"
 
+#include "core/barrier.h"
+#include "store/detail/json_column.h"
+
 namespace synaps::store {
 
 using nlohmann::json;
@@ -47,7 +50,10 @@ SELECT i.name, i.version, i.spec::text, floor(extract(epoch FROM c.at))::bigint,
     ScheduleRow row;
     row.name = r.GetString(i, 0);
     row.version = static_cast<int>(r.GetInt(i, 1));
-    row.spec = json::parse(r.Get(i, 2));
+    // A schedule whose spec does not read is handed on as null: the scheduler reports it as
+    // invalid (control::ParseSchedule) and goes on with the others.
+    auto spec = detail::ParseColumn(r.Get(i, 2), "schedule " + row.name + "'s spec");
+    row.spec = spec ? std::move(*spec) : json();
     row.version_at = r.GetInt(i, 3);
     row.version_actor = r.GetString(i, 4);
     row.version_reason = r.GetString(i, 5);
@@ -69,7 +75,8 @@ Result<FireResult> FireSchedule(db::Connection& conn, const FireRequest& req) {
                         {req.schedule, fire_time, std::to_string(req.version), req.origin,
                          req.overlap, req.tenant, req.request_hash, req.command.dump(),
                          req.skip_reason}));
-  json out = json::parse(r.Get(0, 0));
+  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of schedule_fire"));
+  return Guarded("reading the answer of schedule_fire", [&]() -> Result<FireResult> {
   FireResult result;
   result.outcome = out.value("outcome", "");
   result.fire_time = out.value("fireTime", "");
@@ -81,6 +88,7 @@ Result<FireResult> FireSchedule(db::Connection& conn, const FireRequest& req) {
     for (const auto& c : out["cancelled"]) result.cancelled.push_back(c.get<std::string>());
   }
   return result;
+  });
 }
 
 Result<DrainResult> DrainSchedule(db::Connection& conn, const std::string& schedule, int version) {
@@ -88,7 +96,8 @@ Result<DrainResult> DrainSchedule(db::Connection& conn, const std::string& sched
                    conn.ExecPrepared("schedule_drain",
                                      "SELECT synaps.schedule_drain($1, $2::integer)",
                                      {schedule, std::to_string(version)}));
-  json out = json::parse(r.Get(0, 0));
+  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of schedule_drain"));
+  return Guarded("reading the answer of schedule_drain", [&]() -> Result<DrainResult> {
   DrainResult result;
   result.failed = out.value("failed", false);
   if (out.contains("started")) {
@@ -102,6 +111,7 @@ Result<DrainResult> DrainSchedule(db::Connection& conn, const std::string& sched
     result.started = std::move(f);
   }
   return result;
+  });
 }
 
 Result<json> ListScheduleFires(db::Connection& conn, const std::string& schedule, int limit) {
@@ -117,7 +127,7 @@ SELECT coalesce(jsonb_agg(jsonb_build_object(
 )sql";
   ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("list_schedule_fires", kSql,
                                                      {schedule, std::to_string(limit)}));
-  return json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the schedule's fires");
 }
 
 }  // namespace synaps::store

@@ -1,5 +1,7 @@
 #include "store/worker_store.h"
 
+#include "store/detail/json_column.h"
+
 namespace synaps::store {
 
 Status RegisterWorker(db::Connection& conn, const WorkerInfo& w) {
@@ -42,7 +44,7 @@ Result<nlohmann::json> ListWorkers(db::Connection& conn, int horizon_seconds, in
           "  FROM synaps.workers"
           " WHERE heartbeat_at > now() - make_interval(secs => $1::integer)",
           {std::to_string(horizon_seconds), std::to_string(alive_seconds)}));
-  return nlohmann::json::parse(r.Get(0, 0));
+  return detail::ParseColumn(r.Get(0, 0), "the worker list");
 }
 
 }  // namespace synaps::store

@@ -57,6 +57,7 @@ Result<int> IntSetting(const json& spec, const char* name, int fallback) {
 Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                                        const control::Snapshot* snapshot,
                                        const json& default_route) {
+  if (item.invalid) return std::unexpected(*item.invalid);
   const json& spec = item.spec;
   if (!spec.is_object()) {
     return Fail(

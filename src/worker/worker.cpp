@@ -790,7 +790,10 @@ class Worker::Impl {
     std::vector<store::TaskEvent> events = std::move(f.events);
     f.events.clear();
     store::LeaseRef lease{f.item.item_id, f.item.lease_epoch};
-    json err = {{"code", std::string(ErrorCodeName(error.code))}, {"message", error.message}};
+    // Messages may quote what a provider or a tool sent: made valid UTF-8, or dumping the row
+    // would throw.
+    json err = {{"code", std::string(ErrorCodeName(error.code))},
+                {"message", ValidUtf8(error.message)}};
     if (!error.field.empty()) err["field"] = error.field;
     write_lanes_[f.write_lane]->lane.Call(
         [lease, err, retryable, backoff = options_.backoff,

@@ -410,3 +410,29 @@ TEST_F(ControlStoreTest, ConcurrentWritersGetDistinctVersionsAndSnapshotsNeverCh
 
 }  // namespace
 }  // namespace synaps::store
+
+namespace synaps::store {
+namespace {
+
+// A stored spec that does not read back (jsonb keeps 1e400, which no double holds) makes its one
+// item invalid in the snapshot; the snapshot, and every other item, loads (docs/reliability.md,
+// "Bus and thread barriers").
+TEST_F(ControlStoreTest, ASpecThatDoesNotReadBackInvalidatesOnlyItsItem) {
+  Put("prompts", "greet", Prompt("Hello {{name}}"));
+  Put("prompts", "broken", Prompt("Bye {{name}}"));
+  // Rows are immutable through the API; a person or an old release may still write one.
+  ASSERT_TRUE(conn_.Exec("SET session_replication_role = replica"));
+  ASSERT_TRUE(conn_.Exec(
+      "UPDATE synaps.control_items SET spec = '{\"template\": 1e400}' WHERE name = 'broken'"));
+  ASSERT_TRUE(conn_.Exec("SET session_replication_role = DEFAULT"));
+  auto snap = LoadSnapshot(conn_, std::nullopt);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_NE(snap->FindPrompt("greet"), nullptr);
+  EXPECT_EQ(snap->FindPrompt("broken"), nullptr);
+  ASSERT_EQ(snap->invalid.size(), 1u);
+  EXPECT_NE(snap->invalid[0].message.find("broken"), std::string::npos)
+      << snap->invalid[0].message;
+}
+
+}  // namespace
+}  // namespace synaps::store

@@ -570,3 +570,37 @@ TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
 
 }  // namespace
 }  // namespace synaps::store
+
+namespace synaps::store {
+namespace {
+
+// A stored value that does not read back (jsonb keeps 1e400, which no double holds) marks its
+// one item invalid; the claim, and every other item in it, stands (docs/reliability.md, "Bus and
+// thread barriers").
+TEST(QueueTest, AClaimedItemWhoseSpecDoesNotReadIsMarkedInvalidAlone) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 3);
+  ASSERT_TRUE(conn.Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, \"n\": 1e400}'"
+                        " WHERE spec->'input'->>'text' = 'n2'"));
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
+  ASSERT_TRUE(items) << items.error().message;
+  ASSERT_EQ(items->size(), 3u);
+  int invalid = 0;
+  for (const auto& it : *items) {
+    if (!it.invalid) {
+      EXPECT_TRUE(it.spec.is_object());
+      continue;
+    }
+    ++invalid;
+    EXPECT_EQ(it.invalid->code, ErrorCode::kInternal);
+    EXPECT_NE(it.invalid->message.find("task " + it.task_id + "'s spec stored in PostgreSQL does "
+                                       "not read as JSON"),
+              std::string::npos)
+        << it.invalid->message;
+  }
+  EXPECT_EQ(invalid, 1);
+}
+
+}  // namespace
+}  // namespace synaps::store

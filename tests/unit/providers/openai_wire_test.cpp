@@ -210,3 +210,42 @@ TEST(OpenAiWireTest, ClassifiesCurlErrors) {
 
 }  // namespace
 }  // namespace synaps::providers::detail
+
+namespace synaps::providers::detail {
+namespace {
+
+// Provider replies are outside input (docs/reliability.md, "Bus and thread barriers"): every
+// field of the wrong type gives a value or an error for that call, never an exception.
+TEST(OpenAiWireTest, MistypedRepliesNeverThrow) {
+  const std::vector<std::string> replies = {
+      R"({"choices": "x"})",
+      R"({"choices": [{"message": {"content": 5, "tool_calls": "no"}}]})",
+      R"({"choices": [{"message": {"tool_calls": [5, {"function": "f"}, {"function": {"name": 3}}]}}]})",
+      R"({"choices": [{"message": {"content": "a"}, "usage": "lots", "finish_reason": 7}]})",
+      R"({"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "x", "completion_tokens": 1e300}})",
+      R"({"choices": [{"message": {"content": "a", "reasoning_content": [1]}}], "model": {}, "id": 4})",
+      R"({"error": 5})",
+      R"({"error": null, "choices": [null]})",
+      R"({"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": 7}}]}}]})",
+  };
+  for (const auto& text : replies) {
+    json body = json::parse(text);
+    EXPECT_NO_THROW({ (void)ParseCompletion(body); }) << text;  // a value or an error
+    StreamAssembler assembler;
+    EXPECT_NO_THROW({ (void)assembler.Apply(body); }) << text;
+  }
+  const std::vector<std::string> chunks = {
+      R"({"choices": [{"index": "0", "delta": {"content": 5}}]})",
+      R"({"choices": [{"delta": {"tool_calls": [{"index": "x", "function": {"arguments": 5}}]}}]})",
+      R"({"choices": [{"delta": {"tool_calls": [{"index": 1e300}]}}]})",
+      R"({"choices": [{"delta": "x", "finish_reason": []}], "usage": []})",
+  };
+  StreamAssembler assembler;
+  for (const auto& text : chunks) {
+    EXPECT_NO_THROW({ (void)assembler.Apply(json::parse(text)); }) << text;
+  }
+  EXPECT_NO_THROW({ (void)assembler.Take(); });
+}
+
+}  // namespace
+}  // namespace synaps::providers::detail
