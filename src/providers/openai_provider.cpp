@@ -1,5 +1,6 @@
 #include "providers/openai_provider.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <boost/asio/dispatch.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <unordered_set>
 
 #include "core/barrier.h"

@@ -41,35 +41,35 @@ Result<ControlWriteResult> Write(db::Connection& conn, const std::string& kind,
           {kind, name, action, spec, to_version, who.actor, who.actor_tenant, who.reason}));
   ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of control_write"));
   return Guarded("reading the answer of control_write", [&]() -> Result<ControlWriteResult> {
-  if (out.contains("error")) {
-    const std::string err = out["error"].get<std::string>();
-    if (err == "not_found") {
-      return Fail(ErrorCode::kNotFound, ItemName(kind, name) + " does not exist");
-    }
-    if (err == "version_not_found") {
-      return Fail(ErrorCode::kNotFound,
-                  ItemName(kind, name) + " has no version " + to_version.value_or("?") +
-                      " (latest is " + std::to_string(out.value("latest", 0)) + ")",
+    if (out.contains("error")) {
+      const std::string err = out["error"].get<std::string>();
+      if (err == "not_found") {
+        return Fail(ErrorCode::kNotFound, ItemName(kind, name) + " does not exist");
+      }
+      if (err == "version_not_found") {
+        return Fail(ErrorCode::kNotFound,
+                    ItemName(kind, name) + " has no version " + to_version.value_or("?") +
+                        " (latest is " + std::to_string(out.value("latest", 0)) + ")",
+                    "toVersion");
+      }
+      return Fail(ErrorCode::kConflict,
+                  ItemName(kind, name) + " version " + to_version.value_or("?") +
+                      " is a deletion; roll back to a version that has a spec",
                   "toVersion");
     }
-    return Fail(ErrorCode::kConflict,
-                ItemName(kind, name) + " version " + to_version.value_or("?") +
-                    " is a deletion; roll back to a version that has a spec",
-                "toVersion");
-  }
-  ControlWriteResult result;
-  result.kind = kind;
-  result.name = name;
-  result.version = out["version"].get<int>();
-  result.snapshot_version = out["snapshotVersion"].get<int64_t>();
-  result.changed = out["changed"].get<bool>();
-  result.created = out["created"].get<bool>();
-  if (out.contains("outbox") && out["outbox"].is_object()) {
-    const json& o = out["outbox"];
-    result.outbox = OutboxMessage{o["id"].get<int64_t>(), o["subject"].get<std::string>(),
-                                  o["payload"].dump(), o["msgId"].get<std::string>()};
-  }
-  return result;
+    ControlWriteResult result;
+    result.kind = kind;
+    result.name = name;
+    result.version = out["version"].get<int>();
+    result.snapshot_version = out["snapshotVersion"].get<int64_t>();
+    result.changed = out["changed"].get<bool>();
+    result.created = out["created"].get<bool>();
+    if (out.contains("outbox") && out["outbox"].is_object()) {
+      const json& o = out["outbox"];
+      result.outbox = OutboxMessage{o["id"].get<int64_t>(), o["subject"].get<std::string>(),
+                                    o["payload"].dump(), o["msgId"].get<std::string>()};
+    }
+    return result;
   });
 }
 

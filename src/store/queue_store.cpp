@@ -38,10 +38,11 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
     // every other item in it, stands.
     Status read = [&]() -> Status {
       ASSIGN_OR_RETURN(it.spec, detail::ParseColumn(r.Get(i, 9), "task " + it.task_id + "'s spec"));
-      ASSIGN_OR_RETURN(it.upstream, detail::ParseColumn(r.Get(i, 11), "the outputs task " +
-                                                                          it.task_id + " depends on"));
-      ASSIGN_OR_RETURN(it.history, detail::ParseColumn(r.Get(i, 12), "the thread history of task " +
-                                                                         it.task_id));
+      ASSIGN_OR_RETURN(
+          it.upstream,
+          detail::ParseColumn(r.Get(i, 11), "the outputs task " + it.task_id + " depends on"));
+      ASSIGN_OR_RETURN(it.history, detail::ParseColumn(r.Get(i, 12),
+                                                       "the thread history of task " + it.task_id));
       return Ok();
     }();
     if (!read) it.invalid = read.error();

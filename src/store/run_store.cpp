@@ -30,27 +30,27 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
                                       request.request_hash, command.dump()}));
   ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of submit_command"));
   return Guarded("reading the answer of submit_command", [&]() -> Result<SubmitResult> {
-  if (out.contains("error")) {
-    const std::string err = out["error"].get<std::string>();
-    if (err == "thread_not_found") {
-      return Fail(ErrorCode::kNotFound, "thread " + *request.thread_id + " does not exist",
-                  "threadId");
+    if (out.contains("error")) {
+      const std::string err = out["error"].get<std::string>();
+      if (err == "thread_not_found") {
+        return Fail(ErrorCode::kNotFound, "thread " + *request.thread_id + " does not exist",
+                    "threadId");
+      }
+      return Fail(ErrorCode::kConflict,
+                  "Idempotency-Key was already used with a different request body");
     }
-    return Fail(ErrorCode::kConflict,
-                "Idempotency-Key was already used with a different request body");
-  }
-  SubmitResult result;
-  result.replayed = out.value("replayed", false);
-  if (out.contains("outbox") && out["outbox"].is_array()) {
-    for (const auto& o : out["outbox"]) {
-      result.outbox.push_back({o["id"].get<int64_t>(), o["subject"].get<std::string>(),
-                               o["payload"].dump(), o["msgId"].get<std::string>()});
+    SubmitResult result;
+    result.replayed = out.value("replayed", false);
+    if (out.contains("outbox") && out["outbox"].is_array()) {
+      for (const auto& o : out["outbox"]) {
+        result.outbox.push_back({o["id"].get<int64_t>(), o["subject"].get<std::string>(),
+                                 o["payload"].dump(), o["msgId"].get<std::string>()});
+      }
     }
-  }
-  out.erase("outbox");
-  out.erase("replayed");
-  result.response = std::move(out);
-  return result;
+    out.erase("outbox");
+    out.erase("replayed");
+    result.response = std::move(out);
+    return result;
   });
 }
 

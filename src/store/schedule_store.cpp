@@ -77,17 +77,17 @@ Result<FireResult> FireSchedule(db::Connection& conn, const FireRequest& req) {
                          req.skip_reason}));
   ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of schedule_fire"));
   return Guarded("reading the answer of schedule_fire", [&]() -> Result<FireResult> {
-  FireResult result;
-  result.outcome = out.value("outcome", "");
-  result.fire_time = out.value("fireTime", "");
-  result.origin = req.origin;
-  if (out.contains("reason") && out["reason"].is_string()) result.reason = out["reason"];
-  if (out.contains("runId") && out["runId"].is_string()) result.run_id = out["runId"];
-  result.outbox = Outbox(out.value("outbox", json()));
-  if (out.contains("cancelled") && out["cancelled"].is_array()) {
-    for (const auto& c : out["cancelled"]) result.cancelled.push_back(c.get<std::string>());
-  }
-  return result;
+    FireResult result;
+    result.outcome = out.value("outcome", "");
+    result.fire_time = out.value("fireTime", "");
+    result.origin = req.origin;
+    if (out.contains("reason") && out["reason"].is_string()) result.reason = out["reason"];
+    if (out.contains("runId") && out["runId"].is_string()) result.run_id = out["runId"];
+    result.outbox = Outbox(out.value("outbox", json()));
+    if (out.contains("cancelled") && out["cancelled"].is_array()) {
+      for (const auto& c : out["cancelled"]) result.cancelled.push_back(c.get<std::string>());
+    }
+    return result;
   });
 }
 
@@ -98,19 +98,19 @@ Result<DrainResult> DrainSchedule(db::Connection& conn, const std::string& sched
                                      {schedule, std::to_string(version)}));
   ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of schedule_drain"));
   return Guarded("reading the answer of schedule_drain", [&]() -> Result<DrainResult> {
-  DrainResult result;
-  result.failed = out.value("failed", false);
-  if (out.contains("started")) {
-    const json& s = out["started"];
-    FireResult f;
-    f.outcome = "started";
-    f.fire_time = s.value("fireTime", "");
-    f.origin = s.value("origin", "");
-    f.run_id = s.value("runId", "");
-    f.outbox = Outbox(s.value("outbox", json()));
-    result.started = std::move(f);
-  }
-  return result;
+    DrainResult result;
+    result.failed = out.value("failed", false);
+    if (out.contains("started")) {
+      const json& s = out["started"];
+      FireResult f;
+      f.outcome = "started";
+      f.fire_time = s.value("fireTime", "");
+      f.origin = s.value("origin", "");
+      f.run_id = s.value("runId", "");
+      f.outbox = Outbox(s.value("outbox", json()));
+      result.started = std::move(f);
+    }
+    return result;
   });
 }
 

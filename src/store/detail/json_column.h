@@ -5,9 +5,8 @@
 // read it, with an error naming what was read; it never throws.
 #pragma once
 
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "core/error.h"
 

@@ -430,8 +430,7 @@ TEST_F(ControlStoreTest, ASpecThatDoesNotReadBackInvalidatesOnlyItsItem) {
   EXPECT_NE(snap->FindPrompt("greet"), nullptr);
   EXPECT_EQ(snap->FindPrompt("broken"), nullptr);
   ASSERT_EQ(snap->invalid.size(), 1u);
-  EXPECT_NE(snap->invalid[0].message.find("broken"), std::string::npos)
-      << snap->invalid[0].message;
+  EXPECT_NE(snap->invalid[0].message.find("broken"), std::string::npos) << snap->invalid[0].message;
 }
 
 }  // namespace

@@ -581,8 +581,9 @@ TEST(QueueTest, AClaimedItemWhoseSpecDoesNotReadIsMarkedInvalidAlone) {
   std::string url = testing::TestStack::Get().FreshDatabase();
   auto conn = Connect(url);
   SubmitMany(conn, 3);
-  ASSERT_TRUE(conn.Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, \"n\": 1e400}'"
-                        " WHERE spec->'input'->>'text' = 'n2'"));
+  ASSERT_TRUE(
+      conn.Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, \"n\": 1e400}'"
+                " WHERE spec->'input'->>'text' = 'n2'"));
   auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
   ASSERT_TRUE(items) << items.error().message;
   ASSERT_EQ(items->size(), 3u);
@@ -594,7 +595,8 @@ TEST(QueueTest, AClaimedItemWhoseSpecDoesNotReadIsMarkedInvalidAlone) {
     }
     ++invalid;
     EXPECT_EQ(it.invalid->code, ErrorCode::kInternal);
-    EXPECT_NE(it.invalid->message.find("task " + it.task_id + "'s spec stored in PostgreSQL does "
+    EXPECT_NE(it.invalid->message.find("task " + it.task_id +
+                                       "'s spec stored in PostgreSQL does "
                                        "not read as JSON"),
               std::string::npos)
         << it.invalid->message;

@@ -174,15 +174,15 @@ TEST_F(WorkerBarrierTest, ACorruptRowFailsItsTaskAloneWithAClearError) {
   std::string good = Submit({{"input", {{"text", "fine"}}}});
   std::string corrupt = Submit({{"input", {{"text", "to be corrupted"}}}});
   // jsonb keeps a number no double can hold: the row reads back as invalid JSON for the worker.
-  ASSERT_TRUE(conn_.Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, "
-                         "\"n\": 1e400}' WHERE run_id = $1::uuid",
-                         {corrupt}));
+  ASSERT_TRUE(
+      conn_.Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, "
+                 "\"n\": 1e400}' WHERE run_id = $1::uuid",
+                 {corrupt}));
   RunningWorker w(Options(), &store);
   EXPECT_EQ(WaitFinished({good, corrupt}), (std::vector<std::string>{"succeeded", "failed"}));
   auto errors = Errors(corrupt, "task.failed");
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_NE(errors[0].find("'s spec stored in PostgreSQL does not read as JSON"),
-            std::string::npos)
+  EXPECT_NE(errors[0].find("'s spec stored in PostgreSQL does not read as JSON"), std::string::npos)
       << errors[0];
   EXPECT_NE(errors[0].find("number overflow"), std::string::npos) << errors[0];
   std::string later = Submit({{"input", {{"text", "later"}}}});
