@@ -9,7 +9,7 @@ CTEST_JOBS ?= 2
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run demo test fuzz clean help
+.PHONY: all deps build run demo test fuzz clean help test-asan test-tsan chaos
 
 all: build
 
@@ -17,6 +17,9 @@ help:
 	@echo "make run    start the embedded stack (PostgreSQL, NATS, API, worker) and run a demo command"
 	@echo "make demo   the same, but exit after printing the succeeded run"
 	@echo "make test   build and run every test (unit, integration, e2e)"
+	@echo "make test-asan  build in $(ASAN_BUILD_DIR) with ASan + UBSan and run the tests (SAN_LABELS)"
+	@echo "make test-tsan  build in $(TSAN_BUILD_DIR) with ThreadSanitizer and run the tests (SAN_LABELS)"
+	@echo "make chaos  kill, stop and freeze processes and servers under 5,000 tasks; report in docs/reliability.md"
 	@echo "make fuzz   fuzz the API's request parsing for FUZZ_SECONDS (default 60) with libFuzzer"
 	@echo "make build  build $(SYNAPS)"
 	@echo "make bench  run the benchmarks and write docs/benchmarks.md (BENCH_QUICK=1: a short run)"
@@ -54,6 +57,40 @@ fuzz:
 	  -print_final_stats=1 $(FUZZ_DIR)/corpus tests/fuzz/corpus
 	@echo "fuzz: 1 passed, 0 failed"
 
+# The tests under the sanitizers (docs/reliability.md, "Sanitizers"), each in its own build
+# directory, without the web console. SAN_LABELS is a ctest label regex (empty: every test).
+# Every process a test starts (synaps api/worker too) inherits the options below and writes its
+# reports to <build>/sanitizer-logs/; scripts/sanitizer-ctest fails the run when any report exists,
+# so a finding in a child process fails the run even when the test itself passed.
+ASAN_BUILD_DIR ?= build-asan
+TSAN_BUILD_DIR ?= build-tsan
+SAN_LABELS ?=
+SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
+  -DSYNAPS_BUILD_CONSOLE=OFF $(CMAKE_ARGS)
+
+# With SAN_LABELS set, only the test binaries carrying those labels are built (their ctest names
+# are their target names).
+san_targets = $(if $(SAN_LABELS),--target $$(cd $(1) && ctest -N -L '$(SAN_LABELS)' | sed -n 's/^ *Test *\#[0-9]*: //p'))
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD_DIR) $(SAN_CMAKE) -DSANITIZE=address,undefined
+	cmake --build $(ASAN_BUILD_DIR) $(call san_targets,$(ASAN_BUILD_DIR))
+	scripts/sanitizer-ctest asan $(ASAN_BUILD_DIR) "$(SAN_LABELS)" $(CTEST_JOBS)
+
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD_DIR) $(SAN_CMAKE) -DSANITIZE=thread
+	cmake --build $(TSAN_BUILD_DIR) $(call san_targets,$(TSAN_BUILD_DIR))
+	scripts/sanitizer-ctest tsan $(TSAN_BUILD_DIR) "$(SAN_LABELS)" $(CTEST_JOBS)
+
+# The chaos test (tests/chaos/chaos_test.cpp): minutes long, not part of `make test`. Its report
+# replaces the part of docs/reliability.md between the chaos markers. CHAOS_ENV passes knobs,
+# e.g. CHAOS_ENV="SYNAPS_CHAOS_TASKS=500 SYNAPS_CHAOS_SEED=7".
+CHAOS_ENV ?=
+chaos: build
+	cmake --build $(BUILD_DIR) --target chaos_test
+	env SYNAPS_CHAOS_REPORT=$(BUILD_DIR)/chaos-report.md $(CHAOS_ENV) $(BUILD_DIR)/tests/chaos_test
+	scripts/splice-report docs/reliability.md chaos $(BUILD_DIR)/chaos-report.md
+
 # Benchmarks (docs/benchmarks.md): their own Release build in $(BENCH_BUILD_DIR), wrk and the npm
 # peers from scripts/install-deps --bench. BENCH_QUICK=1 for a short run; BENCH_ARGS for more
 # (e.g. BENCH_ARGS="--only drain,intake").
@@ -68,4 +105,4 @@ bench:
 	$(BENCH_BUILD_DIR)/bench/synaps_bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR) $(ASAN_BUILD_DIR) $(TSAN_BUILD_DIR)

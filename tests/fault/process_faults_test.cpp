@@ -3,11 +3,13 @@
 // promise users rely on: every task completes, and completes exactly once.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <set>
 #include <thread>
 
 #include "support/cluster.h"
+#include "support/synaps_process.h"
 #include "support/test_stack.h"
 
 namespace synaps {
@@ -38,6 +40,36 @@ void ExpectAllSucceededOnce(Cluster& c, const std::vector<std::string>& runs) {
   EXPECT_EQ(c.Scalar(kCompletedPerTask), 0) << "a task completed more than once";
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
             static_cast<int64_t>(runs.size()));
+}
+
+// Two pods starting at once each run `synaps migrate` first (the chart's init step): racing
+// processes on an empty database apply each migration exactly once and all succeed.
+TEST(FaultTest, RacingMigrateProcessesApplyEachMigrationOnce) {
+  auto& stack = testing::TestStack::Get();
+  std::string name = "migrate_race";
+  ASSERT_TRUE(stack.postgres().CreateDatabase(name));
+  std::string url = stack.postgres().Url(name);
+  std::string dir = stack.TempDir("migrate-race");
+  std::vector<ChildProcess> procs;
+  for (int i = 0; i < 4; ++i) {
+    procs.push_back(testing::StartSynaps("migrate", {{"SYNAPS_DATABASE_URL", url}},
+                                         dir + "/migrate" + std::to_string(i) + ".log"));
+  }
+  for (size_t i = 0; i < procs.size(); ++i) {
+    auto status = procs[i].Wait(std::chrono::seconds(120));
+    ASSERT_TRUE(status.has_value()) << "migrate " << i << " did not finish";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "migrate " << i << ": " << testing::ReadFile(dir + "/migrate" + std::to_string(i) + ".log");
+  }
+  auto conn = db::Connection::Connect(url);
+  ASSERT_TRUE(conn) << conn.error().message;
+  auto r = conn->Exec(
+      "SELECT count(*), count(DISTINCT name) FROM synaps_meta.schema_migrations");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_GT(r->GetInt(0, 0), 10);
+  EXPECT_EQ(r->GetInt(0, 0), r->GetInt(0, 1)) << "a migration was recorded twice";
+  auto runs = conn->Exec("SELECT count(*) FROM synaps.runs");
+  EXPECT_TRUE(runs) << "the schema is in place";
 }
 
 TEST(FaultTest, KilledWorkerWorkIsFinishedByAnother) {
