@@ -251,6 +251,14 @@ TEST(Chaos, EveryTaskCompletesExactlyOnceWhileProcessesAndServersFail) {
   std::cout << "chaos: seed " << o.seed << ", " << o.tasks << " tasks" << std::endl;
   FreezeProxy proxy("127.0.0.1", TestStack::Get().postgres().port());
   Cluster cluster(kChaosEnv);
+  // The test server runs with synchronous_commit=off for speed, which loses acknowledged commits
+  // when PostgreSQL crashes; production runs with it on. Crashes are injected here, so this
+  // database gets production's setting (fsync may stay off: the OS cache survives a crash of
+  // PostgreSQL itself).
+  auto durable = cluster.db().Exec(
+      "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', "
+      "current_database()); END $$");
+  ASSERT_TRUE(durable) << durable.error().message;
   cluster.StartApi();
   Tally tally;
   ChaosDriver driver(o, cluster, proxy, tally);
