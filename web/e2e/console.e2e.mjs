@@ -212,6 +212,37 @@ try {
   await page.locator('tbody tr').first().waitFor();
   await axe(page, 'workers');
   await shot(page, 'workers');
+  // Schedules: the list, one schedule's next and recent fire times, Run now, and a backfill.
+  await call(ADMIN, 'PUT', '/v1/control/schedules/hourly-report', {
+    spec: { every: '30m', overlap: 'allow', command: { kind: 'prompt', input: { text: 'scheduled report' } } },
+    reason: 'console test',
+  });
+  await page.getByRole('link', { name: 'Schedules' }).click();
+  const schedRow = page.locator('tr[data-schedule="hourly-report"]');
+  await schedRow.getByText('every 30m').waitFor();
+  await schedRow.getByText('never fired').waitFor();
+  await axe(page, 'schedules');
+  await schedRow.getByRole('link', { name: 'hourly-report' }).click();
+  await page.getByRole('heading', { name: 'Schedule hourly-report' }).waitFor();
+  const nextFires = page.getByRole('list', { name: 'Next fire times' }).getByRole('listitem');
+  await nextFires.nth(4).waitFor();
+  assert.equal(await nextFires.count(), 5);
+  await page.getByRole('button', { name: 'Run now' }).click();
+  await page.getByRole('status').filter({ hasText: 'Run now: started' }).waitFor();
+  await page.locator('tr[data-outcome="started"]').first().getByRole('link').waitFor();
+  const triggered = await call(ADMIN, 'GET', '/v1/runs?schedule=hourly-report');
+  assert.equal(triggered.items.length, 1, 'Run now started one run of the schedule');
+  // One hour of a 30-minute schedule, two hours back: two fire times, both started (overlap allow).
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+  const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  await page.getByLabel('From').fill(local(new Date(hour - 2 * 3_600_000)));
+  await page.getByLabel('To').fill(local(new Date(hour - 3_600_000)));
+  await page.getByRole('button', { name: 'Backfill', exact: true }).click();
+  await page.getByRole('status').filter({ hasText: /Backfill: 2 fire times, 2 started/ }).waitFor();
+  await until('three runs of the schedule', async () => (await call(ADMIN, 'GET', '/v1/runs?schedule=hourly-report')).items.length === 3);
+  await axe(page, 'schedule');
+  await shot(page, 'schedule');
+
   await page.getByRole('link', { name: 'API keys' }).click();
   await page.getByLabel('Name', { exact: true }).fill('ci-reader');
   await page.getByRole('button', { name: 'Create key' }).click();
@@ -252,6 +283,9 @@ try {
   for (const name of ['Submit', 'Queues', 'Workers', 'API keys']) {
     assert.equal(await viewer.getByRole('link', { name, exact: true }).count(), 0, `viewer sees ${name}`);
   }
+  await viewer.goto(`${BASE}/schedules/hourly-report`);
+  await viewer.getByRole('heading', { name: 'Schedule hourly-report' }).waitFor();
+  assert.equal(await viewer.getByRole('button', { name: /Run now|Backfill/ }).count(), 0, 'viewer may not run schedules');
   await viewer.goto(`${BASE}/runs/${pending}`);
   await viewer.locator('h1 .badge-awaiting_approval').waitFor();
   assert.equal(await viewer.getByRole('button', { name: 'Cancel' }).count(), 0);
@@ -273,6 +307,10 @@ try {
   assert.equal(await other.locator('tr[data-run-id]').count(), 1, 'the other tenant sees its one run only');
   await other.goto(`${BASE}/runs/${runId}`);
   await other.getByText(/not found|no run/i).first().waitFor();
+  await other.getByRole('link', { name: 'Schedules' }).click();
+  await other.getByText('No schedules.', { exact: false }).waitFor();
+  await other.goto(`${BASE}/schedules/hourly-report`);
+  await other.getByText(/not found/i).first().waitFor();
   await otherCtx.close();
 
   if (problems.length) throw new Error('problems:\n' + problems.join('\n'));

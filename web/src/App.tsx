@@ -10,6 +10,7 @@ import { ControlPage } from './pages/Control';
 import { QueuesPage } from './pages/Queues';
 import { RunDetailPage } from './pages/RunDetail';
 import { RunsPage } from './pages/Runs';
+import { SchedulesPage } from './pages/Schedules';
 import { SignInPage } from './pages/SignIn';
 import { SubmitPage } from './pages/Submit';
 import { WorkersPage } from './pages/Workers';
@@ -66,6 +67,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/', 'Runs'],
     ['/approvals', heldCount > 0 ? `Approvals (${heldCount})` : 'Approvals'],
     ...(me.may.submit ? ([['/submit', 'Submit']] as [string, string][]) : []),
+    ['/schedules', 'Schedules'],
     ['/control', 'Control'],
     ...(me.may.operate ? ([['/queues', 'Queues'], ['/workers', 'Workers']] as [string, string][]) : []),
     ...(me.may.admin ? ([['/api-keys', 'API keys']] as [string, string][]) : []),
@@ -107,6 +109,7 @@ function Page({ path, me }: { path: string; me: Me }) {
   if (run?.[1]) return <RunDetailPage id={run[1]} me={me} />;
   if (path === '/approvals') return <ApprovalsPage me={me} />;
   if (path === '/submit') return <SubmitPage />;
+  if (path === '/schedules' || path.startsWith('/schedules/')) return <SchedulesPage me={me} path={path} />;
   if (path.startsWith('/control')) return <ControlPage me={me} path={path} />;
   if (path === '/queues') return <QueuesPage me={me} />;
   if (path === '/workers') return <WorkersPage />;

@@ -5,7 +5,7 @@ import { formatTime } from '../format';
 import { Link, navigate } from '../router';
 import { ErrorText } from './common';
 
-const KINDS = ['prompts', 'skills', 'tools', 'routes', 'arbiters'];
+const KINDS = ['prompts', 'skills', 'tools', 'routes', 'arbiters', 'schedules'];
 
 interface Item {
   kind: string;
