@@ -62,6 +62,7 @@ json RunIntake(Stack& stack, const BenchOptions& options) {
           {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
           {"SYNAPS_ADMIN_TOKEN", kToken},
           {"SYNAPS_RATE_LIMIT_RPS", "0"},
+          {"SYNAPS_API_ADDRESS_RPS", "0"},
       };
       ChildProcess api = StartSynaps("api", env, stack.root() + "/intake-api-" + db + ".log");
       WaitUntilReady(base_url);

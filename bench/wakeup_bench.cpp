@@ -87,6 +87,7 @@ json RunWakeup(Stack& stack, const BenchOptions& options) {
         {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
         {"SYNAPS_ADMIN_TOKEN", kToken},
         {"SYNAPS_RATE_LIMIT_RPS", "0"},
+        {"SYNAPS_API_ADDRESS_RPS", "0"},
         {"SYNAPS_POLL_INTERVAL_MS", std::to_string(poll_interval_ms)},
     };
     ChildProcess api = StartSynaps("api", env, stack.root() + "/wakeup-api-" + db + ".log");

@@ -1,11 +1,14 @@
 #include "api/api_server.h"
 
+#include "api/abuse_limits.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "api/outbox_relay.h"
 #include "api/rate_limiter.h"
-#include "auth/jwt.h"
+#include "api/revocation_list.h"
 #include "api/router.h"
+#include "api/run_feeds.h"
+#include "auth/jwt.h"
 #include "core/config.h"
 #include "db/deadlines.h"
 #include "db/pool.h"
@@ -20,14 +23,30 @@ ApiOptions ApiOptionsFromEnv() {
   o.admin_token = config::EnvOr("SYNAPS_ADMIN_TOKEN", "");
   o.jwt_secret = config::EnvOr("SYNAPS_JWT_SECRET", "");
   if (!o.jwt_secret.empty() && o.jwt_secret.size() < auth::kMinSecretBytes) {
-    throw ConfigError("SYNAPS_JWT_SECRET is shorter than 32 bytes: use a longer random secret "
-                      "(e.g. openssl rand -hex 32)");
+    throw ConfigError(
+        "SYNAPS_JWT_SECRET is shorter than 32 bytes: use a longer random secret "
+        "(e.g. openssl rand -hex 32)");
   }
   if (auto v = config::Env("SYNAPS_JWT_ISSUER")) o.jwt_issuer = *v;
   if (auto v = config::Env("SYNAPS_JWT_AUDIENCE")) o.jwt_audience = *v;
   o.rate_limit_rps = static_cast<double>(config::EnvInt("SYNAPS_RATE_LIMIT_RPS", 200, 0, 1000000));
   o.rate_limit_burst =
       static_cast<double>(config::EnvInt("SYNAPS_RATE_LIMIT_BURST", 400, 1, 10000000));
+  o.address_rate_rps =
+      static_cast<double>(config::EnvInt("SYNAPS_API_ADDRESS_RPS", 1000, 0, 10000000));
+  o.address_rate_burst =
+      static_cast<double>(config::EnvInt("SYNAPS_API_ADDRESS_BURST", 2000, 1, 100000000));
+  o.rate_limit_keys = config::EnvInt("SYNAPS_API_RATE_LIMIT_KEYS", 100000, 100, 100000000);
+  o.invalid_token_cache = config::EnvInt("SYNAPS_API_INVALID_TOKEN_CACHE", 10000, 1, 10000000);
+  o.invalid_token_ttl_ms = config::EnvInt("SYNAPS_API_INVALID_TOKEN_TTL_MS", 30000, 0, 3600000);
+  o.max_connections = config::EnvInt("SYNAPS_API_MAX_CONNECTIONS", 10000, 0, 10000000);
+  o.max_connections_per_address =
+      config::EnvInt("SYNAPS_API_MAX_CONNECTIONS_PER_ADDRESS", 1000, 0, 10000000);
+  o.max_streams_per_principal =
+      config::EnvInt("SYNAPS_API_MAX_STREAMS_PER_PRINCIPAL", 64, 0, 10000000);
+  o.drain_ms = config::EnvInt("SYNAPS_API_DRAIN_MS", 10000, 0, 600000);
+  o.revocation_refresh_ms = config::EnvInt("SYNAPS_API_REVOCATION_REFRESH_MS", 5000, 100, 3600000);
+  o.jwt_max_ttl = auth::MaxLifetimeFromEnv();
   o.db_pool_size = static_cast<int>(config::EnvInt("SYNAPS_DB_POOL_SIZE", 16, 1, 1000));
   o.io_threads = static_cast<int>(config::EnvInt("SYNAPS_API_IO_THREADS", 2, 1, 256));
   o.body_limit = static_cast<size_t>(
@@ -47,8 +66,9 @@ class ApiServer::Impl {
         pool_(options_.database_url, options_.db_pool_size, options_.db_options),
         relay_pool_(options_.database_url, kRelayConnections, options_.relay_db_options) {
     if (options_.database_url.empty()) {
-      throw ConfigError("SYNAPS_DATABASE_URL is not set: give the PostgreSQL URL, e.g. "
-                        "postgresql://synaps@localhost:5432/synaps");
+      throw ConfigError(
+          "SYNAPS_DATABASE_URL is not set: give the PostgreSQL URL, e.g. "
+          "postgresql://synaps@localhost:5432/synaps");
     }
     if (bus != nullptr) {
       relay_ = std::make_unique<OutboxRelay>(
@@ -57,7 +77,18 @@ class ApiServer::Impl {
     scheduler_ = std::make_unique<schedules::Scheduler>(
         schedules::SchedulerOptions{.tick_ms = options_.schedule_tick_ms}, &pool_, relay_.get(),
         &metrics_);
-    limiter_ = std::make_unique<RateLimiter>(options_.rate_limit_rps, options_.rate_limit_burst);
+    const auto keys = static_cast<size_t>(options_.rate_limit_keys);
+    limiter_ =
+        std::make_unique<RateLimiter>(options_.rate_limit_rps, options_.rate_limit_burst, keys);
+    address_limiter_ =
+        std::make_unique<RateLimiter>(options_.address_rate_rps, options_.address_rate_burst, keys);
+    invalid_tokens_ =
+        std::make_unique<ExpiringSet>(static_cast<size_t>(options_.invalid_token_cache),
+                                      std::chrono::milliseconds(options_.invalid_token_ttl_ms));
+    stream_slots_ = std::make_unique<StreamSlots>(options_.max_streams_per_principal);
+    revocations_ = std::make_unique<RevocationList>(
+        &pool_, std::chrono::milliseconds(options_.revocation_refresh_ms));
+    run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
                                                   .bus = bus,
                                                   .objects = objects,
@@ -68,6 +99,12 @@ class ApiServer::Impl {
                                                   .jwt_audience = options_.jwt_audience,
                                                   .metrics = &metrics_,
                                                   .limiter = limiter_.get(),
+                                                  .address_limiter = address_limiter_.get(),
+                                                  .invalid_tokens = invalid_tokens_.get(),
+                                                  .stream_slots = stream_slots_.get(),
+                                                  .revocations = revocations_.get(),
+                                                  .run_feeds = run_feeds_.get(),
+                                                  .jwt_max_lifetime = options_.jwt_max_ttl,
                                                   .openapi_json = OpenApiJson(),
                                                   .scheduler = scheduler_.get()});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
@@ -75,7 +112,11 @@ class ApiServer::Impl {
                            .port = hp.port,
                            .io_threads = options_.io_threads,
                            .handler_threads = options_.db_pool_size,
-                           .body_limit = options_.body_limit};
+                           .body_limit = options_.body_limit,
+                           .max_connections = options_.max_connections,
+                           .max_connections_per_address = options_.max_connections_per_address,
+                           .drain_timeout = std::chrono::milliseconds(options_.drain_ms),
+                           .observer = &metrics_};
     server_ = std::make_unique<HttpServer>(
         http, [this](const HttpRequest& r) { return router_->Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -106,6 +147,11 @@ class ApiServer::Impl {
   db::Pool relay_pool_;
   ApiMetrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<RateLimiter> address_limiter_;
+  std::unique_ptr<ExpiringSet> invalid_tokens_;
+  std::unique_ptr<StreamSlots> stream_slots_;
+  std::unique_ptr<RevocationList> revocations_;
+  std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<OutboxRelay> relay_;
   std::unique_ptr<schedules::Scheduler> scheduler_;
   std::unique_ptr<Router> router_;

@@ -2,6 +2,7 @@
 // scheduler (schedules/scheduler.h), started and stopped together (stop runs in reverse order of start).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,11 +22,23 @@ struct ApiOptions {
   std::string jwt_audience = "synaps";  // SYNAPS_JWT_AUDIENCE
   double rate_limit_rps = 200;          // SYNAPS_RATE_LIMIT_RPS per token; 0 = off
   double rate_limit_burst = 400;        // SYNAPS_RATE_LIMIT_BURST
-  int db_pool_size = 16;                // SYNAPS_DB_POOL_SIZE
-  int io_threads = 2;                   // SYNAPS_API_IO_THREADS
-  size_t body_limit = 1 << 20;          // SYNAPS_BODY_LIMIT_BYTES
-  int relay_sweep_ms = 1000;            // SYNAPS_OUTBOX_SWEEP_MS
-  int schedule_tick_ms = 1000;          // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
+  // Abuse limits (docs/security.md, "Abuse limits").
+  double address_rate_rps = 1000;        // SYNAPS_API_ADDRESS_RPS per client address; 0 = off
+  double address_rate_burst = 2000;      // SYNAPS_API_ADDRESS_BURST
+  int64_t rate_limit_keys = 100000;      // SYNAPS_API_RATE_LIMIT_KEYS: buckets kept per limiter
+  int64_t invalid_token_cache = 10000;   // SYNAPS_API_INVALID_TOKEN_CACHE entries
+  int64_t invalid_token_ttl_ms = 30000;  // SYNAPS_API_INVALID_TOKEN_TTL_MS
+  int64_t max_connections = 10000;       // SYNAPS_API_MAX_CONNECTIONS; 0 = no cap
+  int64_t max_connections_per_address = 1000;   // SYNAPS_API_MAX_CONNECTIONS_PER_ADDRESS
+  int64_t max_streams_per_principal = 64;       // SYNAPS_API_MAX_STREAMS_PER_PRINCIPAL
+  int64_t drain_ms = 10000;                     // SYNAPS_API_DRAIN_MS (graceful stop)
+  int64_t revocation_refresh_ms = 5000;         // SYNAPS_API_REVOCATION_REFRESH_MS
+  std::chrono::seconds jwt_max_ttl{24 * 3600};  // SYNAPS_JWT_MAX_TTL
+  int db_pool_size = 16;                        // SYNAPS_DB_POOL_SIZE
+  int io_threads = 2;                           // SYNAPS_API_IO_THREADS
+  size_t body_limit = 1 << 20;                  // SYNAPS_BODY_LIMIT_BYTES
+  int relay_sweep_ms = 1000;                    // SYNAPS_OUTBOX_SWEEP_MS
+  int schedule_tick_ms = 1000;  // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
   // Deadlines of the request pool's and the relay's connections (db/deadlines.h).
   db::ConnectOptions db_options;        // SYNAPS_DB_*, SYNAPS_API_STATEMENT_TIMEOUT_MS
   db::ConnectOptions relay_db_options;  // SYNAPS_DB_*, SYNAPS_RELAY_STATEMENT_TIMEOUT_MS

@@ -28,6 +28,7 @@ struct TenantFeed {
   std::string tenant_id;
   int64_t last_id;
   std::chrono::steady_clock::time_point last_write;
+  std::shared_ptr<void> slot;  // the principal's stream slot
 };
 
 }  // namespace
@@ -78,6 +79,7 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
   }
   auto state = std::make_shared<TenantFeed>(
       TenantFeed{deps_.pool, ctx.principal->tenant_id, *after, std::chrono::steady_clock::now()});
+  if (auto refused = OpenStreamSlot(ctx, state->slot)) return std::move(*refused);
   HttpResponse r;
   r.content_type = "text/event-stream";
   r.headers.push_back({"X-Request-Id", ctx.request_id});

@@ -6,6 +6,7 @@
 
 #include "api/metrics.h"
 #include "api/request_validation.h"
+#include "api/revocation_list.h"
 #include "api/router_internal.h"
 #include "core/ids.h"
 #include "objstore/object_store.h"
@@ -160,6 +161,14 @@ HttpResponse Router::Complete(Context& ctx, const Params& p) const {
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   if (auto ok = CheckItemTenant(**conn, *id, *ctx.principal); !ok) return ctx.Error(ok.error());
+  // A stale lease is refused before anything is uploaded: its bytes would only be garbage.
+  auto current = store::LeaseIsCurrent(**conn, {*id, req->lease_epoch});
+  if (!current) return ctx.Error(current.error());
+  if (!*current) {
+    return ctx.Error(409, "lease_lost",
+                     "lease epoch " + std::to_string(req->lease_epoch) +
+                         " is not current: the result was discarded");
+  }
   // The same arbiters as the built-in worker's answers (docs/control.md, "Arbiters and remote
   // workers"): a refused answer fails the attempt, a held one waits for a person.
   auto arbitration = detail::ArbitrateRemoteCompletion(**conn, *id, req->output, req->artifacts);
@@ -282,6 +291,49 @@ HttpResponse Router::RevokeApiKey(Context& ctx, const Params& p) const {
   auto done = store::RevokeApiKey(**conn, id, within, ctx.principal->id);
   if (!done) return ctx.Error(done.error());
   return JsonResponse(200, {{"id", id}, {"revoked", true}}, ctx.request_id);
+}
+
+// POST /v1/auth/revocations {jti, exp?, reason?}: the JWT with this jti is refused from now
+// on by this process, and by every other within its deny-list refresh. `exp` (unix seconds,
+// the token's own exp) bounds how long the entry is kept; without it, the longest lifetime a
+// token may have from now (SYNAPS_JWT_MAX_TTL).
+HttpResponse Router::RevokeToken(Context& ctx, const Params&) const {
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto body = detail::JsonBody(ctx, {"jti", "exp", "reason"});
+  if (!body) return ctx.Error(body.error());
+  const json& jti = (*body)["jti"];
+  if (!jti.is_string() || jti.get<std::string>().empty() || jti.get<std::string>().size() > 256) {
+    return ctx.Error(400, "invalid_argument", "jti must be a string of 1 to 256 bytes", "jti");
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  int64_t exp = now + deps_.jwt_max_lifetime.value_or(std::chrono::hours(24)).count();
+  if (body->contains("exp")) {
+    const json& e = (*body)["exp"];
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 100'000'000'000) {
+      return ctx.Error(400, "invalid_argument", "exp must be the token's exp, in unix seconds",
+                       "exp");
+    }
+    exp = e.get<int64_t>();
+  }
+  std::string reason;
+  if (body->contains("reason")) {
+    const json& r = (*body)["reason"];
+    if (!r.is_string() || r.get<std::string>().size() > 2000) {
+      return ctx.Error(400, "invalid_argument", "reason must be a string of at most 2000 bytes",
+                       "reason");
+    }
+    reason = r.get<std::string>();
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto done = store::RevokeToken(**conn, jti.get<std::string>(), exp, ctx.principal->id, reason);
+  if (!done) return ctx.Error(done.error());
+  if (deps_.revocations != nullptr) deps_.revocations->Add(jti.get<std::string>());
+  return JsonResponse(201, {{"jti", jti}, {"exp", exp}, {"revoked", true}}, ctx.request_id);
 }
 
 }  // namespace synaps::api

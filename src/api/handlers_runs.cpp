@@ -4,7 +4,10 @@
 #include <memory>
 #include <regex>
 
+#include "api/abuse_limits.h"
+#include "api/metrics.h"
 #include "api/router_internal.h"
+#include "api/run_feeds.h"
 #include "control/spec.h"
 #include "core/ids.h"
 #include "core/utf8.h"
@@ -111,7 +114,10 @@ namespace {
 
 // State of one SSE follower, shared by the producer's steps.
 struct EventStream {
-  db::Pool* pool;
+  RunFeeds* feeds;
+  std::unique_ptr<RunFeeds> own_feeds;  // when the router has no shared feeds
+  std::shared_ptr<void> following;      // keeps the shared feed of the run alive
+  std::shared_ptr<void> slot;           // the principal's stream slot
   std::string tenant_id;
   std::string run_id;
   int64_t last_seq;
@@ -122,12 +128,51 @@ bool Finished(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled";
 }
 
+StreamStep NextEvents(EventStream& state) {
+  StreamStep step;
+  step.wait = std::chrono::milliseconds(200);
+  auto page = state.feeds->Read(state.tenant_id, state.run_id, state.last_seq, 500);
+  if (!page) {
+    if (page.error().code == ErrorCode::kNotFound) step.done = true;
+    return step;  // otherwise try again next step
+  }
+  for (const auto& e : page->events) {
+    int64_t seq = e["seq"].get<int64_t>();
+    step.data += "id: " + std::to_string(seq) + "\nevent: " + e["type"].get<std::string>() +
+                 "\ndata: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    state.last_seq = seq;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (page->more) {
+    step.wait = std::chrono::milliseconds(0);  // more waiting: no pause
+  } else if (Finished(page->run_status)) {
+    step.data += "event: end\ndata: {\"status\":\"" + page->run_status + "\"}\n\n";
+    step.done = true;
+  } else if (step.data.empty() && now - state.last_write > std::chrono::seconds(15)) {
+    step.data = ": keep-alive\n\n";
+  }
+  if (!step.data.empty()) state.last_write = now;
+  return step;
+}
+
 }  // namespace
+
+std::optional<HttpResponse> Router::OpenStreamSlot(Context& ctx,
+                                                   std::shared_ptr<void>& slot) const {
+  if (deps_.stream_slots == nullptr) return std::nullopt;
+  slot = deps_.stream_slots->TryOpen(ctx.principal->limit_key);
+  if (slot) return std::nullopt;
+  if (deps_.metrics != nullptr) deps_.metrics->HttpRefused("streams_per_principal");
+  return ctx.Error(429, "too_many_streams",
+                   "this token has too many open event streams (SYNAPS_API_MAX_STREAMS_PER_"
+                   "PRINCIPAL); close one first");
+}
 
 // Server-Sent Events: every ledger event of the run with seq > after, as
 // `id: <seq>` / `event: <type>` / `data: <event JSON>`, following the run until it finishes
-// (then `event: end`). Resume with Last-Event-ID or ?after=. Polls PostgreSQL every 200 ms per
-// follower without holding a thread in between; a comment line every 15 s keeps proxies open.
+// (then `event: end`). Resume with Last-Event-ID or ?after=. Followers of one run share one
+// feed (run_feeds.h: one query per 200 ms per run, whatever the number of followers), and hold
+// no thread between steps; a comment line every 15 s keeps proxies open.
 HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
@@ -149,40 +194,20 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
     auto page = store::ListRunEvents(**conn, ctx.principal->tenant_id, id, after, 0);
     if (!page) return ctx.Error(page.error());
   }
-  auto state = std::make_shared<EventStream>(
-      EventStream{deps_.pool, ctx.principal->tenant_id, id, after, std::chrono::steady_clock::now()});
+  auto state = std::make_shared<EventStream>(EventStream{deps_.run_feeds, nullptr, nullptr, nullptr,
+                                                         ctx.principal->tenant_id, id, after,
+                                                         std::chrono::steady_clock::now()});
+  if (auto refused = OpenStreamSlot(ctx, state->slot)) return std::move(*refused);
+  if (state->feeds == nullptr) {
+    state->own_feeds = std::make_unique<RunFeeds>(deps_.pool, nullptr);
+    state->feeds = state->own_feeds.get();
+  }
+  state->following = state->feeds->Follow(state->tenant_id, id);
   HttpResponse r;
   r.content_type = "text/event-stream";
   r.headers.push_back({"X-Request-Id", ctx.request_id});
   r.headers.push_back({"X-Accel-Buffering", "no"});
-  r.stream = [state]() -> StreamStep {
-    StreamStep step;
-    step.wait = std::chrono::milliseconds(200);
-    auto conn = state->pool->Acquire();
-    if (!conn) return step;  // try again next step
-    auto page = store::ListRunEvents(**conn, state->tenant_id, state->run_id, state->last_seq, 500);
-    if (!page) {
-      if (page.error().code == ErrorCode::kNotFound) step.done = true;
-      return step;
-    }
-    for (const auto& e : page->events) {
-      int64_t seq = e["seq"].get<int64_t>();
-      step.data += "id: " + std::to_string(seq) + "\nevent: " + e["type"].get<std::string>() +
-                   "\ndata: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-      state->last_seq = seq;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (page->events.size() == 500) {
-      step.wait = std::chrono::milliseconds(0);  // more waiting: no pause
-    } else if (Finished(page->run_status)) {
-      step.data += "event: end\ndata: {\"status\":\"" + page->run_status + "\"}\n\n";
-      step.done = true;
-    } else if (step.data.empty() && now - state->last_write > std::chrono::seconds(15)) {
-      step.data = ": keep-alive\n\n";
-    }
-    if (!step.data.empty()) state->last_write = now;
-    return step;
-  };
+  r.stream = [state]() -> StreamStep { return NextEvents(*state); };
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace synaps::api {
@@ -44,5 +45,23 @@ struct HttpResponse {
   std::string body;
   StreamProducer stream;  // when set, `body` is ignored and the response is chunked
 };
+
+// The name of the first header of `response` (Content-Type included) that must not be sent: a
+// name that is not an RFC 9110 token, or a value with a control character other than HTAB
+// (core/http_grammar.h IsSafeHeaderValue). "" when every header is safe. The HTTP server
+// refuses to send such a response (500 instead), so no value can split it. Pure.
+std::string UnsafeResponseHeader(const HttpResponse& response);
+
+// Checks a request head against RFC 9112 framing rules (http_server.h lists them, except sizes).
+// Returns 0 when it may be served, else the status to refuse it with; `why` says which rule.
+// `transfer_encoding` holds every Transfer-Encoding field value joined with ", " ("" when
+// absent). Pure; exposed for tests and the fuzzer.
+int CheckRequestFraming(unsigned version, std::string_view method, std::string_view target,
+                        int host_fields, std::string_view transfer_encoding,
+                        bool has_content_length, std::string* why);
+
+// The origin-form target ("/path?query") of an origin-form or absolute-form target; "" when
+// `target` is neither.
+std::string OriginFormTarget(std::string_view target);
 
 }  // namespace synaps::api

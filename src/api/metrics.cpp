@@ -59,9 +59,52 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            "Bus messages dropped as malformed, mistyped, binary or oversized (or "
                            "whose handler failed), by subject family.")
                        .Register(*registry_);
+  refused_ = &prometheus::BuildCounter()
+                  .Name("synaps_api_refused_total")
+                  .Help("Requests and connections refused by an abuse limit, by reason.")
+                  .Register(*registry_);
+  authentications_ = &prometheus::BuildCounter()
+                          .Name("synaps_api_authentications_total")
+                          .Help(
+                              "Bearer tokens checked, by how (database, negative_cache, jwt, "
+                              "admin).")
+                          .Register(*registry_);
+  connections_ = &prometheus::BuildGauge()
+                      .Name("synaps_api_connections")
+                      .Help("Open HTTP connections.")
+                      .Register(*registry_)
+                      .Add({});
+  event_streams_ = &prometheus::BuildGauge()
+                        .Name("synaps_api_event_streams")
+                        .Help("Open event streams (SSE).")
+                        .Register(*registry_)
+                        .Add({});
+  accept_errors_ = &prometheus::BuildCounter()
+                        .Name("synaps_api_accept_errors_total")
+                        .Help("Failed accept() calls (EMFILE, ...); each backs off.")
+                        .Register(*registry_)
+                        .Add({});
+  feed_queries_ = &prometheus::BuildCounter()
+                       .Name("synaps_api_event_feed_queries_total")
+                       .Help(
+                           "PostgreSQL queries made by shared run feeds (one per run, not per "
+                           "follower).")
+                       .Register(*registry_)
+                       .Add({});
 }
 
 ApiMetrics::~ApiMetrics() = default;
+
+void ApiMetrics::HttpRefused(std::string_view reason) {
+  refused_->Add({{"reason", std::string(reason)}}).Increment();
+}
+void ApiMetrics::HttpConnectionsOpen(int64_t open) { connections_->Set(static_cast<double>(open)); }
+void ApiMetrics::HttpAcceptFailed() { accept_errors_->Increment(); }
+void ApiMetrics::CountAuthentication(std::string_view via) {
+  authentications_->Add({{"via", std::string(via)}}).Increment();
+}
+void ApiMetrics::SetEventStreams(int64_t open) { event_streams_->Set(static_cast<double>(open)); }
+void ApiMetrics::CountFeedQuery() { feed_queries_->Increment(); }
 
 void ApiMetrics::ObserveRequest(const std::string& method, const std::string& route, int status,
                                 double seconds) {

@@ -7,10 +7,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
-#include <nlohmann/json.hpp>
+#include "api/http_server.h"
 
 namespace prometheus {
 class Registry;
@@ -22,10 +24,25 @@ class Gauge;
 
 namespace synaps::api {
 
-class ApiMetrics {
+class ApiMetrics : public HttpServerObserver {
  public:
   ApiMetrics();
-  ~ApiMetrics();
+  ~ApiMetrics() override;
+
+  // Abuse limits (docs/security.md): a request or connection refused by a limit, by reason
+  // (rate_address, rate_principal, streams_per_principal, connections_total,
+  // connections_per_address, unsafe_response_header) — synaps_api_refused_total.
+  void HttpRefused(std::string_view reason) override;
+  void HttpConnectionsOpen(int64_t open) override;  // synaps_api_connections
+  void HttpAcceptFailed() override;                 // synaps_api_accept_errors_total
+  // How a bearer token was checked: database (an API key lookup), negative_cache (a token
+  // that failed recently, refused without a lookup), jwt, admin —
+  // synaps_api_authentications_total{via}.
+  void CountAuthentication(std::string_view via);
+  void SetEventStreams(int64_t open);  // synaps_api_event_streams
+  // One query of a shared run feed (synaps_api_event_feed_queries_total): followers of the
+  // same run share one.
+  void CountFeedQuery();
 
   void ObserveRequest(const std::string& method, const std::string& route, int status,
                       double seconds);
@@ -58,6 +75,12 @@ class ApiMetrics {
   prometheus::Family<prometheus::Histogram>* schedule_lag_;
   std::mutex bus_rejected_mu_;  // SetBusRejected reads and advances the counters
   prometheus::Family<prometheus::Counter>* bus_rejected_;
+  prometheus::Family<prometheus::Counter>* refused_;
+  prometheus::Family<prometheus::Counter>* authentications_;
+  prometheus::Gauge* connections_;
+  prometheus::Gauge* event_streams_;
+  prometheus::Counter* accept_errors_;
+  prometheus::Counter* feed_queries_;
 };
 
 }  // namespace synaps::api

@@ -1,13 +1,14 @@
 #include "api/request_validation.h"
 
-#include <algorithm>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <regex>
 #include <set>
 
+#include "core/http_grammar.h"
 #include "core/ids.h"
 
 namespace synaps::api {
@@ -24,7 +25,6 @@ int64_t AsInt64(const json& v) {
   }
   return v.get<int64_t>();
 }
-
 
 struct TooDeep {};
 
@@ -69,15 +69,18 @@ Result<std::vector<store::TaskPlan>> ParseTasks(const json& tasks, const std::st
     }
     if (!t.contains("name") || !t["name"].is_string() ||
         !std::regex_match(t["name"].get<std::string>(), kName)) {
-      RETURN_IF_ERROR(Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"));
+      RETURN_IF_ERROR(
+          Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"));
     }
     std::string name = t["name"].get<std::string>();
-    if (index.contains(name)) RETURN_IF_ERROR(Invalid(path + ".name", "duplicate task name " + name));
+    if (index.contains(name))
+      RETURN_IF_ERROR(Invalid(path + ".name", "duplicate task name " + name));
     if (!t.contains("input")) RETURN_IF_ERROR(Invalid(path + ".input", "required"));
     ASSIGN_OR_RETURN(json input, ParseInput(t["input"], path + ".input"));
     std::vector<std::string> deps;
     if (t.contains("dependsOn")) {
-      if (!t["dependsOn"].is_array()) RETURN_IF_ERROR(Invalid(path + ".dependsOn", "must be an array"));
+      if (!t["dependsOn"].is_array())
+        RETURN_IF_ERROR(Invalid(path + ".dependsOn", "must be an array"));
       for (const auto& d : t["dependsOn"]) {
         if (!d.is_string()) RETURN_IF_ERROR(Invalid(path + ".dependsOn", "must hold task names"));
         deps.push_back(d.get<std::string>());
@@ -93,8 +96,8 @@ Result<std::vector<store::TaskPlan>> ParseTasks(const json& tasks, const std::st
     for (const auto& d : plans[i].depends_on) {
       auto it = index.find(d);
       if (it == index.end()) {
-        RETURN_IF_ERROR(Invalid("tasks[" + std::to_string(i) + "].dependsOn",
-                                "no task named " + d));
+        RETURN_IF_ERROR(
+            Invalid("tasks[" + std::to_string(i) + "].dependsOn", "no task named " + d));
       }
       if (it->second == i) {
         RETURN_IF_ERROR(Invalid("tasks[" + std::to_string(i) + "].dependsOn",
@@ -133,7 +136,8 @@ bool IsJsonContentType(const std::string& content_type) {
   std::string ct;
   for (char c : content_type) {
     if (c == ';') break;
-    if (c != ' ' && c != '\t') ct.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (c != ' ' && c != '\t')
+      ct.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
   return ct == "application/json";
 }
@@ -170,9 +174,8 @@ Result<json> ParseJsonObject(const std::string& body) {
 Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
   static const std::set<std::string> kKnown = {
-      "kind",     "input",    "prompt", "variables", "skill",     "route",      "threadId",
-      "priority", "metadata", "tasks",  "queue",     "notBefore", "maxAttempts", "tags",
-      "tools",    "maxSteps"};
+      "kind",     "input", "prompt", "variables", "skill",       "route", "threadId", "priority",
+      "metadata", "tasks", "queue",  "notBefore", "maxAttempts", "tags",  "tools",    "maxSteps"};
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!kKnown.contains(it.key())) {
       RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
@@ -234,7 +237,8 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
     refs["tools"] = v["tools"];
   }
   if (v.contains("maxSteps")) {
-    if (!v["maxSteps"].is_number_integer()) RETURN_IF_ERROR(Invalid("maxSteps", "must be an integer"));
+    if (!v["maxSteps"].is_number_integer())
+      RETURN_IF_ERROR(Invalid("maxSteps", "must be an integer"));
     int64_t n = AsInt64(v["maxSteps"]);
     if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxSteps", "must be within 1..100"));
     refs["maxSteps"] = n;
@@ -255,7 +259,8 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
     req.thread_id = t;
   }
   if (v.contains("priority")) {
-    if (!v["priority"].is_number_integer()) RETURN_IF_ERROR(Invalid("priority", "must be an integer"));
+    if (!v["priority"].is_number_integer())
+      RETURN_IF_ERROR(Invalid("priority", "must be an integer"));
     int64_t p = AsInt64(v["priority"]);
     if (p < -1000 || p > 1000) RETURN_IF_ERROR(Invalid("priority", "must be within -1000..1000"));
     req.priority = static_cast<int>(p);
@@ -340,8 +345,8 @@ Result<int64_t> IntField(const json& v, const char* name, int64_t min, int64_t m
   if (!v[name].is_number_integer()) RETURN_IF_ERROR(Invalid(name, "must be an integer"));
   int64_t n = AsInt64(v[name]);
   if (n < min || n > max) {
-    RETURN_IF_ERROR(Invalid(name, "must be within " + std::to_string(min) + ".." +
-                                      std::to_string(max)));
+    RETURN_IF_ERROR(
+        Invalid(name, "must be within " + std::to_string(min) + ".." + std::to_string(max)));
   }
   return n;
 }
@@ -425,32 +430,38 @@ Result<CompleteRequest> ParseCompleteRequest(const std::string& body) {
       const json& a = v["artifacts"][i];
       std::string path = "artifacts[" + std::to_string(i) + "]";
       if (!a.is_object()) RETURN_IF_ERROR(Invalid(path, "must be an object"));
-      RETURN_IF_ERROR(OnlyFields(a, {"name", "contentType", "content", "contentBase64"}, path + "."));
+      RETURN_IF_ERROR(
+          OnlyFields(a, {"name", "contentType", "content", "contentBase64"}, path + "."));
       ArtifactUpload up;
       if (!a.contains("name") || !a["name"].is_string() ||
           !std::regex_match(a["name"].get<std::string>(), kName)) {
-        RETURN_IF_ERROR(Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9._-]{0,127}"));
+        RETURN_IF_ERROR(
+            Invalid(path + ".name", "required, matching [A-Za-z0-9][A-Za-z0-9._-]{0,127}"));
       }
       up.name = a["name"].get<std::string>();
       up.content_type = "text/plain; charset=utf-8";
       if (a.contains("contentType")) {
-        if (!a["contentType"].is_string() || a["contentType"].get<std::string>().empty() ||
-            a["contentType"].get<std::string>().size() > 128) {
-          RETURN_IF_ERROR(Invalid(path + ".contentType", "must be a media type"));
+        // Sent back verbatim as the Content-Type of the artifact's download: a value outside
+        // the media-type grammar (CR, LF, NUL, ...) could split that response.
+        if (!a["contentType"].is_string() || !IsMediaType(a["contentType"].get<std::string>())) {
+          RETURN_IF_ERROR(Invalid(path + ".contentType",
+                                  "must be a media type (RFC 9110: type/subtype[; name=value]...), "
+                                  "printable ASCII, at most 128 bytes"));
         }
         up.content_type = a["contentType"].get<std::string>();
       }
       bool text = a.contains("content"), b64 = a.contains("contentBase64");
       if (text == b64) RETURN_IF_ERROR(Invalid(path, "give exactly one of content, contentBase64"));
       if (text) {
-        if (!a["content"].is_string()) RETURN_IF_ERROR(Invalid(path + ".content", "must be a string"));
+        if (!a["content"].is_string())
+          RETURN_IF_ERROR(Invalid(path + ".content", "must be a string"));
         up.bytes = a["content"].get<std::string>();
       } else {
         if (!a["contentBase64"].is_string()) {
           RETURN_IF_ERROR(Invalid(path + ".contentBase64", "must be a string"));
         }
-        ASSIGN_OR_RETURN(up.bytes, DecodeBase64(a["contentBase64"].get<std::string>(),
-                                                path + ".contentBase64"));
+        ASSIGN_OR_RETURN(
+            up.bytes, DecodeBase64(a["contentBase64"].get<std::string>(), path + ".contentBase64"));
       }
       req.artifacts.push_back(std::move(up));
     }
@@ -493,8 +504,7 @@ Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body) {
     RETURN_IF_ERROR(Invalid("role", "must be one of admin, operator, worker, viewer"));
   }
   if (v.contains("tenantId")) {
-    static const std::regex kTenant("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
-    if (!v["tenantId"].is_string() || !std::regex_match(v["tenantId"].get<std::string>(), kTenant)) {
+    if (!v["tenantId"].is_string() || !IsTenantId(v["tenantId"].get<std::string>())) {
       RETURN_IF_ERROR(Invalid("tenantId", "must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}"));
     }
     req.tenant_id = v["tenantId"].get<std::string>();
@@ -506,7 +516,8 @@ Result<ApiKeyRequest> ParseApiKeyRequest(const std::string& body) {
     req.name = v["name"].get<std::string>();
   }
   if (v.contains("installation")) {
-    if (!v["installation"].is_boolean()) RETURN_IF_ERROR(Invalid("installation", "must be a boolean"));
+    if (!v["installation"].is_boolean())
+      RETURN_IF_ERROR(Invalid("installation", "must be a boolean"));
     req.installation = v["installation"].get<bool>();
   }
   return req;

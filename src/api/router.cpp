@@ -10,12 +10,15 @@
 #include <optional>
 #include <regex>
 
+#include "api/abuse_limits.h"
 #include "api/console_assets.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
 #include "api/request_validation.h"
+#include "api/revocation_list.h"
 #include "api/router_internal.h"
 #include "auth/jwt.h"
+#include "core/http_grammar.h"
 #include "core/ids.h"
 #include "store/auth_store.h"
 #include "store/outbox_store.h"
@@ -31,22 +34,30 @@ namespace {
 
 int HttpStatusFor(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kPermissionDenied: return 403;
-    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kUnauthenticated:
+      return 401;
+    case ErrorCode::kPermissionDenied:
+      return 403;
+    case ErrorCode::kNotFound:
+      return 404;
     case ErrorCode::kAlreadyExists:
     case ErrorCode::kConflict:
     case ErrorCode::kLeaseLost:
-    case ErrorCode::kCancelled: return 409;
-    case ErrorCode::kResourceExhausted: return 429;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kDeadlineExceeded: return 504;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kCancelled:
+      return 409;
+    case ErrorCode::kResourceExhausted:
+      return 429;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kDeadlineExceeded:
+      return 504;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
-
 
 std::string SaneRequestId(const std::string& given) {
   static const std::regex kOk("[A-Za-z0-9._:-]{1,128}");
@@ -100,7 +111,6 @@ std::map<std::string, std::string> ParseQuery(const std::string& q) {
   return out;
 }
 
-
 }  // namespace
 
 namespace detail {
@@ -138,6 +148,25 @@ std::optional<std::string> UrlDecode(const std::string& s) {
     }
   }
   return out;
+}
+
+bool IsInlineArtifactType(const std::string& content_type) {
+  static const std::set<std::string> kInline = {"text/plain",       "text/markdown", "text/csv",
+                                                "application/json", "image/png",     "image/jpeg",
+                                                "image/gif",        "image/webp"};
+  return kInline.contains(MediaTypeEssence(content_type));
+}
+
+void SetArtifactHeaders(HttpResponse& r, const std::string& content_type, const std::string& name) {
+  // Rows written before the media-type check may hold anything: never echo those.
+  r.content_type = IsMediaType(content_type) ? content_type : "application/octet-stream";
+  r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+  r.headers.push_back({"Content-Security-Policy", "sandbox"});
+  r.headers.push_back({"Cross-Origin-Resource-Policy", "same-origin"});
+  if (IsInlineArtifactType(r.content_type)) return;
+  std::string disposition = "attachment";
+  if (IsHttpToken(name)) disposition += "; filename=\"" + name + "\"";
+  r.headers.push_back({"Content-Disposition", disposition});
 }
 
 Result<json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known) {
@@ -193,6 +222,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"POST", "/v1/queue/items/{id}/fail", Permission::kWork, &Router::FailItem},
       {"POST", "/v1/api-keys", Permission::kAdmin, &Router::CreateApiKey},
       {"DELETE", "/v1/api-keys/{id}", Permission::kAdmin, &Router::RevokeApiKey},
+      {"POST", "/v1/auth/revocations", Permission::kInstallationAdmin, &Router::RevokeToken},
       // The fixed control paths come before /v1/control/{kind}, which would also match them.
       {"GET", "/v1/control/snapshot", Permission::kRead, &Router::ControlSnapshot},
       {"GET", "/v1/control/changes", Permission::kRead, &Router::ControlChanges},
@@ -205,8 +235,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/v1/schedules", Permission::kRead, &Router::ListSchedules},
       {"GET", "/v1/schedules/{name}", Permission::kRead, &Router::GetSchedule},
       {"POST", "/v1/schedules/{name}/trigger", Permission::kOperate, &Router::TriggerSchedule},
-      {"POST", "/v1/schedules/{name}/backfill", Permission::kOperate,
-       &Router::BackfillSchedule},
+      {"POST", "/v1/schedules/{name}/backfill", Permission::kOperate, &Router::BackfillSchedule},
   };
   return kRoutes;
 }
@@ -221,25 +250,57 @@ bool RoleAllows(const std::string& role, Permission p) {
   if (p == Permission::kNone) return true;
   if (role == "admin") return true;
   if (p == Permission::kControl) p = Permission::kOperate;  // the scope is checked apart
+  if (p == Permission::kInstallationAdmin) p = Permission::kAdmin;
   if (role == "operator") return p != Permission::kAdmin && p != Permission::kWork;
   if (role == "worker") return p == Permission::kRead || p == Permission::kWork;
   if (role == "viewer" || role == "user") return p == Permission::kRead;
   return false;
 }
 
+namespace {
+
+// PostgreSQL's own words (db/connection.cpp writes "... (SQLSTATE xxxxx)" and "PostgreSQL ...")
+// describe the schema, not the request: they are logged, never sent.
+bool FromDatabase(const synaps::Error& e) {
+  return e.message.find("SQLSTATE") != std::string::npos ||
+         e.message.find("PostgreSQL") != std::string::npos;
+}
+
+std::string GenericMessage(ErrorCode code, const std::string& request_id) {
+  std::string suffix = " (request " + request_id + ")";
+  switch (code) {
+    case ErrorCode::kInvalidArgument:
+      return "the database refused a value of this request" + suffix;
+    case ErrorCode::kAlreadyExists:
+      return "it already exists" + suffix;
+    case ErrorCode::kUnavailable:
+      return "the database is unavailable; retry later" + suffix;
+    case ErrorCode::kDeadlineExceeded:
+      return "the database did not answer in time" + suffix;
+    default:
+      return "internal error" + suffix;
+  }
+}
+
+}  // namespace
+
 HttpResponse Router::Context::Error(const synaps::Error& e) const {
   int status = HttpStatusFor(e.code);
   std::string message = e.message;
-  if (status >= 500 && e.code != ErrorCode::kUnavailable) {
+  std::string field = e.field;
+  if (FromDatabase(e)) {
+    spdlog::error("request {} failed in PostgreSQL: {}", request_id, e.message);
+    message = GenericMessage(e.code, request_id);
+    field.clear();
+  } else if (status >= 500 && e.code != ErrorCode::kUnavailable) {
     spdlog::error("request {} failed: {}", request_id, e.message);
     message = "internal error (request " + request_id + ")";
   }
-  return ErrorResponse(status, std::string(ErrorCodeName(e.code)), message, request_id, e.field);
+  return ErrorResponse(status, std::string(ErrorCodeName(e.code)), message, request_id, field);
 }
 
-HttpResponse Router::ErrorResponse(int status, const std::string& code,
-                                   const std::string& message, const std::string& request_id,
-                                   const std::string& field) {
+HttpResponse Router::ErrorResponse(int status, const std::string& code, const std::string& message,
+                                   const std::string& request_id, const std::string& field) {
   json err = {{"code", code}, {"message", message}, {"requestId", request_id}};
   if (!field.empty()) err["field"] = field;
   HttpResponse r = JsonResponse(status, {{"error", err}}, request_id);
@@ -255,12 +316,9 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   if (q != std::string::npos) ctx.query = ParseQuery(request.target.substr(q + 1));
   HttpResponse res = Dispatch(ctx);
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
-  json line = {{"type", "access"},
-               {"requestId", ctx.request_id},
-               {"method", request.method},
-               {"route", ctx.route},
-               {"status", res.status},
-               {"durationMs", std::round(ms.count() * 100) / 100},
+  json line = {{"type", "access"},         {"requestId", ctx.request_id},
+               {"method", request.method}, {"route", ctx.route},
+               {"status", res.status},     {"durationMs", std::round(ms.count() * 100) / 100},
                {"remote", request.remote}};
   if (ctx.principal) line["tokenId"] = ctx.principal->id;
   if (deps_.metrics != nullptr) {
@@ -276,24 +334,49 @@ Result<Principal> Router::Authenticate(const HttpRequest& req) const {
     return Fail(ErrorCode::kUnauthenticated, "missing bearer token in the Authorization header");
   }
   std::string token = auth.substr(7);
+  auto count = [&](std::string_view via) {
+    if (deps_.metrics != nullptr) deps_.metrics->CountAuthentication(via);
+  };
   if (!deps_.admin_token.empty() && SecureEquals(token, deps_.admin_token)) {
-    return Principal{"admin", "default", "admin", /*installation=*/true};
+    count("admin");
+    return Principal{"admin", "default", "admin", /*installation=*/true, "default/admin"};
+  }
+  // A token that failed a moment ago fails again without a lookup or a signature check.
+  std::string token_hash = Sha256Hex(token);
+  if (deps_.invalid_tokens != nullptr && deps_.invalid_tokens->Contains(token_hash)) {
+    count("negative_cache");
+    return Fail(ErrorCode::kUnauthenticated, "invalid or revoked token");
   }
   if (std::count(token.begin(), token.end(), '.') == 2) {
     if (deps_.jwt_secret.empty()) {
       return Fail(ErrorCode::kUnauthenticated, "JWTs are not accepted: SYNAPS_JWT_SECRET is unset");
     }
+    count("jwt");
     auth::VerifyOptions opts;
     if (!deps_.jwt_issuer.empty()) opts.issuer = deps_.jwt_issuer;
     if (!deps_.jwt_audience.empty()) opts.audience = deps_.jwt_audience;
+    opts.max_lifetime = deps_.jwt_max_lifetime;
     ASSIGN_OR_RETURN(auth::Claims claims, auth::Verify(token, deps_.jwt_secret, opts));
+    if (!claims.token_id.empty() && deps_.revocations != nullptr &&
+        deps_.revocations->IsRevoked(claims.token_id)) {
+      if (deps_.invalid_tokens != nullptr) deps_.invalid_tokens->Add(token_hash);
+      return Fail(ErrorCode::kUnauthenticated, "token has been revoked");
+    }
     std::string id = "jwt:" + (claims.subject.empty() ? claims.token_id : claims.subject);
-    return Principal{id, claims.tenant_id, claims.default_role, claims.installation};
+    std::string subject =
+        claims.subject.empty() ? "jwt-role:" + claims.default_role : "jwt:" + claims.subject;
+    return Principal{id, claims.tenant_id, claims.default_role, claims.installation,
+                     claims.tenant_id + "/" + subject};
   }
+  count("database");
   ASSIGN_OR_RETURN(auto conn, deps_.pool->Acquire());
-  ASSIGN_OR_RETURN(auto key, store::FindApiKey(*conn, Sha256Hex(token)));
-  if (!key) return Fail(ErrorCode::kUnauthenticated, "invalid or revoked token");
-  return Principal{key->id, key->tenant_id, key->role, key->installation};
+  ASSIGN_OR_RETURN(auto key, store::FindApiKey(*conn, token_hash));
+  if (!key) {
+    if (deps_.invalid_tokens != nullptr) deps_.invalid_tokens->Add(token_hash);
+    return Fail(ErrorCode::kUnauthenticated, "invalid or revoked token");
+  }
+  return Principal{key->id, key->tenant_id, key->role, key->installation,
+                   key->tenant_id + "/" + key->id};
 }
 
 HttpResponse Router::Dispatch(Context& ctx) const {
@@ -314,7 +397,8 @@ HttpResponse Router::Dispatch(Context& ctx) const {
   }
   if (route == nullptr) {
     if (allowed.empty() && (ctx.req.method == "GET" || ctx.req.method == "HEAD")) {
-      auto page = ServeConsole(EmbeddedConsoleAssets(), ctx.path, ctx.req.header("accept-encoding"));
+      auto page =
+          ServeConsole(EmbeddedConsoleAssets(), ctx.path, ctx.req.header("accept-encoding"));
       if (page) {
         ctx.route = "console";
         return std::move(*page);
@@ -327,22 +411,29 @@ HttpResponse Router::Dispatch(Context& ctx) const {
   }
   ctx.route = route->pattern;
   if (route->permission != Permission::kNone) {
+    // Before authentication, so a flood of bad tokens from one address costs no lookups.
+    if (deps_.address_limiter != nullptr) {
+      if (int wait = deps_.address_limiter->Acquire(ctx.req.remote); wait > 0) {
+        return RateLimited(ctx, "rate_address", "this address", wait);
+      }
+    }
     auto principal = Authenticate(ctx.req);
     if (!principal) return ctx.Error(principal.error());
     ctx.principal = std::move(*principal);
     if (deps_.limiter != nullptr) {
-      if (int wait = deps_.limiter->Acquire(ctx.principal->id); wait > 0) {
-        HttpResponse r = ctx.Error(429, "rate_limited",
-                                   "too many requests for this token; retry after " +
-                                       std::to_string(wait) + " s");
-        r.headers.push_back({"Retry-After", std::to_string(wait)});
-        return r;
+      if (int wait = deps_.limiter->Acquire(ctx.principal->limit_key); wait > 0) {
+        return RateLimited(ctx, "rate_principal", "this token", wait);
       }
     }
     if (!RoleAllows(ctx.principal->role, route->permission)) {
+      return ctx.Error(
+          403, "permission_denied",
+          "role " + ctx.principal->role + " may not " + ctx.req.method + " " + route->pattern);
+    }
+    if (route->permission == Permission::kInstallationAdmin && !ctx.principal->installation) {
       return ctx.Error(403, "permission_denied",
-                       "role " + ctx.principal->role + " may not " + ctx.req.method + " " +
-                           route->pattern);
+                       "revoking tokens needs an admin with the installation scope (the "
+                       "bootstrap token, or a key or JWT granted installation rights)");
     }
     if (route->permission == Permission::kControl && !ctx.principal->installation) {
       return ctx.Error(403, "permission_denied",
@@ -353,6 +444,16 @@ HttpResponse Router::Dispatch(Context& ctx) const {
     }
   }
   return (this->*(route->handler))(ctx, params);
+}
+
+HttpResponse Router::RateLimited(Context& ctx, std::string_view reason, const std::string& who,
+                                 int wait) const {
+  if (deps_.metrics != nullptr) deps_.metrics->HttpRefused(reason);
+  HttpResponse r =
+      ctx.Error(429, "rate_limited",
+                "too many requests for " + who + "; retry after " + std::to_string(wait) + " s");
+  r.headers.push_back({"Retry-After", std::to_string(wait)});
+  return r;
 }
 
 HttpResponse Router::Healthz(Context& ctx, const Params&) const {
@@ -382,6 +483,7 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   if (!runs) return ctx.Error(runs.error());
   deps_.metrics->SetDatabaseGauges(*depth, *lag, *runs);
   if (deps_.bus != nullptr) deps_.metrics->SetBusRejected(deps_.bus->RejectedCounts());
+  if (deps_.stream_slots != nullptr) deps_.metrics->SetEventStreams(deps_.stream_slots->open());
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = deps_.metrics->Render();
@@ -518,10 +620,10 @@ HttpResponse Router::GetArtifactContent(Context& ctx, const Params& p) const {
   }
   HttpResponse r;
   r.status = 200;
-  r.content_type = loc->content_type;
   r.body = std::move(*bytes);
   r.headers.push_back({"ETag", "\"" + loc->sha256 + "\""});
   r.headers.push_back({"X-Request-Id", ctx.request_id});
+  detail::SetArtifactHeaders(r, loc->content_type, loc->name);
   return r;
 }
 
@@ -542,8 +644,8 @@ HttpResponse Router::ListDeadLetters(Context& ctx, const Params&) const {
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto items = store::ListDeadLetters(**conn, ctx.principal->tenant_id, after,
-                                      static_cast<int>(limit));
+  auto items =
+      store::ListDeadLetters(**conn, ctx.principal->tenant_id, after, static_cast<int>(limit));
   if (!items) return ctx.Error(items.error());
   json body = {{"items", *items}};
   if (static_cast<int64_t>(items->size()) == limit) {

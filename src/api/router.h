@@ -4,10 +4,12 @@
 // {params}, the permission it needs, and its handler.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "api/http_types.h"
 #include "api/outbox_relay.h"
@@ -19,6 +21,10 @@ namespace synaps::api {
 
 class ApiMetrics;
 class RateLimiter;
+class ExpiringSet;
+class StreamSlots;
+class RevocationList;
+class RunFeeds;
 }  // namespace synaps::api
 
 namespace synaps::schedules {
@@ -29,33 +35,53 @@ namespace synaps::api {
 
 struct RouterDeps {
   db::Pool* pool = nullptr;
-  bus::Bus* bus = nullptr;                  // may be null: readiness then reports nats "down"
+  bus::Bus* bus = nullptr;  // may be null: readiness then reports nats "down"
   objstore::ObjectStore* objects = nullptr;
-  OutboxRelay* relay = nullptr;             // may be null: the sweep of another relay publishes
-  std::string admin_token;                  // SYNAPS_ADMIN_TOKEN; empty disables it
-  std::string jwt_secret;                   // SYNAPS_JWT_SECRET; empty disables JWTs
-  std::string jwt_issuer = "synaps";        // SYNAPS_JWT_ISSUER; empty = not checked
-  std::string jwt_audience = "synaps";      // SYNAPS_JWT_AUDIENCE; empty = not checked
-  ApiMetrics* metrics = nullptr;            // may be null
-  RateLimiter* limiter = nullptr;           // may be null: no rate limit
-  std::string openapi_json;                 // served at /openapi.json
+  OutboxRelay* relay = nullptr;         // may be null: the sweep of another relay publishes
+  std::string admin_token;              // SYNAPS_ADMIN_TOKEN; empty disables it
+  std::string jwt_secret;               // SYNAPS_JWT_SECRET; empty disables JWTs
+  std::string jwt_issuer = "synaps";    // SYNAPS_JWT_ISSUER; empty = not checked
+  std::string jwt_audience = "synaps";  // SYNAPS_JWT_AUDIENCE; empty = not checked
+  ApiMetrics* metrics = nullptr;        // may be null
+  RateLimiter* limiter = nullptr;       // per principal, after authentication; may be null
+  // Abuse limits (docs/security.md, "Abuse limits"); each may be null (no limit).
+  RateLimiter* address_limiter = nullptr;  // per client address, before authentication
+  ExpiringSet* invalid_tokens = nullptr;   // SHA-256 of tokens that failed recently
+  StreamSlots* stream_slots = nullptr;     // concurrent event streams per principal
+  RevocationList* revocations = nullptr;   // the JWT deny-list; null: not checked
+  RunFeeds* run_feeds = nullptr;           // shared run feeds; null: each follower polls
+  std::optional<std::chrono::seconds> jwt_max_lifetime = std::chrono::hours(24);
+  std::string openapi_json;                   // served at /openapi.json
   schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503
 };
 
 // The authenticated caller.
 struct Principal {
-  std::string id;         // token id for logs and audit ("admin" for the bootstrap token)
+  std::string id;  // token id for logs and audit ("admin" for the bootstrap token)
   std::string tenant_id;
-  std::string role;       // admin, operator, worker, viewer
+  std::string role;  // admin, operator, worker, viewer
   // Installation scope: the bootstrap token, or an API key or JWT granted it. May write the
   // control registry (kControl) and act across tenants; without it a principal acts inside
   // `tenant_id` only. See docs/security.md, "Tenancy and the control registry".
   bool installation = false;
+  // What rate limits and stream caps count against: tenant + subject (an API key's id, a JWT's
+  // sub, or for a JWT without sub its role — never its jti, which is fresh per token).
+  std::string limit_key;
 };
 
 // What a route needs; see docs/api.md for the role table. kControl is kOperate plus the
 // installation scope: the control registry steers every tenant's traffic.
-enum class Permission { kNone, kRead, kSubmit, kOperate, kWork, kAdmin, kControl };
+// kInstallationAdmin is kAdmin plus the installation scope (JWT revocation).
+enum class Permission {
+  kNone,
+  kRead,
+  kSubmit,
+  kOperate,
+  kWork,
+  kAdmin,
+  kControl,
+  kInstallationAdmin
+};
 
 // True when `role` grants `permission`.
 bool RoleAllows(const std::string& role, Permission permission);
@@ -67,9 +93,8 @@ class Router {
   HttpResponse Handle(const HttpRequest& request) const;
 
   // The JSON error body used for every refusal.
-  static HttpResponse ErrorResponse(int status, const std::string& code,
-                                    const std::string& message, const std::string& request_id,
-                                    const std::string& field = {});
+  static HttpResponse ErrorResponse(int status, const std::string& code, const std::string& message,
+                                    const std::string& request_id, const std::string& field = {});
 
   struct Context;
   using Params = std::map<std::string, std::string>;
@@ -80,6 +105,9 @@ class Router {
   static const std::vector<Route>& Routes();
   HttpResponse Dispatch(Context& ctx) const;
   Result<Principal> Authenticate(const HttpRequest& req) const;
+  // 429 with Retry-After, counted under `reason`.
+  HttpResponse RateLimited(Context& ctx, std::string_view reason, const std::string& who,
+                           int wait) const;
 
   HttpResponse Healthz(Context& ctx, const Params&) const;
   HttpResponse Readyz(Context& ctx, const Params&) const;
@@ -98,6 +126,8 @@ class Router {
   // handlers_runs.cpp
   HttpResponse ListRuns(Context& ctx, const Params&) const;
   HttpResponse RunEvents(Context& ctx, const Params& p) const;
+  // Takes one of the principal's event-stream slots into `slot`; a 429 when it has none left.
+  std::optional<HttpResponse> OpenStreamSlot(Context& ctx, std::shared_ptr<void>& slot) const;
   HttpResponse GetThread(Context& ctx, const Params& p) const;
   // handlers_queue.cpp: the queue for remote workers, and API keys
   HttpResponse Claim(Context& ctx, const Params&) const;
@@ -106,6 +136,7 @@ class Router {
   HttpResponse FailItem(Context& ctx, const Params& p) const;
   HttpResponse CreateApiKey(Context& ctx, const Params&) const;
   HttpResponse RevokeApiKey(Context& ctx, const Params& p) const;
+  HttpResponse RevokeToken(Context& ctx, const Params&) const;
   // handlers_console.cpp: what the web console needs beyond the rest
   HttpResponse WhoAmI(Context& ctx, const Params&) const;
   HttpResponse TenantEvents(Context& ctx, const Params&) const;
@@ -133,7 +164,6 @@ class Router {
   static std::vector<std::pair<std::string, std::string>> RouteList();
 
  private:
-
   RouterDeps deps_;
 };
 

@@ -36,6 +36,13 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body, const std::str
 std::optional<int64_t> ParseCount(const std::string& s);
 // Percent-decodes a query value; nullopt for malformed escapes.
 std::optional<std::string> UrlDecode(const std::string& s);
+// Artifact downloads are written by workers, read by people: the type is sent with nosniff and
+// `Content-Security-Policy: sandbox`, and anything but a few passive types (text/plain,
+// text/markdown, text/csv, application/json, PNG, JPEG, GIF, WebP; never HTML or SVG) as
+// `Content-Disposition: attachment`, so no artifact runs script in the API's origin. A stored
+// type outside the media-type grammar is served as application/octet-stream.
+bool IsInlineArtifactType(const std::string& content_type);
+void SetArtifactHeaders(HttpResponse& r, const std::string& content_type, const std::string& name);
 // The request's JSON object body with only `known` fields (kInvalidArgument naming the field).
 Result<nlohmann::json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known);
 

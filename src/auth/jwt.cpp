@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "auth/base64url.h"
+#include "core/config.h"
+#include "core/http_grammar.h"
 #include "core/ids.h"
 
 namespace synaps::auth {
@@ -49,10 +52,19 @@ std::optional<json> DecodeJsonObject(std::string_view segment) {
 
 // RFC 7519 NumericDate: a JSON number of seconds since the epoch, possibly fractional.
 std::optional<Seconds> NumericDate(const json& value) {
-  if (value.is_number_integer()) return Seconds(std::chrono::seconds(value.get<int64_t>()));
+  // Beyond ±10^15 s (30 million years) is nonsense, and would overflow arithmetic on it.
+  constexpr int64_t kLimit = 1'000'000'000'000'000;
+  if (value.is_number_unsigned()) {
+    if (value.get<uint64_t>() > static_cast<uint64_t>(kLimit)) return std::nullopt;
+    return Seconds(std::chrono::seconds(static_cast<int64_t>(value.get<uint64_t>())));
+  }
+  if (value.is_number_integer()) {
+    int64_t v = value.get<int64_t>();
+    if (v > kLimit || v < -kLimit) return std::nullopt;
+    return Seconds(std::chrono::seconds(v));
+  }
   if (value.is_number_float()) {
     double d = value.get<double>();
-    // Beyond ±10^15 s (30 million years) is nonsense, and would overflow the conversion.
     if (!std::isfinite(d) || std::fabs(d) > 1e15) return std::nullopt;
     return Seconds(std::chrono::seconds(static_cast<int64_t>(std::floor(d))));
   }
@@ -69,6 +81,42 @@ Result<std::string> OptionalString(const json& payload, const char* key) {
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 }  // namespace
+
+std::chrono::seconds MaxLifetimeFromEnv() {
+  auto raw = config::Env("SYNAPS_JWT_MAX_TTL");
+  if (!raw || raw->empty()) return kDefaultMaxLifetime;
+  std::string v = *raw;
+  int64_t unit = 1;
+  switch (v.back()) {
+    case 's':
+      unit = 1;
+      v.pop_back();
+      break;
+    case 'm':
+      unit = 60;
+      v.pop_back();
+      break;
+    case 'h':
+      unit = 3600;
+      v.pop_back();
+      break;
+    case 'd':
+      unit = 86400;
+      v.pop_back();
+      break;
+    default:
+      break;
+  }
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n <= 0 ||
+      n > 365 * 86400 / unit || n * unit < 60) {
+    throw ConfigError("SYNAPS_JWT_MAX_TTL=" + *raw +
+                      " is not a lifetime between 60s and 365d: give seconds or a number with "
+                      "s, m, h or d, e.g. 24h");
+  }
+  return std::chrono::seconds(n * unit);
+}
 
 bool IsKnownRole(std::string_view role) {
   return std::find(kRoles.begin(), kRoles.end(), role) != kRoles.end();
@@ -214,6 +262,10 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
   if (!exp_time) return Refuse("token claim 'exp' is not a number of seconds");
   claims.expires_at = *exp_time;
   if (now >= claims.expires_at + options.leeway) return Refuse("token has expired");
+  if (options.max_lifetime && claims.expires_at - now > *options.max_lifetime + options.leeway) {
+    return Refuse("token expires too far in the future: the longest lifetime accepted is " +
+                  std::to_string(options.max_lifetime->count()) + " s (SYNAPS_JWT_MAX_TTL)");
+  }
 
   if (auto nbf = payload->find("nbf"); nbf != payload->end()) {
     auto nbf_time = NumericDate(*nbf);
@@ -225,6 +277,10 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     auto iat_time = NumericDate(*iat);
     if (!iat_time) return Refuse("token claim 'iat' is not a number of seconds");
     claims.issued_at = *iat_time;
+    if (options.max_lifetime && claims.expires_at - claims.issued_at > *options.max_lifetime) {
+      return Refuse("token lifetime (exp - iat) exceeds the longest accepted, " +
+                    std::to_string(options.max_lifetime->count()) + " s (SYNAPS_JWT_MAX_TTL)");
+    }
   }
 
   ASSIGN_OR_RETURN(claims.issuer, OptionalString(*payload, "iss"));
@@ -254,6 +310,12 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
 
   ASSIGN_OR_RETURN(claims.subject, OptionalString(*payload, "sub"));
   ASSIGN_OR_RETURN(claims.token_id, OptionalString(*payload, "jti"));
+  for (const auto& [name, value] : {std::pair{"sub", &claims.subject}, {"jti", &claims.token_id}}) {
+    if (value->size() > 256 || !IsSafeHeaderValue(*value)) {
+      return Refuse(std::string("token claim '") + name +
+                    "' is longer than 256 bytes or holds control characters");
+    }
+  }
   ASSIGN_OR_RETURN(std::string scope, OptionalString(*payload, "scope"));
   for (size_t i = 0; i < scope.size();) {
     size_t end = std::min(scope.find(' ', i), scope.size());
@@ -273,12 +335,20 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     return Refuse("token has no x-hasura-default-role");
   }
   claims.default_role = default_role->get<std::string>();
+  if (!IsKnownRole(claims.default_role)) {
+    return Refuse(
+        "token's x-hasura-default-role is not one of admin, operator, worker, viewer, "
+        "user");
+  }
   auto allowed = hasura.find("x-hasura-allowed-roles");
   if (allowed == hasura.end() || !allowed->is_array() || allowed->empty()) {
     return Refuse("token has no x-hasura-allowed-roles list");
   }
   for (const auto& role : *allowed) {
-    if (!role.is_string()) return Refuse("token's x-hasura-allowed-roles holds a non-string");
+    if (!role.is_string() || !IsTenantId(role.get<std::string>())) {
+      return Refuse(
+          "token's x-hasura-allowed-roles holds a non-string or a value that is not a role name");
+    }
     claims.allowed_roles.push_back(role.get<std::string>());
   }
   if (std::find(claims.allowed_roles.begin(), claims.allowed_roles.end(), claims.default_role) ==
@@ -291,6 +361,9 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     return Refuse("token has no x-hasura-tenant-id");
   }
   claims.tenant_id = tenant->get<std::string>();
+  if (!IsTenantId(claims.tenant_id)) {
+    return Refuse("token's x-hasura-tenant-id must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+  }
   if (auto user = hasura.find("x-hasura-user-id"); user != hasura.end()) {
     if (!user->is_string()) return Refuse("token's x-hasura-user-id is not a string");
     claims.user_id = user->get<std::string>();

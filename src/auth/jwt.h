@@ -44,8 +44,14 @@ inline constexpr std::string_view kDefaultIssuer = "synaps";
 inline constexpr std::string_view kDefaultAudience = "synaps";
 // Hasura refuses HS256 keys shorter than 32 bytes; so do we.
 inline constexpr size_t kMinSecretBytes = 32;
+// The longest JWT lifetime accepted and minted unless SYNAPS_JWT_MAX_TTL says otherwise.
+inline constexpr std::chrono::seconds kDefaultMaxLifetime{24 * 3600};
 // Longer tokens are refused before any parsing.
 inline constexpr size_t kMaxTokenBytes = 8192;
+
+// SYNAPS_JWT_MAX_TTL: seconds, or a number with s, m, h or d ("24h"); between 60 s and 365 d;
+// kDefaultMaxLifetime when unset. Throws ConfigError naming the variable when malformed.
+std::chrono::seconds MaxLifetimeFromEnv();
 
 // True for admin, operator, worker, viewer and user.
 bool IsKnownRole(std::string_view role);
@@ -90,12 +96,19 @@ struct VerifyOptions {
   std::optional<Seconds> now;
   // Clock skew tolerated for exp and nbf.
   std::chrono::seconds leeway{0};
+  // When set, the longest lifetime accepted (SYNAPS_JWT_MAX_TTL): exp - iat beyond it is
+  // refused, and so is an exp further than it from now (a token without iat, or one whose iat
+  // lies about its age).
+  std::optional<std::chrono::seconds> max_lifetime;
 };
 
 // Checks, in this order: size and shape (three base64url segments), header (alg must be
 // HS256: `none` and every other algorithm are refused; no `crit`), signature (constant-time
-// compare), then the payload: exp (required; refused once now >= exp + leeway), nbf, iss, aud,
-// and the Hasura claims (default role, allowed roles containing it, tenant id).
+// compare), then the payload: exp (required; refused once now >= exp + leeway; times beyond
+// ±10^15 s are refused), the lifetime bound, nbf, iss, aud, sub and jti (at most 256 bytes, no
+// control characters), and the Hasura claims: the default role a known role, allowed roles
+// containing it, each of the role grammar, and the tenant id of the API keys' grammar
+// (core/http_grammar.h IsTenantId: no NUL, no spaces, at most 64 bytes).
 Result<Claims> Verify(std::string_view token, std::string_view secret,
                       const VerifyOptions& options = {});
 

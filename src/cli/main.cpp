@@ -168,7 +168,9 @@ int main(int argc, char** argv) {
   tokens_mint->add_option("--role", mint.role, "default role")
       ->required()
       ->check(CLI::IsMember({"admin", "operator", "worker", "viewer", "user"}));
-  tokens_mint->add_option("--ttl", mint.ttl_seconds, "lifetime in seconds")
+  tokens_mint
+      ->add_option("--ttl", mint.ttl_seconds,
+                   "lifetime in seconds (at most SYNAPS_JWT_MAX_TTL, default 24h)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{366} * 24 * 3600));
   tokens_mint->add_option("--subject", mint.subject, "sub and x-hasura-user-id")

@@ -37,6 +37,14 @@ int RunTokensMint(const TokensMintFlags& flags) {
                       " bytes: Hasura and Synaps need at least " +
                       std::to_string(auth::kMinSecretBytes) + " (e.g. `openssl rand -hex 32`)");
   }
+  // The API refuses tokens living longer than SYNAPS_JWT_MAX_TTL: never mint one.
+  std::chrono::seconds max_ttl = auth::MaxLifetimeFromEnv();
+  if (flags.ttl_seconds > max_ttl.count()) {
+    std::cerr << "error: --ttl " << flags.ttl_seconds << " exceeds the longest lifetime the API "
+              << "accepts, " << max_ttl.count()
+              << " s (SYNAPS_JWT_MAX_TTL; default 24h): mint a shorter token\n";
+    return 2;
+  }
   auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   auth::Claims claims = auth::NewClaims(flags.tenant, flags.role, flags.subject,
                                         std::chrono::seconds(flags.ttl_seconds), now);

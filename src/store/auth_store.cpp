@@ -68,4 +68,43 @@ Result<nlohmann::json> ListApiKeys(db::Connection& conn, const std::string& tena
   return detail::ParseColumn(r.Get(0, 0), "the API key list");
 }
 
+Status RevokeToken(db::Connection& conn, const std::string& jti, int64_t expires_at,
+                   const std::string& actor, const std::string& reason) {
+  ASSIGN_OR_RETURN(
+      auto r,
+      conn.ExecPrepared(
+          "revoke_token",
+          "WITH t AS (INSERT INTO synaps.revoked_tokens (jti, expires_at, revoked_by, reason)"
+          "  VALUES ($1, to_timestamp($2::bigint), $3, nullif($4, ''))"
+          "  ON CONFLICT (jti) DO UPDATE"
+          "    SET expires_at = greatest(synaps.revoked_tokens.expires_at, EXCLUDED.expires_at)"
+          "  RETURNING jti),"
+          " a AS (INSERT INTO synaps.audit_log (tenant_id, actor, action, target)"
+          "  SELECT 'default', $3, 'token.revoke', t.jti FROM t)"
+          " SELECT count(*) FROM t",
+          {jti, std::to_string(expires_at), actor, reason}));
+  (void)r;
+  return Ok();
+}
+
+Result<std::vector<std::string>> ListRevokedTokens(db::Connection& conn) {
+  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("list_revoked_tokens",
+                                             "SELECT jti FROM synaps.revoked_tokens"
+                                             " WHERE expires_at > now()",
+                                             {}));
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.GetString(i, 0));
+  return out;
+}
+
+Result<int64_t> DeleteExpiredRevocations(db::Connection& conn) {
+  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("delete_expired_revocations",
+                                             "WITH d AS (DELETE FROM synaps.revoked_tokens"
+                                             " WHERE expires_at <= now() RETURNING 1)"
+                                             " SELECT count(*) FROM d",
+                                             {}));
+  return r.GetInt(0, 0);
+}
+
 }  // namespace synaps::store

@@ -1,10 +1,10 @@
 // API keys: looked up by the SHA-256 of the presented token; the token is never stored.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "db/connection.h"
 
@@ -35,5 +35,17 @@ Status RevokeApiKey(db::Connection& conn, const std::string& key_id, const std::
 // Keys of `tenant_id` (every tenant when empty: the bootstrap admin), newest first, revoked ones
 // too: [{id, tenantId, role, name, createdBy, createdAt, revokedAt, installation}]. Never a token or hash.
 Result<nlohmann::json> ListApiKeys(db::Connection& conn, const std::string& tenant_id);
+
+// The JWT deny-list (migration 0014). Revokes `jti` until `expires_at` (unix seconds, the
+// token's exp) with an audit row; revoking a listed jti again extends its entry to the later
+// expiry. Idempotent.
+Status RevokeToken(db::Connection& conn, const std::string& jti, int64_t expires_at,
+                   const std::string& actor, const std::string& reason);
+
+// Every jti listed and not yet expired.
+Result<std::vector<std::string>> ListRevokedTokens(db::Connection& conn);
+
+// Deletes entries whose token has expired (they can no longer be presented); returns how many.
+Result<int64_t> DeleteExpiredRevocations(db::Connection& conn);
 
 }  // namespace synaps::store

@@ -1,5 +1,6 @@
 #include "store/queue_store.h"
 
+#include "core/http_grammar.h"
 #include "store/detail/json_column.h"
 
 namespace synaps::store {
@@ -146,6 +147,17 @@ Result<int> AppendTaskEvents(db::Connection& conn, const std::vector<TaskEvent>&
 }
 
 Result<std::vector<CompleteState>> WriteTaskBatch(db::Connection& conn, const TaskBatch& batch) {
+  // An artifact's content type is served back verbatim as a Content-Type header.
+  for (const auto& c : batch.completions) {
+    for (size_t i = 0; i < c.artifacts.size(); ++i) {
+      if (!IsMediaType(c.artifacts[i].content_type)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "artifact " + c.artifacts[i].name +
+                        ": content type is not a media type (RFC 9110 type/subtype[; params])",
+                    "artifacts[" + std::to_string(i) + "].contentType");
+      }
+    }
+  }
   std::vector<int64_t> event_ids, event_epochs, progress_ids, progress_epochs, ids, epochs;
   std::vector<std::string> event_types, event_data, progress_texts, holds;
   for (const auto& e : batch.events) {
@@ -303,6 +315,16 @@ Result<json> QueueDepth(db::Connection& conn) {
   json out = {{"waiting", 0}, {"ready", 0}, {"leased", 0}, {"cancelled", 0}, {"dead", 0}};
   for (int i = 0; i < r.rows(); ++i) out[r.GetString(i, 0)] = r.GetInt(i, 1);
   return out;
+}
+
+Result<bool> LeaseIsCurrent(db::Connection& conn, const LeaseRef& lease) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared("queue_item_lease_current",
+                        "SELECT 1 FROM synaps.queue_items WHERE id = $1::bigint"
+                        " AND status = 'leased' AND lease_epoch = $2::bigint",
+                        {std::to_string(lease.item_id), std::to_string(lease.lease_epoch)}));
+  return r.rows() > 0;
 }
 
 Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t item_id) {

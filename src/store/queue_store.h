@@ -122,7 +122,9 @@ struct TaskBatch {
 // Writes a TaskBatch in one round trip, one transaction and one commit
 // (synaps.write_task_batch): events and progress first (those of stale or cancelled leases are
 // dropped), then the completions and holds. Returns one state per completion, in order. A
-// database error fails the whole batch (nothing is written).
+// database error fails the whole batch (nothing is written); so does an artifact whose content
+// type is not a media type (kInvalidArgument naming it; core/http_grammar.h), before anything
+// is sent — PostgreSQL refuses those rows too (migration 0013).
 Result<std::vector<CompleteState>> WriteTaskBatch(db::Connection& conn, const TaskBatch& batch);
 
 // Approves (completes with the held output) or rejects (fails, dead-lettered) a task of
@@ -155,6 +157,10 @@ Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn);
 
 // The tenant of a queue item; nullopt when no such item exists (never did, or it finished).
 Result<std::optional<std::string>> QueueItemTenant(db::Connection& conn, int64_t item_id);
+
+// True while `lease` is the item's current lease (leased, same epoch): a completion that would
+// be refused can stop before it uploads anything. The write itself still fences.
+Result<bool> LeaseIsCurrent(db::Connection& conn, const LeaseRef& lease);
 
 // The task behind a queue item, as the arbiters of a remote completion need it: its tenant,
 // kind and spec (skill, tags). nullopt when no such item exists.

@@ -276,7 +276,7 @@ Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::str
   ASSIGN_OR_RETURN(
       db::PgResult r,
       conn.ExecPrepared("get_artifact_version",
-                        "SELECT v.object_key, a.content_type, v.size, v.sha256"
+                        "SELECT v.object_key, a.content_type, v.size, v.sha256, a.name"
                         "  FROM synaps.artifacts a JOIN synaps.artifact_versions v"
                         "    ON v.artifact_id = a.id"
                         " WHERE a.id = $1::uuid AND a.tenant_id = $2 AND v.version = $3::integer",
@@ -285,7 +285,8 @@ Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::str
     return Fail(ErrorCode::kNotFound, "artifact " + artifact_id + " has no version " +
                                           std::to_string(version));
   }
-  return ArtifactLocation{r.GetString(0, 0), r.GetString(0, 1), r.GetInt(0, 2), r.GetString(0, 3)};
+  return ArtifactLocation{r.GetString(0, 0), r.GetString(0, 1), r.GetInt(0, 2), r.GetString(0, 3),
+                          r.GetString(0, 4)};
 }
 
 }  // namespace synaps::store

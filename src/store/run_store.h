@@ -123,6 +123,7 @@ struct ArtifactLocation {
   std::string content_type;
   int64_t size = 0;
   std::string sha256;
+  std::string name;
 };
 
 Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,

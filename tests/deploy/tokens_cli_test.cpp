@@ -154,5 +154,23 @@ TEST(TokensCliTest, UnknownRoleIsRefused) {
   EXPECT_NE(r.output.find("root"), std::string::npos) << r.output;
 }
 
+TEST(TokensCliTest, NeverMintsBeyondTheMaximumLifetime) {
+  // Default SYNAPS_JWT_MAX_TTL: 24 h.
+  auto r = RunSynaps({"tokens", "mint", "--tenant", "acme", "--role", "operator", "--ttl",
+                      std::to_string(24 * 3600 + 1)},
+                     {{"SYNAPS_JWT_SECRET", kSecret}});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("SYNAPS_JWT_MAX_TTL"), std::string::npos) << r.output;
+  EXPECT_EQ(RunSynaps({"tokens", "mint", "--tenant", "acme", "--role", "operator", "--ttl",
+                       std::to_string(24 * 3600)},
+                      {{"SYNAPS_JWT_SECRET", kSecret}})
+                .exit_code,
+            0);
+  auto shorter =
+      RunSynaps({"tokens", "mint", "--tenant", "acme", "--role", "operator", "--ttl", "7200"},
+                {{"SYNAPS_JWT_SECRET", kSecret}, {"SYNAPS_JWT_MAX_TTL", "1h"}});
+  EXPECT_NE(shorter.exit_code, 0) << shorter.output;
+}
+
 }  // namespace
 }  // namespace synaps

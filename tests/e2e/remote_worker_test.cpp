@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/ids.h"
@@ -163,6 +164,11 @@ TEST(RemoteWorkerTest, StaleLeaseEpochIsRefusedAndWritesNothing) {
   // The old holder is refused everywhere, and nothing it sends is recorded.
   ExpectError(worker.Renew(item, stale), 409, "lease_lost");
   ExpectError(worker.Complete(item, stale, "stale answer"), 409, "lease_lost");
+  // Refused before its bytes were uploaded (issue #19): the object store never saw them.
+  const std::string stale_sha = Sha256Hex("stale answer");
+  EXPECT_FALSE(std::filesystem::exists(c.objects_dir() + "/objects/sha256/" +
+                                       stale_sha.substr(0, 2) + "/" + stale_sha))
+      << "a stale completion wrote its artifact";
   ExpectError(worker.FailItem(item, stale), 409, "lease_lost");
   json run = Parse(c.Call("GET", "/v1/runs/" + run_id));
   EXPECT_EQ(run["status"], "running");
@@ -181,6 +187,9 @@ TEST(RemoteWorkerTest, StaleLeaseEpochIsRefusedAndWritesNothing) {
   auto bytes = c.Call("GET", "/v1/artifacts/" + run["artifacts"][0]["id"].get<std::string>() +
                                  "/versions/1/content");
   EXPECT_EQ(bytes.body, "current answer");
+  const std::string current_sha = Sha256Hex("current answer");
+  EXPECT_TRUE(std::filesystem::exists(c.objects_dir() + "/objects/sha256/" +
+                                      current_sha.substr(0, 2) + "/" + current_sha));
   // The item is gone once completed: a late complete, even with the current epoch, finds nothing.
   ExpectError(worker.Complete(item, current, "again"), 404, "not_found");
   ExpectError(worker.Complete(item, stale, "stale again"), 404, "not_found");

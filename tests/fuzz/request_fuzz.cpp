@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <string>
 
+#include "api/http_types.h"
 #include "api/request_validation.h"
+#include "core/http_grammar.h"
 
 namespace {
 
@@ -95,11 +97,47 @@ void FuzzApiKey(const std::string& body) {
 
 }  // namespace
 
+bool HasLineBreakOrNul(const std::string& s) {
+  return s.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;
+}
+
+// The response path: whatever a worker or a stored row puts in a header value (an artifact's
+// content type above all) must either be refused or be unable to split the response.
+void FuzzResponseHeaders(const std::string& input) {
+  synaps::api::HttpResponse r;
+  r.content_type = input;
+  std::string bad = synaps::api::UnsafeResponseHeader(r);
+  if (bad.empty()) CHECK(!HasLineBreakOrNul(input));
+  r.content_type = "text/plain";
+  r.headers.push_back({"X-Test", input});
+  bad = synaps::api::UnsafeResponseHeader(r);
+  CHECK(bad.empty() == synaps::IsSafeHeaderValue(input));
+  r.headers = {{input, "v"}};
+  if (synaps::api::UnsafeResponseHeader(r).empty()) CHECK(synaps::IsHttpToken(input));
+  // A media type accepted for storage is a safe header value, and its essence a prefix of it.
+  if (synaps::IsMediaType(input)) {
+    CHECK(synaps::IsSafeHeaderValue(input));
+    CHECK(input.size() <= synaps::kMaxMediaTypeBytes);
+    std::string essence = synaps::MediaTypeEssence(input);
+    CHECK(!essence.empty() && essence.find('/') != std::string::npos);
+    CHECK(essence.size() <= input.size());
+  } else {
+    CHECK(synaps::MediaTypeEssence(input).empty());
+  }
+  // Request targets: what reaches the router is origin-form or nothing.
+  std::string target = synaps::api::OriginFormTarget(input);
+  CHECK(target.empty() || target.front() == '/');
+  std::string why;
+  int status = synaps::api::CheckRequestFraming(11, "GET", input, 1, input, false, &why);
+  CHECK(status == 0 || (status >= 400 && status <= 505 && !why.empty()));
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
   (void)synaps::api::IsJsonContentType(input);
   FuzzSubmit(input);
   FuzzQueueBodies(input);
   FuzzApiKey(input);
+  FuzzResponseHeaders(input);
   return 0;
 }

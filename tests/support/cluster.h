@@ -36,6 +36,10 @@ class Cluster {
   std::string WorkerLog(size_t i) const;
   const std::string& base_url() const { return base_; }
   const std::string& database_url() const { return database_url_; }
+  // The file object store's root directory (SYNAPS_OBJECT_STORE).
+  std::string objects_dir() const { return dir_ + "/objects"; }
+  // The API's log file.
+  std::string api_log() const { return dir_ + "/api.log"; }
 
   // POST /v1/commands/submit with `body`; expects 201 and returns the response.
   nlohmann::json Submit(const nlohmann::json& body, const std::vector<std::string>& headers = {});

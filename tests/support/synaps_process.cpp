@@ -11,6 +11,11 @@ ChildProcess StartSynaps(const std::string& verb, const std::map<std::string, st
   ProcessOptions opts;
   opts.argv = {SYNAPS_BINARY, verb};
   opts.env = env;
+  // Fault tests run the process under a lower open-file limit (EMFILE).
+  if (auto it = env.find(kNofileLimitEnv); it != env.end()) {
+    opts.argv.insert(opts.argv.begin(), {"prlimit", "--nofile=" + it->second + ":" + it->second});
+    opts.env.erase(kNofileLimitEnv);
+  }
   opts.log_path = log_path;
   auto p = ChildProcess::Spawn(opts);
   if (!p) ADD_FAILURE() << "cannot start synaps " << verb << ": " << p.error().message;

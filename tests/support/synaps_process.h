@@ -10,6 +10,9 @@
 
 namespace synaps::testing {
 
+// In `env` of StartSynaps: run the process with this open-file limit (via prlimit(1)).
+inline constexpr const char* kNofileLimitEnv = "SYNAPS_TEST_NOFILE_LIMIT";
+
 // Starts `synaps <verb>` with `env` added to the environment; logs to `log_path`.
 ChildProcess StartSynaps(const std::string& verb, const std::map<std::string, std::string>& env,
                          const std::string& log_path);

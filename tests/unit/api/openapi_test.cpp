@@ -103,6 +103,7 @@ std::optional<Permission> ParsePermission(const std::string& s) {
   if (s == "work") return Permission::kWork;
   if (s == "admin") return Permission::kAdmin;
   if (s == "control") return Permission::kControl;
+  if (s == "installation-admin") return Permission::kInstallationAdmin;
   return std::nullopt;
 }
 
@@ -187,9 +188,12 @@ TEST(OpenApiTest, OperationsAreComplete) {
       }
       EXPECT_EQ(roles, allowed) << where << ": x-synaps-roles disagrees with RoleAllows";
       // kControl (the control registry's writes) is documented with the scope it needs.
-      EXPECT_EQ(*permission == Permission::kControl,
-                body.value("x-synaps-scope", "") == "installation")
-          << where << ": x-synaps-scope: installation goes with x-synaps-permission: control";
+      EXPECT_EQ(
+          *permission == Permission::kControl || *permission == Permission::kInstallationAdmin,
+          body.value("x-synaps-scope", "") == "installation")
+          << where
+          << ": x-synaps-scope: installation goes with x-synaps-permission: control or "
+             "installation-admin";
       EXPECT_FALSE(body.contains("security")) << where << ": authenticated routes use the default";
       EXPECT_TRUE(body["responses"].contains("401")) << where;
       EXPECT_TRUE(body["responses"].contains("403")) << where;

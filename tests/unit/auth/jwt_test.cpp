@@ -1,6 +1,9 @@
 #include "auth/jwt.h"
 
 #include <gtest/gtest.h>
+
+#include <limits>
+#include <optional>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -367,4 +370,53 @@ TEST(JwtTest, MintRefusesIncompleteClaims) {
 }
 
 }  // namespace
+TEST(JwtTest, LifetimesBeyondTheMaximumAreRefused) {
+  auto verify = [&](const json& payload, std::optional<std::chrono::seconds> max) {
+    VerifyOptions o = At(kNow);
+    o.max_lifetime = max;
+    return Verify(SignRaw(kHs256Header, payload.dump()), kSecret, o);
+  };
+  const int64_t now = kNow.time_since_epoch().count();
+  json p = ValidPayload();
+  p["iat"] = now;
+  p["exp"] = now + 24 * 3600;
+  EXPECT_TRUE(verify(p, std::chrono::hours(24)));
+  p["exp"] = now + 24 * 3600 + 1;
+  ExpectRefused(verify(p, std::chrono::hours(24)), "SYNAPS_JWT_MAX_TTL");
+  EXPECT_TRUE(verify(p, std::nullopt)) << "no maximum, no check";
+  // iat that lies about the token's age, or no iat at all: exp - now still counts.
+  p["iat"] = now + 10 * 86400;
+  p["exp"] = now + 11 * 86400;
+  ExpectRefused(verify(p, std::chrono::hours(24)), "too far in the future");
+  p.erase("iat");
+  ExpectRefused(verify(p, std::chrono::hours(24)), "too far in the future");
+  // Times no clock will reach are not numbers of seconds at all.
+  p["exp"] = std::numeric_limits<int64_t>::max();
+  ExpectRefused(verify(p, std::nullopt), "'exp'");
+  p["exp"] = std::numeric_limits<uint64_t>::max();
+  ExpectRefused(verify(p, std::nullopt), "'exp'");
+}
+
+TEST(JwtTest, ClaimsFollowTheApiKeyGrammar) {
+  const std::string ns(kHasuraClaimsNamespace);
+  auto verify = [&](const json& payload) {
+    return Verify(SignRaw(kHs256Header, payload.dump()), kSecret, At(kNow));
+  };
+  json p = ValidPayload();
+  p[ns]["x-hasura-tenant-id"] = std::string("acme\0zzz", 8);
+  ExpectRefused(verify(p), "x-hasura-tenant-id");
+  p[ns]["x-hasura-tenant-id"] = "acme corp";
+  ExpectRefused(verify(p), "x-hasura-tenant-id");
+  p = ValidPayload();
+  p[ns]["x-hasura-default-role"] = "god";
+  p[ns]["x-hasura-allowed-roles"] = {"god"};
+  ExpectRefused(verify(p), "x-hasura-default-role");
+  p = ValidPayload();
+  p["sub"] = "alice\r\nX-Injected: 1";
+  ExpectRefused(verify(p), "'sub'");
+  p = ValidPayload();
+  p["jti"] = std::string(300, 'j');
+  ExpectRefused(verify(p), "'jti'");
+}
+
 }  // namespace synaps::auth
