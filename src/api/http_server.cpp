@@ -335,7 +335,7 @@ class Session : public std::enable_shared_from_this<Session> {
     header->chunked(true);
     auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
     stream_.expires_never();
-    producer_ = std::move(res.stream);
+    producer_ = std::make_shared<StreamProducer>(std::move(res.stream));
     http::async_write_header(
         stream_, *serializer,
         [self = shared_from_this(), header, serializer](beast::error_code ec, size_t) {
@@ -361,7 +361,7 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(shared_.handlers, [self = shared_from_this(), producer = producer_] {
       StreamStep step;
       try {
-        step = producer();
+        step = (*producer)();
       } catch (const std::exception& e) {
         spdlog::error("stream producer threw: {}", e.what());
         step.done = true;
@@ -415,7 +415,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;  // a refusal: drain the unread request before closing
   unsigned version_ = 11;
   asio::steady_timer timer_;     // pauses between stream steps
-  StreamProducer producer_;      // set while a streamed response is being written
+  // Set while a streamed response is being written. Shared with the step running on the
+  // handler pool (producers keep state between steps, so they are never copied); Close drops
+  // this reference, the running step the other.
+  std::shared_ptr<StreamProducer> producer_;
   std::array<char, 512> probe_;  // discards what a client sends during a stream
 };
 

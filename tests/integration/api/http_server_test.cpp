@@ -156,17 +156,21 @@ TEST_F(HttpServerTest, AStreamStopsAtOnceWhenItsClientGoesAway) {
     r.content_type = "text/event-stream";
     auto state = std::make_shared<std::atomic<int>>(0);
     held = state;
-    r.stream = [state, calls]() {
+    // A producer keeps state between its steps (never copied).
+    r.stream = [state, calls, step = 0]() mutable {
       ++*calls;
       ++*state;
-      return StreamStep{.data = "data: x\n\n", .wait = std::chrono::milliseconds(20)};
+      return StreamStep{.data = "data: " + std::to_string(++step) + "\n\n",
+                        .wait = std::chrono::milliseconds(20)};
     };
     return r;
   });
   {
     RawConnection c(port_);
     ASSERT_TRUE(c.Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
-    EXPECT_NE(c.ReadUntil("data: x").find("data: x"), std::string::npos);
+    std::string got = c.ReadUntil("data: 3");
+    EXPECT_NE(got.find("data: 1\n\n"), std::string::npos) << got;
+    EXPECT_NE(got.find("data: 3\n\n"), std::string::npos) << got;
   }
   // The producer is released (its state freed) and not called again.
   EXPECT_TRUE(testing::Eventually([&] { return held.expired(); }, 2));
