@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/barrier.h"
 #include "core/http_grammar.h"
 
 namespace synaps::api {
@@ -242,13 +243,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // Handlers may block on the database: run them off the I/O threads.
     asio::post(shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
-      HttpResponse res;
-      try {
-        res = self->shared_.handler(req);
-      } catch (const std::exception& e) {
-        spdlog::error("handler threw: {}", e.what());
-        res = self->shared_.errors(500, "internal", "internal error");
-      }
+      // The handler pool's barrier (core/barrier.h): a handler that throws answers 500.
+      Result<HttpResponse> handled = Guarded(
+          "HTTP handler for " + req.method + " " + req.target.substr(0, req.target.find('?')),
+          [&] { return self->shared_.handler(req); });
+      HttpResponse res = handled ? std::move(*handled)
+                                 : self->shared_.errors(500, "internal", "internal error");
       asio::post(self->stream_.get_executor(),
                  [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
     });
@@ -359,13 +359,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void NextStep() {
     if (!producer_) return;
     asio::post(shared_.handlers, [self = shared_from_this(), producer = producer_] {
-      StreamStep step;
-      try {
-        step = (*producer)();
-      } catch (const std::exception& e) {
-        spdlog::error("stream producer threw: {}", e.what());
-        step.done = true;
-      }
+      Result<StreamStep> produced =
+          Guarded("HTTP stream producer", [&] { return (*producer)(); });
+      StreamStep step = produced ? std::move(*produced) : StreamStep{.done = true};
       asio::post(self->stream_.get_executor(),
                  [self, step = std::move(step)]() mutable { self->WriteStep(std::move(step)); });
     });
@@ -456,7 +452,7 @@ class HttpServer::Impl {
     uint16_t port = acceptor_.local_endpoint().port();
     Accept();
     for (int i = 0; i < options_.io_threads; ++i) {
-      threads_.emplace_back([this] { io_.run(); });
+      threads_.emplace_back([this] { RunGuarded("HTTP I/O loop", io_); });
     }
     return port;
   }
