@@ -181,7 +181,7 @@ HttpResponse Router::BulkCancel(Context& ctx, const Params&) const {
     } else {
       skipped.push_back({{"id", id},
                          {"code", std::string(ErrorCodeName(done.error().code))},
-                         {"message", done.error().message}});
+                         {"message", detail::ClientMessage(done.error(), ctx.request_id)}});
     }
   }
   if (deps_.relay != nullptr && !cancelled.empty()) deps_.relay->Wake();

@@ -284,13 +284,22 @@ std::string GenericMessage(ErrorCode code, const std::string& request_id) {
 
 }  // namespace
 
+namespace detail {
+
+std::string ClientMessage(const synaps::Error& e, const std::string& request_id) {
+  if (!FromDatabase(e)) return e.message;
+  spdlog::error("request {} failed in PostgreSQL: {}", request_id, e.message);
+  return GenericMessage(e.code, request_id);
+}
+
+}  // namespace detail
+
 HttpResponse Router::Context::Error(const synaps::Error& e) const {
   int status = HttpStatusFor(e.code);
   std::string message = e.message;
   std::string field = e.field;
   if (FromDatabase(e)) {
-    spdlog::error("request {} failed in PostgreSQL: {}", request_id, e.message);
-    message = GenericMessage(e.code, request_id);
+    message = detail::ClientMessage(e, request_id);
     field.clear();
   } else if (status >= 500 && e.code != ErrorCode::kUnavailable) {
     spdlog::error("request {} failed: {}", request_id, e.message);

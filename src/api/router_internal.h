@@ -36,6 +36,11 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body, const std::str
 std::optional<int64_t> ParseCount(const std::string& s);
 // Percent-decodes a query value; nullopt for malformed escapes.
 std::optional<std::string> UrlDecode(const std::string& s);
+// What a client may read of `e`: its message, unless it carries PostgreSQL's words (a
+// SQLSTATE, "PostgreSQL …"), which are logged with the request id and replaced by a generic
+// message naming it. Router::Context::Error applies it; use it wherever an error's message is
+// put in a body some other way.
+std::string ClientMessage(const synaps::Error& e, const std::string& request_id);
 // Artifact downloads are written by workers, read by people: the type is sent with nosniff and
 // `Content-Security-Policy: sandbox`, and anything but a few passive types (text/plain,
 // text/markdown, text/csv, application/json, PNG, JPEG, GIF, WebP; never HTML or SVG) as
