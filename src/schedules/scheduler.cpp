@@ -111,10 +111,12 @@ Status Scheduler::TickOne(db::Connection& conn, const store::ScheduleRow& row, i
   if (s.paused) return Ok();
 
   // Fire times after the last one decided, after the current version was written, and inside
-  // the catch-up window; the ones before the window are missed for good.
+  // the catch-up window; the ones before the window are missed for good (recorded once).
   const int64_t now_s = now_ms / 1000;
-  int64_t lower = std::max(row.version_at, now_s - s.catchup_window.count());
-  if (row.cursor) lower = std::max(lower, *row.cursor);
+  const int64_t decided = std::max(row.version_at, row.cursor.value_or(row.version_at));
+  const int64_t window_start = now_s - s.catchup_window.count();
+  if (decided < window_start) RETURN_IF_ERROR(RecordMissed(conn, s, decided, window_start));
+  const int64_t lower = std::max(decided, window_start);
   std::vector<TimePoint> due =
       s.times.Between(FromSeconds(lower), FromSeconds(now_s), options_.max_per_tick);
   // Jitter delays each fire time by a fixed amount; later ones wait behind it.
@@ -146,6 +148,25 @@ Status Scheduler::TickOne(db::Connection& conn, const store::ScheduleRow& row, i
   return Ok();
 }
 
+Status Scheduler::RecordMissed(db::Connection& conn, const control::Schedule& s, int64_t after,
+                               int64_t until) {
+  constexpr size_t kCountCap = 100'000;  // an exact count up to here; a bound on the work
+  std::vector<TimePoint> missed =
+      s.times.Between(FromSeconds(after), FromSeconds(until), kCountCap);
+  if (missed.empty()) return Ok();
+  const std::string count =
+      (missed.size() >= kCountCap ? "at least " : "") + std::to_string(missed.size());
+  const std::string reason = "catchup: missed " + count + " fire time(s) from " +
+                             FormatTime(missed.front()) + " to " + FormatTime(missed.back()) +
+                             ", older than the catch-up window (" +
+                             std::to_string(s.catchup_window.count()) + "s)";
+  ASSIGN_OR_RETURN(auto recorded,
+                   Fire(conn, s, Seconds(missed.back()), "schedule", s.overlap, reason));
+  if (recorded.outcome != "duplicate") spdlog::warn("schedules: {}: {}", s.name, reason);
+  Report(s, recorded);
+  return Ok();
+}
+
 Result<store::FireResult> Scheduler::Fire(db::Connection& conn, const control::Schedule& s,
                                           std::optional<int64_t> fire_time,
                                           const std::string& origin, Overlap overlap,
@@ -166,8 +187,9 @@ Result<store::FireResult> Scheduler::Fire(db::Connection& conn, const control::S
 Status Scheduler::PauseAfterFailure(db::Connection& conn, const store::ScheduleRow& row) {
   json spec = row.spec;
   spec["paused"] = true;
-  store::ControlActor who{"scheduler", "", "pauseOnFailure: a run of version " +
-                                               std::to_string(row.version) + " failed"};
+  store::ControlActor who{
+      "scheduler", "",
+      "pauseOnFailure: a run of version " + std::to_string(row.version) + " failed"};
   ASSIGN_OR_RETURN(auto written, store::PutControlItem(conn, "schedules", row.name, spec, who));
   if (written.changed) {
     spdlog::warn("schedules: {} paused: {}", row.name, who.reason);
@@ -213,7 +235,8 @@ Result<store::FireResult> Scheduler::Trigger(const std::string& name,
                                              std::optional<Overlap> overlap) {
   ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   ASSIGN_OR_RETURN(control::Schedule s, Load(*conn, name));
-  ASSIGN_OR_RETURN(auto fired, Fire(*conn, s, std::nullopt, "trigger", overlap.value_or(s.overlap)));
+  ASSIGN_OR_RETURN(auto fired,
+                   Fire(*conn, s, std::nullopt, "trigger", overlap.value_or(s.overlap)));
   Report(s, fired);
   return fired;
 }
@@ -229,8 +252,8 @@ Result<BackfillResult> Scheduler::Backfill(const std::string& name, TimePoint fr
                 "to: must not be in the future (fire times to come are the schedule's own)", "to");
   }
   // [from, to) with whole seconds is (from - 1 s, to - 1 s].
-  std::vector<TimePoint> times = s.times.Between(from - seconds(1), to - seconds(1),
-                                                 kMaxBackfill + 1);
+  std::vector<TimePoint> times =
+      s.times.Between(from - seconds(1), to - seconds(1), kMaxBackfill + 1);
   if (times.size() > kMaxBackfill) {
     return Fail(ErrorCode::kInvalidArgument,
                 "to: the range holds more than " + std::to_string(kMaxBackfill) +

@@ -84,6 +84,12 @@ class Scheduler {
                                  control::Overlap overlap,
                                  std::optional<std::string> skip_reason = std::nullopt);
   Status PauseAfterFailure(db::Connection& conn, const store::ScheduleRow& row);
+  // Records the fire times in (after, until], older than the catch-up window, as missed: one
+  // skipped fire row (the latest of them, reason "catchup: missed …" with their count and range)
+  // and a warning, so that an outage longer than the window is visible in the schedule's history,
+  // its ledger (`schedule.skipped`) and metrics, without a row per missed time.
+  Status RecordMissed(db::Connection& conn, const control::Schedule& s, int64_t after,
+                      int64_t until);
   void Report(const control::Schedule& schedule, const store::FireResult& fire);
   Result<control::Schedule> Load(db::Connection& conn, const std::string& name);
   void Loop();

@@ -17,9 +17,7 @@ using std::chrono::seconds;
 
 const std::map<std::string, std::string> kFastTicks = {{"SYNAPS_SCHEDULE_TICK_MS", "100"}};
 
-json Prompt(const std::string& text) {
-  return {{"kind", "prompt"}, {"input", {{"text", text}}}};
-}
+json Prompt(const std::string& text) { return {{"kind", "prompt"}, {"input", {{"text", text}}}}; }
 
 http::Response Put(Cluster& c, const std::string& name, const json& spec,
                    const std::string& reason = "test") {
@@ -51,8 +49,8 @@ TEST(Schedules, TwoApiProcessesFireEachTimeOnceWithoutALeader) {
       " WHERE kind = 'schedules' AND name = 'tick' AND version = 1");
   // Ten seconds of fire times: (start, start + 10].
   ASSERT_TRUE(Eventually([&] { return DbNow(c) >= start + 11; }, 30));
-  MustPut(c, "tick", {{"every", "1s"}, {"overlap", "allow"}, {"paused", true},
-                      {"command", Prompt("tick")}});
+  MustPut(c, "tick",
+          {{"every", "1s"}, {"overlap", "allow"}, {"paused", true}, {"command", Prompt("tick")}});
   const std::string window = "fire_time > to_timestamp(" + std::to_string(start) +
                              ") AND fire_time <= to_timestamp(" + std::to_string(start + 10) + ")";
   int64_t started = Fires(c, "tick", window + " AND status = 'started'");
@@ -85,13 +83,15 @@ TEST(Schedules, SkipNeverOverlapsASlowRun) {
   c.StartApi();
   c.StartWorker({{"SYNAPS_LOCAL_LATENCY_MS", "3000"}});
   MustPut(c, "slow", {{"every", "1s"}, {"command", Prompt("slow")}});  // overlap: skip
-  c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'slow'"
-                 " AND status = 'started'",
-                 3, 60);
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'slow'"
+      " AND status = 'started'",
+      3, 60);
   MustPut(c, "slow", {{"every", "1s"}, {"paused", true}, {"command", Prompt("slow")}});
-  c.WaitForCount("SELECT (count(*) = 0)::int FROM synaps.runs WHERE status NOT IN"
-                 " ('succeeded', 'failed', 'cancelled')",
-                 1, 60);
+  c.WaitForCount(
+      "SELECT (count(*) = 0)::int FROM synaps.runs WHERE status NOT IN"
+      " ('succeeded', 'failed', 'cancelled')",
+      1, 60);
   // Every run began after the one before it ended.
   EXPECT_EQ(c.Scalar(R"sql(
 SELECT count(*) FROM (
@@ -124,13 +124,16 @@ TEST(Schedules, RestartRunsTheMissedFireTimesInsideTheCatchUpWindow) {
   c.StartApi();
   c.StartWorker();
   MustPut(c, "catchup",
-          {{"every", "1s"}, {"overlap", "allow"}, {"catchupWindow", "10s"},
+          {{"every", "1s"},
+           {"overlap", "allow"},
+           {"catchupWindow", "10s"},
            {"command", Prompt("catch up")}});
   c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'catchup'", 2);
   const int64_t last = StopApiForFiveSeconds(c, "catchup");
   const int64_t back = DbNow(c);
-  ASSERT_TRUE(Eventually([&] { return Fires(c, "catchup", "fire_time > to_timestamp(" +
-                                                              std::to_string(back) + ")") > 0; }));
+  ASSERT_TRUE(Eventually([&] {
+    return Fires(c, "catchup", "fire_time > to_timestamp(" + std::to_string(back) + ")") > 0;
+  }));
   // Every second from before the stop to after the restart has its fire time, run once.
   const std::string gap = "fire_time > to_timestamp(" + std::to_string(last) +
                           ") AND fire_time <= to_timestamp(" + std::to_string(back) + ")";
@@ -138,22 +141,67 @@ TEST(Schedules, RestartRunsTheMissedFireTimesInsideTheCatchUpWindow) {
   EXPECT_GE(back - last, 5);
 }
 
+TEST(Schedules, FireTimesOlderThanTheCatchUpWindowAreRecordedAsMissedOnce) {
+  Cluster c(kFastTicks);
+  c.StartApi();
+  c.StartWorker();
+  MustPut(c, "short",
+          {{"every", "1s"},
+           {"overlap", "allow"},
+           {"catchupWindow", "2s"},
+           {"command", Prompt("short window")}});
+  c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'short'", 2);
+  const int64_t last = StopApiForFiveSeconds(c, "short");
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'short'"
+      " AND reason LIKE 'catchup: missed%'",
+      1);
+  // One row stands for every missed fire time: skipped, with their count, and in the ledger.
+  EXPECT_EQ(Fires(c, "short", "reason LIKE 'catchup: missed%' AND status = 'skipped'"), 1);
+  const int64_t missed_at = c.Scalar(
+      "SELECT floor(extract(epoch FROM fire_time))::bigint FROM synaps.schedule_fires"
+      " WHERE schedule = 'short' AND reason LIKE 'catchup: missed%'");
+  EXPECT_GT(missed_at, last);
+  EXPECT_EQ(Fires(c, "short",
+                  "status = 'started' AND fire_time > to_timestamp(" + std::to_string(last) +
+                      ") AND fire_time <= to_timestamp(" + std::to_string(missed_at) + ")"),
+            0)
+      << "nothing older than the window ran";
+  json view = json::parse(c.Call("GET", "/v1/schedules/short").body);
+  bool listed = false;
+  for (const auto& f : view["recentFires"]) {
+    listed =
+        listed || f.value("reason", json()).dump().find("catchup: missed") != std::string::npos;
+  }
+  EXPECT_TRUE(listed) << view.dump();
+  // Fire times inside the window after the outage did run.
+  EXPECT_GT(
+      Fires(c, "short",
+            "status = 'started' AND fire_time > to_timestamp(" + std::to_string(missed_at) + ")"),
+      0);
+}
+
 TEST(Schedules, BufferOneCatchUpRunsExactlyOneOfTheMissedFireTimes) {
   Cluster c(kFastTicks);
   c.StartApi();
   c.StartWorker();
   MustPut(c, "one",
-          {{"every", "1s"}, {"overlap", "bufferOne"}, {"catchupWindow", "10s"},
+          {{"every", "1s"},
+           {"overlap", "bufferOne"},
+           {"catchupWindow", "10s"},
            {"command", Prompt("buffer one")}});
   c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'one'", 2);
   const int64_t last = StopApiForFiveSeconds(c, "one");
-  c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'one'"
-                 " AND reason LIKE 'catchup%'",
-                 3);
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'one'"
+      " AND reason LIKE 'catchup%'",
+      3);
   // The catch-up batch: the missed fire times up to the one it ran.
-  const int64_t ran = c.Scalar(
-      "SELECT floor(extract(epoch FROM max(fire_time)))::bigint FROM synaps.schedule_fires"
-      " WHERE schedule = 'one' AND reason LIKE 'catchup%'") + 1;
+  const int64_t ran =
+      c.Scalar(
+          "SELECT floor(extract(epoch FROM max(fire_time)))::bigint FROM synaps.schedule_fires"
+          " WHERE schedule = 'one' AND reason LIKE 'catchup%'") +
+      1;
   const std::string batch = "fire_time > to_timestamp(" + std::to_string(last) +
                             ") AND fire_time <= to_timestamp(" + std::to_string(ran) + ")";
   EXPECT_EQ(Fires(c, "one", batch + " AND status = 'started'"), 1);
@@ -162,12 +210,75 @@ TEST(Schedules, BufferOneCatchUpRunsExactlyOneOfTheMissedFireTimes) {
   EXPECT_GE(ran - last - 1, 3);
 }
 
+TEST(Schedules, CancelOtherCancelsTheUnfinishedRunWhenTheNextTimeFires) {
+  Cluster c(kFastTicks);
+  c.StartApi();
+  c.StartWorker({{"SYNAPS_LOCAL_LATENCY_MS", "30000"}});  // no run finishes on its own
+  MustPut(c, "latest",
+          {{"every", "2s"}, {"overlap", "cancelOther"}, {"command", Prompt("latest")}});
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'latest'"
+      " AND status = 'started'",
+      3, 30);
+  MustPut(c, "latest",
+          {{"every", "2s"},
+           {"overlap", "cancelOther"},
+           {"paused", true},
+           {"command", Prompt("latest")}});
+  // Every run but the newest was cancelled by the fire time after it; at most one runs.
+  const std::string runs_of =
+      "FROM synaps.schedule_fires f JOIN synaps.runs r ON r.id = f.run_id"
+      " WHERE f.schedule = 'latest' AND f.status = 'started'";
+  c.WaitForCount("SELECT count(*) " + runs_of + " AND r.status = 'cancelled'", 2, 30);
+  EXPECT_LE(c.Scalar("SELECT count(*) " + runs_of + " AND r.status <> 'cancelled'"), 1);
+  EXPECT_EQ(
+      c.Scalar("SELECT count(*) " + runs_of +
+               " AND r.status = 'cancelled' AND f.fire_time = (SELECT max(fire_time)"
+               " FROM synaps.schedule_fires WHERE schedule = 'latest' AND status = 'started')"),
+      0)
+      << "the newest run is the one kept";
+  // Nothing was skipped: cancelOther starts every fire time.
+  EXPECT_EQ(Fires(c, "latest", "status = 'skipped'"), 0);
+}
+
+TEST(Schedules, JitterDelaysEachFireTimeWithinItsBoundTheSameInEveryProcess) {
+  Cluster c(kFastTicks);
+  c.StartApi();
+  c.StartExtraApi();
+  MustPut(c, "jittery",
+          {{"every", "2s"}, {"overlap", "allow"}, {"jitter", "2s"}, {"command", Prompt("jitter")}});
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires WHERE schedule = 'jittery'"
+      " AND status = 'started'",
+      8, 60);
+  MustPut(c, "jittery",
+          {{"every", "2s"},
+           {"overlap", "allow"},
+           {"jitter", "2s"},
+           {"paused", true},
+           {"command", Prompt("jitter")}});
+  // Delay of each run after its fire time, in ms.
+  const std::string delays =
+      "(SELECT extract(epoch FROM r.created_at - f.fire_time) * 1000 AS ms"
+      " FROM synaps.schedule_fires f JOIN synaps.runs r ON r.id = f.run_id"
+      " WHERE f.schedule = 'jittery') d";
+  // Each run starts after its fire time plus a delay below the 2 s bound (+ one 100 ms tick and
+  // the submit itself).
+  EXPECT_GE(c.Scalar("SELECT floor(min(ms))::bigint FROM " + delays), 0);
+  EXPECT_LT(c.Scalar("SELECT ceil(max(ms))::bigint FROM " + delays), 2000 + 600);
+  // The delays differ from one fire time to the next (they are not all ~0).
+  EXPECT_GT(c.Scalar("SELECT count(*) FROM " + delays + " WHERE ms > 300"), 0);
+  // Two processes agree on the delay: still one run per fire time.
+  EXPECT_EQ(c.Scalar("SELECT count(*) - count(DISTINCT fire_time) FROM synaps.schedule_fires"
+                     " WHERE schedule = 'jittery'"),
+            0);
+}
+
 TEST(Schedules, BackfillOfAnHourOfFiveMinuteFireTimesMakesTwelveRuns) {
   Cluster c(kFastTicks);
   c.StartApi();
   c.StartWorker();
-  MustPut(c, "report",
-          {{"every", "5m"}, {"overlap", "bufferAll"}, {"command", Prompt("report")}});
+  MustPut(c, "report", {{"every", "5m"}, {"overlap", "bufferAll"}, {"command", Prompt("report")}});
   const int64_t hour = (DbNow(c) / 3600 - 2) * 3600;
   auto fmt = [](int64_t t) {
     char buf[32];
@@ -180,11 +291,12 @@ TEST(Schedules, BackfillOfAnHourOfFiveMinuteFireTimesMakesTwelveRuns) {
   ASSERT_EQ(r.status, 200) << r.body;
   json done = json::parse(r.body);
   EXPECT_EQ(done["fireTimes"], 12);
-  EXPECT_EQ(done["started"], 1);   // bufferAll: one at a time
+  EXPECT_EQ(done["started"], 1);  // bufferAll: one at a time
   EXPECT_EQ(done["buffered"], 11);
-  c.WaitForCount("SELECT count(*) FROM synaps.schedule_fires f JOIN synaps.runs r"
-                 " ON r.id = f.run_id WHERE f.schedule = 'report' AND r.status = 'succeeded'",
-                 12, 90);
+  c.WaitForCount(
+      "SELECT count(*) FROM synaps.schedule_fires f JOIN synaps.runs r"
+      " ON r.id = f.run_id WHERE f.schedule = 'report' AND r.status = 'succeeded'",
+      12, 90);
   // Again: every fire time was decided already.
   r = c.Call("POST", "/v1/schedules/report/backfill",
              json{{"from", fmt(hour)}, {"to", fmt(hour + 3600)}}.dump());
