@@ -89,6 +89,7 @@ class ApiServer::Impl {
     revocations_ = std::make_unique<RevocationList>(
         &pool_, std::chrono::milliseconds(options_.revocation_refresh_ms));
     run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
+    tenant_feeds_ = std::make_unique<TenantFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
                                                   .bus = bus,
                                                   .objects = objects,
@@ -104,6 +105,7 @@ class ApiServer::Impl {
                                                   .stream_slots = stream_slots_.get(),
                                                   .revocations = revocations_.get(),
                                                   .run_feeds = run_feeds_.get(),
+                                                  .tenant_feeds = tenant_feeds_.get(),
                                                   .jwt_max_lifetime = options_.jwt_max_ttl,
                                                   .openapi_json = OpenApiJson(),
                                                   .scheduler = scheduler_.get()});
@@ -152,6 +154,7 @@ class ApiServer::Impl {
   std::unique_ptr<StreamSlots> stream_slots_;
   std::unique_ptr<RevocationList> revocations_;
   std::unique_ptr<RunFeeds> run_feeds_;
+  std::unique_ptr<TenantFeeds> tenant_feeds_;
   std::unique_ptr<OutboxRelay> relay_;
   std::unique_ptr<schedules::Scheduler> scheduler_;
   std::unique_ptr<Router> router_;

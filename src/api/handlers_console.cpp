@@ -3,9 +3,10 @@
 // of API keys.
 #include <memory>
 
+#include "api/outbox_relay.h"
 #include "api/request_validation.h"
 #include "api/router_internal.h"
-#include "api/outbox_relay.h"
+#include "api/run_feeds.h"
 #include "core/ids.h"
 #include "db/pool.h"
 #include "store/auth_store.h"
@@ -24,7 +25,9 @@ constexpr int kBulkLimit = 1000;
 
 // State of one tenant feed, shared by the producer's steps.
 struct TenantFeed {
-  db::Pool* pool;
+  TenantFeeds* feeds;
+  std::unique_ptr<TenantFeeds> own_feeds;  // when the router has no shared feeds
+  std::shared_ptr<void> following;         // keeps the tenant's shared feed alive
   std::string tenant_id;
   int64_t last_id;
   std::chrono::steady_clock::time_point last_write;
@@ -55,8 +58,9 @@ HttpResponse Router::WhoAmI(Context& ctx, const Params&) const {
 
 // Server-Sent Events: `id: <ledger id>` / `event: <type>` / `data: {id, runId, taskId, seq,
 // type, at, runStatus}` for every ledger event of the tenant's runs, never ending. Starts at
-// the newest event unless Last-Event-ID or ?after= says where to resume. Polls PostgreSQL every
-// 500 ms without holding a thread in between; a comment every 15 s keeps proxies open.
+// the newest event unless Last-Event-ID or ?after= says where to resume. The tenant's followers
+// share one feed (run_feeds.h: one query per 500 ms per tenant) and hold no thread in between;
+// a comment every 15 s keeps proxies open.
 HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
   std::optional<int64_t> after;
   const std::string& last_event = ctx.req.header("last-event-id");
@@ -77,9 +81,15 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
     if (!latest) return ctx.Error(latest.error());
     after = *latest;
   }
-  auto state = std::make_shared<TenantFeed>(
-      TenantFeed{deps_.pool, ctx.principal->tenant_id, *after, std::chrono::steady_clock::now()});
+  auto state = std::make_shared<TenantFeed>(TenantFeed{deps_.tenant_feeds, nullptr, nullptr,
+                                                       ctx.principal->tenant_id, *after,
+                                                       std::chrono::steady_clock::now()});
   if (auto refused = OpenStreamSlot(ctx, state->slot)) return std::move(*refused);
+  if (state->feeds == nullptr) {
+    state->own_feeds = std::make_unique<TenantFeeds>(deps_.pool, nullptr);
+    state->feeds = state->own_feeds.get();
+  }
+  state->following = state->feeds->Follow(state->tenant_id);
   HttpResponse r;
   r.content_type = "text/event-stream";
   r.headers.push_back({"X-Request-Id", ctx.request_id});
@@ -95,18 +105,16 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
       step.wait = std::chrono::milliseconds(0);
       return step;
     }
-    auto conn = state->pool->Acquire();
-    if (!conn) return step;  // try again next step
-    auto events = store::ListTenantEvents(**conn, state->tenant_id, state->last_id, 500);
-    if (!events) return step;
-    for (const auto& e : *events) {
+    auto page = state->feeds->Read(state->tenant_id, state->last_id, 500);
+    if (!page) return step;  // try again next step
+    for (const auto& e : page->events) {
       int64_t id = e["id"].get<int64_t>();
       step.data += "id: " + std::to_string(id) + "\nevent: " + e["type"].get<std::string>() +
                    "\ndata: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-      state->last_id = id;
     }
+    state->last_id = page->cursor;
     auto now = std::chrono::steady_clock::now();
-    if (events->size() == 500) step.wait = std::chrono::milliseconds(0);
+    if (page->more) step.wait = std::chrono::milliseconds(0);
     if (step.data.empty() && now - state->last_write > std::chrono::seconds(15)) {
       step.data = ": keep-alive\n\n";
     }

@@ -25,6 +25,7 @@ class ExpiringSet;
 class StreamSlots;
 class RevocationList;
 class RunFeeds;
+class TenantFeeds;
 }  // namespace synaps::api
 
 namespace synaps::schedules {
@@ -50,6 +51,7 @@ struct RouterDeps {
   StreamSlots* stream_slots = nullptr;     // concurrent event streams per principal
   RevocationList* revocations = nullptr;   // the JWT deny-list; null: not checked
   RunFeeds* run_feeds = nullptr;           // shared run feeds; null: each follower polls
+  TenantFeeds* tenant_feeds = nullptr;     // shared tenant feeds; null: each follower polls
   std::optional<std::chrono::seconds> jwt_max_lifetime = std::chrono::hours(24);
   std::string openapi_json;                   // served at /openapi.json
   schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503

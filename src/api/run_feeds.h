@@ -66,4 +66,39 @@ class RunFeeds {
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_
 };
 
+// The same sharing for the tenant feeds of the web console (GET /v1/events): one poller per
+// tenant, every `poll_interval`, whatever the number of its followers. A feed holds every event
+// of the tenant with a ledger id above the cursor it started from (the last `max_cached` of
+// them); a follower resuming from further back reads alone. Thread-safe.
+class TenantFeeds {
+ public:
+  TenantFeeds(db::Pool* pool, ApiMetrics* metrics,
+              std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500),
+              size_t max_cached = 5000);
+  ~TenantFeeds();
+
+  struct Page {
+    nlohmann::json events = nlohmann::json::array();  // ledger id > after, oldest first
+    bool more = false;   // more events are waiting: read again without a pause
+    int64_t cursor = 0;  // where the follower's next read starts (its Last-Event-ID)
+  };
+
+  // Registers a follower of the tenant's feed; the feed lives while a returned handle does.
+  std::shared_ptr<void> Follow(const std::string& tenant_id);
+  // The tenant's events after ledger id `after` (at most `limit`), refreshed from PostgreSQL
+  // when the feed is older than the poll interval. Errors are PostgreSQL's (try again later).
+  Result<Page> Read(const std::string& tenant_id, int64_t after, size_t limit);
+
+ private:
+  struct Feed;
+  Status Refresh(Feed& feed, const std::string& tenant_id);
+
+  db::Pool* const pool_;
+  ApiMetrics* const metrics_;
+  const std::chrono::milliseconds poll_interval_;
+  const size_t max_cached_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_
+};
+
 }  // namespace synaps::api

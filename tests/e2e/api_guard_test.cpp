@@ -572,5 +572,38 @@ TEST(ApiGuardTest, FollowersOfARunShareOneFeed) {
   EXPECT_LE(many, one * 2 + 10) << "200 followers made " << many << " queries, one made " << one;
 }
 
+TEST(ApiGuardTest, FollowersOfATenantFeedShareIt) {
+  Cluster c(Env{{"SYNAPS_RATE_LIMIT_RPS", "0"}, {"SYNAPS_API_MAX_STREAMS_PER_PRINCIPAL", "1000"}});
+  c.StartApi();
+  c.StartWorker({{"SYNAPS_LOCAL_LATENCY_MS", "1500"}});
+  const uint16_t port = PortOf(c.base_url());
+  auto watch = [&](int followers) {
+    double before = Metric(c.base_url(), "synaps_api_event_feed_queries_total");
+    std::vector<std::unique_ptr<RawConnection>> streams;
+    for (int i = 0; i < followers; ++i) {
+      streams.push_back(std::make_unique<RawConnection>(port));
+      EXPECT_TRUE(
+          streams.back()->Send("GET /v1/events HTTP/1.1\r\nHost: x\r\n"
+                               "Authorization: Bearer " +
+                               std::string(Cluster::kToken) + "\r\n\r\n"));
+    }
+    for (auto& s : streams)
+      EXPECT_NE(s->ReadUntil("event: ready").find("event: ready"), std::string::npos);
+    std::string run = c.SubmitText("watched by " + std::to_string(followers))["runId"];
+    int saw = 0;
+    for (auto& s : streams) {
+      std::string got = s->ReadUntil("\"runStatus\":\"succeeded\"", std::chrono::seconds(30));
+      saw += got.find(run) != std::string::npos &&
+             got.find("\"runStatus\":\"succeeded\"") != std::string::npos;
+    }
+    EXPECT_EQ(saw, followers);
+    return Metric(c.base_url(), "synaps_api_event_feed_queries_total") - before;
+  };
+  double one = watch(1);
+  double many = watch(100);
+  EXPECT_GE(one, 2);
+  EXPECT_LE(many, one * 3 + 10) << "100 followers made " << many << " queries, one made " << one;
+}
+
 }  // namespace
 }  // namespace synaps
