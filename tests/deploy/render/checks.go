@@ -32,6 +32,7 @@ type expectations struct {
 	hpaMin, hpaMax  int
 	concurrency     string
 	externalDBCIDR  string
+	monitoring      bool // monitoring.* on (render/monitoring.go)
 }
 
 func expectationsFor(mode string) (expectations, error) {
@@ -73,6 +74,10 @@ func expectationsFor(mode string) (expectations, error) {
 		e.hpaMin, e.hpaMax = 2, 20
 		e.concurrency = "64"
 		return e, nil
+	case "monitoring": // tests/deploy/monitoring-values.yaml
+		e := base
+		e.monitoring = true
+		return e, nil
 	}
 	return expectations{}, fmt.Errorf("unknown mode %q", mode)
 }
@@ -83,6 +88,7 @@ type Checker struct {
 	mode        string
 	exp         expectations
 	metadataDir string
+	sourcesDir  string // src/, for the metric names (render/monitoring.go)
 	current     string
 	Failures    []string
 	Passed      int
@@ -115,6 +121,7 @@ func (c *Checker) RunAll() {
 		{"migrations", c.checkMigrationJob},
 		{"hasura", c.checkHasura},
 		{"workers", c.checkWorkers},
+		{"monitoring", c.checkMonitoring},
 	}
 	for _, ch := range checks {
 		c.current = ch.name
@@ -320,8 +327,12 @@ func (c *Checker) checkObjects() {
 		r := ref(o)
 		c.expect(!seen[r], "%s is rendered twice", r)
 		seen[r] = true
-		c.expect(str(at(o, "metadata", "namespace")) == namespace, "%s is in namespace %q, not %s", r,
-			str(at(o, "metadata", "namespace")), namespace)
+		want := namespace
+		if c.exp.monitoring && r == "ConfigMap/synaps-dashboards" {
+			want = "monitoring" // monitoring.dashboards.namespace: the Grafana sidecar's
+		}
+		c.expect(str(at(o, "metadata", "namespace")) == want, "%s is in namespace %q, not %s", r,
+			str(at(o, "metadata", "namespace")), want)
 		switch o["kind"] {
 		case "ClusterRole", "ClusterRoleBinding", "PodSecurityPolicy", "Namespace":
 			c.expect(false, "%s: the release must stay inside its namespace", r)

@@ -3,8 +3,8 @@
 //
 //	synaps-chart render --chart DIR [--values FILE]... [--namespace NS] [--release NAME]
 //	    prints the manifests like `helm template`
-//	synaps-chart check --chart DIR --mode default|external|scale --metadata DIR
-//	    [--values FILE]... [--out FILE]
+//	synaps-chart check --chart DIR --mode default|external|scale|monitoring --metadata DIR
+//	    [--sources DIR] [--values FILE]... [--out FILE]
 //	    renders, writes the manifests to --out, checks them; exit 1 listing every failure
 package main
 
@@ -33,9 +33,10 @@ func main() {
 	namespace := fs.String("namespace", "default", "release namespace (helm --namespace)")
 	release := fs.String("release", "synaps", "release name")
 	upgrade := fs.Bool("upgrade", false, "render as an upgrade")
-	mode := fs.String("mode", "default", "what to expect: default, external or scale")
+	mode := fs.String("mode", "default", "what to expect: default, external, scale or monitoring")
 	metadata := fs.String("metadata", "", "deploy/hasura/metadata, to compare the ConfigMap with")
 	out := fs.String("out", "", "also write the manifests here")
+	sources := fs.String("sources", "", "src/, whose registered metric names dashboards and alerts may use")
 	fs.Parse(os.Args[2:])
 	if *chartDir == "" {
 		fmt.Fprintln(os.Stderr, "--chart is required")
@@ -61,6 +62,7 @@ func main() {
 	}
 
 	c := NewChecker(docs, *mode, *metadata)
+	c.sourcesDir = *sources
 	c.RunAll()
 	if len(c.Failures) > 0 {
 		fmt.Fprintf(os.Stderr, "%d chart check(s) failed (mode %s; manifests in %s):\n", len(c.Failures),

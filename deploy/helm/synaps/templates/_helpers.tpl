@@ -176,3 +176,11 @@ pre-install,pre-upgrade
 post-install,pre-upgrade
 {{- end -}}
 {{- end -}}
+
+{{/* Labels of one alert: include "synaps.alertLabels" (list .Values.monitoring.prometheusRule severity) */}}
+{{- define "synaps.alertLabels" -}}
+severity: {{ index . 1 | quote }}
+{{- with (index . 0).alertLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
