@@ -6,6 +6,8 @@
 //	synaps-chart check --chart DIR --mode default|external|scale|monitoring --metadata DIR
 //	    [--sources DIR] [--values FILE]... [--out FILE]
 //	    renders, writes the manifests to --out, checks them; exit 1 listing every failure
+//	synaps-chart promql --chart DIR [--values FILE]... --out DIR
+//	    writes the alerts and the dashboard queries as rule files for promtool (monitoring.go)
 package main
 
 import (
@@ -21,8 +23,8 @@ func (v *valueFiles) String() string     { return strings.Join(*v, ",") }
 func (v *valueFiles) Set(s string) error { *v = append(*v, s); return nil }
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "render" && os.Args[1] != "check") {
-		fmt.Fprintln(os.Stderr, "usage: synaps-chart render|check --chart DIR [--values FILE]... (see main.go)")
+	if len(os.Args) < 2 || (os.Args[1] != "render" && os.Args[1] != "check" && os.Args[1] != "promql") {
+		fmt.Fprintln(os.Stderr, "usage: synaps-chart render|check|promql --chart DIR [--values FILE]... (see main.go)")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
@@ -35,7 +37,7 @@ func main() {
 	upgrade := fs.Bool("upgrade", false, "render as an upgrade")
 	mode := fs.String("mode", "default", "what to expect: default, external, scale or monitoring")
 	metadata := fs.String("metadata", "", "deploy/hasura/metadata, to compare the ConfigMap with")
-	out := fs.String("out", "", "also write the manifests here")
+	out := fs.String("out", "", "also write the manifests here (promql: the directory of the rule files)")
 	sources := fs.String("sources", "", "src/, whose registered metric names dashboards and alerts may use")
 	fs.Parse(os.Args[2:])
 	if *chartDir == "" {
@@ -48,6 +50,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
+	}
+	if verb == "promql" {
+		if err := WritePromQL(docs, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "promql:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	manifests := WriteManifests(docs)
 	if *out != "" {

@@ -249,3 +249,44 @@ func (c *Checker) checkMetricNames(objs []object) {
 		c.expect(exported[m], "%s is used in a dashboard or alert but no source under %s registers it", m, c.sourcesDir)
 	}
 }
+
+// WritePromQL writes what promtool can check from the rendered monitoring objects into dir:
+// alerts.rules.yaml (the PrometheusRule's spec, a rule file as it stands) and
+// dashboard.rules.yaml (every dashboard query as a recording rule, with Grafana's
+// $__rate_interval and $namespace replaced by values Prometheus accepts).
+func WritePromQL(docs []Document, dir string) error {
+	var rules []interface{}
+	var spec interface{}
+	for _, d := range docs {
+		o := d.Object
+		switch {
+		case o["kind"] == "PrometheusRule":
+			spec = o["spec"]
+		case o["kind"] == "ConfigMap" && labelsOf(at(o, "metadata", "labels"))["grafana_dashboard"] != "":
+			for key, v := range obj(o["data"]) {
+				var dash map[string]interface{}
+				if err := json.Unmarshal([]byte(str(v)), &dash); err != nil {
+					return fmt.Errorf("dashboard %s: %v", key, err)
+				}
+				for _, p := range list(dash["panels"]) {
+					for _, t := range list(obj(p)["targets"]) {
+						expr := strings.NewReplacer("$__rate_interval", "5m", "$namespace", ".*").Replace(str(obj(t)["expr"]))
+						rules = append(rules, map[string]interface{}{
+							"record": fmt.Sprintf("synaps:dashboard_query_%d", len(rules)+1), "expr": expr})
+					}
+				}
+			}
+		}
+	}
+	if spec == nil || len(rules) == 0 {
+		return fmt.Errorf("no PrometheusRule or no dashboard queries rendered: enable monitoring.*")
+	}
+	dashboard := map[string]interface{}{"groups": []interface{}{
+		map[string]interface{}{"name": "synaps-dashboard", "rules": rules}}}
+	for name, content := range map[string]interface{}{"alerts.rules.yaml": spec, "dashboard.rules.yaml": dashboard} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(toYAML(content)), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
