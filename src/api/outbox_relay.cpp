@@ -83,6 +83,7 @@ void OutboxRelay::Loop() {
     // The relay thread's barrier (core/barrier.h): a step that throws is logged and the next
     // sweep publishes what it left.
     if (!batch.empty() && bus_->connected()) {
+      // Logged by the barrier; the next sweep publishes what this left.
       (void)Guarded("outbox relay: publishing handed rows", [&] {
         auto ids = PublishAll(batch);
         if (ids.empty()) return;
@@ -103,6 +104,7 @@ void OutboxRelay::Loop() {
       (void)Guarded("outbox relay: cleanup", [&] {  // logged by the barrier; retried in 30 s
         auto conn = pool_->Acquire();
         if (!conn) return;
+        // Housekeeping: what fails now is deleted by the next cleanup, 30 s later.
         (void)store::DeletePublished(**conn, options_.retention_seconds);
         // Housekeeping that needs no owner of its own: leftovers of cancelled runs.
         (void)store::DeleteAbandonedCancelledItems(**conn);

@@ -32,6 +32,8 @@ namespace detail {
 template <class T>
 struct IsResult : std::false_type {};
 template <class T>
+struct IsResult<Result<T>> : std::true_type {};
+template <class T>
 struct IsResult<std::expected<T, Error>> : std::true_type {};
 
 // Result<T> and Status stay as they are; void becomes Status; any other T becomes Result<T>.

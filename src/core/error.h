@@ -1,5 +1,5 @@
-// Expected failures as values: Result<T> = std::expected<T, Error>. Exceptions are reserved for
-// startup/configuration errors (ConfigError) and bugs.
+// Expected failures as values: Result<T>, a std::expected<T, Error> that must not be ignored.
+// Exceptions are reserved for startup/configuration errors (ConfigError) and bugs.
 #pragma once
 
 #include <expected>
@@ -40,9 +40,20 @@ struct Error {
   }
 };
 
+// A value or an Error. [[nodiscard]]: a result that is dropped is a failure nobody hears of;
+// to ignore one on purpose, cast it to (void) with a comment saying why. Behaves as
+// std::expected<T, Error> (it is one), and converts from one.
 template <class T>
-using Result = std::expected<T, Error>;
-using Status = std::expected<void, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using Base = std::expected<T, Error>;
+  using Base::Base;
+  using Base::operator=;
+  Result() = default;
+  Result(const Base& other) : Base(other) {}
+  Result(Base&& other) : Base(std::move(other)) {}
+};
+using Status = Result<void>;
 
 inline std::unexpected<Error> Fail(ErrorCode code, std::string message, std::string field = {}) {
   return std::unexpected(Error{code, std::move(message), std::move(field)});

@@ -146,6 +146,8 @@ auto InTransaction(Connection& conn, F&& body) -> decltype(body()) {
   if (!begin) return std::unexpected(begin.error());
   auto result = body();
   if (!result) {
+    // The body's error is the one to report; a failed ROLLBACK leaves the connection in a
+    // failed transaction, which the owner (pool, lane) drops.
     (void)conn.Exec("ROLLBACK");
     return result;
   }

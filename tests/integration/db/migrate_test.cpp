@@ -54,6 +54,7 @@ TEST(MigrateTest, WaitingForTheLockIsBounded) {
   // Once the holder lets go, a waiting migrate gets the lock within its bound.
   std::thread release([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Runs on its own thread: a failure shows as the Migrate below timing out.
     (void)holder->Exec("SELECT pg_advisory_unlock(7340032017)");
   });
   auto report = Migrate(*conn, EmbeddedMigrations(), std::chrono::seconds(10));

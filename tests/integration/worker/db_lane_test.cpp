@@ -163,6 +163,7 @@ TEST(DbLaneTest, AJobThatThrowsFailsAloneAndTheLaneGoesOn) {
   // A job that throws inside a transaction must not leak it into the next job.
   lane.Call(
       [](db::Connection& conn) -> Result<int64_t> {
+        // Only the open transaction matters here; the throw below is what is tested.
         (void)conn.Exec("BEGIN");
         (void)conn.Exec("CREATE TABLE leaked (x int)");
         throw std::logic_error("bug after BEGIN");

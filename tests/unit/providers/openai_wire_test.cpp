@@ -110,8 +110,8 @@ TEST(OpenAiWireTest, AssemblesAStreamWithUsageInTheChoice) {
   auto d2 = a.Apply(json::parse(R"({"choices":[{"index":0,"delta":{"content":"po"}}]})"));
   EXPECT_EQ(d2->text, "po");
   EXPECT_FALSE(a.finished());
-  a.Apply(json::parse(
-      R"({"choices":[{"index":0,"delta":{"content":"ng"},"finish_reason":"stop","usage":{"prompt_tokens":4,"completion_tokens":2}}]})"));
+  ASSERT_TRUE(a.Apply(json::parse(
+      R"({"choices":[{"index":0,"delta":{"content":"ng"},"finish_reason":"stop","usage":{"prompt_tokens":4,"completion_tokens":2}}]})")));
   EXPECT_TRUE(a.finished());
   ChatResponse r = a.Take();
   EXPECT_EQ(r.text, "pong");
@@ -124,13 +124,13 @@ TEST(OpenAiWireTest, AssemblesAStreamWithUsageInTheChoice) {
 
 TEST(OpenAiWireTest, AssemblesToolCallsSentWithoutIndex) {
   StreamAssembler a;
-  a.Apply(json::parse(
-      R"({"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}}]}}]})"));
-  a.Apply(json::parse(
-      R"({"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"x\":"}}]}}]})"));
-  a.Apply(json::parse(
-      R"({"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"1}"}}]}}],"usage":null})"));
-  a.Apply(json::parse(R"({"choices":[{"delta":{},"finish_reason":"tool_calls"}]})"));
+  ASSERT_TRUE(a.Apply(json::parse(
+      R"({"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}}]}}]})")));
+  ASSERT_TRUE(a.Apply(json::parse(
+      R"({"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"x\":"}}]}}]})")));
+  ASSERT_TRUE(a.Apply(json::parse(
+      R"({"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"1}"}}]}}],"usage":null})")));
+  ASSERT_TRUE(a.Apply(json::parse(R"({"choices":[{"delta":{},"finish_reason":"tool_calls"}]})")));
   ChatResponse r = a.Take();
   ASSERT_EQ(r.tool_calls.size(), 2u);
   EXPECT_EQ(r.tool_calls[0].name, "f");
