@@ -8,6 +8,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -224,6 +225,27 @@ TEST_F(HttpServerTest, GracefulStopIsBounded) {
   auto t0 = std::chrono::steady_clock::now();
   server_->Stop();  // waits for the handler thread itself, but not for the drain bound
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+// The handler pool's barrier (docs/reliability.md, "Bus and thread barriers"): a handler that
+// throws answers 500 internal, and the pool serves the next request.
+TEST_F(HttpServerTest, AHandlerThatThrowsAnswers500AndThePoolGoesOn) {
+  Serve(
+      [](const HttpRequest& req) -> HttpResponse {
+        if (req.target == "/throw") throw std::runtime_error("handler bug");
+        if (req.target == "/odd") throw 42;
+        return Echo(req);
+      },
+      HttpServerOptions{.handler_threads = 1});
+  for (const char* target : {"/throw", "/odd"}) {
+    std::string out = Get(target);
+    EXPECT_EQ(FirstStatus(out), 500) << out;
+    EXPECT_NE(out.find("\"code\":\"internal\""), std::string::npos) << out;
+    EXPECT_EQ(out.find("handler bug"), std::string::npos) << "internals stay in the log: " << out;
+  }
+  std::string ok = Get("/fine");
+  EXPECT_EQ(FirstStatus(ok), 200) << ok;
+  EXPECT_NE(ok.find("GET /fine 0"), std::string::npos) << ok;
 }
 
 }  // namespace
