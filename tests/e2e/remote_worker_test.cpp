@@ -235,5 +235,29 @@ TEST(RemoteWorkerTest, AnotherTenantsWorkerSeesNothing) {
   EXPECT_EQ(own.Renew(item, epoch).status, 200);
 }
 
+// A task whose stored spec does not read back (jsonb keeps 1e400, which no double holds) is not
+// handed out half-read: the claim fails it, saying why, and hands out the others
+// (docs/reliability.md, "Bus and thread barriers").
+TEST(RemoteWorkerTest, AClaimFailsATaskWhoseRowDoesNotReadAndHandsOutTheOthers) {
+  Cluster c;
+  c.StartApi();
+  RemoteWorker worker{c.base_url(), CreateKey(c, "worker")["token"]};
+  const std::string good = c.SubmitText("fine")["runId"];
+  const std::string corrupt = c.SubmitText("to be corrupted")["runId"];
+  ASSERT_TRUE(
+      c.db().Exec("UPDATE synaps.tasks SET spec = '{\"input\": {\"text\": \"x\"}, "
+                  "\"n\": 1e400}' WHERE run_id = $1::uuid",
+                  {corrupt}));
+  auto claimed =
+      worker.Post("/v1/queue/claim", {{"worker", "w"}, {"limit", 10}, {"leaseSeconds", 30}});
+  ASSERT_EQ(claimed.status, 200) << claimed.body;
+  json items = Parse(claimed)["items"];
+  ASSERT_EQ(items.size(), 1u) << items.dump();
+  EXPECT_EQ(items[0]["runId"], good);
+  json run = c.WaitFinished(corrupt);
+  EXPECT_EQ(run["status"], "failed") << run.dump();
+  EXPECT_NE(run.dump().find("does not read as JSON"), std::string::npos) << run.dump();
+}
+
 }  // namespace
 }  // namespace synaps
