@@ -240,8 +240,8 @@ TEST(ApiGuardTest, PostgresErrorsNeverReachTheClient) {
 
 TEST(ApiGuardTest, AFloodOfInvalidTokensIsLimitedByAddressAndCostsNoLookups) {
   Cluster c(Env{{"SYNAPS_RATE_LIMIT_RPS", "0"},
-             {"SYNAPS_API_ADDRESS_RPS", "2"},
-             {"SYNAPS_API_ADDRESS_BURST", "20"}});
+                {"SYNAPS_API_ADDRESS_RPS", "2"},
+                {"SYNAPS_API_ADDRESS_BURST", "20"}});
   c.StartApi();
   int limited = 0, unauthorized = 0;
   for (int i = 0; i < 120; ++i) {
@@ -272,8 +272,8 @@ TEST(ApiGuardTest, ARepeatedInvalidTokenIsLookedUpOnce) {
 
 TEST(ApiGuardTest, RateLimitsArePerTenantAndSubject) {
   Cluster c(Env{{"SYNAPS_JWT_SECRET", kJwtSecret},
-             {"SYNAPS_RATE_LIMIT_RPS", "1"},
-             {"SYNAPS_RATE_LIMIT_BURST", "3"}});
+                {"SYNAPS_RATE_LIMIT_RPS", "1"},
+                {"SYNAPS_RATE_LIMIT_BURST", "3"}});
   c.StartApi();
   auto hits = [&](const std::string& token) {
     int limited = 0;
@@ -298,12 +298,18 @@ TEST(ApiGuardTest, ConnectionsAreCappedPerAddressAndInTotal) {
   c.StartApi();
   const uint16_t port = PortOf(c.base_url());
   {
+    // The readiness probe's connection may still be closing: hold three once all are admitted.
     std::vector<std::unique_ptr<RawConnection>> held;
-    for (int i = 0; i < 3; ++i) {
-      held.push_back(std::make_unique<RawConnection>(port));
-      ASSERT_TRUE(held.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
-      EXPECT_EQ(FirstStatus(held.back()->ReadUntil("\"ok\"")), 200);
-    }
+    ASSERT_TRUE(testing::Eventually([&] {
+      held.clear();
+      bool admitted = true;
+      for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<RawConnection>(port));
+        held.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        admitted = FirstStatus(held.back()->ReadUntil("\"ok\"")) == 200 && admitted;
+      }
+      return admitted;
+    }));
     std::string refused = RawExchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     EXPECT_EQ(FirstStatus(refused), 429) << refused;
     EXPECT_NE(refused.find("too_many_connections"), std::string::npos) << refused;
@@ -321,14 +327,16 @@ TEST(ApiGuardTest, ConnectionsAreCappedPerAddressAndInTotal) {
   const uint16_t tport = PortOf(t.base_url());
   // The readiness probe's connection may still be closing: hold two once both are admitted.
   std::unique_ptr<RawConnection> a, b;
-  ASSERT_TRUE(testing::Eventually([&] {
-    a = std::make_unique<RawConnection>(tport);
-    b = std::make_unique<RawConnection>(tport);
-    a->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    b->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    return FirstStatus(a->ReadUntil("\r\n\r\n")) == 200 &&
-           FirstStatus(b->ReadUntil("\r\n\r\n")) == 200;
-  }, 10));
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        a = std::make_unique<RawConnection>(tport);
+        b = std::make_unique<RawConnection>(tport);
+        a->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        b->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        return FirstStatus(a->ReadUntil("\r\n\r\n")) == 200 &&
+               FirstStatus(b->ReadUntil("\r\n\r\n")) == 200;
+      },
+      10));
   std::string full = RawExchange(tport, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(FirstStatus(full), 503) << full;
 }
@@ -423,8 +431,8 @@ TEST(ApiGuardTest, JwtLifetimesAndClaimsAreBounded) {
 
 TEST(ApiGuardTest, RevokedJwtsAreRefusedEverywhere) {
   Cluster c(Env{{"SYNAPS_JWT_SECRET", kJwtSecret},
-             {"SYNAPS_RATE_LIMIT_RPS", "0"},
-             {"SYNAPS_API_REVOCATION_REFRESH_MS", "300"}});
+                {"SYNAPS_RATE_LIMIT_RPS", "0"},
+                {"SYNAPS_API_REVOCATION_REFRESH_MS", "300"}});
   c.StartApi();
   std::string other = c.StartExtraApi();
   std::string token = Jwt("ta", "operator", "mallory", std::chrono::hours(1), "jti-to-revoke");
@@ -489,8 +497,8 @@ double CpuSeconds(pid_t pid) {
 
 TEST(ApiGuardTest, RunningOutOfFileDescriptorsBacksOffAndRecovers) {
   Cluster c(Env{{"SYNAPS_RATE_LIMIT_RPS", "0"},
-             {testing::kNofileLimitEnv, "96"},
-             {"SYNAPS_DB_POOL_SIZE", "2"}});
+                {testing::kNofileLimitEnv, "96"},
+                {"SYNAPS_DB_POOL_SIZE", "2"}});
   c.StartApi();
   const uint16_t port = PortOf(c.base_url());
   std::vector<std::unique_ptr<RawConnection>> flood;
@@ -528,7 +536,7 @@ TEST(ApiGuardTest, SigtermFinishesResponsesInFlight) {
   EXPECT_TRUE(testing::Eventually(
       [&] {
         // pg_locks is read live (pg_stat_activity would be a snapshot inside this transaction).
-    return c.Scalar("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
+        return c.Scalar("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
       },
       10));
   c.api().Signal(SIGTERM);
