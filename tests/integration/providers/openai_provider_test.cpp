@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include "support/fake_openai.h"
@@ -89,7 +90,8 @@ std::string Joined(const std::vector<ChatDelta>& deltas, int attempt = 0) {
 }
 
 TEST_F(OpenAiProviderTest, PlainAnswer) {
-  FakeOpenAi fake([](const FakeRequest&, int) { return FakeOpenAi::Completion("Hello there", 7, 2); });
+  FakeOpenAi fake(
+      [](const FakeRequest&, int) { return FakeOpenAi::Completion("Hello there", 7, 2); });
   OpenAiCompatibleProvider provider(io.get_executor(), Options(fake));
   auto r = Run(provider, Request(/*stream=*/false));
   ASSERT_TRUE(r) << r.error().message;
@@ -179,8 +181,7 @@ TEST_F(OpenAiProviderTest, RetryAfterBeyondTheLimitFailsAtOnceAsRetryable) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
   EXPECT_TRUE(r.error().retryable());
-  EXPECT_NE(r.error().message.find("asked to wait 3600 s"), std::string::npos)
-      << r.error().message;
+  EXPECT_NE(r.error().message.find("asked to wait 3600 s"), std::string::npos) << r.error().message;
   EXPECT_EQ(fake.request_count(), 1);
 }
 
@@ -442,12 +443,24 @@ TEST_F(OpenAiProviderTest, CancelFromOutsideAbortsTheTransfer) {
     return r;
   });
   OpenAiCompatibleProvider provider(io.get_executor(), Options(fake));
-  asio::steady_timer timer(io, 150ms);
-  timer.async_wait([&](boost::system::error_code) { call->Cancel(); });
+  // Cancel from outside once the stream has started (not at a fixed time: a slow build, e.g.
+  // under the sanitizers, may not have seen a delta yet).
+  asio::steady_timer timer(io, 10ms);
+  std::function<void(boost::system::error_code)> cancel_once_streaming =
+      [&](boost::system::error_code) {
+        if (deltas.empty()) {
+          timer.expires_after(10ms);
+          timer.async_wait(cancel_once_streaming);
+          return;
+        }
+        call->Cancel();
+      };
+  timer.async_wait(cancel_once_streaming);
   auto r = Run(provider, Request());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
   EXPECT_FALSE(deltas.empty());
+  EXPECT_LT(deltas.size(), 500u) << "the transfer was aborted before the stream ended";
   size_t seen = deltas.size();
   call->Cancel();  // a second cancel is harmless
   io.run_for(100ms);
@@ -499,7 +512,8 @@ TEST_F(OpenAiProviderTest, StreamedToolCallsAreAssembledFromFragments) {
   });
   OpenAiCompatibleProvider provider(io.get_executor(), Options(fake));
   ChatRequest request = Request();
-  request.tools = {{"get_weather", "Weather in a city",
+  request.tools = {{"get_weather",
+                    "Weather in a city",
                     {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}},
                    {"get_time", "", {{"type", "object"}}}};
   request.tool_choice = "auto";
@@ -554,12 +568,13 @@ TEST_F(OpenAiProviderTest, ToolResultsGoBackInOpenAisFormat) {
 
   json messages = fake.requests().at(0).Json()["messages"];
   ASSERT_EQ(messages.size(), 4u);
-  EXPECT_EQ(messages[2], (json{{"role", "assistant"},
-                               {"content", nullptr},
-                               {"tool_calls",
-                                {{{"id", "call_a"},
-                                  {"type", "function"},
-                                  {"function", {{"name", "lookup"}, {"arguments", "{\"q\":0}"}}}}}}}));
+  EXPECT_EQ(messages[2],
+            (json{{"role", "assistant"},
+                  {"content", nullptr},
+                  {"tool_calls",
+                   {{{"id", "call_a"},
+                     {"type", "function"},
+                     {"function", {{"name", "lookup"}, {"arguments", "{\"q\":0}"}}}}}}}));
   EXPECT_EQ(messages[3],
             (json{{"role", "tool"}, {"tool_call_id", "call_a"}, {"content", "result zero"}}));
 }
