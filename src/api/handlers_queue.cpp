@@ -319,18 +319,11 @@ HttpResponse Router::RevokeToken(Context& ctx, const Params&) const {
     }
     exp = e.get<int64_t>();
   }
-  std::string reason;
-  if (body->contains("reason")) {
-    const json& r = (*body)["reason"];
-    if (!r.is_string() || r.get<std::string>().size() > 2000) {
-      return ctx.Error(400, "invalid_argument", "reason must be a string of at most 2000 bytes",
-                       "reason");
-    }
-    reason = r.get<std::string>();
-  }
+  auto reason = detail::OptionalReason(*body);
+  if (!reason) return ctx.Error(reason.error());
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto done = store::RevokeToken(**conn, jti.get<std::string>(), exp, ctx.principal->id, reason);
+  auto done = store::RevokeToken(**conn, jti.get<std::string>(), exp, ctx.principal->id, *reason);
   if (!done) return ctx.Error(done.error());
   if (deps_.revocations != nullptr) deps_.revocations->Add(jti.get<std::string>());
   return JsonResponse(201, {{"jti", jti}, {"exp", exp}, {"revoked", true}}, ctx.request_id);

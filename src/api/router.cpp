@@ -169,6 +169,16 @@ void SetArtifactHeaders(HttpResponse& r, const std::string& content_type, const 
   r.headers.push_back({"Content-Disposition", disposition});
 }
 
+Result<std::string> OptionalReason(const json& body) {
+  if (!body.contains("reason")) return std::string();
+  const json& r = body["reason"];
+  if (!r.is_string() || r.get<std::string>().size() > 2000) {
+    return Fail(ErrorCode::kInvalidArgument, "reason must be a string of at most 2000 bytes",
+                "reason");
+  }
+  return r.get<std::string>();
+}
+
 Result<json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known) {
   ASSIGN_OR_RETURN(json body, ParseJsonObject(ctx.req.body));
   for (auto it = body.begin(); it != body.end(); ++it) {
@@ -587,14 +597,9 @@ HttpResponse Router::DecideTask(Context& ctx, const std::string& id, bool approv
     }
     auto body = detail::JsonBody(ctx, {"reason"});
     if (!body) return ctx.Error(body.error());
-    if (body->contains("reason")) {
-      const json& r = (*body)["reason"];
-      if (!r.is_string() || r.get<std::string>().size() > 2000) {
-        return ctx.Error(400, "invalid_argument", "reason must be a string of at most 2000 bytes",
-                         "reason");
-      }
-      reason = r.get<std::string>();
-    }
+    auto given = detail::OptionalReason(*body);
+    if (!given) return ctx.Error(given.error());
+    reason = std::move(*given);
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());

@@ -50,6 +50,9 @@ bool IsInlineArtifactType(const std::string& content_type);
 void SetArtifactHeaders(HttpResponse& r, const std::string& content_type, const std::string& name);
 // The request's JSON object body with only `known` fields (kInvalidArgument naming the field).
 Result<nlohmann::json> JsonBody(const Router::Context& ctx, const std::set<std::string>& known);
+// The body's optional `reason` (a decision's or a revocation's): "" when absent; kInvalidArgument
+// (field "reason") unless a string of at most 2000 bytes.
+Result<std::string> OptionalReason(const nlohmann::json& body);
 
 // The runs filter shared by GET /v1/runs (query) and POST /v1/runs/cancel (body): threadId,
 // status, kind, text, tag, createdAfter, createdBefore; kInvalidArgument naming the field.
