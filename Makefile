@@ -65,7 +65,7 @@ fuzz:
 ASAN_BUILD_DIR ?= build-asan
 TSAN_BUILD_DIR ?= build-tsan
 SAN_LABELS ?=
-SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
+SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
   -DSYNAPS_BUILD_CONSOLE=OFF $(CMAKE_ARGS)
 
 # With SAN_LABELS set, only the test binaries carrying those labels are built (their ctest names

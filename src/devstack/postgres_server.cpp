@@ -119,7 +119,10 @@ Status PostgresServer::Launch() {
               "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
               "-c", "max_connections=300", "-c", "shared_buffers=256MB"};
   if (!options_.durable) {
-    for (const char* s : {"fsync=off", "synchronous_commit=off", "full_page_writes=off"}) {
+    // Scratch servers: no fsync, and a small WAL (each test database copied from the template is
+    // WAL-logged; the default 1 GB max_wal_size would keep hundreds of MB per test binary).
+    for (const char* s : {"fsync=off", "synchronous_commit=off", "full_page_writes=off",
+                          "max_wal_size=64MB", "min_wal_size=32MB"}) {
       run.argv.push_back("-c");
       run.argv.push_back(s);
     }

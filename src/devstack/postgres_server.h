@@ -16,7 +16,7 @@ struct PostgresOptions {
   std::string data_dir;       // created and initialized when empty
   std::string log_path;       // server log
   uint16_t port = 0;          // 0 = pick a free one
-  bool durable = true;        // false: fsync off (tests)
+  bool durable = true;        // false: fsync off, small WAL (tests)
 };
 
 class PostgresServer {

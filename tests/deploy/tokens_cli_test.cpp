@@ -12,11 +12,13 @@
 #include "auth/base64url.h"
 #include "auth/jwt.h"
 #include "core/process.h"
+#include "support/scratch_dir.h"
 
 namespace synaps {
 namespace {
 
 using nlohmann::json;
+using synaps::testing::MakeScratchDir;
 
 const std::string kSecret = "tokens-cli-test-secret-0123456789abcdef";
 
@@ -27,11 +29,7 @@ struct CliResult {
 
 CliResult RunSynaps(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env) {
-  static const std::string dir = [] {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "synaps-tokens-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    return tmpl;
-  }();
+  static const std::string dir = MakeScratchDir("tokens");
   static int runs = 0;
   std::string log = dir + "/out" + std::to_string(++runs) + ".log";
   ProcessOptions options;

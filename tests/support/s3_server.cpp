@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "http/client.h"
+#include "support/scratch_dir.h"
 
 namespace synaps::testing {
 
@@ -58,16 +59,20 @@ Result<std::unique_ptr<S3Server>> S3Server::Start(const Options& options) {
 }
 
 S3Server* S3Server::Shared() {
-  // Leaked on purpose, like TestStack: the child dies with the test process (PDEATHSIG).
+  // Leaked on purpose, like TestStack: stopped and its directory removed at exit by the scratch
+  // directory's hook (or by PDEATHSIG and the next test process, when this one is killed).
   static S3Server* shared = []() -> S3Server* {
-    std::string tmpl = (fs::temp_directory_path() / "synaps-s3-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) return nullptr;
-    auto started = Start({.data_dir = tmpl + "/data", .log_path = tmpl + "/s3rver.log"});
+    static S3Server* started_server = nullptr;
+    std::string dir = MakeScratchDir("s3", [] {
+      if (started_server != nullptr) started_server->Stop();
+    });
+    auto started = Start({.data_dir = dir + "/data", .log_path = dir + "/s3rver.log"});
     if (!started) {
       ADD_FAILURE() << started.error().message;
       return nullptr;
     }
-    return started->release();
+    started_server = started->release();
+    return started_server;
   }();
   if (shared == nullptr) ADD_FAILURE() << "the shared s3rver is not running";
   return shared;

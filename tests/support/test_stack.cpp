@@ -1,7 +1,6 @@
 #include "support/test_stack.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,23 +9,24 @@
 
 #include "db/connection.h"
 #include "db/migrate.h"
+#include "support/scratch_dir.h"
 
 namespace synaps::testing {
 
-namespace fs = std::filesystem;
 
 TestStack& TestStack::Get() {
-  // Leaked on purpose: servers are stopped by the ChildProcess owners at exit via PDEATHSIG, and
-  // test binaries must not race static destructors with running threads.
+  // Leaked on purpose: test binaries must not race static destructors with running threads. The
+  // servers are stopped and the directory removed by the scratch directory's exit hook (or by
+  // PDEATHSIG and the next test process, when this one is killed).
   static TestStack* stack = new TestStack();
   return *stack;
 }
 
 TestStack::TestStack() {
-  std::string tmpl = (fs::temp_directory_path() / "synaps-test-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  root_ = tmpl;
-  chmod(root_.c_str(), 0755);  // the postgres user must reach the data directory
+  root_ = MakeScratchDir("test", [this] {
+    if (nats_) nats_->Stop();
+    if (postgres_) postgres_->Stop();
+  });
   auto pg = devstack::PostgresServer::Start({.data_dir = root_ + "/pg",
                                              .log_path = root_ + "/postgres.log",
                                              .durable = false});
