@@ -853,9 +853,14 @@ class Worker::Impl {
             // A completion or failure in flight may have ended the lease itself; its own answer
             // says what happened.
             if (f == nullptr || f->writing || f->failing) continue;
-            spdlog::warn("abandoning task {} (item {}): {}", f->item.task_id, o.item_id,
-                         o.state == store::RenewState::kCancelled ? "run cancelled"
-                                                                  : "lease lost to another worker");
+            if (o.state == store::RenewState::kCancelled) {
+              // The notice on synaps.run.<id> was missed; the renewal removed the item.
+              spdlog::info("aborting task {} (item {}): run {} was cancelled (seen on renewal)",
+                           f->item.task_id, o.item_id, f->item.run_id);
+            } else {
+              spdlog::warn("abandoning task {} (item {}): lease lost to another worker",
+                           f->item.task_id, o.item_id);
+            }
             f->run->Cancel();  // its answer, if any, is dropped with it
             std::erase_if(pending_, [&](const store::Completion& c) {
               return c.lease.item_id == o.item_id;

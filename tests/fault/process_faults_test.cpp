@@ -154,9 +154,11 @@ TEST(FaultTest, CancelAbortsInFlightWorkAndRefusesFinishedRuns) {
   auto cancelled = c.Call("POST", "/v1/runs/" + id + "/cancel");
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(json::parse(cancelled.body)["status"], "cancelled");
+  // The notice on synaps.run.<id> aborts it at once; a lease renewal (every lease/3 s) would too.
   EXPECT_TRUE(Eventually([&] {
     return testing::ReadFile(c.WorkerLog(w)).find("was cancelled") != std::string::npos;
-  })) << testing::ReadFile(c.WorkerLog(w));
+  })) << "worker log:\n" << testing::ReadFile(c.WorkerLog(w)) << "\napi log:\n"
+      << testing::ReadFile(c.api_log());
   c.WaitForCount("SELECT (count(*) = 0)::int FROM synaps.queue_items", 1);
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.ledger_events WHERE type = 'run.cancelled'"), 1);
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"), 0);
