@@ -243,6 +243,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"POST", "/v1/control/{kind}/{name}/rollback", Permission::kControl,
        &Router::RollbackControl},
       {"GET", "/v1/schedules", Permission::kRead, &Router::ListSchedules},
+      {"GET", "/v1/usage", Permission::kRead, &Router::GetUsage},
       {"GET", "/v1/schedules/{name}", Permission::kRead, &Router::GetSchedule},
       {"POST", "/v1/schedules/{name}/trigger", Permission::kOperate, &Router::TriggerSchedule},
       {"POST", "/v1/schedules/{name}/backfill", Permission::kOperate, &Router::BackfillSchedule},

@@ -160,6 +160,8 @@ class Router {
   HttpResponse TriggerSchedule(Context& ctx, const Params& p) const;
   HttpResponse BackfillSchedule(Context& ctx, const Params& p) const;
   std::optional<HttpResponse> CheckScheduleAccess(Context& ctx, const std::string& name) const;
+  // handlers_usage.cpp: usage and cost from the ledger
+  HttpResponse GetUsage(Context& ctx, const Params&) const;
 
  public:
   // Every (method, pattern) the router serves, for the OpenAPI consistency test.

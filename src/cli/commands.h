@@ -163,6 +163,17 @@ struct SchedulesFlags {
 CLI::App* AddSchedulesCommand(CLI::App& app, SchedulesFlags& flags);
 int RunSchedules(const SchedulesFlags& flags);
 
+// synaps usage: tokens, cost and errors from GET /v1/usage.
+struct UsageFlags {
+  std::optional<std::string> from;  // YYYY-MM-DD
+  std::optional<std::string> to;
+  std::string group_by = "day,route,model";
+  std::optional<std::string> tenant;
+  bool json = false;
+};
+CLI::App* AddUsageCommand(CLI::App& app, UsageFlags& flags);
+int RunUsage(const UsageFlags& flags);
+
 // Blocks SIGINT and SIGTERM in the calling thread and every thread started after it, so that
 // WaitForShutdownSignal() can take them synchronously. Call first thing in main().
 void BlockShutdownSignals();

@@ -200,6 +200,8 @@ int main(int argc, char** argv) {
 
   cli::SchedulesFlags schedules_flags;
   auto* schedulescmd = cli::AddSchedulesCommand(app, schedules_flags);
+  cli::UsageFlags usage_flags;
+  auto* usagecmd = cli::AddUsageCommand(app, usage_flags);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -231,6 +233,7 @@ int main(int argc, char** argv) {
     if (gccmd->parsed()) return cli::RunGc(gc);
     if (controlcmd->parsed()) return cli::RunControl(control_flags);
     if (schedulescmd->parsed()) return cli::RunSchedules(schedules_flags);
+    if (usagecmd->parsed()) return cli::RunUsage(usage_flags);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";

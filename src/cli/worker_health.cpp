@@ -48,6 +48,16 @@ class WorkerHealthServer::Impl {
                              "Bus messages dropped as malformed, mistyped, binary or oversized "
                              "(or whose handler failed), by subject family.")
                          .Register(*registry_);
+    tokens_ = &prometheus::BuildCounter()
+                   .Name("synaps_model_tokens_total")
+                   .Help("Model tokens of the tasks this worker completed, by tenant, model and "
+                         "type (input, output); at most 200 tenant-model pairs, then other.")
+                   .Register(*registry_);
+    cost_ = &prometheus::BuildCounter()
+                 .Name("synaps_model_cost_usd_total")
+                 .Help("Cost in USD (from the routes' pricing) of the tasks this worker "
+                       "completed, by tenant and model; at most 200 pairs, then other.")
+                 .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -97,7 +107,15 @@ class WorkerHealthServer::Impl {
       Advance("held", s.held);
       Advance("failed", s.failed);
       for (const auto& [family, total] : s.bus_rejected) {
-        AdvanceTo(bus_rejected_->Add({{"subject", family}}), total);
+        AdvanceTo(bus_rejected_->Add({{"subject", family}}), static_cast<double>(total));
+      }
+      for (const auto& [key, t] : s.usage) {
+        const auto& [tenant, model] = key;
+        AdvanceTo(tokens_->Add({{"tenant", tenant}, {"model", model}, {"type", "input"}}),
+                  static_cast<double>(t.prompt_tokens));
+        AdvanceTo(tokens_->Add({{"tenant", tenant}, {"model", model}, {"type", "output"}}),
+                  static_cast<double>(t.completion_tokens));
+        AdvanceTo(cost_->Add({{"tenant", tenant}, {"model", model}}), t.cost_usd);
       }
       api::HttpResponse out;
       out.content_type = "text/plain; version=0.0.4";
@@ -114,11 +132,11 @@ class WorkerHealthServer::Impl {
   }
 
   void Advance(const std::string& outcome, uint64_t total) {
-    AdvanceTo(tasks_->Add({{"outcome", outcome}}), total);
+    AdvanceTo(tasks_->Add({{"outcome", outcome}}), static_cast<double>(total));
   }
 
-  static void AdvanceTo(prometheus::Counter& c, uint64_t total) {
-    double delta = static_cast<double>(total) - c.Value();
+  static void AdvanceTo(prometheus::Counter& c, double total) {
+    double delta = total - c.Value();
     if (delta > 0) c.Increment(delta);
   }
 
@@ -143,6 +161,8 @@ class WorkerHealthServer::Impl {
   prometheus::Gauge* unreached_;
   prometheus::Family<prometheus::Counter>* tasks_;
   prometheus::Family<prometheus::Counter>* bus_rejected_;
+  prometheus::Family<prometheus::Counter>* tokens_;
+  prometheus::Family<prometheus::Counter>* cost_;
   std::unique_ptr<api::HttpServer> server_;
 };
 

@@ -424,6 +424,7 @@ class Worker::Impl {
     out.held = stats_.held.load(std::memory_order_relaxed);
     out.failed = stats_.failed.load(std::memory_order_relaxed);
     if (bus_ != nullptr) out.bus_rejected = bus_->RejectedCounts();
+    out.usage = usage_.Snapshot();
     // The lanes' own watchdog numbers (atomics), so that a stuck loop cannot hide a stuck lane.
     int64_t reached = 0;
     auto look = [&](const DbLane& lane) {
@@ -714,6 +715,9 @@ class Worker::Impl {
           break;
         case store::CompleteState::kCompleted:
           stats_.completed.fetch_add(1, std::memory_order_relaxed);
+          if (InFlight* f = Find(lease.item_id, lease.lease_epoch); f != nullptr) {
+            usage_.Add(f->item.tenant_id, batch.completions[i].output);
+          }
           break;
       }
       solo_.erase(lease.item_id);
@@ -893,6 +897,7 @@ class Worker::Impl {
     std::atomic<int64_t> snapshot_version{0};
     std::atomic<uint64_t> claimed{0}, completed{0}, held{0}, failed{0};
   } stats_;
+  UsageTally usage_;  // added to on the event loop, read by Stats()
   asio::thread_pool uploads_;               // object-store writes, off the event loop
   providers::ProviderRegistry providers_;   // on io_; destroyed before io_
   std::unique_ptr<ToolRunner> tools_;       // the agents' tools, on io_

@@ -25,6 +25,7 @@
 #include "objstore/object_store.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
+#include "worker/usage_tally.h"
 
 namespace synaps::worker {
 
@@ -72,6 +73,8 @@ struct WorkerStats {
   // Bus messages dropped (malformed, mistyped, binary, oversized) by subject family, since the
   // start (bus::Bus::RejectedCounts(); empty without a bus).
   std::map<std::string, uint64_t> bus_rejected;
+  // Tokens and cost of the tasks it completed, per (tenant, model), bounded (usage_tally.h).
+  std::map<UsageTally::Key, UsageTotals> usage;
 };
 
 class Worker {

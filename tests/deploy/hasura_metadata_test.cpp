@@ -327,7 +327,8 @@ TEST_F(HasuraMetadataTest, NonAdminRolesReadOnlyTheirTenant) {
   }
   EXPECT_EQ(readable, (std::set<std::string>{"synaps.threads", "synaps.commands", "synaps.runs",
                                              "synaps.tasks", "synaps.ledger_events",
-                                             "synaps.artifacts", "synaps.artifact_versions"}));
+                                             "synaps.artifacts", "synaps.artifact_versions",
+                                             "synaps.usage_daily"}));
 }
 
 TEST_F(HasuraMetadataTest, NoRoleMayWrite) {

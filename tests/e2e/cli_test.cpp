@@ -255,6 +255,19 @@ TEST(CliTest, SubmitListWatchAndFetchTheArtifact) {
   auto cancel_json = cli.Run({"runs", "cancel", run_id, "--json"});
   EXPECT_EQ(cancel_json.exit_code, 1);
   EXPECT_EQ(json::parse(cancel_json.out)["error"]["code"], "conflict") << cancel_json.out;
+
+  // What it cost: one task, as the ledger has it.
+  auto usage = cli.Run({"usage"});
+  ASSERT_EQ(usage.exit_code, 0) << Describe(usage);
+  EXPECT_TRUE(Contains(usage.out, "IN TOKENS")) << usage.out;
+  EXPECT_TRUE(Contains(usage.out, "total")) << usage.out;
+  EXPECT_TRUE(Contains(usage.out, "without params.pricing")) << usage.out;
+  auto usage_json = cli.Run({"usage", "--group-by", "", "--json"});
+  ASSERT_EQ(usage_json.exit_code, 0) << Describe(usage_json);
+  EXPECT_EQ(json::parse(usage_json.out)["totals"]["succeeded"], 1) << usage_json.out;
+  auto bad_day = cli.Run({"usage", "--from", "yesterday"});
+  EXPECT_EQ(bad_day.exit_code, 1);
+  EXPECT_TRUE(Contains(bad_day.err, "from must be a date, YYYY-MM-DD")) << bad_day.err;
 }
 
 TEST(CliTest, WatchShowsALiveProgressLineOnATerminal) {
