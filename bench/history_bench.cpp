@@ -1,6 +1,9 @@
 // 5. Scale of history: claim latency and drain rate of one worker with a large history of
 //    finished tasks (and their ledger rows) in the database, against an empty one.
+#include <functional>
 #include <thread>
+
+#include "store/usage_store.h"
 
 #include "benchmarks.h"
 
@@ -56,7 +59,10 @@ void GenerateHistory(db::Connection& conn, int n) {
       " (2, 'task.queued', '{\"name\":\"main\",\"queue\":\"default\",\"priority\":0}'::jsonb),"
       " (3, 'task.claimed', '{\"worker\":\"history\",\"leaseEpoch\":1}'::jsonb),"
       " (4, 'artifact.created', '{\"name\":\"answer.md\",\"version\":1,\"size\":20}'::jsonb),"
-      " (5, 'task.completed', '{\"provider\":\"local\",\"model\":\"echo\"}'::jsonb),"
+      " (5, 'task.completed', '{\"provider\":\"local\",\"model\":\"echo\","
+      "\"usage\":{\"promptTokens\":12,\"completionTokens\":3},\"costUsd\":0.000021,"
+      "\"providerAttempts\":1,\"control\":{\"routeUsed\":{\"name\":\"default\","
+      "\"version\":1}}}'::jsonb),"
       " (6, 'run.succeeded', '{}'::jsonb)) AS e(seq, type, data) ORDER BY h.run_id, e.seq",
       "SET session_replication_role = DEFAULT",
       "DROP TABLE bench_h",
@@ -69,6 +75,42 @@ void GenerateHistory(db::Connection& conn, int n) {
     Log("  " + sql.substr(0, 48) + "... " +
         std::to_string(Seconds(std::chrono::steady_clock::now() - start)) + " s");
   }
+}
+
+// GET /v1/usage over the whole history (docs/observability.md "Usage and cost"): the first
+// query on a history never rolled up (one rollup pass of 500,000 ids, then the rest read live),
+// the passes that fold the rest in, and a query once everything is folded.
+json MeasureUsage(db::Connection& conn) {
+  store::UsageQuery q;
+  q.to = Must(conn.Exec("SELECT (now() AT TIME ZONE 'UTC')::date::text"), "today").GetString(0, 0);
+  q.from = Must(conn.Exec("SELECT ((now() AT TIME ZONE 'UTC')::date - 365)::text"), "from")
+               .GetString(0, 0);
+  q.group_by.assign(std::begin(store::kUsageDimensions), std::end(store::kUsageDimensions));
+  auto timed = [&](const std::function<void()>& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    return Seconds(std::chrono::steady_clock::now() - t0);
+  };
+  json out;
+  int64_t rows = 0;
+  out["first_query_seconds"] = timed([&] {
+    Must(store::RollUpUsage(conn), "usage rollup");
+    rows = static_cast<int64_t>(Must(store::QueryUsage(conn, q), "usage query")["rows"].size());
+  });
+  out["rollup_seconds"] = timed([&] {
+    while (Must(store::RollUpUsage(conn), "usage rollup") > 0) {
+    }
+  });
+  std::vector<double> ms;
+  for (int i = 0; i < 5; ++i) {
+    ms.push_back(1000 * timed([&] {
+                   Must(store::RollUpUsage(conn), "usage rollup");
+                   Must(store::QueryUsage(conn, q), "usage query");
+                 }));
+  }
+  out["query_ms"] = ToJson(Summarize(ms));
+  out["rows"] = rows;
+  return out;
 }
 
 struct HistorySample {
@@ -139,6 +181,11 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
     out["generate_seconds"] = Seconds(std::chrono::steady_clock::now() - start);
     out["ledger_rows"] = Scalar(conn, "SELECT count(*) FROM synaps.ledger_events");
     out["database_bytes"] = Scalar(conn, "SELECT pg_database_size(current_database())");
+    Log("history: usage and cost over the history (GET /v1/usage)");
+    out["usage"] = MeasureUsage(conn);
+    Log("  first query " + std::to_string(out["usage"]["first_query_seconds"].get<double>()) +
+        " s, rollup " + std::to_string(out["usage"]["rollup_seconds"].get<double>()) +
+        " s, then p50 " + std::to_string(out["usage"]["query_ms"]["p50"].get<double>()) + " ms");
   }
   json empty_runs = json::array(), big_runs = json::array();
   for (int rep = 0; rep < options.reps; ++rep) {

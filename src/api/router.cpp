@@ -330,13 +330,18 @@ HttpResponse Router::ErrorResponse(int status, const std::string& code, const st
 
 HttpResponse Router::Handle(const HttpRequest& request) const {
   auto started = std::chrono::steady_clock::now();
-  Context ctx{request, SaneRequestId(request.header("x-request-id")), {}, {}, {}, {}};
+  Context ctx{request, SaneRequestId(request.header("x-request-id")), {}, {}, {}, {}, {}};
+  auto incoming = TraceContext::Parse(request.header("traceparent"), request.header("tracestate"));
+  ctx.trace = incoming ? incoming->Child() : TraceContext::Start();
   size_t q = request.target.find('?');
   ctx.path = request.target.substr(0, q);
   if (q != std::string::npos) ctx.query = ParseQuery(request.target.substr(q + 1));
   HttpResponse res = Dispatch(ctx);
+  res.headers.push_back({"traceparent", ctx.trace.Traceparent()});
+  if (!ctx.trace.tracestate.empty()) res.headers.push_back({"tracestate", ctx.trace.tracestate});
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
   json line = {{"type", "access"},         {"requestId", ctx.request_id},
+               {"traceId", ctx.trace.trace_id},
                {"method", request.method}, {"route", ctx.route},
                {"status", res.status},     {"durationMs", std::round(ms.count() * 100) / 100},
                {"remote", request.remote}};
@@ -536,6 +541,8 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
   store::SubmitRequest req = std::move(*parsed);
   req.tenant_id = ctx.principal->tenant_id;
   req.actor = ctx.principal->id;
+  // The tasks' spans are children of this request's span (docs/observability.md).
+  req.trace = ctx.trace;
   const std::string& key = ctx.req.header("idempotency-key");
   if (!key.empty()) {
     if (key.size() > 255) {

@@ -9,6 +9,7 @@
 
 #include "api/request_validation.h"
 #include "api/router.h"
+#include "core/trace.h"
 #include "control/arbitration.h"
 #include "store/run_store.h"
 
@@ -21,6 +22,9 @@ struct Router::Context {
   std::map<std::string, std::string> query;
   std::optional<Principal> principal;
   std::string route = "unmatched";  // route pattern, for logs and metrics
+  // This request's span: a child of the client's `traceparent`, or the root of a new trace.
+  // Answered in the response's `traceparent`; a submit carries it into the tasks it creates.
+  TraceContext trace;
 
   HttpResponse Error(int status, const std::string& code, const std::string& message,
                      const std::string& field = {}) const {

@@ -45,6 +45,8 @@ struct OpenAiCompatibleProvider::Core {
 namespace detail {
 namespace {
 
+curl::HeaderList MakeHeaders(const OpenAiOptions& o, const char* accept);
+
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -76,6 +78,8 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
         on_delta_(request.on_delta),
         body_(std::move(body)),
         stream_(request.stream),
+        traceparent_(request.traceparent),
+        tracestate_(request.tracestate),
         timeout_(request.timeout.count() > 0 ? request.timeout : core->options.request_timeout),
         max_attempts_(request.max_attempts > 0 ? request.max_attempts
                                                 : std::max(1, core->options.retry.max_attempts)),
@@ -173,8 +177,14 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body_.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body_.size()));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER,
-                     stream_ ? core_->stream_headers.get() : core_->plain_headers.get());
+    curl_slist* headers = stream_ ? core_->stream_headers.get() : core_->plain_headers.get();
+    if (!traceparent_.empty()) {
+      call_headers_ = MakeHeaders(o, stream_ ? "text/event-stream" : "application/json");
+      call_headers_.Append("traceparent: " + traceparent_);
+      if (!tracestate_.empty()) call_headers_.Append("tracestate: " + tracestate_);
+      headers = call_headers_.get();
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "synaps");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &ChatCall::OnBodyThunk);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
@@ -451,6 +461,8 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
   DeltaCallback on_delta_;
   const std::string body_;
   const bool stream_;
+  const std::string traceparent_;
+  const std::string tracestate_;
   const std::chrono::milliseconds timeout_;
   const int max_attempts_;
   const Clock::time_point started_;
@@ -461,7 +473,8 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
   bool cancelled_ = false;
   bool finished_ = false;
 
-  // The current attempt.
+  // The current attempt. The header list outlives the easy handle that points at it.
+  curl::HeaderList call_headers_;  // base headers plus the trace context; empty without one
   curl::EasyHandle easy_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
   BodyMode mode_ = BodyMode::kUnknown;

@@ -76,6 +76,11 @@ struct ChatRequest {
   // Per-call overrides of the provider's settings; zero means "use the provider's".
   std::chrono::milliseconds timeout{0};  // total time of one attempt
   int max_attempts = 0;                  // attempts including the first
+  // W3C trace context of this model call (core/trace.h), sent as `traceparent` and
+  // `tracestate` headers on every attempt; empty: none. Values come from TraceContext, which
+  // admits no control characters.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 struct Usage {

@@ -9,8 +9,15 @@ using nlohmann::json;
 
 json CommandJson(const SubmitRequest& request) {
   json tasks = json::array();
+  json trace;
+  if (request.trace) {
+    trace = {{"traceparent", request.trace->Traceparent()}};
+    if (!request.trace->tracestate.empty()) trace["tracestate"] = request.trace->tracestate;
+  }
   for (const auto& t : request.tasks) {
-    tasks.push_back({{"name", t.name}, {"kind", t.kind}, {"spec", t.spec},
+    json spec = t.spec;
+    if (!trace.is_null() && spec.is_object()) spec["trace"] = trace;
+    tasks.push_back({{"name", t.name}, {"kind", t.kind}, {"spec", std::move(spec)},
                      {"dependsOn", t.depends_on}});
   }
   json command = {{"kind", request.kind},   {"payload", request.payload},
@@ -61,6 +68,8 @@ SELECT jsonb_build_object(
   'id', r.id, 'status', r.status, 'commandId', r.command_id, 'threadId', r.thread_id,
   'createdAt', r.created_at, 'startedAt', r.started_at, 'finishedAt', r.finished_at,
   'error', r.error,
+  'traceparent', (SELECT t.spec #>> '{trace,traceparent}' FROM synaps.tasks t
+                   WHERE t.run_id = r.id ORDER BY t.created_at, t.name LIMIT 1),
   'schedule', (SELECT jsonb_build_object('name', f.schedule, 'version', f.version,
                                          'fireTime', f.fire_time, 'origin', f.origin)
                  FROM synaps.schedule_fires f WHERE f.run_id = r.id),

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/trace.h"
 #include "db/connection.h"
 
 namespace synaps::store {
@@ -32,6 +33,9 @@ struct SubmitRequest {
   std::optional<std::string> not_before;        // RFC 3339
   int max_attempts = 3;
   std::vector<TaskPlan> tasks;
+  // Stored in each task's spec as {"trace": {"traceparent", "tracestate"?}} (not part of the
+  // request hash: a retry under another trace replays the same command).
+  std::optional<TraceContext> trace;
 };
 
 // A message the submit transaction wrote to the outbox, for the relay to publish at once.

@@ -32,6 +32,7 @@ struct Call {
   json arguments;
   std::chrono::milliseconds timeout{};
   Clock::time_point deadline;
+  std::optional<TraceContext> trace;
 };
 
 // State the transfer's callbacks share with the thread that runs it.
@@ -181,7 +182,10 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
   HeaderList headers;
   bool listed = headers.Append("Accept: application/json") && headers.Append("Expect:") &&
                 headers.Append("X-Synaps-Tool: " + call.tool) &&
-                (call.method == "GET" || headers.Append("Content-Type: application/json"));
+                (call.method == "GET" || headers.Append("Content-Type: application/json")) &&
+                (!call.trace || headers.Append("traceparent: " + call.trace->Traceparent())) &&
+                (!call.trace || call.trace->tracestate.empty() ||
+                 headers.Append("tracestate: " + call.trace->tracestate));
   if (!listed) return Fail(ErrorCode::kInternal, what + ": out of memory for headers");
 
   // Pin the checked addresses: libcurl does no lookup of its own, so a DNS answer that
@@ -307,7 +311,8 @@ void HttpTools::InvokeText(const control::Tool& tool, std::string_view arguments
   Invoke(tool, parsed, std::move(done));
 }
 
-void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done done) {
+void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done done,
+                       const std::optional<TraceContext>& trace) {
   json args = arguments.is_null() ? json::object() : arguments;
   Status valid = [&]() -> Status {
     if (tool.type != control::ToolType::kHttp) {
@@ -342,7 +347,7 @@ void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done do
   auto timeout = std::clamp(std::chrono::milliseconds(tool.timeout_ms),
                             std::chrono::milliseconds(1), options_.max_timeout);
   Call call{tool.name,       tool.url, tool.method == "GET" ? "GET" : "POST",
-            tool.allow_hosts, std::move(args), timeout, Clock::now() + timeout};
+            tool.allow_hosts, std::move(args), timeout, Clock::now() + timeout, trace};
   // The weak token is taken here, on the executor's thread, because the destructor resets it
   // there; the pool thread only carries it back.
   asio::post(pool_, [this, alive = std::weak_ptr<char>(alive_), call = std::move(call),

@@ -64,6 +64,7 @@
 
 #include "control/spec.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "tools/network_policy.h"
 
 namespace synaps::tools {
@@ -98,8 +99,10 @@ class HttpTools {
 
   static std::unique_ptr<HttpTools> FromEnvironment(boost::asio::any_io_executor executor);
 
-  // Calls `tool` (type http) with `arguments` (a JSON object; null means {}).
-  void Invoke(const control::Tool& tool, const nlohmann::json& arguments, Done done);
+  // Calls `tool` (type http) with `arguments` (a JSON object; null means {}). With `trace`, the
+  // request carries its `traceparent` (and `tracestate`): the call is that span.
+  void Invoke(const control::Tool& tool, const nlohmann::json& arguments, Done done,
+              const std::optional<TraceContext>& trace = std::nullopt);
   // The same with the arguments as the model wrote them (ToolCall::arguments): kInvalidArgument
   // when they are not valid JSON. An empty text means {}.
   void InvokeText(const control::Tool& tool, std::string_view arguments, Done done);

@@ -256,7 +256,22 @@ TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapsho
       on_delta_(std::move(on_delta)),
       on_event_(std::move(on_event)),
       done_(std::move(done)),
-      alive_(std::make_shared<bool>(true)) {}
+      alive_(std::make_shared<bool>(true)) {
+  // This attempt is a child span of the submit request's span (stored in the spec by the API).
+  if (item_.spec.is_object() && item_.spec.contains("trace") && item_.spec["trace"].is_object()) {
+    const json& t = item_.spec["trace"];
+    auto parent = TraceContext::Parse(t.value("traceparent", ""), t.value("tracestate", ""));
+    if (parent) trace_ = parent->Child();
+  }
+}
+
+// Model and tool calls are children of the attempt's span.
+void TaskRun::TraceCall(providers::ChatRequest& req) const {
+  if (!trace_) return;
+  TraceContext span = trace_->Child();
+  req.traceparent = span.Traceparent();
+  req.tracestate = span.tracestate;
+}
 
 TaskRun::~TaskRun() { *alive_ = false; }
 
@@ -310,6 +325,7 @@ void TaskRun::CallModel() {
   req.model = route.value("model", "");
   req.params = ProviderParams(route);
   req.messages = messages_;
+  TraceCall(req);
   // An answer that arbiters still have to pass is not streamed to the ledger: a held or refused
   // answer must not be readable before the verdict.
   if (plan_.arbiters.empty()) req.on_delta = on_delta_;
@@ -439,7 +455,11 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
       });
       continue;
     }
-    env_.tools->Invoke(*tool, args, finish_one);
+    if (trace_) {
+      env_.tools->InvokeTraced(*tool, args, trace_->Child(), finish_one);
+    } else {
+      env_.tools->Invoke(*tool, args, finish_one);
+    }
   }
 }
 
@@ -508,6 +528,7 @@ void TaskRun::NextJudge() {
   req.params = ProviderParams(route_json);
   req.messages = JudgeRequest(*slot.spec, plan_.task_text, last_.text);
   req.stream = false;
+  TraceCall(req);
   std::weak_ptr<bool> alive = alive_;
   call_ = (*provider)->Start(req, [this, alive, record](Result<providers::ChatResponse> r) {
     if (auto a = alive.lock(); !a || !*a) return;

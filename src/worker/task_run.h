@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/snapshot.h"
+#include "core/trace.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
 #include "worker/arbiters.h"
@@ -103,12 +104,14 @@ class TaskRun {
   // reply — fails this task alone with kInternal naming the task and the step, and drops what
   // is still on its way to it; the loop goes on with other tasks.
   void Barrier(const char* step, const std::function<void()>& fn);
+  void TraceCall(providers::ChatRequest& req) const;
   // Reports a ledger event, made storable (valid UTF-8, no NUL, bounded depth).
   void Emit(const char* type, const nlohmann::json& data);
   // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.
   void PostCancelled();
 
   const store::ClaimedItem item_;
+  std::optional<TraceContext> trace_;  // this attempt's span; none for specs without a trace
   const std::shared_ptr<const control::Snapshot> snapshot_;
   const TaskRunEnv env_;
   OnDelta on_delta_;

@@ -20,6 +20,15 @@ class WorkerToolRunner final : public ToolRunner {
     http_->Invoke(tool, arguments, std::move(done));
   }
 
+  void InvokeTraced(const control::Tool& tool, const nlohmann::json& arguments,
+                    const TraceContext& trace, Done done) override {
+    if (tool.type == control::ToolType::kBuiltin) {
+      builtin_->Invoke(tool.name, arguments, std::move(done));
+      return;
+    }
+    http_->Invoke(tool, arguments, std::move(done), trace);
+  }
+
  private:
   std::unique_ptr<k8s::BuiltinTools> builtin_;
   std::unique_ptr<tools::HttpTools> http_;

@@ -12,6 +12,7 @@
 
 #include "control/spec.h"
 #include "core/error.h"
+#include "core/trace.h"
 
 namespace synaps::worker {
 
@@ -26,6 +27,13 @@ class ToolRunner {
   // Runs `tool` with `arguments` (already validated against tool.parameters). `done` runs
   // exactly once on the event loop, never inside Invoke, and not after the runner is destroyed.
   virtual void Invoke(const control::Tool& tool, const nlohmann::json& arguments, Done done) = 0;
+  // The same as the span `trace` (core/trace.h): http tools send it as `traceparent`. Runners
+  // that do not carry trace context need not override it.
+  virtual void InvokeTraced(const control::Tool& tool, const nlohmann::json& arguments,
+                            const TraceContext& trace, Done done) {
+    (void)trace;
+    Invoke(tool, arguments, std::move(done));
+  }
 };
 
 // The worker's runner, on `executor` (the worker's event loop): builtin tools from the in-cluster
