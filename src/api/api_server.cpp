@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "db/deadlines.h"
 #include "db/pool.h"
+#include "otel/exporter.h"
 #include "schedules/scheduler.h"
 
 namespace synaps::api {
@@ -88,6 +89,9 @@ class ApiServer::Impl {
     stream_slots_ = std::make_unique<StreamSlots>(options_.max_streams_per_principal);
     revocations_ = std::make_unique<RevocationList>(
         &pool_, std::chrono::milliseconds(options_.revocation_refresh_ms));
+    auto tracer = otel::Exporter::FromEnvironment("synaps-api");
+    if (!tracer) throw ConfigError(tracer.error().message);
+    tracer_ = std::move(*tracer);
     run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
     tenant_feeds_ = std::make_unique<TenantFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
@@ -108,7 +112,8 @@ class ApiServer::Impl {
                                                   .tenant_feeds = tenant_feeds_.get(),
                                                   .jwt_max_lifetime = options_.jwt_max_ttl,
                                                   .openapi_json = OpenApiJson(),
-                                                  .scheduler = scheduler_.get()});
+                                                  .scheduler = scheduler_.get(),
+                                                  .tracer = tracer_.get()});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
     HttpServerOptions http{.host = hp.host,
                            .port = hp.port,
@@ -153,6 +158,7 @@ class ApiServer::Impl {
   std::unique_ptr<ExpiringSet> invalid_tokens_;
   std::unique_ptr<StreamSlots> stream_slots_;
   std::unique_ptr<RevocationList> revocations_;
+  std::unique_ptr<otel::Exporter> tracer_;  // before the router and server, which use it
   std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<TenantFeeds> tenant_feeds_;
   std::unique_ptr<OutboxRelay> relay_;

@@ -59,6 +59,11 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            "Bus messages dropped as malformed, mistyped, binary or oversized (or "
                            "whose handler failed), by subject family.")
                        .Register(*registry_);
+  spans_ = &prometheus::BuildCounter()
+                .Name("synaps_otel_spans_total")
+                .Help("Spans exported over OTLP, and spans dropped (queue full or the collector "
+                      "failing), by outcome.")
+                .Register(*registry_);
   refused_ = &prometheus::BuildCounter()
                   .Name("synaps_api_refused_total")
                   .Help("Requests and connections refused by an abuse limit, by reason.")
@@ -144,6 +149,15 @@ void ApiMetrics::SetBusRejected(const std::map<std::string, uint64_t>& totals) {
   std::lock_guard lock(bus_rejected_mu_);
   for (const auto& [family, total] : totals) {
     prometheus::Counter& c = bus_rejected_->Add({{"subject", family}});
+    double delta = static_cast<double>(total) - c.Value();
+    if (delta > 0) c.Increment(delta);
+  }
+}
+
+void ApiMetrics::SetSpanCounts(uint64_t exported, uint64_t dropped) {
+  std::lock_guard lock(bus_rejected_mu_);
+  for (const auto& [outcome, total] : {std::pair{"exported", exported}, {"dropped", dropped}}) {
+    prometheus::Counter& c = spans_->Add({{"outcome", outcome}});
     double delta = static_cast<double>(total) - c.Value();
     if (delta > 0) c.Increment(delta);
   }

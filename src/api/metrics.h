@@ -59,6 +59,9 @@ class ApiMetrics : public HttpServerObserver {
   // Bus messages dropped since the start, by subject family (bus::Bus::RejectedCounts()):
   // synaps_bus_messages_rejected_total{subject}.
   void SetBusRejected(const std::map<std::string, uint64_t>& totals);
+  // Spans sent to the OTLP collector and spans dropped (queue full or collector failing), since
+  // the start: synaps_otel_spans_total{outcome="exported"|"dropped"}.
+  void SetSpanCounts(uint64_t exported, uint64_t dropped);
   // The exposition text (format 0.0.4).
   std::string Render() const;
 
@@ -75,6 +78,7 @@ class ApiMetrics : public HttpServerObserver {
   prometheus::Family<prometheus::Histogram>* schedule_lag_;
   std::mutex bus_rejected_mu_;  // SetBusRejected reads and advances the counters
   prometheus::Family<prometheus::Counter>* bus_rejected_;
+  prometheus::Family<prometheus::Counter>* spans_;  // also under bus_rejected_mu_
   prometheus::Family<prometheus::Counter>* refused_;
   prometheus::Family<prometheus::Counter>* authentications_;
   prometheus::Gauge* connections_;

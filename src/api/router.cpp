@@ -20,6 +20,7 @@
 #include "auth/jwt.h"
 #include "core/http_grammar.h"
 #include "core/ids.h"
+#include "otel/exporter.h"
 #include "store/auth_store.h"
 #include "store/outbox_store.h"
 #include "store/queue_store.h"
@@ -333,6 +334,12 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   Context ctx{request, SaneRequestId(request.header("x-request-id")), {}, {}, {}, {}, {}};
   auto incoming = TraceContext::Parse(request.header("traceparent"), request.header("tracestate"));
   ctx.trace = incoming ? incoming->Child() : TraceContext::Start();
+  if (deps_.tracer != nullptr) {
+    const otel::SamplerConfig& sampler = deps_.tracer->sampler();
+    ctx.trace.sampled = incoming ? sampler.SampleChild(incoming->sampled, ctx.trace.trace_id)
+                                 : sampler.SampleRoot(ctx.trace.trace_id);
+  }
+  const int64_t started_ns = otel::NowUnixNano();
   size_t q = request.target.find('?');
   ctx.path = request.target.substr(0, q);
   if (q != std::string::npos) ctx.query = ParseQuery(request.target.substr(q + 1));
@@ -350,6 +357,19 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
     deps_.metrics->ObserveRequest(request.method, ctx.route, res.status, ms.count() / 1000.0);
   }
   spdlog::info("{}", line.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (deps_.tracer != nullptr && ctx.trace.sampled) {
+    otel::Span span = otel::StartSpan(ctx.trace, incoming ? incoming->span_id : "",
+                                      request.method + " " + ctx.route, otel::SpanKind::kServer);
+    span.start_unix_nano = started_ns;
+    span.end_unix_nano = otel::NowUnixNano();
+    span.attributes = {{"http.request.method", request.method},
+                       {"http.route", ctx.route},
+                       {"http.response.status_code", res.status},
+                       {"synaps.request_id", ctx.request_id}};
+    if (ctx.principal) span.attributes.emplace_back("synaps.tenant", ctx.principal->tenant_id);
+    span.error = res.status >= 500;
+    deps_.tracer->Export(std::move(span));
+  }
   return res;
 }
 
@@ -509,6 +529,9 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   deps_.metrics->SetDatabaseGauges(*depth, *lag, *runs);
   if (deps_.bus != nullptr) deps_.metrics->SetBusRejected(deps_.bus->RejectedCounts());
   if (deps_.stream_slots != nullptr) deps_.metrics->SetEventStreams(deps_.stream_slots->open());
+  if (deps_.tracer != nullptr) {
+    deps_.metrics->SetSpanCounts(deps_.tracer->exported(), deps_.tracer->dropped());
+  }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = deps_.metrics->Render();

@@ -28,6 +28,10 @@ class RunFeeds;
 class TenantFeeds;
 }  // namespace synaps::api
 
+namespace synaps::otel {
+class Exporter;
+}  // namespace synaps::otel
+
 namespace synaps::schedules {
 class Scheduler;
 }  // namespace synaps::schedules
@@ -55,6 +59,7 @@ struct RouterDeps {
   std::optional<std::chrono::seconds> jwt_max_lifetime = std::chrono::hours(24);
   std::string openapi_json;                   // served at /openapi.json
   schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503
+  otel::Exporter* tracer = nullptr;           // OTLP span export; null: off
 };
 
 // The authenticated caller.

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/worker_health.h"
 #include "core/config.h"
+#include "otel/exporter.h"
 #include "db/deadlines.h"
 #include "db/migrate.h"
 #include "objstore/object_store.h"
@@ -89,7 +90,9 @@ int RunWorker(const ServiceFlags& flags) {
   auto objects = objstore::OpenObjectStore(
       Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-worker"));
-  worker::Worker worker(options, &bus, objects.get());
+  auto tracer = otel::Exporter::FromEnvironment("synaps-worker");
+  if (!tracer) throw ConfigError(tracer.error().message);
+  worker::Worker worker(options, &bus, objects.get(), tracer->get());
   std::unique_ptr<WorkerHealthServer> health;
   if (std::string listen = config::EnvOr("SYNAPS_WORKER_LISTEN", ""); !listen.empty()) {
     int stall = static_cast<int>(config::EnvInt("SYNAPS_WORKER_STALL_SECONDS", 30, 2, 3600));

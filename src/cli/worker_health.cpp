@@ -58,6 +58,11 @@ class WorkerHealthServer::Impl {
                  .Help("Cost in USD (from the routes' pricing) of the tasks this worker "
                        "completed, by tenant and model; at most 200 pairs, then other.")
                  .Register(*registry_);
+    spans_ = &prometheus::BuildCounter()
+                  .Name("synaps_otel_spans_total")
+                  .Help("Spans exported over OTLP, and spans dropped (queue full or the "
+                        "collector failing), by outcome.")
+                  .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -117,6 +122,8 @@ class WorkerHealthServer::Impl {
                   static_cast<double>(t.completion_tokens));
         AdvanceTo(cost_->Add({{"tenant", tenant}, {"model", model}}), t.cost_usd);
       }
+      AdvanceTo(spans_->Add({{"outcome", "exported"}}), static_cast<double>(s.spans_exported));
+      AdvanceTo(spans_->Add({{"outcome", "dropped"}}), static_cast<double>(s.spans_dropped));
       api::HttpResponse out;
       out.content_type = "text/plain; version=0.0.4";
       out.body = prometheus::TextSerializer().Serialize(registry_->Collect());
@@ -163,6 +170,7 @@ class WorkerHealthServer::Impl {
   prometheus::Family<prometheus::Counter>* bus_rejected_;
   prometheus::Family<prometheus::Counter>* tokens_;
   prometheus::Family<prometheus::Counter>* cost_;
+  prometheus::Family<prometheus::Counter>* spans_;
   std::unique_ptr<api::HttpServer> server_;
 };
 

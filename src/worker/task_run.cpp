@@ -262,15 +262,56 @@ TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapsho
     const json& t = item_.spec["trace"];
     auto parent = TraceContext::Parse(t.value("traceparent", ""), t.value("tracestate", ""));
     if (parent) trace_ = parent->Child();
+    if (parent && env_.tracer != nullptr && trace_->sampled) {
+      attempt_span_ = otel::StartSpan(*trace_, parent->span_id, "synaps.task " + item_.task_kind,
+                                      otel::SpanKind::kInternal);
+      attempt_span_->attributes = {{"synaps.task.id", item_.task_id},
+                                   {"synaps.task.name", item_.task_name},
+                                   {"synaps.run.id", item_.run_id},
+                                   {"synaps.tenant", item_.tenant_id},
+                                   {"synaps.task.attempt", item_.attempt}};
+    }
   }
 }
 
-// Model and tool calls are children of the attempt's span.
-void TaskRun::TraceCall(providers::ChatRequest& req) const {
-  if (!trace_) return;
+// Model and tool calls are children of the attempt's span. Returns the call's span when spans
+// are exported.
+std::optional<otel::Span> TaskRun::TraceCall(providers::ChatRequest& req,
+                                             const json& route) const {
+  if (!trace_) return std::nullopt;
   TraceContext span = trace_->Child();
   req.traceparent = span.Traceparent();
   req.tracestate = span.tracestate;
+  if (!attempt_span_) return std::nullopt;
+  // OpenTelemetry GenAI semantic conventions: "{operation} {model}", kind client.
+  otel::Span s = otel::StartSpan(span, trace_->span_id, "chat " + req.model,
+                                 otel::SpanKind::kClient);
+  s.attributes = {{"gen_ai.operation.name", "chat"},
+                  {"gen_ai.system", route.value("provider", "")},
+                  {"gen_ai.request.model", req.model}};
+  if (route.contains("name") && route["name"].is_string()) {
+    s.attributes.emplace_back("synaps.route", route["name"]);
+  }
+  return s;
+}
+
+void TaskRun::EndCallSpan(std::optional<otel::Span> span,
+                          const Result<providers::ChatResponse>& r) const {
+  if (!span || env_.tracer == nullptr) return;
+  span->end_unix_nano = otel::NowUnixNano();
+  if (r) {
+    span->attributes.emplace_back("gen_ai.response.model", r->model);
+    span->attributes.emplace_back("gen_ai.usage.input_tokens", r->usage.prompt_tokens);
+    span->attributes.emplace_back("gen_ai.usage.output_tokens", r->usage.completion_tokens);
+    if (!r->finish_reason.empty()) {
+      span->attributes.emplace_back("gen_ai.response.finish_reasons",
+                                    json::array({r->finish_reason}));
+    }
+  } else {
+    span->error = true;
+    span->status_message = r.error().message;
+  }
+  env_.tracer->Export(std::move(*span));
 }
 
 TaskRun::~TaskRun() { *alive_ = false; }
@@ -325,7 +366,7 @@ void TaskRun::CallModel() {
   req.model = route.value("model", "");
   req.params = ProviderParams(route);
   req.messages = messages_;
-  TraceCall(req);
+  std::optional<otel::Span> span = TraceCall(req, route);
   // An answer that arbiters still have to pass is not streamed to the ledger: a held or refused
   // answer must not be readable before the verdict.
   if (plan_.arbiters.empty()) req.on_delta = on_delta_;
@@ -335,9 +376,11 @@ void TaskRun::CallModel() {
                          .parameters = t->parameters});
   }
   std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive](Result<providers::ChatResponse> r) {
+  call_ = (*provider)->Start(req, [this, alive, span = std::move(span)](
+                                      Result<providers::ChatResponse> r) mutable {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle alive while the answer is handled
+    EndCallSpan(std::move(span), r);
     Barrier("model answer", [&] { OnModelAnswer(std::move(r)); });
   });
 }
@@ -456,7 +499,27 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
       continue;
     }
     if (trace_) {
-      env_.tools->InvokeTraced(*tool, args, trace_->Child(), finish_one);
+      TraceContext span_ctx = trace_->Child();
+      if (attempt_span_ && env_.tracer != nullptr) {
+        otel::Span span = otel::StartSpan(span_ctx, trace_->span_id, "execute_tool " + tool->name,
+                                          otel::SpanKind::kInternal);
+        span.attributes = {{"gen_ai.operation.name", "execute_tool"},
+                           {"gen_ai.tool.name", tool->name}};
+        env_.tools->InvokeTraced(
+            *tool, args, span_ctx,
+            [finish_one, span = std::move(span), tracer = env_.tracer,
+             alive = std::weak_ptr<bool>(alive_)](Result<json> r) mutable {
+              span.end_unix_nano = otel::NowUnixNano();
+              if (!r) {
+                span.error = true;
+                span.status_message = r.error().message;
+              }
+              if (auto a = alive.lock(); a && *a) tracer->Export(std::move(span));
+              finish_one(std::move(r));
+            });
+        continue;
+      }
+      env_.tools->InvokeTraced(*tool, args, span_ctx, finish_one);
     } else {
       env_.tools->Invoke(*tool, args, finish_one);
     }
@@ -528,11 +591,14 @@ void TaskRun::NextJudge() {
   req.params = ProviderParams(route_json);
   req.messages = JudgeRequest(*slot.spec, plan_.task_text, last_.text);
   req.stream = false;
-  TraceCall(req);
+  std::optional<otel::Span> span = TraceCall(req, route_json);
+  if (span) span->attributes.emplace_back("synaps.call", "arbiter judge");
   std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive, record](Result<providers::ChatResponse> r) {
+  call_ = (*provider)->Start(req, [this, alive, record, span = std::move(span)](
+                                      Result<providers::ChatResponse> r) mutable {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
+    EndCallSpan(std::move(span), r);
     if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
     Barrier("judge answer", [&] {
       record(JudgeVerdict(*judges_[next_judge_].spec, r));
@@ -628,6 +694,17 @@ void TaskRun::Emit(const char* type, const json& data) {
 void TaskRun::Finish(Result<TaskOutcome> r) {
   if (finished_) return;
   finished_ = true;
+  if (attempt_span_ && env_.tracer != nullptr) {
+    attempt_span_->end_unix_nano = otel::NowUnixNano();
+    if (!r) {
+      attempt_span_->error = true;
+      attempt_span_->status_message = r.error().message;
+    } else if (r->hold) {
+      attempt_span_->attributes.emplace_back("synaps.held_for_approval", true);
+    }
+    env_.tracer->Export(std::move(*attempt_span_));
+    attempt_span_.reset();
+  }
   auto done = std::move(done_);
   done(std::move(r));
 }

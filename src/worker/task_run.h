@@ -24,6 +24,7 @@
 
 #include "control/snapshot.h"
 #include "core/trace.h"
+#include "otel/exporter.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
 #include "worker/arbiters.h"
@@ -43,6 +44,7 @@ struct TaskRunEnv {
   providers::ProviderRegistry* providers = nullptr;
   ToolRunner* tools = nullptr;            // null: every tool call fails with "unavailable"
   nlohmann::json default_route;           // when neither task, skill nor registry names one
+  otel::Exporter* tracer = nullptr;       // spans of the attempt, model and tool calls; null: off
 };
 
 class TaskRun {
@@ -104,7 +106,10 @@ class TaskRun {
   // reply — fails this task alone with kInternal naming the task and the step, and drops what
   // is still on its way to it; the loop goes on with other tasks.
   void Barrier(const char* step, const std::function<void()>& fn);
-  void TraceCall(providers::ChatRequest& req) const;
+  std::optional<otel::Span> TraceCall(providers::ChatRequest& req,
+                                      const nlohmann::json& route) const;
+  void EndCallSpan(std::optional<otel::Span> span,
+                   const Result<providers::ChatResponse>& r) const;
   // Reports a ledger event, made storable (valid UTF-8, no NUL, bounded depth).
   void Emit(const char* type, const nlohmann::json& data);
   // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.
@@ -112,6 +117,7 @@ class TaskRun {
 
   const store::ClaimedItem item_;
   std::optional<TraceContext> trace_;  // this attempt's span; none for specs without a trace
+  std::optional<otel::Span> attempt_span_;  // exported at Finish when spans are exported
   const std::shared_ptr<const control::Snapshot> snapshot_;
   const TaskRunEnv env_;
   OnDelta on_delta_;

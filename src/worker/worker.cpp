@@ -20,6 +20,7 @@
 #include "core/ids.h"
 #include "core/utf8.h"
 #include "db/deadlines.h"
+#include "otel/exporter.h"
 #include "store/control_store.h"
 #include "store/worker_store.h"
 #include "worker/db_lane.h"
@@ -116,10 +117,12 @@ struct WriteLane {
 
 class Worker::Impl {
  public:
-  Impl(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
+  Impl(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects,
+       otel::Exporter* tracer)
       : options_(std::move(options)),
         bus_(bus),
         objects_(objects),
+        tracer_(tracer),
         worker_id_(NewUuid()),
         poll_timer_(io_),
         renew_timer_(io_),
@@ -425,6 +428,10 @@ class Worker::Impl {
     out.failed = stats_.failed.load(std::memory_order_relaxed);
     if (bus_ != nullptr) out.bus_rejected = bus_->RejectedCounts();
     out.usage = usage_.Snapshot();
+    if (tracer_ != nullptr) {
+      out.spans_exported = tracer_->exported();
+      out.spans_dropped = tracer_->dropped();
+    }
     // The lanes' own watchdog numbers (atomics), so that a stuck loop cannot hide a stuck lane.
     int64_t reached = 0;
     auto look = [&](const DbLane& lane) {
@@ -517,7 +524,8 @@ class Worker::Impl {
         TaskRunEnv{.executor = io_.get_executor(),
                    .providers = &providers_,
                    .tools = tools_.get(),
-                   .default_route = options_.default_route},
+                   .default_route = options_.default_route,
+                   .tracer = tracer_},
         [this, id, epoch](const providers::ChatDelta& d) { OnDelta(id, epoch, d); },
         [this, id, epoch](std::string type, json data) {
           OnTaskEvent(id, epoch, std::move(type), std::move(data));
@@ -879,6 +887,7 @@ class Worker::Impl {
   const WorkerOptions options_;
   bus::Bus* const bus_;
   objstore::ObjectStore* const objects_;
+  otel::Exporter* const tracer_;  // span export of task attempts; null: off
   const std::string worker_id_;
   asio::io_context io_;
   asio::steady_timer poll_timer_;
@@ -921,8 +930,9 @@ class Worker::Impl {
   bool stopping_ = false;
 };
 
-Worker::Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects)
-    : impl_(std::make_unique<Impl>(std::move(options), bus, objects)) {}
+Worker::Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects,
+               otel::Exporter* tracer)
+    : impl_(std::make_unique<Impl>(std::move(options), bus, objects, tracer)) {}
 Worker::~Worker() = default;
 void Worker::Run() { impl_->Run(); }
 void Worker::Stop() { impl_->Stop(); }

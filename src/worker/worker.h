@@ -27,6 +27,10 @@
 #include "store/queue_store.h"
 #include "worker/usage_tally.h"
 
+namespace synaps::otel {
+class Exporter;
+}  // namespace synaps::otel
+
 namespace synaps::worker {
 
 struct WorkerOptions {
@@ -75,12 +79,17 @@ struct WorkerStats {
   std::map<std::string, uint64_t> bus_rejected;
   // Tokens and cost of the tasks it completed, per (tenant, model), bounded (usage_tally.h).
   std::map<UsageTally::Key, UsageTotals> usage;
+  // Spans sent over OTLP and dropped, since the start (0 without span export).
+  uint64_t spans_exported = 0;
+  uint64_t spans_dropped = 0;
 };
 
 class Worker {
  public:
-  // `bus` may be null (polling only). `objects` must outlive the worker.
-  Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects);
+  // `bus` may be null (polling only). `objects` and `tracer` (OTLP span export, may be null)
+  // must outlive the worker.
+  Worker(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects,
+         otel::Exporter* tracer = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

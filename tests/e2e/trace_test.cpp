@@ -6,10 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <thread>
 
 #include "support/cluster.h"
 #include "support/fake_openai.h"
 #include "support/synaps_process.h"
+#include "support/test_stack.h"
 
 namespace synaps {
 namespace {
@@ -130,6 +134,172 @@ TEST(TraceTest, AMalformedTraceparentStartsANewTraceInsteadOfFailing) {
     EXPECT_NE(TraceIdOf(answered), kTraceId);
     EXPECT_EQ(Header(r, "tracestate"), "") << "a tracestate with a tab is not carried";
   }
+}
+
+// Every span the collector received, flattened: {name, traceId, spanId, parentSpanId?, kind,
+// attributes: {key: value as JSON}, service}.
+std::vector<json> Spans(const FakeOpenAi& collector) {
+  std::vector<json> out;
+  for (const auto& r : collector.requests()) {
+    json body = r.Json();
+    if (!body.is_object()) continue;
+    for (const auto& rs : body["resourceSpans"]) {
+      std::string service;
+      for (const auto& a : rs["resource"]["attributes"]) {
+        if (a["key"] == "service.name") service = a["value"]["stringValue"];
+      }
+      for (const auto& ss : rs["scopeSpans"]) {
+        for (json span : ss["spans"]) {
+          json attrs = json::object();
+          for (const auto& a : span["attributes"]) attrs[a["key"].get<std::string>()] = a["value"];
+          span["attributes"] = attrs;
+          span["service"] = service;
+          out.push_back(span);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<json> Named(const std::vector<json>& spans, const std::string& prefix) {
+  std::vector<json> out;
+  for (const auto& s : spans) {
+    if (s["name"].get<std::string>().rfind(prefix, 0) == 0) out.push_back(s);
+  }
+  return out;
+}
+
+TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
+  FakeOpenAi collector([](const testing::FakeRequest&, int) {
+    testing::FakeReply reply;
+    reply.body = "{}";
+    return reply;
+  });
+  FakeOpenAi weather([](const testing::FakeRequest&, int) {
+    testing::FakeReply reply;
+    reply.body = R"({"celsius": 21})";
+    return reply;
+  });
+  Cluster c({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(collector.port())},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=secret%20value"},
+             {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"}});
+  c.StartApi();
+  c.StartWorker();
+  Put(c, "tools", "weather",
+      {{"type", "http"},
+       {"description", "Current weather of a city"},
+       {"url", "http://127.0.0.1:" + std::to_string(weather.port()) + "/weather"},
+       {"allowHosts", {"127.0.0.1"}},
+       {"parameters",
+        {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}});
+  Put(c, "routes", "agent-model",
+      {{"provider", "local"},
+       {"model", "echo"},
+       {"weight", 0},
+       {"params",
+        {{"script",
+          {{{"toolCalls", {{{"name", "weather"}, {"arguments", {{"city", "Oslo"}}}}}}},
+           {{"text", "21 degrees"}}}}}}});
+  const std::string sent = std::string("00-") + kTraceId + "-" + kClientSpan + "-01";
+  auto submitted = c.Call("POST", "/v1/commands/submit",
+                          json{{"kind", "agent"},
+                               {"input", {{"text", "Weather in Oslo?"}}},
+                               {"route", "agent-model"},
+                               {"tools", {"weather"}}}
+                              .dump(),
+                          {"traceparent: " + sent});
+  ASSERT_EQ(submitted.status, 201) << submitted.body;
+  const std::string api_span = SpanIdOf(Header(submitted, "traceparent"));
+  json run = c.WaitFinished(json::parse(submitted.body)["runId"]);
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+
+  std::vector<json> spans;
+  ASSERT_TRUE(FakeOpenAi::WaitFor(
+      [&] {
+        spans = Spans(collector);
+        return Named(spans, "synaps.task").size() == 1 && Named(spans, "chat ").size() == 2 &&
+               Named(spans, "execute_tool").size() == 1;
+      },
+      std::chrono::seconds(15)))
+      << json(spans).dump(1);
+  const auto headers = collector.requests()[0].headers;
+  EXPECT_EQ(headers.count("x-collector-key") ? headers.at("x-collector-key") : "", "secret value");
+  EXPECT_EQ(collector.requests()[0].target, "/v1/traces");
+
+  auto submit = Named(spans, "POST /v1/commands/submit");
+  ASSERT_EQ(submit.size(), 1u) << json(spans).dump(1);
+  EXPECT_EQ(submit[0]["traceId"], kTraceId);
+  EXPECT_EQ(submit[0]["spanId"], api_span);
+  EXPECT_EQ(submit[0]["parentSpanId"], kClientSpan) << "the client's span is the parent";
+  EXPECT_EQ(submit[0]["kind"], 2);
+  EXPECT_EQ(submit[0]["service"], "synaps-api");
+  EXPECT_EQ(submit[0]["attributes"]["http.response.status_code"]["intValue"], "201");
+
+  json attempt = Named(spans, "synaps.task")[0];
+  EXPECT_EQ(attempt["traceId"], kTraceId);
+  EXPECT_EQ(attempt["parentSpanId"], api_span) << "the attempt is a child of the submit";
+  EXPECT_EQ(attempt["service"], "synaps-worker");
+  EXPECT_EQ(attempt["attributes"]["synaps.run.id"]["stringValue"], run["id"]);
+  for (const auto& call : Named(spans, "chat ")) {
+    EXPECT_EQ(call["traceId"], kTraceId);
+    EXPECT_EQ(call["parentSpanId"], attempt["spanId"]);
+    EXPECT_EQ(call["kind"], 3);
+    EXPECT_EQ(call["attributes"]["gen_ai.system"]["stringValue"], "local");
+    EXPECT_EQ(call["attributes"]["gen_ai.request.model"]["stringValue"], "echo");
+    EXPECT_TRUE(call["attributes"].contains("gen_ai.usage.input_tokens")) << call.dump();
+    EXPECT_TRUE(call["attributes"].contains("gen_ai.usage.output_tokens")) << call.dump();
+  }
+  json tool = Named(spans, "execute_tool")[0];
+  EXPECT_EQ(tool["parentSpanId"], attempt["spanId"]);
+  EXPECT_EQ(tool["attributes"]["gen_ai.tool.name"]["stringValue"], "weather");
+  ASSERT_EQ(weather.request_count(), 1);
+  EXPECT_EQ(SpanIdOf(weather.requests()[0].headers.at("traceparent")), tool["spanId"])
+      << "the tool request carries the tool span";
+  for (const auto& s : spans) {
+    if (s["traceId"] != kTraceId) continue;
+    EXPECT_TRUE(s.contains("startTimeUnixNano") && s.contains("endTimeUnixNano"));
+  }
+
+  // A trace the client did not sample is not recorded.
+  auto unsampled = c.Call("GET", "/v1/runs", "",
+                          {std::string("traceparent: 00-") + kTraceId + "-" + kClientSpan + "-00"});
+  ASSERT_EQ(unsampled.status, 200);
+  EXPECT_TRUE(Header(unsampled, "traceparent").ends_with("-00"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  for (const auto& s : Spans(collector)) {
+    if (s["name"] != "GET /v1/runs") continue;
+    EXPECT_NE(s["parentSpanId"], kClientSpan) << "an unsampled request was exported";
+  }
+}
+
+TEST(TraceTest, AnUnreachableCollectorCostsNothingButSpans) {
+  auto dead = PickFreePort();
+  ASSERT_TRUE(dead);
+  Cluster c({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(*dead)},
+             {"OTEL_EXPORTER_OTLP_TIMEOUT", "200"}});
+  c.StartApi();
+  c.StartWorker();
+  for (int i = 0; i < 5; ++i) {
+    json run = c.WaitFinished(c.SubmitText("still works " + std::to_string(i))["runId"]);
+    EXPECT_EQ(run["status"], "succeeded") << run.dump();
+  }
+}
+
+TEST(TraceTest, AMalformedOtelSettingStopsTheProcessWithAClearMessage) {
+  Cluster c;
+  const std::string log = testing::TestStack::Get().TempDir("otel") + "/api.log";
+  auto api = testing::StartSynaps("api", {{"SYNAPS_DATABASE_URL", c.database_url()},
+                                          {"SYNAPS_LISTEN", "127.0.0.1:0"},
+                                          {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"},
+                                          {"OTEL_TRACES_SAMPLER", "sometimes"}},
+                                  log);
+  auto status = api.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(status) << "the API did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0);
+  EXPECT_NE(testing::ReadFile(log).find("OTEL_TRACES_SAMPLER: one of always_on"),
+            std::string::npos)
+      << testing::ReadFile(log);
 }
 
 }  // namespace

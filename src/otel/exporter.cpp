@@ -1,0 +1,299 @@
+#include "otel/exporter.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "core/barrier.h"
+#include "core/http_grammar.h"
+#include "http/client.h"
+
+namespace synaps::otel {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+std::string Trim(std::string s) {
+  size_t b = s.find_first_not_of(" \t");
+  size_t e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// "%20" and friends in OTEL_* list values (W3C Baggage octets).
+std::string PercentDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// "k1=v1,k2=v2" → pairs; kInvalidArgument naming `variable` for an entry without '='.
+Result<std::vector<std::pair<std::string, std::string>>> KeyValues(const std::string& text,
+                                                                   const char* variable) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                      : comma - start);
+    start = comma == std::string::npos ? text.size() : comma + 1;
+    if (Trim(item).empty()) continue;
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || Trim(item.substr(0, eq)).empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  std::string(variable) + ": expected key=value pairs separated by commas");
+    }
+    out.emplace_back(PercentDecode(Trim(item.substr(0, eq))),
+                     PercentDecode(Trim(item.substr(eq + 1))));
+  }
+  return out;
+}
+
+json AnyValue(const json& v) {
+  if (v.is_string()) return {{"stringValue", v.get<std::string>()}};
+  if (v.is_boolean()) return {{"boolValue", v.get<bool>()}};
+  if (v.is_number_integer()) return {{"intValue", std::to_string(v.get<int64_t>())}};
+  if (v.is_number_unsigned()) return {{"intValue", std::to_string(v.get<uint64_t>())}};
+  if (v.is_number_float()) return {{"doubleValue", v.get<double>()}};
+  return {{"stringValue", v.dump(-1, ' ', false, json::error_handler_t::replace)}};
+}
+
+json Attributes(const std::vector<std::pair<std::string, json>>& attributes) {
+  json out = json::array();
+  for (const auto& [k, v] : attributes) out.push_back({{"key", k}, {"value", AnyValue(v)}});
+  return out;
+}
+
+}  // namespace
+
+int64_t NowUnixNano() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Span StartSpan(const TraceContext& ctx, std::string parent_span_id, std::string name,
+               SpanKind kind) {
+  Span s;
+  s.trace_id = ctx.trace_id;
+  s.span_id = ctx.span_id;
+  s.parent_span_id = std::move(parent_span_id);
+  s.name = std::move(name);
+  s.kind = kind;
+  s.start_unix_nano = NowUnixNano();
+  return s;
+}
+
+Result<SamplerConfig> SamplerConfig::Parse(const std::string& name, const std::string& arg) {
+  SamplerConfig c;
+  std::string n = name.empty() ? "parentbased_always_on" : name;
+  c.parent_based = n.rfind("parentbased_", 0) == 0;
+  std::string root = c.parent_based ? n.substr(12) : n;
+  if (root == "always_on") {
+    c.root = Root::kOn;
+  } else if (root == "always_off") {
+    c.root = Root::kOff;
+  } else if (root == "traceidratio") {
+    c.root = Root::kRatio;
+    char* end = nullptr;
+    c.ratio = arg.empty() ? 1.0 : std::strtod(arg.c_str(), &end);
+    if ((!arg.empty() && (end == nullptr || *end != '\0')) || !(c.ratio >= 0 && c.ratio <= 1)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "OTEL_TRACES_SAMPLER_ARG: a ratio between 0 and 1, got '" + arg + "'");
+    }
+  } else {
+    return Fail(ErrorCode::kInvalidArgument,
+                "OTEL_TRACES_SAMPLER: one of always_on, always_off, traceidratio, "
+                "parentbased_always_on, parentbased_always_off, parentbased_traceidratio; got '" +
+                    name + "'");
+  }
+  return c;
+}
+
+bool SamplerConfig::SampleRoot(const std::string& trace_id) const {
+  switch (root) {
+    case Root::kOn:
+      return true;
+    case Root::kOff:
+      return false;
+    case Root::kRatio: {
+      if (trace_id.size() != 32) return false;
+      uint64_t low = std::stoull(trace_id.substr(16), nullptr, 16);
+      return static_cast<double>(low) < ratio * 18446744073709551616.0;
+    }
+  }
+  return false;
+}
+
+Exporter::Exporter(ExporterOptions options) : options_(std::move(options)) {
+  // The thread's barrier: a batch that throws is logged and lost; the loop goes on.
+  thread_ = std::thread([this] {
+    while (!Guarded("otel exporter", [this] { Loop(); })) {
+    }
+  });
+}
+
+Exporter::~Exporter() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::unique_ptr<Exporter>> Exporter::FromEnvironment(const std::string& service_name) {
+  std::string exporter = Env("OTEL_TRACES_EXPORTER");
+  if (exporter == "none") return std::unique_ptr<Exporter>();
+  if (!exporter.empty() && exporter != "otlp") {
+    return Fail(ErrorCode::kInvalidArgument,
+                "OTEL_TRACES_EXPORTER: otlp or none, got '" + exporter + "'");
+  }
+  std::string protocol = Env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+  if (protocol.empty()) protocol = Env("OTEL_EXPORTER_OTLP_PROTOCOL");
+  if (!protocol.empty() && protocol != "http/json") {
+    return Fail(ErrorCode::kInvalidArgument,
+                "OTEL_EXPORTER_OTLP_PROTOCOL: Synaps sends http/json only, got '" + protocol +
+                    "'");
+  }
+  ExporterOptions o;
+  o.url = Env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  if (o.url.empty()) {
+    std::string base = Env("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if (base.empty()) return std::unique_ptr<Exporter>();
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    o.url = base + "/v1/traces";
+  }
+  if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "OTEL_EXPORTER_OTLP_ENDPOINT: an http:// or https:// URL, got '" + o.url + "'");
+  }
+  for (const char* var : {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"}) {
+    ASSIGN_OR_RETURN(auto headers, KeyValues(Env(var), var));
+    for (const auto& [k, v] : headers) {
+      // The values reach an HTTP request: refuse what would split it.
+      if (!IsHttpToken(k) || !IsSafeHeaderValue(v)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    std::string(var) + ": '" + k + "' is not a valid header");
+      }
+      o.headers.push_back(k + ": " + v);
+    }
+  }
+  if (std::string t = Env("OTEL_EXPORTER_OTLP_TIMEOUT"); !t.empty()) {
+    char* end = nullptr;
+    long ms = std::strtol(t.c_str(), &end, 10);
+    if (end == nullptr || *end != '\0' || ms <= 0 || ms > 600000) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "OTEL_EXPORTER_OTLP_TIMEOUT: milliseconds in 1..600000, got '" + t + "'");
+    }
+    o.timeout = std::chrono::milliseconds(ms);
+  }
+  ASSIGN_OR_RETURN(auto attributes,
+                   KeyValues(Env("OTEL_RESOURCE_ATTRIBUTES"), "OTEL_RESOURCE_ATTRIBUTES"));
+  for (const auto& [k, v] : attributes) o.resource[k] = v;
+  std::string name = Env("OTEL_SERVICE_NAME");
+  o.resource["service.name"] = !name.empty()                      ? name
+                               : o.resource.contains("service.name") ? o.resource["service.name"]
+                                                                     : service_name;
+  ASSIGN_OR_RETURN(SamplerConfig sampler, SamplerConfig::Parse(Env("OTEL_TRACES_SAMPLER"),
+                                                               Env("OTEL_TRACES_SAMPLER_ARG")));
+  auto out = std::make_unique<Exporter>(std::move(o));
+  out->set_sampler(sampler);
+  return out;
+}
+
+void Exporter::Export(Span span) {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ || queue_.size() >= options_.max_queue) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    queue_.push_back(std::move(span));
+    if (queue_.size() < options_.max_batch) return;
+  }
+  cv_.notify_one();
+}
+
+void Exporter::Loop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait_for(lock, options_.interval,
+                 [&] { return stop_ || queue_.size() >= options_.max_batch; });
+    while (!queue_.empty()) {
+      std::vector<Span> batch;
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      lock.unlock();
+      Send(std::move(batch));
+      lock.lock();
+      if (!stop_ && queue_.size() < options_.max_batch) break;
+    }
+    if (stop_ && queue_.empty()) return;
+  }
+}
+
+void Exporter::Send(std::vector<Span> batch) {
+  http::RequestOptions req{.method = "POST",
+                           .url = options_.url,
+                           .headers = options_.headers,
+                           .body = Encode(batch, options_.resource).dump(
+                               -1, ' ', false, json::error_handler_t::replace),
+                           .timeout = options_.timeout};
+  req.headers.push_back("Content-Type: application/json");
+  auto r = http::Send(req);
+  if (r && r->status / 100 == 2) {
+    exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+    return;
+  }
+  dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
+  // Once per failing run of batches is enough for a person; the counter has the rest.
+  if (failed_batches_.fetch_add(1, std::memory_order_relaxed) % 100 == 0) {
+    spdlog::warn("otel: {} spans not exported to {}: {}", batch.size(), options_.url,
+                 r ? "HTTP " + std::to_string(r->status) : r.error().message);
+  }
+}
+
+json Exporter::Encode(const std::vector<Span>& spans,
+                      const std::map<std::string, std::string>& resource) {
+  json resource_attributes = json::array();
+  for (const auto& [k, v] : resource) {
+    resource_attributes.push_back({{"key", k}, {"value", {{"stringValue", v}}}});
+  }
+  json out_spans = json::array();
+  for (const Span& s : spans) {
+    json span = {{"traceId", s.trace_id},
+                 {"spanId", s.span_id},
+                 {"name", s.name},
+                 {"kind", static_cast<int>(s.kind)},
+                 {"startTimeUnixNano", std::to_string(s.start_unix_nano)},
+                 {"endTimeUnixNano", std::to_string(s.end_unix_nano)},
+                 {"attributes", Attributes(s.attributes)},
+                 {"status", s.error ? json{{"code", 2}, {"message", s.status_message}}
+                                    : json{{"code", 1}}}};
+    if (!s.parent_span_id.empty()) span["parentSpanId"] = s.parent_span_id;
+    out_spans.push_back(std::move(span));
+  }
+  return {{"resourceSpans",
+           {{{"resource", {{"attributes", resource_attributes}}},
+             {"scopeSpans",
+              {{{"scope", {{"name", "synaps"}}}, {"spans", std::move(out_spans)}}}}}}}};
+}
+
+}  // namespace synaps::otel
