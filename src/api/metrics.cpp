@@ -36,6 +36,12 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Help("Age of the oldest unpublished outbox row.")
                      .Register(*registry_)
                      .Add({});
+  oldest_ready_age_ = &prometheus::BuildGauge()
+                           .Name("synaps_queue_oldest_ready_age_seconds")
+                           .Help("How long the oldest queue item ready to run has waited "
+                                 "(0 when none waits).")
+                           .Register(*registry_)
+                           .Add({});
   runs_ = &prometheus::BuildGauge()
                .Name("synaps_runs")
                .Help("Runs by status (outcome for finished runs).")
@@ -130,6 +136,8 @@ void ApiMetrics::SetDatabaseGauges(const nlohmann::json& depth, double lag,
     runs_->Add({{"status", it.key()}}).Set(it.value().get<double>());
   }
 }
+
+void ApiMetrics::SetOldestReadyAge(double seconds) { oldest_ready_age_->Set(seconds); }
 
 void ApiMetrics::ObserveScheduleFired(const std::string& schedule, const std::string& origin,
                                       std::optional<double> lag_seconds) {

@@ -50,6 +50,8 @@ class ApiMetrics : public HttpServerObserver {
   // Sets the database-derived gauges: depth {"ready": n, ...}, lag seconds, runs {"status": n}.
   void SetDatabaseGauges(const nlohmann::json& queue_depth, double outbox_lag_seconds,
                          const nlohmann::json& runs_by_status);
+  // synaps_queue_oldest_ready_age_seconds: how long the oldest item ready to run has waited.
+  void SetOldestReadyAge(double seconds);
   // Schedules (docs/schedules.md): a fire time that started a run (with its lag, the seconds
   // from the fire time to the run's creation, for regular fire times), and one that was skipped
   // (reason: overlap, catchup, refused).
@@ -72,6 +74,7 @@ class ApiMetrics : public HttpServerObserver {
   prometheus::Histogram* claim_latency_;
   prometheus::Family<prometheus::Gauge>* queue_items_;
   prometheus::Gauge* outbox_lag_;
+  prometheus::Gauge* oldest_ready_age_;
   prometheus::Family<prometheus::Gauge>* runs_;
   prometheus::Family<prometheus::Counter>* schedule_fired_;
   prometheus::Family<prometheus::Counter>* schedule_skipped_;

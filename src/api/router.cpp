@@ -526,7 +526,8 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   if (!lag) return ctx.Error(lag.error());
   if (!depth) return ctx.Error(depth.error());
   if (!runs) return ctx.Error(runs.error());
-  deps_.metrics->SetDatabaseGauges(*depth, *lag, *runs);
+  deps_.metrics->SetDatabaseGauges(depth->by_state, *lag, *runs);
+  deps_.metrics->SetOldestReadyAge(depth->oldest_ready_age_seconds);
   if (deps_.bus != nullptr) deps_.metrics->SetBusRejected(deps_.bus->RejectedCounts());
   if (deps_.stream_slots != nullptr) deps_.metrics->SetEventStreams(deps_.stream_slots->open());
   if (deps_.tracer != nullptr) {

@@ -307,13 +307,22 @@ Result<int64_t> DeleteAbandonedCancelledItems(db::Connection& conn) {
   return r.GetInt(0, 0);
 }
 
-Result<json> QueueDepth(db::Connection& conn) {
-  ASSIGN_OR_RETURN(db::PgResult r,
-                   conn.ExecPrepared("queue_depth",
-                                     "SELECT status, count(*) FROM synaps.queue_items GROUP BY 1",
-                                     {}));
-  json out = {{"waiting", 0}, {"ready", 0}, {"leased", 0}, {"cancelled", 0}, {"dead", 0}};
-  for (int i = 0; i < r.rows(); ++i) out[r.GetString(i, 0)] = r.GetInt(i, 1);
+Result<QueueDepthStats> QueueDepth(db::Connection& conn) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared("queue_depth",
+                        "SELECT status, count(*), coalesce(extract(epoch FROM now() -"
+                        " min(available_at) FILTER (WHERE available_at <= now())), 0)::float8"
+                        " FROM synaps.queue_items GROUP BY 1",
+                        {}));
+  QueueDepthStats out;
+  out.by_state = {{"waiting", 0}, {"ready", 0}, {"leased", 0}, {"cancelled", 0}, {"dead", 0}};
+  for (int i = 0; i < r.rows(); ++i) {
+    out.by_state[r.GetString(i, 0)] = r.GetInt(i, 1);
+    if (r.Get(i, 0) == "ready") {
+      out.oldest_ready_age_seconds = std::strtod(r.GetString(i, 2).c_str(), nullptr);
+    }
+  }
   return out;
 }
 

@@ -171,8 +171,13 @@ struct ItemTask {
 };
 Result<std::optional<ItemTask>> QueueItemTask(db::Connection& conn, int64_t item_id);
 
-// Counts of queue items by state, for metrics: {"ready": n, "leased": n, ...}.
-Result<nlohmann::json> QueueDepth(db::Connection& conn);
+// Counts of queue items by state, for metrics, and how long the oldest item that is ready to
+// run (state ready, available_at passed) has waited; 0 when none waits.
+struct QueueDepthStats {
+  nlohmann::json by_state;  // {"ready": n, "leased": n, ...}
+  double oldest_ready_age_seconds = 0;
+};
+Result<QueueDepthStats> QueueDepth(db::Connection& conn);
 
 // The tenant's queues, by name: [{queue, waiting, ready, leased, held, dead, oldestReadyAt}]
 // (oldestReadyAt: when the longest-waiting ready item became claimable, or null).

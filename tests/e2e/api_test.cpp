@@ -353,5 +353,23 @@ TEST_F(ApiTest, MetricsExposeRequestsLatencyQueueAndRuns) {
   }
 }
 
+TEST(ApiMetricsTest, OldestReadyAgeGrowsWhileNoWorkerClaims) {
+  Cluster c;
+  c.StartApi();
+  auto gauge = [&] {
+    auto m = http::Send({.url = c.base_url() + "/metrics"});
+    const std::string name = "synaps_queue_oldest_ready_age_seconds ";
+    size_t at = m ? m->body.find("\n" + name) : std::string::npos;
+    return at == std::string::npos ? -1.0 : std::stod(m->body.substr(at + 1 + name.size()));
+  };
+  EXPECT_EQ(gauge(), 0.0) << "nothing waits";
+  c.SubmitText("nobody claims me");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_GE(gauge(), 1.0);
+  // An item not yet available does not count as waiting.
+  c.Submit({{"kind", "prompt"}, {"input", {{"text", "later"}}}, {"notBefore", "2099-01-01T00:00:00Z"}});
+  EXPECT_LT(gauge(), 60.0);
+}
+
 }  // namespace
 }  // namespace synaps

@@ -18,6 +18,7 @@ import (
 // The alerts of templates/prometheusrule.yaml, by the values key that configures each.
 var alertsByRule = map[string]string{
 	"queueStalled":          "SynapsQueueStalled",
+	"queueAge":              "SynapsQueueAge",
 	"queueBacklog":          "SynapsQueueBacklog",
 	"outboxLag":             "SynapsOutboxLag",
 	"deadLettersPresent":    "SynapsDeadLetters",
