@@ -43,6 +43,26 @@ void Put(Cluster& c, const std::string& kind, const std::string& name, const jso
   ASSERT_EQ(r.status / 100, 2) << r.body;
 }
 
+// An http tool `weather` served by `weather`, and a scripted route `agent-model` that calls it
+// once and then answers.
+void PutWeatherAgent(Cluster& c, const FakeOpenAi& weather) {
+  Put(c, "tools", "weather",
+      {{"type", "http"},
+       {"description", "Current weather of a city"},
+       {"url", "http://127.0.0.1:" + std::to_string(weather.port()) + "/weather"},
+       {"allowHosts", {"127.0.0.1"}},
+       {"parameters",
+        {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}});
+  Put(c, "routes", "agent-model",
+      {{"provider", "local"},
+       {"model", "echo"},
+       {"weight", 0},
+       {"params",
+        {{"script",
+          {{{"toolCalls", {{{"name", "weather"}, {"arguments", {{"city", "Oslo"}}}}}}},
+           {{"text", "21 degrees"}}}}}}});
+}
+
 TEST(TraceTest, TheClientsTraceReachesTheModelProvider) {
   FakeOpenAi model([](const testing::FakeRequest&, int) {
     return FakeOpenAi::Completion("traced answer");
@@ -86,21 +106,7 @@ TEST(TraceTest, AnHttpToolCallCarriesTheRunsTrace) {
   Cluster c;
   c.StartApi();
   c.StartWorker();
-  Put(c, "tools", "weather",
-      {{"type", "http"},
-       {"description", "Current weather of a city"},
-       {"url", "http://127.0.0.1:" + std::to_string(weather.port()) + "/weather"},
-       {"allowHosts", {"127.0.0.1"}},
-       {"parameters",
-        {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}});
-  Put(c, "routes", "agent-model",
-      {{"provider", "local"},
-       {"model", "echo"},
-       {"weight", 0},
-       {"params",
-        {{"script",
-          {{{"toolCalls", {{{"name", "weather"}, {"arguments", {{"city", "Oslo"}}}}}}},
-           {{"text", "21 degrees"}}}}}}});
+  PutWeatherAgent(c, weather);
   auto submitted = c.Call("POST", "/v1/commands/submit",
                           json{{"kind", "agent"},
                                {"input", {{"text", "Weather in Oslo?"}}},
@@ -186,21 +192,7 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
              {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"}});
   c.StartApi();
   c.StartWorker();
-  Put(c, "tools", "weather",
-      {{"type", "http"},
-       {"description", "Current weather of a city"},
-       {"url", "http://127.0.0.1:" + std::to_string(weather.port()) + "/weather"},
-       {"allowHosts", {"127.0.0.1"}},
-       {"parameters",
-        {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}});
-  Put(c, "routes", "agent-model",
-      {{"provider", "local"},
-       {"model", "echo"},
-       {"weight", 0},
-       {"params",
-        {{"script",
-          {{{"toolCalls", {{{"name", "weather"}, {"arguments", {{"city", "Oslo"}}}}}}},
-           {{"text", "21 degrees"}}}}}}});
+  PutWeatherAgent(c, weather);
   const std::string sent = std::string("00-") + kTraceId + "-" + kClientSpan + "-01";
   auto submitted = c.Call("POST", "/v1/commands/submit",
                           json{{"kind", "agent"},
