@@ -307,6 +307,12 @@ void TaskRun::EndCallSpan(std::optional<otel::Span> span,
       span->attributes.emplace_back("gen_ai.response.finish_reasons",
                                     json::array({r->finish_reason}));
     }
+    if (!r->id.empty()) span->attributes.emplace_back("gen_ai.response.id", r->id);
+    if (r->time_to_first_token.count() > 0) {
+      span->attributes.emplace_back("synaps.time_to_first_token_ms",
+                                    r->time_to_first_token.count());
+    }
+    span->attributes.emplace_back("synaps.provider_attempts", r->attempts);
   } else {
     span->error = true;
     span->status_message = r.error().message;
