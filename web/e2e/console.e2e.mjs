@@ -212,6 +212,16 @@ try {
   await page.locator('tbody tr').first().waitFor();
   await axe(page, 'workers');
   await shot(page, 'workers');
+  // Usage: the tenant's finished task attempts by day, route and model, with their total.
+  await page.getByRole('link', { name: 'Usage', exact: true }).click();
+  await page.getByRole('heading', { name: 'Usage' }).waitFor();
+  const usageTable = page.getByRole('table', { name: 'Usage by day, route and model' });
+  await usageTable.locator('tr[data-usage-total]').waitFor();
+  assert.ok((await usageTable.locator('tbody tr[data-usage-row]').count()) >= 1, 'a usage row');
+  const usageTotal = Number((await usageTable.locator('tr[data-usage-total] td').first().textContent()).replace(/,/g, ''));
+  assert.ok(usageTotal > 0, `usage total ${usageTotal}`);
+  await axe(page, 'usage');
+  await shot(page, 'usage');
   // Schedules: the list, one schedule's next and recent fire times, Run now, and a backfill.
   await call(ADMIN, 'PUT', '/v1/control/schedules/hourly-report', {
     spec: { every: '30m', overlap: 'allow', command: { kind: 'prompt', input: { text: 'scheduled report' } } },
@@ -309,6 +319,11 @@ try {
   await other.getByText(/not found|no run/i).first().waitFor();
   await other.getByRole('link', { name: 'Schedules' }).click();
   await other.getByText('No schedules.', { exact: false }).waitFor();
+  await other.getByRole('link', { name: 'Usage', exact: true }).click();
+  await other.getByRole('table', { name: 'Usage by day, route and model' }).waitFor();
+  const otherUsage = await call(OTHER, 'GET', '/v1/usage?groupBy=');
+  assert.ok(otherUsage.totals.tasks <= 1, `the other tenant's usage is its one run: ${otherUsage.totals.tasks}`);
+  assert.ok((await other.locator('tr[data-usage-row]').count()) <= 1, 'the other tenant sees no usage of ours');
   await other.goto(`${BASE}/schedules/hourly-report`);
   await other.getByText(/not found/i).first().waitFor();
   await otherCtx.close();

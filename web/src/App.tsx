@@ -11,6 +11,7 @@ import { QueuesPage } from './pages/Queues';
 import { RunDetailPage } from './pages/RunDetail';
 import { RunsPage } from './pages/Runs';
 import { SchedulesPage } from './pages/Schedules';
+import { UsagePage } from './pages/Usage';
 import { SignInPage } from './pages/SignIn';
 import { SubmitPage } from './pages/Submit';
 import { WorkersPage } from './pages/Workers';
@@ -68,6 +69,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/approvals', heldCount > 0 ? `Approvals (${heldCount})` : 'Approvals'],
     ...(me.may.submit ? ([['/submit', 'Submit']] as [string, string][]) : []),
     ['/schedules', 'Schedules'],
+    ['/usage', 'Usage'],
     ['/control', 'Control'],
     ...(me.may.operate ? ([['/queues', 'Queues'], ['/workers', 'Workers']] as [string, string][]) : []),
     ...(me.may.admin ? ([['/api-keys', 'API keys']] as [string, string][]) : []),
@@ -110,6 +112,7 @@ function Page({ path, me }: { path: string; me: Me }) {
   if (path === '/approvals') return <ApprovalsPage me={me} />;
   if (path === '/submit') return <SubmitPage />;
   if (path === '/schedules' || path.startsWith('/schedules/')) return <SchedulesPage me={me} path={path} />;
+  if (path === '/usage') return <UsagePage />;
   if (path.startsWith('/control')) return <ControlPage me={me} path={path} />;
   if (path === '/queues') return <QueuesPage me={me} />;
   if (path === '/workers') return <WorkersPage />;
