@@ -8,6 +8,7 @@
 #include "api/revocation_list.h"
 #include "api/router.h"
 #include "api/run_feeds.h"
+#include "api/usage_rollup.h"
 #include "auth/jwt.h"
 #include "core/config.h"
 #include "db/deadlines.h"
@@ -55,6 +56,8 @@ ApiOptions ApiOptionsFromEnv() {
   o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
   o.schedule_tick_ms =
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
+  o.usage_rollup_seconds =
+      static_cast<int>(config::EnvInt("SYNAPS_USAGE_ROLLUP_SECONDS", 60, 0, 86400));
   o.db_options = db::ConnectOptionsFromEnv(db::Role::kApi);
   o.relay_db_options = db::ConnectOptionsFromEnv(db::Role::kRelay);
   return o;
@@ -92,6 +95,8 @@ class ApiServer::Impl {
     auto tracer = otel::Exporter::FromEnvironment("synaps-api");
     if (!tracer) throw ConfigError(tracer.error().message);
     tracer_ = std::move(*tracer);
+    usage_rollup_ = std::make_unique<UsageRollup>(
+        &pool_, std::chrono::seconds(options_.usage_rollup_seconds));
     run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
     tenant_feeds_ = std::make_unique<TenantFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
@@ -135,10 +140,12 @@ class ApiServer::Impl {
     if (relay_) relay_->Start();
     auto port = server_->Start();
     if (port) scheduler_->Start();
+    if (port) usage_rollup_->Start();
     return port;
   }
 
   void Stop() {
+    usage_rollup_->Stop();
     scheduler_->Stop();
     server_->Stop();
     if (relay_) relay_->Stop();
@@ -159,6 +166,7 @@ class ApiServer::Impl {
   std::unique_ptr<StreamSlots> stream_slots_;
   std::unique_ptr<RevocationList> revocations_;
   std::unique_ptr<otel::Exporter> tracer_;  // before the router and server, which use it
+  std::unique_ptr<UsageRollup> usage_rollup_;
   std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<TenantFeeds> tenant_feeds_;
   std::unique_ptr<OutboxRelay> relay_;

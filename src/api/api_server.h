@@ -39,6 +39,7 @@ struct ApiOptions {
   size_t body_limit = 1 << 20;                  // SYNAPS_BODY_LIMIT_BYTES
   int relay_sweep_ms = 1000;                    // SYNAPS_OUTBOX_SWEEP_MS
   int schedule_tick_ms = 1000;  // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
+  int usage_rollup_seconds = 60;  // SYNAPS_USAGE_ROLLUP_SECONDS; 0 = no background rollup
   // Deadlines of the request pool's and the relay's connections (db/deadlines.h).
   db::ConnectOptions db_options;        // SYNAPS_DB_*, SYNAPS_API_STATEMENT_TIMEOUT_MS
   db::ConnectOptions relay_db_options;  // SYNAPS_DB_*, SYNAPS_RELAY_STATEMENT_TIMEOUT_MS

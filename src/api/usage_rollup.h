@@ -1,0 +1,39 @@
+// Folds the ledger's usage events into synaps.usage_daily in the background (store/
+// usage_store.h, docs/observability.md "Usage and cost"), so that GET /v1/usage reads a small
+// live tail even right after an upgrade onto a large history. Every API process runs one; the
+// rollup row's lock (SKIP LOCKED) lets one pass run at a time across them. A pass that fails
+// is logged and tried again at the next period. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "db/pool.h"
+
+namespace synaps::api {
+
+class UsageRollup {
+ public:
+  // `pool` must outlive this. `period` zero: never runs (queries still fold one pass each).
+  UsageRollup(db::Pool* pool, std::chrono::seconds period);
+  ~UsageRollup();  // stops
+  UsageRollup(const UsageRollup&) = delete;
+  UsageRollup& operator=(const UsageRollup&) = delete;
+
+  void Start();
+  void Stop();
+
+ private:
+  void Loop();
+
+  db::Pool* const pool_;
+  const std::chrono::seconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace synaps::api
