@@ -241,15 +241,20 @@ void Exporter::Loop() {
         queue_.pop_front();
       }
       lock.unlock();
-      Send(std::move(batch));
+      bool sent = Send(std::move(batch));
       lock.lock();
+      if (stop_ && !sent) {
+        // Stopping with the collector failing: one timeout is enough to wait at exit.
+        dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);
+        queue_.clear();
+      }
       if (!stop_ && queue_.size() < options_.max_batch) break;
     }
     if (stop_ && queue_.empty()) return;
   }
 }
 
-void Exporter::Send(std::vector<Span> batch) {
+bool Exporter::Send(std::vector<Span> batch) {
   http::RequestOptions req{.method = "POST",
                            .url = options_.url,
                            .headers = options_.headers,
@@ -260,7 +265,7 @@ void Exporter::Send(std::vector<Span> batch) {
   auto r = http::Send(req);
   if (r && r->status / 100 == 2) {
     exported_.fetch_add(batch.size(), std::memory_order_relaxed);
-    return;
+    return true;
   }
   dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
   // Once per failing run of batches is enough for a person; the counter has the rest.
@@ -268,6 +273,7 @@ void Exporter::Send(std::vector<Span> batch) {
     spdlog::warn("otel: {} spans not exported to {}: {}", batch.size(), options_.url,
                  r ? "HTTP " + std::to_string(r->status) : r.error().message);
   }
+  return false;
 }
 
 json Exporter::Encode(const std::vector<Span>& spans,

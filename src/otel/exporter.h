@@ -76,7 +76,9 @@ struct SamplerConfig {
 class Exporter {
  public:
   explicit Exporter(ExporterOptions options);
-  ~Exporter();  // sends what is queued (within the timeout), then stops
+  // Sends what is queued, then stops; with the collector failing, it waits for one batch's
+  // timeout at most and drops the rest.
+  ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;
 
@@ -100,7 +102,8 @@ class Exporter {
 
  private:
   void Loop();
-  void Send(std::vector<Span> batch);
+  // Posts one batch; false when the collector could not take it (the spans are counted dropped).
+  bool Send(std::vector<Span> batch);
 
   const ExporterOptions options_;
   SamplerConfig sampler_;
