@@ -414,11 +414,10 @@ struct Report {
     if (h.contains("usage")) {
       const json& u = h["usage"];
       md << "\n**Usage and cost over this history** (`GET /v1/usage` grouped by tenant, day, "
-            "route, model and skill over 366 days, run as the API runs it: one rollup pass, then "
-            "the query; docs/observability.md): the first query on a history never rolled up "
-            "took "
+            "route, model and skill over 366 days; docs/observability.md): a query on a history "
+            "never rolled up (every event read live) took "
          << F(u["first_query_seconds"].get<double>(), 2)
-         << " s (one pass of 500,000 ledger ids, the rest read live); folding the rest in took "
+         << " s; the rollup passes that fold it in (the API runs them in the background) took "
          << F(u["rollup_seconds"].get<double>(), 2) << " s; after that a query takes "
          << F(u["query_ms"]["p50"].get<double>(), 1) << " ms (p50 of 5; max "
          << F(u["query_ms"]["max"].get<double>(), 1) << " ms) for " << u["rows"]

@@ -2,14 +2,13 @@
 // skill, from the ledger (store/usage_store.h, docs/observability.md "Usage and cost"). A
 // principal reads its own tenant's usage; one with the installation scope reads every tenant's,
 // or one tenant's with `tenant=`.
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <regex>
 
 #include "api/router_internal.h"
+#include "core/config.h"
 #include "core/http_grammar.h"
 #include "store/usage_store.h"
 
@@ -44,11 +43,7 @@ std::string FormatDay(std::chrono::sys_days d) {
 // "tenant,day,model" → the dimensions, each known and named once; "" → none (totals only).
 Result<std::vector<std::string>> ParseGroupBy(const std::string& v) {
   std::vector<std::string> out;
-  if (v.empty()) return out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = v.find(',', start);
-    std::string d = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& d : config::SplitList(v)) {
     bool known = false;
     for (const char* k : store::kUsageDimensions) known = known || d == k;
     if (!known || std::find(out.begin(), out.end(), d) != out.end()) {
@@ -57,8 +52,6 @@ Result<std::vector<std::string>> ParseGroupBy(const std::string& v) {
                   "groupBy");
     }
     out.push_back(d);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }
@@ -107,13 +100,10 @@ HttpResponse Router::GetUsage(Context& ctx, const Params&) const {
   q.from = FormatDay(*from);
   q.to = FormatDay(*to);
 
+  // A read only: the API's background rollup (usage_rollup.h) folds old events in; whatever
+  // it has not folded yet is read live.
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  // Folding old events in keeps the query fast; when it cannot run now, the query still reads
-  // every event (the ones past the cursor live).
-  if (auto rolled = store::RollUpUsage(**conn); !rolled) {
-    spdlog::warn("usage rollup failed (request {}): {}", ctx.request_id, rolled.error().message);
-  }
   auto usage = store::QueryUsage(**conn, q);
   if (!usage) return ctx.Error(usage.error());
   return JsonResponse(200, *usage, ctx.request_id);

@@ -29,26 +29,29 @@ void UsageRollup::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool UsageRollup::Stopping() {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+void UsageRollup::CatchUp() {
+  // Passes back to back while a backlog remains (each is bounded), at most 20 per period.
+  for (int pass = 0; pass < 20 && !Stopping(); ++pass) {
+    auto conn = pool_->Acquire();
+    if (!conn) return spdlog::warn("usage rollup: {}", conn.error().message);
+    auto passed = store::RollUpUsage(**conn);
+    if (!passed) return spdlog::warn("usage rollup failed: {}", passed.error().message);
+    if (*passed == 0) return;
+  }
+}
+
 void UsageRollup::Loop() {
+  // At start first: right after an upgrade onto a long history, queries read live until then.
+  CatchUp();
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, period_, [this] { return stop_; })) {
     lock.unlock();
-    // Passes back to back while a large backlog remains (each is bounded), then wait.
-    for (int pass = 0; pass < 20; ++pass) {
-      auto conn = pool_->Acquire();
-      if (!conn) {
-        spdlog::warn("usage rollup: {}", conn.error().message);
-        break;
-      }
-      auto passed = store::RollUpUsage(**conn);
-      if (!passed) {
-        spdlog::warn("usage rollup failed: {}", passed.error().message);
-        break;
-      }
-      if (*passed == 0) break;
-      std::lock_guard check(mu_);
-      if (stop_) break;
-    }
+    CatchUp();
     lock.lock();
   }
 }

@@ -1,6 +1,6 @@
 // Folds the ledger's usage events into synaps.usage_daily in the background (store/
-// usage_store.h, docs/observability.md "Usage and cost"), so that GET /v1/usage reads a small
-// live tail even right after an upgrade onto a large history. Every API process runs one; the
+// usage_store.h, docs/observability.md "Usage and cost"), at start and then every period, so
+// that GET /v1/usage (a read only) finds a small live tail. Every API process runs one; the
 // rollup row's lock (SKIP LOCKED) lets one pass run at a time across them. A pass that fails
 // is logged and tried again at the next period. Thread-safe.
 #pragma once
@@ -27,6 +27,8 @@ class UsageRollup {
 
  private:
   void Loop();
+  void CatchUp();
+  bool Stopping();
 
   db::Pool* const pool_;
   const std::chrono::seconds period_;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/barrier.h"
+#include "core/config.h"
 #include "core/http_grammar.h"
 #include "http/client.h"
 
@@ -45,13 +46,7 @@ std::string PercentDecode(const std::string& s) {
 Result<std::vector<std::pair<std::string, std::string>>> KeyValues(const std::string& text,
                                                                    const char* variable) {
   std::vector<std::pair<std::string, std::string>> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                      : comma - start);
-    start = comma == std::string::npos ? text.size() : comma + 1;
-    if (Trim(item).empty()) continue;
+  for (const std::string& item : config::SplitList(text)) {
     size_t eq = item.find('=');
     if (eq == std::string::npos || Trim(item.substr(0, eq)).empty()) {
       return Fail(ErrorCode::kInvalidArgument,
