@@ -9,7 +9,7 @@ CTEST_JOBS ?= 2
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run demo test fuzz clean help test-asan test-tsan chaos
+.PHONY: all deps build run demo test schema fuzz clean help test-asan test-tsan chaos
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make run    start the embedded stack (PostgreSQL, NATS, API, worker) and run a demo command"
 	@echo "make demo   the same, but exit after printing the succeeded run"
 	@echo "make test   build and run every test (unit, integration, e2e)"
+	@echo "make schema regenerate db/schema.sql (the effective schema) from db/migrations"
 	@echo "make test-asan  build in $(ASAN_BUILD_DIR) with ASan + UBSan and run the tests (SAN_LABELS)"
 	@echo "make test-tsan  build in $(TSAN_BUILD_DIR) with ThreadSanitizer and run the tests (SAN_LABELS)"
 	@echo "make chaos  kill, stop and freeze processes and servers under 5,000 tasks; report in docs/reliability.md"
@@ -41,6 +42,11 @@ demo: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
+
+# db/schema.sql: the effective schema and functions after every migration (scripts/schema-dump).
+# Run after adding a migration; `make test` (schema_test) fails while it is stale.
+schema: build
+	scripts/schema-dump $(SYNAPS) db/schema.sql
 
 # libFuzzer over the API's request parsing and validation (tests/fuzz/README.md), built with
 # clang-19 and ASan + UBSan in $(FUZZ_DIR), apart from the main g++ build. Fails on the first
