@@ -124,5 +124,114 @@ TEST(LedgerTest, UpdatesAndDeletesAreRefused) {
   EXPECT_FALSE(conn->Exec("TRUNCATE synaps.ledger_events"));
 }
 
+// A database written at 0015 (the release before one completion path) upgrades without losing
+// its history, and a task held there is approved through settle_tasks: the run gets the ledger
+// a worker's completion would have written (docs/queue.md).
+TEST(MigrateTest, UpgradeFrom0015KeepsHistoryAndApprovesAHeldTask) {
+  std::string url = EmptyDatabase("migrate_upgrade_0015");
+  auto conn = Connection::Connect(url);
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::vector<MigrationSource> at_0015;
+  for (const auto& m : EmbeddedMigrations()) {
+    if (m.name < "0016") at_0015.push_back(m);
+  }
+  ASSERT_EQ(at_0015.back().name, "0015_usage.sql");
+  ASSERT_TRUE(Migrate(*conn, at_0015));
+
+  auto exec = [&](const std::string& sql) {
+    auto r = conn->Exec(sql);
+    EXPECT_TRUE(r) << sql << ": " << r.error().message;
+    return r ? std::move(*r) : PgResult();
+  };
+  // Run "one": a task that completes with an artifact. Run "two": one that completes and one
+  // held for approval.
+  auto submit = [&](const std::string& key, const std::string& tasks) {
+    exec("SELECT synaps.submit_command('t', 'me', '" + key +
+         "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', '" + tasks +
+         "'::jsonb))");
+  };
+  submit("one", R"([{"name":"only","kind":"prompt","spec":{}}])");
+  submit("two", R"([{"name":"done","kind":"prompt","spec":{}},)"
+                R"( {"name":"held","kind":"prompt","spec":{}}])");
+  auto claimed = exec(
+      "SELECT array_agg(item_id ORDER BY task_name), array_agg(lease_epoch ORDER BY task_name)"
+      "  FROM synaps.claim_queue_items('w', ARRAY['default'], 10, 60)");
+  ASSERT_EQ(claimed.rows(), 1);
+  // Ordered by task name: done, held, only.
+  auto states =
+      exec("SELECT synaps.write_task_batch('{}', '{}', '{}', '{}', '{}', '{}', '{}', '" +
+           claimed.GetString(0, 0) + "'::bigint[], '" + claimed.GetString(0, 1) +
+           "'::bigint[], ARRAY[false, true, false], "
+           R"('[{"text":"d"}, {"text":"h"}, {"text":"o"}]',)"
+           R"( '[[], [], [{"name":"a.txt","contentType":"text/plain","objectKey":"k","size":1,)"
+           R"("sha256":"s"}]]'))");
+  ASSERT_EQ(states.rows(), 3);
+  EXPECT_EQ(states.GetString(0, 0), "completed");
+  EXPECT_EQ(states.GetString(1, 0), "held");
+  EXPECT_EQ(states.GetString(2, 0), "completed");
+
+  // Each run's ledger, each run's tasks, the artifact versions: a run is named by its command's
+  // idempotency key.
+  const std::string runs = "synaps.runs r JOIN synaps.commands c ON c.id = r.command_id";
+  const std::string history =
+      "SELECT (SELECT string_agg(concat_ws(' ', c.idempotency_key, e.seq, e.type, t.name, "
+      "e.attempt,"
+      "                                    e.data), E'\\n' ORDER BY c.idempotency_key, e.seq)"
+      "          FROM synaps.ledger_events e JOIN " +
+      runs +
+      " ON r.id = e.run_id"
+      "          LEFT JOIN synaps.tasks t ON t.id = e.task_id),"
+      "       (SELECT string_agg(concat_ws(' ', c.idempotency_key, r.status, t.name, t.status,"
+      "                                    t.output), E'\\n' ORDER BY c.idempotency_key, t.name)"
+      "          FROM " +
+      runs +
+      " JOIN synaps.tasks t ON t.run_id = r.id),"
+      "       (SELECT string_agg(concat_ws(' ', a.name, a.latest_version, v.version, v.object_key),"
+      "                          E'\\n') FROM synaps.artifacts a"
+      "          JOIN synaps.artifact_versions v ON v.artifact_id = a.id)";
+  auto before = exec(history);
+  EXPECT_NE(before.GetString(0, 0).find("one 4 artifact.created only 1"), std::string::npos)
+      << before.GetString(0, 0);
+  EXPECT_NE(before.GetString(0, 0).find("two 6 task.awaiting_approval held 1"), std::string::npos)
+      << before.GetString(0, 0);
+  EXPECT_NE(before.GetString(0, 1).find("two awaiting_approval held awaiting_approval"),
+            std::string::npos)
+      << before.GetString(0, 1);
+
+  auto upgraded = Migrate(*conn, EmbeddedMigrations());
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  EXPECT_EQ(upgraded->applied.size(), EmbeddedMigrations().size() - at_0015.size());
+  auto after = exec(history);
+  for (int col = 0; col < 3; ++col) EXPECT_EQ(after.GetString(0, col), before.GetString(0, col));
+  auto gone = exec("SELECT to_regproc('synaps.complete_queue_item') IS NULL");
+  EXPECT_TRUE(gone.GetBool(0, 0)) << "complete_queue_item must be gone: one completion path";
+
+  auto decided = exec(
+      "SELECT synaps.decide_task('t', (SELECT id FROM synaps.tasks WHERE name = 'held'), true,"
+      " 'alice', 'fine')");
+  EXPECT_EQ(decided.GetString(0, 0), "approved");
+  auto run = exec(
+      "SELECT r.status, t.status, t.output->>'text', (SELECT count(*) FROM synaps.queue_items)"
+      "  FROM " +
+      runs +
+      " JOIN synaps.tasks t ON t.run_id = r.id"
+      " WHERE c.idempotency_key = 'two' AND t.name = 'held'");
+  EXPECT_EQ(run.GetString(0, 0), "succeeded");
+  EXPECT_EQ(run.GetString(0, 1), "succeeded");
+  EXPECT_EQ(run.GetString(0, 2), "h");
+  EXPECT_EQ(run.GetInt(0, 3), 0);
+  // The run's ledger goes on densely from where the old release left it.
+  auto tail = exec(
+      "SELECT string_agg(concat_ws(' ', e.seq, e.type, e.data), E'\\n' ORDER BY e.seq)"
+      "  FROM synaps.ledger_events e JOIN " +
+      runs +
+      " ON r.id = e.run_id"
+      " WHERE c.idempotency_key = 'two' AND e.seq > 7");
+  EXPECT_EQ(tail.GetString(0, 0),
+            "8 task.approved {\"by\": \"alice\", \"reason\": \"fine\"}\n"
+            "9 task.completed {}\n"
+            "10 run.succeeded {}");
+}
+
 }  // namespace
 }  // namespace synaps::db
