@@ -539,7 +539,7 @@ TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
 }
 
 // A batch that holds one task of a run and completes the other leaves the run awaiting
-// approval, as a completion through complete_queue_item would.
+// approval.
 TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
   std::string url = testing::TestStack::Get().FreshDatabase();
   auto conn = Connect(url);
@@ -566,6 +566,50 @@ TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
   auto run = conn.Exec("SELECT status FROM synaps.runs");
   ASSERT_TRUE(run);
   EXPECT_EQ(run->GetString(0, 0), "awaiting_approval");
+}
+
+// One completion path (migration 0016): a held task with an artifact, approved, is settled by
+// settle_tasks as a worker's completion would be: artifact.created then task.completed right
+// after task.approved, the artifact versioned, the run succeeded.
+TEST(QueueTest, AnApprovedHeldTaskSettlesAsAWorkerCompletionWould) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+  ASSERT_TRUE(items && items->size() == 1);
+  const auto& it = (*items)[0];
+  Completion held{{it.item_id, it.lease_epoch},
+                  json{{"text", "answer"}, {"model", "m"}},
+                  {{"answer.md", "text/markdown", "objects/k", 6, "abc"}}};
+  held.hold = true;
+  auto states = WriteTaskBatch(conn, TaskBatch{.completions = {held}});
+  ASSERT_TRUE(states) << states.error().message;
+  ASSERT_EQ((*states)[0], CompleteState::kHeld);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.artifact_versions"), 0);
+
+  auto decided = DecideTask(conn, "t", it.task_id, true, "alice", "");
+  ASSERT_TRUE(decided) << decided.error().message;
+  EXPECT_EQ(*decided, it.run_id);
+  auto tail = conn.Exec(
+      "SELECT string_agg(type || ' ' || data::text, E'\\n' ORDER BY seq) FROM synaps.ledger_events"
+      " WHERE seq > (SELECT seq FROM synaps.ledger_events WHERE type = 'task.awaiting_approval')");
+  ASSERT_TRUE(tail) << tail.error().message;
+  std::string events = tail->GetString(0, 0);
+  EXPECT_NE(events.find("task.approved {\"by\": \"alice\"}\nartifact.created {"), std::string::npos)
+      << events;
+  EXPECT_NE(
+      events.find("\"name\": \"answer.md\", \"size\": 6, \"sha256\": \"abc\", \"version\": 1"),
+      std::string::npos)
+      << events;
+  EXPECT_NE(events.find("}\ntask.completed {\"model\": \"m\"}\nrun.succeeded {}"),
+            std::string::npos)
+      << events;
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.artifact_versions WHERE version = 1"), 1);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 0);
+  auto task = conn.Exec("SELECT status, output->>'text' FROM synaps.tasks");
+  ASSERT_TRUE(task);
+  EXPECT_EQ(task->GetString(0, 0), "succeeded");
+  EXPECT_EQ(task->GetString(0, 1), "answer");
 }
 
 }  // namespace
