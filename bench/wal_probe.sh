@@ -3,12 +3,12 @@
 # Submits N tasks with synaps.submit_command in bulk SQL, drains them with one `synaps worker`
 # (local provider, zero latency), and prints WAL bytes per task for each phase plus the drain's
 # WAL by relation (pg_waldump; autovacuum's share included). Runs its own PostgreSQL (durable
-# defaults) and nats-server in /tmp/walprobe on PORT/NATS_PORT. Not part of `make bench`.
+# defaults) and nats-server in D (default /tmp/walprobe) on PORT/NATS_PORT. Not part of `make bench`.
 #   N=5000 BIN=build/src/synaps bench/wal_probe.sh
 set -euo pipefail
 N=${N:-5000}
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/src/synaps}
-D=/tmp/walprobe; rm -rf $D; mkdir -p $D; chown postgres $D
+D=${D:-/tmp/walprobe}; rm -rf $D; mkdir -p $D; chown postgres $D
 PG=/usr/lib/postgresql/15/bin
 su postgres -c "$PG/initdb -D $D/pg -U postgres -A trust >/dev/null"
 PORT=${PORT:-55432}

@@ -841,13 +841,31 @@ BEGIN
      WHERE q.id = req.id AND q.lease_epoch = req.epoch AND q.status = 'leased'
     RETURNING q.run_id, q.task_id, q.attempts, q.queue, req.ord, req.output, req.arts,
               jsonb_array_length(req.arts) AS n_arts
+  ), per_run0 AS (
+    SELECT d.run_id, sum(d.n_arts + 1) AS n, array_agg(d.task_id) AS done FROM del d GROUP BY d.run_id
   ), per_run AS (
-    SELECT d.run_id, sum(d.n_arts + 1) AS n FROM del d GROUP BY d.run_id
+    -- ends: the run is open and every other task of it has succeeded (or was cancelled), so
+    -- these completions finish it (this statement still sees them running; waiting and held
+    -- tasks, including those this call releases, keep it open; a failed one fails it further
+    -- down). A concurrent cancel_run cannot slip in: it would have to lock these queue items.
+    SELECT p.run_id, p.n,
+           r.status NOT IN ('succeeded', 'failed', 'cancelled')
+           AND NOT EXISTS (SELECT 1 FROM synaps.tasks t
+                            WHERE t.run_id = p.run_id AND t.status NOT IN ('succeeded', 'cancelled')
+                              AND t.id <> ALL (p.done)) AS ends
+      FROM per_run0 p JOIN synaps.runs r ON r.id = p.run_id
   ), seqs AS (
-    UPDATE synaps.runs u SET last_seq = u.last_seq + per_run.n
+    -- One update per run: the sequence numbers of its events, and its end when it ends here.
+    UPDATE synaps.runs u
+       SET last_seq = u.last_seq + per_run.n + CASE WHEN per_run.ends THEN 1 ELSE 0 END,
+           status = CASE WHEN per_run.ends THEN 'succeeded' ELSE u.status END,
+           error = CASE WHEN per_run.ends THEN NULL ELSE u.error END,
+           finished_at = CASE WHEN per_run.ends THEN now() ELSE u.finished_at END
       FROM per_run
      WHERE u.id = per_run.run_id
-    RETURNING u.id, u.tenant_id, u.thread_id, u.last_seq - per_run.n AS base
+    RETURNING u.id, u.tenant_id, u.thread_id,
+              u.last_seq - per_run.n - CASE WHEN per_run.ends THEN 1 ELSE 0 END AS base,
+              per_run.ends, u.last_seq
   ), items AS (
     SELECT d.*, s.tenant_id, s.thread_id,
            s.base + sum(d.n_arts + 1) OVER (PARTITION BY d.run_id ORDER BY d.ord) - d.n_arts AS first_seq
@@ -875,21 +893,32 @@ BEGIN
     INSERT INTO synaps.artifact_versions (artifact_id, version, run_id, task_id, object_key, size, sha256)
     SELECT v.artifact_id, v.version, v.run_id, v.task_id, v.a->>'objectKey', (v.a->>'size')::bigint, v.a->>'sha256'
       FROM versioned v
-  ), ae AS (
-    INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
-    SELECT v.run_id, v.task_id, v.seq, 'artifact.created', v.attempts,
-           jsonb_build_object('artifactId', v.artifact_id, 'name', v.name, 'version', v.version,
-                              'size', (v.a->>'size')::bigint, 'sha256', v.a->>'sha256')
-      FROM versioned v
   ), tu AS (
     UPDATE synaps.tasks t SET status = 'succeeded', output = i.output, error = NULL, finished_at = now()
       FROM items i
      WHERE t.id = i.task_id
-  ), te AS (
+  ), ev AS (
+    -- One insert for every event of the call, in seq order per run, so the ledger's ids follow
+    -- its seqs (the tenant-wide feed reads by id): per item one artifact.created per artifact,
+    -- then task.completed (data: the output without its text); then run.succeeded of each run
+    -- that ends.
     INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
-    SELECT i.run_id, i.task_id, i.first_seq + i.n_arts, 'task.completed', i.attempts,
-           coalesce(i.output, '{}'::jsonb) - 'text'
-      FROM items i
+    SELECT e.run_id, e.task_id, e.seq, e.type, e.attempt, e.data
+      FROM (SELECT v.run_id, v.task_id, v.seq, 'artifact.created' AS type, v.attempts AS attempt,
+                   jsonb_build_object('artifactId', v.artifact_id, 'name', v.name, 'version', v.version,
+                                      'size', (v.a->>'size')::bigint, 'sha256', v.a->>'sha256') AS data
+              FROM versioned v
+            UNION ALL
+            SELECT i.run_id, i.task_id, i.first_seq + i.n_arts, 'task.completed', i.attempts,
+                   coalesce(i.output, '{}'::jsonb) - 'text'
+              FROM items i
+            UNION ALL
+            SELECT s.id, NULL, s.last_seq, 'run.succeeded', NULL, '{}'::jsonb FROM seqs s WHERE s.ends) e
+     ORDER BY e.run_id, e.seq
+  ), ro AS (
+    INSERT INTO synaps.outbox (subject, payload)
+    SELECT 'synaps.run.' || s.id, jsonb_build_object('type', 'run.succeeded', 'runId', s.id)
+      FROM seqs s WHERE s.ends
   )
   SELECT (SELECT array_agg(i.ord) FROM items i),
          (SELECT array_agg(DISTINCT i.run_id) FROM items i)
@@ -1415,7 +1444,8 @@ CREATE TABLE synaps.tasks (
     finished_at timestamp with time zone,
     CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
-);
+)
+WITH (fillfactor='70');
 
 -- Name: threads; Type: TABLE; Schema: synaps
 

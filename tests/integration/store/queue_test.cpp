@@ -493,6 +493,50 @@ TEST(QueueTest, OneBatchCompletesTwoTasksOfARunWithTheSameArtifact) {
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 1);
 }
 
+// The batch that ends a run updates its runs row once (the events' numbers and its end together:
+// each update is a new row version in the write-ahead log), and the ledger's ids follow its seqs.
+TEST(QueueTest, TheBatchThatEndsARunUpdatesItsRowOnce) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 3);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 3, 60);
+  ASSERT_TRUE(items && items->size() == 3);
+  ASSERT_TRUE(conn.Exec("BEGIN"));
+  // The transaction's counts, plus those of earlier ones this backend has not reported yet.
+  const std::string runs_updated =
+      "SELECT n_tup_upd FROM pg_stat_xact_user_tables"
+      " WHERE schemaname = 'synaps' AND relname = 'runs'";
+  int64_t updated_before = Scalar(conn, runs_updated);
+  TaskBatch batch;
+  for (const auto& it : *items) {
+    batch.completions.push_back({{it.item_id, it.lease_epoch},
+                                 json{{"text", "done"}},
+                                 {{"answer.md", "text/markdown", "objects/x", 4, "x"}}});
+  }
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  EXPECT_EQ(Scalar(conn, runs_updated) - updated_before, 3) << "one update per run";
+  ASSERT_TRUE(conn.Exec("COMMIT"));
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"
+                   " AND finished_at IS NOT NULL AND error IS NULL AND last_seq = 6"),
+            3);
+  auto order = conn.Exec(
+      "SELECT string_agg(type, ',' ORDER BY id) = string_agg(type, ',' ORDER BY seq),"
+      " string_agg(type, ',' ORDER BY seq), string_agg(id || type, ',' ORDER BY id)"
+      " FROM synaps.ledger_events GROUP BY run_id");
+  ASSERT_TRUE(order && order->rows() == 3);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_TRUE(order->GetBool(r, 0)) << "ids follow seqs: " << order->GetString(r, 2);
+    EXPECT_EQ(order->GetString(r, 1),
+              "run.created,task.queued,task.claimed,artifact.created,"
+              "task.completed,run.succeeded");
+  }
+  EXPECT_EQ(
+      Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE payload->>'type' = 'run.succeeded'"),
+      3);
+}
+
 // A batch that completes the last task of a run whose other task was dead-lettered fails the
 // run with that task's error; a batch that completes a dependency releases its dependent.
 TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
