@@ -71,9 +71,13 @@ TEST(WorkerTest, StreamsProgressAndRecordsUsageFromAProvider) {
 
 TEST(WorkerTest, AnAnswerWithNulCharactersIsStoredNotStuck) {
   // "\u0000" is valid JSON, but PostgreSQL's text and jsonb refuse NUL: the progress and the
-  // output must still be written (with U+FFFD), and the artifact keeps the exact bytes.
+  // output must still be written (with U+FFFD), and the artifact keeps the exact bytes. The
+  // pieces come 400 ms apart, past the progress interval, so the first is written as progress
+  // before the answer is complete (an answer that arrives whole writes none).
   FakeOpenAi fake([](const testing::FakeRequest&, int) {
-    return FakeOpenAi::Stream({std::string("nul\0here ", 9), "and done"}, 3, 2);
+    FakeReply r = FakeOpenAi::Stream({std::string("nul\0here ", 9), "and done"}, 3, 2);
+    r.event_interval = std::chrono::milliseconds(400);
+    return r;
   });
   Cluster c;
   c.StartApi();
@@ -86,6 +90,24 @@ TEST(WorkerTest, AnAnswerWithNulCharactersIsStoredNotStuck) {
   auto body = c.Call("GET", "/v1/artifacts/" + run["artifacts"][0]["id"].get<std::string>() +
                                 "/versions/1/content");
   EXPECT_EQ(body.body, std::string("nul\0here and done", 17));
+}
+
+TEST(WorkerTest, AnAnswerThatArrivesWholeWritesNoProgress) {
+  // The local provider answers at once: the answer's text is in the completion (the task's
+  // output and its artifact), so the ledger gets no task.progress repeating it.
+  Cluster c;
+  c.StartApi();
+  c.StartWorker();
+  json run = c.WaitFinished(c.SubmitText("all at once")["runId"], 30);
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+  EXPECT_TRUE(EventsOf(run, "task.progress").empty()) << run["events"].dump(2);
+  std::string types;
+  for (const auto& e : run["events"]) types += e["type"].get<std::string>() + ",";
+  EXPECT_EQ(types,
+            "run.created,task.queued,task.claimed,artifact.created,task.completed,run.succeeded,");
+  auto body = c.Call("GET", "/v1/artifacts/" + run["artifacts"][0]["id"].get<std::string>() +
+                                "/versions/1/content");
+  EXPECT_EQ(body.body, "all at once");
 }
 
 TEST(WorkerTest, ProviderRefusalFailsAtOnceAndOutagesAreRetried) {
