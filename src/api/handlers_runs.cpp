@@ -9,6 +9,7 @@
 #include "api/router_internal.h"
 #include "api/run_feeds.h"
 #include "control/spec.h"
+#include "core/http_grammar.h"
 #include "core/ids.h"
 #include "core/utf8.h"
 #include "store/run_store.h"
@@ -68,17 +69,41 @@ Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>
   return f;
 }
 
+Result<std::string> RunReadTenant(const Principal& p, db::Connection& conn,
+                                  const std::string& run_id) {
+  if (!p.installation) return p.tenant_id;
+  return store::RunTenant(conn, run_id);
+}
+
+Result<std::string> RunListTenant(const Principal& p, const std::optional<std::string>& tenant) {
+  if (!tenant || *tenant == p.tenant_id) return p.tenant_id;
+  if (!p.installation) {
+    return Fail(ErrorCode::kPermissionDenied,
+                "tenant: this token reads its own tenant (" + p.tenant_id +
+                    ") only; another tenant's runs need the installation scope",
+                "tenant");
+  }
+  if (*tenant == "*") return std::string();
+  if (!IsTenantId(*tenant)) {
+    return Fail(ErrorCode::kInvalidArgument, "tenant: not a tenant id (or * for every tenant)",
+                "tenant");
+  }
+  return *tenant;
+}
+
 }  // namespace detail
 
 HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
   std::map<std::string, std::string> filter;
-  std::optional<std::string> cursor;
+  std::optional<std::string> cursor, tenant;
   int limit = 50;
   for (const auto& [k, raw] : ctx.query) {
     auto v = detail::UrlDecode(raw);
     if (!v) return ctx.Error(400, "invalid_argument", k + ": malformed percent-encoding", k);
     if (k == "cursor") {
       cursor = *v;
+    } else if (k == "tenant") {
+      tenant = *v;
     } else if (k == "limit") {
       auto n = ParseCount(*v);
       if (!n || *n < 1 || *n > 500) {
@@ -93,9 +118,11 @@ HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
   if (!f) return ctx.Error(f.error());
   f->cursor = cursor;
   f->limit = limit;
+  auto scope = detail::RunListTenant(*ctx.principal, tenant);
+  if (!scope) return ctx.Error(scope.error());
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto page = store::ListRuns(**conn, ctx.principal->tenant_id, *f);
+  auto page = store::ListRuns(**conn, *scope, *f);
   if (!page) return ctx.Error(page.error());
   return JsonResponse(200, *page, ctx.request_id);
 }
@@ -188,15 +215,19 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
     after = *n;
   }
   // Check existence and tenancy now, so a bad id is a plain 404 rather than an empty stream.
+  std::string tenant;
   {
     auto conn = deps_.pool->Acquire();
     if (!conn) return ctx.Error(conn.error());
-    auto page = store::ListRunEvents(**conn, ctx.principal->tenant_id, id, after, 0);
+    auto readable = detail::RunReadTenant(*ctx.principal, **conn, id);
+    if (!readable) return ctx.Error(readable.error());
+    tenant = *readable;
+    auto page = store::ListRunEvents(**conn, tenant, id, after, 0);
     if (!page) return ctx.Error(page.error());
   }
-  auto state = std::make_shared<EventStream>(EventStream{deps_.run_feeds, nullptr, nullptr, nullptr,
-                                                         ctx.principal->tenant_id, id, after,
-                                                         std::chrono::steady_clock::now()});
+  auto state =
+      std::make_shared<EventStream>(EventStream{deps_.run_feeds, nullptr, nullptr, nullptr, tenant,
+                                                id, after, std::chrono::steady_clock::now()});
   if (auto refused = OpenStreamSlot(ctx, state->slot)) return std::move(*refused);
   if (state->feeds == nullptr) {
     state->own_feeds = std::make_unique<RunFeeds>(deps_.pool, nullptr);

@@ -591,7 +591,9 @@ HttpResponse Router::GetRun(Context& ctx, const Params& p) const {
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto run = store::GetRun(**conn, ctx.principal->tenant_id, id);
+  auto tenant = detail::RunReadTenant(*ctx.principal, **conn, id);
+  if (!tenant) return ctx.Error(tenant.error());
+  auto run = store::GetRun(**conn, *tenant, id);
   if (!run) return ctx.Error(run.error());
   return JsonResponse(200, *run, ctx.request_id);
 }
@@ -655,7 +657,11 @@ HttpResponse Router::GetArtifactContent(Context& ctx, const Params& p) const {
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto loc = store::GetArtifactVersion(**conn, ctx.principal->tenant_id, id, static_cast<int>(*v));
+  // The installation scope reads every tenant's artifacts, like their runs.
+  auto tenant = ctx.principal->installation ? store::ArtifactTenant(**conn, id)
+                                            : Result<std::string>(ctx.principal->tenant_id);
+  if (!tenant) return ctx.Error(tenant.error());
+  auto loc = store::GetArtifactVersion(**conn, *tenant, id, static_cast<int>(*v));
   if (!loc) return ctx.Error(loc.error());
   auto bytes = deps_.objects->Get(loc->object_key);
   if (!bytes) {

@@ -62,6 +62,17 @@ Result<std::string> OptionalReason(const nlohmann::json& body);
 // status, kind, text, tag, createdAfter, createdBefore; kInvalidArgument naming the field.
 Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>& values);
 
+// Whose runs a read of run `run_id` looks in: the principal's tenant, or for the installation
+// scope (which reads every tenant) the run's own tenant. kNotFound when such a run is absent,
+// so another tenant's run id tells an ordinary token nothing.
+Result<std::string> RunReadTenant(const Principal& p, db::Connection& conn,
+                                  const std::string& run_id);
+
+// The tenant scope of GET /v1/runs from its `tenant` query value: absent → the principal's own;
+// for the installation scope a tenant id → that tenant, `*` → "" (every tenant). An ordinary
+// token naming another tenant (or `*`) is kPermissionDenied (field "tenant").
+Result<std::string> RunListTenant(const Principal& p, const std::optional<std::string>& tenant);
+
 // The arbiters of a remote worker's completion of queue item `item_id` (remote_arbiters.cpp):
 // the matching arbiters of the current snapshot over the completion's output and artifacts;
 // no verdicts when none match. kNotFound when the item does not exist.

@@ -65,9 +65,9 @@ Result<json> GetRun(db::Connection& conn, const std::string& tenant_id,
                     const std::string& run_id) {
   static constexpr const char* kSql = R"sql(
 SELECT jsonb_build_object(
-  'id', r.id, 'status', r.status, 'commandId', r.command_id, 'threadId', r.thread_id,
-  'createdAt', r.created_at, 'startedAt', r.started_at, 'finishedAt', r.finished_at,
-  'error', r.error,
+  'id', r.id, 'tenantId', r.tenant_id, 'status', r.status, 'commandId', r.command_id,
+  'threadId', r.thread_id, 'createdAt', r.created_at, 'startedAt', r.started_at,
+  'finishedAt', r.finished_at, 'error', r.error,
   'traceparent', (SELECT t.spec #>> '{trace,traceparent}' FROM synaps.tasks t
                    WHERE t.run_id = r.id ORDER BY t.created_at, t.name LIMIT 1),
   'schedule', (SELECT jsonb_build_object('name', f.schedule, 'version', f.version,
@@ -132,8 +132,13 @@ constexpr const char* kListedRun =
     "                         c.payload->>'agent', ''), 120))";
 
 // The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$9.
+// Prefixed by kOneTenant (r.tenant_id = $1, on the tenant's index) or kEveryTenant ($1 unused:
+// a separate statement, so the tenant's plan never weighs the every-tenant case).
+constexpr const char* kOneTenant =
+    " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE r.tenant_id = $1";
+constexpr const char* kEveryTenant =
+    " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE $1::text IS NULL";
 constexpr const char* kRunFilterWhere =
-    " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE r.tenant_id = $1"
     " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
     " AND ($3::text IS NULL OR r.status = $3)"
     " AND ($4::text IS NULL OR c.kind = $4)"
@@ -145,8 +150,10 @@ constexpr const char* kRunFilterWhere =
     "      WHERE f.run_id = r.id AND f.schedule = $9))";
 
 db::Params FilterParams(const std::string& tenant_id, const RunFilter& f) {
-  return {tenant_id, f.thread_id, f.status, f.kind, f.text, f.created_after, f.created_before,
-          f.tag, f.schedule};
+  std::optional<std::string> tenant;
+  if (!tenant_id.empty()) tenant = tenant_id;
+  return {tenant,          f.thread_id,      f.status, f.kind,    f.text,
+          f.created_after, f.created_before, f.tag,    f.schedule};
 }
 
 }  // namespace
@@ -162,16 +169,18 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
     after_time = f.cursor->substr(0, bar);
     after_id = f.cursor->substr(bar + 1);
   }
-  std::string sql = std::string("SELECT ") + kListedRun +
-                    ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" +
-                    kRunFilterWhere +
-                    " AND ($10::timestamptz IS NULL OR (r.created_at, r.id) < ($10::timestamptz, $11::uuid))"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
+  bool every = tenant_id.empty();
+  std::string sql =
+      std::string("SELECT ") + kListedRun +
+      ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" +
+      (every ? kEveryTenant : kOneTenant) + kRunFilterWhere +
+      " AND ($10::timestamptz IS NULL OR (r.created_at, r.id) < ($10::timestamptz, $11::uuid))"
+      " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(after_time);
   params.push_back(after_id);
   params.push_back(std::to_string(f.limit));
-  auto r = conn.ExecPrepared("list_runs_filtered", sql, params);
+  auto r = conn.ExecPrepared(every ? "list_runs_every_tenant" : "list_runs_filtered", sql, params);
   if (!r) {
     if (r.error().code == ErrorCode::kInvalidArgument) {
       return Fail(ErrorCode::kInvalidArgument, f.cursor ? "cursor: malformed" : r.error().message,
@@ -194,7 +203,7 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
 Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
                                                   const std::string& tenant_id,
                                                   const RunFilter& f, int limit) {
-  std::string sql = std::string("SELECT r.id") + kRunFilterWhere +
+  std::string sql = std::string("SELECT r.id") + kOneTenant + kRunFilterWhere +
                     " AND r.status IN ('queued', 'running', 'awaiting_approval')"
                     " ORDER BY r.created_at DESC, r.id DESC LIMIT $10::integer";
   db::Params params = FilterParams(tenant_id, f);
@@ -232,6 +241,14 @@ Result<json> RunCommand(db::Connection& conn, const std::string& tenant_id,
                                {run_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
   return detail::ParseColumn(r.Get(0, 0), "the run");
+}
+
+Result<std::string> RunTenant(db::Connection& conn, const std::string& run_id) {
+  ASSIGN_OR_RETURN(
+      auto r, conn.ExecPrepared("run_tenant",
+                                "SELECT tenant_id FROM synaps.runs WHERE id = $1::uuid", {run_id}));
+  if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "run " + run_id + " not found");
+  return r.GetString(0, 0);
 }
 
 Result<int64_t> LatestLedgerId(db::Connection& conn) {
@@ -278,6 +295,15 @@ Result<json> RunsByStatus(db::Connection& conn) {
               {"succeeded", 0}, {"failed", 0},  {"cancelled", 0}};
   for (int i = 0; i < r.rows(); ++i) out[r.GetString(i, 0)] = r.GetInt(i, 1);
   return out;
+}
+
+Result<std::string> ArtifactTenant(db::Connection& conn, const std::string& artifact_id) {
+  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("artifact_tenant",
+                                             "SELECT tenant_id FROM synaps.artifacts"
+                                             " WHERE id = $1::uuid",
+                                             {artifact_id}));
+  if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "artifact " + artifact_id + " not found");
+  return r.GetString(0, 0);
 }
 
 Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,

@@ -61,9 +61,10 @@ nlohmann::json CommandJson(const SubmitRequest& request);
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
-// The run as the API returns it: {id, status, commandId, threadId, createdAt, startedAt,
+// The run as the API returns it: {id, tenantId, status, commandId, threadId, createdAt, startedAt,
 // finishedAt, error, schedule, tasks, events, artifacts}; `schedule` is {name, version,
-// fireTime, origin} for a run a schedule started, else null (also in list summaries). kNotFound when absent or another tenant's.
+// fireTime, origin} for a run a schedule started, else null (also in list summaries). kNotFound
+// when absent or another tenant's.
 Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
                               const std::string& run_id);
 
@@ -80,7 +81,8 @@ struct RunFilter {
   int limit = 50;
 };
 
-// Runs of the tenant, newest first: {items: [run summaries], nextCursor?}. A summary also has
+// Runs of the tenant (of every tenant when `tenant_id` is empty: the installation scope), newest
+// first: {items: [run summaries], nextCursor?}. A summary also has
 // `kind` and `title` (the first 120 characters of the input text). kInvalidArgument for a
 // malformed cursor or time.
 Result<nlohmann::json> ListRuns(db::Connection& conn, const std::string& tenant_id,
@@ -114,6 +116,10 @@ Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
                                                   const std::string& tenant_id,
                                                   const RunFilter& filter, int limit);
 
+// The tenant of a run, whatever the caller's (for the installation scope, which reads every
+// tenant's runs). kNotFound when absent.
+Result<std::string> RunTenant(db::Connection& conn, const std::string& run_id);
+
 // What a retry resubmits: {payload (the accepted submit body), threadId, status} of the run's
 // command. kNotFound when the run is absent or another tenant's.
 Result<nlohmann::json> RunCommand(db::Connection& conn, const std::string& tenant_id,
@@ -129,6 +135,9 @@ struct ArtifactLocation {
   std::string sha256;
   std::string name;
 };
+
+// The tenant of an artifact (for the installation scope). kNotFound when absent.
+Result<std::string> ArtifactTenant(db::Connection& conn, const std::string& artifact_id);
 
 Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,
                                             const std::string& artifact_id, int version);

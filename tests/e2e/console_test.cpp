@@ -241,6 +241,63 @@ std::string ReadStream(Cluster& c, const std::string& token, const std::string& 
   return body;
 }
 
+// The installation scope (the bootstrap token here) reads every tenant's runs; an ordinary
+// token learns nothing of another tenant's, whatever ids or filters it tries.
+TEST(ConsoleApiTest, InstallationScopeReadsEveryTenantOthersAreRefused) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();  // no worker: submitted runs stay queued
+  std::string acme = Key(c, "acme", "operator");
+  std::string globex = Key(c, "globex", "admin");
+  std::string mine = SubmitAs(c, acme, {{"kind", "prompt"}, {"input", {{"text", "acme run"}}}});
+  std::string theirs =
+      SubmitAs(c, globex, {{"kind", "prompt"}, {"input", {{"text", "globex run"}}}});
+  auto ids = [](const http::Response& r) {
+    std::vector<std::string> out;
+    json page = json::parse(r.body, nullptr, false);
+    if (page.is_object()) {
+      for (const auto& i : page["items"]) out.push_back(i["id"]);
+    }
+    return out;
+  };
+  auto one = c.Call("GET", "/v1/runs?tenant=globex");
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(ids(one), std::vector<std::string>{theirs});
+  EXPECT_EQ(json::parse(one.body)["items"][0]["tenantId"], "globex");
+  auto every = c.Call("GET", "/v1/runs?tenant=*&text=run");
+  ASSERT_EQ(every.status, 200) << every.body;
+  EXPECT_EQ(ids(every), (std::vector<std::string>{theirs, mine}));
+  EXPECT_EQ(ids(c.Call("GET", "/v1/runs?tenant=%2A&limit=1")), std::vector<std::string>{theirs});
+  EXPECT_EQ(ids(c.Call("GET", "/v1/runs")), std::vector<std::string>{})
+      << "without tenant= the bootstrap token reads its own tenant, as before";
+  EXPECT_EQ(c.Call("GET", "/v1/runs?tenant=bad%20id").status, 400);
+  auto run = c.Call("GET", "/v1/runs/" + theirs);
+  ASSERT_EQ(run.status, 200) << run.body;
+  EXPECT_EQ(json::parse(run.body)["tenantId"], "globex");
+  auto stream = ReadStream(c, Cluster::kToken, "/v1/runs/" + theirs + "/events",
+                           std::chrono::milliseconds(800));
+  EXPECT_NE(stream.find("event: run.created"), std::string::npos) << stream;
+
+  // An ordinary token: another tenant in the filter is 403 with a JSON error naming `tenant`;
+  // another tenant's run ids are 404 (as if absent) for the run, its events and its stream.
+  auto refused = As(c, acme, "GET", "/v1/runs?tenant=globex");
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(refused.headers["content-type"], "application/json");
+  EXPECT_EQ(ErrorField(refused), "tenant");
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], "permission_denied") << refused.body;
+  EXPECT_EQ(As(c, acme, "GET", "/v1/runs?tenant=*").status, 403);
+  EXPECT_EQ(As(c, acme, "GET", "/v1/runs?tenant=%67lobex").status, 403) << "encoded";
+  EXPECT_EQ(ids(As(c, acme, "GET", "/v1/runs?tenant=acme")), std::vector<std::string>{mine});
+  EXPECT_EQ(As(c, acme, "GET", "/v1/runs/" + theirs).status, 404);
+  EXPECT_EQ(As(c, acme, "GET", "/v1/runs/" + theirs + "/events").status, 404);
+  std::string leaked =
+      ReadStream(c, acme, "/v1/runs/" + theirs + "/events", std::chrono::milliseconds(500));
+  EXPECT_EQ(leaked.find("run.created"), std::string::npos) << leaked;
+  EXPECT_EQ(As(c, globex, "GET", "/v1/runs/" + mine).status, 404);
+  EXPECT_EQ(As(c, acme, "POST", "/v1/runs/" + theirs + "/cancel").status, 404);
+  // A tenant-scoped admin is not the installation scope.
+  EXPECT_EQ(As(c, globex, "GET", "/v1/runs?tenant=acme").status, 403);
+}
+
 TEST(ConsoleApiTest, TenantFeedCarriesOnlyTheTenantsEventsAndResumes) {
   Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
   c.StartApi();

@@ -201,6 +201,23 @@ try {
   for (const id of bulk) assert.equal((await call(ADMIN, 'GET', `/v1/runs/${id}`)).status, 'cancelled');
   await page.locator('tr[data-run-id][data-status="cancelled"]').nth(2).waitFor();
 
+  // The installation scope (this token) reads another tenant's runs through the Tenant filter;
+  // bulk actions stay in its own tenant, so none are offered there, nor on that tenant's run.
+  await page.getByLabel('Tag', { exact: true }).fill('');
+  await page.getByLabel('Tenant', { exact: true }).fill('globex');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.locator(`tr[data-run-id="${foreign.runId}"]`).waitFor();
+  assert.equal(await page.locator('tr[data-run-id]').count(), 1, 'globex has one run');
+  assert.equal(await page.getByRole('checkbox').count(), 0, 'no selection in another tenant');
+  assert.equal(await page.getByRole('button', { name: /Cancel all matching/ }).count(), 0);
+  await axe(page, 'runs-tenant');
+  await page.locator(`tr[data-run-id="${foreign.runId}"] a`).first().click();
+  await page.locator('dd', { hasText: /^globex$/ }).waitFor();
+  await page.locator('h1 .badge').waitFor();
+  assert.equal(await page.getByRole('button', { name: /^(Cancel|Retry)$/ }).count(), 0);
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.locator(`tr[data-run-id="${runId}"]`).waitFor();
+
   // Queues, workers, API keys (a key is created, shown once, revoked).
   await page.getByRole('link', { name: 'Queues' }).click();
   await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
@@ -315,6 +332,7 @@ try {
   await other.getByRole('button', { name: 'Sign in' }).click();
   await other.locator(`tr[data-run-id="${foreign.runId}"]`).waitFor();
   assert.equal(await other.locator('tr[data-run-id]').count(), 1, 'the other tenant sees its one run only');
+  assert.equal(await other.getByLabel('Tenant', { exact: true }).count(), 0, 'no tenant filter for a tenant token');
   await other.goto(`${BASE}/runs/${runId}`);
   await other.getByText(/not found|no run/i).first().waitFor();
   await other.getByRole('link', { name: 'Schedules' }).click();

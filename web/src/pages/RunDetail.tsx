@@ -78,12 +78,13 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
       </h1>
       <dl className="facts">
         <dt>Id</dt><dd><code>{r.id}</code></dd>
+        {r.tenantId && r.tenantId !== me.tenantId && (<><dt>Tenant</dt><dd>{r.tenantId}</dd></>)}
         <dt>Thread</dt><dd><code>{r.threadId}</code></dd>
         <dt>Created</dt><dd>{formatTime(r.createdAt)}</dd>
         <dt>Duration</dt><dd>{r.startedAt ? between(r.startedAt, r.finishedAt) : '—'}</dd>
         {r.error && (<><dt>Error</dt><dd className="error">{r.error}</dd></>)}
       </dl>
-      {me.may.operate && (
+      {me.may.operate && (r.tenantId ?? me.tenantId) === me.tenantId && (
         <div className="actions">
           {!finished && (
             <button type="button" disabled={cancel.isPending}

@@ -27,6 +27,11 @@ export function RunsPage({ me }: { me: Me }) {
     const v = search.get(k);
     if (v) filter[k] = v;
   }
+  // The installation scope may read other tenants' runs (`tenant=`, `*` for every tenant); bulk
+  // actions stay in the token's own tenant, so they are offered only there.
+  const tenant = me.installation ? (search.get('tenant') ?? '') : '';
+  const ownTenant = tenant === '' || tenant === me.tenantId;
+  const operate = me.may.operate && ownTenant;
   const [cursors, setCursors] = useState<string[]>([]);
   const cursor = cursors[cursors.length - 1];
   const [selected, setSelected] = useState<Set<string>>(new Set());
@@ -34,8 +39,8 @@ export function RunsPage({ me }: { me: Me }) {
   const client = useQueryClient();
   const apiFilter: Filter = { ...filter, createdAfter: toIso(filter.createdAfter), createdBefore: toIso(filter.createdBefore) };
   const runs = useQuery({
-    queryKey: ['runs', 'list', apiFilter, cursor],
-    queryFn: () => api<Page<RunSummary>>('/v1/runs' + query({ ...apiFilter, cursor, limit: '50' })),
+    queryKey: ['runs', 'list', apiFilter, tenant, cursor],
+    queryFn: () => api<Page<RunSummary>>('/v1/runs' + query({ ...apiFilter, tenant: tenant || undefined, cursor, limit: '50' })),
     placeholderData: (prev) => prev,
   });
   const cancel = useMutation({
@@ -59,6 +64,8 @@ export function RunsPage({ me }: { me: Me }) {
       const v = String(data.get(k) ?? '').trim();
       if (v) next[k] = v;
     }
+    const t = String(data.get('tenant') ?? '').trim();
+    if (me.installation && t) next.tenant = t;
     setCursors([]);
     setSelected(new Set());
     navigate('/' + query(next), true);
@@ -124,9 +131,19 @@ export function RunsPage({ me }: { me: Me }) {
           To
           <input name="createdBefore" type="datetime-local" defaultValue={filter.createdBefore ?? ''} />
         </label>
+        {me.installation && (
+          <>
+            <label>
+              Tenant
+              <input name="tenant" defaultValue={tenant} size={12} placeholder="yours; * = all"
+                aria-describedby="tenant-hint" />
+            </label>
+            <span id="tenant-hint" className="sr-only">Empty: your tenant. A tenant id, or * for every tenant.</span>
+          </>
+        )}
         <button type="submit">Apply</button>
       </form>
-      {me.may.operate && (
+      {operate && (
         <div className="actions" role="group" aria-label="Bulk actions">
           <button type="button" disabled={selected.size === 0 || cancel.isPending} onClick={cancelSelected}>
             Cancel selected ({selected.size})
@@ -142,7 +159,7 @@ export function RunsPage({ me }: { me: Me }) {
         <caption className="sr-only">Runs, newest first; updated live</caption>
         <thead>
           <tr>
-            {me.may.operate && (
+            {operate && (
               <th scope="col">
                 <input
                   type="checkbox"
@@ -165,7 +182,7 @@ export function RunsPage({ me }: { me: Me }) {
         <tbody>
           {items.map((r) => (
             <tr key={r.id} data-run-id={r.id} data-status={r.status}>
-              {me.may.operate && (
+              {operate && (
                 <td>
                   <input
                     type="checkbox"
