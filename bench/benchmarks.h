@@ -1,6 +1,9 @@
-// The five benchmarks of docs/benchmarks.md. Each runs its own repetitions on the shared stack
+// The benchmarks of docs/benchmarks.md. Each runs its own repetitions on the shared stack
 // and returns every sample as JSON (the report is drawn from that JSON alone).
 #pragma once
+
+#include <map>
+#include <string>
 
 #include "stack.h"
 
@@ -11,6 +14,21 @@ json RunWakeup(Stack& stack, const BenchOptions& options);
 json RunIntake(Stack& stack, const BenchOptions& options);
 json RunInflight(Stack& stack, const BenchOptions& options);
 json RunHistory(Stack& stack, const BenchOptions& options);
+json RunExport(Stack& stack, const BenchOptions& options);
+
+// One drain of `tasks` queued prompt tasks (`local` provider, zero latency) by `workers`
+// `synaps worker` processes; first claim to last run finished, on the database's clock.
+struct DrainSample {
+  double seconds = 0;
+  double worker_cpu = 0;  // user + system seconds of all worker processes
+  json rows;              // rows per task, when asked for
+};
+struct DrainVariant {
+  std::map<std::string, std::string> env;  // added to the workers' environment
+  std::string prepare_sql;                 // run on the queued database before the drain
+};
+DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, bool count_rows,
+                        const DrainVariant& variant);
 
 // Writes docs/benchmarks.md and its SVG plots from the results JSON.
 void WriteReport(const json& results, const BenchOptions& options);

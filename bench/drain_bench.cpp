@@ -8,16 +8,14 @@
 
 namespace synaps::bench {
 
-namespace {
-
-struct DrainSample {
-  double seconds = 0;
-  double worker_cpu = 0;  // user + system seconds of all worker processes
-  json rows;              // rows per task, first repetition only
-};
-
-DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, bool count_rows) {
+DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, bool count_rows,
+                        const DrainVariant& variant) {
   std::string db = stack.QueuedSynapsDb(tasks);
+  if (!variant.prepare_sql.empty()) {
+    auto conn = stack.Connect(db);
+    Must(conn.Exec(variant.prepare_sql), "prepare " + db);
+    Must(conn.Exec("VACUUM ANALYZE"), "vacuum " + db);
+  }
   std::string objects = stack.TempDir("objects");
   std::map<std::string, std::string> env = {
       {"SYNAPS_DATABASE_URL", stack.Url(db)},
@@ -26,6 +24,7 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
       {"SYNAPS_WORKER_CONCURRENCY", std::to_string(concurrency)},
       {"SYNAPS_LOCAL_LATENCY_MS", "0"},
   };
+  for (const auto& [k, v] : variant.env) env[k] = v;
   std::vector<ChildProcess> procs;
   for (int i = 0; i < workers; ++i) {
     procs.push_back(StartSynaps("worker", env,
@@ -71,8 +70,6 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
   return s;
 }
 
-}  // namespace
-
 json RunDrain(Stack& stack, const BenchOptions& options) {
   const int tasks = options.quick ? 5000 : 20000;
   const int concurrency = 16;  // SYNAPS_WORKER_CONCURRENCY default
@@ -85,7 +82,7 @@ json RunDrain(Stack& stack, const BenchOptions& options) {
     for (int w : worker_counts) {
       Log("drain rep " + std::to_string(rep + 1) + ": synaps, " + std::to_string(w) +
           " worker(s)");
-      DrainSample s = DrainSynaps(stack, w, tasks, concurrency, rep == 0 && w == 1);
+      DrainSample s = DrainSynaps(stack, w, tasks, concurrency, rep == 0 && w == 1, {});
       Log("  " + std::to_string(tasks / s.seconds) + " tasks/s");
       json sample = {{"seconds", s.seconds}, {"rate", tasks / s.seconds},
                      {"worker_cpu", s.worker_cpu}};

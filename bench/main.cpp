@@ -1,6 +1,6 @@
 // synaps_bench: runs the benchmarks of docs/benchmarks.md and writes that report.
 //
-//   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history]
+//   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history,export]
 //                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
 //
 // BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition); SYNAPS_BENCH_BINARY
@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
       };
       for (const Entry& e : {Entry{"drain", RunDrain}, Entry{"wakeup", RunWakeup},
                              Entry{"intake", RunIntake}, Entry{"inflight", RunInflight},
-                             Entry{"history", RunHistory}}) {
+                             Entry{"history", RunHistory}, Entry{"export", RunExport}}) {
         if (!options.Wants(e.name)) continue;
         auto t0 = std::chrono::steady_clock::now();
         try {

@@ -425,6 +425,34 @@ struct Report {
     }
     md << ReadFile(options.bench_dir + "/notes/history.md");
   }
+
+  void Export() {
+    md << "\n## 6. Span export\n\n";
+    if (!Ok(r, "export")) return Failed("export");
+    const json& x = r["export"];
+    md << "One `synaps worker` (concurrency " << x["concurrency"] << ") drains "
+       << F(x["tasks"].get<double>())
+       << " queued prompt tasks (`local` provider, zero latency), each carrying a sampled trace "
+          "in its spec as a traced submit stores it, first with OTLP export off, then with "
+          "`OTEL_EXPORTER_OTLP_ENDPOINT` set to a fake OTLP/HTTP collector in the benchmark "
+          "process that answers 200 (docs/observability.md). Repetitions alternate off and on "
+          "on clones of one queued database; every task then exports its attempt, `chat`, "
+          "queue wait, claim, upload and completion spans.\n\n";
+    Summary off = Over(x["off"], "rate"), on = Over(x["on"], "rate");
+    Summary off_cpu = Over(x["off"], "worker_cpu"), on_cpu = Over(x["on"], "worker_cpu");
+    Summary spans = Over(x["on"], "spans");
+    md << "| export | tasks/s | worker CPU s | spans received |\n|---|---|---|---|\n";
+    md << "| off | " << Spread(off) << " | " << F(off_cpu.median, 1) << " | — |\n";
+    md << "| on | " << Spread(on) << " | " << F(on_cpu.median, 1) << " | "
+       << F(spans.median) << " |\n";
+    double ratio = on.median / off.median;
+    bool met = ratio >= 0.95;
+    summary_rows.push_back("| 6. Span export | drain with export on within 5% of off | " +
+                           F(ratio * 100) + "% of the rate with export off | " + Status(met) +
+                           " |");
+    md << "\n**Target:** the drain rate with export on within 5% of the rate with it off: "
+       << F(ratio * 100) << "% — " << Status(met) << ".\n";
+  }
 };
 
 }  // namespace
@@ -437,6 +465,7 @@ void WriteReport(const json& results, const BenchOptions& options) {
   rep.Intake();
   rep.Inflight();
   rep.History();
+  rep.Export();
 
   std::ostringstream doc;
   doc << "# Benchmarks\n\n";

@@ -220,7 +220,7 @@ HttpResponse Router::PutControl(Context& ctx, const Params& p) const {
   if (!conn) return ctx.Error(conn.error());
   auto written = store::PutControlItem(**conn, kind, name, (*body)["spec"], Actor(ctx, *reason));
   if (!written) return ctx.Error(written.error());
-  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox});
+  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox}, ctx.trace);
   return JsonResponse(written->created ? 201 : 200, WriteJson(*written), ctx.request_id);
 }
 
@@ -248,7 +248,7 @@ HttpResponse Router::DeleteControl(Context& ctx, const Params& p) const {
   if (!conn) return ctx.Error(conn.error());
   auto written = store::DeleteControlItem(**conn, kind, name, Actor(ctx, reason));
   if (!written) return ctx.Error(written.error());
-  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox});
+  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox}, ctx.trace);
   json out = WriteJson(*written);
   out["deleted"] = true;
   return JsonResponse(200, out, ctx.request_id);
@@ -276,7 +276,7 @@ HttpResponse Router::RollbackControl(Context& ctx, const Params& p) const {
   if (!conn) return ctx.Error(conn.error());
   auto written = store::RollbackControlItem(**conn, kind, name, to.get<int>(), Actor(ctx, *reason));
   if (!written) return ctx.Error(written.error());
-  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox});
+  if (deps_.relay != nullptr && written->outbox) deps_.relay->Notify({*written->outbox}, ctx.trace);
   json out = WriteJson(*written);
   out["rolledBackTo"] = to.get<int>();
   return JsonResponse(200, out, ctx.request_id);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/barrier.h"
+#include "otel/exporter.h"
 #include "store/outbox_store.h"
 #include "store/queue_store.h"
 
@@ -32,6 +33,14 @@ void OutboxRelay::Notify(std::vector<store::OutboxMessage> messages) {
   cv_.notify_one();
 }
 
+void OutboxRelay::Notify(std::vector<store::OutboxMessage> messages, const TraceContext& trace) {
+  for (auto& m : messages) {
+    m.traceparent = trace.Traceparent();
+    m.tracestate = trace.tracestate;
+  }
+  Notify(std::move(messages));
+}
+
 void OutboxRelay::Wake() {
   {
     std::lock_guard lock(mu_);
@@ -43,7 +52,11 @@ void OutboxRelay::Wake() {
 std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMessage>& messages) {
   std::vector<int64_t> ids;
   for (const auto& m : messages) {
-    auto s = bus_->Publish(m.subject, m.payload, m.msg_id);
+    bus::Headers headers = {{std::string(bus::kPublishedAtHeader),
+                             std::to_string(otel::NowUnixNano())}};
+    if (!m.traceparent.empty()) headers.emplace_back("traceparent", m.traceparent);
+    if (!m.tracestate.empty()) headers.emplace_back("tracestate", m.tracestate);
+    auto s = bus_->Publish(m.subject, m.payload, m.msg_id, headers);
     if (!s) {
       spdlog::debug("outbox publish deferred: {}", s.error().message);
       break;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bus/bus.h"
+#include "core/trace.h"
 #include "db/pool.h"
 #include "store/run_store.h"
 
@@ -37,6 +38,9 @@ class OutboxRelay {
   void Stop();
   // Hands committed rows over for immediate publishing.
   void Notify(std::vector<store::OutboxMessage> messages);
+  // The same, for rows a traced request wrote: the messages carry its `traceparent` and
+  // `tracestate` as NATS headers.
+  void Notify(std::vector<store::OutboxMessage> messages, const TraceContext& trace);
   // Sweeps now instead of at the next interval (after a transaction wrote rows it cannot hand
   // over, e.g. a cancellation).
   void Wake();

@@ -20,6 +20,7 @@
 #include "auth/jwt.h"
 #include "core/http_grammar.h"
 #include "core/ids.h"
+#include "core/log.h"
 #include "otel/exporter.h"
 #include "store/auth_store.h"
 #include "store/outbox_store.h"
@@ -340,6 +341,7 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
                                  : sampler.SampleRoot(ctx.trace.trace_id);
   }
   const int64_t started_ns = otel::NowUnixNano();
+  LogTraceScope log_trace(ctx.trace.trace_id);  // every log line of this request names the trace
   size_t q = request.target.find('?');
   ctx.path = request.target.substr(0, q);
   if (q != std::string::npos) ctx.query = ParseQuery(request.target.substr(q + 1));
@@ -581,7 +583,7 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
   auto result = store::SubmitCommand(**conn, req);
   if (!result) return ctx.Error(result.error());
   if (deps_.relay != nullptr && !result->outbox.empty()) {
-    deps_.relay->Notify(std::move(result->outbox));
+    deps_.relay->Notify(std::move(result->outbox), ctx.trace);
   }
   return JsonResponse(result->replayed ? 200 : 201, result->response, ctx.request_id);
 }
@@ -637,15 +639,37 @@ HttpResponse Router::DecideTask(Context& ctx, const std::string& id, bool approv
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto run_id = db::InTransaction(**conn, [&] {
+  std::optional<store::HeldTaskTrace> held;  // read while the task is still held
+  auto run_id = db::InTransaction(**conn, [&]() -> Result<std::string> {
+    if (deps_.tracer != nullptr) {
+      ASSIGN_OR_RETURN(held, store::GetHeldTaskTrace(**conn, ctx.principal->tenant_id, id));
+    }
     return store::DecideTask(**conn, ctx.principal->tenant_id, id, approve, ctx.principal->id,
                              reason);
   });
   if (!run_id) return ctx.Error(run_id.error());
+  if (held) ExportApprovalWait(ctx, *held, id, approve);
   if (deps_.relay != nullptr) deps_.relay->Wake();
   auto run = store::GetRun(**conn, ctx.principal->tenant_id, *run_id);
   if (!run) return ctx.Error(run.error());
   return JsonResponse(200, *run, ctx.request_id);
+}
+
+// The approval wait: from the task's hold to this decision, in the task's trace (a child of
+// its submit's span), naming the deciding request's trace (docs/observability.md, "Spans").
+void Router::ExportApprovalWait(const Context& ctx, const store::HeldTaskTrace& held,
+                                const std::string& task_id, bool approve) const {
+  auto parent = TraceContext::Parse(held.traceparent, held.tracestate);
+  if (!parent || !parent->sampled || held.held_at_unix_ns <= 0) return;
+  otel::Span span = otel::StartSpan(parent->Child(), parent->span_id, "synaps.approval.wait",
+                                    otel::SpanKind::kInternal);
+  span.start_unix_nano = held.held_at_unix_ns;
+  span.end_unix_nano = otel::NowUnixNano();
+  span.attributes = {{"synaps.task.id", task_id},
+                     {"synaps.approval.decision", approve ? "approved" : "rejected"},
+                     {"synaps.approval.actor", ctx.principal->id},
+                     {"synaps.approval.trace_id", ctx.trace.trace_id}};
+  deps_.tracer->Export(std::move(span));
 }
 
 HttpResponse Router::GetArtifactContent(Context& ctx, const Params& p) const {

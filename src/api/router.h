@@ -120,6 +120,8 @@ class Router {
   HttpResponse Readyz(Context& ctx, const Params&) const;
   HttpResponse Metrics(Context& ctx, const Params&) const;
   HttpResponse Submit(Context& ctx, const Params&) const;
+  void ExportApprovalWait(const Context& ctx, const store::HeldTaskTrace& held,
+                          const std::string& task_id, bool approve) const;
   HttpResponse GetRun(Context& ctx, const Params& p) const;
   HttpResponse CancelRun(Context& ctx, const Params& p) const;
   HttpResponse ApproveTask(Context& ctx, const Params& p) const;

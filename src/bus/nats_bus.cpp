@@ -27,6 +27,36 @@ using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
 // How long a closing connection waits for nats.c's last callback on it.
 constexpr auto kCloseWait = std::chrono::seconds(5);
 
+// The headers of a delivered message (none for a message without any), at most kMaxHeaders.
+Headers ReadHeaders(natsMsg* msg) {
+  constexpr int kMaxHeaders = 32;
+  Headers out;
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return out;
+  for (int i = 0; i < count && i < kMaxHeaders; ++i) {
+    const char* value = nullptr;
+    if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK && value != nullptr) {
+      out.emplace_back(keys[i], value);
+    }
+  }
+  free(static_cast<void*>(keys));  // nats.c: the array is the caller's, the strings are not
+  return out;
+}
+
+// Header names and values go on the wire as text lines: printable ASCII only, names without
+// ':' or spaces.
+bool SendableHeader(const std::string& name, const std::string& value) {
+  auto printable = [](const std::string& t, bool name_rules) {
+    for (unsigned char c : t) {
+      if (c < 0x20 || c > 0x7e) return false;
+      if (name_rules && (c == ':' || c == ' ')) return false;
+    }
+    return true;
+  };
+  return !name.empty() && printable(name, true) && printable(value, false);
+}
+
 // One asynchronous subscription. nats.c calls OnMessage on the subscription's delivery thread
 // with `State` as the closure; OnComplete runs on that thread once the subscription is closed
 // and the handler's last call has returned. The destructor unsubscribes and waits for
@@ -35,7 +65,7 @@ class NatsSubscription final : public Subscription {
  public:
   static Result<std::unique_ptr<NatsSubscription>> Start(natsConnection* conn,
                                                          const std::string& subject,
-                                                         Bus::Handler handler,
+                                                         Bus::MessageHandler handler,
                                                          RejectedMessages* rejected,
                                                          int flush_timeout_ms) {
     std::unique_ptr<NatsSubscription> self(new NatsSubscription(std::move(handler), rejected));
@@ -89,7 +119,7 @@ class NatsSubscription final : public Subscription {
 
  private:
   struct State {
-    Bus::Handler handler;
+    Bus::MessageHandler handler;
     RejectedMessages* rejected;  // the bus's, which outlives its subscriptions
     std::mutex mu;
     std::condition_variable cv;
@@ -98,7 +128,7 @@ class NatsSubscription final : public Subscription {
     std::atomic<std::thread::id> delivering{};
   };
 
-  NatsSubscription(Bus::Handler handler, RejectedMessages* rejected)
+  NatsSubscription(Bus::MessageHandler handler, RejectedMessages* rejected)
       : state_(new State{.handler = std::move(handler), .rejected = rejected}) {}
 
   static void OnMessage(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) noexcept {
@@ -119,11 +149,13 @@ class NatsSubscription final : public Subscription {
         return Ok();
       }
       const char* data = natsMsg_GetData(msg.get());
-      std::string payload = data != nullptr ? std::string(data, length) : std::string();
+      Message m{.subject = std::move(subject),
+                .payload = data != nullptr ? std::string(data, length) : std::string(),
+                .headers = ReadHeaders(msg.get())};
       msg.reset();
-      Status r = Guarded("bus handler for " + SubjectFamily(subject),
-                         [&] { return state->handler(subject, payload); });
-      if (!r) state->rejected->Record(subject, r.error());
+      Status r = Guarded("bus handler for " + SubjectFamily(m.subject),
+                         [&] { return state->handler(m); });
+      if (!r) state->rejected->Record(m.subject, r.error());
       return Ok();
     });
     (void)handled;  // an exception outside the handler was logged by the barrier; dropped
@@ -313,17 +345,35 @@ Result<uint64_t> NatsBus::StreamMessageCount() {
 }
 
 Status NatsBus::Publish(const std::string& subject, const std::string& payload,
-                        const std::string& msg_id) {
+                        const std::string& msg_id, const Headers& headers) {
+  for (const auto& [name, value] : headers) {
+    if (!SendableHeader(name, value)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "header '" + name + "' of a message to " + subject + " is not sendable");
+    }
+  }
   if (!connected()) return Fail(ErrorCode::kUnavailable, "NATS is not connected");
   RETURN_IF_ERROR(EnsureStream());
+  natsMsg* raw = nullptr;
+  natsStatus made = natsMsg_Create(&raw, subject.c_str(), nullptr, payload.data(),
+                                   static_cast<int>(payload.size()));
+  if (made != NATS_OK) {
+    return Fail(ErrorCode::kInternal, "message to " + subject + ": " + NatsError(made));
+  }
+  MsgPtr msg(raw);
+  for (const auto& [name, value] : headers) {
+    made = natsMsgHeader_Set(msg.get(), name.c_str(), value.c_str());
+    if (made != NATS_OK) {
+      return Fail(ErrorCode::kInvalidArgument, "header '" + name + "': " + NatsError(made));
+    }
+  }
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
   po.MaxWait = options_.publish_timeout_ms;
   jsPubAck* ack = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_Publish(&ack, js_.get(), subject.c_str(), payload.data(),
-                            static_cast<int>(payload.size()), &po, &jerr);
+  natsStatus s = js_PublishMsg(&ack, js_.get(), msg.get(), &po, &jerr);
   if (ack) jsPubAck_Destroy(ack);
   if (s != NATS_OK) {
     if (s == NATS_NO_RESPONDERS || jerr == JSStreamNotFoundErr) {
@@ -335,8 +385,8 @@ Status NatsBus::Publish(const std::string& subject, const std::string& payload,
   return Ok();
 }
 
-Result<std::unique_ptr<Subscription>> NatsBus::Subscribe(const std::string& subject,
-                                                         Handler handler) {
+Result<std::unique_ptr<Subscription>> NatsBus::SubscribeMessages(const std::string& subject,
+                                                                 MessageHandler handler) {
   ASSIGN_OR_RETURN(auto sub,
                    NatsSubscription::Start(conn_->get(), subject, std::move(handler), &rejected_,
                                            options_.subscribe_flush_timeout_ms));

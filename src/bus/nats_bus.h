@@ -63,10 +63,11 @@ class NatsBus final : public Bus {
   NatsBus(const NatsBus&) = delete;
   NatsBus& operator=(const NatsBus&) = delete;
 
+  using Bus::Publish;
   Status Publish(const std::string& subject, const std::string& payload,
-                 const std::string& msg_id) override;
-  Result<std::unique_ptr<Subscription>> Subscribe(const std::string& subject,
-                                                  Handler handler) override;
+                 const std::string& msg_id, const Headers& headers) override;
+  Result<std::unique_ptr<Subscription>> SubscribeMessages(const std::string& subject,
+                                                          MessageHandler handler) override;
   bool connected() const override;
   std::map<std::string, uint64_t> RejectedCounts() const override;
 

@@ -2,9 +2,11 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "api/router.h"
@@ -63,6 +65,11 @@ class WorkerHealthServer::Impl {
                   .Help("Spans exported over OTLP, and spans dropped (queue full or the "
                         "collector failing), by outcome.")
                   .Register(*registry_);
+    provider_requests_ = &prometheus::BuildCounter()
+                              .Name("synaps_provider_requests_total")
+                              .Help("Model calls by provider, model and outcome (ok, or the "
+                                    "error's code); at most 100 provider-model pairs, then other.")
+                              .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -124,9 +131,19 @@ class WorkerHealthServer::Impl {
       }
       AdvanceTo(spans_->Add({{"outcome", "exported"}}), static_cast<double>(s.spans_exported));
       AdvanceTo(spans_->Add({{"outcome", "dropped"}}), static_cast<double>(s.spans_dropped));
+      for (const auto& [key, series] : s.provider_calls) {
+        for (const auto& [outcome, n] : series.outcomes) {
+          AdvanceTo(provider_requests_->Add(
+                        {{"provider", key.first}, {"model", key.second}, {"outcome", outcome}}),
+                    static_cast<double>(n));
+        }
+      }
+      std::vector<prometheus::MetricFamily> families = registry_->Collect();
+      families.push_back(ProviderLatencyFamily(s));
+      families.push_back(WakeupFamily(s));
       api::HttpResponse out;
       out.content_type = "text/plain; version=0.0.4";
-      out.body = prometheus::TextSerializer().Serialize(registry_->Collect());
+      out.body = prometheus::TextSerializer().Serialize(families);
       return out;
     }
     return api::Router::ErrorResponse(404, "not_found", "no route " + path, "", "");
@@ -136,6 +153,45 @@ class WorkerHealthServer::Impl {
   // frozen connection does not take the worker out of service; PostgreSQL away for longer does.
   bool DatabaseReached(const worker::WorkerStats& s) const {
     return s.db_unreached_ms >= 0 && s.db_unreached_ms < unready_ms_;
+  }
+
+  // The worker keeps its histograms as counts (provider_stats.h); they are written out as
+  // Prometheus histograms here, cumulative, with the +Inf bucket.
+  static prometheus::ClientMetric Histogram(const worker::HistogramCounts& h,
+                                            const std::vector<double>& bounds,
+                                            std::vector<prometheus::ClientMetric::Label> labels) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    m.histogram.sample_count = h.count;
+    m.histogram.sample_sum = h.sum;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= bounds.size(); ++i) {
+      cumulative += i < h.buckets.size() ? h.buckets[i] : 0;
+      m.histogram.bucket.push_back(
+          {.cumulative_count = cumulative,
+           .upper_bound = i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
+    }
+    return m;
+  }
+
+  static prometheus::MetricFamily ProviderLatencyFamily(const worker::WorkerStats& s) {
+    prometheus::MetricFamily f{.name = "synaps_provider_request_duration_seconds",
+                               .help = "Model calls by provider and model: time from the request "
+                                       "to the whole answer (a provider's retries inside).",
+                               .type = prometheus::MetricType::Histogram,
+                               .metric = {}};
+    for (const auto& [key, series] : s.provider_calls) {
+      f.metric.push_back(Histogram(series.latency, worker::ProviderLatencyBounds(),
+                                   {{"model", key.second}, {"provider", key.first}}));
+    }
+    return f;
+  }
+
+  static prometheus::MetricFamily WakeupFamily(const worker::WorkerStats& s) {
+    return {.name = "synaps_worker_wakeup_latency_seconds",
+            .help = "Bus wakeups: from the publish (the publisher's clock) to arrival here.",
+            .type = prometheus::MetricType::Histogram,
+            .metric = {Histogram(s.wakeups, worker::WakeupLatencyBounds(), {})}};
   }
 
   void Advance(const std::string& outcome, uint64_t total) {
@@ -171,6 +227,7 @@ class WorkerHealthServer::Impl {
   prometheus::Family<prometheus::Counter>* tokens_;
   prometheus::Family<prometheus::Counter>* cost_;
   prometheus::Family<prometheus::Counter>* spans_;
+  prometheus::Family<prometheus::Counter>* provider_requests_;
   std::unique_ptr<api::HttpServer> server_;
 };
 

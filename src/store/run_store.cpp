@@ -324,4 +324,24 @@ Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::str
                           r.GetString(0, 4)};
 }
 
+Result<std::optional<HeldTaskTrace>> GetHeldTaskTrace(db::Connection& conn,
+                                                      const std::string& tenant_id,
+                                                      const std::string& task_id) {
+  static constexpr const char* kSql = R"sql(
+SELECT coalesce(t.spec #>> '{trace,traceparent}', ''), coalesce(t.spec #>> '{trace,tracestate}', ''),
+       coalesce((extract(epoch FROM held.created_at) * 1e9)::bigint, 0)
+  FROM synaps.tasks t
+  LEFT JOIN LATERAL (SELECT e.created_at FROM synaps.ledger_events e
+                      WHERE e.run_id = t.run_id AND e.task_id = t.id
+                        AND e.type = 'task.awaiting_approval'
+                      ORDER BY e.seq DESC LIMIT 1) held ON true
+ WHERE t.id = $1 AND t.tenant_id = $2)sql";
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("held_task_trace", kSql, {task_id, tenant_id}));
+  if (r.rows() == 0) return std::nullopt;
+  return HeldTaskTrace{.traceparent = r.GetString(0, 0),
+                       .tracestate = r.GetString(0, 1),
+                       .held_at_unix_ns = r.GetInt(0, 2)};
+}
+
 }  // namespace synaps::store

@@ -44,6 +44,10 @@ struct OutboxMessage {
   std::string subject;
   std::string payload;
   std::string msg_id;
+  // The trace of the request that wrote the row, sent as NATS headers. Not stored: set by the
+  // API on the rows it hands to the relay; a row the relay's sweep finds goes without them.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 struct SubmitResult {
@@ -141,5 +145,17 @@ Result<std::string> ArtifactTenant(db::Connection& conn, const std::string& arti
 
 Result<ArtifactLocation> GetArtifactVersion(db::Connection& conn, const std::string& tenant_id,
                                             const std::string& artifact_id, int version);
+
+// The trace a task belongs to (its spec's `trace`) and when it was last held for approval,
+// for the approval-wait span (docs/observability.md). held_at_unix_ns is 0 when the task was
+// never held; nullopt when the task is absent or another tenant's.
+struct HeldTaskTrace {
+  std::string traceparent;  // "" when the task carries no trace
+  std::string tracestate;
+  int64_t held_at_unix_ns = 0;
+};
+Result<std::optional<HeldTaskTrace>> GetHeldTaskTrace(db::Connection& conn,
+                                                      const std::string& tenant_id,
+                                                      const std::string& task_id);
 
 }  // namespace synaps::store

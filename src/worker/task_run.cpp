@@ -10,8 +10,10 @@
 #include "control/routing.h"
 #include "control/template.h"
 #include "core/barrier.h"
+#include "core/log.h"
 #include "core/utf8.h"
 #include "k8s/builtin_tools.h"
+#include "worker/task_trace.h"
 
 namespace synaps::worker {
 
@@ -258,11 +260,9 @@ TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapsho
       done_(std::move(done)),
       alive_(std::make_shared<bool>(true)) {
   // This attempt is a child span of the submit request's span (stored in the spec by the API).
-  if (item_.spec.is_object() && item_.spec.contains("trace") && item_.spec["trace"].is_object()) {
-    const json& t = item_.spec["trace"];
-    auto parent = TraceContext::Parse(t.value("traceparent", ""), t.value("tracestate", ""));
-    if (parent) trace_ = parent->Child();
-    if (parent && env_.tracer != nullptr && trace_->sampled) {
+  if (auto parent = TraceOfSpec(item_.spec)) {
+    trace_ = parent->Child();
+    if (env_.tracer != nullptr && trace_->sampled) {
       attempt_span_ = otel::StartSpan(*trace_, parent->span_id, "synaps.task " + item_.task_kind,
                                       otel::SpanKind::kInternal);
       attempt_span_->attributes = {{"synaps.task.id", item_.task_id},
@@ -295,8 +295,15 @@ std::optional<otel::Span> TaskRun::TraceCall(providers::ChatRequest& req,
   return s;
 }
 
-void TaskRun::EndCallSpan(std::optional<otel::Span> span,
-                          const Result<providers::ChatResponse>& r) const {
+void TaskRun::EndCall(std::optional<otel::Span> span, const json& route,
+                      std::chrono::steady_clock::time_point started,
+                      const Result<providers::ChatResponse>& r) const {
+  if (env_.provider_stats != nullptr) {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    env_.provider_stats->RecordCall(route.value("provider", ""), route.value("model", ""),
+                                    took.count(),
+                                    r ? std::string_view("ok") : ErrorCodeName(r.error().code));
+  }
   if (!span || env_.tracer == nullptr) return;
   span->end_unix_nano = otel::NowUnixNano();
   if (r) {
@@ -334,6 +341,7 @@ void TaskRun::Start() {
 }
 
 void TaskRun::Barrier(const char* step, const std::function<void()>& fn) {
+  LogTraceScope log_trace(trace_ ? trace_->trace_id : std::string());
   Status s = Guarded("task " + item_.task_id + ": " + step, fn);
   if (s) return;
   // Whatever is still on its way to this run is dropped (every handler checks the flag).
@@ -373,6 +381,7 @@ void TaskRun::CallModel() {
   req.params = ProviderParams(route);
   req.messages = messages_;
   std::optional<otel::Span> span = TraceCall(req, route);
+  const auto started = std::chrono::steady_clock::now();
   // An answer that arbiters still have to pass is not streamed to the ledger: a held or refused
   // answer must not be readable before the verdict.
   if (plan_.arbiters.empty()) req.on_delta = on_delta_;
@@ -382,11 +391,11 @@ void TaskRun::CallModel() {
                          .parameters = t->parameters});
   }
   std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive, span = std::move(span)](
-                                      Result<providers::ChatResponse> r) mutable {
+  call_ = (*provider)->Start(req, [this, alive, span = std::move(span), index = route_index_,
+                                   started](Result<providers::ChatResponse> r) mutable {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle alive while the answer is handled
-    EndCallSpan(std::move(span), r);
+    EndCall(std::move(span), plan_.routes[index], started, r);
     Barrier("model answer", [&] { OnModelAnswer(std::move(r)); });
   });
 }
@@ -548,6 +557,7 @@ void TaskRun::StartArbiters() {
   judges_.clear();
   next_judge_ = 0;
   if (plan_.arbiters.empty()) return Succeed(false);
+  arbiters_started_ns_ = otel::NowUnixNano();
   AnswerFacts facts{.text = last_.text,
                     .prompt_tokens = usage_.prompt_tokens,
                     .completion_tokens = usage_.completion_tokens,
@@ -599,12 +609,14 @@ void TaskRun::NextJudge() {
   req.stream = false;
   std::optional<otel::Span> span = TraceCall(req, route_json);
   if (span) span->attributes.emplace_back("synaps.call", "arbiter judge");
+  const auto started = std::chrono::steady_clock::now();
   std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive, record, span = std::move(span)](
+  call_ = (*provider)->Start(req, [this, alive, record, span = std::move(span),
+                                   route_json = std::move(route_json), started](
                                       Result<providers::ChatResponse> r) mutable {
     if (auto a = alive.lock(); !a || !*a) return;
     auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
-    EndCallSpan(std::move(span), r);
+    EndCall(std::move(span), route_json, started, r);
     if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
     Barrier("judge answer", [&] {
       record(JudgeVerdict(*judges_[next_judge_].spec, r));
@@ -620,6 +632,7 @@ void TaskRun::Decide() {
     j["round"] = feedback_used_;
     Emit("arbiter.verdict", j);
   }
+  ExportArbiterSpans(decision);
   switch (decision) {
     case Decision::kPass:
       return Succeed(false);
@@ -649,6 +662,25 @@ void TaskRun::Decide() {
     message += " (after " + std::to_string(feedback_used_) + " retries with feedback)";
   }
   Finish(Fail(ErrorCode::kInvalidArgument, message, "arbiters"));
+}
+
+void TaskRun::ExportArbiterSpans(Decision decision) const {
+  if (!attempt_span_ || env_.tracer == nullptr) return;
+  const int64_t now = otel::NowUnixNano();
+  for (const auto& v : verdicts_) {
+    otel::Span span = otel::StartSpan(trace_->Child(), trace_->span_id, "arbiter " + v.arbiter,
+                                      otel::SpanKind::kInternal);
+    span.start_unix_nano = arbiters_started_ns_;
+    span.end_unix_nano = now;
+    static constexpr const char* kDecisions[] = {"pass", "retry", "hold", "fail"};
+    span.attributes = {{"synaps.arbiter.name", v.arbiter},
+                       {"synaps.arbiter.version", v.version},
+                       {"synaps.arbiter.passed", v.passed()},
+                       {"synaps.arbiter.checks", static_cast<int64_t>(v.checks.size())},
+                       {"synaps.arbiter.round", feedback_used_},
+                       {"synaps.arbiter.decision", kDecisions[static_cast<int>(decision)]}};
+    env_.tracer->Export(std::move(span));
+  }
 }
 
 void TaskRun::Succeed(bool hold) {

@@ -28,6 +28,7 @@
 #include "providers/registry.h"
 #include "store/queue_store.h"
 #include "worker/arbiters.h"
+#include "worker/provider_stats.h"
 #include "worker/tool_runner.h"
 
 namespace synaps::worker {
@@ -45,6 +46,7 @@ struct TaskRunEnv {
   ToolRunner* tools = nullptr;            // null: every tool call fails with "unavailable"
   nlohmann::json default_route;           // when neither task, skill nor registry names one
   otel::Exporter* tracer = nullptr;       // spans of the attempt, model and tool calls; null: off
+  ProviderStats* provider_stats = nullptr;  // every model call's latency and outcome; null: off
 };
 
 class TaskRun {
@@ -108,8 +110,12 @@ class TaskRun {
   void Barrier(const char* step, const std::function<void()>& fn);
   std::optional<otel::Span> TraceCall(providers::ChatRequest& req,
                                       const nlohmann::json& route) const;
-  void EndCallSpan(std::optional<otel::Span> span,
-                   const Result<providers::ChatResponse>& r) const;
+  // Ends the call's span and records its latency and outcome (provider_stats).
+  void EndCall(std::optional<otel::Span> span, const nlohmann::json& route,
+               std::chrono::steady_clock::time_point started,
+               const Result<providers::ChatResponse>& r) const;
+  // One span per arbiter, from the first check to the verdict.
+  void ExportArbiterSpans(Decision decision) const;
   // Reports a ledger event, made storable (valid UTF-8, no NUL, bounded depth).
   void Emit(const char* type, const nlohmann::json& data);
   // Posts Done(kCancelled) unless finished; for states with no provider call to cancel.
@@ -118,6 +124,7 @@ class TaskRun {
   const store::ClaimedItem item_;
   std::optional<TraceContext> trace_;  // this attempt's span; none for specs without a trace
   std::optional<otel::Span> attempt_span_;  // exported at Finish when spans are exported
+  int64_t arbiters_started_ns_ = 0;         // when the current round of checks began
   const std::shared_ptr<const control::Snapshot> snapshot_;
   const TaskRunEnv env_;
   OnDelta on_delta_;

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <ranges>
@@ -18,6 +19,8 @@
 #include "core/barrier.h"
 #include "core/config.h"
 #include "core/ids.h"
+#include "core/log.h"
+#include "core/trace.h"
 #include "core/utf8.h"
 #include "db/deadlines.h"
 #include "otel/exporter.h"
@@ -25,6 +28,7 @@
 #include "store/worker_store.h"
 #include "worker/db_lane.h"
 #include "worker/task_run.h"
+#include "worker/task_trace.h"
 
 namespace synaps::worker {
 
@@ -80,12 +84,25 @@ struct InFlight {
   bool progress_sent = false;  // some of its progress went out in a write batch
   int progress_attempt = 1;    // provider attempt the buffered deltas belong to
   std::vector<store::TaskEvent> events;  // tool calls, verdicts, ... not yet written
+  TaskSpans spans;                       // claim, upload and completion spans (task_trace.h)
 };
+
+std::string_view CompleteStateName(store::CompleteState state) {
+  switch (state) {
+    case store::CompleteState::kCompleted: return "completed";
+    case store::CompleteState::kHeld: return "held";
+    case store::CompleteState::kCancelled: return "cancelled";
+    case store::CompleteState::kLeaseLost: return "lease_lost";
+  }
+  return "unknown";
+}
 
 // What a claim job hands back: the items, and the control snapshot when they need a newer one.
 struct ClaimResult {
   std::vector<store::ClaimedItem> items;
   std::shared_ptr<const control::Snapshot> snapshot;  // null: the one held is recent enough
+  int64_t started_ns = 0;  // the claim statement, for the items' claim spans
+  int64_t ended_ns = 0;
 };
 
 // The most items one claim asks for: a claim of thousands holds its row locks and delays the
@@ -111,6 +128,7 @@ struct WriteLane {
   store::TaskBatch batch;  // in flight on the lane, read by its job; changes only in OnWritten
   bool in_flight = false;
   bool retry_armed = false;
+  int64_t batch_started_ns = 0;  // when the batch in flight was handed to the lane
   boost::asio::steady_timer retry_timer;
 };
 
@@ -180,12 +198,8 @@ class Worker::Impl {
   // it. Handlers run on nats.c threads and only post to the event loop.
   void Subscribe() {
     for (const auto& q : options_.queues) {
-      auto sub = bus_->Subscribe("synaps.wakeup." + q,
-                                 [this](const std::string&, const std::string& payload) -> Status {
-                                   RETURN_IF_ERROR(bus::ParseWakeupMessage(payload));
-                                   asio::post(io_, [this] { ScheduleClaim(); });
-                                   return Ok();
-                                 });
+      auto sub = bus_->SubscribeMessages("synaps.wakeup." + q,
+                                         [this](const bus::Message& m) { return OnWakeup(m); });
       if (sub) {
         subscriptions_.push_back(std::move(*sub));
       } else {
@@ -219,6 +233,25 @@ class Worker::Impl {
       spdlog::warn("control subscription failed ({}); claims check the snapshot version",
                    ctrl.error().message);
     }
+  }
+
+  // A wakeup: a claim soon. Its delay since publish is measured (provider_stats.h); the trace
+  // of the submit that caused it, if any, is named in the debug line.
+  Status OnWakeup(const bus::Message& m) {
+    RETURN_IF_ERROR(bus::ParseWakeupMessage(m.payload));
+    int64_t published = 0;
+    std::string at = m.header(bus::kPublishedAtHeader);
+    auto [end, ec] = std::from_chars(at.data(), at.data() + at.size(), published);
+    if (ec == std::errc() && end == at.data() + at.size() && published > 0) {
+      provider_stats_.RecordWakeup(static_cast<double>(otel::NowUnixNano() - published) / 1e9);
+    }
+    if (spdlog::should_log(spdlog::level::debug)) {
+      auto trace = TraceContext::Parse(m.header("traceparent"));
+      LogTraceScope log_trace(trace ? trace->trace_id : std::string());
+      spdlog::debug("wakeup on {}", m.subject);
+    }
+    asio::post(io_, [this] { ScheduleClaim(); });
+    return Ok();
   }
 
   void Stop() {
@@ -429,6 +462,8 @@ class Worker::Impl {
     out.failed = stats_.failed.load(std::memory_order_relaxed);
     if (bus_ != nullptr) out.bus_rejected = bus_->RejectedCounts();
     out.usage = usage_.Snapshot();
+    out.provider_calls = provider_stats_.Calls();
+    out.wakeups = provider_stats_.Wakeups();
     if (tracer_ != nullptr) {
       out.spans_exported = tracer_->exported();
       out.spans_dropped = tracer_->dropped();
@@ -471,8 +506,10 @@ class Worker::Impl {
          lease_seconds = options_.lease_seconds,
          held_version](db::Connection& conn) -> Result<ClaimResult> {
           ClaimResult out;
+          out.started_ns = otel::NowUnixNano();
           ASSIGN_OR_RETURN(out.items,
                            store::ClaimQueueItems(conn, worker, queues, limit, lease_seconds));
+          out.ended_ns = otel::NowUnixNano();
           // A missed synaps.ctrl.* message costs at most this one claim.
           int64_t newest = 0;
           for (const auto& item : out.items) newest = std::max(newest, item.snapshot_version);
@@ -496,14 +533,18 @@ class Worker::Impl {
           }
           AdoptSnapshot(std::move(r->snapshot));
           stats_.claimed.fetch_add(r->items.size(), std::memory_order_relaxed);
-          for (auto& item : r->items) StartTask(std::move(item));
+          for (auto& item : r->items) {
+            TaskSpans spans(tracer_, item);
+            spans.Claimed(r->started_ns, r->ended_ns, r->items.size());
+            StartTask(std::move(item), std::move(spans));
+          }
           // A full batch suggests more is waiting.
           if (static_cast<int>(r->items.size()) == limit) ScheduleClaim();
           MaybeFinishDrain();
         }, "claim");
   }
 
-  void StartTask(store::ClaimedItem item) {
+  void StartTask(store::ClaimedItem item, TaskSpans spans) {
     int64_t id = item.item_id;
     const int64_t epoch = item.lease_epoch;
     spdlog::debug("claimed item {} (task {}, attempt {}, epoch {})", id, item.task_id,
@@ -519,6 +560,7 @@ class Worker::Impl {
     InFlight& f = in_flight_[id];
     f.started = Clock::now();
     f.item = item;
+    f.spans = std::move(spans);
     f.write_lane = std::hash<std::string>{}(item.thread_id) % write_lanes_.size();
     f.run = std::make_unique<TaskRun>(
         std::move(item), snapshot_,
@@ -526,7 +568,8 @@ class Worker::Impl {
                    .providers = &providers_,
                    .tools = tools_.get(),
                    .default_route = options_.default_route,
-                   .tracer = tracer_},
+                   .tracer = tracer_,
+                   .provider_stats = &provider_stats_},
         [this, id, epoch](const providers::ChatDelta& d) { OnDelta(id, epoch, d); },
         [this, id, epoch](std::string type, json data) {
           OnTaskEvent(id, epoch, std::move(type), std::move(data));
@@ -601,6 +644,7 @@ class Worker::Impl {
     // ever points at a missing object.
     std::string text = std::move(r->text);
     asio::post(uploads_, [this, id, epoch, text = std::move(text), c = std::move(c)]() mutable {
+      const int64_t started = otel::NowUnixNano();
       // The pool thread's barrier: an upload that throws fails its task, not the process.
       Status put = Guarded("upload of item " + std::to_string(id), [&]() -> Status {
         std::string sha = Sha256Hex(text);
@@ -610,7 +654,10 @@ class Worker::Impl {
                                static_cast<int64_t>(text.size()), sha});
         return Ok();
       });
-      asio::post(io_, [this, id, epoch, put, c = std::move(c)]() mutable {
+      const int64_t ended = otel::NowUnixNano();
+      asio::post(io_, [this, id, epoch, put, c = std::move(c), started, ended,
+                       bytes = text.size()]() mutable {
+        if (InFlight* f = Find(id, epoch)) f->spans.Uploaded(started, ended, bytes, put);
         OnUploaded(id, epoch, put, std::move(c));
       });
     });
@@ -682,6 +729,7 @@ class Worker::Impl {
       if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) f->writing = true;
     }
     w.in_flight = true;
+    w.batch_started_ns = otel::NowUnixNano();
     w.batch = std::move(batch);
     w.lane.Call(
         [batch = &w.batch](db::Connection& conn) { return store::WriteTaskBatch(conn, *batch); },
@@ -714,6 +762,7 @@ class Worker::Impl {
     w.in_flight = false;
     store::TaskBatch batch = std::move(w.batch);
     w.batch = {};
+    RecordCompletionSpans(batch, result, w.batch_started_ns);
     if (!result) {
       spdlog::warn("writing {} completions, {} progress chunks and {} events failed: {}",
                    batch.completions.size(), batch.progress.size(), batch.events.size(),
@@ -730,6 +779,8 @@ class Worker::Impl {
     }
     for (size_t i = 0; i < batch.completions.size(); ++i) {
       const store::LeaseRef& lease = batch.completions[i].lease;
+      InFlight* done = Find(lease.item_id, lease.lease_epoch);
+      LogTraceScope log_trace(done != nullptr ? done->spans.trace_id() : std::string());
       switch ((*result)[i]) {
         case store::CompleteState::kLeaseLost:
           spdlog::warn("completion of item {} refused: lease epoch {} is stale; result discarded",
@@ -755,6 +806,23 @@ class Worker::Impl {
     MaybeFinishDrain();
     ScheduleClaim();
     if (!pending_.empty()) ScheduleFlush();
+  }
+
+  // One synaps.complete span per completion of a written (or failed) batch (task_trace.h).
+  void RecordCompletionSpans(const store::TaskBatch& batch,
+                             const Result<std::vector<store::CompleteState>>& result,
+                             int64_t started_ns) {
+    if (tracer_ == nullptr) return;
+    const int64_t ended_ns = otel::NowUnixNano();
+    Status written = result ? Ok() : Status(std::unexpected(result.error()));
+    for (size_t i = 0; i < batch.completions.size(); ++i) {
+      const store::LeaseRef& lease = batch.completions[i].lease;
+      InFlight* f = Find(lease.item_id, lease.lease_epoch);
+      if (f == nullptr) continue;
+      std::string_view state = "failed";
+      if (result && i < result->size()) state = CompleteStateName((*result)[i]);
+      f->spans.Completed(started_ns, ended_ns, batch.completions.size(), state, written);
+    }
   }
 
   // Puts a batch that could not be written back in front of what was buffered since, for the
@@ -839,7 +907,8 @@ class Worker::Impl {
           return store::FailQueueItem(conn, lease, err, retryable, backoff);
         },
         [this, lease, task_id = f.item.task_id, attempt = f.item.attempt,
-         message = error.message](Result<store::FailState> r) {
+         message = error.message, trace_id = f.spans.trace_id()](Result<store::FailState> r) {
+          LogTraceScope log_trace(trace_id);
           if (!r) {
             // Not recorded: the lease expires and the task is tried again.
             spdlog::warn("fail of item {} failed: {}", lease.item_id, r.error().message);
@@ -928,6 +997,7 @@ class Worker::Impl {
     std::atomic<uint64_t> claimed{0}, completed{0}, held{0}, failed{0};
   } stats_;
   UsageTally usage_;  // added to on the event loop, read by Stats()
+  ProviderStats provider_stats_;  // model calls (event loop) and wakeups (bus threads)
   asio::thread_pool uploads_;               // object-store writes, off the event loop
   providers::ProviderRegistry providers_;   // on io_; destroyed before io_
   std::unique_ptr<ToolRunner> tools_;       // the agents' tools, on io_

@@ -25,6 +25,7 @@
 #include "objstore/object_store.h"
 #include "providers/registry.h"
 #include "store/queue_store.h"
+#include "worker/provider_stats.h"
 #include "worker/usage_tally.h"
 
 namespace synaps::otel {
@@ -82,6 +83,9 @@ struct WorkerStats {
   // Spans sent over OTLP and dropped, since the start (0 without span export).
   uint64_t spans_exported = 0;
   uint64_t spans_dropped = 0;
+  // Model calls by (provider, model), and bus wakeup delays (provider_stats.h), since the start.
+  std::map<ProviderStats::Key, ProviderSeries> provider_calls;
+  HistogramCounts wakeups;
 };
 
 class Worker {

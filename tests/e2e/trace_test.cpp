@@ -8,8 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include <map>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
+#include "bus/nats_bus.h"
 #include "support/cluster.h"
 #include "support/fake_openai.h"
 #include "support/synaps_process.h"
@@ -252,6 +256,35 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
     if (s["traceId"] != kTraceId) continue;
     EXPECT_TRUE(s.contains("startTimeUnixNano") && s.contains("endTimeUnixNano"));
   }
+  // The worker's own steps around the attempt: queue wait, claim, upload, completion batch,
+  // each a child of the submit's span, in order.
+  ASSERT_TRUE(FakeOpenAi::WaitFor(
+      [&] {
+        spans = Spans(collector);
+        return Named(spans, "synaps.complete").size() == 1;
+      },
+      std::chrono::seconds(10)))
+      << json(spans).dump(1);
+  auto start = [](const json& s) { return std::stoll(s["startTimeUnixNano"].get<std::string>()); };
+  auto end = [](const json& s) { return std::stoll(s["endTimeUnixNano"].get<std::string>()); };
+  std::map<std::string, json> step;
+  for (const char* name : {"synaps.queue.wait", "synaps.claim", "synaps.upload", "synaps.complete"}) {
+    auto found = Named(spans, name);
+    ASSERT_EQ(found.size(), 1u) << name << json(spans).dump(1);
+    step[name] = found[0];
+    EXPECT_EQ(found[0]["traceId"], kTraceId) << name;
+    EXPECT_EQ(found[0]["parentSpanId"], api_span) << name;
+    EXPECT_EQ(found[0]["service"], "synaps-worker") << name;
+    EXPECT_LE(start(found[0]), end(found[0])) << name;
+  }
+  EXPECT_LE(start(step["synaps.queue.wait"]), start(step["synaps.claim"]));
+  EXPECT_EQ(end(step["synaps.queue.wait"]), end(step["synaps.claim"]))
+      << "the wait ends when the claim returns";
+  EXPECT_LE(end(step["synaps.claim"]), start(attempt));
+  EXPECT_LE(end(attempt), start(step["synaps.upload"]));
+  EXPECT_LE(end(step["synaps.upload"]), start(step["synaps.complete"]));
+  EXPECT_EQ(step["synaps.complete"]["attributes"]["synaps.complete.outcome"]["stringValue"],
+            "completed");
 
   // A trace the client did not sample is not recorded.
   auto unsampled = c.Call("GET", "/v1/runs", "",
@@ -263,6 +296,153 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
     if (s["name"] != "GET /v1/runs") continue;
     EXPECT_NE(s["parentSpanId"], kClientSpan) << "an unsampled request was exported";
   }
+}
+
+// Arbiter checks and the wait for a person are spans of the run's trace: the arbiter under the
+// attempt, the approval wait (hold to decision, recorded by the API that decided) under the
+// submit's span, naming the decision.
+TEST(TraceTest, ArbiterChecksAndTheApprovalWaitAreSpansOfTheRunsTrace) {
+  FakeOpenAi collector([](const testing::FakeRequest&, int) {
+    testing::FakeReply reply;
+    reply.body = "{}";
+    return reply;
+  });
+  Cluster c({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(collector.port())}});
+  c.StartApi();
+  c.StartWorker();
+  Put(c, "arbiters", "human",
+      {{"match", {{"tags", {"review"}}}}, {"checks", {{{"type", "approval"}}}}, {"onFail", "fail"}});
+  const std::string sent = std::string("00-") + kTraceId + "-" + kClientSpan + "-01";
+  auto submitted = c.Call("POST", "/v1/commands/submit",
+                          json{{"kind", "prompt"}, {"input", {{"text", "ship it"}}},
+                               {"tags", {"review"}}}.dump(),
+                          {"traceparent: " + sent});
+  ASSERT_EQ(submitted.status, 201) << submitted.body;
+  const std::string api_span = SpanIdOf(Header(submitted, "traceparent"));
+  const std::string run_id = json::parse(submitted.body)["runId"];
+  std::string task_id;
+  ASSERT_TRUE(FakeOpenAi::WaitFor(
+      [&] {
+        auto r = c.Call("GET", "/v1/runs/" + run_id);
+        json run = json::parse(r.body, nullptr, false);
+        if (!run.is_object() || run.value("status", "") != "awaiting_approval") return false;
+        for (const auto& e : run["events"]) {
+          if (e["type"] == "task.awaiting_approval") task_id = e["taskId"];
+        }
+        return !task_id.empty();
+      },
+      std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a visible wait
+  auto approved = c.Call("POST", "/v1/tasks/" + task_id + "/approve",
+                         json{{"reason", "looks right"}}.dump());
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  const std::string approve_trace = TraceIdOf(Header(approved, "traceparent"));
+
+  std::vector<json> spans;
+  ASSERT_TRUE(FakeOpenAi::WaitFor(
+      [&] {
+        spans = Spans(collector);
+        return Named(spans, "synaps.approval.wait").size() == 1 &&
+               Named(spans, "arbiter ").size() == 1 && Named(spans, "synaps.task").size() == 1;
+      },
+      std::chrono::seconds(15)))
+      << json(spans).dump(1);
+  json attempt = Named(spans, "synaps.task")[0];
+  json arbiter = Named(spans, "arbiter ")[0];
+  EXPECT_EQ(arbiter["name"], "arbiter human");
+  EXPECT_EQ(arbiter["traceId"], kTraceId);
+  EXPECT_EQ(arbiter["parentSpanId"], attempt["spanId"]);
+  EXPECT_EQ(arbiter["attributes"]["synaps.arbiter.decision"]["stringValue"], "hold");
+  json wait = Named(spans, "synaps.approval.wait")[0];
+  EXPECT_EQ(wait["traceId"], kTraceId);
+  EXPECT_EQ(wait["parentSpanId"], api_span) << "a child of the submit, beside the attempt";
+  EXPECT_EQ(wait["service"], "synaps-api");
+  EXPECT_EQ(wait["attributes"]["synaps.approval.decision"]["stringValue"], "approved");
+  EXPECT_EQ(wait["attributes"]["synaps.approval.trace_id"]["stringValue"], approve_trace);
+  EXPECT_GE(std::stoll(wait["endTimeUnixNano"].get<std::string>()) -
+                std::stoll(wait["startTimeUnixNano"].get<std::string>()),
+            200'000'000)
+      << "the span covers the wait";
+}
+
+// The wakeup a submit publishes carries the submit's trace and its publish time as NATS
+// headers; the worker measures the wakeup's delay and every model call (Prometheus), and its
+// JSON log lines about the task name the trace.
+TEST(TraceTest, WakeupsCarryTheTraceAndTheWorkerMeasuresThemAndItsModelCalls) {
+  bus::NatsBus bus({.url = testing::TestStack::Get().nats().Url(), .name = "trace-e2e"});
+  ASSERT_TRUE(testing::Eventually([&] { return bus.connected(); }));
+  std::mutex mu;
+  std::vector<bus::Message> got;  // guarded by mu
+  auto sub = bus.SubscribeMessages("synaps.wakeup.>", [&](const bus::Message& m) {
+    std::lock_guard lock(mu);
+    got.push_back(m);
+    return Ok();
+  });
+  ASSERT_TRUE(sub) << sub.error().message;
+
+  auto probes = PickFreePort();
+  ASSERT_TRUE(probes);
+  Cluster c;
+  c.StartApi();
+  c.StartWorker({{"SYNAPS_WORKER_LISTEN", "127.0.0.1:" + std::to_string(*probes)},
+                 {"SYNAPS_LOG_LEVEL", "debug"}});
+  // A first run: once it is done, the worker is surely subscribed to its wakeups.
+  ASSERT_EQ(c.WaitFinished(c.SubmitText("warm up")["runId"])["status"], "succeeded");
+  const std::string sent = std::string("00-") + kTraceId + "-" + kClientSpan + "-01";
+  auto submitted = c.Call("POST", "/v1/commands/submit",
+                          json{{"kind", "prompt"}, {"input", {{"text", "wake up"}}}}.dump(),
+                          {"traceparent: " + sent, "tracestate: vendor=abc"});
+  ASSERT_EQ(submitted.status, 201) << submitted.body;
+  const std::string api_span = SpanIdOf(Header(submitted, "traceparent"));
+  json run = c.WaitFinished(json::parse(submitted.body)["runId"]);
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+
+  ASSERT_TRUE(testing::Eventually([&] {
+    std::lock_guard lock(mu);
+    for (const auto& m : got) {
+      if (TraceIdOf(m.header("traceparent")) == kTraceId) return true;
+    }
+    return false;
+  }));
+  {
+    std::lock_guard lock(mu);
+    for (const auto& m : got) {
+      if (TraceIdOf(m.header("traceparent")) != kTraceId) continue;
+      EXPECT_EQ(SpanIdOf(m.header("traceparent")), api_span) << "the submit request's span";
+      EXPECT_EQ(m.header("tracestate"), "vendor=abc");
+      int64_t at = std::stoll(m.header("Synaps-Published-At"));
+      EXPECT_GT(at, 1'700'000'000'000'000'000) << "Unix nanoseconds";
+    }
+  }
+
+  std::string metrics;
+  ASSERT_TRUE(testing::Eventually([&] {
+    auto r = http::Send({.url = "http://127.0.0.1:" + std::to_string(*probes) + "/metrics"});
+    metrics = r && r->status == 200 ? r->body : "";
+    return metrics.find("synaps_worker_wakeup_latency_seconds_count 0") == std::string::npos &&
+           metrics.find("synaps_provider_requests_total{") != std::string::npos;
+  })) << metrics;
+  EXPECT_NE(metrics.find(R"(synaps_provider_requests_total{model="echo",outcome="ok",provider="local"} 2)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find(R"(synaps_provider_request_duration_seconds_count{model="echo",provider="local"} 2)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find(R"(synaps_provider_request_duration_seconds_bucket{model="echo",provider="local",le="+Inf"} 2)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find(R"(synaps_worker_wakeup_latency_seconds_bucket{le="+Inf"})"),
+            std::string::npos)
+      << metrics;
+
+  // The worker's JSON log lines about this work name its trace (here: the wakeup, at debug).
+  bool named = false;
+  std::istringstream log(testing::ReadFile(c.WorkerLog(0)));
+  for (std::string line; std::getline(log, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("traceId", "") == kTraceId) named = true;
+  }
+  EXPECT_TRUE(named) << testing::ReadFile(c.WorkerLog(0));
 }
 
 TEST(TraceTest, AnUnreachableCollectorCostsNothingButSpans) {

@@ -25,6 +25,7 @@ var alertsByRule = map[string]string{
 	"deadLettersIncreasing": "SynapsDeadLettersIncreasing",
 	"noWorkers":             "SynapsNoWorkers",
 	"taskFailureRate":       "SynapsTaskFailureRate",
+	"providerErrorRate":     "SynapsProviderErrorRate",
 	"databaseUnreachable":   "SynapsDatabaseUnreachable",
 	"apiMetricsAbsent":      "SynapsApiMetricsAbsent",
 	"api5xxRate":            "SynapsApi5xxRate",
@@ -34,6 +35,8 @@ var (
 	metricNameRE   = regexp.MustCompile(`\bsynaps_[a-z0-9_]+`)
 	quotedMetricRE = regexp.MustCompile(`"(synaps_[a-z0-9_]+)"`)
 	histogramRE    = regexp.MustCompile(`BuildHistogram\(\)\s*\.Name\("(synaps_[a-z0-9_]+)"\)`)
+	// Histograms a process keeps itself and writes out as a MetricFamily (cli/worker_health.cpp).
+	familyHistogramRE = regexp.MustCompile(`(?s)\.name\s*=\s*"(synaps_[a-z0-9_]+)"[^;]*?MetricType::Histogram`)
 )
 
 // ExportedMetrics reads the metric names registered in the sources under dir: every quoted
@@ -57,7 +60,9 @@ func ExportedMetrics(dir string) (map[string]bool, error) {
 		for _, m := range quotedMetricRE.FindAllStringSubmatch(text, -1) {
 			names[m[1]] = true
 		}
-		for _, m := range histogramRE.FindAllStringSubmatch(text, -1) {
+		found := histogramRE.FindAllStringSubmatch(text, -1)
+		found = append(found, familyHistogramRE.FindAllStringSubmatch(text, -1)...)
+		for _, m := range found {
 			histograms++
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 				names[m[1]+suffix] = true
