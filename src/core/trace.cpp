@@ -1,6 +1,8 @@
 #include "core/trace.h"
 
-#include "core/ids.h"
+#include <cstdint>
+#include <random>
+
 
 namespace synaps {
 
@@ -23,10 +25,23 @@ bool AcceptableTracestate(std::string_view s) {
   return true;
 }
 
-// Random lowercase hex from the OS CSPRNG (core/ids.h), never all zero (an invalid id).
+// Random lowercase hex, never all zero (an invalid id). Ids need to be unique, not secret: a
+// per-thread generator seeded from the OS CSPRNG saves a system call per span (a worker makes
+// several spans per task).
 std::string NonZeroHex(size_t bytes) {
-  std::string id = RandomHex(bytes);
-  while (AllZero(id)) id = RandomHex(bytes);
+  thread_local std::mt19937_64 generator = [] {
+    std::seed_seq seed{std::random_device{}(), std::random_device{}(), std::random_device{}(),
+                       std::random_device{}()};
+    return std::mt19937_64(seed);
+  }();
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(bytes * 2, '0');
+  do {
+    for (size_t i = 0; i < id.size(); i += 16) {
+      uint64_t r = generator();
+      for (size_t j = i; j < id.size() && j < i + 16; ++j, r >>= 4) id[j] = kHex[r & 0xf];
+    }
+  } while (AllZero(id));
   return id;
 }
 

@@ -96,7 +96,10 @@ class Exporter {
   uint64_t dropped() const { return dropped_.load(); }  // queue full, or the collector failed
   uint64_t failed_batches() const { return failed_batches_.load(); }
 
-  // The OTLP/JSON request body of `spans` (ExportTraceServiceRequest).
+  // The OTLP/JSON request body of `spans` (ExportTraceServiceRequest), as sent.
+  static std::string EncodeText(const std::vector<Span>& spans,
+                                const std::map<std::string, std::string>& resource);
+  // The same, parsed (tests and readers).
   static nlohmann::json Encode(const std::vector<Span>& spans,
                                const std::map<std::string, std::string>& resource);
 

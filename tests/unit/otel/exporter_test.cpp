@@ -43,6 +43,27 @@ TEST(OtelEncodeTest, WritesOtlpJsonWithHexIdsAndStringInts) {
       "parentSpanId"));
 }
 
+// Names, messages and attribute values may carry anything a model, a tool or an input said: the
+// body stays valid JSON, with the text escaped and invalid UTF-8 replaced.
+TEST(OtelEncodeTest, HostileTextStaysValidJson) {
+  Span s;
+  s.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  s.span_id = "00f067aa0ba902b7";
+  s.name = std::string("execute_tool \"q\\\n\x01") + "\xff\xfe";
+  s.attributes = {{"text\t", std::string("a\0b", 3)}, {"big", 1e308 * 10}};
+  s.error = true;
+  s.status_message = "bad \xc3";
+  std::string text = Exporter::EncodeText({s, s}, {{"service.name", "x\"y"}});
+  json body = json::parse(text, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << text;
+  const json& span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][1];
+  EXPECT_EQ(span["name"].get<std::string>().substr(0, 18), "execute_tool \"q\\\n\x01");
+  EXPECT_EQ(span["attributes"][0]["key"], "text\t");
+  EXPECT_EQ(span["attributes"][0]["value"]["stringValue"], std::string("a\0b", 3));
+  EXPECT_EQ(span["attributes"][1]["value"]["doubleValue"], 0) << "infinity is not JSON";
+  EXPECT_EQ(body["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "x\"y");
+}
+
 TEST(OtelSamplerTest, ParsesTheStandardSamplers) {
   auto def = SamplerConfig::Parse("", "");
   ASSERT_TRUE(def);
