@@ -6,10 +6,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "core/periodic_thread.h"
 #include "db/pool.h"
 
 namespace synaps::api {
@@ -26,16 +24,10 @@ class UsageRollup {
   void Stop();
 
  private:
-  void Loop();
   void CatchUp();
-  bool Stopping();
 
   db::Pool* const pool_;
-  const std::chrono::seconds period_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+  PeriodicThread thread_;  // CatchUp() at start and every period
 };
 
 }  // namespace synaps::api

@@ -7,7 +7,6 @@
 #include "api/metrics.h"
 #include "api/outbox_relay.h"
 #include "api/request_validation.h"
-#include "core/barrier.h"
 #include "store/control_store.h"
 
 namespace synaps::schedules {
@@ -50,40 +49,19 @@ std::string ReasonLabel(const std::optional<std::string>& reason) {
 
 Scheduler::Scheduler(SchedulerOptions options, db::Pool* pool, api::OutboxRelay* relay,
                      api::ApiMetrics* metrics)
-    : options_(options), pool_(pool), relay_(relay), metrics_(metrics) {}
+    : options_(options),
+      pool_(pool),
+      relay_(relay),
+      metrics_(metrics),
+      thread_("schedules: tick", std::chrono::milliseconds(options.tick_ms), [this] {
+        if (Status s = Tick(); !s) spdlog::warn("schedules: tick failed: {}", s.error().message);
+      }) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
-void Scheduler::Start() {
-  if (options_.tick_ms <= 0 || thread_.joinable()) return;
-  {
-    std::lock_guard lock(mu_);
-    stop_ = false;
-  }
-  thread_ = std::thread([this] { Loop(); });
-}
+void Scheduler::Start() { thread_.Start(); }
 
-void Scheduler::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Scheduler::Loop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    lock.unlock();
-    // The scheduler thread's barrier: a tick that throws is logged; the next tick runs.
-    if (Status s = Guarded("schedules: tick", [this] { return Tick(); }); !s) {
-      spdlog::warn("schedules: tick failed: {}", s.error().message);
-    }
-    lock.lock();
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms), [this] { return stop_; });
-  }
-}
+void Scheduler::Stop() { thread_.Stop(); }
 
 Status Scheduler::Tick() {
   ASSIGN_OR_RETURN(auto conn, pool_->Acquire());

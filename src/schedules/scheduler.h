@@ -10,14 +10,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "control/schedule_spec.h"
+#include "core/periodic_thread.h"
 #include "db/pool.h"
 #include "schedules/timing.h"
 #include "store/schedule_store.h"
@@ -92,17 +90,12 @@ class Scheduler {
                       int64_t until);
   void Report(const control::Schedule& schedule, const store::FireResult& fire);
   Result<control::Schedule> Load(db::Connection& conn, const std::string& name);
-  void Loop();
-
   const SchedulerOptions options_;
   db::Pool* const pool_;
   api::OutboxRelay* const relay_;
   api::ApiMetrics* const metrics_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+  PeriodicThread thread_;  // Tick() every options_.tick_ms
 };
 
 }  // namespace synaps::schedules
