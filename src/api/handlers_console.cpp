@@ -124,6 +124,87 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
   return r;
 }
 
+namespace {
+
+// What a bulk action acts on: the runs given by id, or those a filter matches.
+struct BulkTarget {
+  std::vector<std::string> ids;            // runIds, when given
+  std::optional<store::RunFilter> filter;  // filter, when given
+};
+
+// {runIds: [1..1000 UUIDs]} or {filter: {...}} (GET /v1/runs's filters, as strings), exactly
+// one; kInvalidArgument naming the field.
+Result<BulkTarget> ParseBulkTarget(const json& body) {
+  if (body.contains("runIds") == body.contains("filter")) {
+    return Fail(ErrorCode::kInvalidArgument, "give exactly one of runIds or filter", "runIds");
+  }
+  BulkTarget t;
+  if (body.contains("runIds")) {
+    const json& given = body["runIds"];
+    if (!given.is_array() || given.empty() || given.size() > kBulkLimit) {
+      return Fail(ErrorCode::kInvalidArgument, "runIds must be an array of 1 to 1000 run ids",
+                  "runIds");
+    }
+    for (const auto& id : given) {
+      if (!id.is_string() || !IsUuid(id.get<std::string>())) {
+        return Fail(ErrorCode::kInvalidArgument, "runIds must hold run ids (UUIDs)", "runIds");
+      }
+      t.ids.push_back(id.get<std::string>());
+    }
+    return t;
+  }
+  const json& given = body["filter"];
+  if (!given.is_object()) {
+    return Fail(ErrorCode::kInvalidArgument, "filter must be an object", "filter");
+  }
+  std::map<std::string, std::string> values;
+  for (auto it = given.begin(); it != given.end(); ++it) {
+    if (!it.value().is_string()) {
+      return Fail(ErrorCode::kInvalidArgument, "filter." + it.key() + " must be a string",
+                  "filter." + it.key());
+    }
+    values[it.key()] = it.value().get<std::string>();
+  }
+  auto f = detail::ParseRunFilter(values);
+  if (!f) {
+    synaps::Error e = f.error();
+    e.field = "filter." + e.field;
+    return std::unexpected(e);
+  }
+  t.filter = std::move(*f);
+  return t;
+}
+
+json Skipped(const std::string& id, const synaps::Error& e, const std::string& request_id) {
+  return {{"id", id},
+          {"code", std::string(ErrorCodeName(e.code))},
+          {"message", detail::ClientMessage(e, request_id)}};
+}
+
+// Resubmits finished run `id`'s command as it was accepted, on the same thread, for
+// `principal`: the submit's answer with `retryOf`. kConflict while the run is unfinished,
+// kNotFound when absent or another tenant's. Hands the new run's outbox rows to `relay`.
+Result<json> RetryOne(const Principal& principal, db::Connection& conn, OutboxRelay* relay,
+                      const std::string& id) {
+  ASSIGN_OR_RETURN(json source, store::RunCommand(conn, principal.tenant_id, id));
+  std::string status = source["status"];
+  if (status != "succeeded" && status != "failed" && status != "cancelled") {
+    return Fail(ErrorCode::kConflict, "run " + id + " is " + status + ": retry a finished run");
+  }
+  json body = source["payload"];
+  body["threadId"] = source["threadId"];
+  ASSIGN_OR_RETURN(auto parsed, ParseSubmitRequest(body.dump()));
+  parsed.tenant_id = principal.tenant_id;
+  parsed.actor = principal.id;
+  ASSIGN_OR_RETURN(auto result, store::SubmitCommand(conn, parsed));
+  if (relay != nullptr && !result.outbox.empty()) relay->Notify(std::move(result.outbox));
+  json response = result.response;
+  response["retryOf"] = id;
+  return response;
+}
+
+}  // namespace
+
 // POST /v1/runs/cancel {runIds: [..]} or {filter: {...}}: cancels each unfinished run, at most
 // 1000 per call; answers {cancelled: [ids], skipped: [{id, code, message}], more} where `more`
 // says that the filter matched further runs (call again).
@@ -133,45 +214,15 @@ HttpResponse Router::BulkCancel(Context& ctx, const Params&) const {
   }
   auto body = detail::JsonBody(ctx, {"runIds", "filter"});
   if (!body) return ctx.Error(body.error());
-  if (body->contains("runIds") == body->contains("filter")) {
-    return ctx.Error(400, "invalid_argument", "give exactly one of runIds or filter", "runIds");
-  }
+  auto target = ParseBulkTarget(*body);
+  if (!target) return ctx.Error(target.error());
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  std::vector<std::string> ids;
+  std::vector<std::string> ids = std::move(target->ids);
   bool more = false;
-  if (body->contains("runIds")) {
-    const json& given = (*body)["runIds"];
-    if (!given.is_array() || given.empty() || given.size() > kBulkLimit) {
-      return ctx.Error(400, "invalid_argument", "runIds must be an array of 1 to 1000 run ids",
-                       "runIds");
-    }
-    for (const auto& id : given) {
-      if (!id.is_string() || !IsUuid(id.get<std::string>())) {
-        return ctx.Error(400, "invalid_argument", "runIds must hold run ids (UUIDs)", "runIds");
-      }
-      ids.push_back(id.get<std::string>());
-    }
-  } else {
-    const json& given = (*body)["filter"];
-    if (!given.is_object()) {
-      return ctx.Error(400, "invalid_argument", "filter must be an object", "filter");
-    }
-    std::map<std::string, std::string> values;
-    for (auto it = given.begin(); it != given.end(); ++it) {
-      if (!it.value().is_string()) {
-        return ctx.Error(400, "invalid_argument", "filter." + it.key() + " must be a string",
-                         "filter." + it.key());
-      }
-      values[it.key()] = it.value().get<std::string>();
-    }
-    auto f = detail::ParseRunFilter(values);
-    if (!f) {
-      synaps::Error e = f.error();
-      e.field = "filter." + e.field;
-      return ctx.Error(e);
-    }
-    auto found = store::UnfinishedRunIds(**conn, ctx.principal->tenant_id, *f, kBulkLimit + 1);
+  if (target->filter) {
+    auto found =
+        store::UnfinishedRunIds(**conn, ctx.principal->tenant_id, *target->filter, kBulkLimit + 1);
     if (!found) return ctx.Error(found.error());
     ids = std::move(*found);
     more = ids.size() > kBulkLimit;
@@ -187,14 +238,60 @@ HttpResponse Router::BulkCancel(Context& ctx, const Params&) const {
     if (done) {
       cancelled.push_back(id);
     } else {
-      skipped.push_back({{"id", id},
-                         {"code", std::string(ErrorCodeName(done.error().code))},
-                         {"message", detail::ClientMessage(done.error(), ctx.request_id)}});
+      skipped.push_back(Skipped(id, done.error(), ctx.request_id));
     }
   }
   if (deps_.relay != nullptr && !cancelled.empty()) deps_.relay->Wake();
   return JsonResponse(200, {{"cancelled", cancelled}, {"skipped", skipped}, {"more", more}},
                       ctx.request_id);
+}
+
+// POST /v1/runs/retry {runIds: [..]} or {filter: {...}, cursor?}: resubmits each finished run
+// (by id: any finished run; by filter: the failed and cancelled ones among the next 1000 runs
+// the filter matches, newest first), each in its own transaction; answers {retried: [{runId,
+// retryOf}], skipped: [{id, code, message}], more, nextCursor?}. Retrying leaves the old runs as
+// they were, so the same filter would match them again: with `more`, `nextCursor` says where
+// the next call continues.
+HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto body = detail::JsonBody(ctx, {"runIds", "filter", "cursor"});
+  if (!body) return ctx.Error(body.error());
+  auto target = ParseBulkTarget(*body);
+  if (!target) return ctx.Error(target.error());
+  if (body->contains("cursor") && (!target->filter || !(*body)["cursor"].is_string())) {
+    return ctx.Error(400, "invalid_argument", "cursor: a filter's nextCursor (a string)", "cursor");
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  std::vector<std::string> ids = std::move(target->ids);
+  json out = {{"more", false}};
+  if (target->filter) {
+    // A page of the list (keyset, as GET /v1/runs); its failed and cancelled runs are retried.
+    if (body->contains("cursor")) target->filter->cursor = (*body)["cursor"].get<std::string>();
+    target->filter->limit = kBulkLimit;
+    auto page = store::ListRuns(**conn, ctx.principal->tenant_id, *target->filter);
+    if (!page) return ctx.Error(page.error());
+    for (const auto& run : (*page)["items"]) {
+      std::string status = run["status"];
+      if (status == "failed" || status == "cancelled") ids.push_back(run["id"]);
+    }
+    if (page->contains("nextCursor")) out = {{"more", true}, {"nextCursor", (*page)["nextCursor"]}};
+  }
+  json retried = json::array();
+  json skipped = json::array();
+  for (const auto& id : ids) {
+    auto done = RetryOne(*ctx.principal, **conn, deps_.relay, id);
+    if (done) {
+      retried.push_back({{"runId", (*done)["runId"]}, {"retryOf", id}});
+    } else {
+      skipped.push_back(Skipped(id, done.error(), ctx.request_id));
+    }
+  }
+  out["retried"] = retried;
+  out["skipped"] = skipped;
+  return JsonResponse(200, out, ctx.request_id);
 }
 
 // POST /v1/runs/{id}/retry: submits the finished run's command again, as it was accepted, on
@@ -205,26 +302,9 @@ HttpResponse Router::RetryRun(Context& ctx, const Params& p) const {
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto source = store::RunCommand(**conn, ctx.principal->tenant_id, id);
-  if (!source) return ctx.Error(source.error());
-  std::string status = (*source)["status"];
-  if (status != "succeeded" && status != "failed" && status != "cancelled") {
-    return ctx.Error(409, "conflict", "run " + id + " is " + status + ": retry a finished run");
-  }
-  json body = (*source)["payload"];
-  body["threadId"] = (*source)["threadId"];
-  auto parsed = ParseSubmitRequest(body.dump());
-  if (!parsed) return ctx.Error(parsed.error());
-  parsed->tenant_id = ctx.principal->tenant_id;
-  parsed->actor = ctx.principal->id;
-  auto result = store::SubmitCommand(**conn, *parsed);
-  if (!result) return ctx.Error(result.error());
-  if (deps_.relay != nullptr && !result->outbox.empty()) {
-    deps_.relay->Notify(std::move(result->outbox));
-  }
-  json response = result->response;
-  response["retryOf"] = id;
-  return JsonResponse(201, response, ctx.request_id);
+  auto response = RetryOne(*ctx.principal, **conn, deps_.relay, id);
+  if (!response) return ctx.Error(response.error());
+  return JsonResponse(201, *response, ctx.request_id);
 }
 
 HttpResponse Router::ListQueues(Context& ctx, const Params&) const {

@@ -212,6 +212,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/v1/whoami", Permission::kRead, &Router::WhoAmI},
       {"GET", "/v1/events", Permission::kRead, &Router::TenantEvents},
       {"POST", "/v1/runs/cancel", Permission::kOperate, &Router::BulkCancel},
+      {"POST", "/v1/runs/retry", Permission::kOperate, &Router::BulkRetry},
       {"GET", "/v1/api-keys", Permission::kAdmin, &Router::ListApiKeys},
       {"GET", "/v1/runs/{id}", Permission::kRead, &Router::GetRun},
       {"POST", "/v1/runs/{id}/cancel", Permission::kOperate, &Router::CancelRun},

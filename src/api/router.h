@@ -150,6 +150,7 @@ class Router {
   HttpResponse WhoAmI(Context& ctx, const Params&) const;
   HttpResponse TenantEvents(Context& ctx, const Params&) const;
   HttpResponse BulkCancel(Context& ctx, const Params&) const;
+  HttpResponse BulkRetry(Context& ctx, const Params&) const;
   HttpResponse ListApiKeys(Context& ctx, const Params&) const;
   HttpResponse RetryRun(Context& ctx, const Params& p) const;
   HttpResponse ListQueues(Context& ctx, const Params&) const;

@@ -217,6 +217,74 @@ TEST(ConsoleApiTest, WhoAmIKeyListFiltersAndBulkCancelStayInTheTenant) {
   EXPECT_EQ(As(c, viewer, "POST", "/v1/runs/" + a + "/retry").status, 403);
 }
 
+// Bulk retry resubmits finished runs by selection or by filter, in the caller's tenant only.
+TEST(ConsoleApiTest, BulkRetryBySelectionAndFilterStaysInTheTenant) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();  // no worker: submitted runs stay queued until cancelled
+  std::string ops = Key(c, "acme", "operator");
+  std::string viewer = Key(c, "acme", "viewer");
+  std::string other = Key(c, "globex", "operator");
+  std::vector<std::string> batch;
+  for (int i = 0; i < 3; ++i) {
+    batch.push_back(SubmitAs(c, ops,
+                             {{"kind", "prompt"},
+                              {"input", {{"text", "batch " + std::to_string(i)}}},
+                              {"tags", {"batch"}}}));
+  }
+  std::string loose = SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "loose"}}}});
+  std::string foreign =
+      SubmitAs(c, other, {{"kind", "prompt"}, {"input", {{"text", "batch"}}}, {"tags", {"batch"}}});
+  ASSERT_EQ(As(c, ops, "POST", "/v1/runs/cancel", R"({"filter":{"tag":"batch"}})").status, 200);
+  ASSERT_EQ(As(c, other, "POST", "/v1/runs/cancel", R"({"filter":{"tag":"batch"}})").status, 200);
+
+  EXPECT_EQ(As(c, viewer, "POST", "/v1/runs/retry", R"({"filter":{"tag":"batch"}})").status, 403);
+  EXPECT_EQ(As(c, ops, "POST", "/v1/runs/retry", R"({"filter":{},"runIds":[]})").status, 400);
+  auto typo = As(c, ops, "POST", "/v1/runs/retry", R"({"filter":{"colour":"red"}})");
+  EXPECT_EQ(typo.status, 400);
+  EXPECT_EQ(ErrorField(typo), "filter.colour");
+  auto stray =
+      As(c, ops, "POST", "/v1/runs/retry", json{{"runIds", {loose}}, {"cursor", "x"}}.dump());
+  EXPECT_EQ(ErrorField(stray), "cursor") << stray.body;
+  auto garbled = As(c, ops, "POST", "/v1/runs/retry", R"({"filter":{},"cursor":"nonsense"})");
+  EXPECT_EQ(garbled.status, 400) << garbled.body;
+  EXPECT_EQ(ErrorField(garbled), "cursor");
+
+  // By filter: the tenant's three cancelled runs, each resubmitted once as a new queued run.
+  auto by_filter = As(c, ops, "POST", "/v1/runs/retry", R"({"filter":{"tag":"batch"}})");
+  ASSERT_EQ(by_filter.status, 200) << by_filter.body;
+  auto result = json::parse(by_filter.body);
+  ASSERT_EQ(result["retried"].size(), 3u) << result.dump();
+  EXPECT_FALSE(result["more"].get<bool>());
+  EXPECT_FALSE(result.contains("nextCursor"));
+  EXPECT_EQ(result["skipped"], json::array());
+  std::set<std::string> originals, fresh;
+  for (const auto& r : result["retried"]) {
+    originals.insert(r["retryOf"]);
+    fresh.insert(r["runId"]);
+    EXPECT_EQ(
+        json::parse(As(c, ops, "GET", "/v1/runs/" + r["runId"].get<std::string>()).body)["status"],
+        "queued");
+  }
+  EXPECT_EQ(originals, std::set<std::string>(batch.begin(), batch.end()));
+  auto listed = json::parse(As(c, other, "GET", "/v1/runs?tag=batch").body)["items"];
+  EXPECT_EQ(listed.size(), 1u) << "the other tenant's cancelled run was not retried";
+  // `loose` is unfinished (queued) so a filter matching it retries nothing.
+  auto none = As(c, ops, "POST", "/v1/runs/retry", R"({"filter":{"text":"loose"}})");
+  EXPECT_EQ(json::parse(none.body)["retried"], json::array()) << none.body;
+
+  // By selection: a finished run is retried; an unfinished and a foreign one are skipped.
+  auto by_ids =
+      As(c, ops, "POST", "/v1/runs/retry", json{{"runIds", {batch[0], loose, foreign}}}.dump());
+  ASSERT_EQ(by_ids.status, 200) << by_ids.body;
+  result = json::parse(by_ids.body);
+  ASSERT_EQ(result["retried"].size(), 1u) << result.dump();
+  EXPECT_EQ(result["retried"][0]["retryOf"], batch[0]);
+  ASSERT_EQ(result["skipped"].size(), 2u);
+  EXPECT_EQ(result["skipped"][0]["code"], "conflict");
+  EXPECT_EQ(result["skipped"][1]["code"], "not_found");
+  EXPECT_EQ(json::parse(As(c, other, "GET", "/v1/runs?tag=batch").body)["items"].size(), 1u);
+}
+
 size_t Collect(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;

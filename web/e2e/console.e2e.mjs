@@ -201,6 +201,24 @@ try {
   for (const id of bulk) assert.equal((await call(ADMIN, 'GET', `/v1/runs/${id}`)).status, 'cancelled');
   await page.locator('tr[data-run-id][data-status="cancelled"]').nth(2).waitFor();
 
+  // Bulk retry: the three cancelled runs are retried by the same filter (each a new run, held
+  // again), cancelled again, then one is retried by selection.
+  await page.getByRole('button', { name: 'Retry all matching' }).click();
+  await page.getByText('Retried 3 runs.').waitFor();
+  await until('six bulk runs', async () => (await page.locator('tr[data-run-id]').count()) === 6);
+  const retriedBulk = await call(ADMIN, 'GET', '/v1/runs?tag=bulk');
+  assert.equal(retriedBulk.items.filter((r) => r.status !== 'cancelled').length, 3, 'three new runs');
+  await page.getByRole('button', { name: 'Cancel all matching' }).click();
+  await page.getByText('Cancelled 3 runs.').waitFor();
+  await page.locator('tr[data-run-id][data-status="cancelled"]').nth(5).waitFor();
+  await page.locator(`tr[data-run-id="${bulk[0]}"]`).getByRole('checkbox').check();
+  await page.getByRole('button', { name: 'Retry selected (1)' }).click();
+  await page.getByText('Retried 1 run.').waitFor();
+  await until('seven bulk runs', async () => (await page.locator('tr[data-run-id]').count()) === 7);
+  await page.getByRole('button', { name: 'Cancel all matching' }).click();
+  await page.getByText('Cancelled 1 run.').waitFor();
+  await axe(page, 'runs-bulk');
+
   // The installation scope (this token) reads another tenant's runs through the Tenant filter;
   // bulk actions stay in its own tenant, so none are offered there, nor on that tenant's run.
   await page.getByLabel('Tag', { exact: true }).fill('');

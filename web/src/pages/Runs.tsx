@@ -14,6 +14,31 @@ interface BulkResult {
   more: boolean;
 }
 
+interface RetryResult {
+  retried: { runId: string; retryOf: string }[];
+  skipped: { id: string; code: string; message: string }[];
+  more: boolean;
+  nextCursor?: string;
+}
+
+const plural = (n: number) => `${n} run${n === 1 ? '' : 's'}`;
+
+// Retries by filter page by page (each call at most 1000 runs, `nextCursor` onwards): the old
+// runs stay failed or cancelled, so calling again without the cursor would retry them twice.
+async function retryAll(filter: Filter): Promise<{ retried: number; skipped: number; more: boolean }> {
+  let retried = 0;
+  let skipped = 0;
+  let cursor: string | undefined;
+  for (let call = 0; call < 20; call++) {
+    const r: RetryResult = await api<RetryResult>('/v1/runs/retry', { method: 'POST', body: cursor ? { filter, cursor } : { filter } });
+    retried += r.retried.length;
+    skipped += r.skipped.length;
+    if (!r.more || !r.nextCursor) return { retried, skipped, more: false };
+    cursor = r.nextCursor;
+  }
+  return { retried, skipped, more: true };
+}
+
 function toIso(local: string | undefined): string | undefined {
   if (!local) return undefined;
   const d = new Date(local);
@@ -48,13 +73,29 @@ export function RunsPage({ me }: { me: Me }) {
       api<BulkResult>('/v1/runs/cancel', { method: 'POST', body }),
     onSuccess: (r) => {
       setSelected(new Set());
-      setNotice(`Cancelled ${r.cancelled.length} run${r.cancelled.length === 1 ? '' : 's'}` +
+      setNotice(`Cancelled ${plural(r.cancelled.length)}` +
         (r.skipped.length ? `; ${r.skipped.length} skipped (already finished)` : '') +
         (r.more ? '; more match: run it again' : '') + '.');
       void client.invalidateQueries({ queryKey: ['runs'] });
     },
     onError: (e) => setNotice(`Cancel failed: ${e.message}`),
   });
+  const retry = useMutation({
+    mutationFn: async (body: { runIds: string[] } | { filter: Filter }) => {
+      if ('filter' in body) return retryAll(body.filter);
+      const r = await api<RetryResult>('/v1/runs/retry', { method: 'POST', body });
+      return { retried: r.retried.length, skipped: r.skipped.length, more: false };
+    },
+    onSuccess: (r) => {
+      setSelected(new Set());
+      setNotice(`Retried ${plural(r.retried)}` +
+        (r.skipped ? `; ${r.skipped} skipped (unfinished or not found)` : '') +
+        (r.more ? '; more match: narrow the filter' : '') + '.');
+      void client.invalidateQueries({ queryKey: ['runs'] });
+    },
+    onError: (e) => setNotice(`Retry failed: ${e.message}`),
+  });
+  const busy = cancel.isPending || retry.isPending;
 
   const applyFilter = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -71,22 +112,33 @@ export function RunsPage({ me }: { me: Me }) {
     navigate('/' + query(next), true);
   };
   const items = runs.data?.items ?? [];
-  const unfinished = items.filter((r) => !FINISHED.has(r.status));
   const toggle = (id: string) => {
     const next = new Set(selected);
     if (next.has(id)) next.delete(id);
     else next.add(id);
     setSelected(next);
   };
+  const chosen = items.filter((r) => selected.has(r.id));
   const cancelSelected = () => {
-    if (window.confirm(`Cancel ${selected.size} selected run${selected.size === 1 ? '' : 's'}?`)) {
+    if (window.confirm(`Cancel ${plural(selected.size)} (the unfinished ones)?`)) {
       cancel.mutate({ runIds: [...selected] });
     }
   };
+  const retrySelected = () => {
+    if (window.confirm(`Retry ${plural(selected.size)} (the finished ones), each as a new run?`)) {
+      retry.mutate({ runIds: [...selected] });
+    }
+  };
+  const described = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(', ') || 'no filter';
+  const matching = () => Object.fromEntries(Object.entries(apiFilter).filter(([, v]) => v)) as Filter;
   const cancelMatching = () => {
-    const described = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(', ') || 'no filter';
     if (window.confirm(`Cancel every unfinished run that matches this filter (${described})?`)) {
-      cancel.mutate({ filter: Object.fromEntries(Object.entries(apiFilter).filter(([, v]) => v)) as Filter });
+      cancel.mutate({ filter: matching() });
+    }
+  };
+  const retryMatching = () => {
+    if (window.confirm(`Retry every failed or cancelled run that matches this filter (${described}), each as a new run?`)) {
+      retry.mutate({ filter: matching() });
     }
   };
 
@@ -145,11 +197,17 @@ export function RunsPage({ me }: { me: Me }) {
       </form>
       {operate && (
         <div className="actions" role="group" aria-label="Bulk actions">
-          <button type="button" disabled={selected.size === 0 || cancel.isPending} onClick={cancelSelected}>
+          <button type="button" disabled={busy || !chosen.some((r) => !FINISHED.has(r.status))} onClick={cancelSelected}>
             Cancel selected ({selected.size})
           </button>
-          <button type="button" disabled={cancel.isPending} onClick={cancelMatching}>
+          <button type="button" disabled={busy} onClick={cancelMatching}>
             Cancel all matching
+          </button>
+          <button type="button" disabled={busy || !chosen.some((r) => FINISHED.has(r.status))} onClick={retrySelected}>
+            Retry selected ({selected.size})
+          </button>
+          <button type="button" disabled={busy} onClick={retryMatching}>
+            Retry all matching
           </button>
         </div>
       )}
@@ -163,9 +221,9 @@ export function RunsPage({ me }: { me: Me }) {
               <th scope="col">
                 <input
                   type="checkbox"
-                  aria-label="Select all unfinished runs on this page"
-                  checked={unfinished.length > 0 && unfinished.every((r) => selected.has(r.id))}
-                  onChange={(e) => setSelected(e.target.checked ? new Set(unfinished.map((r) => r.id)) : new Set())}
+                  aria-label="Select all runs on this page"
+                  checked={items.length > 0 && items.every((r) => selected.has(r.id))}
+                  onChange={(e) => setSelected(e.target.checked ? new Set(items.map((r) => r.id)) : new Set())}
                 />
               </th>
             )}
@@ -187,7 +245,6 @@ export function RunsPage({ me }: { me: Me }) {
                   <input
                     type="checkbox"
                     aria-label={`Select run ${r.id.slice(0, 8)}`}
-                    disabled={FINISHED.has(r.status)}
                     checked={selected.has(r.id)}
                     onChange={() => toggle(r.id)}
                   />
