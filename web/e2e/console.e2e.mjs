@@ -242,7 +242,25 @@ try {
   // The held run for the viewer below is not submitted yet; the queue table lists what exists.
   await page.getByRole('table', { name: 'Queues' }).waitFor();
   await axe(page, 'queues');
+
+  // A dead letter: arbiter `strict` refuses every answer of tasks tagged "strict" (onFail fail:
+  // no retry), so a one-attempt task is dead-lettered. Requeue from the page runs it again.
+  await call(ADMIN, 'PUT', '/v1/control/arbiters/strict', {
+    spec: { match: { tags: ['strict'] }, checks: [{ type: 'regex', require: ['^never matches$'] }], onFail: 'fail' },
+    reason: 'console test: a dead letter',
+  });
+  const doomed = (await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'doomed' }, tags: ['strict'], maxAttempts: 1 })).runId;
+  await until('the doomed run failed', async () => (await call(ADMIN, 'GET', `/v1/runs/${doomed}`)).status === 'failed');
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.getByRole('link', { name: 'Queues' }).click();
+  const deadRow = page.getByRole('table', { name: 'Dead letters' }).locator(`tr[data-run-id="${doomed}"]`);
+  await deadRow.getByText(/arbiters/).waitFor();
   await shot(page, 'queues');
+  const claims = async () => (await call(ADMIN, 'GET', `/v1/runs/${doomed}`)).events.filter((e) => e.type === 'task.claimed').length;
+  assert.equal(await claims(), 1);
+  await deadRow.getByRole('button', { name: 'Requeue' }).click();
+  await until('the requeued task claimed again', async () => (await claims()) === 2);
+  await call(ADMIN, 'DELETE', '/v1/control/arbiters/strict', { reason: 'console test done' });
   await page.getByRole('link', { name: 'Workers' }).click();
   await page.locator('tbody tr').first().waitFor();
   await axe(page, 'workers');

@@ -10,7 +10,7 @@ interface Dead {
   runId?: string;
   queue?: string;
   attempts?: number;
-  error?: string | null;
+  error?: string | { code?: string; message?: string } | null;
   failedAt?: string;
   [k: string]: unknown;
 }
@@ -23,6 +23,13 @@ interface Queue {
   held: number;
   dead: number;
   oldestReadyAt: string | null;
+}
+
+// The API answers a dead letter's error as {code, message}; older rows may hold a string.
+function errorText(e: Dead['error']): string {
+  if (!e) return '';
+  if (typeof e === 'string') return e;
+  return [e.code, e.message].filter(Boolean).join(': ');
 }
 
 export function QueuesPage({ me }: { me: Me }) {
@@ -56,16 +63,16 @@ export function QueuesPage({ me }: { me: Me }) {
       </table>
       <h2>Dead letters</h2>
       <ErrorText error={dead.error ?? requeue.error} />
-      <table>
+      <table aria-label="Dead letters">
         <thead><tr><th scope="col">Item</th><th scope="col">Queue</th><th scope="col">Run</th><th scope="col">Attempts</th><th scope="col">Error</th><th scope="col">Since</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
         <tbody>
           {dead.data?.items.map((d) => (
-            <tr key={d.itemId}>
+            <tr key={d.itemId} data-item-id={d.itemId} data-run-id={d.runId}>
               <td>{d.itemId}</td>
               <td>{d.queue ?? ''}</td>
               <td>{d.runId ? <Link to={`/runs/${d.runId}`}>{d.runId.slice(0, 8)}</Link> : ''}</td>
               <td>{d.attempts ?? ''}</td>
-              <td>{typeof d.error === 'string' ? d.error : ''}</td>
+              <td>{errorText(d.error)}</td>
               <td>{formatTime(typeof d.failedAt === 'string' ? d.failedAt : undefined)}</td>
               <td>{me.may.operate && <button type="button" disabled={requeue.isPending} onClick={() => requeue.mutate(d.itemId)}>Requeue</button>}</td>
             </tr>
