@@ -114,6 +114,10 @@ try {
   await page.locator('h1 .badge-succeeded').waitFor();
   await page.locator('pre.preview', { hasText: 'hello from the console' }).waitFor();
   await page.getByText('task.completed').first().waitFor();
+  // The tasks as a graph, and the control versions the task used as their own section.
+  await page.getByRole('img', { name: /^Task graph: 1 task, 0 dependencies$/ }).waitFor();
+  assert.equal(await page.locator('.graph-node.graph-succeeded').count(), 1);
+  await page.getByRole('table', { name: 'Control versions used' }).locator('tr[data-control-task]').first().waitFor();
   await axe(page, 'run-detail');
   await shot(page, 'run-detail');
 

@@ -5,6 +5,8 @@ import { FINISHED, between, formatBytes, formatDuration, formatTime } from '../f
 import { Link, navigate } from '../router';
 import { followEvents } from '../sse';
 import { ErrorText, StatusBadge } from './common';
+import { ControlVersions } from './ControlVersions';
+import { TaskGraph } from './TaskGraph';
 
 // What happened between two ledger events, named for the operator (queue wait, model time, …).
 function gapLabel(prev: LedgerEvent, next: LedgerEvent): string {
@@ -98,7 +100,8 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
       <ErrorText error={cancel.error ?? retry.error} />
 
       <h2>Tasks</h2>
-      <table>
+      <TaskGraph tasks={r.tasks} />
+      <table aria-label="Tasks">
         <thead>
           <tr><th scope="col">Task</th><th scope="col">Kind</th><th scope="col">Status</th><th scope="col">Attempt</th><th scope="col">Depends on</th><th scope="col">Duration</th></tr>
         </thead>
@@ -127,6 +130,9 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
 
       <h2>Artifacts</h2>
       {r.artifacts.length === 0 ? <p className="muted">None yet.</p> : r.artifacts.map((a) => <ArtifactView key={a.id} artifact={a} />)}
+
+      <h2>Control versions used</h2>
+      <ControlVersions tasks={r.tasks} events={events} />
 
       <h2>Timeline</h2>
       <ol className="timeline">
