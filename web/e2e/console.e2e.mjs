@@ -188,6 +188,19 @@ try {
   assert.equal(greeting.version, 3);
   assert.equal(greeting.spec.template, 'Hello {{name}}');
 
+  // The snapshot at a version: now greeting is at version 3; one change earlier, at version 2.
+  const current = await call(ADMIN, 'GET', '/v1/control/snapshot');
+  await page.getByRole('link', { name: 'snapshot', exact: true }).click();
+  await page.getByRole('heading', { name: `Snapshot at version ${current.version}` }).waitFor();
+  const greetingRow = () => page.locator('tr[data-snapshot-item="prompts/greeting"] td').nth(1);
+  assert.equal(await greetingRow().innerText(), '3');
+  await page.getByLabel('Version', { exact: true }).fill(String(current.version - 1));
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.getByRole('heading', { name: `Snapshot at version ${current.version - 1}` }).waitFor();
+  assert.equal(await greetingRow().innerText(), '2');
+  await axe(page, 'control-snapshot');
+  await shot(page, 'control-snapshot');
+
   // Bulk cancel by filter: three held runs tagged "bulk" are cancelled in one action.
   const bulk = [];
   for (let i = 0; i < 3; i++) {

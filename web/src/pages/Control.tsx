@@ -4,6 +4,7 @@ import { api, ApiError, query, type Me } from '../api';
 import { formatTime } from '../format';
 import { Link, navigate } from '../router';
 import { ErrorText } from './common';
+import { SnapshotView } from './Snapshot';
 
 const KINDS = ['prompts', 'skills', 'tools', 'routes', 'arbiters', 'schedules'];
 
@@ -42,9 +43,12 @@ export function ControlPage({ me, path }: { me: Me; path: string }) {
               <Link to={`/control/${k}`} aria-current={k === kind ? 'page' : undefined}>{k}</Link>
             </li>
           ))}
+          <li>
+            <Link to="/control/snapshot" aria-current={kind === 'snapshot' ? 'page' : undefined}>snapshot</Link>
+          </li>
         </ul>
       </nav>
-      {KINDS.includes(kind) ? (name ? <ItemView kind={kind} name={name} me={me} /> : <KindList kind={kind} me={me} />) : <p>No kind {kind}.</p>}
+      {kind === 'snapshot' ? <SnapshotView version={name && /^[0-9]+$/.test(name) ? Number(name) : undefined} /> : KINDS.includes(kind) ? (name ? <ItemView kind={kind} name={name} me={me} /> : <KindList kind={kind} me={me} />) : <p>No kind {kind}.</p>}
     </section>
   );
 }
