@@ -53,6 +53,8 @@ ApiOptions ApiOptionsFromEnv() {
   o.io_threads = static_cast<int>(config::EnvInt("SYNAPS_API_IO_THREADS", 2, 1, 256));
   o.body_limit = static_cast<size_t>(
       config::EnvInt("SYNAPS_BODY_LIMIT_BYTES", 1 << 20, 1024, int64_t{1} << 30));
+  o.batch_body_limit = static_cast<size_t>(
+      config::EnvInt("SYNAPS_BATCH_BODY_LIMIT_BYTES", 16 << 20, 1024, int64_t{1} << 30));
   o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
   o.schedule_tick_ms =
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
@@ -118,13 +120,16 @@ class ApiServer::Impl {
                                                   .jwt_max_lifetime = options_.jwt_max_ttl,
                                                   .openapi_json = OpenApiJson(),
                                                   .scheduler = scheduler_.get(),
-                                                  .tracer = tracer_.get()});
+                                                  .tracer = tracer_.get(),
+                                                  .body_limit = options_.body_limit});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
     HttpServerOptions http{.host = hp.host,
                            .port = hp.port,
                            .io_threads = options_.io_threads,
                            .handler_threads = options_.db_pool_size,
                            .body_limit = options_.body_limit,
+                           .large_body_limit = options_.batch_body_limit,
+                           .large_body_routes = {"POST /v1/commands/submit"},
                            .max_connections = options_.max_connections,
                            .max_connections_per_address = options_.max_connections_per_address,
                            .drain_timeout = std::chrono::milliseconds(options_.drain_ms),

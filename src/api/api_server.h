@@ -37,6 +37,7 @@ struct ApiOptions {
   int db_pool_size = 16;                        // SYNAPS_DB_POOL_SIZE
   int io_threads = 2;                           // SYNAPS_API_IO_THREADS
   size_t body_limit = 1 << 20;                  // SYNAPS_BODY_LIMIT_BYTES
+  size_t batch_body_limit = 16 << 20;           // SYNAPS_BATCH_BODY_LIMIT_BYTES (batch submit)
   int relay_sweep_ms = 1000;                    // SYNAPS_OUTBOX_SWEEP_MS
   int schedule_tick_ms = 1000;  // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
   int usage_rollup_seconds = 60;  // SYNAPS_USAGE_ROLLUP_SECONDS; 0 = no background rollup

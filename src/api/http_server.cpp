@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -157,13 +158,26 @@ class Session : public std::enable_shared_from_this<Session> {
   void Read() {
     if (shared_.draining) return Close();
     parser_.emplace();
-    parser_->body_limit(shared_.options.body_limit);
+    // The largest limit any target has; OnHeader narrows it once the target is known.
+    parser_->body_limit(std::max(shared_.options.body_limit, shared_.options.large_body_limit));
+    body_limit_ = shared_.options.body_limit;
     parser_->header_limit(64 * 1024);
     stream_.expires_after(admission_.admitted ? std::chrono::seconds(kIdleTimeout)
                                               : std::chrono::seconds(kRefusalTimeout));
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // large_body_limit for the targets in large_body_routes ("POST /path", query ignored).
+  size_t BodyLimitFor(std::string_view method, std::string_view target) const {
+    const HttpServerOptions& o = shared_.options;
+    if (o.large_body_limit <= o.body_limit || o.large_body_routes.empty()) return o.body_limit;
+    std::string route = std::string(method) + " " + std::string(target.substr(0, target.find('?')));
+    for (const auto& r : o.large_body_routes) {
+      if (r == route) return o.large_body_limit;
+    }
+    return o.body_limit;
   }
 
   static bool IsDisconnect(beast::error_code ec) {
@@ -175,9 +189,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (IsDisconnect(ec)) return Close();
     if (ec == http::error::body_limit) {
-      return WriteRefusal(
-          413, "payload_too_large",
-          "request body exceeds " + std::to_string(shared_.options.body_limit) + " bytes");
+      body_limit_ =
+          BodyLimitFor(View(parser_->get().method_string()), View(parser_->get().target()));
+      return WriteRefusal(413, "payload_too_large",
+                          "request body exceeds " + std::to_string(body_limit_) + " bytes");
     }
     if (ec == http::error::header_limit) {
       return WriteRefusal(431, "header_too_large", "request header exceeds 64 KiB");
@@ -207,10 +222,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (status != 0) {
       return WriteRefusal(status, status == 501 ? "not_implemented" : "bad_request", why);
     }
-    if (auto length = parser_->content_length(); length && *length > shared_.options.body_limit) {
-      return WriteRefusal(
-          413, "payload_too_large",
-          "request body exceeds " + std::to_string(shared_.options.body_limit) + " bytes");
+    body_limit_ = BodyLimitFor(View(head.method_string()), View(head.target()));
+    parser_->body_limit(body_limit_);
+    if (auto length = parser_->content_length(); length && *length > body_limit_) {
+      return WriteRefusal(413, "payload_too_large",
+                          "request body exceeds " + std::to_string(body_limit_) + " bytes");
     }
     http::async_read(
         stream_, buffer_, *parser_,
@@ -220,9 +236,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec) {
     if (IsDisconnect(ec)) return Close();
     if (ec == http::error::body_limit) {
-      return WriteRefusal(
-          413, "payload_too_large",
-          "request body exceeds " + std::to_string(shared_.options.body_limit) + " bytes");
+      return WriteRefusal(413, "payload_too_large",
+                          "request body exceeds " + std::to_string(body_limit_) + " bytes");
     }
     if (ec) return WriteRefusal(400, "bad_request", "malformed HTTP request: " + ec.message());
 
@@ -403,6 +418,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  size_t body_limit_ = 0;  // of the request being read
   ServerShared& shared_;
   const std::string address_;
   const ConnectionTable::Admission admission_;

@@ -6,8 +6,8 @@
 // runs: a header larger than 64 KiB or a malformed message 400; HTTP/1.1 without exactly one
 // Host 400; a request target that is not origin-form ("/path?query") or absolute-form 400;
 // Transfer-Encoding together with Content-Length, or on HTTP/1.0, 400; a transfer coding other
-// than a single "chunked" 501; a body over `body_limit` 413. The target reaches the handler as
-// sent (absolute-form reduced to its path and query).
+// than a single "chunked" 501; a body over `body_limit` (or `large_body_limit`) 413. The target
+// reaches the handler as sent (absolute-form reduced to its path and query).
 //
 // Responses: a response whose header names or values could split it (control characters;
 // UnsafeResponseHeader in http_types.h) is never sent — a 500 JSON error goes instead, logged.
@@ -30,6 +30,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/http_types.h"
 #include "core/error.h"
@@ -56,6 +57,10 @@ struct HttpServerOptions {
   int io_threads = 2;
   int handler_threads = 8;
   size_t body_limit = 1 << 20;                 // bytes
+  // A larger limit for a few targets, each "METHOD /path" (origin-form; absolute-form targets
+  // get `body_limit`): the batch submit. Not larger than body_limit: unused.
+  size_t large_body_limit = 0;
+  std::vector<std::string> large_body_routes;
   int64_t max_connections = 10000;             // 0 = no cap
   int64_t max_connections_per_address = 1000;  // 0 = no cap
   std::chrono::milliseconds drain_timeout{10000};

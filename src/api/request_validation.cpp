@@ -173,6 +173,10 @@ Result<json> ParseJsonObject(const std::string& body) {
 
 Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   ASSIGN_OR_RETURN(json v, ParseJsonObject(body));
+  return ParseSubmitCommand(v);
+}
+
+Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
   static const std::set<std::string> kKnown = {
       "kind",     "input", "prompt", "variables", "skill",       "route", "threadId", "priority",
       "metadata", "tasks", "queue",  "notBefore", "maxAttempts", "tags",  "tools",    "maxSteps"};
@@ -310,6 +314,70 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   req.payload = v;
   req.request_hash = Sha256Hex(v.dump());  // keys are sorted: the hash is canonical
   return req;
+}
+
+bool IsBatchSubmit(const json& body) { return body.is_object() && body.contains("commands"); }
+
+namespace {
+
+// An item's own idempotencyKey (taken out of the item: it is not part of the request hash, as
+// the single submit's Idempotency-Key header is not), else `<header key>/<index>` when the
+// request carries one.
+Result<std::optional<std::string>> ItemIdempotencyKey(json& item, size_t index,
+                                                      const std::string& request_key) {
+  if (!item.contains("idempotencyKey")) {
+    if (request_key.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(request_key + "/" + std::to_string(index));
+  }
+  const json& k = item["idempotencyKey"];
+  if (!k.is_string() || k.get_ref<const std::string&>().empty() ||
+      k.get_ref<const std::string&>().size() > 255) {
+    RETURN_IF_ERROR(Invalid("idempotencyKey", "must be a string of 1 to 255 characters"));
+  }
+  std::string key = k.get<std::string>();
+  item.erase("idempotencyKey");
+  return std::optional<std::string>(std::move(key));
+}
+
+}  // namespace
+
+Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::string& request_key) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "commands") RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
+  }
+  const json& commands = body["commands"];
+  if (!commands.is_array()) RETURN_IF_ERROR(Invalid("commands", "must be an array"));
+  if (commands.empty() || commands.size() > kMaxBatchCommands) {
+    RETURN_IF_ERROR(Invalid("commands", "must hold 1 to " + std::to_string(kMaxBatchCommands) +
+                                            " commands, got " + std::to_string(commands.size())));
+  }
+  if (request_key.size() > 248) {
+    RETURN_IF_ERROR(Invalid("Idempotency-Key",
+                            "longer than 248 characters (a batch appends /<index> per item)"));
+  }
+  std::vector<BatchItem> items(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    if (!commands[i].is_object()) {
+      items[i].error =
+          Error{ErrorCode::kInvalidArgument,
+                "a command must be a JSON object (a submit body), got " + TypeName(commands[i])};
+      continue;
+    }
+    json item = commands[i];
+    auto key = ItemIdempotencyKey(item, i, request_key);
+    if (!key) {
+      items[i].error = key.error();
+      continue;
+    }
+    auto request = ParseSubmitCommand(item);
+    if (!request) {
+      items[i].error = request.error();
+      continue;
+    }
+    request->idempotency_key = std::move(*key);
+    items[i].request = std::move(*request);
+  }
+  return items;
 }
 
 Status ValidateScheduleCommand(const json& spec) {

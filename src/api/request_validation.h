@@ -27,6 +27,31 @@ Result<nlohmann::json> ParseJsonObject(const std::string& body);
 // Unknown fields, wrong types and out-of-range values are refused, naming the field.
 Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body);
 
+// ParseSubmitRequest's checks over a body already parsed as a JSON object.
+Result<store::SubmitRequest> ParseSubmitCommand(const nlohmann::json& body);
+
+// The most commands one batch submit may hold.
+inline constexpr size_t kMaxBatchCommands = 1000;
+
+// True for a batch submit body: a JSON object with a "commands" member (docs/api.md, "Batch
+// submit"). A single submit has no such field.
+bool IsBatchSubmit(const nlohmann::json& body);
+
+// One command of a batch: the store request (idempotency key set, tenant and actor left empty)
+// when it is valid, else the reason it is not (its field relative to the item: "input.text").
+struct BatchItem {
+  std::optional<store::SubmitRequest> request;
+  std::optional<Error> error;
+};
+
+// {"commands": [item, ...]} with 1..kMaxBatchCommands items; an item is a submit body plus an
+// optional "idempotencyKey" (1..255 characters). An item without one gets
+// "<request_key>/<index>" when `request_key` (the Idempotency-Key header) is not empty.
+// kInvalidArgument for the batch itself (not an array, empty, too many, unknown fields, a
+// request key over 248 characters); an item's own mistakes are only that item's error.
+Result<std::vector<BatchItem>> ParseSubmitBatch(const nlohmann::json& body,
+                                                const std::string& request_key);
+
 // A schedule spec's `command` (docs/schedules.md) is a submit body: checked as ParseSubmitRequest
 // checks one, with fields named from the spec ("spec.command.input"). Specs without an object
 // command pass: the spec's own validator names that mistake.

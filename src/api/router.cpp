@@ -559,36 +559,6 @@ HttpResponse Router::OpenApi(Context& ctx, const Params&) const {
   return r;
 }
 
-HttpResponse Router::Submit(Context& ctx, const Params&) const {
-  if (!IsJsonContentType(ctx.req.header("content-type"))) {
-    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
-  }
-  auto parsed = ParseSubmitRequest(ctx.req.body);
-  if (!parsed) return ctx.Error(parsed.error());
-  store::SubmitRequest req = std::move(*parsed);
-  req.tenant_id = ctx.principal->tenant_id;
-  req.actor = ctx.principal->id;
-  // The tasks' spans are children of this request's span (docs/observability.md).
-  req.trace = ctx.trace;
-  const std::string& key = ctx.req.header("idempotency-key");
-  if (!key.empty()) {
-    if (key.size() > 255) {
-      return ctx.Error(400, "invalid_argument", "Idempotency-Key is longer than 255 characters",
-                       "Idempotency-Key");
-    }
-    req.idempotency_key = key;
-  }
-  auto conn = deps_.pool->Acquire();
-  if (!conn) return ctx.Error(conn.error());
-  // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT.
-  auto result = store::SubmitCommand(**conn, req);
-  if (!result) return ctx.Error(result.error());
-  if (deps_.relay != nullptr && !result->outbox.empty()) {
-    deps_.relay->Notify(std::move(result->outbox), ctx.trace);
-  }
-  return JsonResponse(result->replayed ? 200 : 201, result->response, ctx.request_id);
-}
-
 HttpResponse Router::GetRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct RouterDeps {
   std::string openapi_json;                   // served at /openapi.json
   schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503
   otel::Exporter* tracer = nullptr;           // OTLP span export; null: off
+  // SYNAPS_BODY_LIMIT_BYTES: the transport lets POST /v1/commands/submit bodies grow to the
+  // batch limit; a single submit above this answers 413. 0: not checked here.
+  size_t body_limit = 0;
 };
 
 // The authenticated caller.
@@ -122,6 +126,8 @@ class Router {
   HttpResponse Submit(Context& ctx, const Params&) const;
   void ExportApprovalWait(const Context& ctx, const store::HeldTaskTrace& held,
                           const std::string& task_id, bool approve) const;
+  HttpResponse SubmitBatch(Context& ctx, const nlohmann::json& body,
+                           const std::string& idempotency_key) const;
   HttpResponse GetRun(Context& ctx, const Params& p) const;
   HttpResponse CancelRun(Context& ctx, const Params& p) const;
   HttpResponse ApproveTask(Context& ctx, const Params& p) const;

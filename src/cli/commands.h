@@ -44,6 +44,9 @@ struct SubmitFlags {
   bool wait = false;
   int timeout_seconds = 120;
   bool json = false;
+  // --file: one submit body per line ("-": stdin), sent in batches of `batch_size` (1..1000).
+  std::string file;
+  int batch_size = 1000;
 };
 
 // synaps tokens mint: an HS256 JWT for the API and Hasura, signed with SYNAPS_JWT_SECRET.
@@ -63,6 +66,9 @@ int RunWorker(const ServiceFlags& flags);
 int RunMigrate(const ServiceFlags& flags, bool json);
 int RunDev(const DevFlags& flags);
 int RunSubmit(const SubmitFlags& flags);
+// synaps submit --file: exit 0 when every line was accepted (created or existing), 1 when a
+// line failed (each named with its error) or a batch could not be sent.
+int RunSubmitFile(const SubmitFlags& flags);
 int RunRunsGet(const std::string& run_id, bool json);
 
 // synaps runs list: GET /v1/runs with its filters; one page, with the next page's cursor.

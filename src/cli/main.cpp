@@ -54,8 +54,17 @@ int main(int argc, char** argv) {
   devcmd->add_flag("--exit-after-demo", dev.exit_after_demo, "stop after the demo run");
 
   cli::SubmitFlags submit;
-  auto* submitcmd = app.add_subcommand("submit", "Submit a prompt or agent command");
-  submitcmd->add_option("text", submit.text, "the prompt text")->required();
+  auto* submitcmd = app.add_subcommand(
+      "submit", "Submit a prompt or agent command, or many from a file (--file commands.jsonl)");
+  auto* submit_text = submitcmd->add_option("text", submit.text, "the prompt text");
+  auto* submit_file = submitcmd->add_option(
+      "--file", submit.file,
+      "a JSON Lines file, one submit body per line (- for stdin), sent as batch submits; "
+      "prints created/existing/failed and each failing line (exit 1 when one fails)");
+  submit_file->excludes(submit_text);
+  submitcmd->add_option("--batch-size", submit.batch_size, "with --file: commands per request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   submitcmd->add_option("--kind", submit.kind, "prompt, or agent (model -> tools -> model)")
       ->capture_default_str()
       ->check(CLI::IsMember({"prompt", "agent"}));
@@ -66,8 +75,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   submitcmd->add_option("--tag", submit.tags, "a tag route and arbiter rules match (repeatable)");
   submitcmd->add_option("--thread", submit.thread_id, "continue this thread");
-  submitcmd->add_option("--idempotency-key", submit.idempotency_key, "Idempotency-Key header");
-  submitcmd->add_flag("--wait", submit.wait, "wait for the run to finish and print it");
+  submitcmd->add_option("--idempotency-key", submit.idempotency_key,
+                        "Idempotency-Key header; with --file, line N without its own "
+                        "idempotencyKey gets <key>/<N>, so a rerun creates nothing twice");
+  submitcmd->add_flag("--wait", submit.wait, "wait for the run to finish and print it")
+      ->excludes(submit_file);
   submitcmd->add_option("--timeout", submit.timeout_seconds, "seconds to wait")
       ->capture_default_str();
   submitcmd->add_flag("--json", submit.json, "machine-readable output");
@@ -219,6 +231,11 @@ int main(int argc, char** argv) {
     if (worker->parsed()) return cli::RunWorker(service);
     if (migrate->parsed()) return cli::RunMigrate(service, json_out);
     if (devcmd->parsed()) return cli::RunDev(dev);
+    if (submitcmd->parsed() && !submit.file.empty()) return cli::RunSubmitFile(submit);
+    if (submitcmd->parsed() && submit.text.empty()) {
+      std::cerr << "synaps submit: give the prompt text, or --file with commands\n";
+      return 2;
+    }
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
     if (runs_list->parsed()) return cli::RunRunsList(runs_list_flags);

@@ -28,14 +28,10 @@ json CommandJson(const SubmitRequest& request) {
   return command;
 }
 
-Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request) {
-  const json command = CommandJson(request);
-  ASSIGN_OR_RETURN(db::PgResult r,
-                   conn.ExecPrepared("submit_command",
-                                     "SELECT synaps.submit_command($1, $2, $3, $4, $5::jsonb)",
-                                     {request.tenant_id, request.actor, request.idempotency_key,
-                                      request.request_hash, command.dump()}));
-  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of submit_command"));
+namespace {
+
+// The answer of synaps.submit_command() as a SubmitResult, or the error it names.
+Result<SubmitResult> ReadSubmitAnswer(json out, const SubmitRequest& request) {
   return Guarded("reading the answer of submit_command", [&]() -> Result<SubmitResult> {
     if (out.contains("error")) {
       const std::string err = out["error"].get<std::string>();
@@ -59,6 +55,49 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
     result.response = std::move(out);
     return result;
   });
+}
+
+}  // namespace
+
+Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request) {
+  const json command = CommandJson(request);
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared("submit_command", "SELECT synaps.submit_command($1, $2, $3, $4, $5::jsonb)",
+                        {request.tenant_id, request.actor, request.idempotency_key,
+                         request.request_hash, command.dump()}));
+  ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(0, 0), "the answer of submit_command"));
+  return ReadSubmitAnswer(std::move(out), request);
+}
+
+Result<std::vector<Result<SubmitResult>>> SubmitCommands(
+    db::Connection& conn, const std::string& tenant_id, const std::string& actor,
+    const std::vector<const SubmitRequest*>& requests) {
+  json items = json::array();
+  for (const SubmitRequest* request : requests) {
+    json item = {{"hash", request->request_hash}, {"command", CommandJson(*request)}};
+    if (request->idempotency_key) item["key"] = *request->idempotency_key;
+    items.push_back(std::move(item));
+  }
+  // One statement over the array, in its order: one round trip and one commit for the batch.
+  // WITH ORDINALITY numbers the answers; the function runs once per element, in scan order.
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared("submit_commands",
+                        "SELECT synaps.submit_command($1, $2, i->>'key', i->>'hash', i->'command')"
+                        "  FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(i, n)",
+                        {tenant_id, actor, items.dump()}));
+  if (r.rows() != static_cast<int>(requests.size())) {
+    return Fail(ErrorCode::kInternal, "submit_commands answered " + std::to_string(r.rows()) +
+                                          " rows for " + std::to_string(requests.size()));
+  }
+  std::vector<Result<SubmitResult>> results;
+  results.reserve(requests.size());
+  for (int i = 0; i < r.rows(); ++i) {
+    ASSIGN_OR_RETURN(json out, detail::ParseColumn(r.Get(i, 0), "an answer of submit_command"));
+    results.push_back(ReadSubmitAnswer(std::move(out), *requests[i]));
+  }
+  return results;
 }
 
 Result<json> GetRun(db::Connection& conn, const std::string& tenant_id,

@@ -65,6 +65,16 @@ nlohmann::json CommandJson(const SubmitRequest& request);
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
+// A batch of SubmitCommand, in order, in ONE statement (one round trip, its own transaction
+// unless the caller opened one), for `tenant_id` and `actor` (the requests' own are ignored). An
+// item's kNotFound (threadId) or kConflict (idempotency key used with another body) is that
+// item's result and the others are still written; any other failure fails the whole batch and
+// writes nothing. Two batches that share keys in different orders may deadlock: PostgreSQL then
+// aborts one (an error for that whole batch).
+Result<std::vector<Result<SubmitResult>>> SubmitCommands(
+    db::Connection& conn, const std::string& tenant_id, const std::string& actor,
+    const std::vector<const SubmitRequest*>& requests);
+
 // The run as the API returns it: {id, tenantId, status, commandId, threadId, createdAt, startedAt,
 // finishedAt, error, schedule, tasks, events, artifacts}; `schedule` is {name, version,
 // fireTime, origin} for a run a schedule started, else null (also in list summaries). kNotFound

@@ -270,6 +270,53 @@ TEST(CliTest, SubmitListWatchAndFetchTheArtifact) {
   EXPECT_TRUE(Contains(bad_day.err, "from must be a date, YYYY-MM-DD")) << bad_day.err;
 }
 
+TEST(CliTest, SubmitFileSendsBatchesAndNamesTheFailingLines) {
+  Cluster c;
+  c.StartApi();
+  c.StartWorker();
+  Cli cli(c.base_url(), Cluster::kToken);
+  const std::string path = testing::TestStack::Get().TempDir("jsonl") + "/commands.jsonl";
+  {
+    // Lines 1-5 valid, 6 blank (skipped), 7 malformed, 8 without input, 9 valid.
+    std::ofstream f(path);
+    for (int i = 1; i <= 5; ++i) f << R"({"kind":"prompt","input":{"text":"line )" << i << "\"}}\n";
+    f << "\n{not json\n"
+      << R"({"kind":"prompt"})" << '\n';
+    f << R"({"kind":"prompt","input":{"text":"last"}})" << '\n';
+  }
+  // Batches of 2: five requests, progress on stderr, the summary on stdout.
+  auto r = cli.Run({"submit", "--file", path, "--batch-size", "2", "--idempotency-key", "imp"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "6 created, 0 existing, 2 failed")) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "line 7: invalid_argument: malformed JSON")) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "line 8: invalid_argument: input: required")) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, "commands sent")) << Describe(r);
+  EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.runs"), 6);
+
+  // A rerun with the same key creates nothing; --json names each line's run.
+  auto again = cli.Run({"submit", "--file", path, "--idempotency-key", "imp", "--json"});
+  EXPECT_EQ(again.exit_code, 1) << Describe(again);
+  json out = json::parse(again.out);
+  EXPECT_EQ(out["created"], 0);
+  EXPECT_EQ(out["existing"], 6);
+  EXPECT_EQ(out["failed"], 2);
+  ASSERT_EQ(out["results"].size(), 8u);
+  EXPECT_EQ(out["results"][0]["line"], 1);
+  EXPECT_EQ(out["results"][0]["status"], "existing");
+  EXPECT_EQ(out["results"][6]["line"], 8);
+  EXPECT_EQ(out["results"][6]["error"]["field"], "input");
+  EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.runs"), 6);
+  c.WaitForCount("SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'", 6, 60);
+
+  // Nothing to submit from stdin (here /dev/null) is a clean success.
+  auto none = cli.Run({"submit", "--file", "-"});
+  EXPECT_EQ(none.exit_code, 0) << Describe(none);
+  EXPECT_TRUE(Contains(none.out, "submitted 0 commands from stdin")) << Describe(none);
+  auto missing = cli.Run({"submit", "--file", path + ".missing"});
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_TRUE(Contains(missing.err, "cannot read")) << Describe(missing);
+}
+
 TEST(CliTest, WatchShowsALiveProgressLineOnATerminal) {
   Cluster c;
   c.StartApi();

@@ -1,0 +1,122 @@
+// POST /v1/commands/submit: one command, or a batch of up to kMaxBatchCommands written in one
+// transaction with an answer per item (docs/api.md, "Batch submit").
+#include "api/outbox_relay.h"
+#include "api/request_validation.h"
+#include "api/router_internal.h"
+#include "db/pool.h"
+#include "store/run_store.h"
+
+namespace synaps::api {
+
+using detail::JsonResponse;
+using nlohmann::json;
+
+namespace {
+
+json ItemError(size_t index, const synaps::Error& e, const std::string& request_id) {
+  std::string message = detail::ClientMessage(e, request_id);
+  // A field is named only with the item's own message (PostgreSQL's words are not sent).
+  const bool own_words = message == e.message;
+  json err = {{"code", std::string(ErrorCodeName(e.code))}, {"message", std::move(message)}};
+  if (own_words && !e.field.empty()) err["field"] = e.field;
+  return {{"index", index}, {"error", std::move(err)}};
+}
+
+}  // namespace
+
+HttpResponse Router::Submit(Context& ctx, const Params&) const {
+  if (!IsJsonContentType(ctx.req.header("content-type"))) {
+    return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto body = ParseJsonObject(ctx.req.body);
+  const bool batch = body && IsBatchSubmit(*body);
+  // The transport lets a submit's body grow to the batch limit; anything but a batch keeps the
+  // ordinary one.
+  if (!batch && deps_.body_limit > 0 && ctx.req.body.size() > deps_.body_limit) {
+    return ctx.Error(413, "payload_too_large",
+                     "request body exceeds " + std::to_string(deps_.body_limit) +
+                         " bytes (only a batch submit may be larger)");
+  }
+  if (!body) return ctx.Error(body.error());
+  const std::string& key = ctx.req.header("idempotency-key");
+  if (batch) return SubmitBatch(ctx, *body, key);
+  auto parsed = ParseSubmitCommand(*body);
+  if (!parsed) return ctx.Error(parsed.error());
+  store::SubmitRequest req = std::move(*parsed);
+  req.tenant_id = ctx.principal->tenant_id;
+  req.actor = ctx.principal->id;
+  // The tasks' spans are children of this request's span (docs/observability.md).
+  req.trace = ctx.trace;
+  if (!key.empty()) {
+    if (key.size() > 255) {
+      return ctx.Error(400, "invalid_argument", "Idempotency-Key is longer than 255 characters",
+                       "Idempotency-Key");
+    }
+    req.idempotency_key = key;
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT.
+  auto result = store::SubmitCommand(**conn, req);
+  if (!result) return ctx.Error(result.error());
+  if (deps_.relay != nullptr && !result->outbox.empty()) {
+    deps_.relay->Notify(std::move(result->outbox), ctx.trace);
+  }
+  return JsonResponse(result->replayed ? 200 : 201, result->response, ctx.request_id);
+}
+
+HttpResponse Router::SubmitBatch(Context& ctx, const json& body, const std::string& key) const {
+  auto items = ParseSubmitBatch(body, key);
+  if (!items) return ctx.Error(items.error());
+  std::vector<const store::SubmitRequest*> valid;
+  for (auto& item : *items) {
+    if (!item.request) continue;
+    // Every item is the caller's: tenant, actor and this request's trace, as a single submit.
+    item.request->tenant_id = ctx.principal->tenant_id;
+    item.request->actor = ctx.principal->id;
+    item.request->trace = ctx.trace;
+    valid.push_back(&*item.request);
+  }
+  std::vector<Result<store::SubmitResult>> written;
+  if (!valid.empty()) {
+    auto conn = deps_.pool->Acquire();
+    if (!conn) return ctx.Error(conn.error());
+    auto done = store::SubmitCommands(**conn, ctx.principal->tenant_id, ctx.principal->id, valid);
+    if (!done) return ctx.Error(done.error());
+    written = std::move(*done);
+  }
+  json results = json::array();
+  int created = 0, existing = 0, failed = 0;
+  std::vector<store::OutboxMessage> outbox;
+  size_t next = 0;  // the next answer of `written`, in the order of the valid items
+  for (size_t i = 0; i < items->size(); ++i) {
+    const BatchItem& item = (*items)[i];
+    if (!item.request) {
+      ++failed;
+      results.push_back(ItemError(i, *item.error, ctx.request_id));
+      continue;
+    }
+    Result<store::SubmitResult>& answer = written[next++];
+    if (!answer) {
+      ++failed;
+      results.push_back(ItemError(i, answer.error(), ctx.request_id));
+      continue;
+    }
+    (answer->replayed ? existing : created)++;
+    json r = std::move(answer->response);
+    r["runStatus"] = r.value("status", "queued");
+    r["status"] = answer->replayed ? "existing" : "created";
+    r["index"] = i;
+    results.push_back(std::move(r));
+    for (auto& m : answer->outbox) outbox.push_back(std::move(m));
+  }
+  if (deps_.relay != nullptr && !outbox.empty()) deps_.relay->Notify(std::move(outbox), ctx.trace);
+  return JsonResponse(200,
+                      {{"results", std::move(results)},
+                       {"created", created},
+                       {"existing", existing},
+                       {"failed", failed}},
+                      ctx.request_id);
+}
+
+}  // namespace synaps::api
