@@ -79,13 +79,12 @@ Result<std::vector<Result<SubmitResult>>> SubmitCommands(
     if (request->idempotency_key) item["key"] = *request->idempotency_key;
     items.push_back(std::move(item));
   }
-  // One statement over the array, in its order: one round trip and one commit for the batch.
-  // WITH ORDINALITY numbers the answers; the function runs once per element, in scan order.
+  // One statement, set-based (db/migrations/0017): one round trip and one commit for the batch.
   ASSIGN_OR_RETURN(
       db::PgResult r,
       conn.ExecPrepared("submit_commands",
-                        "SELECT synaps.submit_command($1, $2, i->>'key', i->>'hash', i->'command')"
-                        "  FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(i, n)",
+                        "SELECT item_answer FROM synaps.submit_commands($1, $2, $3::jsonb)"
+                        " ORDER BY item_n",
                         {tenant_id, actor, items.dump()}));
   if (r.rows() != static_cast<int>(requests.size())) {
     return Fail(ErrorCode::kInternal, "submit_commands answered " + std::to_string(r.rows()) +

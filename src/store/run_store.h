@@ -65,7 +65,8 @@ nlohmann::json CommandJson(const SubmitRequest& request);
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
-// A batch of SubmitCommand, in order, in ONE statement (one round trip, its own transaction
+// A batch of SubmitCommand, in order, in ONE statement (synaps.submit_commands, set-based: one
+// INSERT per table for the batch; one round trip, its own transaction
 // unless the caller opened one), for `tenant_id` and `actor` (the requests' own are ignored). An
 // item's kNotFound (threadId) or kConflict (idempotency key used with another body) is that
 // item's result and the others are still written; any other failure fails the whole batch and

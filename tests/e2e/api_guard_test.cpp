@@ -211,10 +211,16 @@ TEST(ApiGuardTest, RequestsAreParsedStrictly) {
   EXPECT_EQ(FirstStatus(send("POST /v1/commands/submit HTTP/1.1\r\nHost: x\r\n" + auth +
                              "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")),
             501);
+  // Refused from the declared length, before the body: the submit route allows a batch body up
+  // to SYNAPS_BATCH_BODY_LIMIT_BYTES (16 MiB), every other route SYNAPS_BODY_LIMIT_BYTES.
   std::string big = send("POST /v1/commands/submit HTTP/1.1\r\nHost: x\r\n" + auth +
-                         "Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{");
+                         "Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n{");
   EXPECT_EQ(FirstStatus(big), 413) << big;
   EXPECT_NE(big.find("\"code\":\"payload_too_large\""), std::string::npos) << big;
+  std::string big_other =
+      send("POST /v1/runs/cancel HTTP/1.1\r\nHost: x\r\n" + auth +
+           "Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{");
+  EXPECT_EQ(FirstStatus(big_other), 413) << big_other;
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.commands"), 0);
 }
 
