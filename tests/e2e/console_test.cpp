@@ -3,11 +3,12 @@
 // additions it relies on (whoami, the tenant event feed, bulk cancel, the key list), and then
 // the console itself in headless Chromium (web/e2e/console.e2e.mjs, playwright-core + axe-core).
 #include <curl/curl.h>
-#include <sys/wait.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -428,6 +429,50 @@ TEST(ConsoleBrowserTest, OperatorAndViewerWorkflowsInChromium) {
                                   << testing::ReadFile(log);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
       << testing::ReadFile(log) << "\n(screenshots in " << shots << ")";
+}
+
+// A measurement, not part of `make test` (disabled): the Runs page with 100,000 runs in the
+// database (issue #14: interactive in ≤ 1 s), inserted with SQL, then timed in Chromium by
+// web/e2e/runs-page.bench.mjs. Run it with
+//   build/tests/console_e2e_test --gtest_also_run_disabled_tests --gtest_filter='ConsoleBench.*'
+// and read the numbers in build/tests/runs-page-bench.log (docs/console.md, "Budget").
+TEST(ConsoleBench, DISABLED_RunsPageWith100000Runs) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();
+  // One thread, command and succeeded run per second of the last 100,000 seconds, in the
+  // bootstrap token's tenant; and 1,000 of another tenant for the every-tenant list.
+  for (auto [tenant, n] :
+       {std::pair{std::string("default"), 100000}, std::pair{std::string("globex"), 1000}}) {
+    auto done = c.db().Exec(
+        "WITH s AS (SELECT g, gen_random_uuid() AS t, gen_random_uuid() AS c,"
+        "  gen_random_uuid() AS r, now() - g * interval '1 second' AS at"
+        "  FROM generate_series(1, $2::integer) g),"
+        " th AS (INSERT INTO synaps.threads (id, tenant_id, created_at) SELECT t, $1, at FROM s),"
+        " cm AS (INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload,"
+        "  request_hash, submitted_by, created_at)"
+        "  SELECT c, $1, t, 'prompt', jsonb_build_object('kind', 'prompt', 'input',"
+        "  jsonb_build_object('text', 'bench run ' || g), 'tags', jsonb_build_array('bench')),"
+        "  md5(g::text), 'bench', at FROM s)"
+        " INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, created_at,"
+        "  started_at, finished_at)"
+        " SELECT r, c, t, $1, 'succeeded', at, at, at + interval '1 second' FROM s",
+        {tenant, std::to_string(n)});
+    ASSERT_TRUE(done) << done.error().message;
+  }
+  ASSERT_TRUE(c.db().Exec("ANALYZE synaps.runs, synaps.commands, synaps.threads"));
+  EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.runs"), 101000);
+  std::string log = std::string(SYNAPS_TEST_OUTPUT_DIR) + "/runs-page-bench.log";
+  auto node = ChildProcess::Spawn({.argv = {SYNAPS_NODE, "e2e/runs-page.bench.mjs"},
+                                   .env = {{"CONSOLE_URL", c.base_url()},
+                                           {"ADMIN_TOKEN", Cluster::kToken},
+                                           {"CHROMIUM", SYNAPS_CHROMIUM}},
+                                   .log_path = log,
+                                   .cwd = SYNAPS_WEB_DIR});
+  ASSERT_TRUE(node) << node.error().message;
+  auto status = node->Wait(std::chrono::minutes(5));
+  ASSERT_TRUE(status.has_value()) << testing::ReadFile(log);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << testing::ReadFile(log);
+  std::cout << testing::ReadFile(log);
 }
 
 }  // namespace
