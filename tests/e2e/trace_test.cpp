@@ -180,6 +180,24 @@ std::vector<json> Named(const std::vector<json>& spans, const std::string& prefi
   return out;
 }
 
+// Waits for run `run_id` to hold a task for approval; returns the task's id ("" on timeout).
+std::string WaitHeldTask(Cluster& c, const std::string& run_id) {
+  std::string task_id;
+  (void)FakeOpenAi::WaitFor(
+      [&] {
+        json run = json::parse(c.Call("GET", "/v1/runs/" + run_id).body, nullptr, false);
+        if (!run.is_object() || run.value("status", "") != "awaiting_approval") return false;
+        for (const auto& e : run["events"]) {
+          if (e["type"] == "task.awaiting_approval") task_id = e["taskId"];
+        }
+        return !task_id.empty();
+      },
+      std::chrono::seconds(30));
+  return task_id;
+}
+
+// One agent run with a tool call and an approval: every span in the client's trace, parented
+// on the submit or the attempt, with the GenAI attributes.
 TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
   FakeOpenAi collector([](const testing::FakeRequest&, int) {
     testing::FakeReply reply;
@@ -197,17 +215,25 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
   c.StartApi();
   c.StartWorker();
   PutWeatherAgent(c, weather);
+  Put(c, "arbiters", "human",
+      {{"match", {{"tags", {"review"}}}}, {"checks", {{{"type", "approval"}}}}, {"onFail", "fail"}});
   const std::string sent = std::string("00-") + kTraceId + "-" + kClientSpan + "-01";
   auto submitted = c.Call("POST", "/v1/commands/submit",
                           json{{"kind", "agent"},
                                {"input", {{"text", "Weather in Oslo?"}}},
                                {"route", "agent-model"},
-                               {"tools", {"weather"}}}
+                               {"tools", {"weather"}},
+                               {"tags", {"review"}}}
                               .dump(),
                           {"traceparent: " + sent});
   ASSERT_EQ(submitted.status, 201) << submitted.body;
   const std::string api_span = SpanIdOf(Header(submitted, "traceparent"));
-  json run = c.WaitFinished(json::parse(submitted.body)["runId"]);
+  const std::string run_id = json::parse(submitted.body)["runId"];
+  const std::string held = WaitHeldTask(c, run_id);
+  ASSERT_FALSE(held.empty()) << "the approval arbiter holds the answer";
+  auto approved = c.Call("POST", "/v1/tasks/" + held + "/approve", "");
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  json run = c.WaitFinished(run_id);
   ASSERT_EQ(run["status"], "succeeded") << run.dump();
 
   std::vector<json> spans;
@@ -215,7 +241,8 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
       [&] {
         spans = Spans(collector);
         return Named(spans, "synaps.task").size() == 1 && Named(spans, "chat ").size() == 2 &&
-               Named(spans, "execute_tool").size() == 1;
+               Named(spans, "execute_tool").size() == 1 &&
+               Named(spans, "synaps.approval.wait").size() == 1;
       },
       std::chrono::seconds(15)))
       << json(spans).dump(1);
@@ -284,7 +311,17 @@ TEST(TraceTest, SpansOfAnAgentRunReachTheCollectorAsOneTrace) {
   EXPECT_LE(end(attempt), start(step["synaps.upload"]));
   EXPECT_LE(end(step["synaps.upload"]), start(step["synaps.complete"]));
   EXPECT_EQ(step["synaps.complete"]["attributes"]["synaps.complete.outcome"]["stringValue"],
-            "completed");
+            "held")
+      << "the worker's batch held the answer; the approval settled it";
+  json arbiter = Named(spans, "arbiter ")[0];
+  EXPECT_EQ(arbiter["traceId"], kTraceId);
+  EXPECT_EQ(arbiter["parentSpanId"], attempt["spanId"]);
+  json wait = Named(spans, "synaps.approval.wait")[0];
+  EXPECT_EQ(wait["traceId"], kTraceId);
+  EXPECT_EQ(wait["parentSpanId"], api_span);
+  EXPECT_GE(std::stoll(wait["startTimeUnixNano"].get<std::string>()),
+            end(step["synaps.complete"]) - 1'000'000'000)
+      << "the wait starts at the hold";
 
   // A trace the client did not sample is not recorded.
   auto unsampled = c.Call("GET", "/v1/runs", "",
@@ -320,18 +357,8 @@ TEST(TraceTest, ArbiterChecksAndTheApprovalWaitAreSpansOfTheRunsTrace) {
   ASSERT_EQ(submitted.status, 201) << submitted.body;
   const std::string api_span = SpanIdOf(Header(submitted, "traceparent"));
   const std::string run_id = json::parse(submitted.body)["runId"];
-  std::string task_id;
-  ASSERT_TRUE(FakeOpenAi::WaitFor(
-      [&] {
-        auto r = c.Call("GET", "/v1/runs/" + run_id);
-        json run = json::parse(r.body, nullptr, false);
-        if (!run.is_object() || run.value("status", "") != "awaiting_approval") return false;
-        for (const auto& e : run["events"]) {
-          if (e["type"] == "task.awaiting_approval") task_id = e["taskId"];
-        }
-        return !task_id.empty();
-      },
-      std::chrono::seconds(30)));
+  const std::string task_id = WaitHeldTask(c, run_id);
+  ASSERT_FALSE(task_id.empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a visible wait
   auto approved = c.Call("POST", "/v1/tasks/" + task_id + "/approve",
                          json{{"reason", "looks right"}}.dump());
