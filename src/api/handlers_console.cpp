@@ -2,6 +2,7 @@
 // a tenant-wide live feed of ledger events, bulk cancel by selection or by filter, and the list
 // of API keys.
 #include <memory>
+#include <set>
 
 #include "api/outbox_relay.h"
 #include "api/request_validation.h"
@@ -145,11 +146,13 @@ Result<BulkTarget> ParseBulkTarget(const json& body) {
       return Fail(ErrorCode::kInvalidArgument, "runIds must be an array of 1 to 1000 run ids",
                   "runIds");
     }
+    std::set<std::string> seen;
     for (const auto& id : given) {
       if (!id.is_string() || !IsUuid(id.get<std::string>())) {
         return Fail(ErrorCode::kInvalidArgument, "runIds must hold run ids (UUIDs)", "runIds");
       }
-      t.ids.push_back(id.get<std::string>());
+      // A run named twice is acted on once (a retry must not make two new runs of it).
+      if (seen.insert(id.get<std::string>()).second) t.ids.push_back(id.get<std::string>());
     }
     return t;
   }

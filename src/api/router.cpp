@@ -610,11 +610,14 @@ HttpResponse Router::DecideTask(Context& ctx, const std::string& id, bool approv
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  std::optional<store::HeldTaskTrace> held;  // read while the task is still held
+  // Read before the decision, while the task is held. Tracing is best effort, and outside the
+  // decision's transaction: a failed read costs the span, never the decision.
+  std::optional<store::HeldTaskTrace> held;
+  if (deps_.tracer != nullptr) {
+    auto trace = store::GetHeldTaskTrace(**conn, ctx.principal->tenant_id, id);
+    if (trace) held = std::move(*trace);
+  }
   auto run_id = db::InTransaction(**conn, [&]() -> Result<std::string> {
-    if (deps_.tracer != nullptr) {
-      ASSIGN_OR_RETURN(held, store::GetHeldTaskTrace(**conn, ctx.principal->tenant_id, id));
-    }
     return store::DecideTask(**conn, ctx.principal->tenant_id, id, approve, ctx.principal->id,
                              reason);
   });

@@ -1,8 +1,6 @@
 #include "core/trace.h"
 
-#include <cstdint>
-#include <random>
-
+#include "core/ids.h"
 
 namespace synaps {
 
@@ -25,23 +23,12 @@ bool AcceptableTracestate(std::string_view s) {
   return true;
 }
 
-// Random lowercase hex, never all zero (an invalid id). Ids need to be unique, not secret: a
-// per-thread generator seeded from the OS CSPRNG saves a system call per span (a worker makes
-// several spans per task).
+// Random lowercase hex from OpenSSL's DRBG (core/ids.h: no system call per id), never all zero
+// (an invalid id). Not predictable from the ids a client sees in responses, so one tenant cannot
+// guess the trace ids another tenant's requests get.
 std::string NonZeroHex(size_t bytes) {
-  thread_local std::mt19937_64 generator = [] {
-    std::seed_seq seed{std::random_device{}(), std::random_device{}(), std::random_device{}(),
-                       std::random_device{}()};
-    return std::mt19937_64(seed);
-  }();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(bytes * 2, '0');
-  do {
-    for (size_t i = 0; i < id.size(); i += 16) {
-      uint64_t r = generator();
-      for (size_t j = i; j < id.size() && j < i + 16; ++j, r >>= 4) id[j] = kHex[r & 0xf];
-    }
-  } while (AllZero(id));
+  std::string id = RandomHex(bytes);
+  while (AllZero(id)) id = RandomHex(bytes);
   return id;
 }
 

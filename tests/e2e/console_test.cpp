@@ -284,6 +284,11 @@ TEST(ConsoleApiTest, BulkRetryBySelectionAndFilterStaysInTheTenant) {
   EXPECT_EQ(result["skipped"][0]["code"], "conflict");
   EXPECT_EQ(result["skipped"][1]["code"], "not_found");
   EXPECT_EQ(json::parse(As(c, other, "GET", "/v1/runs?tag=batch").body)["items"].size(), 1u);
+
+  // A run named twice is retried once.
+  auto twice = As(c, ops, "POST", "/v1/runs/retry", json{{"runIds", {batch[1], batch[1]}}}.dump());
+  ASSERT_EQ(twice.status, 200) << twice.body;
+  EXPECT_EQ(json::parse(twice.body)["retried"].size(), 1u) << twice.body;
 }
 
 size_t Collect(char* data, size_t size, size_t n, void* out) {
