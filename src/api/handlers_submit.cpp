@@ -66,7 +66,7 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
 }
 
 HttpResponse Router::SubmitBatch(Context& ctx, const json& body, const std::string& key) const {
-  auto items = ParseSubmitBatch(body, key);
+  auto items = ParseSubmitBatch(body, key, deps_.body_limit);
   if (!items) return ctx.Error(items.error());
   std::vector<const store::SubmitRequest*> valid;
   for (auto& item : *items) {

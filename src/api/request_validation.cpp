@@ -341,7 +341,8 @@ Result<std::optional<std::string>> ItemIdempotencyKey(json& item, size_t index,
 
 }  // namespace
 
-Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::string& request_key) {
+Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::string& request_key,
+                                                size_t max_item_bytes) {
   for (auto it = body.begin(); it != body.end(); ++it) {
     if (it.key() != "commands") RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
   }
@@ -362,6 +363,16 @@ Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::str
           Error{ErrorCode::kInvalidArgument,
                 "a command must be a JSON object (a submit body), got " + TypeName(commands[i])};
       continue;
+    }
+    if (max_item_bytes > 0) {
+      if (size_t bytes = commands[i].dump().size(); bytes > max_item_bytes) {
+        items[i].error = Error{ErrorCode::kResourceExhausted,
+                               "the command is " + std::to_string(bytes) +
+                                   " bytes, over the " + std::to_string(max_item_bytes) +
+                                   " a single submit may send",
+                               {}};
+        continue;
+      }
     }
     json item = commands[i];
     auto key = ItemIdempotencyKey(item, i, request_key);

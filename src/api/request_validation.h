@@ -48,9 +48,13 @@ struct BatchItem {
 // optional "idempotencyKey" (1..255 characters). An item without one gets
 // "<request_key>/<index>" when `request_key` (the Idempotency-Key header) is not empty.
 // kInvalidArgument for the batch itself (not an array, empty, too many, unknown fields, a
-// request key over 248 characters); an item's own mistakes are only that item's error.
+// request key over 248 characters); an item's own mistakes are only that item's error. An item
+// whose JSON is longer than `max_item_bytes` (when not 0: the body limit of a single submit) is
+// refused as that item's kResourceExhausted, so a batch cannot carry a command a single submit
+// could not.
 Result<std::vector<BatchItem>> ParseSubmitBatch(const nlohmann::json& body,
-                                                const std::string& request_key);
+                                                const std::string& request_key,
+                                                size_t max_item_bytes = 0);
 
 // A schedule spec's `command` (docs/schedules.md) is a submit body: checked as ParseSubmitRequest
 // checks one, with fields named from the spec ("spec.command.input"). Specs without an object

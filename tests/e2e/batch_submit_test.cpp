@@ -174,6 +174,13 @@ TEST_F(BatchSubmitTest, AThousandItemBatchOverTheOrdinaryBodyLimitIsDrainedByThe
   json single = Prompt(std::string(70000, 'x'));
   auto too_big = As(c_, Cluster::kToken, single.dump());
   EXPECT_EQ(too_big.status, 413) << too_big.body.substr(0, 300);
+  // And a batch cannot carry a command a single submit could not: that item alone is refused.
+  auto smuggled = As(c_, Cluster::kToken,
+                     json{{"commands", {single, Prompt("small")}}}.dump());
+  ASSERT_EQ(smuggled.status, 200) << smuggled.body.substr(0, 300);
+  json results = json::parse(smuggled.body)["results"];
+  EXPECT_EQ(results[0]["error"]["code"], "resource_exhausted") << smuggled.body.substr(0, 300);
+  EXPECT_TRUE(results[1].contains("runId")) << smuggled.body.substr(0, 300);
 }
 
 }  // namespace
