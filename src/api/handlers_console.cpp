@@ -185,10 +185,11 @@ json Skipped(const std::string& id, const synaps::Error& e, const std::string& r
 }
 
 // Resubmits finished run `id`'s command as it was accepted, on the same thread, for
-// `principal`: the submit's answer with `retryOf`. kConflict while the run is unfinished,
-// kNotFound when absent or another tenant's. Hands the new run's outbox rows to `relay`.
-Result<json> RetryOne(const Principal& principal, db::Connection& conn, OutboxRelay* relay,
-                      const std::string& id) {
+// `principal` under the request's `trace`: the submit's answer with `retryOf`. kConflict while
+// the run is unfinished, kNotFound when absent or another tenant's. Hands the new run's outbox
+// rows to `relay`.
+Result<json> RetryOne(const Principal& principal, const TraceContext& trace, db::Connection& conn,
+                      OutboxRelay* relay, const std::string& id) {
   ASSIGN_OR_RETURN(json source, store::RunCommand(conn, principal.tenant_id, id));
   std::string status = source["status"];
   if (status != "succeeded" && status != "failed" && status != "cancelled") {
@@ -196,11 +197,12 @@ Result<json> RetryOne(const Principal& principal, db::Connection& conn, OutboxRe
   }
   json body = source["payload"];
   body["threadId"] = source["threadId"];
-  ASSIGN_OR_RETURN(auto parsed, ParseSubmitRequest(body.dump()));
+  ASSIGN_OR_RETURN(auto parsed, ParseSubmitCommand(body));
   parsed.tenant_id = principal.tenant_id;
   parsed.actor = principal.id;
+  parsed.trace = trace;  // the new run's tasks are children of the retrying request, as a submit's
   ASSIGN_OR_RETURN(auto result, store::SubmitCommand(conn, parsed));
-  if (relay != nullptr && !result.outbox.empty()) relay->Notify(std::move(result.outbox));
+  if (relay != nullptr && !result.outbox.empty()) relay->Notify(std::move(result.outbox), trace);
   json response = result.response;
   response["retryOf"] = id;
   return response;
@@ -285,7 +287,7 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
   json retried = json::array();
   json skipped = json::array();
   for (const auto& id : ids) {
-    auto done = RetryOne(*ctx.principal, **conn, deps_.relay, id);
+    auto done = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id);
     if (done) {
       retried.push_back({{"runId", (*done)["runId"]}, {"retryOf", id}});
     } else {
@@ -305,7 +307,7 @@ HttpResponse Router::RetryRun(Context& ctx, const Params& p) const {
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto response = RetryOne(*ctx.principal, **conn, deps_.relay, id);
+  auto response = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id);
   if (!response) return ctx.Error(response.error());
   return JsonResponse(201, *response, ctx.request_id);
 }

@@ -395,7 +395,7 @@ Status ValidateScheduleCommand(const json& spec) {
   if (!spec.is_object() || !spec.contains("command") || !spec["command"].is_object()) {
     return Ok();
   }
-  auto req = ParseSubmitRequest(spec["command"].dump());
+  auto req = ParseSubmitCommand(spec["command"]);
   if (!req) {
     return Fail(ErrorCode::kInvalidArgument, "spec.command." + req.error().message,
                 "spec.command." + req.error().field);

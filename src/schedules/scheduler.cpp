@@ -28,7 +28,7 @@ Result<store::SubmitRequest> CommandFor(const control::Schedule& s) {
   if (body["metadata"].is_object()) {
     body["metadata"]["schedule"] = {{"name", s.name}, {"version", s.version}};
   }
-  auto req = api::ParseSubmitRequest(body.dump());
+  auto req = api::ParseSubmitCommand(body);
   if (!req) {
     const std::string field = "spec.command." + req.error().field;
     return Fail(ErrorCode::kInvalidArgument, "spec.command." + req.error().message, field);
