@@ -1110,7 +1110,7 @@ BEGIN
     SELECT command_id, p_tenant, thread_id, c->>'kind', c->'payload', key, hash, p_actor,
            jsonb_build_object('commandId', command_id, 'runId', run_id,
                               'threadId', thread_id, 'status', 'queued')
-      FROM checked WHERE thread_ok ORDER BY n
+      FROM checked WHERE thread_ok ORDER BY key NULLS LAST, n
     ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING
     RETURNING id
   ),

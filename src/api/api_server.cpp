@@ -55,6 +55,7 @@ ApiOptions ApiOptionsFromEnv() {
       config::EnvInt("SYNAPS_BODY_LIMIT_BYTES", 1 << 20, 1024, int64_t{1} << 30));
   o.batch_body_limit = static_cast<size_t>(
       config::EnvInt("SYNAPS_BATCH_BODY_LIMIT_BYTES", 16 << 20, 1024, int64_t{1} << 30));
+  o.max_large_bodies = static_cast<int>(config::EnvInt("SYNAPS_API_MAX_LARGE_BODIES", 4, 1, 10000));
   o.relay_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_OUTBOX_SWEEP_MS", 1000, 10, 600000));
   o.schedule_tick_ms =
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
@@ -130,6 +131,7 @@ class ApiServer::Impl {
                            .body_limit = options_.body_limit,
                            .large_body_limit = options_.batch_body_limit,
                            .large_body_routes = {"POST /v1/commands/submit"},
+                           .max_large_bodies = options_.max_large_bodies,
                            .max_connections = options_.max_connections,
                            .max_connections_per_address = options_.max_connections_per_address,
                            .drain_timeout = std::chrono::milliseconds(options_.drain_ms),

@@ -38,6 +38,7 @@ struct ApiOptions {
   int io_threads = 2;                           // SYNAPS_API_IO_THREADS
   size_t body_limit = 1 << 20;                  // SYNAPS_BODY_LIMIT_BYTES
   size_t batch_body_limit = 16 << 20;           // SYNAPS_BATCH_BODY_LIMIT_BYTES (batch submit)
+  int max_large_bodies = 4;  // SYNAPS_API_MAX_LARGE_BODIES (HttpServerOptions::max_large_bodies)
   int relay_sweep_ms = 1000;                    // SYNAPS_OUTBOX_SWEEP_MS
   int schedule_tick_ms = 1000;  // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
   int usage_rollup_seconds = 60;  // SYNAPS_USAGE_ROLLUP_SECONDS; 0 = no background rollup

@@ -101,6 +101,8 @@ class ConnectionTable {
   }
 
   std::atomic<int64_t> refusals_in_flight{0};
+  // Requests whose body may exceed body_limit being read or handled (max_large_bodies).
+  std::atomic<int> large_bodies_in_flight{0};
 
  private:
   const int64_t max_total_;
@@ -135,6 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
         timer_(stream_.get_executor()) {}
 
   ~Session() {
+    ReleaseLargeBody();
     if (admission_.admitted) {
       shared_.connections.Release(address_);
     } else {
@@ -180,6 +183,29 @@ class Session : public std::enable_shared_from_this<Session> {
     return o.body_limit;
   }
 
+  // For a request on a large-body route: true when it may read up to large_body_limit — it
+  // carries an Authorization header, and either its declared length fits body_limit or one of
+  // the max_large_bodies slots was free (taken until its response is written).
+  template <class Head>
+  bool AdmitLargeBody(const Head& head) {
+    if (head.find(http::field::authorization) == head.end()) return false;
+    auto length = parser_->content_length();
+    if (length && *length <= shared_.options.body_limit) return true;
+    auto& in_flight = shared_.connections.large_bodies_in_flight;
+    if (in_flight.fetch_add(1) >= shared_.options.max_large_bodies) {
+      --in_flight;
+      return false;
+    }
+    holds_large_body_ = true;
+    return true;
+  }
+
+  void ReleaseLargeBody() {
+    if (!holds_large_body_) return;
+    holds_large_body_ = false;
+    --shared_.connections.large_bodies_in_flight;
+  }
+
   static bool IsDisconnect(beast::error_code ec) {
     return ec == http::error::end_of_stream || ec == beast::error::timeout ||
            ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
@@ -223,6 +249,20 @@ class Session : public std::enable_shared_from_this<Session> {
       return WriteRefusal(status, status == 501 ? "not_implemented" : "bad_request", why);
     }
     body_limit_ = BodyLimitFor(View(head.method_string()), View(head.target()));
+    if (body_limit_ > shared_.options.body_limit && !AdmitLargeBody(head)) {
+      if (head.find(http::field::authorization) == head.end()) {
+        auto length = parser_->content_length();
+        if (length && *length > shared_.options.body_limit) {
+          return WriteRefusal(401, "unauthenticated",
+                              "a request body over " + std::to_string(shared_.options.body_limit) +
+                                  " bytes needs an Authorization header");
+        }
+        body_limit_ = shared_.options.body_limit;  // the handler answers 401
+      } else {
+        return WriteRefusal(503, "too_many_large_requests",
+                            "too many large request bodies are being read; retry later");
+      }
+    }
     parser_->body_limit(body_limit_);
     if (auto length = parser_->content_length(); length && *length > body_limit_) {
       return WriteRefusal(413, "payload_too_large",
@@ -314,6 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *out,
                       [self = shared_from_this(), out](beast::error_code ec, size_t) {
                         self->busy_ = false;
+                        self->ReleaseLargeBody();
                         if (!ec && self->linger_) return self->DrainThenClose();
                         if (ec || !self->keep_alive_) return self->Close();
                         self->Read();
@@ -425,6 +466,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool busy_ = false;    // a request is being handled or its response written
   bool linger_ = false;  // a refusal: drain the unread request before closing
+  bool holds_large_body_ = false;  // one of the max_large_bodies slots (AdmitLargeBody)
   unsigned version_ = 11;
   asio::steady_timer timer_;     // pauses between stream steps
   // Set while a streamed response is being written. Shared with the step running on the

@@ -6,7 +6,8 @@
 // runs: a header larger than 64 KiB or a malformed message 400; HTTP/1.1 without exactly one
 // Host 400; a request target that is not origin-form ("/path?query") or absolute-form 400;
 // Transfer-Encoding together with Content-Length, or on HTTP/1.0, 400; a transfer coding other
-// than a single "chunked" 501; a body over `body_limit` (or `large_body_limit`) 413. The target
+// than a single "chunked" 501; a body over `body_limit` (or `large_body_limit`) 413; more large
+// bodies at once than `max_large_bodies` 503. The target
 // reaches the handler as sent (absolute-form reduced to its path and query).
 //
 // Responses: a response whose header names or values could split it (control characters;
@@ -58,9 +59,16 @@ struct HttpServerOptions {
   int handler_threads = 8;
   size_t body_limit = 1 << 20;                 // bytes
   // A larger limit for a few targets, each "METHOD /path" (origin-form; absolute-form targets
-  // get `body_limit`): the batch submit. Not larger than body_limit: unused.
+  // get `body_limit`): the batch submit. Not larger than body_limit: unused. The larger limit
+  // is granted only to a request that carries an Authorization header (the handler checks it;
+  // without one the body is held to `body_limit`), and to at most `max_large_bodies` requests
+  // at once whose body may exceed `body_limit` (a declared length over it, or chunked): more
+  // get 503 too_many_large_requests. So unauthenticated clients cannot make the server hold
+  // more than `body_limit` per connection, and all clients together at most
+  // max_large_bodies × large_body_limit in large bodies.
   size_t large_body_limit = 0;
   std::vector<std::string> large_body_routes;
+  int max_large_bodies = 4;
   int64_t max_connections = 10000;             // 0 = no cap
   int64_t max_connections_per_address = 1000;  // 0 = no cap
   std::chrono::milliseconds drain_timeout{10000};

@@ -224,6 +224,43 @@ TEST(ApiGuardTest, RequestsAreParsedStrictly) {
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.commands"), 0);
 }
 
+TEST(ApiGuardTest, LargeBodiesNeedCredentialsAndAreCapped) {
+  Cluster c(Env{{"SYNAPS_RATE_LIMIT_RPS", "0"}, {"SYNAPS_API_MAX_LARGE_BODIES", "2"}});
+  c.StartApi();
+  const uint16_t port = PortOf(c.base_url());
+  const std::string auth = std::string("Authorization: Bearer ") + Cluster::kToken + "\r\n";
+  const std::string large_head =
+      "POST /v1/commands/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 3000000\r\n";
+  // Without credentials the batch route's larger limit is not granted: refused before the body.
+  std::string anonymous = RawExchange(port, large_head + "\r\n{");
+  EXPECT_EQ(FirstStatus(anonymous), 401) << anonymous;
+  EXPECT_NE(anonymous.find("\"code\":\"unauthenticated\""), std::string::npos) << anonymous;
+  // Two large bodies may be read at once; the third waits for neither and is told to retry.
+  RawConnection first(port), second(port);
+  ASSERT_TRUE(first.Send(large_head + auth + "\r\n{\"commands\": ["));
+  ASSERT_TRUE(second.Send(large_head + auth + "\r\n{\"commands\": ["));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string third = RawExchange(port, large_head + auth + "\r\n{");
+  EXPECT_EQ(FirstStatus(third), 503) << third;
+  EXPECT_NE(third.find("too_many_large_requests"), std::string::npos) << third;
+  // A small body on the same route is not held back by the cap.
+  std::string small_body = R"({"commands":[]})";
+  std::string small =
+      RawExchange(port, "POST /v1/commands/submit HTTP/1.1\r\nHost: x\r\n" + auth +
+                            "Connection: close\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " +
+                            std::to_string(small_body.size()) + "\r\n\r\n" + small_body);
+  EXPECT_NE(FirstStatus(small), 503) << small;
+  // A closed connection frees its slot.
+  first.Close();
+  EXPECT_TRUE(testing::Eventually([&] {
+    RawConnection again(port);
+    again.Send(large_head + auth + "\r\n{");
+    return FirstStatus(again.ReadUntil("\r\n", std::chrono::milliseconds(500))) != 503;
+  }));
+}
+
 TEST(ApiGuardTest, PostgresErrorsNeverReachTheClient) {
   Cluster c(Env{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
   c.StartApi();
