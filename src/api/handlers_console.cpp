@@ -185,11 +185,13 @@ json Skipped(const std::string& id, const synaps::Error& e, const std::string& r
 }
 
 // Resubmits finished run `id`'s command as it was accepted, on the same thread, for
-// `principal` under the request's `trace`: the submit's answer with `retryOf`. kConflict while
-// the run is unfinished, kNotFound when absent or another tenant's. Hands the new run's outbox
-// rows to `relay`.
+// `principal` under the request's `trace`: the submit's answer with `retryOf` (and `replayed`
+// when `key` was used before: the earlier retry's answer, nothing new written). kConflict while
+// the run is unfinished, kNotFound when absent or another tenant's, kConflict when `key` was
+// used for another command. Hands the new run's outbox rows to `relay`.
 Result<json> RetryOne(const Principal& principal, const TraceContext& trace, db::Connection& conn,
-                      OutboxRelay* relay, const std::string& id) {
+                      OutboxRelay* relay, const std::string& id,
+                      const std::optional<std::string>& key) {
   ASSIGN_OR_RETURN(json source, store::RunCommand(conn, principal.tenant_id, id));
   std::string status = source["status"];
   if (status != "succeeded" && status != "failed" && status != "cancelled") {
@@ -201,11 +203,25 @@ Result<json> RetryOne(const Principal& principal, const TraceContext& trace, db:
   parsed.tenant_id = principal.tenant_id;
   parsed.actor = principal.id;
   parsed.trace = trace;  // the new run's tasks are children of the retrying request, as a submit's
+  parsed.idempotency_key = key;
   ASSIGN_OR_RETURN(auto result, store::SubmitCommand(conn, parsed));
   if (relay != nullptr && !result.outbox.empty()) relay->Notify(std::move(result.outbox), trace);
   json response = result.response;
   response["retryOf"] = id;
+  if (result.replayed) response["replayed"] = true;
   return response;
+}
+
+// The Idempotency-Key header of a retry: empty when absent; kInvalidArgument when longer than
+// `max` characters (a bulk retry appends /<run id> per run, as a batch submit /<index>).
+Result<std::string> RetryKey(const HttpRequest& req, size_t max) {
+  const std::string& key = req.header("idempotency-key");
+  if (key.size() > max) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "Idempotency-Key is longer than " + std::to_string(max) + " characters",
+                "Idempotency-Key");
+  }
+  return key;
 }
 
 }  // namespace
@@ -256,7 +272,9 @@ HttpResponse Router::BulkCancel(Context& ctx, const Params&) const {
 // the filter matches, newest first), each in its own transaction; answers {retried: [{runId,
 // retryOf}], skipped: [{id, code, message}], more, nextCursor?}. Retrying leaves the old runs as
 // they were, so the same filter would match them again: with `more`, `nextCursor` says where
-// the next call continues.
+// the next call continues. With an Idempotency-Key header K, run R's new command is keyed
+// `K/R`: a repeated call (a client retrying after a timeout) answers the same new runs, marked
+// `replayed`, instead of retrying the runs again.
 HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
   if (!IsJsonContentType(ctx.req.header("content-type"))) {
     return ctx.Error(415, "unsupported_media_type", "Content-Type must be application/json");
@@ -265,6 +283,8 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
   if (!body) return ctx.Error(body.error());
   auto target = ParseBulkTarget(*body);
   if (!target) return ctx.Error(target.error());
+  auto key = RetryKey(ctx.req, 255 - 37);
+  if (!key) return ctx.Error(key.error());
   if (body->contains("cursor") && (!target->filter || !(*body)["cursor"].is_string())) {
     return ctx.Error(400, "invalid_argument", "cursor: a filter's nextCursor (a string)", "cursor");
   }
@@ -287,9 +307,12 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
   json retried = json::array();
   json skipped = json::array();
   for (const auto& id : ids) {
-    auto done = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id);
+    auto done = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id,
+                         key->empty() ? std::nullopt : std::optional(*key + "/" + id));
     if (done) {
-      retried.push_back({{"runId", (*done)["runId"]}, {"retryOf", id}});
+      json entry = {{"runId", (*done)["runId"]}, {"retryOf", id}};
+      if (done->contains("replayed")) entry["replayed"] = true;
+      retried.push_back(std::move(entry));
     } else {
       skipped.push_back(Skipped(id, done.error(), ctx.request_id));
     }
@@ -301,15 +324,19 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
 
 // POST /v1/runs/{id}/retry: submits the finished run's command again, as it was accepted, on
 // the same thread; 201 {commandId, runId, threadId, status, retryOf}. 409 while the run is
-// unfinished.
+// unfinished. An Idempotency-Key header keys the new command as a submit's does: the same key
+// again answers 200 with the first retry's run (`replayed`).
 HttpResponse Router::RetryRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
+  auto key = RetryKey(ctx.req, 255);
+  if (!key) return ctx.Error(key.error());
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  auto response = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id);
+  auto response = RetryOne(*ctx.principal, ctx.trace, **conn, deps_.relay, id,
+                           key->empty() ? std::nullopt : std::optional(*key));
   if (!response) return ctx.Error(response.error());
-  return JsonResponse(201, *response, ctx.request_id);
+  return JsonResponse(response->contains("replayed") ? 200 : 201, *response, ctx.request_id);
 }
 
 HttpResponse Router::ListQueues(Context& ctx, const Params&) const {

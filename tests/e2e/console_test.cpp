@@ -291,6 +291,54 @@ TEST(ConsoleApiTest, BulkRetryBySelectionAndFilterStaysInTheTenant) {
   EXPECT_EQ(json::parse(twice.body)["retried"].size(), 1u) << twice.body;
 }
 
+// A client that retries a retry request (a timeout, a double click) with the same
+// Idempotency-Key gets the first answer's runs back instead of retrying the runs again.
+TEST(ConsoleApiTest, RetriesWithAnIdempotencyKeyAreRetriedOnce) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();
+  std::string ops = Key(c, "acme", "operator");
+  std::vector<std::string> runs;
+  for (int i = 0; i < 2; ++i) {
+    runs.push_back(
+        SubmitAs(c, ops, {{"kind", "prompt"}, {"input", {{"text", "k"}}}, {"tags", {"k"}}}));
+  }
+  ASSERT_EQ(As(c, ops, "POST", "/v1/runs/cancel", R"({"filter":{"tag":"k"}})").status, 200);
+  auto keyed = [&](const std::string& path, const std::string& body, const std::string& key) {
+    http::RequestOptions req{.method = "POST", .url = c.base_url() + path};
+    req.headers = {"Authorization: Bearer " + ops, "Content-Type: application/json",
+                   "Idempotency-Key: " + key};
+    req.body = body;
+    auto r = http::Send(req);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : http::Response{};
+  };
+  const std::string filter = R"({"filter":{"tag":"k","status":"cancelled"}})";
+  auto first = keyed("/v1/runs/retry", filter, "retry-k");
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto repeat = keyed("/v1/runs/retry", filter, "retry-k");
+  ASSERT_EQ(repeat.status, 200) << repeat.body;
+  json a = json::parse(first.body)["retried"], b = json::parse(repeat.body)["retried"];
+  ASSERT_EQ(a.size(), 2u) << first.body;
+  ASSERT_EQ(b.size(), 2u) << repeat.body;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(a[i]["runId"], b[i]["runId"]);
+    EXPECT_FALSE(a[i].contains("replayed"));
+    EXPECT_EQ(b[i]["replayed"], true);
+  }
+  EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.runs"), 4) << "two originals, two retries";
+
+  auto one = keyed("/v1/runs/" + runs[0] + "/retry", "", "retry-one");
+  ASSERT_EQ(one.status, 201) << one.body;
+  auto one_again = keyed("/v1/runs/" + runs[0] + "/retry", "", "retry-one");
+  ASSERT_EQ(one_again.status, 200) << one_again.body;
+  EXPECT_EQ(json::parse(one.body)["runId"], json::parse(one_again.body)["runId"]);
+  // The same key for another run's retry is a conflict, not a replay of the first.
+  EXPECT_EQ(keyed("/v1/runs/" + runs[1] + "/retry", "", "retry-one").status, 409);
+  auto too_long = keyed("/v1/runs/retry", filter, std::string(219, 'k'));
+  EXPECT_EQ(too_long.status, 400) << too_long.body;
+  EXPECT_EQ(ErrorField(too_long), "Idempotency-Key");
+}
+
 size_t Collect(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
