@@ -1,7 +1,7 @@
 // 6. Span export off the hot path (issue #17): one `synaps worker` drains N traced tasks (each
 //    task's spec carries the `trace` a submit stores) with OTLP export off, then on — sent to a
 //    fake OTLP/HTTP collector in this process that answers 200 and counts the spans — in
-//    alternating repetitions on clones of the same queued database.
+//    alternating repetitions (ABBA order) on clones of the same queued database.
 #include <atomic>
 #include <string>
 
@@ -46,7 +46,9 @@ json RunExport(Stack& stack, const BenchOptions& options) {
   json out = {{"tasks", tasks}, {"concurrency", concurrency}, {"reps", options.reps}};
   json samples_off = json::array(), samples_on = json::array();
   for (int rep = 0; rep < options.reps; ++rep) {
-    for (bool export_on : {false, true}) {
+    // ABBA order: off,on then on,off, so a drift in the machine's speed falls on both sides.
+    const bool first_on = rep % 2 == 1;
+    for (bool export_on : {first_on, !first_on}) {
       Log("export rep " + std::to_string(rep + 1) + ": " + (export_on ? "on" : "off"));
       uint64_t before = received.load();
       DrainSample s = DrainSynaps(stack, 1, tasks, concurrency, false, export_on ? on : off);

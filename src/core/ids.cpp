@@ -56,6 +56,22 @@ std::string RandomHex(size_t bytes) {
   return ToHex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
 }
 
+std::string PooledRandomHex(size_t bytes) {
+  struct Pool {
+    std::array<unsigned char, 4096> bytes;
+    size_t used = 4096;  // empty: filled on first use
+  };
+  thread_local Pool pool;
+  if (bytes > 64) throw std::invalid_argument("PooledRandomHex: at most 64 bytes");
+  if (pool.used + bytes > pool.bytes.size()) {
+    FillRandom(pool.bytes.data(), pool.bytes.size());
+    pool.used = 0;
+  }
+  const unsigned char* p = pool.bytes.data() + pool.used;
+  pool.used += bytes;
+  return ToHex(p, bytes);
+}
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

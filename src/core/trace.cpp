@@ -23,12 +23,12 @@ bool AcceptableTracestate(std::string_view s) {
   return true;
 }
 
-// Random lowercase hex from OpenSSL's DRBG (core/ids.h: no system call per id), never all zero
-// (an invalid id). Not predictable from the ids a client sees in responses, so one tenant cannot
-// guess the trace ids another tenant's requests get.
+// Random lowercase hex from OpenSSL's DRBG through a per-thread pool (core/ids.h: one DRBG call
+// per 4 KiB, not per id), never all zero (an invalid id). Not predictable from the ids a client
+// sees in responses, so one tenant cannot guess the trace ids another tenant's requests get.
 std::string NonZeroHex(size_t bytes) {
-  std::string id = RandomHex(bytes);
-  while (AllZero(id)) id = RandomHex(bytes);
+  std::string id = PooledRandomHex(bytes);
+  while (AllZero(id)) id = PooledRandomHex(bytes);
   return id;
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <stdexcept>
+#include <thread>
 
 namespace synaps {
 namespace {
@@ -33,6 +35,24 @@ TEST(IdsTest, SecureEquals) {
   EXPECT_TRUE(SecureEquals("secret", "secret"));
   EXPECT_FALSE(SecureEquals("secret", "secreT"));
   EXPECT_FALSE(SecureEquals("secret", "secret2"));
+}
+
+// Pooled ids: hex of the asked length, distinct across refills of the 4 KiB pool and across
+// threads (each thread has its own pool of the CSPRNG's output).
+TEST(IdsTest, PooledRandomHexIsHexOfTheLengthAndDoesNotRepeat) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000; ++i) {  // 2000 × 8 bytes: four refills
+    std::string id = PooledRandomHex(8);
+    ASSERT_EQ(id.size(), 16u);
+    ASSERT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    EXPECT_TRUE(seen.insert(id).second) << id;
+  }
+  std::string other;
+  std::thread t([&] { other = PooledRandomHex(16); });
+  t.join();
+  EXPECT_EQ(other.size(), 32u);
+  EXPECT_NE(other, PooledRandomHex(16));
+  EXPECT_THROW(PooledRandomHex(65), std::invalid_argument);
 }
 
 }  // namespace
