@@ -464,6 +464,7 @@ struct Report {
           "in its spec as a traced submit stores it, first with OTLP export off, then with "
           "`OTEL_EXPORTER_OTLP_ENDPOINT` set to a fake OTLP/HTTP collector in the benchmark "
           "process that answers 200 (docs/observability.md). Repetitions alternate off and on "
+          "(ABBA) "
           "on clones of one queued database; every task then exports its attempt, `chat`, "
           "queue wait, claim, upload and completion spans.\n\n";
     Summary off = Over(x["off"], "rate"), on = Over(x["on"], "rate");
@@ -480,6 +481,25 @@ struct Report {
                            " |");
     md << "\n**Target:** the drain rate with export on within 5% of the rate with it off: "
        << F(ratio * 100) << "% — " << Status(met) << ".\n";
+    if (x.contains("span_cpu") && !x["span_cpu"].empty()) {
+      Summary emit = Over(x["span_cpu"], "emit_us"), process = Over(x["span_cpu"], "process_us");
+      const double per_task = spans.median / x["tasks"].get<double>();
+      // With both cores busy, a task costs (cores / rate) of CPU in all: what export adds to it.
+      const double cores = r.value("machine", json::object()).value("cores", 2.0);
+      const double task_cpu_us = cores / off.median * 1e6;
+      md << "\nThe CPU a span costs, measured in the benchmark process alone (the worker's "
+            "queue-wait, claim, upload and completion spans of "
+         << F(x["span_cpu"][0]["spans"].get<double>() / 4)
+         << " tasks emitted into an exporter sending to the fake collector): **"
+         << F(emit.median, 1) << " µs** on the emitting thread (what a task's own work waits "
+         << "for) and **" << F(process.median, 1)
+         << " µs** in the whole process (adding the exporter's thread and the collector "
+            "receiving: an upper bound). At "
+         << F(per_task, 1) << " spans per task that is " << F(per_task * process.median, 0)
+         << " µs per task, " << F(100 * per_task * process.median / task_cpu_us, 1) << "% of the "
+         << F(task_cpu_us, 0) << " µs of CPU a task costs in all with " << F(cores, 0)
+         << " busy cores at the rate with export off.\n";
+    }
   }
 };
 
