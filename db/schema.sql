@@ -12,6 +12,14 @@ CREATE SCHEMA synaps;
 
 CREATE SCHEMA synaps_meta;
 
+-- Name: pg_trgm; Type: EXTENSION; Schema: -
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+-- Name: EXTENSION pg_trgm; Type: COMMENT; Schema: -
+
+COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
+
 -- Name: append_event(uuid, uuid, text, integer, jsonb); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.append_event(p_run_id uuid, p_task_id uuid, p_type text, p_attempt integer, p_data jsonb) RETURNS bigint
@@ -1772,6 +1780,14 @@ CREATE INDEX artifact_versions_run_idx ON synaps.artifact_versions USING btree (
 -- Name: artifacts_run_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX artifacts_run_idx ON synaps.artifacts USING btree (run_id);
+
+-- Name: commands_metadata; Type: INDEX; Schema: synaps
+
+CREATE INDEX commands_metadata ON synaps.commands USING gin (((payload -> 'metadata'::text)) jsonb_path_ops);
+
+-- Name: commands_payload_trgm; Type: INDEX; Schema: synaps
+
+CREATE INDEX commands_payload_trgm ON synaps.commands USING gin (lower((payload)::text) public.gin_trgm_ops);
 
 -- Name: control_change_actor_idx; Type: INDEX; Schema: synaps
 

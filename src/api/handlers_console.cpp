@@ -57,8 +57,10 @@ HttpResponse Router::WhoAmI(Context& ctx, const Params&) const {
                       ctx.request_id);
 }
 
-// Server-Sent Events: `id: <ledger id>` / `event: <type>` / `data: {id, runId, taskId, seq,
-// type, at, runStatus}` for every ledger event of the tenant's runs, never ending. Starts at
+// Server-Sent Events: `id: <ledger id>` / `event: <type>` / `data: {id, tenantId, runId, taskId,
+// seq, type, at, runStatus}` for every ledger event of the tenant's runs, never ending. The
+// installation scope may name another tenant or `*` (every tenant) with `?tenant=`, as on
+// GET /v1/runs; other tokens get 403 for a tenant not their own. Starts at
 // the newest event unless Last-Event-ID or ?after= says where to resume. The tenant's followers
 // share one feed (run_feeds.h: one query per 500 ms per tenant) and hold no thread in between;
 // a comment every 15 s keeps proxies open.
@@ -72,9 +74,21 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
     after = ParseCount(ctx.query["after"]);
     if (!after) return ctx.Error(400, "invalid_argument", "after must be an event id", "after");
   }
+  std::optional<std::string> tenant;
   for (const auto& [k, v] : ctx.query) {
-    if (k != "after") return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
+    if (k == "tenant") {
+      auto decoded = detail::UrlDecode(v);
+      if (!decoded) {
+        return ctx.Error(400, "invalid_argument", "tenant: malformed percent-encoding", k);
+      }
+      tenant = *decoded;
+    } else if (k != "after") {
+      return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
+    }
   }
+  // The same scope rule as GET /v1/runs: another tenant, or "" (every tenant) for `*`.
+  auto scope = detail::RunListTenant(*ctx.principal, tenant);
+  if (!scope) return ctx.Error(scope.error());
   if (!after) {
     auto conn = deps_.pool->Acquire();
     if (!conn) return ctx.Error(conn.error());
@@ -82,9 +96,8 @@ HttpResponse Router::TenantEvents(Context& ctx, const Params&) const {
     if (!latest) return ctx.Error(latest.error());
     after = *latest;
   }
-  auto state = std::make_shared<TenantFeed>(TenantFeed{deps_.tenant_feeds, nullptr, nullptr,
-                                                       ctx.principal->tenant_id, *after,
-                                                       std::chrono::steady_clock::now()});
+  auto state = std::make_shared<TenantFeed>(TenantFeed{deps_.tenant_feeds, nullptr, nullptr, *scope,
+                                                       *after, std::chrono::steady_clock::now()});
   if (auto refused = OpenStreamSlot(ctx, state->slot)) return std::move(*refused);
   if (state->feeds == nullptr) {
     state->own_feeds = std::make_unique<TenantFeeds>(deps_.pool, nullptr);

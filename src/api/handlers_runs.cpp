@@ -51,6 +51,15 @@ Result<store::RunFilter> ParseRunFilter(const std::map<std::string, std::string>
         return Fail(ErrorCode::kInvalidArgument, k + " must be 1 to 200 bytes of UTF-8", k);
       }
       (k == "text" ? f.text : f.tag) = v;
+    } else if (k == "metadata") {
+      // key=value: the key up to the first '='; the value may contain '='.
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || v.size() > 400 || ValidUtf8(v) != v) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "metadata must be key=value (a non-empty key, at most 400 bytes of UTF-8)", k);
+      }
+      f.metadata_key = v.substr(0, eq);
+      f.metadata_value = v.substr(eq + 1);
     } else if (k == "schedule") {
       if (!control::IsValidName(v)) {
         return Fail(ErrorCode::kInvalidArgument,

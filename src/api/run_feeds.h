@@ -69,7 +69,8 @@ class RunFeeds {
 // The same sharing for the tenant feeds of the web console (GET /v1/events): one poller per
 // tenant, every `poll_interval`, whatever the number of its followers. A feed holds every event
 // of the tenant with a ledger id above the cursor it started from (the last `max_cached` of
-// them); a follower resuming from further back reads alone. Thread-safe.
+// them); a follower resuming from further back reads alone. The tenant "" is every tenant (the
+// installation scope's `?tenant=*`): one feed of all events. Thread-safe.
 class TenantFeeds {
  public:
   TenantFeeds(db::Pool* pool, ApiMetrics* metrics,

@@ -169,9 +169,12 @@ constexpr const char* kListedRun =
     " 'title', left(coalesce(c.payload#>>'{input,text}', c.payload->>'prompt',"
     "                         c.payload->>'agent', ''), 120))";
 
-// The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$9.
+// The filter of ListRuns and UnfinishedRunIds over runs r JOIN commands c; parameters $1..$11.
 // Prefixed by kOneTenant (r.tenant_id = $1, on the tenant's index) or kEveryTenant ($1 unused:
 // a separate statement, so the tenant's plan never weighs the every-tenant case).
+// `text` is a LIKE pattern over lower(payload::text), which the trigram index
+// commands_payload_trgm (migration 0020) serves; `metadata` a containment the index
+// commands_metadata serves.
 constexpr const char* kOneTenant =
     " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id WHERE r.tenant_id = $1";
 constexpr const char* kEveryTenant =
@@ -180,18 +183,47 @@ constexpr const char* kRunFilterWhere =
     " AND ($2::uuid IS NULL OR r.thread_id = $2::uuid)"
     " AND ($3::text IS NULL OR r.status = $3)"
     " AND ($4::text IS NULL OR c.kind = $4)"
-    " AND ($5::text IS NULL OR strpos(lower(c.payload::text), lower($5)) > 0)"
+    " AND ($5::text IS NULL OR lower(c.payload::text) LIKE '%' || lower($5::text) || '%')"
     " AND ($6::timestamptz IS NULL OR r.created_at >= $6::timestamptz)"
     " AND ($7::timestamptz IS NULL OR r.created_at < $7::timestamptz)"
     " AND ($8::text IS NULL OR c.payload->'tags' ? $8)"
     " AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM synaps.schedule_fires f"
-    "      WHERE f.run_id = r.id AND f.schedule = $9))";
+    "      WHERE f.run_id = r.id AND f.schedule = $9))"
+    " AND ($10::jsonb IS NULL OR c.payload->'metadata' @> $10::jsonb"
+    "      OR c.payload->'metadata' @> $11::jsonb)";
+
+// `text` as the body of a LIKE pattern: LIKE's wildcards and escape taken literally.
+std::string LikeLiteral(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '%' || ch == '_' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out;
+}
 
 db::Params FilterParams(const std::string& tenant_id, const RunFilter& f) {
-  std::optional<std::string> tenant;
+  std::optional<std::string> tenant, text, metadata, metadata_scalar;
   if (!tenant_id.empty()) tenant = tenant_id;
-  return {tenant,          f.thread_id,      f.status, f.kind,    f.text,
-          f.created_after, f.created_before, f.tag,    f.schedule};
+  if (f.text) text = LikeLiteral(*f.text);
+  if (f.metadata_key && f.metadata_value) {
+    metadata = json{{*f.metadata_key, *f.metadata_value}}.dump();
+    json scalar = json::parse(*f.metadata_value, nullptr, false);
+    if (!scalar.is_discarded() && (scalar.is_number() || scalar.is_boolean() || scalar.is_null())) {
+      metadata_scalar = json{{*f.metadata_key, scalar}}.dump();
+    }
+  }
+  return {tenant,           f.thread_id, f.status,   f.kind,   text,           f.created_after,
+          f.created_before, f.tag,       f.schedule, metadata, metadata_scalar};
+}
+
+// A search (text or metadata) is planned for its values each time (an unnamed statement): a
+// prepared statement's generic plan cannot tell a rare word, best found through the index,
+// from a common one, best found walking the newest runs.
+Result<db::PgResult> ExecFilter(db::Connection& conn, const RunFilter& f, const std::string& name,
+                                const std::string& sql, const db::Params& params) {
+  if (f.text || f.metadata_key) return conn.Exec(sql, params);
+  return conn.ExecPrepared(name, sql, params);
 }
 
 }  // namespace
@@ -212,13 +244,14 @@ Result<json> ListRuns(db::Connection& conn, const std::string& tenant_id, const 
       std::string("SELECT ") + kListedRun +
       ", to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" +
       (every ? kEveryTenant : kOneTenant) + kRunFilterWhere +
-      " AND ($10::timestamptz IS NULL OR (r.created_at, r.id) < ($10::timestamptz, $11::uuid))"
-      " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
+      " AND ($12::timestamptz IS NULL OR (r.created_at, r.id) < ($12::timestamptz, $13::uuid))"
+      " ORDER BY r.created_at DESC, r.id DESC LIMIT $14::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(after_time);
   params.push_back(after_id);
   params.push_back(std::to_string(f.limit));
-  auto r = conn.ExecPrepared(every ? "list_runs_every_tenant" : "list_runs_filtered", sql, params);
+  auto r =
+      ExecFilter(conn, f, every ? "list_runs_every_tenant" : "list_runs_filtered", sql, params);
   if (!r) {
     if (r.error().code == ErrorCode::kInvalidArgument) {
       return Fail(ErrorCode::kInvalidArgument, f.cursor ? "cursor: malformed" : r.error().message,
@@ -243,10 +276,10 @@ Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
                                                   const RunFilter& f, int limit) {
   std::string sql = std::string("SELECT r.id") + kOneTenant + kRunFilterWhere +
                     " AND r.status IN ('queued', 'running', 'awaiting_approval')"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $10::integer";
+                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(std::to_string(limit));
-  ASSIGN_OR_RETURN(auto r, conn.ExecPrepared("unfinished_run_ids", sql, params));
+  ASSIGN_OR_RETURN(auto r, ExecFilter(conn, f, "unfinished_run_ids", sql, params));
   std::vector<std::string> ids;
   for (int i = 0; i < r.rows(); ++i) ids.push_back(r.GetString(i, 0));
   return ids;
@@ -254,17 +287,22 @@ Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
 
 Result<json> ListTenantEvents(db::Connection& conn, const std::string& tenant_id, int64_t after_id,
                               int limit) {
-  ASSIGN_OR_RETURN(
-      auto r,
-      conn.ExecPrepared(
-          "list_tenant_events",
-          "SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'runId', e.run_id,"
-          " 'taskId', e.task_id, 'seq', e.seq, 'type', e.type, 'at', e.created_at,"
-          " 'runStatus', e.status) ORDER BY e.id), '[]'::jsonb)"
-          " FROM (SELECT e.*, r.status FROM synaps.ledger_events e"
-          "       JOIN synaps.runs r ON r.id = e.run_id"
-          "       WHERE e.id > $2::bigint AND r.tenant_id = $1 ORDER BY e.id LIMIT $3::integer) e",
-          {tenant_id, std::to_string(after_id), std::to_string(limit)}));
+  // Every tenant's events are a statement of their own, so the tenant's plan stays on its index.
+  bool every = tenant_id.empty();
+  std::string sql = std::string(
+                        "SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'tenantId',"
+                        " e.tenant_id, 'runId', e.run_id, 'taskId', e.task_id, 'seq', e.seq,"
+                        " 'type', e.type, 'at', e.created_at, 'runStatus', e.status)"
+                        " ORDER BY e.id), '[]'::jsonb)"
+                        " FROM (SELECT e.*, r.status, r.tenant_id FROM synaps.ledger_events e"
+                        "       JOIN synaps.runs r ON r.id = e.run_id WHERE e.id > $2::bigint") +
+                    (every ? " AND $1::text IS NULL" : " AND r.tenant_id = $1") +
+                    " ORDER BY e.id LIMIT $3::integer) e";
+  std::optional<std::string> tenant;
+  if (!every) tenant = tenant_id;
+  ASSIGN_OR_RETURN(auto r,
+                   conn.ExecPrepared(every ? "list_every_tenant_events" : "list_tenant_events", sql,
+                                     {tenant, std::to_string(after_id), std::to_string(limit)}));
   return detail::ParseColumn(r.Get(0, 0), "the run");
 }
 

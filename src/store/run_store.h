@@ -88,6 +88,10 @@ struct RunFilter {
   std::optional<std::string> status;
   std::optional<std::string> kind;            // the command's kind: prompt, agent, ...
   std::optional<std::string> text;            // substring of the command's payload (any case)
+  // metadata[key] equals the value: a string equal to it, or a number, boolean or null written
+  // the same way (`attempt=3` matches {"attempt": 3} and {"attempt": "3"}).
+  std::optional<std::string> metadata_key;
+  std::optional<std::string> metadata_value;
   std::optional<std::string> created_after;   // RFC 3339, inclusive
   std::optional<std::string> created_before;  // RFC 3339, exclusive
   std::optional<std::string> tag;             // one of the command's tags
@@ -117,8 +121,9 @@ struct EventPage {
 Result<EventPage> ListRunEvents(db::Connection& conn, const std::string& tenant_id,
                                 const std::string& run_id, int64_t after_seq, int limit);
 
-// Ledger events of every run of the tenant with ledger id > `after_id`, oldest first, at most
-// `limit`: [{id, runId, taskId, seq, type, at, runStatus}] (no event data: a feed that says
+// Ledger events of every run of the tenant (of every tenant when `tenant_id` is empty: the
+// installation scope) with ledger id > `after_id`, oldest first, at most `limit`:
+// [{id, tenantId, runId, taskId, seq, type, at, runStatus}] (no event data: a feed that says
 // what changed, for the console's live lists).
 Result<nlohmann::json> ListTenantEvents(db::Connection& conn, const std::string& tenant_id,
                                         int64_t after_id, int limit);

@@ -14,6 +14,7 @@
 
 #include "core/process.h"
 #include "support/cluster.h"
+#include "support/fake_openai.h"
 
 namespace synaps {
 namespace {
@@ -445,6 +446,77 @@ TEST(ConsoleApiTest, TenantFeedCarriesOnlyTheTenantsEventsAndResumes) {
   std::string fresh = ReadStream(c, mine, "/v1/events", std::chrono::milliseconds(1200));
   EXPECT_EQ(fresh.find("run.created"), std::string::npos) << fresh;
   EXPECT_EQ(As(c, mine, "GET", "/v1/events?after=x").status, 400);
+
+  // The installation scope follows every tenant (`*`) or one other tenant; other tokens may not.
+  std::string every = ReadStream(c, Cluster::kToken, "/v1/events?after=0&tenant=*",
+                                 std::chrono::milliseconds(1500));
+  EXPECT_NE(every.find("\"runId\":\"" + run + "\""), std::string::npos) << every;
+  EXPECT_NE(every.find("\"runId\":\"" + foreign + "\""), std::string::npos) << every;
+  EXPECT_NE(every.find("\"tenantId\":\"globex\""), std::string::npos) << every;
+  std::string theirs = ReadStream(c, Cluster::kToken, "/v1/events?after=0&tenant=globex",
+                                  std::chrono::milliseconds(1200));
+  EXPECT_NE(theirs.find(foreign), std::string::npos) << theirs;
+  EXPECT_EQ(theirs.find(run), std::string::npos) << theirs;
+  for (const char* path :
+       {"/v1/events?tenant=*", "/v1/events?tenant=%2A", "/v1/events?tenant=globex"}) {
+    auto refused = As(c, mine, "GET", path);
+    EXPECT_EQ(refused.status, 403) << path << " " << refused.body;
+    EXPECT_EQ(ErrorField(refused), "tenant") << path;
+  }
+  EXPECT_EQ(c.Call("GET", "/v1/events?tenant=bad%20id").status, 400);
+}
+
+// Search: `text` is a literal substring in any case (LIKE's % and _ are not wildcards) served by
+// the trigram index, `metadata=key=value` matches a metadata value written as a string or as a
+// number; both stay in the tenant.
+TEST(ConsoleApiTest, RunSearchByTextAndMetadataStaysInTheTenant) {
+  Cluster c(std::map<std::string, std::string>{{"SYNAPS_RATE_LIMIT_RPS", "0"}});
+  c.StartApi();  // no worker: the runs stay queued
+  std::string acme = Key(c, "acme", "operator");
+  std::string globex = Key(c, "globex", "operator");
+  std::string sale = SubmitAs(c, acme,
+                              {{"kind", "prompt"},
+                               {"input", {{"text", "Announce the 50%_OFF sale"}}},
+                               {"metadata", {{"team", "payments"}, {"attempt", 3}}}});
+  std::string near = SubmitAs(c, acme,
+                              {{"kind", "prompt"},
+                               {"input", {{"text", "announce the 50xyoff sale"}}},
+                               {"metadata", {{"team", "search"}, {"attempt", "3"}}}});
+  std::string foreign = SubmitAs(c, globex,
+                                 {{"kind", "prompt"},
+                                  {"input", {{"text", "announce the 50%_off sale"}}},
+                                  {"metadata", {{"team", "payments"}}}});
+  auto ids = [&](const std::string& query) {
+    std::vector<std::string> out;
+    auto r = As(c, acme, "GET", "/v1/runs?" + query);
+    EXPECT_EQ(r.status, 200) << query << " " << r.body;
+    json page = json::parse(r.body, nullptr, false);
+    if (page.is_object()) {
+      for (const auto& i : page["items"]) out.push_back(i["id"]);
+    }
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(ids("text=50%25_off"), Ids{sale}) << "% and _ are literal";
+  EXPECT_EQ(ids("text=ANNOUNCE%20THE"), (Ids{near, sale})) << "any case";
+  EXPECT_EQ(ids("text=payments"), Ids{sale}) << "metadata values are text too";
+  EXPECT_EQ(ids("metadata=team%3Dpayments"), Ids{sale});
+  EXPECT_EQ(ids("metadata=attempt%3D3"), (Ids{near, sale})) << "3 matches 3 and \"3\"";
+  EXPECT_EQ(ids("metadata=team%3Dpayments&text=50xy"), Ids{});
+  EXPECT_EQ(ids("metadata=team%3Dnobody"), Ids{});
+  auto bad = As(c, acme, "GET", "/v1/runs?metadata=team");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(ErrorField(bad), "metadata");
+  // Bulk cancel by the same filter acts on the tenant's matching runs only.
+  auto cancelled = As(c, acme, "POST", "/v1/runs/cancel",
+                      json{{"filter", {{"metadata", "team=payments"}}}}.dump());
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(json::parse(cancelled.body)["cancelled"], json::array({sale}));
+  EXPECT_EQ(json::parse(As(c, globex, "GET", "/v1/runs/" + foreign).body)["status"], "queued");
+  // The indexes the search relies on exist (migration 0020; pg_trgm is in the test PostgreSQL).
+  EXPECT_EQ(c.Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'synaps' AND indexname"
+                     " IN ('commands_payload_trgm', 'commands_metadata')"),
+            2);
 }
 
 // The console in Chromium. Needs web/node_modules (npm ci during the build) and
@@ -462,6 +534,23 @@ TEST(ConsoleBrowserTest, OperatorAndViewerWorkflowsInChromium) {
                                    {"onFail", "fail"}}},
                          {"reason", "console test"}}
                         .dump());
+  ASSERT_EQ(put.status / 100, 2) << put.body;
+  // Route `slow` streams its answer, a word every 100 ms (4 s in all), for the live answer.
+  testing::FakeOpenAi slow([](const testing::FakeRequest&, int) {
+    std::vector<std::string> words;
+    for (int i = 1; i <= 40; ++i) words.push_back("word" + std::to_string(i) + " ");
+    testing::FakeReply r = testing::FakeOpenAi::Stream(words, 3, 40);
+    r.event_interval = std::chrono::milliseconds(100);
+    return r;
+  });
+  put = c.Call("PUT", "/v1/control/routes/slow",
+               json{{"spec",
+                     {{"provider", "openai-compatible"},
+                      {"baseUrl", slow.base_url()},
+                      {"model", "m"},
+                      {"weight", 0}}},
+                    {"reason", "console test: a streaming answer"}}
+                   .dump());
   ASSERT_EQ(put.status / 100, 2) << put.body;
   std::string shots = std::string(SYNAPS_TEST_OUTPUT_DIR) + "/console-screenshots";
   std::map<std::string, std::string> env = {
@@ -504,7 +593,8 @@ TEST(ConsoleBench, DISABLED_RunsPageWith100000Runs) {
         " cm AS (INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload,"
         "  request_hash, submitted_by, created_at)"
         "  SELECT c, $1, t, 'prompt', jsonb_build_object('kind', 'prompt', 'input',"
-        "  jsonb_build_object('text', 'bench run ' || g), 'tags', jsonb_build_array('bench')),"
+        "  jsonb_build_object('text', 'bench run ' || g), 'tags', jsonb_build_array('bench'),"
+        "  'metadata', jsonb_build_object('shard', (g % 100)::text, 'order', g)),"
         "  md5(g::text), 'bench', at FROM s)"
         " INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, created_at,"
         "  started_at, finished_at)"

@@ -55,6 +55,55 @@ async function axe(page, name) {
     problems.push(`${name}: ${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   }
   console.log(`axe ${name}: ${result.violations.length} violations, ${bad.length} serious or critical`);
+  await keyboardWalk(page, name);
+}
+
+// A keyboard walk: Tab from the top of the page. Every visible link, button, field and
+// scrollable preview must be reached, in one pass (so nothing is out of the tab order, and no
+// widget traps focus in a smaller cycle). A date field takes several Tabs (one per part).
+async function focusTop(page) {
+  await page.evaluate(() => {
+    const start = document.createElement('span');
+    start.tabIndex = -1;
+    document.body.prepend(start);
+    start.focus();
+    start.remove();
+  });
+}
+
+async function keyboardWalk(page, name) {
+  const total = await page.evaluate(() => {
+    const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+    let n = 0;
+    for (const e of document.querySelectorAll('[data-kb]')) e.removeAttribute('data-kb');
+    for (const e of document.querySelectorAll(sel)) {
+      const r = e.getBoundingClientRect();
+      // checkVisibility: false inside a closed <details> too (its content is not rendered).
+      if (r.width === 0 || r.height === 0 || !e.checkVisibility({ visibilityProperty: true })) continue;
+      e.setAttribute('data-kb', String(n++));
+    }
+    return n;
+  });
+  await focusTop(page);
+  const seen = new Set();
+  let previous = '';
+  for (let step = 0; step < total * 6 + 20 && seen.size < total; step++) {
+    await page.keyboard.press('Tab');
+    const k = await page.evaluate(() => document.activeElement?.getAttribute('data-kb') ?? '');
+    if (k !== '' && k !== previous && seen.has(k)) break; // came round again: a cycle
+    if (k !== '') seen.add(k);
+    previous = k;
+  }
+  const missed = await page.evaluate((seenList) => {
+    const s = new Set(seenList);
+    return [...document.querySelectorAll('[data-kb]')]
+      .filter((e) => e.isConnected && !s.has(e.getAttribute('data-kb')))
+      .map((e) => `${e.tagName.toLowerCase()} "${(e.getAttribute('aria-label') ?? e.textContent ?? '').trim().slice(0, 40)}"`);
+  }, [...seen]);
+  if (missed.length) problems.push(`${name}: keyboard walk never reached ${missed.join(', ')}`);
+  console.log(`keyboard ${name}: ${seen.size} of ${total} reached by Tab`);
+  // Leave focus as a fresh page has it: the next Tab goes to the first element.
+  await focusTop(page);
 }
 
 async function shot(page, name) {
@@ -118,8 +167,32 @@ try {
   await page.getByRole('img', { name: /^Task graph: 1 task, 0 dependencies$/ }).waitFor();
   assert.equal(await page.locator('.graph-node.graph-succeeded').count(), 1);
   await page.getByRole('table', { name: 'Control versions used' }).locator('tr[data-control-task]').first().waitFor();
+  // The waterfall: the task's queue wait, model time and the control snapshot it used; the
+  // timeline names the same snapshot at the task's completion.
+  const waterfall = page.getByRole('table', { name: 'Waterfall' });
+  for (const phase of ['queue wait', 'model time', 'control used']) {
+    await waterfall.locator(`tr[data-phase="${phase}"]`).first().waitFor();
+  }
+  await waterfall.getByRole('link', { name: /^snapshot \d+$/ }).waitFor();
+  await page.getByRole('list', { name: 'Ledger events' }).getByRole('link', { name: /^snapshot \d+$/ }).waitFor();
   await axe(page, 'run-detail');
   await shot(page, 'run-detail');
+
+  // Follow a streaming answer: route `slow` sends 40 words, one every 100 ms. The answer grows on the
+  // run page while the task runs; then the run succeeds with the whole answer as its artifact.
+  await page.getByRole('link', { name: 'Submit' }).click();
+  await page.getByLabel('Input').fill('stream to the console');
+  await page.getByLabel('Route').fill('slow');
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+  const liveAnswer = page.getByTestId('live-answer');
+  await liveAnswer.filter({ hasText: 'word3 ' }).waitFor();
+  const partial = await liveAnswer.innerText();
+  assert.ok(!partial.includes('word40'), `the answer streamed in, not whole: ${partial}`);
+  await shot(page, 'run-streaming');
+  await axe(page, 'run-streaming');
+  await page.locator('h1 .badge-succeeded').waitFor();
+  await page.locator('pre.preview', { hasText: 'word40' }).waitFor();
 
   // Runs: the new run is listed; another tenant's never; a new run appears live.
   await page.getByRole('link', { name: 'Runs', exact: true }).click();
@@ -161,6 +234,53 @@ try {
   });
   assert.ok(JSON.stringify(rejected.events).includes('not this one'), 'the reason is in the ledger');
   await page.getByRole('link', { name: 'Approvals', exact: true }).waitFor();
+  await page.goto(`${BASE}/runs/${held[0]}`);
+  const approvedFall = page.getByRole('table', { name: 'Waterfall' });
+  await approvedFall.locator('tr[data-phase="approval wait"]', { hasText: 'approved' }).filter({ hasText: 'looks right' }).waitFor();
+  await approvedFall.locator('tr[data-phase="verdict human"]').waitFor();
+
+  // Fan-out and joins: six tasks, `fetch` feeding three summaries that `merge` joins, and an
+  // independent `notify`. The graph puts each task one column right of its deepest dependency
+  // and draws an arrow per dependency; the waterfall has a group per task.
+  const fan = await call(ADMIN, 'POST', '/v1/commands/submit', {
+    kind: 'prompt',
+    tasks: [
+      { name: 'fetch', input: { text: 'fetch the report' } },
+      { name: 'summarize-a', input: { text: 'part a' }, dependsOn: ['fetch'] },
+      { name: 'summarize-b', input: { text: 'part b' }, dependsOn: ['fetch'] },
+      { name: 'summarize-c', input: { text: 'part c' }, dependsOn: ['fetch'] },
+      { name: 'merge', input: { text: 'merge the parts' }, dependsOn: ['summarize-a', 'summarize-b', 'summarize-c'] },
+      { name: 'notify', input: { text: 'tell the team' } },
+    ],
+  });
+  await until('the fan-out run succeeded', async () => (await call(ADMIN, 'GET', `/v1/runs/${fan.runId}`)).status === 'succeeded');
+  await page.goto(`${BASE}/runs/${fan.runId}`);
+  await page.getByRole('img', { name: 'Task graph: 6 tasks, 6 dependencies' }).waitFor();
+  assert.equal(await page.locator('g.graph-node.graph-succeeded').count(), 6);
+  const edges = await page.locator('path.graph-edge').evaluateAll((ps) => ps.map((p) => p.getAttribute('data-edge')).sort());
+  assert.deepEqual(edges, ['fetch->summarize-a', 'fetch->summarize-b', 'fetch->summarize-c',
+    'summarize-a->merge', 'summarize-b->merge', 'summarize-c->merge']);
+  const column = async (name) => {
+    const t = await page.locator(`g.graph-node[data-task="${name}"]`).getAttribute('transform');
+    return Number(/translate\(([\d.]+) /.exec(t)?.[1]);
+  };
+  const [cFetch, cNotify, cA, cB, cC, cMerge] = await Promise.all(['fetch', 'notify', 'summarize-a', 'summarize-b', 'summarize-c', 'merge'].map(column));
+  assert.equal(cFetch, cNotify, 'fetch and notify start the graph');
+  assert.ok(cA > cFetch && cA === cB && cB === cC, 'the fan-out is one column');
+  assert.ok(cMerge > cA, 'the join comes after it');
+  assert.equal(await page.locator('tbody[data-waterfall-task]').count(), 6);
+  for (const name of ['fetch', 'merge', 'notify']) {
+    await page.locator(`tbody[data-waterfall-task="${name}"] tr[data-phase="model time"]`).waitFor();
+  }
+  // The join waited for its three dependencies before its queue wait began; a root task did not.
+  await page.locator('tbody[data-waterfall-task="merge"] tr[data-phase="waiting for dependencies"]', { hasText: 'summarize-a, summarize-b, summarize-c' }).waitFor();
+  assert.equal(await page.locator('tbody[data-waterfall-task="fetch"] tr[data-phase="waiting for dependencies"]').count(), 0);
+  // Tasks are listed in the order they started: the join last.
+  const order = await page.locator('tbody[data-waterfall-task]').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-waterfall-task')));
+  assert.equal(order.at(-1), 'merge', `waterfall order ${order}`);
+  await axe(page, 'run-fan-out');
+  await shot(page, 'run-fan-out');
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
 
   // Control: edit a prompt (a bad template is refused at the field), see history and diff,
   // roll back.
@@ -228,7 +348,8 @@ try {
   await page.getByRole('button', { name: 'Cancel all matching' }).click();
   await page.getByText('Cancelled 3 runs.').waitFor();
   await page.locator('tr[data-run-id][data-status="cancelled"]').nth(5).waitFor();
-  await page.locator(`tr[data-run-id="${bulk[0]}"]`).getByRole('checkbox').check();
+  // Each row's checkbox is named for its run (the title, and the id that tells equal titles apart).
+  await page.getByRole('checkbox', { name: `Select bulk 0, run ${bulk[0]}`, exact: true }).check();
   await page.getByRole('button', { name: 'Retry selected (1)' }).click();
   await page.getByText('Retried 1 run.').waitFor();
   await until('seven bulk runs', async () => (await page.locator('tr[data-run-id]').count()) === 7);
@@ -243,6 +364,9 @@ try {
   await page.getByRole('button', { name: 'Apply' }).click();
   await page.locator(`tr[data-run-id="${foreign.runId}"]`).waitFor();
   assert.equal(await page.locator('tr[data-run-id]').count(), 1, 'globex has one run');
+  // Live: a run globex submits now appears without a reload (the feed follows every tenant).
+  const foreignLive = await call(OTHER, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'globex second note' } });
+  await page.locator(`tr[data-run-id="${foreignLive.runId}"][data-status="succeeded"]`).waitFor();
   assert.equal(await page.getByRole('checkbox').count(), 0, 'no selection in another tenant');
   assert.equal(await page.getByRole('button', { name: /Cancel all matching/ }).count(), 0);
   await axe(page, 'runs-tenant');
@@ -384,7 +508,8 @@ try {
   await other.getByLabel('Token').fill(OTHER);
   await other.getByRole('button', { name: 'Sign in' }).click();
   await other.locator(`tr[data-run-id="${foreign.runId}"]`).waitFor();
-  assert.equal(await other.locator('tr[data-run-id]').count(), 1, 'the other tenant sees its one run only');
+  await other.locator(`tr[data-run-id="${foreignLive.runId}"]`).waitFor();
+  assert.equal(await other.locator('tr[data-run-id]').count(), 2, 'the other tenant sees its two runs only');
   assert.equal(await other.getByLabel('Tenant', { exact: true }).count(), 0, 'no tenant filter for a tenant token');
   await other.goto(`${BASE}/runs/${runId}`);
   await other.getByText(/not found|no run/i).first().waitFor();
@@ -393,7 +518,7 @@ try {
   await other.getByRole('link', { name: 'Usage', exact: true }).click();
   await other.getByRole('table', { name: 'Usage by day, route and model' }).waitFor();
   const otherUsage = await call(OTHER, 'GET', '/v1/usage?groupBy=');
-  assert.ok(otherUsage.totals.tasks <= 1, `the other tenant's usage is its one run: ${otherUsage.totals.tasks}`);
+  assert.ok(otherUsage.totals.tasks <= 2, `the other tenant's usage is its two runs: ${otherUsage.totals.tasks}`);
   assert.ok((await other.locator('tr[data-usage-row]').count()) <= 1, 'the other tenant sees no usage of ours');
   await other.goto(`${BASE}/schedules/hourly-report`);
   await other.getByText(/not found/i).first().waitFor();

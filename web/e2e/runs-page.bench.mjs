@@ -32,9 +32,13 @@ const cases = [
   ['newest runs (page 1)', '/'],
   ['tag filter', '/?tag=bench'],
   ['status filter', '/?status=succeeded'],
-  ['text filter (substring scan)', '/?text=bench%20run%2099'],
+  ['text filter matching among the newest', '/?text=bench%20run%2099'],
+  ['text filter matching one old run', '/?text=bench%20run%2077777'],
   ['every tenant (installation scope)', '/?tenant=*'],
-  ['text filter matching nothing (scans every run)', '/?text=no-such-words', true],
+  ['text filter matching nothing', '/?text=no-such-words', true],
+  ['metadata filter matching 1% of runs', '/?metadata=shard%3D42'],
+  ['metadata filter matching one old run', '/?metadata=order%3D77777'],
+  ['metadata filter matching nothing', '/?metadata=shard%3Dnone', true],
 ];
 try {
   for (const [name, path, none] of cases) {

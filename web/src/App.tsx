@@ -55,7 +55,7 @@ export function App() {
 
 function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { path } = useLocation();
-  useTenantFeed();
+  useTenantFeed(me.installation);
   const held = useQuery({
     queryKey: ['runs', 'awaiting_approval', 'count'],
     queryFn: () => api<Page<RunSummary>>('/v1/runs?status=awaiting_approval&limit=500'),

@@ -1,11 +1,12 @@
 // The tenant's live feed (GET /v1/events): any ledger event marks the run lists and that run
 // stale, so TanStack Query refetches what is on screen. Bursts are coalesced to one refetch
-// per 300 ms; no polling loop.
+// per 300 ms; no polling loop. The installation scope, which reads every tenant's runs, follows
+// every tenant's events (`?tenant=*`), so another tenant's list is live too.
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect } from 'react';
 import { followEvents } from './sse';
 
-export function useTenantFeed(): void {
+export function useTenantFeed(everyTenant: boolean): void {
   const client = useQueryClient();
   useEffect(() => {
     const abort = new AbortController();
@@ -18,7 +19,7 @@ export function useTenantFeed(): void {
       runs.clear();
     };
     followEvents(
-      '/v1/events',
+      everyTenant ? '/v1/events?tenant=*' : '/v1/events',
       (m) => {
         if (m.event === 'ready' || m.event === 'task.progress') return;
         try {
@@ -35,5 +36,5 @@ export function useTenantFeed(): void {
       abort.abort();
       if (timer !== null) clearTimeout(timer);
     };
-  }, [client]);
+  }, [client, everyTenant]);
 }

@@ -5,11 +5,14 @@ import { FINISHED, between, formatBytes, formatDuration, formatTime } from '../f
 import { Link, navigate } from '../router';
 import { followEvents } from '../sse';
 import { ErrorText, StatusBadge } from './common';
-import { ControlVersions } from './ControlVersions';
+import { ControlVersions, usedVersions } from './ControlVersions';
 import { TaskGraph } from './TaskGraph';
+import { Waterfall } from './Waterfall';
 
 // What happened between two ledger events, named for the operator (queue wait, model time, …).
+// Only between two events of the same task: events of parallel tasks interleave in the ledger.
 function gapLabel(prev: LedgerEvent, next: LedgerEvent): string {
+  if (prev.taskId !== next.taskId) return '';
   if (prev.type === 'task.queued' && next.type === 'task.claimed') return 'queue wait';
   if (prev.type === 'task.claimed') return 'model time';
   if (prev.type === 'tool.called' && next.type === 'tool.result') return 'tool call';
@@ -20,11 +23,33 @@ function gapLabel(prev: LedgerEvent, next: LedgerEvent): string {
 function describe(e: LedgerEvent): string {
   const d = e.data ?? {};
   const parts: string[] = [];
-  for (const k of ['name', 'tool', 'policy', 'outcome', 'reason', 'error', 'by', 'actor', 'provider', 'model']) {
+  for (const k of ['name', 'tool', 'arbiter', 'policy', 'outcome', 'reason', 'error', 'by', 'actor', 'provider', 'model']) {
     const v = d[k];
     if (typeof v === 'string' && v) parts.push(`${k} ${v}`);
   }
+  if (typeof d.passed === 'boolean') parts.push(d.passed ? 'passed' : 'failed');
+  if (typeof d.durationMs === 'number') parts.push(`took ${formatDuration(d.durationMs)}`);
   return parts.join(' · ');
+}
+
+// The control versions a task.completed event names, inline in the timeline: the snapshot and
+// each item, linked to their pages.
+function ControlUsed({ event }: { event: LedgerEvent }) {
+  const control = event.data?.control;
+  if (typeof control !== 'object' || control === null) return null;
+  const c = control as Record<string, unknown>;
+  const snap = typeof c.snapshotVersion === 'number' ? c.snapshotVersion : undefined;
+  return (
+    <span className="control-used">
+      control{' '}
+      {snap !== undefined && <Link to={`/control/snapshot/${snap}`}>snapshot {snap}</Link>}
+      {usedVersions(c).map((u) => (
+        <span key={`${u.role}-${u.name}`}>
+          {' · '}{u.role} <Link to={`/control/${u.kind}/${encodeURIComponent(u.name)}`}>{u.name}</Link> v{u.version}
+        </span>
+      ))}
+    </span>
+  );
 }
 
 export function RunDetailPage({ id, me }: { id: string; me: Me }) {
@@ -72,6 +97,9 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
   if (!run.data) return <section aria-busy="true"><h1>Run</h1><p>Loading…</p></section>;
   const r = run.data;
   const events = r.events ?? [];
+  // Progress chunks are the streamed answer, not steps: the timeline leaves them out.
+  const ledger = events.filter((e) => e.type !== 'task.progress');
+  const taskName = (taskId: string) => r.tasks.find((t) => t.id === taskId)?.name ?? taskId.slice(0, 8);
   return (
     <section aria-labelledby="run-title">
       <p><Link to="/">← Runs</Link></p>
@@ -131,13 +159,16 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
       <h2>Artifacts</h2>
       {r.artifacts.length === 0 ? <p className="muted">None yet.</p> : r.artifacts.map((a) => <ArtifactView key={a.id} artifact={a} />)}
 
+      <h2>Waterfall</h2>
+      <Waterfall run={r} />
+
       <h2>Control versions used</h2>
       <ControlVersions tasks={r.tasks} events={events} />
 
       <h2>Timeline</h2>
-      <ol className="timeline">
-        {events.map((e, i) => {
-          const prev = i > 0 ? events[i - 1] : undefined;
+      <ol className="timeline" aria-label="Ledger events">
+        {ledger.map((e, i) => {
+          const prev = i > 0 ? ledger[i - 1] : undefined;
           const gap = prev ? new Date(e.at).getTime() - new Date(prev.at).getTime() : 0;
           const label = prev ? gapLabel(prev, e) : '';
           return (
@@ -145,7 +176,9 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
               {prev && <span className="gap">+{formatDuration(gap)}{label ? ` ${label}` : ''}</span>}
               <span className="etype">{e.type}</span>
               <span className="muted">{formatTime(e.at)}</span>
+              {e.taskId && <span className="muted">{taskName(e.taskId)}</span>}
               <span>{describe(e)}</span>
+              {e.type === 'task.completed' && <ControlUsed event={e} />}
             </li>
           );
         })}

@@ -5,7 +5,7 @@ import { FINISHED, STATUSES, between, formatTime } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { StatusBadge } from './common';
 
-const FILTER_KEYS = ['status', 'kind', 'threadId', 'tag', 'text', 'createdAfter', 'createdBefore'] as const;
+const FILTER_KEYS = ['status', 'kind', 'threadId', 'tag', 'text', 'metadata', 'createdAfter', 'createdBefore'] as const;
 type Filter = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
 
 interface BulkResult {
@@ -172,6 +172,12 @@ export function RunsPage({ me }: { me: Me }) {
           <input name="tag" defaultValue={filter.tag ?? ''} />
         </label>
         <label>
+          Metadata
+          <input name="metadata" defaultValue={filter.metadata ?? ''} placeholder="key=value" size={14}
+            aria-describedby="metadata-hint" />
+        </label>
+        <span id="metadata-hint" className="sr-only">A metadata key and its value, as key=value.</span>
+        <label>
           Thread
           <input name="threadId" defaultValue={filter.threadId ?? ''} size={14} />
         </label>
@@ -244,7 +250,7 @@ export function RunsPage({ me }: { me: Me }) {
                 <td>
                   <input
                     type="checkbox"
-                    aria-label={`Select run ${r.id.slice(0, 8)}`}
+                    aria-label={r.title ? `Select ${r.title}, run ${r.id}` : `Select run ${r.id}`}
                     checked={selected.has(r.id)}
                     onChange={() => toggle(r.id)}
                   />

@@ -80,6 +80,7 @@ export function TaskGraph({ tasks }: { tasks: Task[] }) {
           const mid = (x1 + x2) / 2;
           return (
             <path key={`${from.task.id}-${to.task.id}`} className="graph-edge" markerEnd="url(#arrow)"
+              data-edge={`${from.task.name}->${to.task.name}`}
               d={`M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`} />
           );
         })}
