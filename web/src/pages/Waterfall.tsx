@@ -137,8 +137,11 @@ export function waterfall(run: Run): TaskSpans[] {
       o.heldAt = undefined;
     }
     if (ATTEMPT_ENDS.has(e.type) && o.claimedAt !== undefined) {
-      push({ kind: e.type === 'task.failed' ? 'failed' : 'model', phase: o.tools > 0 ? 'model and tools' : 'model time', start: o.claimedAt, end: at,
-        detail: e.type === 'task.failed' ? str(e.data?.error) || 'failed' : e.attempt ? `attempt ${e.attempt}` : undefined });
+      const failed = e.type === 'task.failed' || e.type === 'task.retry_scheduled';
+      const error = e.data?.error;
+      const why = typeof error === 'string' ? error : typeof error === 'object' && error !== null ? str((error as Record<string, unknown>).message) : '';
+      push({ kind: failed ? 'failed' : 'model', phase: o.tools > 0 ? 'model and tools' : 'model time', start: o.claimedAt, end: at,
+        detail: [e.attempt ? `attempt ${e.attempt}` : '', failed ? (e.type === 'task.retry_scheduled' ? 'failed, retried' : 'failed') + (why ? `: ${why}` : '') : ''].filter(Boolean).join(' · ') || undefined });
       o.claimedAt = undefined;
     }
     if (e.type === 'task.queued' || e.type === 'task.retry_scheduled') o.queuedAt = at;
