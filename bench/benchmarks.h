@@ -15,6 +15,7 @@ json RunIntake(Stack& stack, const BenchOptions& options);
 json RunInflight(Stack& stack, const BenchOptions& options);
 json RunHistory(Stack& stack, const BenchOptions& options);
 json RunExport(Stack& stack, const BenchOptions& options);
+json RunFairness(Stack& stack, const BenchOptions& options);
 
 // One drain of `tasks` queued prompt tasks (`local` provider, zero latency) by `workers`
 // `synaps worker` processes; first claim to last run finished, on the database's clock.

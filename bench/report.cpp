@@ -501,6 +501,44 @@ struct Report {
          << " busy cores at the rate with export off.\n";
     }
   }
+
+  void Fairness() {
+    md << "\n## 7. Fair sharing\n\n";
+    if (!Ok(r, "fairness")) return Failed("fairness");
+    const json& x = r["fairness"];
+    md << "One `synaps worker` (concurrency " << x["concurrency"] << ") drains "
+       << F(x["tasks"].get<double>())
+       << " queued prompt tasks (`local` provider, zero latency) spread round-robin over 4, then "
+          "1,000 tenants, with fair sharing off (`SYNAPS_FAIR_SHARE=off`: priority and age "
+          "alone) and on (the default: every claim shares its slots between the tenants with "
+          "work, docs/flow-control.md). Repetitions alternate off and on on clones of one queued "
+          "database. The claim columns time 200 single-item claims by the client on such a "
+          "queue (never completed, so the tenants' shares move as in a drain).\n\n";
+    md << "| tenants | fair sharing | tasks/s | worker CPU s | claim p50 ms | claim p99 ms |\n"
+          "|---|---|---|---|---|---|\n";
+    double ratio4 = 0;
+    for (const char* key : {"tenants_4", "tenants_1000"}) {
+      if (!x.contains(key)) continue;
+      const json& t = x[key];
+      Summary off = Over(t["off"], "rate"), on = Over(t["on"], "rate");
+      for (const char* mode : {"off", "on"}) {
+        const Summary& rate = std::string(mode) == "off" ? off : on;
+        md << "| " << t["tenants"] << " | " << mode << " | " << Spread(rate) << " | "
+           << F(Over(t[mode], "worker_cpu").median, 1) << " | "
+           << F(t["claim_ms"][mode]["p50"].get<double>(), 2) << " | "
+           << F(t["claim_ms"][mode]["p99"].get<double>(), 2) << " |\n";
+      }
+      if (std::string(key) == "tenants_4") ratio4 = on.median / off.median;
+    }
+    bool met = ratio4 >= 0.9;
+    summary_rows.push_back(
+        "| 7. Fair sharing | drain with fair sharing on within 10% of off "
+        "(4 tenants) | " +
+        F(ratio4 * 100) + "% of the rate with it off | " + Status(met) + " |");
+    md << "\n**Target:** the drain rate with fair sharing on within 10% of the rate with it off "
+          "(4 tenants): "
+       << F(ratio4 * 100) << "% — " << Status(met) << ".\n";
+  }
 };
 
 }  // namespace
@@ -514,6 +552,7 @@ void WriteReport(const json& results, const BenchOptions& options) {
   rep.Inflight();
   rep.History();
   rep.Export();
+  rep.Fairness();
 
   std::ostringstream doc;
   doc << "# Benchmarks\n\n";

@@ -114,9 +114,9 @@ BEGIN
   RETURN 'cancelled';
 END $$;
 
--- Name: claim_queue_items(text, text[], integer, integer, text); Type: FUNCTION; Schema: synaps
+-- Name: claim_queue_items(text, text[], integer, integer, text, boolean); Type: FUNCTION; Schema: synaps
 
-CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit integer, p_lease_seconds integer, p_tenant text DEFAULT NULL::text) RETURNS TABLE(item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid, tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb, lease_expires_at timestamp with time zone, upstream jsonb, history jsonb, snapshot_version bigint)
+CREATE FUNCTION synaps.claim_queue_items(p_worker text, p_queues text[], p_limit integer, p_lease_seconds integer, p_tenant text DEFAULT NULL::text, p_fair boolean DEFAULT true) RETURNS TABLE(item_id bigint, lease_epoch bigint, attempt integer, task_id uuid, run_id uuid, tenant_id text, thread_id uuid, task_name text, task_kind text, spec jsonb, lease_expires_at timestamp with time zone, upstream jsonb, history jsonb, snapshot_version bigint)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -125,25 +125,111 @@ DECLARE
   v_expired  bigint[];
   v_item     bigint;
   v_version  bigint;
+  v_gq       text[];
+  v_gt       text[];
+  v_gk       text[];
+  v_pick     bigint[];
 BEGIN
-  WITH picked AS (
-    SELECT q.id, q.priority, q.available_at FROM synaps.queue_items q
-     WHERE q.queue = ANY (p_queues) AND q.status IN ('ready', 'leased') AND q.available_at <= now()
-       AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
-     ORDER BY q.priority DESC, q.available_at, q.id
-     LIMIT p_limit
-     FOR UPDATE SKIP LOCKED
-  ), claimed AS (
+  IF p_fair THEN
+    -- The groups with work in these queues: one index probe each (a loose index scan).
+    WITH RECURSIVE g AS (
+      SELECT f.queue, f.tenant_id, f.fairness_key
+        FROM unnest(p_queues) AS u(queue)
+       CROSS JOIN LATERAL (
+         SELECT q.queue, q.tenant_id, q.fairness_key FROM synaps.queue_items q
+          WHERE q.queue = u.queue AND q.status IN ('ready', 'leased')
+            AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
+          ORDER BY q.tenant_id, q.fairness_key LIMIT 1) f
+      UNION ALL
+      SELECT n.queue, n.tenant_id, n.fairness_key
+        FROM g CROSS JOIN LATERAL (
+         SELECT q.queue, q.tenant_id, q.fairness_key FROM synaps.queue_items q
+          WHERE q.queue = g.queue AND q.status IN ('ready', 'leased')
+            AND (q.tenant_id, q.fairness_key) > (g.tenant_id, g.fairness_key)
+            AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
+          ORDER BY q.tenant_id, q.fairness_key LIMIT 1) n
+    )
+    SELECT array_agg(g.queue), array_agg(g.tenant_id), array_agg(g.fairness_key)
+      INTO v_gq, v_gt, v_gk FROM g;
+  END IF;
+
+  IF coalesce(cardinality(v_gq), 0) > 1 THEN
+    -- Fair order (the contract at the top of this file). Each group offers its first k
+    -- claimable items: its part of p_limit + 16 (the extra ones stand in for rows a concurrent
+    -- claim has locked), at least 2; a group that deserves more gets it from the next claims.
+    -- Then every candidate gets its rank inside its tenant and the tenant's share.
+    WITH cand AS (
+      SELECT gr.tenant_id, gr.fairness_key, c.id, c.priority, c.available_at,
+             row_number() OVER (PARTITION BY gr.tenant_id, gr.fairness_key
+                                ORDER BY c.priority DESC, c.available_at, c.id) AS i
+        FROM unnest(v_gq, v_gt, v_gk) AS gr(queue, tenant_id, fairness_key)
+       CROSS JOIN LATERAL (
+         SELECT q.id, q.priority, q.available_at FROM synaps.queue_items q
+          WHERE q.queue = gr.queue AND q.tenant_id = gr.tenant_id AND q.fairness_key = gr.fairness_key
+            AND q.status IN ('ready', 'leased') AND q.available_at <= now()
+          ORDER BY q.priority DESC, q.available_at, q.id
+          LIMIT greatest(2, ceil((p_limit + 16)::numeric / cardinality(v_gq)))) c
+    ), keys AS (
+      SELECT k.tenant_id, k.fairness_key,
+             (SELECT count(*) FROM synaps.queue_items q
+               WHERE q.queue = ANY (p_queues) AND q.tenant_id = k.tenant_id
+                 AND q.fairness_key = k.fairness_key AND q.status = 'leased') AS running,
+             CASE WHEN k.fairness_key = '' THEN 1
+                  ELSE synaps.flow_weight(k.tenant_id, k.fairness_key) END AS weight
+        FROM (SELECT DISTINCT cand.tenant_id, cand.fairness_key FROM cand) k
+    ), tenants AS (
+      SELECT t.tenant_id,
+             (SELECT count(*) FROM synaps.queue_items q
+               WHERE q.queue = ANY (p_queues) AND q.tenant_id = t.tenant_id
+                 AND q.status = 'leased') AS running,
+             synaps.flow_weight(t.tenant_id, NULL) AS weight
+        FROM (SELECT DISTINCT cand.tenant_id FROM cand) t
+    ), by_key AS (
+      SELECT cand.*, (keys.running + cand.i)::float8 / keys.weight AS key_share
+        FROM cand JOIN keys USING (tenant_id, fairness_key)
+    ), by_tenant AS (
+      SELECT b.id, b.available_at,
+             (tenants.running + row_number() OVER (PARTITION BY b.tenant_id
+                 ORDER BY b.priority DESC, b.key_share, b.available_at, b.id))::float8
+               / tenants.weight AS tenant_share
+        FROM by_key b JOIN tenants USING (tenant_id)
+    )
+    SELECT array_agg(b.id ORDER BY b.tenant_share, b.available_at, b.id) INTO v_ids FROM by_tenant b;
+
+    SELECT array_agg(p.id ORDER BY p.ord) INTO v_pick
+      FROM (SELECT q.id, o.ord FROM synaps.queue_items q
+              JOIN unnest(v_ids) WITH ORDINALITY AS o(id, ord) ON o.id = q.id
+             WHERE q.status IN ('ready', 'leased') AND q.available_at <= now()
+             ORDER BY o.ord
+             LIMIT p_limit
+             FOR UPDATE OF q SKIP LOCKED) p;
+  ELSE
+    SELECT array_agg(p.id ORDER BY p.priority DESC, p.available_at, p.id) INTO v_pick
+      FROM (SELECT q.id, q.priority, q.available_at FROM synaps.queue_items q
+             WHERE q.queue = ANY (p_queues) AND q.status IN ('ready', 'leased') AND q.available_at <= now()
+               AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
+             ORDER BY q.priority DESC, q.available_at, q.id
+             LIMIT p_limit
+             FOR UPDATE SKIP LOCKED) p;
+  END IF;
+  IF v_pick IS NULL THEN RETURN; END IF;
+
+  -- Concurrency limits (the contract at the top of this file); nothing to do without any.
+  IF EXISTS (SELECT 1 FROM synaps.flow_limits) THEN
+    v_pick := synaps.flow_admit(v_pick);
+  END IF;
+
+  WITH claimed AS (
     UPDATE synaps.queue_items q
        SET status = 'leased', lease_owner = p_worker, lease_epoch = q.lease_epoch + 1,
            attempts = q.attempts + 1,
            lease_expires_at = now() + make_interval(secs => p_lease_seconds),
            available_at = now() + make_interval(secs => p_lease_seconds)
-      FROM picked
-     WHERE q.id = picked.id
-    RETURNING q.id, q.attempts, q.max_attempts, picked.priority, picked.available_at AS was_available
+      FROM unnest(v_pick) WITH ORDINALITY AS o(id, ord)
+     WHERE q.id = o.id
+    RETURNING q.id, q.attempts, q.max_attempts, o.ord
   )
-  SELECT array_agg(c.id ORDER BY c.priority DESC, c.was_available, c.id) FILTER (WHERE c.attempts <= c.max_attempts),
+  SELECT array_agg(c.id ORDER BY c.ord) FILTER (WHERE c.attempts <= c.max_attempts),
          array_agg(c.id) FILTER (WHERE c.attempts > c.max_attempts)
     INTO v_ids, v_expired
     FROM claimed c;
@@ -421,6 +507,228 @@ BEGIN
     VALUES ('synaps.run.' || p_run_id, jsonb_build_object('type', 'run.' || p_status, 'runId', p_run_id));
   END IF;
 END $$;
+
+-- Name: flow_admit(bigint[]); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_admit(p_ids bigint[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  r          record;
+  v_keyed    bigint[];
+  v_running  integer;
+  v_admit    bigint[];
+  v_drop     bigint[] := '{}';
+  v_limited  bigint[] := '{}';
+  v_excess   integer;
+  v_run      uuid;
+BEGIN
+  FOR r IN
+    SELECT k.tenant_id, k.concurrency_key, l.name, l.max_running, l.strategy, k.ids
+      FROM (SELECT q.tenant_id, q.concurrency_key,
+                   array_agg(q.id ORDER BY array_position(p_ids, q.id)) AS ids
+              FROM synaps.queue_items q
+             WHERE q.id = ANY (p_ids) AND q.concurrency_key IS NOT NULL
+             GROUP BY q.tenant_id, q.concurrency_key) k
+     CROSS JOIN LATERAL synaps.flow_limit(k.tenant_id, k.concurrency_key) l
+     ORDER BY k.tenant_id, k.concurrency_key
+  LOOP
+    PERFORM synaps.flow_lock(r.tenant_id, r.concurrency_key);
+    -- A fresh snapshot (this is a new statement, after the lock): every claim of this key that
+    -- committed before is counted. The picked items themselves (an expired lease among them)
+    -- are not.
+    SELECT count(*) INTO v_running FROM synaps.queue_items q
+     WHERE q.tenant_id = r.tenant_id AND q.concurrency_key = r.concurrency_key
+       AND q.status = 'leased' AND q.id <> ALL (p_ids);
+
+    IF r.strategy = 'cancelInProgress' THEN
+      -- The newest picked items (the highest ids) stay; older picked ones and the oldest
+      -- running ones beyond the limit give way, their runs cancelled.
+      SELECT array_agg(x.id) INTO v_admit
+        FROM (SELECT u.id FROM unnest(r.ids) AS u(id) ORDER BY u.id DESC LIMIT r.max_running) x;
+      v_drop := v_drop || ARRAY(SELECT u.id FROM unnest(r.ids) AS u(id) WHERE u.id <> ALL (v_admit));
+      v_excess := v_running + cardinality(v_admit) - r.max_running;
+      FOR v_run IN
+        SELECT q.run_id FROM synaps.queue_items q WHERE q.id = ANY (r.ids) AND q.id <> ALL (v_admit)
+        UNION
+        SELECT o.run_id FROM (
+          SELECT q.run_id FROM synaps.queue_items q
+           WHERE q.tenant_id = r.tenant_id AND q.concurrency_key = r.concurrency_key
+             AND q.status = 'leased' AND q.id <> ALL (p_ids)
+           ORDER BY q.id LIMIT greatest(v_excess, 0)) o
+      LOOP
+        PERFORM synaps.cancel_run(r.tenant_id, v_run, 'concurrency:' || r.name);
+      END LOOP;
+    ELSE
+      SELECT array_agg(u.id ORDER BY u.ord) INTO v_admit
+        FROM unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+       WHERE u.ord <= greatest(r.max_running - v_running, 0);
+      v_admit := coalesce(v_admit, '{}');
+      v_drop := v_drop || ARRAY(SELECT u.id FROM unnest(r.ids) AS u(id) WHERE u.id <> ALL (v_admit));
+      IF v_running + cardinality(v_admit) >= r.max_running THEN
+        -- Full: the key's other ready items wait too (rows another claim holds are its own).
+        v_limited := v_limited
+          || ARRAY(SELECT u.id FROM unnest(r.ids) AS u(id) WHERE u.id <> ALL (v_admit))
+          || ARRAY(SELECT q.id FROM synaps.queue_items q
+                    WHERE q.tenant_id = r.tenant_id AND q.concurrency_key = r.concurrency_key
+                      AND q.status = 'ready' AND q.id <> ALL (r.ids)
+                    FOR UPDATE SKIP LOCKED);
+      ELSE
+        -- Room left: items that wait on this key (a missed release) get it.
+        UPDATE synaps.queue_items SET status = 'ready'
+         WHERE id IN (SELECT q.id FROM synaps.queue_items q
+                       WHERE q.tenant_id = r.tenant_id AND q.concurrency_key = r.concurrency_key
+                         AND q.status = 'limited'
+                       ORDER BY q.priority DESC, q.available_at, q.id
+                       LIMIT r.max_running - v_running - cardinality(v_admit)
+                       FOR UPDATE SKIP LOCKED);
+      END IF;
+    END IF;
+  END LOOP;
+
+  IF cardinality(v_limited) > 0 THEN
+    WITH held AS (
+      UPDATE synaps.queue_items q SET status = 'limited'
+       WHERE q.id = ANY (v_limited) AND q.status = 'ready'
+      RETURNING q.id, q.run_id, q.task_id, q.tenant_id, q.concurrency_key
+    ), per_run AS (
+      SELECT h.run_id, count(*) AS n FROM held h GROUP BY h.run_id
+    ), seqs AS (
+      UPDATE synaps.runs u SET last_seq = u.last_seq + per_run.n
+        FROM per_run WHERE u.id = per_run.run_id
+      RETURNING u.id, u.last_seq - per_run.n AS base
+    )
+    INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
+    SELECT h.run_id, h.task_id, seqs.base + row_number() OVER (PARTITION BY h.run_id ORDER BY h.id),
+           'task.waiting', NULL,
+           jsonb_build_object('reason', 'limit', 'key', h.concurrency_key,
+                              'maxRunning', l.max_running, 'limit', l.name)
+      FROM held h JOIN seqs ON seqs.id = h.run_id
+     CROSS JOIN LATERAL synaps.flow_limit(h.tenant_id, h.concurrency_key) l;
+  END IF;
+  RETURN ARRAY(SELECT u.id FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+                WHERE u.id <> ALL (v_drop) ORDER BY u.ord);
+END $$;
+
+-- Name: flow_admit_submit(text, text, uuid); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_admit_submit(p_tenant text, p_key text, p_run_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  l synaps.flow_limits;
+  n integer;
+BEGIN
+  SELECT * INTO l FROM synaps.flow_limit(p_tenant, p_key);
+  IF NOT FOUND OR l.strategy <> 'cancelNewest' THEN RETURN NULL; END IF;
+  PERFORM synaps.flow_lock(p_tenant, p_key);
+  SELECT count(*) INTO n FROM synaps.queue_items q
+   WHERE q.tenant_id = p_tenant AND q.concurrency_key = p_key AND q.run_id <> p_run_id
+     AND q.status IN ('ready', 'leased', 'limited');
+  IF n < l.max_running THEN RETURN NULL; END IF;
+  RETURN jsonb_build_object('limit', l.name, 'maxRunning', l.max_running, 'unfinished', n);
+END $$;
+
+-- Name: flow_like(text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_like(p_pattern text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT CASE WHEN p_pattern IS NULL OR p_pattern = '*' THEN NULL
+              WHEN right(p_pattern, 1) = '*'
+                THEN replace(replace(replace(left(p_pattern, -1), '\', '\\'), '%', '\%'), '_', '\_') || '%'
+              ELSE replace(replace(replace(p_pattern, '\', '\\'), '%', '\%'), '_', '\_') END
+$$;
+
+-- Name: flow_limits; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.flow_limits (
+    name text NOT NULL,
+    tenant text,
+    key_like text,
+    max_running integer NOT NULL,
+    strategy text NOT NULL,
+    CONSTRAINT flow_limits_max_running_check CHECK ((max_running >= 1)),
+    CONSTRAINT flow_limits_strategy_check CHECK ((strategy = ANY (ARRAY['queue'::text, 'cancelInProgress'::text, 'cancelNewest'::text])))
+);
+
+-- Name: flow_limit(text, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_limit(p_tenant text, p_key text) RETURNS SETOF synaps.flow_limits
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT l.* FROM synaps.flow_limits l
+   WHERE (l.tenant IS NULL OR l.tenant = p_tenant) AND (l.key_like IS NULL OR p_key LIKE l.key_like)
+   ORDER BY (l.tenant IS NOT NULL) DESC, (l.key_like IS NOT NULL) DESC, l.name
+   LIMIT 1
+$$;
+
+-- Name: flow_lock(text, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_lock(p_tenant text, p_key text) RETURNS void
+    LANGUAGE sql
+    AS $$
+  SELECT pg_advisory_xact_lock(hashtextextended('synaps.flow:' || p_tenant || '/' || p_key, 0))
+$$;
+
+-- Name: flow_refresh(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_refresh() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- control_write serializes writers with an advisory lock, so a full rebuild is consistent.
+  DELETE FROM synaps.flow_weights;
+  DELETE FROM synaps.flow_limits;
+  WITH items AS (
+    SELECT i.name, i.spec
+      FROM (SELECT DISTINCT ON (c.name) c.name, c.deleted, c.spec
+              FROM synaps.control_items c WHERE c.kind = 'concurrency'
+             ORDER BY c.name, c.version DESC) i
+     WHERE NOT i.deleted
+  ), w AS (
+    INSERT INTO synaps.flow_weights (name, tenant, fairness_like, weight)
+    SELECT items.name, items.spec #>> '{match,tenant}',
+           synaps.flow_like(items.spec #>> '{match,fairnessKey}'), (items.spec->>'weight')::integer
+      FROM items WHERE items.spec ? 'weight'
+  )
+  INSERT INTO synaps.flow_limits (name, tenant, key_like, max_running, strategy)
+  SELECT items.name, items.spec #>> '{match,tenant}', synaps.flow_like(items.spec #>> '{match,key}'),
+         (items.spec->>'maxRunning')::integer, coalesce(items.spec->>'strategy', 'queue')
+    FROM items WHERE items.spec ? 'maxRunning';
+  -- A changed or removed limit: every waiting item gets another look from the next claims.
+  UPDATE synaps.queue_items SET status = 'ready' WHERE status = 'limited';
+  RETURN NULL;
+END $$;
+
+-- Name: flow_release(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_release() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  UPDATE synaps.queue_items SET status = 'ready'
+   WHERE id = (SELECT q.id FROM synaps.queue_items q
+                WHERE q.tenant_id = OLD.tenant_id AND q.concurrency_key = OLD.concurrency_key
+                  AND q.status = 'limited'
+                ORDER BY q.priority DESC, q.available_at, q.id
+                LIMIT 1 FOR UPDATE SKIP LOCKED);
+  RETURN NULL;
+END $$;
+
+-- Name: flow_weight(text, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_weight(p_tenant text, p_key text) RETURNS integer
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce((
+    SELECT w.weight FROM synaps.flow_weights w
+     WHERE (w.tenant IS NULL OR w.tenant = p_tenant)
+       AND CASE WHEN p_key IS NULL THEN w.fairness_like IS NULL
+                ELSE w.fairness_like IS NOT NULL AND p_key LIKE w.fairness_like END
+     ORDER BY (w.tenant IS NOT NULL) DESC, w.name
+     LIMIT 1), 1)
+$$;
 
 -- Name: hold_queue_item(bigint, bigint, jsonb, jsonb); Type: FUNCTION; Schema: synaps
 
@@ -1063,9 +1371,11 @@ BEGIN
     VALUES (v_task_id, v_run_id, p_tenant, v_task->>'name', v_task->>'kind', v_task->'spec',
             CASE WHEN v_waiting THEN 'waiting' ELSE 'queued' END, v_max,
             ARRAY(SELECT jsonb_array_elements_text(coalesce(v_task->'dependsOn', '[]'::jsonb))));
-    INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status, max_attempts)
+    INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status, max_attempts,
+                                    fairness_key, concurrency_key)
     VALUES (v_task_id, v_run_id, p_tenant, v_queue, v_priority, v_available,
-            CASE WHEN v_waiting THEN 'waiting' ELSE 'ready' END, v_max);
+            CASE WHEN v_waiting THEN 'waiting' ELSE 'ready' END, v_max,
+            coalesce(p_command->>'fairnessKey', ''), p_command->>'concurrencyKey');
     PERFORM synaps.append_event(v_run_id, v_task_id, 'task.queued', NULL,
                                 jsonb_build_object('name', v_task->>'name', 'queue', v_queue,
                                                    'priority', v_priority, 'availableAt', v_available));
@@ -1102,7 +1412,9 @@ BEGIN
            coalesce(t.i->'command'->>'queue', 'default') AS queue,
            coalesce((t.i->'command'->>'priority')::integer, 0) AS priority,
            greatest(v_now, coalesce((t.i->'command'->>'notBefore')::timestamptz, v_now)) AS available,
-           coalesce((t.i->'command'->>'maxAttempts')::integer, 3) AS max_attempts
+           coalesce((t.i->'command'->>'maxAttempts')::integer, 3) AS max_attempts,
+           coalesce(t.i->'command'->>'fairnessKey', '') AS fairness_key,
+           t.i->'command'->>'concurrencyKey' AS concurrency_key
       FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(i, n)
   ),
   checked AS MATERIALIZED (
@@ -1136,6 +1448,7 @@ BEGIN
   ),
   task_src AS MATERIALIZED (
     SELECT f.n, tk.k, f.run_id, f.queue, f.priority, f.available, f.max_attempts, tk.t,
+           f.fairness_key, f.concurrency_key,
            synaps.uuid_v7() AS task_id,
            jsonb_array_length(coalesce(tk.t->'dependsOn', '[]'::jsonb)) > 0 AS waiting
       FROM fresh f, jsonb_array_elements(f.c->'tasks') WITH ORDINALITY AS tk(t, k)
@@ -1150,9 +1463,10 @@ BEGIN
   ),
   qi AS (
     INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at,
-                                    status, max_attempts)
+                                    status, max_attempts, fairness_key, concurrency_key)
     SELECT task_id, run_id, p_tenant, queue, priority, available,
-           CASE WHEN waiting THEN 'waiting' ELSE 'ready' END, max_attempts
+           CASE WHEN waiting THEN 'waiting' ELSE 'ready' END, max_attempts, fairness_key,
+           concurrency_key
       FROM task_src ORDER BY n, k
   ),
   ev AS (
@@ -1422,8 +1736,18 @@ CREATE TABLE synaps.control_items (
     spec jsonb,
     deleted boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT control_items_kind_check CHECK ((kind = ANY (ARRAY['prompts'::text, 'skills'::text, 'tools'::text, 'routes'::text, 'arbiters'::text, 'schedules'::text]))),
+    CONSTRAINT control_items_kind_check CHECK ((kind = ANY (ARRAY['prompts'::text, 'skills'::text, 'tools'::text, 'routes'::text, 'arbiters'::text, 'schedules'::text, 'concurrency'::text]))),
     CONSTRAINT control_items_spec_ck CHECK ((deleted OR (spec IS NOT NULL)))
+);
+
+-- Name: flow_weights; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.flow_weights (
+    name text NOT NULL,
+    tenant text,
+    fairness_like text,
+    weight integer NOT NULL,
+    CONSTRAINT flow_weights_weight_check CHECK (((weight >= 1) AND (weight <= 1000)))
 );
 
 -- Name: ledger_events; Type: TABLE; Schema: synaps
@@ -1492,7 +1816,9 @@ CREATE TABLE synaps.queue_items (
     last_error jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     held jsonb,
-    CONSTRAINT queue_items_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'ready'::text, 'leased'::text, 'held'::text, 'cancelled'::text, 'dead'::text])))
+    fairness_key text DEFAULT ''::text NOT NULL,
+    concurrency_key text,
+    CONSTRAINT queue_items_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'ready'::text, 'leased'::text, 'held'::text, 'cancelled'::text, 'dead'::text, 'limited'::text])))
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.0', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.0', autovacuum_analyze_threshold='1000');
 
@@ -1698,6 +2024,16 @@ ALTER TABLE ONLY synaps.control_change
 ALTER TABLE ONLY synaps.control_items
     ADD CONSTRAINT control_items_pkey PRIMARY KEY (kind, name, version);
 
+-- Name: flow_limits flow_limits_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.flow_limits
+    ADD CONSTRAINT flow_limits_pkey PRIMARY KEY (name);
+
+-- Name: flow_weights flow_weights_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.flow_weights
+    ADD CONSTRAINT flow_weights_pkey PRIMARY KEY (name);
+
 -- Name: ledger_events ledger_events_pkey; Type: CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.ledger_events
@@ -1809,9 +2145,25 @@ CREATE INDEX outbox_unpublished_idx ON synaps.outbox USING btree (id) WHERE (pub
 
 CREATE INDEX queue_items_claim_idx ON synaps.queue_items USING btree (queue, priority DESC, available_at, id) WHERE (status = ANY (ARRAY['ready'::text, 'leased'::text]));
 
+-- Name: queue_items_fair_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX queue_items_fair_idx ON synaps.queue_items USING btree (queue, tenant_id, fairness_key, priority DESC, available_at, id) WHERE (status = ANY (ARRAY['ready'::text, 'leased'::text]));
+
+-- Name: queue_items_key_queued_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX queue_items_key_queued_idx ON synaps.queue_items USING btree (tenant_id, concurrency_key, priority DESC, available_at, id) WHERE ((status = ANY (ARRAY['ready'::text, 'limited'::text])) AND (concurrency_key IS NOT NULL));
+
+-- Name: queue_items_key_running_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX queue_items_key_running_idx ON synaps.queue_items USING btree (tenant_id, concurrency_key) WHERE ((status = 'leased'::text) AND (concurrency_key IS NOT NULL));
+
 -- Name: queue_items_run_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX queue_items_run_idx ON synaps.queue_items USING btree (run_id);
+
+-- Name: queue_items_running_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX queue_items_running_idx ON synaps.queue_items USING btree (queue, tenant_id, fairness_key) WHERE (status = 'leased'::text);
 
 -- Name: revoked_tokens_expires_at_idx; Type: INDEX; Schema: synaps
 
@@ -1865,6 +2217,10 @@ CREATE TRIGGER control_change_no_truncate BEFORE TRUNCATE ON synaps.control_chan
 
 CREATE TRIGGER control_items_append_only BEFORE DELETE OR UPDATE ON synaps.control_items FOR EACH ROW EXECUTE FUNCTION synaps.refuse_control_change();
 
+-- Name: control_items control_items_flow_refresh; Type: TRIGGER; Schema: synaps
+
+CREATE TRIGGER control_items_flow_refresh AFTER INSERT ON synaps.control_items FOR EACH ROW WHEN ((new.kind = 'concurrency'::text)) EXECUTE FUNCTION synaps.flow_refresh();
+
 -- Name: control_items control_items_no_truncate; Type: TRIGGER; Schema: synaps
 
 CREATE TRIGGER control_items_no_truncate BEFORE TRUNCATE ON synaps.control_items FOR EACH STATEMENT EXECUTE FUNCTION synaps.refuse_control_change();
@@ -1876,6 +2232,14 @@ CREATE TRIGGER ledger_events_append_only BEFORE DELETE OR UPDATE ON synaps.ledge
 -- Name: ledger_events ledger_events_no_truncate; Type: TRIGGER; Schema: synaps
 
 CREATE TRIGGER ledger_events_no_truncate BEFORE TRUNCATE ON synaps.ledger_events FOR EACH STATEMENT EXECUTE FUNCTION synaps.refuse_ledger_change();
+
+-- Name: queue_items queue_items_flow_release_deleted; Type: TRIGGER; Schema: synaps
+
+CREATE TRIGGER queue_items_flow_release_deleted AFTER DELETE ON synaps.queue_items FOR EACH ROW WHEN (((old.concurrency_key IS NOT NULL) AND (old.status = 'leased'::text))) EXECUTE FUNCTION synaps.flow_release();
+
+-- Name: queue_items queue_items_flow_release_updated; Type: TRIGGER; Schema: synaps
+
+CREATE TRIGGER queue_items_flow_release_updated AFTER UPDATE OF status ON synaps.queue_items FOR EACH ROW WHEN (((old.concurrency_key IS NOT NULL) AND (old.status = 'leased'::text) AND (new.status <> 'leased'::text))) EXECUTE FUNCTION synaps.flow_release();
 
 -- Name: artifact_versions artifact_versions_artifact_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 

@@ -56,8 +56,13 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
   }
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
-  // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT.
-  auto result = store::SubmitCommand(**conn, req);
+  // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT
+  // (with a concurrencyKey, a transaction that also checks a cancelNewest limit).
+  auto result = store::SubmitCommandWithinLimits(**conn, req);
+  if (!result && result.error().code == ErrorCode::kConflict &&
+      result.error().field == "concurrencyKey") {
+    return ctx.Error(409, "concurrency_limit", result.error().message, "concurrencyKey");
+  }
   if (!result) return ctx.Error(result.error());
   if (deps_.relay != nullptr && !result->outbox.empty()) {
     deps_.relay->Notify(std::move(result->outbox), ctx.trace);

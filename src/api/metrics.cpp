@@ -46,6 +46,12 @@ ApiMetrics::ApiMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
                .Name("synaps_runs")
                .Help("Runs by status (outcome for finished runs).")
                .Register(*registry_);
+  concurrency_ = &prometheus::BuildGauge()
+                      .Name("synaps_concurrency_tasks")
+                      .Help(
+                          "Tasks under each concurrency limit (a `concurrency` control item), "
+                          "running or waiting for a slot.")
+                      .Register(*registry_);
   schedule_fired_ = &prometheus::BuildCounter()
                          .Name("synaps_schedule_fired_total")
                          .Help("Schedule fire times that started a run, by schedule and origin "
@@ -135,6 +141,24 @@ void ApiMetrics::SetDatabaseGauges(const nlohmann::json& depth, double lag,
   for (auto it = runs.begin(); it != runs.end(); ++it) {
     runs_->Add({{"status", it.key()}}).Set(it.value().get<double>());
   }
+}
+
+void ApiMetrics::SetConcurrencyGauges(const nlohmann::json& by_limit) {
+  std::lock_guard lock(concurrency_mu_);
+  std::set<std::string> now;
+  for (auto it = by_limit.begin(); it != by_limit.end(); ++it) {
+    now.insert(it.key());
+    for (const char* state : {"running", "waiting"}) {
+      concurrency_->Add({{"limit", it.key()}, {"state", state}}).Set(it.value().value(state, 0.0));
+    }
+  }
+  for (const auto& gone : concurrency_limits_) {
+    if (now.contains(gone)) continue;
+    for (const char* state : {"running", "waiting"}) {
+      concurrency_->Remove(&concurrency_->Add({{"limit", gone}, {"state", state}}));
+    }
+  }
+  concurrency_limits_ = std::move(now);
 }
 
 void ApiMetrics::SetOldestReadyAge(double seconds) { oldest_ready_age_->Set(seconds); }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,9 @@ class ApiMetrics : public HttpServerObserver {
   // Sets the database-derived gauges: depth {"ready": n, ...}, lag seconds, runs {"status": n}.
   void SetDatabaseGauges(const nlohmann::json& queue_depth, double outbox_lag_seconds,
                          const nlohmann::json& runs_by_status);
+  // synaps_concurrency_tasks{limit, state="running"|"waiting"} from store::ConcurrencyGauges;
+  // a limit that no longer exists is dropped.
+  void SetConcurrencyGauges(const nlohmann::json& by_limit);
   // synaps_queue_oldest_ready_age_seconds: how long the oldest item ready to run has waited.
   void SetOldestReadyAge(double seconds);
   // Schedules (docs/schedules.md): a fire time that started a run (with its lag, the seconds
@@ -76,6 +80,9 @@ class ApiMetrics : public HttpServerObserver {
   prometheus::Gauge* outbox_lag_;
   prometheus::Gauge* oldest_ready_age_;
   prometheus::Family<prometheus::Gauge>* runs_;
+  std::mutex concurrency_mu_;  // guards concurrency_limits_ (and the family's label sets)
+  prometheus::Family<prometheus::Gauge>* concurrency_;
+  std::set<std::string> concurrency_limits_;
   prometheus::Family<prometheus::Counter>* schedule_fired_;
   prometheus::Family<prometheus::Counter>* schedule_skipped_;
   prometheus::Family<prometheus::Histogram>* schedule_lag_;

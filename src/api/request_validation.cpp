@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "control/concurrency_spec.h"
 #include "core/http_grammar.h"
 #include "core/ids.h"
 
@@ -178,8 +179,9 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
 
 Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
   static const std::set<std::string> kKnown = {
-      "kind",     "input", "prompt", "variables", "skill",       "route", "threadId", "priority",
-      "metadata", "tasks", "queue",  "notBefore", "maxAttempts", "tags",  "tools",    "maxSteps"};
+      "kind",        "input",    "prompt",   "variables", "skill",       "route",
+      "threadId",    "priority", "metadata", "tasks",     "queue",       "notBefore",
+      "maxAttempts", "tags",     "tools",    "maxSteps",  "fairnessKey", "concurrencyKey"};
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!kKnown.contains(it.key())) {
       RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
@@ -292,6 +294,16 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
       RETURN_IF_ERROR(Invalid("notBefore", "must be an RFC 3339 timestamp"));
     }
     req.not_before = v["notBefore"].get<std::string>();
+  }
+  // Flow control (docs/flow-control.md): the group this command's tasks share slots in, and
+  // the key whose `concurrency` limit they count against.
+  for (auto [field, target] : {std::pair{"fairnessKey", &req.fairness_key},
+                               std::pair{"concurrencyKey", &req.concurrency_key}}) {
+    if (!v.contains(field)) continue;
+    if (!v[field].is_string() || !control::IsValidFlowKey(v[field].get<std::string>())) {
+      RETURN_IF_ERROR(Invalid(field, "must match [A-Za-z0-9_.:/@-]{1,128}"));
+    }
+    *target = v[field].get<std::string>();
   }
   if (v.contains("metadata") && !v["metadata"].is_object()) {
     RETURN_IF_ERROR(Invalid("metadata", "must be an object"));

@@ -531,6 +531,9 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
   if (!runs) return ctx.Error(runs.error());
   deps_.metrics->SetDatabaseGauges(depth->by_state, *lag, *runs);
   deps_.metrics->SetOldestReadyAge(depth->oldest_ready_age_seconds);
+  auto limits = store::ConcurrencyGauges(**conn);
+  if (!limits) return ctx.Error(limits.error());
+  deps_.metrics->SetConcurrencyGauges(*limits);
   if (deps_.bus != nullptr) deps_.metrics->SetBusRejected(deps_.bus->RejectedCounts());
   if (deps_.stream_slots != nullptr) deps_.metrics->SetEventStreams(deps_.stream_slots->open());
   if (deps_.tracer != nullptr) {

@@ -330,8 +330,8 @@ CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
   auto* control = app.add_subcommand(
       "control", "The control registry: " + control::KindList());
   control->require_subcommand(1);
-  const auto kinds =
-      CLI::IsMember({"prompts", "skills", "tools", "routes", "arbiters", "schedules"});
+  const auto kinds = CLI::IsMember(
+      {"prompts", "skills", "tools", "routes", "arbiters", "schedules", "concurrency"});
 
   auto* apply = control->add_subcommand(
       "apply", "Apply YAML documents {kind, name, spec, reason?} separated by ---");

@@ -6,9 +6,10 @@
 #include <functional>
 #include <regex>
 
+#include "control/concurrency_spec.h"
 #include "control/json_schema.h"
-#include "control/schedule_spec.h"
 #include "control/pattern.h"
+#include "control/schedule_spec.h"
 #include "control/template.h"
 #include "net/url_policy.h"
 
@@ -575,6 +576,7 @@ Status ValidateSpec(std::string_view kind, std::string_view name, const json& sp
   if (kind == "routes") RETURN_IF_ERROR(ParseRoute(name, spec));
   if (kind == "arbiters") RETURN_IF_ERROR(ParseArbiter(name, spec));
   if (kind == "schedules") RETURN_IF_ERROR(ParseSchedule(name, spec));
+  if (kind == "concurrency") RETURN_IF_ERROR(ParseConcurrency(name, spec));
   return Ok();
 }
 

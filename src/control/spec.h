@@ -1,5 +1,6 @@
 // The control registry's kinds and their specs (docs/control.md): typed views of the first five
-// kinds (schedules: control/schedule_spec.h), and the validators that turn a spec's JSON into them. Pure functions, no I/O.
+// kinds (schedules: control/schedule_spec.h; concurrency: control/concurrency_spec.h), and the
+// validators that turn a spec's JSON into them. Pure functions, no I/O.
 //
 // Every validator refuses unknown fields, wrong types and out-of-range values with
 // kInvalidArgument whose `field` is the JSON path of the bad value, starting at "spec"
@@ -21,10 +22,10 @@
 namespace synaps::control {
 
 // The kinds, in the order the API lists them.
-inline constexpr std::array<std::string_view, 6> kKinds = {"prompts", "skills", "tools",
-                                                           "routes",  "arbiters", "schedules"};
+inline constexpr std::array<std::string_view, 7> kKinds = {
+    "prompts", "skills", "tools", "routes", "arbiters", "schedules", "concurrency"};
 bool IsKind(std::string_view kind);
-// "prompts, skills, tools, routes, arbiters, schedules", for messages.
+// "prompts, skills, tools, routes, arbiters, schedules, concurrency", for messages.
 std::string KindList();
 
 // Item names: [a-z0-9][a-z0-9_.-]{0,63}.

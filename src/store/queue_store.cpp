@@ -7,9 +7,11 @@ namespace synaps::store {
 
 using nlohmann::json;
 
-Result<std::vector<ClaimedItem>> ClaimQueueItems(
-    db::Connection& conn, const std::string& worker, const std::vector<std::string>& queues,
-    int limit, int lease_seconds, const std::optional<std::string>& tenant_id) {
+Result<std::vector<ClaimedItem>> ClaimQueueItems(db::Connection& conn, const std::string& worker,
+                                                 const std::vector<std::string>& queues, int limit,
+                                                 int lease_seconds,
+                                                 const std::optional<std::string>& tenant_id,
+                                                 bool fair) {
   ASSIGN_OR_RETURN(
       db::PgResult r,
       conn.ExecPrepared("claim_queue_items",
@@ -17,9 +19,9 @@ Result<std::vector<ClaimedItem>> ClaimQueueItems(
                         "       thread_id, task_name, task_kind, spec, lease_expires_at, upstream,"
                         "       history, snapshot_version"
                         "  FROM synaps.claim_queue_items($1, $2::text[], $3::integer, $4::integer,"
-                        "                                $5::text)",
+                        "                                $5::text, $6::boolean)",
                         {worker, db::ArrayLiteral(queues), std::to_string(limit),
-                         std::to_string(lease_seconds), tenant_id}));
+                         std::to_string(lease_seconds), tenant_id, fair ? "true" : "false"}));
   std::vector<ClaimedItem> items;
   items.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
@@ -376,6 +378,29 @@ Result<std::optional<ItemTask>> QueueItemTask(db::Connection& conn, int64_t item
                 json::parse(r.Get(0, 2), nullptr, /*allow_exceptions=*/false)};
   if (task.spec.is_discarded()) task.spec = json::object();
   return task;
+}
+
+Result<json> ConcurrencyGauges(db::Connection& conn) {
+  ASSIGN_OR_RETURN(
+      db::PgResult r,
+      conn.ExecPrepared(
+          "concurrency_gauges",
+          "WITH items AS ("
+          "  SELECT (SELECT f.name FROM synaps.flow_limit(q.tenant_id, q.concurrency_key) f) AS "
+          "name,"
+          "         q.status"
+          "    FROM synaps.queue_items q"
+          "   WHERE q.concurrency_key IS NOT NULL AND q.status IN ('leased', 'limited'))"
+          "SELECT l.name, count(*) FILTER (WHERE i.status = 'leased'),"
+          "       count(*) FILTER (WHERE i.status = 'limited')"
+          "  FROM synaps.flow_limits l LEFT JOIN items i ON i.name = l.name"
+          " GROUP BY l.name ORDER BY l.name",
+          {}));
+  json out = json::object();
+  for (int i = 0; i < r.rows(); ++i) {
+    out[std::string(r.Get(i, 0))] = {{"running", r.GetInt(i, 1)}, {"waiting", r.GetInt(i, 2)}};
+  }
+  return out;
 }
 
 }  // namespace synaps::store

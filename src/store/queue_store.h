@@ -34,10 +34,13 @@ struct ClaimedItem {
 };
 
 // Claims up to `limit` items of `queues` for `worker`. `tenant_id` set: only that tenant's
-// items (remote workers); unset: any tenant's (built-in workers).
+// items (remote workers); unset: any tenant's (built-in workers). `fair`: the free slots are
+// shared between tenants and fairness keys by weight; otherwise by priority and age alone
+// (docs/flow-control.md).
 Result<std::vector<ClaimedItem>> ClaimQueueItems(
     db::Connection& conn, const std::string& worker, const std::vector<std::string>& queues,
-    int limit, int lease_seconds, const std::optional<std::string>& tenant_id = std::nullopt);
+    int limit, int lease_seconds, const std::optional<std::string>& tenant_id = std::nullopt,
+    bool fair = true);
 
 struct LeaseRef {
   int64_t item_id = 0;
@@ -178,6 +181,11 @@ struct QueueDepthStats {
   double oldest_ready_age_seconds = 0;
 };
 Result<QueueDepthStats> QueueDepth(db::Connection& conn);
+
+// Tasks under each concurrency limit (docs/flow-control.md), for metrics: {limit name:
+// {"running": n, "waiting": n}}, every limit in effect listed (0s when idle). One entry per
+// `concurrency` control item, so the label set stays bounded whatever the keys.
+Result<nlohmann::json> ConcurrencyGauges(db::Connection& conn);
 
 // The tenant's queues, by name: [{queue, waiting, ready, leased, held, dead, oldestReadyAt}]
 // (oldestReadyAt: when the longest-waiting ready item became claimable, or null).

@@ -25,6 +25,8 @@ json CommandJson(const SubmitRequest& request) {
                   {"maxAttempts", request.max_attempts}, {"tasks", tasks}};
   if (request.thread_id) command["threadId"] = *request.thread_id;
   if (request.not_before) command["notBefore"] = *request.not_before;
+  if (request.fairness_key) command["fairnessKey"] = *request.fairness_key;
+  if (request.concurrency_key) command["concurrencyKey"] = *request.concurrency_key;
   return command;
 }
 
@@ -99,6 +101,28 @@ Result<std::vector<Result<SubmitResult>>> SubmitCommands(
   return results;
 }
 
+Result<SubmitResult> SubmitCommandWithinLimits(db::Connection& conn, const SubmitRequest& request) {
+  if (!request.concurrency_key) return SubmitCommand(conn, request);
+  return db::InTransaction(conn, [&]() -> Result<SubmitResult> {
+    ASSIGN_OR_RETURN(SubmitResult result, SubmitCommand(conn, request));
+    if (result.replayed) return result;
+    ASSIGN_OR_RETURN(
+        db::PgResult r,
+        conn.ExecPrepared(
+            "flow_admit_submit", "SELECT synaps.flow_admit_submit($1, $2, $3::uuid)",
+            {request.tenant_id, *request.concurrency_key, result.response.value("runId", "")}));
+    if (r.IsNull(0, 0)) return result;
+    ASSIGN_OR_RETURN(json why, detail::ParseColumn(r.Get(0, 0), "the concurrency limit"));
+    return Fail(ErrorCode::kConflict,
+                "concurrencyKey " + *request.concurrency_key + " already has " +
+                    std::to_string(why.value("unfinished", 0)) + " unfinished tasks, its limit (" +
+                    "concurrency item " + why.value("limit", "") + ": maxRunning " +
+                    std::to_string(why.value("maxRunning", 0)) +
+                    ", strategy cancelNewest) refuses newcomers",
+                "concurrencyKey");
+  });
+}
+
 Result<json> GetRun(db::Connection& conn, const std::string& tenant_id,
                     const std::string& run_id) {
   static constexpr const char* kSql = R"sql(
@@ -116,7 +140,15 @@ SELECT jsonb_build_object(
                                         'status', t.status, 'attempt', t.attempt,
                                         'maxAttempts', t.max_attempts, 'dependsOn', t.depends_on,
                                         'error', t.error, 'startedAt', t.started_at,
-                                        'finishedAt', t.finished_at)
+                                        'finishedAt', t.finished_at,
+                                        -- Why a queued task is held back (docs/flow-control.md):
+                                        -- its latest task.waiting since it was last claimed.
+                                        'waiting', CASE WHEN t.status = 'queued' THEN (
+                                          SELECT CASE WHEN e.type = 'task.waiting' THEN e.data END
+                                            FROM synaps.ledger_events e
+                                           WHERE e.run_id = r.id AND e.task_id = t.id
+                                             AND e.type IN ('task.waiting', 'task.claimed')
+                                           ORDER BY e.seq DESC LIMIT 1) END)
                      ORDER BY t.created_at, t.name)
       FROM synaps.tasks t WHERE t.run_id = r.id), '[]'::jsonb),
   'events', coalesce((

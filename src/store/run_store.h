@@ -32,6 +32,9 @@ struct SubmitRequest {
   int priority = 0;
   std::optional<std::string> not_before;        // RFC 3339
   int max_attempts = 3;
+  // Flow control (docs/flow-control.md); validated by the API ([A-Za-z0-9_.:/@-]{1,128}).
+  std::optional<std::string> fairness_key;
+  std::optional<std::string> concurrency_key;
   std::vector<TaskPlan> tasks;
   // Stored in each task's spec as {"trace": {"traceparent", "tracestate"?}} (not part of the
   // request hash: a retry under another trace replays the same command).
@@ -65,6 +68,13 @@ nlohmann::json CommandJson(const SubmitRequest& request);
 // with another body.
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
+// SubmitCommand for a command with a concurrencyKey (docs/flow-control.md): written in a
+// transaction of its own that then asks synaps.flow_admit_submit whether the key's limit, if its
+// strategy is cancelNewest, leaves room; when it does not, nothing is written and the answer is
+// kConflict with field "concurrencyKey" and a message naming the key, the limit and
+// its maxRunning. A replay (same idempotency key and body) is answered as SubmitCommand would.
+Result<SubmitResult> SubmitCommandWithinLimits(db::Connection& conn, const SubmitRequest& request);
+
 // A batch of SubmitCommand, in order, in ONE statement (synaps.submit_commands, set-based: one
 // INSERT per table for the batch; one round trip, its own transaction
 // unless the caller opened one), for `tenant_id` and `actor` (the requests' own are ignored). An
@@ -77,9 +87,10 @@ Result<std::vector<Result<SubmitResult>>> SubmitCommands(
     const std::vector<const SubmitRequest*>& requests);
 
 // The run as the API returns it: {id, tenantId, status, commandId, threadId, createdAt, startedAt,
-// finishedAt, error, schedule, tasks, events, artifacts}; `schedule` is {name, version,
-// fireTime, origin} for a run a schedule started, else null (also in list summaries). kNotFound
-// when absent or another tenant's.
+// finishedAt, error, schedule, tasks, events, artifacts}; a queued task's `waiting` is the data
+// of its latest task.waiting event since it was last claimed (why it is held back), else null;
+// `schedule` is {name, version, fireTime, origin} for a run a schedule started, else null (also in
+// list summaries). kNotFound when absent or another tenant's.
 Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
                               const std::string& run_id);
 

@@ -54,6 +54,11 @@ WorkerOptions WorkerOptionsFromEnv() {
   o.poll_interval_ms =
       static_cast<int>(config::EnvInt("SYNAPS_POLL_INTERVAL_MS", 1000, 10, 3600000));
   o.drain_seconds = static_cast<int>(config::EnvInt("SYNAPS_DRAIN_SECONDS", 30, 0, 86400));
+  const std::string fair = config::EnvOr("SYNAPS_FAIR_SHARE", "on");
+  if (fair != "on" && fair != "off") {
+    throw ConfigError("SYNAPS_FAIR_SHARE must be on or off (got '" + fair + "')");
+  }
+  o.fair_share = fair == "on";
   o.backoff.base_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_BASE_MS", 1000, 1, 3600000));
   o.backoff.cap_ms = static_cast<int>(config::EnvInt("SYNAPS_RETRY_CAP_MS", 60000, 1, 86400000));
   if (auto r = config::Env("SYNAPS_DEFAULT_ROUTE")) {
@@ -503,12 +508,12 @@ class Worker::Impl {
     int64_t held_version = snapshot_ ? snapshot_->version : -1;
     claims_.Call(
         [worker = options_.name, queues = options_.queues, limit,
-         lease_seconds = options_.lease_seconds,
+         lease_seconds = options_.lease_seconds, fair = options_.fair_share,
          held_version](db::Connection& conn) -> Result<ClaimResult> {
           ClaimResult out;
           out.started_ns = otel::NowUnixNano();
-          ASSIGN_OR_RETURN(out.items,
-                           store::ClaimQueueItems(conn, worker, queues, limit, lease_seconds));
+          ASSIGN_OR_RETURN(out.items, store::ClaimQueueItems(conn, worker, queues, limit,
+                                                             lease_seconds, std::nullopt, fair));
           out.ended_ns = otel::NowUnixNano();
           // A missed synaps.ctrl.* message costs at most this one claim.
           int64_t newest = 0;
@@ -541,7 +546,8 @@ class Worker::Impl {
           // A full batch suggests more is waiting.
           if (static_cast<int>(r->items.size()) == limit) ScheduleClaim();
           MaybeFinishDrain();
-        }, "claim");
+        },
+        "claim");
   }
 
   void StartTask(store::ClaimedItem item, TaskSpans spans) {

@@ -42,6 +42,9 @@ struct WorkerOptions {
   int lease_seconds = 30;                        // SYNAPS_LEASE_SECONDS
   int poll_interval_ms = 1000;                   // SYNAPS_POLL_INTERVAL_MS
   int drain_seconds = 30;                        // SYNAPS_DRAIN_SECONDS
+  // Claims share the free slots between tenants and fairness keys (docs/flow-control.md);
+  // SYNAPS_FAIR_SHARE=off claims by priority and age alone.
+  bool fair_share = true;
   store::BackoffPolicy backoff;                  // SYNAPS_RETRY_BASE_MS, SYNAPS_RETRY_CAP_MS
   // Route used when a task names none: {provider, model, baseUrl?, apiKeyEnv?, params?}.
   // SYNAPS_DEFAULT_ROUTE (JSON); the built-in local/echo when unset.

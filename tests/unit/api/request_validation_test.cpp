@@ -52,6 +52,27 @@ TEST(RequestValidationTest, RefusesWrongTypes) {
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"priority":1.5})", "priority");
 }
 
+TEST(RequestValidationTest, FlowKeysAreCheckedWhereTheyEnter) {
+  auto r = ParseSubmitRequest(
+      R"({"kind":"prompt","input":{"text":"hi"},"fairnessKey":"user:42","concurrencyKey":"doc/7@v-1.x_y"})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->fairness_key, "user:42");
+  EXPECT_EQ(r->concurrency_key, "doc/7@v-1.x_y");
+  for (const char* field : {"fairnessKey", "concurrencyKey"}) {
+    const std::string f = field;
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":""})", f);
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":"a b"})", f);
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":"k%"})", f);
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":"k*"})", f);
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":7})", f);
+    ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},")" + f + R"(":")" +
+                      std::string(129, 'k') + R"("})",
+                  f);
+  }
+  EXPECT_TRUE(ParseSubmitRequest(R"({"kind":"prompt","input":{"text":"hi"},"concurrencyKey":")" +
+                                 std::string(128, 'k') + R"("})"));
+}
+
 TEST(RequestValidationTest, RefusesMissingFields) {
   ExpectInvalid(R"({"input":{"text":"hi"}})", "kind");
   ExpectInvalid(R"({"kind":"prompt"})", "input");

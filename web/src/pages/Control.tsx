@@ -6,7 +6,7 @@ import { Link, navigate } from '../router';
 import { ErrorText } from './common';
 import { SnapshotView } from './Snapshot';
 
-const KINDS = ['prompts', 'skills', 'tools', 'routes', 'arbiters', 'schedules'];
+const KINDS = ['prompts', 'skills', 'tools', 'routes', 'arbiters', 'schedules', 'concurrency'];
 
 interface Item {
   kind: string;

@@ -1,0 +1,392 @@
+// Flow control inside the claim (docs/flow-control.md) against a real PostgreSQL: fair sharing
+// of the free slots between tenants and fairness keys, weights from `concurrency` control items,
+// priority inside a tenant only; concurrency limits per key with their strategies. Most claims
+// here are never completed, so every claimed item keeps holding its slot and the shares are
+// exact.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "store/queue_store.h"
+#include "store/run_store.h"
+#include "support/test_stack.h"
+
+namespace synaps::store {
+namespace {
+
+using nlohmann::json;
+
+db::Connection Connect(const std::string& url) {
+  auto c = db::Connection::Connect(url);
+  EXPECT_TRUE(c) << c.error().message;
+  return std::move(*c);
+}
+
+// `n` one-task commands of `tenant`, submitted as the API would.
+void Submit(db::Connection& conn, const std::string& tenant, int n, const json& extra = {}) {
+  json command = {{"kind", "prompt"},
+                  {"payload", json::object()},
+                  {"tasks", {{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}}}};
+  if (extra.is_object()) command.update(extra);
+  auto r = conn.Exec(
+      "SELECT synaps.submit_command($1, 'test', NULL, 'h' || g, $2::jsonb)"
+      "  FROM generate_series(1, $3::integer) g",
+      {tenant, command.dump(), std::to_string(n)});
+  ASSERT_TRUE(r) << r.error().message;
+}
+
+void PutConcurrency(db::Connection& conn, const std::string& name, const json& spec) {
+  auto r = conn.Exec(
+      "SELECT synaps.control_write('concurrency', $1, 'put', $2::jsonb, NULL, 'test', NULL, 'x')",
+      {name, spec.dump()});
+  ASSERT_TRUE(r) << r.error().message;
+}
+
+// Claims `rounds` batches of `batch` without completing any; returns claims per tenant (and
+// per "tenant/fairnessKey" when `by_key`).
+std::map<std::string, int> ClaimRounds(db::Connection& conn, int rounds, int batch,
+                                       bool fair = true, bool by_key = false) {
+  std::map<std::string, int> got;
+  for (int i = 0; i < rounds; ++i) {
+    auto items = ClaimQueueItems(conn, "w", {"default"}, batch, 600, std::nullopt, fair);
+    EXPECT_TRUE(items) << items.error().message;
+    if (!items) break;
+    for (const auto& it : *items) {
+      std::string group = it.tenant_id;
+      if (by_key) {
+        auto k = conn.Exec("SELECT fairness_key FROM synaps.queue_items WHERE id = $1",
+                           {std::to_string(it.item_id)});
+        EXPECT_TRUE(k);
+        group += "/" + std::string(k->Get(0, 0));
+      }
+      ++got[group];
+    }
+  }
+  return got;
+}
+
+TEST(FairShareTest, TwoTenantsShareTheSlotsWhateverTheirBacklogs) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 500);  // a's backlog is older than all of b's work
+  Submit(conn, "b", 30);
+  auto got = ClaimRounds(conn, 10, 4);
+  EXPECT_EQ(got["a"], 20);
+  EXPECT_EQ(got["b"], 20);
+}
+
+TEST(FairShareTest, OffClaimsByPriorityAndAgeAlone) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 100);
+  Submit(conn, "b", 30);
+  auto got = ClaimRounds(conn, 10, 4, /*fair=*/false);
+  EXPECT_EQ(got["a"], 40);
+  EXPECT_EQ(got["b"], 0);
+}
+
+TEST(FairShareTest, OperatorWeightsSplitTheSlots) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "a-weight", {{"match", {{"tenant", "a"}}}, {"weight", 3}});
+  Submit(conn, "a", 200);
+  Submit(conn, "b", 200);
+  auto got = ClaimRounds(conn, 10, 4);
+  EXPECT_EQ(got["a"], 30);
+  EXPECT_EQ(got["b"], 10);
+
+  // A weight that is deleted no longer counts: from here on b catches up to a's 30.
+  auto r = conn.Exec(
+      "SELECT synaps.control_write('concurrency', 'a-weight', 'delete', NULL, NULL, 't', NULL, "
+      "'x')");
+  ASSERT_TRUE(r) << r.error().message;
+  got = ClaimRounds(conn, 5, 4);
+  EXPECT_EQ(got["a"], 0);
+  EXPECT_EQ(got["b"], 20);
+}
+
+TEST(FairShareTest, FairnessKeysShareATenantsSlots) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 300, {{"fairnessKey", "big"}});
+  Submit(conn, "a", 30, {{"fairnessKey", "small"}});
+  Submit(conn, "b", 100);
+  auto got = ClaimRounds(conn, 10, 4, true, /*by_key=*/true);
+  // Tenants first (20 each), then a's keys (10 each): a's many keys do not outweigh b.
+  EXPECT_EQ(got["b/"], 20);
+  EXPECT_EQ(got["a/big"], 10);
+  EXPECT_EQ(got["a/small"], 10);
+
+  PutConcurrency(conn, "big-keys", {{"match", {{"fairnessKey", "bi*"}}}, {"weight", 3}});
+  got = ClaimRounds(conn, 10, 4, true, true);
+  EXPECT_EQ(got["b/"], 20);
+  // a's 20 new slots bring its keys to 40 held in the ratio 3:1: 30 and 10.
+  EXPECT_EQ(got["a/big"], 20);
+  EXPECT_EQ(got["a/small"], 0);
+}
+
+TEST(FairShareTest, PriorityOrdersInsideATenantNotAcrossTenants) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 20, {{"priority", 0}});
+  Submit(conn, "a", 20, {{"priority", 10}});
+  Submit(conn, "b", 40, {{"priority", 0}});
+  std::vector<int> a_priorities;
+  std::map<std::string, int> got;
+  for (int i = 0; i < 5; ++i) {
+    auto items = ClaimQueueItems(conn, "w", {"default"}, 4, 600);
+    ASSERT_TRUE(items) << items.error().message;
+    for (const auto& it : *items) {
+      ++got[it.tenant_id];
+      if (it.tenant_id != "a") continue;
+      auto p = conn.Exec("SELECT priority FROM synaps.queue_items WHERE id = $1",
+                         {std::to_string(it.item_id)});
+      ASSERT_TRUE(p);
+      a_priorities.push_back(static_cast<int>(p->GetInt(0, 0)));
+    }
+  }
+  EXPECT_EQ(got["a"], 10) << "a's priority 10 does not take b's share";
+  EXPECT_EQ(got["b"], 10);
+  for (int p : a_priorities) EXPECT_EQ(p, 10) << "a's own priority-10 work goes first";
+}
+
+TEST(FairShareTest, ConcurrentFairClaimersNeverShareAnItemAndMissNone) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto setup = Connect(url);
+  Submit(setup, "a", 600);
+  Submit(setup, "b", 300, {{"fairnessKey", "x"}});
+  Submit(setup, "c", 100);
+  std::mutex mu;
+  std::map<int64_t, int> claims;
+  std::vector<std::thread> claimers;
+  for (int w = 0; w < 6; ++w) {
+    claimers.emplace_back([&, w] {
+      auto conn = Connect(url);
+      while (true) {
+        auto items = ClaimQueueItems(conn, "w" + std::to_string(w), {"default"}, 5, 60);
+        ASSERT_TRUE(items) << items.error().message;
+        if (items->empty()) return;
+        std::vector<Completion> batch;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& it : *items) {
+            ++claims[it.item_id];
+            batch.push_back({{it.item_id, it.lease_epoch}, json{{"text", "ok"}}, {}});
+          }
+        }
+        auto states = CompleteQueueItems(conn, batch);
+        ASSERT_TRUE(states) << states.error().message;
+      }
+    });
+  }
+  for (auto& t : claimers) t.join();
+  EXPECT_EQ(claims.size(), 1000u);
+  for (const auto& [item, n] : claims) EXPECT_EQ(n, 1) << "item " << item;
+  auto left = setup.Exec("SELECT count(*) FROM synaps.queue_items");
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->GetInt(0, 0), 0);
+}
+
+int64_t Count(db::Connection& conn, const std::string& sql) {
+  auto r = conn.Exec(sql);
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? r->GetInt(0, 0) : -1;
+}
+
+// Claims one batch; returns how many items of each concurrency key ("-" for none) it got.
+std::map<std::string, int> ClaimKeys(db::Connection& conn, int batch,
+                                     std::vector<ClaimedItem>* items_out = nullptr) {
+  std::map<std::string, int> got;
+  auto items = ClaimQueueItems(conn, "w", {"default"}, batch, 600);
+  EXPECT_TRUE(items) << items.error().message;
+  if (!items) return got;
+  for (const auto& it : *items) {
+    auto k =
+        conn.Exec("SELECT coalesce(concurrency_key, '-') FROM synaps.queue_items WHERE id = $1",
+                  {std::to_string(it.item_id)});
+    EXPECT_TRUE(k);
+    ++got[std::string(k->Get(0, 0))];
+  }
+  if (items_out != nullptr) *items_out = *items;
+  return got;
+}
+
+TEST(ConcurrencyLimitTest, QueueHoldsTheRestUntilASlotFrees) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "per-key", {{"match", {{"key", "k*"}}}, {"maxRunning", 2}});
+  Submit(conn, "a", 6, {{"concurrencyKey", "k1"}});
+  Submit(conn, "a", 3, {{"concurrencyKey", "k2"}});
+  Submit(conn, "a", 3);
+  std::vector<ClaimedItem> first;
+  auto got = ClaimKeys(conn, 20, &first);
+  EXPECT_EQ(got["k1"], 2);
+  EXPECT_EQ(got["k2"], 2);
+  EXPECT_EQ(got["-"], 3);
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'limited'"), 5);
+  EXPECT_EQ(Count(conn,
+                  "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.waiting'"
+                  " AND data @> '{\"reason\":\"limit\",\"maxRunning\":2,\"limit\":\"per-key\"}'"),
+            5);
+  EXPECT_TRUE(ClaimKeys(conn, 20).empty()) << "nothing frees, nothing more runs";
+
+  // One k1 completes: exactly one waiting k1 becomes claimable.
+  for (const auto& it : first) {
+    auto k = conn.Exec("SELECT concurrency_key FROM synaps.queue_items WHERE id = $1",
+                       {std::to_string(it.item_id)});
+    ASSERT_TRUE(k);
+    if (k->IsNull(0, 0) || std::string(k->Get(0, 0)) != "k1") continue;
+    auto done =
+        CompleteQueueItems(conn, {{{it.item_id, it.lease_epoch}, json{{"text", "ok"}}, {}}});
+    ASSERT_TRUE(done) << done.error().message;
+    break;
+  }
+  got = ClaimKeys(conn, 20);
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(got["k1"], 1);
+}
+
+TEST(ConcurrencyLimitTest, KeysArePerTenantAndPatternsAreLiteral) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "one", {{"match", {{"key", "a_b"}}}, {"maxRunning", 1}});
+  Submit(conn, "a", 3, {{"concurrencyKey", "a_b"}});
+  Submit(conn, "b", 3, {{"concurrencyKey", "a_b"}});
+  Submit(conn, "a", 3, {{"concurrencyKey", "axb"}});  // '_' is not a wildcard
+  auto got = ClaimKeys(conn, 20);
+  EXPECT_EQ(got["a_b"], 2) << "one for each tenant";
+  EXPECT_EQ(got["axb"], 3) << "no limit matches axb";
+}
+
+TEST(ConcurrencyLimitTest, RaisingALimitLetsWaitingTasksGo) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "solo", {{"maxRunning", 1}});
+  Submit(conn, "a", 5, {{"concurrencyKey", "job"}});
+  EXPECT_EQ(ClaimKeys(conn, 10)["job"], 1);
+  EXPECT_TRUE(ClaimKeys(conn, 10).empty());
+  PutConcurrency(conn, "solo", {{"maxRunning", 3}});
+  EXPECT_EQ(ClaimKeys(conn, 10)["job"], 2);
+}
+
+TEST(ConcurrencyLimitTest, CancelInProgressReplacesTheRunningRun) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "latest", {{"maxRunning", 1}, {"strategy", "cancelInProgress"}});
+  Submit(conn, "a", 1, {{"concurrencyKey", "doc"}});
+  std::vector<ClaimedItem> old;
+  EXPECT_EQ(ClaimKeys(conn, 10, &old)["doc"], 1);
+  ASSERT_EQ(old.size(), 1u);
+  // Two newer ones arrive: the newest runs; the running one and the one between are cancelled.
+  auto r = conn.Exec(
+      "SELECT synaps.submit_command('a', 'test', NULL, 'n' || g, $1::jsonb)"
+      "  FROM generate_series(1, 2) g",
+      {json({{"kind", "prompt"},
+             {"payload", json::object()},
+             {"concurrencyKey", "doc"},
+             {"tasks", {{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}}}})
+           .dump()});
+  ASSERT_TRUE(r) << r.error().message;
+  std::vector<ClaimedItem> now;
+  EXPECT_EQ(ClaimKeys(conn, 10, &now)["doc"], 1);
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(Count(conn,
+                  "SELECT count(*) FROM synaps.runs WHERE status = 'cancelled'"
+                  " AND error->>'message' = 'cancelled by concurrency:latest'"),
+            2);
+  auto newest = conn.Exec("SELECT run_id FROM synaps.queue_items WHERE status = 'leased'");
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->rows(), 1);
+  EXPECT_EQ(std::string(newest->Get(0, 0)), now[0].run_id);
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.runs r WHERE r.id = '" + now[0].run_id +
+                            "' AND r.created_at = (SELECT max(created_at) FROM synaps.runs)"),
+            1)
+      << "the newest command is the one that runs";
+}
+
+TEST(ConcurrencyLimitTest, CancelNewestRefusesTheSubmitAndWritesNothing) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "one-at-a-time",
+                 {{"match", {{"key", "solo"}}}, {"maxRunning", 1}, {"strategy", "cancelNewest"}});
+  SubmitRequest req;
+  req.tenant_id = "a";
+  req.actor = "test";
+  req.kind = "prompt";
+  req.payload = {{"n", 1}};
+  req.request_hash = "h1";
+  req.idempotency_key = "first";
+  req.concurrency_key = "solo";
+  req.tasks = {{"main", "prompt", json::object(), {}}};
+  auto first = SubmitCommandWithinLimits(conn, req);
+  ASSERT_TRUE(first) << first.error().message;
+  auto replay = SubmitCommandWithinLimits(conn, req);
+  ASSERT_TRUE(replay) << replay.error().message;
+  EXPECT_TRUE(replay->replayed) << "a replay is answered, not refused";
+
+  SubmitRequest second = req;
+  second.idempotency_key = "second";
+  second.request_hash = "h2";
+  auto refused = SubmitCommandWithinLimits(conn, second);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(refused.error().field, "concurrencyKey");
+  EXPECT_NE(refused.error().message.find("one-at-a-time"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.commands"), 1);
+
+  second.concurrency_key = "other";
+  EXPECT_TRUE(SubmitCommandWithinLimits(conn, second));
+}
+
+TEST(ConcurrencyLimitTest, ConcurrentClaimersNeverExceedTheLimit) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto setup = Connect(url);
+  PutConcurrency(setup, "hot", {{"match", {{"key", "hot"}}}, {"maxRunning", 3}});
+  Submit(setup, "a", 150, {{"concurrencyKey", "hot"}});
+  Submit(setup, "a", 50);
+  std::mutex mu;
+  int running = 0, most = 0, done = 0;
+  std::vector<std::thread> claimers;
+  for (int w = 0; w < 6; ++w) {
+    claimers.emplace_back([&, w] {
+      auto conn = Connect(url);
+      std::mt19937 rng(w);
+      for (int idle = 0; idle < 50;) {
+        auto items = ClaimQueueItems(conn, "w" + std::to_string(w), {"default"}, 4, 60);
+        ASSERT_TRUE(items) << items.error().message;
+        if (items->empty()) {
+          ++idle;
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          continue;
+        }
+        idle = 0;
+        std::vector<Completion> batch;
+        int hot = 0;
+        for (const auto& it : *items) {
+          auto k = conn.Exec("SELECT concurrency_key FROM synaps.queue_items WHERE id = $1",
+                             {std::to_string(it.item_id)});
+          ASSERT_TRUE(k);
+          if (!k->IsNull(0, 0)) ++hot;
+          batch.push_back({{it.item_id, it.lease_epoch}, json{{"text", "ok"}}, {}});
+        }
+        {
+          std::lock_guard lock(mu);
+          running += hot;
+          most = std::max(most, running);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 5));
+        {
+          // Still leased in the database until the completion commits: never more than it.
+          std::lock_guard lock(mu);
+          running -= hot;
+          done += static_cast<int>(batch.size());
+        }
+        auto states = CompleteQueueItems(conn, batch);
+        ASSERT_TRUE(states) << states.error().message;
+      }
+    });
+  }
+  for (auto& t : claimers) t.join();
+  EXPECT_EQ(done, 200);
+  EXPECT_LE(most, 3);
+  EXPECT_EQ(most, 3) << "the limit was also used in full";
+  EXPECT_EQ(Count(setup, "SELECT count(*) FROM synaps.queue_items"), 0);
+}
+
+}  // namespace
+}  // namespace synaps::store
