@@ -604,6 +604,24 @@ TEST(ConsoleBench, DISABLED_RunsPageWith100000Runs) {
   }
   ASSERT_TRUE(c.db().Exec("ANALYZE synaps.runs, synaps.commands, synaps.threads"));
   EXPECT_EQ(c.Scalar("SELECT count(*) FROM synaps.runs"), 101000);
+  // The API alone (no browser): GET /v1/runs?limit=50 per case, the median of 5 after a warm-up.
+  for (const char* query :
+       {"", "text=bench%20run%2099", "text=bench%20run%2077777", "text=no-such-words",
+        "metadata=shard%3D42", "metadata=order%3D77777", "metadata=shard%3Dnone", "tenant=*"}) {
+    std::vector<double> ms;
+    for (int i = 0; i < 6; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = c.Call("GET", std::string("/v1/runs?limit=50&") + query);
+      ASSERT_EQ(r.status, 200) << r.body;
+      if (i > 0) {
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                         .count());
+      }
+    }
+    std::sort(ms.begin(), ms.end());
+    std::cout << "{\"api\":\"/v1/runs?" << query << "\",\"medianMs\":" << ms[ms.size() / 2]
+              << "}" << std::endl;
+  }
   std::string log = std::string(SYNAPS_TEST_OUTPUT_DIR) + "/runs-page-bench.log";
   auto node = ChildProcess::Spawn({.argv = {SYNAPS_NODE, "e2e/runs-page.bench.mjs"},
                                    .env = {{"CONSOLE_URL", c.base_url()},
