@@ -318,6 +318,16 @@ try {
   await page.getByRole('button', { name: 'Show' }).click();
   await page.getByRole('heading', { name: `Snapshot at version ${current.version - 1}` }).waitFor();
   assert.equal(await greetingRow().innerText(), '2');
+  // Flow control's kind is in the registry's tabs like the others.
+  await call(ADMIN, 'PUT', '/v1/control/concurrency/per-document', { spec: { match: { key: 'doc:*' }, maxRunning: 1 }, reason: 'console test' });
+  await page.getByRole('link', { name: 'concurrency', exact: true }).click();
+  await page.getByRole('link', { name: 'per-document' }).click();
+  await page.getByLabel('Current spec').filter({ hasText: 'maxRunning' }).waitFor();
+  await page.getByRole('link', { name: 'snapshot', exact: true }).click();
+  await page.getByRole('heading', { name: /^Snapshot at version \d+$/ }).waitFor();
+  await page.getByLabel('Version', { exact: true }).fill(String(current.version - 1));
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.getByRole('heading', { name: `Snapshot at version ${current.version - 1}` }).waitFor();
   await axe(page, 'control-snapshot');
   await shot(page, 'control-snapshot');
 

@@ -7,7 +7,8 @@ import { usedVersions } from './ControlVersions';
 // A run's ledger as a waterfall: per task, what it spent its time on, each phase a bar on one
 // time axis from the run's creation to its end (or now). Phases come from pairs of ledger
 // events: waiting for dependencies (task.queued → the last dependency's completion), queue wait
-// (task.queued, that completion or task.retry_scheduled → task.claimed), model time
+// (task.queued, that completion or task.retry_scheduled → task.claimed; from task.waiting on,
+// "waiting for a concurrency slot": a concurrency limit parked it), model time
 // (task.claimed → the attempt's end: completed, failed, held, released or rescheduled; "model
 // and tools" when it called tools), each tool call (tool.called → tool.result), approval wait
 // (task.awaiting_approval → task.approved/rejected). Arbiter verdicts and the control snapshot
@@ -30,6 +31,8 @@ export interface TaskSpans {
 
 interface Open {
   queuedAt?: number;
+  limitedAt?: number; // task.waiting: parked by a concurrency limit
+  limit?: string;
   claimedAt?: number;
   heldAt?: number;
   tools: number; // tool calls since the claim
@@ -116,10 +119,19 @@ export function waterfall(run: Run): TaskSpans[] {
         push({ kind: 'deps', phase: 'waiting for dependencies', start: queued, end: Math.min(depsDone, at), detail: depsNames(e.taskId) });
         queued = Math.min(depsDone, at);
       }
-      push({ kind: 'queue', phase: 'queue wait', start: queued, end: at, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
+      if (o.limitedAt !== undefined && o.limitedAt >= queued) {
+        push({ kind: 'queue', phase: 'queue wait', start: queued, end: o.limitedAt, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
+        push({ kind: 'deps', phase: 'waiting for a concurrency slot', start: o.limitedAt, end: at, detail: o.limit });
+      } else {
+        push({ kind: 'queue', phase: 'queue wait', start: queued, end: at, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
+      }
       o.queuedAt = undefined;
+      o.limitedAt = undefined;
       o.claimedAt = at;
       o.tools = 0;
+    } else if (e.type === 'task.waiting') {
+      o.limitedAt = at;
+      o.limit = `key ${str(e.data?.key)}, at most ${String(e.data?.maxRunning ?? '?')} running (${str(e.data?.limit)})`;
     } else if (e.type === 'tool.called') {
       o.calls.set(str(e.data?.callId), at);
     } else if (e.type === 'tool.result') {
