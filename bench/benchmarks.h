@@ -16,6 +16,13 @@ json RunInflight(Stack& stack, const BenchOptions& options);
 json RunHistory(Stack& stack, const BenchOptions& options);
 json RunExport(Stack& stack, const BenchOptions& options);
 json RunFairness(Stack& stack, const BenchOptions& options);
+json RunExpiry(Stack& stack, const BenchOptions& options);
+
+// `n` finished one-task runs written directly, created from `first` (a timestamptz) every `step`
+// (an interval), with the rows a real run leaves (history_bench.cpp); with `partitions`, the
+// ledger partitions of the days they cover are made first (else their events go to the default).
+void GenerateHistory(db::Connection& conn, int n, const std::string& first, const std::string& step,
+                     bool partitions = true);
 
 // One drain of `tasks` queued prompt tasks (`local` provider, zero latency) by `workers`
 // `synaps worker` processes; first claim to last run finished, on the database's clock.

@@ -9,11 +9,21 @@
 
 namespace synaps::bench {
 
-namespace {
-
 // Finished history written directly (bypassing the functions): per task a thread, command, run,
-// task, artifact, artifact version and the six ledger events a real run leaves.
-void GenerateHistory(db::Connection& conn, int n) {
+// task, artifact, artifact version and the six ledger events a real run leaves. Run ids are
+// UUIDv7 of their creation time, as synaps.uuid_v7() makes them, so the ledger's events land in
+// the partition of their run's day (created first for each day the history covers).
+void GenerateHistory(db::Connection& conn, int n, const std::string& first, const std::string& step,
+                     bool partitions) {
+  if (partitions) {
+    Must(conn.Exec("SELECT synaps.ensure_ledger_partition(d::date) FROM generate_series("
+                   "($1::timestamptz AT TIME ZONE 'UTC')::date,"
+                   " ($1::timestamptz + $2::integer * $3::interval) AT TIME ZONE 'UTC',"
+                   " interval '1 day') d",
+                   {first, std::to_string(n), step}),
+         "history partitions");
+  }
+  const std::string when = "('" + first + "'::timestamptz + g * '" + step + "'::interval)";
   const std::vector<std::string> steps = {
       "SET synchronous_commit = off",
       "SET maintenance_work_mem = '512MB'",
@@ -21,10 +31,16 @@ void GenerateHistory(db::Connection& conn, int n) {
       // triggers, which replica mode does not fire), and insert in key order.
       "SET session_replication_role = replica",
       "CREATE UNLOGGED TABLE bench_h AS SELECT g, gen_random_uuid() AS thread_id,"
-      " gen_random_uuid() AS command_id, gen_random_uuid() AS run_id, gen_random_uuid() AS task_id,"
-      " gen_random_uuid() AS artifact_id,"
-      " now() - interval '60 days' + g * interval '1 second' AS t"
-      " FROM generate_series(1, " + std::to_string(n) + ") g",
+      " gen_random_uuid() AS command_id,"
+      " (substr(replace(synaps.uuid_v7_floor(" +
+          when +
+          ")::text, '-', ''), 1, 12) || '7'"
+          "  || substr(md5(g::text), 1, 19))::uuid AS run_id, gen_random_uuid() AS task_id,"
+          " gen_random_uuid() AS artifact_id, " +
+          when +
+          " AS t"
+          " FROM generate_series(1, " +
+          std::to_string(n) + ") g",
       "INSERT INTO synaps.threads (id, tenant_id, created_at)"
       " SELECT thread_id, 'bench', t FROM bench_h ORDER BY thread_id",
       "INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, request_hash,"
@@ -42,7 +58,8 @@ void GenerateHistory(db::Connection& conn, int n) {
       " SELECT task_id, run_id, 'bench', 'main', 'prompt',"
       " jsonb_build_object('kind', 'prompt', 'input', jsonb_build_object('text', 'history ' || g)),"
       " 'succeeded', 1, jsonb_build_object('text', 'echo: history ' || g, 'provider', 'local',"
-      " 'model', 'echo'), t, t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY task_id",
+      " 'model', 'echo'), t, t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY "
+      "task_id",
       "INSERT INTO synaps.artifacts (id, tenant_id, run_id, task_id, thread_id, name,"
       " content_type, latest_version, created_at)"
       " SELECT artifact_id, 'bench', run_id, task_id, thread_id, 'answer.md', 'text/markdown', 1, t"
@@ -76,6 +93,8 @@ void GenerateHistory(db::Connection& conn, int n) {
         std::to_string(Seconds(std::chrono::steady_clock::now() - start)) + " s");
   }
 }
+
+namespace {
 
 // GET /v1/usage over the whole history (docs/observability.md "Usage and cost"): a query on a
 // history never rolled up (everything read live), the passes that fold it in (the API's
@@ -173,7 +192,10 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
   {
     auto conn = stack.Connect(big);
     auto start = std::chrono::steady_clock::now();
-    GenerateHistory(conn, history);
+    GenerateHistory(
+        conn, history,
+        Must(conn.Exec("SELECT (now() - interval '60 days')::text"), "start").GetString(0, 0),
+        "1 second");
     out["generate_seconds"] = Seconds(std::chrono::steady_clock::now() - start);
     out["ledger_rows"] = Scalar(conn, "SELECT count(*) FROM synaps.ledger_events");
     out["database_bytes"] = Scalar(conn, "SELECT pg_database_size(current_database())");

@@ -1,6 +1,6 @@
 // synaps_bench: runs the benchmarks of docs/benchmarks.md and writes that report.
 //
-//   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history,export,fairness]
+//   synaps_bench [--quick] [--reps N] [--only drain,wakeup,intake,inflight,history,export,fairness,expiry]
 //                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
 //
 // BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition); SYNAPS_BENCH_BINARY
@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
       for (const Entry& e :
            {Entry{"drain", RunDrain}, Entry{"wakeup", RunWakeup}, Entry{"intake", RunIntake},
             Entry{"inflight", RunInflight}, Entry{"history", RunHistory},
-            Entry{"export", RunExport}, Entry{"fairness", RunFairness}}) {
+            Entry{"export", RunExport}, Entry{"fairness", RunFairness},
+            Entry{"expiry", RunExpiry}}) {
         if (!options.Wants(e.name)) continue;
         auto t0 = std::chrono::steady_clock::now();
         try {

@@ -454,6 +454,28 @@ struct Report {
     md << ReadFile(options.bench_dir + "/notes/history.md");
   }
 
+  void Expiry() {
+    md << "\n## 7. Expiry\n\n";
+    if (!Ok(r, "expiry")) return Failed("expiry");
+    const json& x = r["expiry"];
+    md << "One UTC day of " << F(x["tasks"].get<double>())
+       << " finished one-task runs (created ten days ago, written directly with every row a run "
+          "leaves), a default retention of 3 days, one expiry pass (what `synaps expire` runs; "
+          "batches of 500 runs; docs/history.md). With its partition the day's ledger goes by "
+          "dropping the partition and the other rows by deletes; without, its events sit in the "
+          "default partition and go by deletes too.\n\n"
+          "| | expire | ledger rows left | database before → after |\n|---|---|---|---|\n";
+    for (const char* k : {"partitioned", "rows"}) {
+      if (!x.contains(k)) continue;
+      const json& v = x[k];
+      md << "| " << (std::string(k) == "partitioned" ? "with the day's partition" : "without")
+         << " | " << F(v["expire_seconds"].get<double>(), 1) << " s | "
+         << F(v["ledger_rows_after"].get<double>()) << " | "
+         << F(v["database_bytes_before"].get<double>() / 1e6) << " MB → "
+         << F(v["database_bytes_after"].get<double>() / 1e6) << " MB |\n";
+    }
+  }
+
   void Export() {
     md << "\n## 6. Span export\n\n";
     if (!Ok(r, "export")) return Failed("export");
@@ -553,6 +575,7 @@ void WriteReport(const json& results, const BenchOptions& options) {
   rep.History();
   rep.Export();
   rep.Fairness();
+  rep.Expiry();
 
   std::ostringstream doc;
   doc << "# Benchmarks\n\n";

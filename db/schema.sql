@@ -455,6 +455,213 @@ BEGIN
   RETURN 'rejected';
 END $$;
 
+-- Name: drop_ledger_partition(date); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.drop_ledger_partition(p_day date) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_name  text := 'ledger_events_d' || to_char(p_day, 'YYYYMMDD');
+  v_lo    uuid := synaps.uuid_v7_floor(p_day::timestamp AT TIME ZONE 'UTC');
+  v_hi    uuid := synaps.uuid_v7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC');
+  v_max   bigint;
+BEGIN
+  IF to_regclass('synaps.' || v_name) IS NULL THEN RETURN 'absent'; END IF;
+  IF EXISTS (SELECT 1 FROM synaps.runs WHERE id >= v_lo AND id < v_hi) THEN
+    RETURN 'runs_remain';
+  END IF;
+  EXECUTE format('SELECT max(id) FROM synaps.%I', v_name) INTO v_max;
+  IF v_max > (SELECT last_event_id FROM synaps.usage_rollup) THEN RETURN 'usage_pending'; END IF;
+  PERFORM set_config('lock_timeout', '2s', true);
+  BEGIN
+    EXECUTE format('ALTER TABLE synaps.ledger_events DETACH PARTITION synaps.%I', v_name);
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN 'busy';
+  END;
+  EXECUTE format('DROP TABLE synaps.%I', v_name);
+  RETURN 'dropped';
+END $$;
+
+-- Name: droppable_ledger_days(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.droppable_ledger_days() RETURNS SETOF date
+    LANGUAGE sql STABLE
+    AS $_$
+  SELECT p.day
+    FROM (SELECT to_date(substr(c.relname, 16), 'YYYYMMDD') AS day
+            FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'synaps.ledger_events'::regclass
+             AND c.relname ~ '^ledger_events_d[0-9]{8}$') p
+   WHERE p.day < (now() AT TIME ZONE 'UTC')::date - 1
+     AND NOT EXISTS (
+       SELECT 1
+         FROM synaps.runs r
+         LEFT JOIN synaps.tenant_settings t ON t.tenant_id = r.tenant_id
+         LEFT JOIN synaps.tenant_settings d ON d.tenant_id = '*'
+         CROSS JOIN LATERAL (SELECT CASE WHEN t.tenant_id IS NOT NULL THEN t.retention_days
+                                         ELSE d.retention_days END AS days) k
+        WHERE r.id >= synaps.uuid_v7_floor(p.day::timestamp AT TIME ZONE 'UTC')
+          AND r.id < synaps.uuid_v7_floor((p.day + 1)::timestamp AT TIME ZONE 'UTC')
+          AND (r.status NOT IN ('succeeded', 'failed', 'cancelled') OR r.keep OR k.days IS NULL
+               OR r.finished_at >= now() - make_interval(days => k.days)))
+   ORDER BY p.day
+$_$;
+
+-- Name: effective_retention(text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.effective_retention(p_tenant text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT jsonb_build_object(
+           'tenant', p_tenant,
+           'retentionDays', coalesce(t.retention_days, CASE WHEN t.tenant_id IS NULL THEN d.retention_days END),
+           'archive', coalesce(t.archive, d.archive, false),
+           'source', CASE WHEN t.tenant_id IS NOT NULL THEN 'tenant'
+                          WHEN d.tenant_id IS NOT NULL THEN 'default' ELSE 'none' END,
+           'updatedAt', coalesce(t.updated_at, d.updated_at),
+           'updatedBy', coalesce(t.updated_by, d.updated_by))
+    FROM (SELECT 1) one
+    LEFT JOIN synaps.tenant_settings t ON t.tenant_id = p_tenant AND p_tenant <> '*'
+    LEFT JOIN synaps.tenant_settings d ON d.tenant_id = '*'
+$$;
+
+-- Name: ensure_ledger_partition(date); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.ensure_ledger_partition(p_day date) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_name  text := 'ledger_events_d' || to_char(p_day, 'YYYYMMDD');
+  v_lo    uuid := synaps.uuid_v7_floor(p_day::timestamp AT TIME ZONE 'UTC');
+  v_hi    uuid := synaps.uuid_v7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC');
+  v_legacy uuid := (SELECT legacy_bound FROM synaps.ledger_partitioning);
+BEGIN
+  IF to_regclass('synaps.' || v_name) IS NOT NULL THEN RETURN 'exists'; END IF;
+  IF v_legacy IS NOT NULL AND v_lo < v_legacy THEN RETURN 'legacy'; END IF;
+  EXECUTE format('CREATE TABLE synaps.%I (LIKE synaps.ledger_events INCLUDING DEFAULTS)', v_name);
+  PERFORM synaps.prepare_ledger_partition(v_name);
+  LOCK TABLE synaps.ledger_events_default IN ACCESS EXCLUSIVE MODE;
+  IF EXISTS (SELECT 1 FROM synaps.ledger_events_default WHERE run_id >= v_lo AND run_id < v_hi) THEN
+    EXECUTE format('INSERT INTO synaps.%I SELECT * FROM synaps.ledger_events_default'
+                   ' WHERE run_id >= %L AND run_id < %L', v_name, v_lo, v_hi);
+    PERFORM set_config('synaps.expiring', 'on', true);
+    DELETE FROM synaps.ledger_events_default WHERE run_id >= v_lo AND run_id < v_hi;
+    PERFORM set_config('synaps.expiring', 'off', true);
+  END IF;
+  EXECUTE format('ALTER TABLE synaps.ledger_events ATTACH PARTITION synaps.%I'
+                 ' FOR VALUES FROM (%L) TO (%L)', v_name, v_lo, v_hi);
+  RETURN 'created';
+END $$;
+
+-- Name: ensure_ledger_partitions(integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.ensure_ledger_partitions(p_days_ahead integer DEFAULT 7) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_day     date;
+  v_created integer := 0;
+BEGIN
+  -- Two processes ensuring at once would race to create the same table: one waits instead.
+  -- (An arbitrary constant naming "Synaps ledger partitions" among advisory locks.)
+  PERFORM pg_advisory_xact_lock(7340032020);
+  FOR v_day IN SELECT generate_series((now() AT TIME ZONE 'UTC')::date - 1,
+                                      (now() AT TIME ZONE 'UTC')::date + p_days_ahead,
+                                      interval '1 day')::date LOOP
+    IF synaps.ensure_ledger_partition(v_day) = 'created' THEN v_created := v_created + 1; END IF;
+  END LOOP;
+  RETURN v_created;
+END $$;
+
+-- Name: expire_runs(text, uuid[], integer, date[]); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.expire_runs(p_tenant text, p_run_ids uuid[], p_days integer, p_partition_days date[] DEFAULT '{}'::date[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_runs      uuid[];
+  v_commands  uuid[];
+  n_tasks     bigint;
+  n_events    bigint;
+  n_versions  bigint;
+  n_artifacts bigint;
+  n_commands  bigint;
+BEGIN
+  -- An arbitrary constant naming "Synaps expiry" among advisory locks.
+  IF NOT pg_try_advisory_xact_lock(7340032019) THEN
+    RETURN jsonb_build_object('busy', true);
+  END IF;
+  SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(DISTINCT x.command_id), '{}')
+    INTO v_runs, v_commands
+    FROM (SELECT r.id, r.command_id FROM synaps.runs r
+           WHERE r.id = ANY (p_run_ids) AND r.tenant_id = p_tenant
+             AND r.finished_at < now() - make_interval(days => p_days)
+             AND r.status IN ('succeeded', 'failed', 'cancelled') AND NOT r.keep
+             AND NOT EXISTS (SELECT 1 FROM synaps.ledger_events e
+                              WHERE e.run_id = r.id
+                                AND e.id > (SELECT last_event_id FROM synaps.usage_rollup))
+             FOR UPDATE SKIP LOCKED) x;
+  IF cardinality(v_runs) = 0 THEN
+    RETURN jsonb_build_object('runs', 0, 'tasks', 0, 'events', 0, 'artifacts', 0,
+                              'versions', 0, 'commands', 0);
+  END IF;
+
+  PERFORM set_config('synaps.expiring', 'on', true);
+  DELETE FROM synaps.ledger_events
+   WHERE run_id = ANY (v_runs)
+     AND NOT (synaps.uuid_v7_time(run_id) AT TIME ZONE 'UTC')::date = ANY (p_partition_days);
+  GET DIAGNOSTICS n_events = ROW_COUNT;
+  PERFORM set_config('synaps.expiring', 'off', true);
+
+  DELETE FROM synaps.queue_items WHERE run_id = ANY (v_runs);
+  DELETE FROM synaps.artifact_versions WHERE run_id = ANY (v_runs);
+  GET DIAGNOSTICS n_versions = ROW_COUNT;
+  -- An artifact is named per thread: a later run of the thread may have added versions to one
+  -- an expired run created. It stays, owned by the run of its oldest remaining version.
+  UPDATE synaps.artifacts a SET run_id = v.run_id, task_id = v.task_id
+    FROM (SELECT DISTINCT ON (av.artifact_id) av.artifact_id, av.run_id, av.task_id
+            FROM synaps.artifact_versions av
+           WHERE av.artifact_id IN (SELECT id FROM synaps.artifacts WHERE run_id = ANY (v_runs))
+           ORDER BY av.artifact_id, av.version) v
+   WHERE a.id = v.artifact_id;
+  DELETE FROM synaps.artifacts WHERE run_id = ANY (v_runs);
+  GET DIAGNOSTICS n_artifacts = ROW_COUNT;
+  -- A schedule's fire history stays; it no longer names the run.
+  UPDATE synaps.schedule_fires f SET run_id = NULL, open = false,
+         result = coalesce(f.result, (SELECT r.status FROM synaps.runs r WHERE r.id = f.run_id))
+   WHERE f.run_id = ANY (v_runs);
+  DELETE FROM synaps.tasks WHERE run_id = ANY (v_runs);
+  GET DIAGNOSTICS n_tasks = ROW_COUNT;
+  DELETE FROM synaps.runs WHERE id = ANY (v_runs);
+  -- A command goes with its last run (its idempotency key is then free again).
+  DELETE FROM synaps.commands c
+   WHERE c.id = ANY (v_commands)
+     AND NOT EXISTS (SELECT 1 FROM synaps.runs r WHERE r.command_id = c.id);
+  GET DIAGNOSTICS n_commands = ROW_COUNT;
+  RETURN jsonb_build_object('runs', cardinality(v_runs), 'tasks', n_tasks, 'events', n_events,
+                            'artifacts', n_artifacts, 'versions', n_versions,
+                            'commands', n_commands);
+END $$;
+
+-- Name: expired_runs(text, integer, integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.expired_runs(p_tenant text, p_days integer, p_limit integer) RETURNS TABLE(run_id uuid, day date)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT r.id, (r.finished_at AT TIME ZONE 'UTC')::date
+    FROM synaps.runs r
+   WHERE r.tenant_id = p_tenant
+     AND r.created_at < now() - make_interval(days => p_days)
+     AND r.finished_at < now() - make_interval(days => p_days)
+     AND r.status IN ('succeeded', 'failed', 'cancelled') AND NOT r.keep
+     AND NOT EXISTS (SELECT 1 FROM synaps.ledger_events e
+                      WHERE e.run_id = r.id
+                        AND e.id > (SELECT last_event_id FROM synaps.usage_rollup))
+   ORDER BY r.created_at, r.id
+   LIMIT p_limit
+$$;
+
 -- Name: fail_queue_item(bigint, bigint, jsonb, boolean, integer, integer); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.fail_queue_item(p_item_id bigint, p_epoch bigint, p_error jsonb, p_retryable boolean, p_backoff_base_ms integer, p_backoff_cap_ms integer) RETURNS text
@@ -775,6 +982,20 @@ CREATE FUNCTION synaps.jsonb_text(v jsonb) RETURNS text
   SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN left(v #>> '{}', 200) ELSE '' END
 $$;
 
+-- Name: prepare_ledger_partition(text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.prepare_ledger_partition(p_table text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  EXECUTE format('CREATE UNIQUE INDEX %I ON synaps.%I (id)', p_table || '_id_uq', p_table);
+  EXECUTE format('CREATE UNIQUE INDEX %I ON synaps.%I (task_id, attempt)'
+                 ' WHERE type = ''task.completed''', p_table || '_task_completed_uq', p_table);
+  EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON synaps.%I'
+                 ' FOR EACH STATEMENT EXECUTE FUNCTION synaps.refuse_ledger_change()',
+                 p_table || '_no_truncate', p_table);
+END $$;
+
 -- Name: refresh_run_status(uuid); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.refresh_run_status(p_run_id uuid) RETURNS void
@@ -806,6 +1027,9 @@ CREATE FUNCTION synaps.refuse_ledger_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+  IF TG_OP = 'DELETE' AND current_setting('synaps.expiring', true) = 'on' THEN
+    RETURN OLD;
+  END IF;
   RAISE EXCEPTION 'synaps.ledger_events is append-only: % refused', TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END $$;
@@ -908,6 +1132,28 @@ BEGIN
   VALUES ('synaps.wakeup.' || q.queue, jsonb_build_object('queue', q.queue, 'runId', q.run_id));
   RETURN 'requeued';
 END $$;
+
+-- Name: retention_plan(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.retention_plan() RETURNS TABLE(tenant_id text, retention_days integer, archive boolean)
+    LANGUAGE sql STABLE
+    AS $$
+  WITH RECURSIVE tenants AS (
+    SELECT min(r.tenant_id) AS id FROM synaps.runs r
+    UNION ALL
+    SELECT (SELECT min(r.tenant_id) FROM synaps.runs r WHERE r.tenant_id > tenants.id)
+      FROM tenants WHERE tenants.id IS NOT NULL
+  )
+  SELECT x.id, x.days, x.archive
+    FROM (SELECT tenants.id,
+                 CASE WHEN t.tenant_id IS NOT NULL THEN t.retention_days ELSE d.retention_days END AS days,
+                 coalesce(t.archive, d.archive, false) AS archive
+            FROM tenants
+            LEFT JOIN synaps.tenant_settings t ON t.tenant_id = tenants.id
+            LEFT JOIN synaps.tenant_settings d ON d.tenant_id = '*'
+           WHERE tenants.id IS NOT NULL) x
+   WHERE x.days IS NOT NULL
+$$;
 
 -- Name: roll_up_usage(interval, bigint); Type: FUNCTION; Schema: synaps
 
@@ -1109,6 +1355,59 @@ BEGIN
     jsonb_build_object('schedule', p_schedule, 'version', p_version, 'fireTime', p_fire_time,
                        'origin', p_origin));
   RETURN jsonb_build_object('runId', v_run, 'outbox', coalesce(v_submit->'outbox', '[]'::jsonb));
+END $$;
+
+-- Name: set_retention(text, integer, boolean, boolean, text, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.set_retention(p_tenant text, p_days integer, p_archive boolean, p_clear boolean, p_actor text, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_old  synaps.tenant_settings;
+  v_new  synaps.tenant_settings;
+BEGIN
+  SELECT * INTO v_old FROM synaps.tenant_settings WHERE tenant_id = p_tenant FOR UPDATE;
+  IF p_clear THEN
+    DELETE FROM synaps.tenant_settings WHERE tenant_id = p_tenant;
+  ELSE
+    INSERT INTO synaps.tenant_settings (tenant_id, retention_days, archive, updated_by)
+    VALUES (p_tenant, p_days, p_archive, p_actor)
+    ON CONFLICT (tenant_id) DO UPDATE
+      SET retention_days = EXCLUDED.retention_days, archive = EXCLUDED.archive,
+          updated_at = now(), updated_by = EXCLUDED.updated_by
+    RETURNING * INTO v_new;
+  END IF;
+  INSERT INTO synaps.audit_log (tenant_id, actor, action, target, data)
+  VALUES (p_tenant, p_actor, CASE WHEN p_clear THEN 'retention.clear' ELSE 'retention.set' END,
+          p_tenant,
+          jsonb_build_object(
+            'before', CASE WHEN v_old.tenant_id IS NULL THEN NULL ELSE
+                        jsonb_build_object('retentionDays', v_old.retention_days,
+                                           'archive', v_old.archive) END,
+            'after', CASE WHEN v_new.tenant_id IS NULL THEN NULL ELSE
+                       jsonb_build_object('retentionDays', v_new.retention_days,
+                                          'archive', v_new.archive) END,
+            'reason', p_reason));
+  RETURN synaps.effective_retention(p_tenant);
+END $$;
+
+-- Name: set_run_keep(text, uuid, boolean, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.set_run_keep(p_tenant text, p_run_id uuid, p_keep boolean, p_actor text) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_tenant text;
+BEGIN
+  UPDATE synaps.runs SET keep = p_keep
+   WHERE id = p_run_id AND (p_tenant IS NULL OR tenant_id = p_tenant)
+  RETURNING tenant_id INTO v_tenant;
+  IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  INSERT INTO synaps.audit_log (tenant_id, actor, action, target, data)
+  VALUES (v_tenant, p_actor, 'run.keep', p_run_id::text, jsonb_build_object('keep', p_keep));
+  PERFORM synaps.append_event(p_run_id, NULL, 'run.keep',
+                              NULL, jsonb_build_object('keep', p_keep, 'by', p_actor));
+  RETURN CASE WHEN p_keep THEN 'kept' ELSE 'released' END;
 END $$;
 
 -- Name: settle_run(uuid); Type: FUNCTION; Schema: synaps
@@ -1570,6 +1869,24 @@ CREATE FUNCTION synaps.uuid_v7() RETURNS uuid
     'hex')::uuid
 $$;
 
+-- Name: uuid_v7_floor(timestamp with time zone); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.uuid_v7_floor(p_at timestamp with time zone) RETURNS uuid
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT (lpad(to_hex(floor(extract(epoch FROM p_at) * 1000)::bigint), 12, '0')
+          || '00000000000000000000')::uuid
+$$;
+
+-- Name: uuid_v7_time(uuid); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.uuid_v7_time(p_id uuid) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT to_timestamp(('x' || lpad(substr(replace(p_id::text, '-', ''), 1, 12), 16, '0'))::bit(64)::bigint
+                      / 1000.0)
+$$;
+
 -- Name: write_task_batch(bigint[], bigint[], text[], jsonb[], bigint[], bigint[], text[], bigint[], bigint[], boolean[], jsonb, jsonb); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.write_task_batch(p_event_ids bigint[], p_event_epochs bigint[], p_event_types text[], p_event_data jsonb[], p_progress_ids bigint[], p_progress_epochs bigint[], p_progress_texts text[], p_ids bigint[], p_epochs bigint[], p_holds boolean[], p_outputs jsonb, p_artifacts jsonb) RETURNS SETOF text
@@ -1761,17 +2078,28 @@ CREATE TABLE synaps.ledger_events (
     attempt integer,
     data jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
-);
+)
+PARTITION BY RANGE (run_id);
 
--- Name: ledger_events_id_seq; Type: SEQUENCE; Schema: synaps
+-- Name: ledger_event_ids; Type: SEQUENCE; Schema: synaps
 
-ALTER TABLE synaps.ledger_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME synaps.ledger_events_id_seq
+CREATE SEQUENCE synaps.ledger_event_ids
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
     NO MAXVALUE
-    CACHE 1
+    CACHE 1;
+
+-- Name: ledger_event_ids; Type: SEQUENCE OWNED BY; Schema: synaps
+
+ALTER SEQUENCE synaps.ledger_event_ids OWNED BY synaps.ledger_events.id;
+
+-- Name: ledger_partitioning; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.ledger_partitioning (
+    singleton boolean DEFAULT true NOT NULL,
+    legacy_bound uuid,
+    CONSTRAINT ledger_partitioning_singleton_check CHECK (singleton)
 );
 
 -- Name: outbox; Type: TABLE; Schema: synaps
@@ -1857,6 +2185,7 @@ CREATE TABLE synaps.runs (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
+    keep boolean DEFAULT false NOT NULL,
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 
@@ -1902,6 +2231,17 @@ CREATE TABLE synaps.tasks (
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 )
 WITH (fillfactor='70');
+
+-- Name: tenant_settings; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.tenant_settings (
+    tenant_id text NOT NULL,
+    retention_days integer,
+    archive boolean DEFAULT false NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text NOT NULL,
+    CONSTRAINT tenant_settings_retention_days_check CHECK (((retention_days >= 1) AND (retention_days <= 36500)))
+);
 
 -- Name: threads; Type: TABLE; Schema: synaps
 
@@ -1963,6 +2303,10 @@ CREATE TABLE synaps_meta.schema_migrations (
     checksum text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+-- Name: ledger_events id; Type: DEFAULT; Schema: synaps
+
+ALTER TABLE ONLY synaps.ledger_events ALTER COLUMN id SET DEFAULT nextval('synaps.ledger_event_ids'::regclass);
 
 -- Name: api_keys api_keys_hash_key; Type: CONSTRAINT; Schema: synaps
 
@@ -2034,15 +2378,15 @@ ALTER TABLE ONLY synaps.flow_limits
 ALTER TABLE ONLY synaps.flow_weights
     ADD CONSTRAINT flow_weights_pkey PRIMARY KEY (name);
 
--- Name: ledger_events ledger_events_pkey; Type: CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.ledger_events
-    ADD CONSTRAINT ledger_events_pkey PRIMARY KEY (id);
-
 -- Name: ledger_events ledger_events_run_seq_uq; Type: CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.ledger_events
     ADD CONSTRAINT ledger_events_run_seq_uq UNIQUE (run_id, seq);
+
+-- Name: ledger_partitioning ledger_partitioning_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.ledger_partitioning
+    ADD CONSTRAINT ledger_partitioning_pkey PRIMARY KEY (singleton);
 
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: synaps
 
@@ -2083,6 +2427,11 @@ ALTER TABLE ONLY synaps.tasks
 
 ALTER TABLE ONLY synaps.tasks
     ADD CONSTRAINT tasks_run_name_uq UNIQUE (run_id, name);
+
+-- Name: tenant_settings tenant_settings_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.tenant_settings
+    ADD CONSTRAINT tenant_settings_pkey PRIMARY KEY (tenant_id);
 
 -- Name: threads threads_pkey; Type: CONSTRAINT; Schema: synaps
 
@@ -2132,10 +2481,6 @@ CREATE INDEX control_change_actor_idx ON synaps.control_change USING btree (acto
 -- Name: control_change_item_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX control_change_item_idx ON synaps.control_change USING btree (kind, name, id);
-
--- Name: ledger_events_task_completed_uq; Type: INDEX; Schema: synaps
-
-CREATE UNIQUE INDEX ledger_events_task_completed_uq ON synaps.ledger_events USING btree (task_id, attempt) WHERE (type = 'task.completed'::text);
 
 -- Name: outbox_unpublished_idx; Type: INDEX; Schema: synaps
 
@@ -2251,20 +2596,10 @@ ALTER TABLE ONLY synaps.artifact_versions
 ALTER TABLE ONLY synaps.artifact_versions
     ADD CONSTRAINT artifact_versions_run_id_fkey FOREIGN KEY (run_id) REFERENCES synaps.runs(id);
 
--- Name: artifact_versions artifact_versions_task_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.artifact_versions
-    ADD CONSTRAINT artifact_versions_task_id_fkey FOREIGN KEY (task_id) REFERENCES synaps.tasks(id);
-
 -- Name: artifacts artifacts_run_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.artifacts
     ADD CONSTRAINT artifacts_run_id_fkey FOREIGN KEY (run_id) REFERENCES synaps.runs(id);
-
--- Name: artifacts artifacts_task_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.artifacts
-    ADD CONSTRAINT artifacts_task_id_fkey FOREIGN KEY (task_id) REFERENCES synaps.tasks(id);
 
 -- Name: artifacts artifacts_thread_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 
@@ -2275,16 +2610,6 @@ ALTER TABLE ONLY synaps.artifacts
 
 ALTER TABLE ONLY synaps.commands
     ADD CONSTRAINT commands_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES synaps.threads(id);
-
--- Name: ledger_events ledger_events_run_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.ledger_events
-    ADD CONSTRAINT ledger_events_run_id_fkey FOREIGN KEY (run_id) REFERENCES synaps.runs(id);
-
--- Name: ledger_events ledger_events_task_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.ledger_events
-    ADD CONSTRAINT ledger_events_task_id_fkey FOREIGN KEY (task_id) REFERENCES synaps.tasks(id);
 
 -- Name: queue_items queue_items_task_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "db/deadlines.h"
 #include "db/pool.h"
+#include "history/expiry.h"
 #include "otel/exporter.h"
 #include "schedules/scheduler.h"
 
@@ -61,6 +62,9 @@ ApiOptions ApiOptionsFromEnv() {
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
   o.usage_rollup_seconds =
       static_cast<int>(config::EnvInt("SYNAPS_USAGE_ROLLUP_SECONDS", 60, 0, 86400));
+  o.expiry_seconds = static_cast<int>(config::EnvInt("SYNAPS_EXPIRY_SECONDS", 300, 0, 86400));
+  o.expiry_batch_runs =
+      static_cast<int>(config::EnvInt("SYNAPS_EXPIRY_BATCH_RUNS", 500, 1, 100000));
   o.db_options = db::ConnectOptionsFromEnv(db::Role::kApi);
   o.relay_db_options = db::ConnectOptionsFromEnv(db::Role::kRelay);
   return o;
@@ -100,6 +104,10 @@ class ApiServer::Impl {
     tracer_ = std::move(*tracer);
     usage_rollup_ = std::make_unique<UsageRollup>(
         &pool_, std::chrono::seconds(options_.usage_rollup_seconds));
+    // No archiver yet: tenants that archive are skipped by expiry (history/expiry.h).
+    expiry_ = std::make_unique<history::ExpiryThread>(
+        &pool_, nullptr, std::chrono::seconds(options_.expiry_seconds),
+        history::ExpiryOptions{.batch_runs = options_.expiry_batch_runs});
     run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
     tenant_feeds_ = std::make_unique<TenantFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
@@ -148,10 +156,12 @@ class ApiServer::Impl {
     auto port = server_->Start();
     if (port) scheduler_->Start();
     if (port) usage_rollup_->Start();
+    if (port) expiry_->Start();
     return port;
   }
 
   void Stop() {
+    expiry_->Stop();
     usage_rollup_->Stop();
     scheduler_->Stop();
     server_->Stop();
@@ -174,6 +184,7 @@ class ApiServer::Impl {
   std::unique_ptr<RevocationList> revocations_;
   std::unique_ptr<otel::Exporter> tracer_;  // before the router and server, which use it
   std::unique_ptr<UsageRollup> usage_rollup_;
+  std::unique_ptr<history::ExpiryThread> expiry_;
   std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<TenantFeeds> tenant_feeds_;
   std::unique_ptr<OutboxRelay> relay_;

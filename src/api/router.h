@@ -176,6 +176,11 @@ class Router {
   std::optional<HttpResponse> CheckScheduleAccess(Context& ctx, const std::string& name) const;
   // handlers_usage.cpp: usage and cost from the ledger
   HttpResponse GetUsage(Context& ctx, const Params&) const;
+  // handlers_retention.cpp: retention and the keep flag
+  HttpResponse GetRetention(Context& ctx, const Params&) const;
+  HttpResponse PutRetention(Context& ctx, const Params&) const;
+  HttpResponse DeleteRetention(Context& ctx, const Params&) const;
+  HttpResponse KeepRun(Context& ctx, const Params& p) const;
 
  public:
   // Every (method, pattern) the router serves, for the OpenAPI consistency test.

@@ -136,6 +136,33 @@ struct GcFlags {
 };
 int RunGc(const GcFlags& flags);
 
+// synaps retention get | set | clear (docs/history.md). The verb parsed is in `verb`.
+struct RetentionFlags {
+  std::string verb;
+  std::optional<std::string> tenant;  // a tenant id or "*" (the default)
+  std::optional<int> days;            // set --days
+  bool forever = false;               // set --forever
+  std::string archive = "off";        // set --archive on|off
+  std::optional<std::string> reason;
+  bool json = false;
+};
+CLI::App* AddRetentionCommand(CLI::App& app, RetentionFlags& flags);
+int RunRetention(const RetentionFlags& flags);
+// synaps runs keep [--release]: POST /v1/runs/{id}/keep.
+int RunRunsKeep(const std::string& run_id, bool keep, bool as_json);
+
+// synaps expire: one expiry pass against PostgreSQL (history/expiry.h), a progress line per
+// batch on stderr. Exit 0 when done, 1 on errors, 3 when another expiry was running.
+struct ExpireFlags {
+  std::optional<std::string> database_url;
+  int batch_runs = 500;
+  int max_batches = 0;
+  bool dry_run = false;
+  bool json = false;
+};
+CLI::App* AddExpireCommand(CLI::App& app, ExpireFlags& flags);
+int RunExpire(const ExpireFlags& flags);
+
 // synaps control apply | get | history | rollback | delete | snapshot: the control registry
 // through the API (docs/control.md). The verb that was parsed is in `verb`.
 struct ControlFlags {

@@ -119,6 +119,12 @@ int main(int argc, char** argv) {
   runs_watch->add_flag("--json", watch_flags.json,
                        "one JSON object per line: each ledger event, then {\"type\":\"end\"}");
 
+  bool keep_release = false;
+  auto* runs_keep =
+      runs->add_subcommand("keep", "Keep a run: retention never expires it (--release: undo)");
+  runs_keep->add_option("id", run_id, "run id")->required();
+  runs_keep->add_flag("--release", keep_release, "no longer keep it");
+  runs_keep->add_flag("--json", json_out, "machine-readable output");
   auto* runs_cancel = runs->add_subcommand("cancel", "Cancel a queued or running run");
   runs_cancel->add_option("id", run_id, "run id")->required();
   runs_cancel->add_flag("--json", json_out, "machine-readable output");
@@ -214,6 +220,10 @@ int main(int argc, char** argv) {
   auto* schedulescmd = cli::AddSchedulesCommand(app, schedules_flags);
   cli::UsageFlags usage_flags;
   auto* usagecmd = cli::AddUsageCommand(app, usage_flags);
+  cli::RetentionFlags retention_flags;
+  auto* retentioncmd = cli::AddRetentionCommand(app, retention_flags);
+  cli::ExpireFlags expire_flags;
+  auto* expirecmd = cli::AddExpireCommand(app, expire_flags);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -241,6 +251,7 @@ int main(int argc, char** argv) {
     if (runs_list->parsed()) return cli::RunRunsList(runs_list_flags);
     if (runs_watch->parsed()) return cli::RunRunsWatch(watch_flags);
     if (runs_cancel->parsed()) return cli::RunRunsCancel(run_id, json_out);
+    if (runs_keep->parsed()) return cli::RunRunsKeep(run_id, !keep_release, json_out);
     if (tasks_approve->parsed() || tasks_reject->parsed()) {
       return cli::RunTasksDecide(task_id, tasks_approve->parsed(), decision_reason, json_out);
     }
@@ -251,6 +262,8 @@ int main(int argc, char** argv) {
     if (controlcmd->parsed()) return cli::RunControl(control_flags);
     if (schedulescmd->parsed()) return cli::RunSchedules(schedules_flags);
     if (usagecmd->parsed()) return cli::RunUsage(usage_flags);
+    if (retentioncmd->parsed()) return cli::RunRetention(retention_flags);
+    if (expirecmd->parsed()) return cli::RunExpire(expire_flags);
     if (tokens_mint->parsed()) return cli::RunTokensMint(mint);
   } catch (const ConfigError& e) {
     std::cerr << "synaps: configuration error: " << e.what() << "\n";

@@ -233,5 +233,106 @@ TEST(MigrateTest, UpgradeFrom0015KeepsHistoryAndApprovesAHeldTask) {
             "10 run.succeeded {}");
 }
 
+// A database written by the release before retention (0022) becomes partitioned (0024..0026,
+// docs/history.md): every event stays, in the legacy partition (a run with a random, pre-0010
+// id in the default one), ids and seqs go on where they were, a held task is approved, new
+// runs' events land in partitions, and the ledger is still append-only.
+TEST(MigrateTest, UpgradeFrom0022PartitionsTheLedgerWithoutLosingHistory) {
+  std::string url = EmptyDatabase("migrate_upgrade_0022");
+  auto conn = Connection::Connect(url);
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::vector<MigrationSource> at_0022;
+  for (const auto& m : EmbeddedMigrations()) {
+    if (m.name < "0023") at_0022.push_back(m);
+  }
+  ASSERT_EQ(at_0022.back().name, "0022_concurrency_keys.sql");
+  ASSERT_TRUE(Migrate(*conn, at_0022));
+  auto exec = [&](const std::string& sql) {
+    auto r = conn->Exec(sql);
+    EXPECT_TRUE(r) << sql << ": " << r.error().message;
+    return r ? std::move(*r) : PgResult();
+  };
+  auto submit = [&](const std::string& key, const std::string& tasks) {
+    exec("SELECT synaps.submit_command('t', 'me', '" + key +
+         "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', '" + tasks +
+         "'::jsonb))");
+  };
+  submit("one", R"([{"name":"only","kind":"prompt","spec":{}}])");
+  submit("two", R"([{"name":"done","kind":"prompt","spec":{}},)"
+                R"( {"name":"held","kind":"prompt","spec":{}}])");
+  auto claimed = exec(
+      "SELECT array_agg(item_id ORDER BY task_name), array_agg(lease_epoch ORDER BY task_name)"
+      "  FROM synaps.claim_queue_items('w', ARRAY['default'], 10, 60)");
+  exec("SELECT synaps.write_task_batch('{}', '{}', '{}', '{}', '{}', '{}', '{}', '" +
+       claimed.GetString(0, 0) + "'::bigint[], '" + claimed.GetString(0, 1) +
+       "'::bigint[], ARRAY[false, true, false], "
+       R"('[{"text":"d"}, {"text":"h"}, {"text":"o"}]',)"
+       R"( '[[], [], [{"name":"a.txt","contentType":"text/plain","objectKey":"k","size":1,)"
+       R"("sha256":"s"}]]'))");
+  // A run from before 0010, with a random (version 4) id that sorts above every UUIDv7.
+  exec(
+      "INSERT INTO synaps.threads (id, tenant_id) VALUES ('f0000000-0000-4000-8000-000000000001', "
+      "'t');"
+      "INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, idempotency_key,"
+      "  request_hash, submitted_by) VALUES ('f0000000-0000-4000-8000-000000000002', 't',"
+      "  'f0000000-0000-4000-8000-000000000001', 'prompt', '{}', 'old', 'h', 'me');"
+      "INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id) VALUES"
+      "  ('f0000000-0000-4000-8000-000000000003', 'f0000000-0000-4000-8000-000000000002',"
+      "   'f0000000-0000-4000-8000-000000000001', 't');"
+      "SELECT synaps.append_event('f0000000-0000-4000-8000-000000000003', NULL, 'run.created',"
+      "  NULL, '{}')");
+  const std::string history =
+      "SELECT string_agg(concat_ws(' ', e.id, c.idempotency_key, e.seq, e.type, e.attempt, e.data),"
+      "                  E'\\n' ORDER BY e.id)"
+      "  FROM synaps.ledger_events e JOIN synaps.runs r ON r.id = e.run_id"
+      "  JOIN synaps.commands c ON c.id = r.command_id";
+  auto before = exec(history);
+  const int64_t last_id = exec("SELECT max(id) FROM synaps.ledger_events").GetInt(0, 0);
+
+  auto upgraded = Migrate(*conn, EmbeddedMigrations());
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  EXPECT_EQ(exec(history).GetString(0, 0), before.GetString(0, 0));
+  EXPECT_EQ(exec("SELECT relkind FROM pg_class WHERE oid = 'synaps.ledger_events'::regclass")
+                .GetString(0, 0),
+            "p");
+  EXPECT_EQ(exec("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ')"
+                 "  FROM synaps.ledger_events")
+                .GetString(0, 0),
+            "synaps.ledger_events_default synaps.ledger_events_legacy");
+  EXPECT_EQ(exec("SELECT count(*) FROM synaps.ledger_events_default").GetInt(0, 0), 1);
+  EXPECT_GE(exec("SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                 " 'synaps.ledger_events'::regclass")
+                .GetInt(0, 0),
+            8);
+
+  // The held task is approved: its run's ledger goes on densely, with ids after the old ones.
+  auto decided = exec(
+      "SELECT synaps.decide_task('t', (SELECT id FROM synaps.tasks WHERE name = 'held'), true,"
+      " 'alice', 'fine')");
+  EXPECT_EQ(decided.GetString(0, 0), "approved");
+  auto tail = exec(
+      "SELECT string_agg(concat_ws(' ', e.seq, e.type), ', ' ORDER BY e.seq), min(e.id)"
+      "  FROM synaps.ledger_events e JOIN synaps.runs r ON r.id = e.run_id"
+      "  JOIN synaps.commands c ON c.id = r.command_id"
+      " WHERE c.idempotency_key = 'two' AND e.seq > 7");
+  EXPECT_EQ(tail.GetString(0, 0), "8 task.approved, 9 task.completed, 10 run.succeeded");
+  EXPECT_GT(tail.GetInt(0, 1), last_id);
+  // The old run's events go on in the default partition; a new run's land in a partition too.
+  exec(
+      "SELECT synaps.append_event('f0000000-0000-4000-8000-000000000003', NULL, 'run.keep',"
+      " NULL, '{}')");
+  EXPECT_EQ(exec("SELECT max(seq) FROM synaps.ledger_events_default").GetInt(0, 0), 2);
+  submit("three", R"([{"name":"only","kind":"prompt","spec":{}}])");
+  EXPECT_EQ(exec("SELECT count(*) FROM synaps.ledger_events e JOIN synaps.runs r"
+                 " ON r.id = e.run_id JOIN synaps.commands c ON c.id = r.command_id"
+                 " WHERE c.idempotency_key = 'three'")
+                .GetInt(0, 0),
+            2);
+  // Still append-only, on the parent and on a partition.
+  EXPECT_FALSE(conn->Exec("DELETE FROM synaps.ledger_events"));
+  EXPECT_FALSE(conn->Exec("UPDATE synaps.ledger_events_legacy SET type = 'x'"));
+  EXPECT_FALSE(conn->Exec("TRUNCATE synaps.ledger_events_legacy"));
+}
+
 }  // namespace
 }  // namespace synaps::db
