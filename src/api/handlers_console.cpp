@@ -225,18 +225,6 @@ Result<json> RetryOne(const Principal& principal, const TraceContext& trace, db:
   return response;
 }
 
-// The Idempotency-Key header of a retry: empty when absent; kInvalidArgument when longer than
-// `max` characters (a bulk retry appends /<run id> per run, as a batch submit /<index>).
-Result<std::string> RetryKey(const HttpRequest& req, size_t max) {
-  const std::string& key = req.header("idempotency-key");
-  if (key.size() > max) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "Idempotency-Key is longer than " + std::to_string(max) + " characters",
-                "Idempotency-Key");
-  }
-  return key;
-}
-
 }  // namespace
 
 // POST /v1/runs/cancel {runIds: [..]} or {filter: {...}}: cancels each unfinished run, at most
@@ -296,7 +284,7 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
   if (!body) return ctx.Error(body.error());
   auto target = ParseBulkTarget(*body);
   if (!target) return ctx.Error(target.error());
-  auto key = RetryKey(ctx.req, 255 - 37);
+  auto key = IdempotencyKeyHeader(ctx.req.header("idempotency-key"), 255 - 37);
   if (!key) return ctx.Error(key.error());
   if (body->contains("cursor") && (!target->filter || !(*body)["cursor"].is_string())) {
     return ctx.Error(400, "invalid_argument", "cursor: a filter's nextCursor (a string)", "cursor");
@@ -342,7 +330,7 @@ HttpResponse Router::BulkRetry(Context& ctx, const Params&) const {
 HttpResponse Router::RetryRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
-  auto key = RetryKey(ctx.req, 255);
+  auto key = IdempotencyKeyHeader(ctx.req.header("idempotency-key"));
   if (!key) return ctx.Error(key.error());
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());

@@ -47,13 +47,9 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
   req.actor = ctx.principal->id;
   // The tasks' spans are children of this request's span (docs/observability.md).
   req.trace = ctx.trace;
-  if (!key.empty()) {
-    if (key.size() > 255) {
-      return ctx.Error(400, "invalid_argument", "Idempotency-Key is longer than 255 characters",
-                       "Idempotency-Key");
-    }
-    req.idempotency_key = key;
-  }
+  auto checked = IdempotencyKeyHeader(key);
+  if (!checked) return ctx.Error(checked.error());
+  if (!key.empty()) req.idempotency_key = key;
   auto conn = deps_.pool->Acquire();
   if (!conn) return ctx.Error(conn.error());
   // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT

@@ -183,12 +183,10 @@ class Session : public std::enable_shared_from_this<Session> {
     return o.body_limit;
   }
 
-  // For a request on a large-body route: true when it may read up to large_body_limit — it
-  // carries an Authorization header, and either its declared length fits body_limit or one of
-  // the max_large_bodies slots was free (taken until its response is written).
-  template <class Head>
-  bool AdmitLargeBody(const Head& head) {
-    if (head.find(http::field::authorization) == head.end()) return false;
+  // For a request with credentials on a large-body route: true when it may read up to
+  // large_body_limit — its declared length fits body_limit (no slot needed) or one of the
+  // max_large_bodies slots was free (taken until its response is written).
+  bool TakeLargeBodySlot() {
     auto length = parser_->content_length();
     if (length && *length <= shared_.options.body_limit) return true;
     auto& in_flight = shared_.connections.large_bodies_in_flight;
@@ -249,16 +247,17 @@ class Session : public std::enable_shared_from_this<Session> {
       return WriteRefusal(status, status == 501 ? "not_implemented" : "bad_request", why);
     }
     body_limit_ = BodyLimitFor(View(head.method_string()), View(head.target()));
-    if (body_limit_ > shared_.options.body_limit && !AdmitLargeBody(head)) {
+    if (body_limit_ > shared_.options.body_limit) {
       if (head.find(http::field::authorization) == head.end()) {
+        // The larger limit is for callers with credentials; the handler answers 401 the rest.
         auto length = parser_->content_length();
         if (length && *length > shared_.options.body_limit) {
           return WriteRefusal(401, "unauthenticated",
                               "a request body over " + std::to_string(shared_.options.body_limit) +
                                   " bytes needs an Authorization header");
         }
-        body_limit_ = shared_.options.body_limit;  // the handler answers 401
-      } else {
+        body_limit_ = shared_.options.body_limit;
+      } else if (!TakeLargeBodySlot()) {
         return WriteRefusal(503, "too_many_large_requests",
                             "too many large request bodies are being read; retry later");
       }
@@ -466,7 +465,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool busy_ = false;    // a request is being handled or its response written
   bool linger_ = false;  // a refusal: drain the unread request before closing
-  bool holds_large_body_ = false;  // one of the max_large_bodies slots (AdmitLargeBody)
+  bool holds_large_body_ = false;  // one of the max_large_bodies slots (TakeLargeBodySlot)
   unsigned version_ = 11;
   asio::steady_timer timer_;     // pauses between stream steps
   // Set while a streamed response is being written. Shared with the step running on the

@@ -328,6 +328,14 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
   return req;
 }
 
+Result<std::string> IdempotencyKeyHeader(const std::string& value, size_t max) {
+  if (value.size() > max) {
+    RETURN_IF_ERROR(
+        Invalid("Idempotency-Key", "longer than " + std::to_string(max) + " characters"));
+  }
+  return value;
+}
+
 bool IsBatchSubmit(const json& body) { return body.is_object() && body.contains("commands"); }
 
 namespace {

@@ -30,6 +30,11 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body);
 // ParseSubmitRequest's checks over a body already parsed as a JSON object.
 Result<store::SubmitRequest> ParseSubmitCommand(const nlohmann::json& body);
 
+// An Idempotency-Key header's value (submit, retry): as sent, "" when absent; kInvalidArgument
+// naming the header when longer than `max` characters (255, less what a route appends per
+// item: a bulk retry's "/<run id>").
+Result<std::string> IdempotencyKeyHeader(const std::string& value, size_t max = 255);
+
 // The most commands one batch submit may hold.
 inline constexpr size_t kMaxBatchCommands = 1000;
 

@@ -51,8 +51,7 @@ Result<bool> ExpireTenant(db::Connection& conn, RunArchiver* archiver,
   mine.tenant = tenant.tenant;
   mine.retention_days = tenant.retention_days;
   if (options.dry_run) {
-    ASSIGN_OR_RETURN(auto runs, store::ExpiredRuns(conn, tenant, 100000000));
-    mine.expired = static_cast<int64_t>(runs.size());
+    ASSIGN_OR_RETURN(mine.expired, store::CountExpiredRuns(conn, tenant));
     if (progress) progress(mine, report);
     return true;
   }

@@ -64,6 +64,15 @@ Result<std::vector<ExpiredRun>> ExpiredRuns(db::Connection& conn, const TenantRe
   return out;
 }
 
+Result<int64_t> CountExpiredRuns(db::Connection& conn, const TenantRetention& tenant) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("retention_count_expired",
+                                     "SELECT count(*) FROM synaps.expired_runs($1, $2::integer,"
+                                     " 2147483647)",
+                                     {tenant.tenant, std::to_string(tenant.retention_days)}));
+  return r.GetInt(0, 0);
+}
+
 ExpiryCounts& ExpiryCounts::operator+=(const ExpiryCounts& o) {
   runs += o.runs;
   tasks += o.tasks;

@@ -52,6 +52,8 @@ struct ExpiredRun {
 // Up to `limit` expired runs of the tenant, oldest first (synaps.expired_runs).
 Result<std::vector<ExpiredRun>> ExpiredRuns(db::Connection& conn, const TenantRetention& tenant,
                                             int limit);
+// How many runs of the tenant are expired now (counted in PostgreSQL: a dry run's number).
+Result<int64_t> CountExpiredRuns(db::Connection& conn, const TenantRetention& tenant);
 
 struct ExpiryCounts {
   bool busy = false;  // another process is expiring: nothing was done
