@@ -50,9 +50,9 @@ void GenerateHistory(db::Connection& conn, int n, const std::string& first, cons
       " md5(g::text), jsonb_build_object('commandId', command_id, 'runId', run_id,"
       " 'threadId', thread_id, 'status', 'queued'), 'bench', t FROM bench_h ORDER BY command_id",
       "INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, last_seq,"
-      " created_at, started_at, finished_at)"
+      " created_at, started_at, finished_at, thread_seq)"
       " SELECT run_id, command_id, thread_id, 'bench', 'succeeded', 6, t,"
-      " t + interval '10 ms', t + interval '20 ms' FROM bench_h ORDER BY run_id",
+      " t + interval '10 ms', t + interval '20 ms', 1 FROM bench_h ORDER BY run_id",
       "INSERT INTO synaps.tasks (id, run_id, tenant_id, name, kind, spec, status, attempt,"
       " output, created_at, started_at, finished_at)"
       " SELECT task_id, run_id, 'bench', 'main', 'prompt',"

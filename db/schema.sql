@@ -276,16 +276,9 @@ BEGIN
            -- Outputs of the tasks this one depends on, by name.
            (SELECT coalesce(jsonb_object_agg(d.name, d.output), '{}'::jsonb)
               FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on)),
-           -- Earlier turns of the thread (the last 50 succeeded tasks of earlier runs), oldest
-           -- first, so a command on an existing thread continues the conversation.
-           (SELECT coalesce(jsonb_agg(h.turn ORDER BY h.created_at, h.task_created), '[]'::jsonb)
-              FROM (SELECT r2.created_at, t2.created_at AS task_created,
-                           jsonb_build_object('input', t2.spec->'input'->>'text',
-                                              'output', t2.output->>'text') AS turn
-                      FROM synaps.runs r2 JOIN synaps.tasks t2 ON t2.run_id = r2.id
-                     WHERE r2.thread_id = u.thread_id AND r2.created_at < u.created_at
-                       AND t2.status = 'succeeded'
-                     ORDER BY r2.created_at DESC, t2.created_at DESC LIMIT 50) h),
+           -- Earlier turns of the thread, oldest first (synaps.thread_history), so a command
+           -- on an existing thread continues the conversation.
+           synaps.thread_history(u.thread_id, u.thread_seq),
            v_version
       FROM unnest(v_ids) WITH ORDINALITY AS x(id, ord)
       JOIN synaps.queue_items q ON q.id = x.id
@@ -996,6 +989,86 @@ BEGIN
                  p_table || '_no_truncate', p_table);
 END $$;
 
+-- Name: rate_acquire(text, integer, integer, bigint, bigint, bigint, integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_acquire(p_route text, p_rpm integer, p_tpm integer, p_tokens bigint, p_item bigint, p_epoch bigint, p_park_after_ms integer) RETURNS TABLE(wait_ms bigint, parked boolean)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_now   timestamptz := clock_timestamp();
+  v_req   interval := CASE WHEN p_rpm > 0 THEN make_interval(secs => 60.0 / p_rpm)
+                           ELSE interval '0' END;
+  v_tok   interval := CASE WHEN p_tpm > 0
+                           THEN make_interval(secs => 60.0 * greatest(p_tokens, 0) / p_tpm)
+                           ELSE interval '0' END;
+  v_slot  timestamptz;
+  v_at    timestamptz;
+  v_wait  bigint;
+  q       synaps.queue_items;
+BEGIN
+  IF p_item IS NOT NULL THEN
+    SELECT qi.rate_slot INTO v_slot FROM synaps.queue_items qi
+     WHERE qi.id = p_item AND qi.lease_epoch = p_epoch AND qi.status = 'leased';
+    IF v_slot IS NOT NULL THEN
+      UPDATE synaps.queue_items SET rate_slot = NULL WHERE id = p_item;
+      IF NOT EXISTS (SELECT 1 FROM synaps.rate_limits
+                      WHERE route = p_route AND blocked_until > v_now) THEN
+        RETURN QUERY SELECT 0::bigint, false;
+        RETURN;
+      END IF;
+    END IF;
+  END IF;
+
+  INSERT INTO synaps.rate_limits AS l (route, request_tat, token_tat, updated_at)
+  VALUES (p_route, v_now + v_req, v_now + v_tok, v_now)
+  ON CONFLICT (route) DO UPDATE
+     SET request_tat = greatest(l.request_tat, l.token_tat, l.blocked_until, v_now) + v_req,
+         token_tat = greatest(l.request_tat, l.token_tat, l.blocked_until, v_now) + v_tok,
+         updated_at = v_now
+  RETURNING l.request_tat - v_req INTO v_at;
+  v_wait := greatest(0, ceil(extract(epoch FROM v_at - v_now) * 1000))::bigint;
+
+  IF p_item IS NOT NULL AND v_wait > p_park_after_ms THEN
+    UPDATE synaps.queue_items
+       SET status = 'ready', lease_owner = NULL, lease_expires_at = NULL, available_at = v_at,
+           rate_slot = v_at, attempts = greatest(attempts - 1, 0)
+     WHERE id = p_item AND lease_epoch = p_epoch AND status = 'leased'
+    RETURNING * INTO q;
+    IF FOUND THEN
+      UPDATE synaps.tasks SET status = 'queued' WHERE id = q.task_id;
+      PERFORM synaps.append_event(q.run_id, q.task_id, 'task.waiting', q.attempts + 1,
+                                  jsonb_build_object('reason', 'rateLimit', 'route', p_route,
+                                                     'until', v_at, 'waitMs', v_wait));
+      RETURN QUERY SELECT v_wait, true;
+      RETURN;
+    END IF;
+  END IF;
+  RETURN QUERY SELECT v_wait, false;
+END $$;
+
+-- Name: rate_block(text, bigint); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_block(p_route text, p_ms bigint) RETURNS timestamp with time zone
+    LANGUAGE sql
+    AS $$
+  INSERT INTO synaps.rate_limits AS l (route, blocked_until, updated_at)
+  VALUES (p_route, clock_timestamp() + make_interval(secs => p_ms / 1000.0), clock_timestamp())
+  ON CONFLICT (route) DO UPDATE
+     SET blocked_until = greatest(l.blocked_until, excluded.blocked_until),
+         updated_at = excluded.updated_at
+  RETURNING blocked_until
+$$;
+
+-- Name: rate_settle(text, integer, bigint); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_settle(p_route text, p_tpm integer, p_delta bigint) RETURNS void
+    LANGUAGE sql
+    AS $$
+  UPDATE synaps.rate_limits
+     SET token_tat = token_tat + make_interval(secs => 60.0 * p_delta / p_tpm)
+   WHERE route = p_route AND p_tpm > 0 AND p_delta <> 0
+$$;
+
 -- Name: refresh_run_status(uuid); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.refresh_run_status(p_run_id uuid) RETURNS void
@@ -1059,6 +1132,42 @@ BEGIN
     n := n + 1;
   END LOOP;
   RETURN n;
+END $$;
+
+-- Name: release_thread_turn(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.release_thread_turn() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_next  uuid;
+  q       record;
+  v_queues text[] := '{}';
+BEGIN
+  IF EXISTS (SELECT 1 FROM synaps.runs
+              WHERE thread_id = NEW.thread_id AND thread_seq < NEW.thread_seq
+                AND status IN ('queued', 'running', 'awaiting_approval')) THEN
+    RETURN NULL;  -- a waiting run was cancelled: the thread's holder is still at work
+  END IF;
+  SELECT id INTO v_next FROM synaps.runs
+   WHERE thread_id = NEW.thread_id AND thread_seq > NEW.thread_seq
+     AND status IN ('queued', 'running', 'awaiting_approval')
+   ORDER BY thread_seq LIMIT 1
+   FOR UPDATE;
+  IF NOT FOUND THEN RETURN NULL; END IF;
+  FOR q IN
+    UPDATE synaps.queue_items SET status = 'ready', available_at = greatest(available_at, now())
+     WHERE run_id = v_next AND status = 'parked'
+    RETURNING task_id, queue
+  LOOP
+    PERFORM synaps.append_event(v_next, q.task_id, 'task.ready', NULL,
+                                jsonb_build_object('reason', 'thread', 'after', NEW.id));
+    IF NOT q.queue = ANY (v_queues) THEN v_queues := v_queues || q.queue; END IF;
+  END LOOP;
+  INSERT INTO synaps.outbox (subject, payload)
+  SELECT 'synaps.wakeup.' || w.queue, jsonb_build_object('queue', w.queue, 'runId', v_next)
+    FROM unnest(v_queues) AS w(queue);
+  RETURN NULL;
 END $$;
 
 -- Name: renew_queue_items(bigint[], bigint[], integer); Type: FUNCTION; Schema: synaps
@@ -1619,26 +1728,78 @@ DECLARE
   v_command_id uuid := synaps.uuid_v7();
   v_run_id     uuid := synaps.uuid_v7();
   v_thread_id  uuid;
+  v_seq        bigint := 1;
   v_existing   synaps.commands;
   v_queue      text := coalesce(p_command->>'queue', 'default');
   v_priority   integer := coalesce((p_command->>'priority')::integer, 0);
   v_available  timestamptz := greatest(now(), coalesce((p_command->>'notBefore')::timestamptz, now()));
   v_max        integer := coalesce((p_command->>'maxAttempts')::integer, 3);
+  v_on_busy    text := coalesce(p_command->>'onThreadBusy', 'enqueue');
+  v_unfinished uuid[];
+  v_holder     uuid;
+  v_cancelled  uuid[] := '{}';
   v_task       jsonb;
   v_task_id    uuid;
   v_waiting    boolean;
   v_outbox     jsonb;
   v_response   jsonb;
+  i            integer;
 BEGIN
   IF p_command->>'threadId' IS NOT NULL THEN
-    SELECT id INTO v_thread_id FROM synaps.threads
-     WHERE id = (p_command->>'threadId')::uuid AND tenant_id = p_tenant;
+    -- The thread's row lock orders its submits: the run's place in the thread, and what the
+    -- thread is busy with, are decided one submit at a time.
+    UPDATE synaps.threads SET last_run_seq = last_run_seq + 1
+     WHERE id = (p_command->>'threadId')::uuid AND tenant_id = p_tenant
+    RETURNING id, last_run_seq INTO v_thread_id, v_seq;
     IF NOT FOUND THEN
       RETURN jsonb_build_object('error', 'thread_not_found');
     END IF;
+    -- A retried submit gets its first answer, even when its own run is what keeps the thread busy.
+    IF p_idempotency_key IS NOT NULL THEN
+      SELECT * INTO v_existing FROM synaps.commands
+       WHERE tenant_id = p_tenant AND idempotency_key = p_idempotency_key;
+      IF FOUND THEN
+        IF v_existing.request_hash <> p_request_hash THEN
+          RETURN jsonb_build_object('error', 'idempotency_conflict', 'commandId', v_existing.id);
+        END IF;
+        RETURN v_existing.response || jsonb_build_object('replayed', true);
+      END IF;
+    END IF;
+    -- Its unfinished runs, oldest first, locked: one finishing meanwhile is waited for and left out.
+    SELECT array_agg(u.id ORDER BY u.thread_seq) INTO v_unfinished
+      FROM (SELECT r.id, r.thread_seq FROM synaps.runs r
+             WHERE r.thread_id = v_thread_id AND r.status IN ('queued', 'running', 'awaiting_approval')
+             ORDER BY r.thread_seq FOR UPDATE) u;
+    IF v_unfinished IS NOT NULL THEN
+      IF v_on_busy = 'reject' THEN
+        RETURN jsonb_build_object('error', 'thread_busy', 'runId', v_unfinished[1],
+                                  'threadId', v_thread_id, 'waiting', cardinality(v_unfinished) - 1);
+      ELSIF v_on_busy IN ('interrupt', 'rollback') THEN
+        IF v_on_busy = 'interrupt' THEN
+          -- What the running tasks streamed so far becomes their output: the history keeps it.
+          UPDATE synaps.tasks t
+             SET output = jsonb_build_object('text', coalesce((
+                   SELECT string_agg(e.data->>'text', '' ORDER BY e.seq) FROM synaps.ledger_events e
+                    WHERE e.run_id = t.run_id AND e.task_id = t.id AND e.type = 'task.progress'
+                      AND e.attempt = t.attempt), ''), 'interrupted', true)
+           WHERE t.run_id = ANY (v_unfinished) AND t.status = 'running';
+        END IF;
+        UPDATE synaps.runs SET thread_turn = CASE WHEN v_on_busy = 'interrupt' THEN 'interrupted'
+                                                  ELSE 'rolledBack' END
+         WHERE id = ANY (v_unfinished);
+        -- Newest first, so that no cancellation hands the thread to a run cancelled next.
+        FOR i IN REVERSE cardinality(v_unfinished) .. 1 LOOP
+          IF synaps.cancel_run(p_tenant, v_unfinished[i], p_actor || ' (onThreadBusy ' || v_on_busy || ')') = 'cancelled' THEN
+            v_cancelled := v_cancelled || v_unfinished[i];
+          END IF;
+        END LOOP;
+      ELSE
+        v_holder := v_unfinished[1];
+      END IF;
+    END IF;
   ELSE
     v_thread_id := synaps.uuid_v7();
-    INSERT INTO synaps.threads (id, tenant_id) VALUES (v_thread_id, p_tenant);
+    INSERT INTO synaps.threads (id, tenant_id, last_run_seq) VALUES (v_thread_id, p_tenant, 1);
   END IF;
 
   INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, idempotency_key, request_hash, submitted_by)
@@ -1659,7 +1820,8 @@ BEGIN
     RETURN v_existing.response || jsonb_build_object('replayed', true);
   END IF;
 
-  INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id) VALUES (v_run_id, v_command_id, v_thread_id, p_tenant);
+  INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, thread_seq)
+  VALUES (v_run_id, v_command_id, v_thread_id, p_tenant, v_seq);
   PERFORM synaps.append_event(v_run_id, NULL, 'run.created',
                               NULL, jsonb_build_object('commandId', v_command_id, 'kind', p_command->>'kind'));
 
@@ -1673,25 +1835,43 @@ BEGIN
     INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status, max_attempts,
                                     fairness_key, concurrency_key)
     VALUES (v_task_id, v_run_id, p_tenant, v_queue, v_priority, v_available,
-            CASE WHEN v_waiting THEN 'waiting' ELSE 'ready' END, v_max,
-            coalesce(p_command->>'fairnessKey', ''), p_command->>'concurrencyKey');
+            CASE WHEN v_waiting THEN 'waiting' WHEN v_holder IS NOT NULL THEN 'parked' ELSE 'ready' END,
+            v_max, coalesce(p_command->>'fairnessKey', ''), p_command->>'concurrencyKey');
     PERFORM synaps.append_event(v_run_id, v_task_id, 'task.queued', NULL,
                                 jsonb_build_object('name', v_task->>'name', 'queue', v_queue,
                                                    'priority', v_priority, 'availableAt', v_available));
+    IF v_holder IS NOT NULL AND NOT v_waiting THEN
+      PERFORM synaps.append_event(v_run_id, v_task_id, 'task.waiting', NULL,
+                                  jsonb_build_object('reason', 'thread', 'runId', v_holder));
+    END IF;
   END LOOP;
 
+  -- A run waiting for its thread is woken by the run before it (release_thread_turn); the
+  -- cancellations of interrupt and rollback are handed to the relay with the rest.
   WITH o AS (
     INSERT INTO synaps.outbox (subject, payload)
-    VALUES ('synaps.wakeup.' || v_queue, jsonb_build_object('queue', v_queue, 'runId', v_run_id))
+    SELECT 'synaps.wakeup.' || v_queue, jsonb_build_object('queue', v_queue, 'runId', v_run_id)
+     WHERE v_holder IS NULL
     RETURNING id, subject, payload, msg_id
+  ), c AS (
+    SELECT ob.id, ob.subject, ob.payload, ob.msg_id FROM synaps.outbox ob
+     WHERE cardinality(v_cancelled) > 0 AND ob.published_at IS NULL
+       AND ob.subject = ANY (ARRAY(SELECT 'synaps.run.' || x FROM unnest(v_cancelled) AS x))
   )
-  SELECT jsonb_agg(jsonb_build_object('id', o.id, 'subject', o.subject, 'payload', o.payload, 'msgId', o.msg_id))
-    INTO v_outbox FROM o;
+  SELECT jsonb_agg(jsonb_build_object('id', a.id, 'subject', a.subject, 'payload', a.payload, 'msgId', a.msg_id))
+    INTO v_outbox FROM (SELECT * FROM o UNION ALL SELECT * FROM c) a;
 
   v_response := jsonb_build_object('commandId', v_command_id, 'runId', v_run_id,
                                    'threadId', v_thread_id, 'status', 'queued');
+  IF v_holder IS NOT NULL THEN
+    v_response := v_response || jsonb_build_object(
+      'waiting', jsonb_build_object('reason', 'thread', 'runId', v_holder));
+  END IF;
+  IF cardinality(v_cancelled) > 0 THEN
+    v_response := v_response || jsonb_build_object('cancelledRuns', to_jsonb(v_cancelled));
+  END IF;
   UPDATE synaps.commands SET response = v_response WHERE id = v_command_id;
-  RETURN v_response || jsonb_build_object('outbox', v_outbox);
+  RETURN v_response || jsonb_build_object('outbox', coalesce(v_outbox, '[]'::jsonb));
 END $$;
 
 -- Name: submit_commands(text, text, jsonb); Type: FUNCTION; Schema: synaps
@@ -1702,7 +1882,28 @@ CREATE FUNCTION synaps.submit_commands(p_tenant text, p_actor text, p_items json
 DECLARE
   v_now      timestamptz := now();
   v_written  jsonb;
+  v_threads  uuid[];
+  v_holders  jsonb;
 BEGIN
+  -- The named threads' rows, then their unfinished runs, locked (as submit_command does): the
+  -- statement below then sees every run that finished meanwhile as finished.
+  v_threads := ARRAY(SELECT DISTINCT (i->'command'->>'threadId')::uuid
+                       FROM jsonb_array_elements(p_items) AS i
+                      WHERE i->'command'->>'threadId' IS NOT NULL);
+  IF cardinality(v_threads) > 0 THEN
+    PERFORM 1 FROM synaps.threads
+     WHERE id = ANY (v_threads) AND tenant_id = p_tenant ORDER BY id FOR UPDATE;
+    SELECT coalesce(jsonb_object_agg(h.thread_id, h.id), '{}'::jsonb) INTO v_holders
+      FROM (SELECT DISTINCT ON (l.thread_id) l.thread_id, l.id
+              FROM (SELECT r.thread_id, r.id, r.thread_seq FROM synaps.runs r
+                     WHERE r.thread_id = ANY (v_threads) AND r.tenant_id = p_tenant
+                       AND r.status IN ('queued', 'running', 'awaiting_approval')
+                     ORDER BY r.thread_seq FOR UPDATE) l
+             ORDER BY l.thread_id, l.thread_seq) h;
+  ELSE
+    v_holders := '{}'::jsonb;
+  END IF;
+
   WITH items AS MATERIALIZED (
     SELECT t.n, t.i->>'key' AS key, t.i->>'hash' AS hash, t.i->'command' AS c,
            (t.i->'command'->>'threadId')::uuid AS given_thread,
@@ -1729,28 +1930,55 @@ BEGIN
     SELECT command_id, p_tenant, thread_id, c->>'kind', c->'payload', key, hash, p_actor,
            jsonb_build_object('commandId', command_id, 'runId', run_id,
                               'threadId', thread_id, 'status', 'queued')
-      FROM checked WHERE thread_ok ORDER BY key NULLS LAST, n
+      FROM checked WHERE thread_ok ORDER BY key NULLS LAST, n  -- key order: see 0019_batch_key_order.sql
     ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING
     RETURNING id
   ),
+  fresh0 AS MATERIALIZED (
+    SELECT ch.*, row_number() OVER (PARTITION BY ch.thread_id ORDER BY ch.n) AS k_in_thread,
+           count(*) OVER (PARTITION BY ch.thread_id) AS n_in_thread
+      FROM checked ch JOIN cmd ON cmd.id = ch.command_id
+  ),
+  bump AS (
+    -- Named threads: their next places, for the batch's runs in order.
+    UPDATE synaps.threads th SET last_run_seq = th.last_run_seq + g.n_in_thread
+      FROM (SELECT DISTINCT thread_id, n_in_thread FROM fresh0 WHERE given_thread IS NOT NULL) g
+     WHERE th.id = g.thread_id
+    RETURNING th.id, th.last_run_seq - g.n_in_thread AS base
+  ),
   fresh AS MATERIALIZED (
-    SELECT ch.* FROM checked ch JOIN cmd ON cmd.id = ch.command_id
+    SELECT f.*,
+           CASE WHEN f.given_thread IS NULL THEN 1 ELSE b.base + f.k_in_thread END AS thread_seq,
+           coalesce((v_holders->>f.thread_id::text)::uuid,
+                    CASE WHEN f.k_in_thread > 1 THEN first.run_id END) AS holder,
+           jsonb_array_length(f.c->'tasks') AS n_tasks
+      FROM fresh0 f
+      LEFT JOIN bump b ON b.id = f.thread_id
+      LEFT JOIN fresh0 first ON first.thread_id = f.thread_id AND first.k_in_thread = 1
   ),
   thr AS (
-    INSERT INTO synaps.threads (id, tenant_id)
-    SELECT new_thread, p_tenant FROM fresh WHERE given_thread IS NULL ORDER BY n
-  ),
-  run AS (
-    INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, last_seq)
-    SELECT run_id, command_id, thread_id, p_tenant, 1 + jsonb_array_length(c->'tasks')
-      FROM fresh ORDER BY n
+    INSERT INTO synaps.threads (id, tenant_id, last_run_seq)
+    SELECT new_thread, p_tenant, 1 FROM fresh WHERE given_thread IS NULL ORDER BY n
   ),
   task_src AS MATERIALIZED (
     SELECT f.n, tk.k, f.run_id, f.queue, f.priority, f.available, f.max_attempts, tk.t,
            f.fairness_key, f.concurrency_key,
-           synaps.uuid_v7() AS task_id,
+           f.holder, f.n_tasks, synaps.uuid_v7() AS task_id,
            jsonb_array_length(coalesce(tk.t->'dependsOn', '[]'::jsonb)) > 0 AS waiting
       FROM fresh f, jsonb_array_elements(f.c->'tasks') WITH ORDINALITY AS tk(t, k)
+  ),
+  parks AS MATERIALIZED (
+    -- The root tasks of runs that wait for their thread: one task.waiting each, after the
+    -- run's task.queued events.
+    SELECT s.run_id, s.task_id, s.n, s.holder,
+           s.n_tasks + row_number() OVER (PARTITION BY s.run_id ORDER BY s.k) AS k
+      FROM task_src s WHERE s.holder IS NOT NULL AND NOT s.waiting
+  ),
+  run AS (
+    INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, last_seq, thread_seq)
+    SELECT f.run_id, f.command_id, f.thread_id, p_tenant,
+           1 + f.n_tasks + (SELECT count(*) FROM parks p WHERE p.run_id = f.run_id), f.thread_seq
+      FROM fresh f ORDER BY f.n
   ),
   tsk AS (
     INSERT INTO synaps.tasks (id, run_id, tenant_id, name, kind, spec, status, max_attempts,
@@ -1764,8 +1992,8 @@ BEGIN
     INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at,
                                     status, max_attempts, fairness_key, concurrency_key)
     SELECT task_id, run_id, p_tenant, queue, priority, available,
-           CASE WHEN waiting THEN 'waiting' ELSE 'ready' END, max_attempts, fairness_key,
-           concurrency_key
+           CASE WHEN waiting THEN 'waiting' WHEN holder IS NOT NULL THEN 'parked' ELSE 'ready' END,
+           max_attempts, fairness_key, concurrency_key
       FROM task_src ORDER BY n, k
   ),
   ev AS (
@@ -1779,13 +2007,18 @@ BEGIN
       SELECT s.n, s.k, s.run_id, s.task_id, 1 + s.k, 'task.queued',
              jsonb_build_object('name', s.t->>'name', 'queue', s.queue, 'priority', s.priority,
                                 'availableAt', s.available)
-        FROM task_src s) e
+        FROM task_src s
+      UNION ALL
+      SELECT p.n, p.k, p.run_id, p.task_id, 1 + p.k, 'task.waiting',
+             jsonb_build_object('reason', 'thread', 'runId', p.holder)
+        FROM parks p) e
      ORDER BY e.n, e.k
   ),
   ob AS (
+    -- A run that waits for its thread is woken when the thread is free (release_thread_turn).
     INSERT INTO synaps.outbox (subject, payload)
     SELECT 'synaps.wakeup.' || queue, jsonb_build_object('queue', queue, 'runId', run_id)
-      FROM fresh ORDER BY n
+      FROM fresh WHERE holder IS NULL ORDER BY n
     RETURNING id, subject, payload, msg_id
   )
   SELECT jsonb_agg(jsonb_build_object(
@@ -1795,9 +2028,13 @@ BEGIN
              WHEN f.n IS NULL THEN NULL  -- the key was used before: read below
              ELSE jsonb_build_object('commandId', f.command_id, 'runId', f.run_id,
                                      'threadId', f.thread_id, 'status', 'queued',
-                                     'outbox', jsonb_build_array(jsonb_build_object(
+                                     'outbox', CASE WHEN ob.id IS NULL THEN '[]'::jsonb
+                                       ELSE jsonb_build_array(jsonb_build_object(
                                        'id', ob.id, 'subject', ob.subject,
-                                       'payload', ob.payload, 'msgId', ob.msg_id)))
+                                       'payload', ob.payload, 'msgId', ob.msg_id)) END)
+                  || CASE WHEN f.holder IS NULL THEN '{}'::jsonb
+                          ELSE jsonb_build_object('waiting', jsonb_build_object(
+                                 'reason', 'thread', 'runId', f.holder)) END
            END) ORDER BY ch.n)
     INTO v_written
     FROM checked ch
@@ -1830,6 +2067,58 @@ CREATE FUNCTION synaps.take_cancelled_item(p_item_id bigint, p_epoch bigint) RET
      WHERE id = p_item_id AND lease_epoch = p_epoch AND status = 'cancelled' RETURNING 1
   )
   SELECT EXISTS (SELECT 1 FROM d)
+$$;
+
+-- Name: tasks; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.tasks (
+    id uuid NOT NULL,
+    run_id uuid NOT NULL,
+    tenant_id text NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    spec jsonb NOT NULL,
+    status text DEFAULT 'queued'::text NOT NULL,
+    attempt integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 3 NOT NULL,
+    depends_on text[] DEFAULT '{}'::text[] NOT NULL,
+    output jsonb,
+    error jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
+    CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+)
+WITH (fillfactor='70');
+
+-- Name: task_waiting(synaps.tasks); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.task_waiting(t synaps.tasks) RETURNS TABLE(data jsonb)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT l.data FROM (SELECT e.type, e.data FROM synaps.ledger_events e
+                       WHERE e.run_id = t.run_id AND e.task_id = t.id
+                       ORDER BY e.seq DESC LIMIT 1) l
+   WHERE t.status = 'queued' AND l.type = 'task.waiting'
+$$;
+
+-- Name: thread_history(uuid, bigint); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.thread_history(p_thread uuid, p_seq bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce(jsonb_agg(h.turn ORDER BY h.thread_seq, h.task_created), '[]'::jsonb)
+    FROM (SELECT r.thread_seq, t.created_at AS task_created,
+                 jsonb_build_object('input', t.spec->'input'->>'text',
+                                    'output', t.output->>'text') AS turn
+            FROM synaps.runs r JOIN synaps.tasks t ON t.run_id = r.id
+           WHERE r.thread_id = p_thread AND r.thread_seq < p_seq
+             AND r.thread_turn IS DISTINCT FROM 'rolledBack'
+             AND (t.status = 'succeeded'
+                  OR (r.thread_turn = 'interrupted' AND t.status = 'cancelled'
+                      AND coalesce(t.output->>'text', '') <> ''))
+           ORDER BY r.thread_seq DESC, t.created_at DESC LIMIT 50) h
 $$;
 
 -- Name: usage_events(bigint, bigint); Type: FUNCTION; Schema: synaps
@@ -2146,7 +2435,8 @@ CREATE TABLE synaps.queue_items (
     held jsonb,
     fairness_key text DEFAULT ''::text NOT NULL,
     concurrency_key text,
-    CONSTRAINT queue_items_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'ready'::text, 'leased'::text, 'held'::text, 'cancelled'::text, 'dead'::text, 'limited'::text])))
+    rate_slot timestamp with time zone,
+    CONSTRAINT queue_items_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'parked'::text, 'ready'::text, 'leased'::text, 'held'::text, 'cancelled'::text, 'dead'::text, 'limited'::text])))
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.0', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.0', autovacuum_analyze_threshold='1000');
 
@@ -2159,6 +2449,16 @@ ALTER TABLE synaps.queue_items ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+-- Name: rate_limits; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.rate_limits (
+    route text NOT NULL,
+    request_tat timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    token_tat timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    blocked_until timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 -- Name: revoked_tokens; Type: TABLE; Schema: synaps
@@ -2186,7 +2486,10 @@ CREATE TABLE synaps.runs (
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
     keep boolean DEFAULT false NOT NULL,
-    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+    thread_seq bigint NOT NULL,
+    thread_turn text,
+    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
+    CONSTRAINT runs_thread_turn_check CHECK ((thread_turn = ANY (ARRAY['interrupted'::text, 'rolledBack'::text])))
 );
 
 -- Name: schedule_fires; Type: TABLE; Schema: synaps
@@ -2209,29 +2512,6 @@ CREATE TABLE synaps.schedule_fires (
     CONSTRAINT schedule_fires_status_check CHECK ((status = ANY (ARRAY['started'::text, 'buffered'::text, 'skipped'::text])))
 );
 
--- Name: tasks; Type: TABLE; Schema: synaps
-
-CREATE TABLE synaps.tasks (
-    id uuid NOT NULL,
-    run_id uuid NOT NULL,
-    tenant_id text NOT NULL,
-    name text NOT NULL,
-    kind text NOT NULL,
-    spec jsonb NOT NULL,
-    status text DEFAULT 'queued'::text NOT NULL,
-    attempt integer DEFAULT 0 NOT NULL,
-    max_attempts integer DEFAULT 3 NOT NULL,
-    depends_on text[] DEFAULT '{}'::text[] NOT NULL,
-    output jsonb,
-    error jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    started_at timestamp with time zone,
-    finished_at timestamp with time zone,
-    CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
-    CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
-)
-WITH (fillfactor='70');
-
 -- Name: tenant_settings; Type: TABLE; Schema: synaps
 
 CREATE TABLE synaps.tenant_settings (
@@ -2250,7 +2530,8 @@ CREATE TABLE synaps.threads (
     tenant_id text NOT NULL,
     title text,
     metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_run_seq bigint DEFAULT 0 NOT NULL
 );
 
 -- Name: usage_daily; Type: TABLE; Schema: synaps
@@ -2402,6 +2683,11 @@ ALTER TABLE ONLY synaps.queue_items
 
 ALTER TABLE ONLY synaps.queue_items
     ADD CONSTRAINT queue_items_task_id_key UNIQUE (task_id);
+
+-- Name: rate_limits rate_limits_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.rate_limits
+    ADD CONSTRAINT rate_limits_pkey PRIMARY KEY (route);
 
 -- Name: revoked_tokens revoked_tokens_pkey; Type: CONSTRAINT; Schema: synaps
 
@@ -2585,6 +2871,10 @@ CREATE TRIGGER queue_items_flow_release_deleted AFTER DELETE ON synaps.queue_ite
 -- Name: queue_items queue_items_flow_release_updated; Type: TRIGGER; Schema: synaps
 
 CREATE TRIGGER queue_items_flow_release_updated AFTER UPDATE OF status ON synaps.queue_items FOR EACH ROW WHEN (((old.concurrency_key IS NOT NULL) AND (old.status = 'leased'::text) AND (new.status <> 'leased'::text))) EXECUTE FUNCTION synaps.flow_release();
+
+-- Name: runs runs_release_thread_turn; Type: TRIGGER; Schema: synaps
+
+CREATE TRIGGER runs_release_thread_turn AFTER UPDATE OF status ON synaps.runs FOR EACH ROW WHEN (((old.status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text])) AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])))) EXECUTE FUNCTION synaps.release_thread_turn();
 
 -- Name: artifact_versions artifact_versions_artifact_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 

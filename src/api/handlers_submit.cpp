@@ -22,6 +22,23 @@ json ItemError(size_t index, const synaps::Error& e, const std::string& request_
   return {{"index", index}, {"error", std::move(err)}};
 }
 
+// 409 for onThreadBusy: reject on a busy thread, naming the run that holds it.
+HttpResponse ThreadBusy(const Router::Context& ctx, const json& busy) {
+  const std::string run = busy.value("runId", "");
+  const int64_t queued = busy.value("waiting", int64_t{0});
+  std::string message =
+      "thread " + busy.value("threadId", "") + " is busy: run " + run + " has not finished";
+  if (queued > 0) message += " (" + std::to_string(queued) + " more queued behind it)";
+  message += "; onThreadBusy is reject";
+  json err = {{"code", "thread_busy"},
+              {"message", message},
+              {"requestId", ctx.request_id},
+              {"runId", run},
+              {"threadId", busy.value("threadId", "")},
+              {"queuedBehind", queued}};
+  return JsonResponse(409, {{"error", std::move(err)}}, ctx.request_id);
+}
+
 }  // namespace
 
 HttpResponse Router::Submit(Context& ctx, const Params&) const {
@@ -60,6 +77,7 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
     return ctx.Error(409, "concurrency_limit", result.error().message, "concurrencyKey");
   }
   if (!result) return ctx.Error(result.error());
+  if (result->thread_busy) return ThreadBusy(ctx, *result->thread_busy);
   if (deps_.relay != nullptr && !result->outbox.empty()) {
     deps_.relay->Notify(std::move(result->outbox), ctx.trace);
   }

@@ -181,7 +181,8 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
   static const std::set<std::string> kKnown = {
       "kind",        "input",    "prompt",   "variables", "skill",       "route",
       "threadId",    "priority", "metadata", "tasks",     "queue",       "notBefore",
-      "maxAttempts", "tags",     "tools",    "maxSteps",  "fairnessKey", "concurrencyKey"};
+      "maxAttempts", "tags",     "tools",    "maxSteps",  "fairnessKey", "concurrencyKey",
+      "onThreadBusy"};
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!kKnown.contains(it.key())) {
       RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
@@ -263,6 +264,15 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
     std::string t = v["threadId"].get<std::string>();
     std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
     req.thread_id = t;
+  }
+  if (v.contains("onThreadBusy")) {
+    const json& busy = v["onThreadBusy"];
+    if (!busy.is_string() ||
+        (busy != "enqueue" && busy != "reject" && busy != "interrupt" && busy != "rollback")) {
+      RETURN_IF_ERROR(
+          Invalid("onThreadBusy", "must be one of enqueue, reject, interrupt, rollback"));
+    }
+    req.on_thread_busy = busy.get<std::string>();
   }
   if (v.contains("priority")) {
     if (!v["priority"].is_number_integer())
@@ -403,6 +413,15 @@ Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::str
     auto request = ParseSubmitCommand(item);
     if (!request) {
       items[i].error = request.error();
+      continue;
+    }
+    // A batch only queues behind a busy thread: refusing or cancelling from inside a batch
+    // would make one item's answer depend on another's.
+    if (request->on_thread_busy != "enqueue") {
+      items[i].error = Error{ErrorCode::kInvalidArgument,
+                             "onThreadBusy: a batch item may only enqueue (submit it alone to "
+                             "reject, interrupt or roll back)",
+                             "onThreadBusy"};
       continue;
     }
     request->idempotency_key = std::move(*key);

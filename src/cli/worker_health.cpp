@@ -70,6 +70,25 @@ class WorkerHealthServer::Impl {
                               .Help("Model calls by provider, model and outcome (ok, or the "
                                     "error's code); at most 100 provider-model pairs, then other.")
                               .Register(*registry_);
+    rate_waits_ = &prometheus::BuildCounter()
+                       .Name("synaps_rate_limit_waits_total")
+                       .Help(
+                           "Model calls that waited for their route's shared rate limit, by "
+                           "route and mode (held: in place; queued: the task went back to the "
+                           "queue until its slot); at most 100 routes, then other.")
+                       .Register(*registry_);
+    rate_wait_seconds_ = &prometheus::BuildCounter()
+                              .Name("synaps_rate_limit_wait_seconds_total")
+                              .Help(
+                                  "Time the calls of synaps_rate_limit_waits_total waited, by "
+                                  "route.")
+                              .Register(*registry_);
+    rate_retry_after_ = &prometheus::BuildCounter()
+                             .Name("synaps_rate_limit_retry_after_total")
+                             .Help(
+                                 "Provider 429s with Retry-After that this worker shared with "
+                                 "every worker using the route, by route.")
+                             .Register(*registry_);
     server_ = std::make_unique<api::HttpServer>(
         options, [this](const api::HttpRequest& r) { return Handle(r); },
         [](int status, const std::string& code, const std::string& message) {
@@ -137,6 +156,14 @@ class WorkerHealthServer::Impl {
                         {{"provider", key.first}, {"model", key.second}, {"outcome", outcome}}),
                     static_cast<double>(n));
         }
+      }
+      for (const auto& [route, r] : s.rate_limits) {
+        AdvanceTo(rate_waits_->Add({{"route", route}, {"mode", "held"}}),
+                  static_cast<double>(r.held));
+        AdvanceTo(rate_waits_->Add({{"route", route}, {"mode", "queued"}}),
+                  static_cast<double>(r.queued));
+        AdvanceTo(rate_wait_seconds_->Add({{"route", route}}), r.wait_seconds);
+        AdvanceTo(rate_retry_after_->Add({{"route", route}}), static_cast<double>(r.retry_after));
       }
       std::vector<prometheus::MetricFamily> families = registry_->Collect();
       families.push_back(ProviderLatencyFamily(s));
@@ -228,6 +255,9 @@ class WorkerHealthServer::Impl {
   prometheus::Family<prometheus::Counter>* cost_;
   prometheus::Family<prometheus::Counter>* spans_;
   prometheus::Family<prometheus::Counter>* provider_requests_;
+  prometheus::Family<prometheus::Counter>* rate_waits_;
+  prometheus::Family<prometheus::Counter>* rate_wait_seconds_;
+  prometheus::Family<prometheus::Counter>* rate_retry_after_;
   std::unique_ptr<api::HttpServer> server_;
 };
 

@@ -479,7 +479,7 @@ Result<Route> ParseRoute(std::string_view name, const json& spec) {
   const std::string path = "spec";
   RETURN_IF_ERROR(Fields(spec, path,
                          {"match", "provider", "model", "baseUrl", "apiKeyEnv", "params",
-                          "fallbacks", "weight", "order"}));
+                          "fallbacks", "weight", "order", "limits"}));
   Route r;
   r.name = std::string(name);
   if (name == kDefaultRoute && spec.contains("match")) {
@@ -537,6 +537,16 @@ Result<Route> ParseRoute(std::string_view name, const json& spec) {
   if (weight) r.weight = static_cast<int>(*weight);
   ASSIGN_OR_RETURN(auto order, GetInt(spec, "order", path, -1'000'000, 1'000'000));
   if (order) r.order = *order;
+  if (spec.contains("limits")) {
+    const json& limits = spec["limits"];
+    RETURN_IF_ERROR(Fields(limits, "spec.limits", {"requestsPerMinute", "tokensPerMinute"}));
+    RouteLimits l;
+    ASSIGN_OR_RETURN(auto rpm, GetInt(limits, "requestsPerMinute", "spec.limits", 1, 1'000'000));
+    ASSIGN_OR_RETURN(auto tpm, GetInt(limits, "tokensPerMinute", "spec.limits", 1, 1'000'000'000));
+    if (rpm) l.requests_per_minute = *rpm;
+    if (tpm) l.tokens_per_minute = *tpm;
+    r.limits = l;
+  }
   return r;
 }
 

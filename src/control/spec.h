@@ -86,6 +86,13 @@ struct Tool {
   int timeout_ms = 30000;
 };
 
+// A route's provider rate limits, shared by every worker (docs/flow-control.md). An empty
+// `limits: {}` sets no rate but still shares a provider's Retry-After among workers.
+struct RouteLimits {
+  int64_t requests_per_minute = 0;  // 0: no request limit
+  int64_t tokens_per_minute = 0;    // 0: no token limit
+};
+
 struct Route {
   std::string name;
   int version = 0;
@@ -98,6 +105,7 @@ struct Route {
   std::vector<std::string> fallbacks;  // route names, tried in order after this one fails
   int weight = 100;                    // 0..1000; 0 = never chosen by matching
   int64_t order = 0;                   // lower first
+  std::optional<RouteLimits> limits;   // none: calls go straight to the provider
 };
 
 enum class CheckType { kBudget, kRegex, kJsonSchema, kJudge, kApproval };

@@ -76,13 +76,14 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
         executor_(core->executor),
         done_(std::move(done)),
         on_delta_(request.on_delta),
+        on_retry_after_(request.on_retry_after),
         body_(std::move(body)),
         stream_(request.stream),
         traceparent_(request.traceparent),
         tracestate_(request.tracestate),
         timeout_(request.timeout.count() > 0 ? request.timeout : core->options.request_timeout),
         max_attempts_(request.max_attempts > 0 ? request.max_attempts
-                                                : std::max(1, core->options.retry.max_attempts)),
+                                               : std::max(1, core->options.retry.max_attempts)),
         started_(Clock::now()),
         backoff_(core->executor) {}
 
@@ -124,6 +125,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     core_ = nullptr;
     done_ = nullptr;
     on_delta_ = nullptr;
+    on_retry_after_ = nullptr;
     backoff_.cancel();
   }
 
@@ -416,6 +418,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     const OpenAiOptions& o = core_->options;
     std::string where = o.name + ": ";
     std::string suffix = request_id_.empty() ? "" : " (request id " + request_id_ + ")";
+    if (f.retry_after && status_ == 429 && on_retry_after_) on_retry_after_(*f.retry_after);
     if (f.retry && attempt_ < max_attempts_) {
       if (f.retry_after && *f.retry_after > o.retry.max_retry_after) {
         f.error.message = where + f.error.message + suffix + "; the provider asked to wait " +
@@ -448,6 +451,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     finished_ = true;
     if (core_ != nullptr) core_->live.erase(this);
     on_delta_ = nullptr;
+    on_retry_after_ = nullptr;
     asio::post(executor_, [self = shared_from_this(), result = std::move(result)]() mutable {
       auto done = std::move(self->done_);
       self->done_ = nullptr;
@@ -459,6 +463,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
   asio::any_io_executor executor_;
   Provider::Done done_;
   DeltaCallback on_delta_;
+  std::function<void(std::chrono::milliseconds)> on_retry_after_;  // 429 with Retry-After
   const std::string body_;
   const bool stream_;
   const std::string traceparent_;

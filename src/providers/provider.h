@@ -73,6 +73,10 @@ struct ChatRequest {
   // on_delta report progress and keeps idle connections from looking dead to proxies.
   bool stream = true;
   DeltaCallback on_delta;  // optional
+  // Called (on the provider's event loop) when the provider answers 429 with a Retry-After,
+  // with the wait it asked for, before the call waits or gives up; optional. The worker shares
+  // it with every worker using the route (docs/flow-control.md).
+  std::function<void(std::chrono::milliseconds)> on_retry_after;
   // Per-call overrides of the provider's settings; zero means "use the provider's".
   std::chrono::milliseconds timeout{0};  // total time of one attempt
   int max_attempts = 0;                  // attempts including the first

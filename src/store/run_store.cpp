@@ -27,6 +27,7 @@ json CommandJson(const SubmitRequest& request) {
   if (request.not_before) command["notBefore"] = *request.not_before;
   if (request.fairness_key) command["fairnessKey"] = *request.fairness_key;
   if (request.concurrency_key) command["concurrencyKey"] = *request.concurrency_key;
+  if (request.on_thread_busy != "enqueue") command["onThreadBusy"] = request.on_thread_busy;
   return command;
 }
 
@@ -37,6 +38,13 @@ Result<SubmitResult> ReadSubmitAnswer(json out, const SubmitRequest& request) {
   return Guarded("reading the answer of submit_command", [&]() -> Result<SubmitResult> {
     if (out.contains("error")) {
       const std::string err = out["error"].get<std::string>();
+      if (err == "thread_busy") {
+        SubmitResult busy;
+        busy.thread_busy = json{{"runId", out["runId"]},
+                                {"threadId", out["threadId"]},
+                                {"waiting", out.value("waiting", 0)}};
+        return busy;
+      }
       if (err == "thread_not_found") {
         return Fail(ErrorCode::kNotFound, "thread " + *request.thread_id + " does not exist",
                     "threadId");
@@ -105,7 +113,7 @@ Result<SubmitResult> SubmitCommandWithinLimits(db::Connection& conn, const Submi
   if (!request.concurrency_key) return SubmitCommand(conn, request);
   return db::InTransaction(conn, [&]() -> Result<SubmitResult> {
     ASSIGN_OR_RETURN(SubmitResult result, SubmitCommand(conn, request));
-    if (result.replayed) return result;
+    if (result.replayed || result.thread_busy) return result;  // nothing new was written
     ASSIGN_OR_RETURN(
         db::PgResult r,
         conn.ExecPrepared(
@@ -140,17 +148,14 @@ SELECT jsonb_build_object(
                                         'status', t.status, 'attempt', t.attempt,
                                         'maxAttempts', t.max_attempts, 'dependsOn', t.depends_on,
                                         'error', t.error, 'startedAt', t.started_at,
-                                        'finishedAt', t.finished_at,
-                                        -- Why a queued task is held back (docs/flow-control.md):
-                                        -- its latest task.waiting since it was last claimed.
-                                        'waiting', CASE WHEN t.status = 'queued' THEN (
-                                          SELECT CASE WHEN e.type = 'task.waiting' THEN e.data END
-                                            FROM synaps.ledger_events e
-                                           WHERE e.run_id = r.id AND e.task_id = t.id
-                                             AND e.type IN ('task.waiting', 'task.claimed')
-                                           ORDER BY e.seq DESC LIMIT 1) END)
+                                        'finishedAt', t.finished_at, 'waiting', w.data)
                      ORDER BY t.created_at, t.name)
-      FROM synaps.tasks t WHERE t.run_id = r.id), '[]'::jsonb),
+      FROM synaps.tasks t LEFT JOIN LATERAL (SELECT w.data FROM synaps.task_waiting(t) w) w ON true
+     WHERE t.run_id = r.id), '[]'::jsonb),
+  'waiting', (SELECT w.data FROM synaps.tasks t, synaps.task_waiting(t) w
+               WHERE t.run_id = r.id AND w.data IS NOT NULL
+               ORDER BY t.created_at, t.name LIMIT 1),
+  'threadSeq', r.thread_seq, 'threadTurn', r.thread_turn,
   'events', coalesce((
     SELECT jsonb_agg(jsonb_build_object('seq', e.seq, 'type', e.type, 'taskId', e.task_id,
                                         'attempt', e.attempt, 'at', e.created_at, 'data', e.data)

@@ -35,6 +35,10 @@ struct SubmitRequest {
   // Flow control (docs/flow-control.md); validated by the API ([A-Za-z0-9_.:/@-]{1,128}).
   std::optional<std::string> fairness_key;
   std::optional<std::string> concurrency_key;
+  // What to do when the thread has an unfinished run (docs/flow-control.md): enqueue (wait for
+  // it), reject, interrupt (cancel it, keep its partial answer in the history), rollback
+  // (cancel it, drop its turn from the history).
+  std::string on_thread_busy = "enqueue";
   std::vector<TaskPlan> tasks;
   // Stored in each task's spec as {"trace": {"traceparent", "tracestate"?}} (not part of the
   // request hash: a retry under another trace replays the same command).
@@ -54,9 +58,14 @@ struct OutboxMessage {
 };
 
 struct SubmitResult {
-  nlohmann::json response;  // {commandId, runId, threadId, status}
+  // {commandId, runId, threadId, status, waiting?: {reason: "thread", runId},
+  //  cancelledRuns?: [ids]}
+  nlohmann::json response;
   bool replayed = false;    // an earlier submit with the same idempotency key and body
   std::vector<OutboxMessage> outbox;
+  // Set, with nothing written, when onThreadBusy is reject and the thread was busy:
+  // {runId (the run holding the thread), threadId, waiting (runs queued behind it)}.
+  std::optional<nlohmann::json> thread_busy;
 };
 
 // The command as synaps.submit_command() takes it (also stored by schedules, which submit from
@@ -64,8 +73,11 @@ struct SubmitResult {
 nlohmann::json CommandJson(const SubmitRequest& request);
 
 // Inserts command, thread, run, tasks, queue items, ledger events and wakeup outbox rows in one
-// statement: its own transaction, unless the caller opened one. kNotFound for an unknown threadId; kConflict when the idempotency key was used
-// with another body.
+// statement: its own transaction, unless the caller opened one. kNotFound for an unknown threadId;
+// kConflict when the idempotency key was used with another body. A run on a busy thread waits for
+// it (parked) unless onThreadBusy says otherwise: reject answers thread_busy (and writes no
+// command), interrupt and rollback cancel the thread's unfinished runs first (their run.cancelled
+// messages are in `outbox`).
 Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& request);
 
 // SubmitCommand for a command with a concurrencyKey (docs/flow-control.md): written in a

@@ -40,6 +40,28 @@ void ProviderStats::RecordWakeup(double seconds) {
   wakeups_.Observe(WakeupLatencyBounds(), std::max(seconds, 0.0));
 }
 
+void ProviderStats::RecordRateWait(const std::string& route, std::string_view mode,
+                                   double seconds) {
+  std::lock_guard lock(mu_);
+  std::string key = route;
+  if (!rate_limits_.contains(key) && rate_limits_.size() >= kMaxSeries) key = "other";
+  RateLimitSeries& s = rate_limits_[key];
+  ++(mode == "queued" ? s.queued : s.held);
+  s.wait_seconds += std::max(seconds, 0.0);
+}
+
+void ProviderStats::RecordRateBlock(const std::string& route) {
+  std::lock_guard lock(mu_);
+  std::string key = route;
+  if (!rate_limits_.contains(key) && rate_limits_.size() >= kMaxSeries) key = "other";
+  ++rate_limits_[key].retry_after;
+}
+
+std::map<std::string, RateLimitSeries> ProviderStats::RateLimits() const {
+  std::lock_guard lock(mu_);
+  return rate_limits_;
+}
+
 std::map<ProviderStats::Key, ProviderSeries> ProviderStats::Calls() const {
   std::lock_guard lock(mu_);
   return calls_;

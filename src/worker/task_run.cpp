@@ -26,6 +26,10 @@ json RouteJson(const control::Route& r) {
               {"model", r.model},       {"params", r.params}};
   if (!r.base_url.empty()) out["baseUrl"] = r.base_url;
   if (!r.api_key_env.empty()) out["apiKeyEnv"] = r.api_key_env;
+  if (r.limits) {
+    out["limits"] = {{"requestsPerMinute", r.limits->requests_per_minute},
+                     {"tokensPerMinute", r.limits->tokens_per_minute}};
+  }
   return out;
 }
 
@@ -362,6 +366,19 @@ void TaskRun::Cancel() {
   }
 }
 
+void TaskRun::ShareRetryAfter(providers::ChatRequest& req, const json& route) const {
+  if (env_.rate_gate == nullptr || !route.contains("limits") || !route.contains("name")) return;
+  req.on_retry_after = [gate = env_.rate_gate, name = route["name"].get<std::string>()](
+                           std::chrono::milliseconds wait) { gate->Block(name, wait); };
+}
+
+void TaskRun::SettleTokens(const json& route, int64_t used) {
+  if (env_.rate_gate == nullptr || !route.contains("limits") || !route.contains("name")) return;
+  int64_t tpm = route["limits"].value("tokensPerMinute", int64_t{0});
+  if (tpm <= 0 || used <= 0 || used == charged_tokens_) return;
+  env_.rate_gate->Settle(route["name"].get<std::string>(), tpm, used - charged_tokens_);
+}
+
 void TaskRun::PostCancelled() {
   std::weak_ptr<bool> alive = alive_;
   boost::asio::post(env_.executor, [this, alive] {
@@ -370,7 +387,81 @@ void TaskRun::PostCancelled() {
   });
 }
 
+namespace {
+
+// Tokens a call will use, guessed before it is made (the limiter charges them up front and
+// corrects with the provider's count afterwards): ~4 characters per token of what is sent, plus
+// the most the answer may use when the route says (max_tokens, max_completion_tokens).
+int64_t EstimateTokens(const std::vector<providers::ChatMessage>& messages, const json& route) {
+  size_t chars = 0;
+  for (const auto& m : messages) {
+    chars += m.content.size();
+    for (const auto& c : m.tool_calls) chars += c.name.size() + c.arguments.size();
+  }
+  int64_t tokens = static_cast<int64_t>(chars / 4) + 1;
+  const json params = route.value("params", json::object());
+  for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+    if (params.is_object() && params.contains(k) && params[k].is_number_integer()) {
+      tokens += std::max<int64_t>(params[k].get<int64_t>(), 0);
+      break;
+    }
+  }
+  return tokens;
+}
+
+}  // namespace
+
+void TaskRun::AfterRateSlot(const json& route, int64_t tokens, bool may_park,
+                            std::function<void()> call) {
+  const json* limits = route.contains("limits") ? &route["limits"] : nullptr;
+  if (limits == nullptr || env_.rate_gate == nullptr || !route.contains("name")) return call();
+  store::RateAsk ask{.route = route["name"].get<std::string>(),
+                     .requests_per_minute = limits->value("requestsPerMinute", int64_t{0}),
+                     .tokens_per_minute = limits->value("tokensPerMinute", int64_t{0}),
+                     .tokens = tokens,
+                     .lease = std::nullopt,
+                     .park_after_ms = env_.rate_park_after_ms};
+  if (may_park) ask.lease = store::LeaseRef{item_.item_id, item_.lease_epoch};
+  std::weak_ptr<bool> alive = alive_;
+  env_.rate_gate->Acquire(ask, [this, alive,
+                                call = std::move(call)](Result<store::RateAdmission> r) mutable {
+    if (auto a = alive.lock(); !a || !*a) return;
+    if (finished_) return;
+    if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
+    Barrier("rate limit", [&] {
+      if (!r) {
+        return Finish(Fail(ErrorCode::kUnavailable,
+                           "the route's rate limiter could not be asked: " + r.error().message));
+      }
+      if (r->parked) {
+        TaskOutcome out;
+        out.released = true;
+        return Finish(std::move(out));
+      }
+      if (r->wait_ms <= 0) return call();
+      rate_wait_ = std::make_unique<boost::asio::steady_timer>(env_.executor);
+      rate_wait_->expires_after(std::chrono::milliseconds(r->wait_ms));
+      rate_wait_->async_wait(
+          [this, alive, call = std::move(call)](const boost::system::error_code& ec) {
+            if (auto a = alive.lock(); !a || !*a) return;
+            if (ec || finished_) return;
+            if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
+            Barrier("rate limit wait", [&] { call(); });
+          });
+    });
+  });
+}
+
 void TaskRun::CallModel() {
+  const json& route = plan_.routes[route_index_];
+  charged_tokens_ = EstimateTokens(messages_, route);
+  // Only the first call may send the task back to the queue: later ones would throw away the
+  // agent's steps or a fallback's progress.
+  const bool first_call = steps_ == 0 && feedback_used_ == 0 && route_index_ == 0;
+  AfterRateSlot(route, charged_tokens_, first_call, [this] { StartModelCall(); });
+}
+
+void TaskRun::StartModelCall() {
   const json& route = plan_.routes[route_index_];
   auto spec = providers::ProviderSpecFromJson(route);
   if (!spec) return Finish(std::unexpected(spec.error()));
@@ -385,6 +476,7 @@ void TaskRun::CallModel() {
   // An answer that arbiters still have to pass is not streamed to the ledger: a held or refused
   // answer must not be readable before the verdict.
   if (plan_.arbiters.empty()) req.on_delta = on_delta_;
+  ShareRetryAfter(req, route);
   for (const control::Tool* t : plan_.tools) {
     req.tools.push_back({.name = k8s::BuiltinTools::WireName(t->name),
                          .description = t->description,
@@ -416,6 +508,7 @@ void TaskRun::OnModelAnswer(Result<providers::ChatResponse> r) {
     }
     return Finish(std::unexpected(r.error()));
   }
+  SettleTokens(route, r->usage.prompt_tokens + r->usage.completion_tokens);
   ++steps_;
   usage_.prompt_tokens += r->usage.prompt_tokens;
   usage_.completion_tokens += r->usage.completion_tokens;
@@ -607,22 +700,27 @@ void TaskRun::NextJudge() {
   req.params = ProviderParams(route_json);
   req.messages = JudgeRequest(*slot.spec, plan_.task_text, last_.text);
   req.stream = false;
-  std::optional<otel::Span> span = TraceCall(req, route_json);
-  if (span) span->attributes.emplace_back("synaps.call", "arbiter judge");
-  const auto started = std::chrono::steady_clock::now();
-  std::weak_ptr<bool> alive = alive_;
-  call_ = (*provider)->Start(req, [this, alive, record, span = std::move(span),
-                                   route_json = std::move(route_json), started](
-                                      Result<providers::ChatResponse> r) mutable {
-    if (auto a = alive.lock(); !a || !*a) return;
-    auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
-    EndCall(std::move(span), route_json, started, r);
-    if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
-    Barrier("judge answer", [&] {
-      record(JudgeVerdict(*judges_[next_judge_].spec, r));
-      NextJudge();
+  ShareRetryAfter(req, route_json);
+  const int64_t tokens = EstimateTokens(req.messages, route_json);
+  // A judge's route may have limits of its own: its call waits for a slot in place.
+  auto start = [this, provider = *provider, req = std::move(req), route_json, record]() mutable {
+    std::optional<otel::Span> span = TraceCall(req, route_json);
+    if (span) span->attributes.emplace_back("synaps.call", "arbiter judge");
+    const auto started = std::chrono::steady_clock::now();
+    std::weak_ptr<bool> alive = alive_;
+    call_ = provider->Start(req, [this, alive, record, span = std::move(span), route_json,
+                                  started](Result<providers::ChatResponse> r) mutable {
+      if (auto a = alive.lock(); !a || !*a) return;
+      auto call = std::move(call_);  // keeps the handle (and this handler) alive until we return
+      EndCall(std::move(span), route_json, started, r);
+      if (cancel_requested_) return Finish(Fail(ErrorCode::kCancelled, "task cancelled"));
+      Barrier("judge answer", [&] {
+        record(JudgeVerdict(*judges_[next_judge_].spec, r));
+        NextJudge();
+      });
     });
-  });
+  };
+  AfterRateSlot(route_json, tokens, /*may_park=*/false, std::move(start));
 }
 
 void TaskRun::Decide() {

@@ -15,12 +15,12 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "control/snapshot.h"
 #include "core/trace.h"
@@ -29,6 +29,7 @@
 #include "store/queue_store.h"
 #include "worker/arbiters.h"
 #include "worker/provider_stats.h"
+#include "worker/rate_gate.h"
 #include "worker/tool_runner.h"
 
 namespace synaps::worker {
@@ -37,6 +38,9 @@ struct TaskOutcome {
   std::string text;       // the final answer
   nlohmann::json output;  // provider, model, usage, latency, steps, arbiters, `control` versions
   bool hold = false;      // complete into awaiting_approval (an arbiter asked for a person)
+  // The task went back to the queue to wait for its route's rate limit (docs/flow-control.md):
+  // the database already released the lease; nothing is to be written.
+  bool released = false;
 };
 
 // What a TaskRun uses from its worker; everything must outlive the TaskRun.
@@ -47,6 +51,11 @@ struct TaskRunEnv {
   nlohmann::json default_route;           // when neither task, skill nor registry names one
   otel::Exporter* tracer = nullptr;       // spans of the attempt, model and tool calls; null: off
   ProviderStats* provider_stats = nullptr;  // every model call's latency and outcome; null: off
+  // Slots of routes with `limits`; null: limits are not enforced. A task's first model call
+  // whose wait is longer than rate_park_after_ms goes back to the queue (TaskOutcome::released);
+  // later calls (agent steps, fallbacks, judges) wait in place.
+  RateGate* rate_gate = nullptr;
+  int64_t rate_park_after_ms = 250;
 };
 
 class TaskRun {
@@ -95,6 +104,15 @@ class TaskRun {
   };
 
   void CallModel();
+  // Takes a slot of `route`'s limits (when it has any), then runs `call`: at once, after the
+  // wait, or never (the task went back to the queue, or was cancelled meanwhile).
+  void AfterRateSlot(const nlohmann::json& route, int64_t tokens, bool may_park,
+                     std::function<void()> call);
+  void StartModelCall();
+  // A 429's Retry-After on a route with limits is shared with every worker (RateGate::Block).
+  void ShareRetryAfter(providers::ChatRequest& req, const nlohmann::json& route) const;
+  // The tokens a call used, against the estimate charged for it (RateGate::Settle).
+  void SettleTokens(const nlohmann::json& route, int64_t used);
   void OnModelAnswer(Result<providers::ChatResponse> r);
   void RunTools(std::vector<providers::ToolCall> calls);
   void OnToolsDone();
@@ -134,6 +152,8 @@ class TaskRun {
   std::vector<providers::ChatMessage> messages_;  // the conversation so far
   size_t route_index_ = 0;                        // falls forward on outages, never back
   std::unique_ptr<providers::Call> call_;         // the model or judge call in flight
+  std::unique_ptr<boost::asio::steady_timer> rate_wait_;  // waiting for a rate-limit slot
+  int64_t charged_tokens_ = 0;  // the estimate charged for the model call in flight
   std::vector<nlohmann::json> failures_;          // routes that failed before one answered
 
   // The loop's tallies.

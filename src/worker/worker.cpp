@@ -71,6 +71,7 @@ WorkerOptions WorkerOptionsFromEnv() {
   }
   o.provider_settings = providers::ProviderSettingsFromEnv();
   o.db_options = db::ConnectOptionsFromEnv(db::Role::kWorker);
+  o.rate_park_after_ms = config::EnvInt("SYNAPS_RATE_LIMIT_HOLD_MS", 250, 0, 60000);
   return o;
 }
 
@@ -139,10 +140,9 @@ struct WriteLane {
 
 }  // namespace
 
-class Worker::Impl {
+class Worker::Impl : public RateGate {
  public:
-  Impl(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects,
-       otel::Exporter* tracer)
+  Impl(WorkerOptions options, bus::Bus* bus, objstore::ObjectStore* objects, otel::Exporter* tracer)
       : options_(std::move(options)),
         bus_(bus),
         objects_(objects),
@@ -158,7 +158,8 @@ class Worker::Impl {
         providers_(io_.get_executor(), options_.provider_settings),
         tools_(MakeToolRunner(io_.get_executor())),
         claims_("claims", options_.database_url, io_.get_executor(), options_.db_options),
-        control_("control", options_.database_url, io_.get_executor(), options_.db_options) {
+        control_("control", options_.database_url, io_.get_executor(), options_.db_options),
+        limits_("limits", options_.database_url, io_.get_executor(), options_.db_options) {
     for (size_t i = 0; i < kWriteLanes; ++i) {
       write_lanes_.push_back(
           std::make_unique<WriteLane>(i, options_.database_url, io_, options_.db_options));
@@ -190,6 +191,7 @@ class Worker::Impl {
     subscriptions_.clear();
     // The lanes finish what was posted (a last write batch, a release) before they stop; then
     // the registry row is marked stopped on the control lane, the last job it runs.
+    limits_.Stop();
     claims_.Stop();
     for (auto& w : write_lanes_) w->lane.Stop();
     control_.Call([id = worker_id_](db::Connection& conn) { return store::MarkWorkerStopped(conn, id); },
@@ -277,6 +279,7 @@ class Worker::Impl {
 
  private:
   void StopLanes() {
+    limits_.Stop();
     claims_.Stop();
     for (auto& w : write_lanes_) w->lane.Stop();
     control_.Stop();
@@ -468,6 +471,7 @@ class Worker::Impl {
     if (bus_ != nullptr) out.bus_rejected = bus_->RejectedCounts();
     out.usage = usage_.Snapshot();
     out.provider_calls = provider_stats_.Calls();
+    out.rate_limits = provider_stats_.RateLimits();
     out.wakeups = provider_stats_.Wakeups();
     if (tracer_ != nullptr) {
       out.spans_exported = tracer_->exported();
@@ -484,6 +488,7 @@ class Worker::Impl {
     };
     look(claims_);
     look(control_);
+    look(limits_);
     for (const auto& w : write_lanes_) look(w->lane);
     out.db_unreached_ms = reached == 0 ? -1 : DbLane::NowMs() - reached;
     return out;
@@ -575,7 +580,9 @@ class Worker::Impl {
                    .tools = tools_.get(),
                    .default_route = options_.default_route,
                    .tracer = tracer_,
-                   .provider_stats = &provider_stats_},
+                   .provider_stats = &provider_stats_,
+                   .rate_gate = this,
+                   .rate_park_after_ms = options_.rate_park_after_ms},
         [this, id, epoch](const providers::ChatDelta& d) { OnDelta(id, epoch, d); },
         [this, id, epoch](std::string type, json data) {
           OnTaskEvent(id, epoch, std::move(type), std::move(data));
@@ -638,6 +645,15 @@ class Worker::Impl {
         return;
       }
       FailTask(id, r.error(), r.error().retryable());
+      return;
+    }
+    if (r->released) {
+      // Back in the queue until its rate-limit slot (the database let go of the lease).
+      spdlog::debug("task {} (item {}) waits in the queue for its route's rate limit",
+                    f->item.task_id, id);
+      in_flight_.erase(id);
+      MaybeFinishDrain();
+      ScheduleClaim();
       return;
     }
     f->finished = true;
@@ -936,6 +952,41 @@ class Worker::Impl {
         }, "record failure");
   }
 
+  // RateGate (worker/rate_gate.h), on the limits lane: a slow limiter statement delays only
+  // the calls waiting for slots, never renewals or completions.
+  void Acquire(store::RateAsk ask, Done done) override {
+    limits_.Call([ask](db::Connection& conn) { return store::AcquireRate(conn, ask); },
+                 [this, route = ask.route, done = std::move(done)](Result<store::RateAdmission> r) {
+                   if (r && r->wait_ms > 0) {
+                     provider_stats_.RecordRateWait(route, r->parked ? "queued" : "held",
+                                                    static_cast<double>(r->wait_ms) / 1000.0);
+                   }
+                   done(std::move(r));
+                 },
+                 "rate limit");
+  }
+
+  void Block(const std::string& route, std::chrono::milliseconds wait) override {
+    provider_stats_.RecordRateBlock(route);
+    spdlog::info("route {}: the provider asked to wait {} ms (429); every worker waits", route,
+                 wait.count());
+    limits_.Call([route, ms = wait.count()](
+                     db::Connection& conn) { return store::BlockRate(conn, route, ms); },
+                 [route](Status s) {
+                   if (!s)
+                     spdlog::warn("route {}: Retry-After not shared: {}", route, s.error().message);
+                 },
+                 "rate block");
+  }
+
+  void Settle(const std::string& route, int64_t tokens_per_minute, int64_t delta) override {
+    limits_.Call(
+        [route, tokens_per_minute, delta](db::Connection& conn) {
+          return store::SettleRate(conn, route, tokens_per_minute, delta);
+        },
+        [](Status) {}, "rate settle");
+  }
+
   // Renews every lease held, finished tasks included (their completion needs it), in one
   // statement on the control lane.
   void RenewAll() {
@@ -1012,6 +1063,7 @@ class Worker::Impl {
   // snapshot reloads. Results come back to io_. Stopped before io_ is destroyed.
   DbLane claims_;
   DbLane control_;
+  DbLane limits_;  // rate-limit slots of routes with limits (RateGate)
   std::vector<std::unique_ptr<WriteLane>> write_lanes_;  // kWriteLanes, by thread
   std::shared_ptr<const control::Snapshot> snapshot_;  // the control registry, as last loaded
   bool registered_ = false;

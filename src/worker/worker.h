@@ -58,6 +58,10 @@ struct WorkerOptions {
   // The DB lanes' connections: connect timeout, keepalives, statement timeout and client
   // deadline (SYNAPS_DB_*, SYNAPS_WORKER_STATEMENT_TIMEOUT_MS; db/deadlines.h).
   db::ConnectOptions db_options;
+  // A task whose first model call would wait longer than this for its route's rate limit goes
+  // back to the queue until its slot, freeing the worker; shorter waits are waited in place
+  // (SYNAPS_RATE_LIMIT_HOLD_MS; docs/flow-control.md).
+  int64_t rate_park_after_ms = 250;
 };
 
 // Reads WorkerOptions from the SYNAPS_* environment; throws ConfigError on bad values.
@@ -88,6 +92,8 @@ struct WorkerStats {
   uint64_t spans_dropped = 0;
   // Model calls by (provider, model), and bus wakeup delays (provider_stats.h), since the start.
   std::map<ProviderStats::Key, ProviderSeries> provider_calls;
+  // Rate-limit waits and shared Retry-Afters by route (provider_stats.h), since the start.
+  std::map<std::string, RateLimitSeries> rate_limits;
   HistogramCounts wakeups;
 };
 

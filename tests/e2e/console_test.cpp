@@ -597,8 +597,8 @@ TEST(ConsoleBench, DISABLED_RunsPageWith100000Runs) {
         "  'metadata', jsonb_build_object('shard', (g % 100)::text, 'order', g)),"
         "  md5(g::text), 'bench', at FROM s)"
         " INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, created_at,"
-        "  started_at, finished_at)"
-        " SELECT r, c, t, $1, 'succeeded', at, at, at + interval '1 second' FROM s",
+        "  started_at, finished_at, thread_seq)"
+        " SELECT r, c, t, $1, 'succeeded', at, at, at + interval '1 second', 1 FROM s",
         {tenant, std::to_string(n)});
     ASSERT_TRUE(done) << done.error().message;
   }

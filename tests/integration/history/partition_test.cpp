@@ -55,8 +55,8 @@ void FinishedRunsOfADay(Connection& conn, const std::string& tenant, int days_ag
        {tenant});
   Exec(conn,
        "INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, status, last_seq,"
-       " created_at, started_at, finished_at)"
-       " SELECT run_id, command_id, thread_id, $1, 'succeeded', 6, t, t, t FROM h",
+       " created_at, started_at, finished_at, thread_seq)"
+       " SELECT run_id, command_id, thread_id, $1, 'succeeded', 6, t, t, t, 1 FROM h",
        {tenant});
   Exec(conn,
        "INSERT INTO synaps.tasks (id, run_id, tenant_id, name, kind, spec, status, attempt,"
