@@ -12,6 +12,7 @@
 #include "core/http_grammar.h"
 #include "core/ids.h"
 #include "core/utf8.h"
+#include "history/archive.h"
 #include "store/run_store.h"
 
 namespace synaps::api {
@@ -249,6 +250,19 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
   r.headers.push_back({"X-Accel-Buffering", "no"});
   r.stream = [state]() -> StreamStep { return NextEvents(*state); };
   return r;
+}
+
+// A run as its archive in the object store holds it (docs/storage.md, "Archives"). The record of
+// which segment holds it is in PostgreSQL; another tenant's archived run is a 404, like its run.
+HttpResponse Router::GetArchivedRun(Context& ctx, const Params& p) const {
+  const std::string& id = p.at("id");
+  if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  const std::string tenant = ctx.principal->installation ? "" : ctx.principal->tenant_id;
+  auto run = history::ReadArchivedRun(**conn, *deps_.objects, tenant, id);
+  if (!run) return ctx.Error(run.error());
+  return JsonResponse(200, *run, ctx.request_id);
 }
 
 }  // namespace synaps::api

@@ -224,6 +224,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/openapi.json", Permission::kNone, &Router::OpenApi},
       {"GET", "/v1/runs", Permission::kRead, &Router::ListRuns},
       {"GET", "/v1/runs/{id}/events", Permission::kRead, &Router::RunEvents},
+      {"GET", "/v1/runs/{id}/archive", Permission::kRead, &Router::GetArchivedRun},
       {"GET", "/v1/threads/{id}", Permission::kRead, &Router::GetThread},
       {"GET", "/v1/workers", Permission::kOperate, &Router::ListWorkers},
       {"GET", "/v1/queue/dead", Permission::kOperate, &Router::ListDeadLetters},

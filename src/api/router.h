@@ -144,6 +144,7 @@ class Router {
   // Takes one of the principal's event-stream slots into `slot`; a 429 when it has none left.
   std::optional<HttpResponse> OpenStreamSlot(Context& ctx, std::shared_ptr<void>& slot) const;
   HttpResponse GetThread(Context& ctx, const Params& p) const;
+  HttpResponse GetArchivedRun(Context& ctx, const Params& p) const;
   // handlers_queue.cpp: the queue for remote workers, and API keys
   HttpResponse Claim(Context& ctx, const Params&) const;
   HttpResponse Renew(Context& ctx, const Params& p) const;

@@ -62,4 +62,28 @@ int RunRunsGet(const std::string& run_id, bool as_json) {
   return 0;
 }
 
+int RunRunsGetArchived(const std::string& run_id, bool as_json) {
+  ApiClient client = ApiClient::FromEnvironment();
+  auto run = client.Call("GET", "/v1/runs/" + PercentEncode(run_id) + "/archive");
+  if (!run) return ReportError(run.error(), as_json);
+  if (as_json) {
+    std::cout << run->dump() << "\n";
+    return 0;
+  }
+  const auto& r = (*run)["run"];
+  const auto& a = (*run)["archive"];
+  std::cout << "run " << r.value("id", "") << " (archived " << a.value("archivedAt", "") << " in "
+            << a.value("dataKey", "") << ")\n"
+            << "  status   " << r.value("status", "") << "\n"
+            << "  created  " << r.value("created_at", "") << "\n"
+            << "  finished " << r.value("finished_at", "") << "\n"
+            << "  tasks    " << (*run)["tasks"].size() << "\n"
+            << "  events   " << (*run)["events"].size() << "\n"
+            << "  artifacts " << (*run)["artifactVersions"].size() << " versions\n";
+  for (const auto& t : (*run)["tasks"]) {
+    std::cout << "  task " << t.value("name", "") << "  " << t.value("status", "") << "\n";
+  }
+  return 0;
+}
+
 }  // namespace synaps::cli

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/jwt.h"
 
@@ -70,6 +71,8 @@ int RunSubmit(const SubmitFlags& flags);
 // line failed (each named with its error) or a batch could not be sent.
 int RunSubmitFile(const SubmitFlags& flags);
 int RunRunsGet(const std::string& run_id, bool json);
+// synaps runs get --archived: GET /v1/runs/{id}/archive, the run as its archive holds it.
+int RunRunsGetArchived(const std::string& run_id, bool json);
 
 // synaps runs list: GET /v1/runs with its filters; one page, with the next page's cursor.
 struct RunsListFlags {
@@ -133,6 +136,7 @@ struct GcFlags {
   bool dry_run = false;
   int64_t older_than_seconds = 3600;
   bool json = false;
+  bool quiet = false;  // no progress lines on stderr
 };
 int RunGc(const GcFlags& flags);
 
@@ -162,6 +166,19 @@ struct ExpireFlags {
 };
 CLI::App* AddExpireCommand(CLI::App& app, ExpireFlags& flags);
 int RunExpire(const ExpireFlags& flags);
+// synaps archive create | restore | list: run archives in the object store (docs/storage.md,
+// "Archives"), straight against PostgreSQL and the store like gc (operators, not tenants).
+struct ArchiveFlags {
+  std::string verb;  // create, restore or list
+  std::optional<std::string> database_url;
+  std::optional<std::string> object_store;
+  std::string tenant;
+  std::optional<std::string> day;
+  std::vector<std::string> run_ids;
+  bool json = false;
+};
+CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags);
+int RunArchive(const ArchiveFlags& flags);
 
 // synaps control apply | get | history | rollback | delete | snapshot: the control registry
 // through the API (docs/control.md). The verb that was parsed is in `verb`.

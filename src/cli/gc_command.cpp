@@ -86,13 +86,21 @@ Status DeleteBatch(db::Connection& conn, objstore::ObjectStore& objects,
   return Ok();
 }
 
+// Progress goes to stderr (stdout carries the report, or the JSON of --json).
+void Progress(bool show, const std::string& line) {
+  if (show) std::cerr << "synaps gc: " << line << "\n";
+}
+
 Result<GcReport> CollectGarbage(db::Connection& conn, objstore::ObjectStore& objects,
-                                std::chrono::seconds grace, bool dry_run) {
+                                std::chrono::seconds grace, bool dry_run, bool progress) {
   const std::string prefix = objstore::kContentPrefix;
   const auto cutoff = std::chrono::system_clock::now() - grace;
   GcReport report;
+  Progress(progress, "listing " + prefix + " in " + objects.Describe());
   ASSIGN_OR_RETURN(auto listed, objects.List(prefix));
   report.scanned = static_cast<int64_t>(listed.size());
+  Progress(progress, std::to_string(listed.size()) +
+                         " objects listed; reading the keys PostgreSQL refers to");
   ASSIGN_OR_RETURN(auto referenced, store::ReferencedObjectKeys(conn, prefix));
   for (auto& info : listed) {
     if (referenced.contains(info.key)) {
@@ -110,6 +118,10 @@ Result<GcReport> CollectGarbage(db::Connection& conn, objstore::ObjectStore& obj
         report.candidates.begin() +
             static_cast<std::ptrdiff_t>(std::min(report.candidates.size(), i + kBatch)));
     RETURN_IF_ERROR(DeleteBatch(conn, objects, batch, cutoff, report));
+    Progress(progress, std::to_string(i + batch.size()) + " of " +
+                           std::to_string(report.candidates.size()) + " candidates checked, " +
+                           std::to_string(report.deleted.size()) + " deleted, " +
+                           std::to_string(report.failed.size()) + " failed");
   }
   return report;
 }
@@ -146,7 +158,7 @@ int RunGc(const GcFlags& flags) {
     return 1;
   }
   auto report = CollectGarbage(*conn, *objects, std::chrono::seconds(flags.older_than_seconds),
-                               flags.dry_run);
+                               flags.dry_run, !flags.quiet);
   if (!report) {
     if (flags.json) {
       std::cout << nlohmann::json{{"error",

@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   auto* runs_get = runs->add_subcommand("get", "Show a run with its tasks, events and artifacts");
   runs_get->add_option("id", run_id, "run id")->required();
   runs_get->add_flag("--json", json_out, "machine-readable output");
+  bool archived = false;
+  runs_get->add_flag("--archived", archived,
+                     "read the run from its archive in the object store (after it expired from "
+                     "PostgreSQL): every row of its story as archived");
 
   cli::RunsListFlags runs_list_flags;
   auto* runs_list = runs->add_subcommand("list", "List runs, newest first (one page)");
@@ -202,7 +206,9 @@ int main(int argc, char** argv) {
 
   cli::GcFlags gc;
   auto* gccmd = app.add_subcommand(
-      "gc", "Delete stored objects that no artifact version refers to (after a grace period)");
+      "gc",
+      "Delete stored objects under objects/ that no artifact version, held task or archive "
+      "refers to, once older than a grace period (archives/ is never touched)");
   gccmd->add_option("--database-url", gc.database_url, "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
   gccmd->add_option("--object-store", gc.object_store,
                     "file:///path or s3://bucket?... (env SYNAPS_OBJECT_STORE)");
@@ -211,7 +217,11 @@ int main(int argc, char** argv) {
                     "only objects last written at least this many seconds ago")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  gccmd->add_flag("--json", gc.json, "machine-readable output");
+  gccmd->add_flag("--json", gc.json, "machine-readable output (progress still goes to stderr)");
+  gccmd->add_flag("--quiet", gc.quiet, "no progress lines on stderr");
+
+  cli::ArchiveFlags archive_flags;
+  auto* archivecmd = cli::AddArchiveCommand(app, archive_flags);
 
   cli::ControlFlags control_flags;
   auto* controlcmd = cli::AddControlCommand(app, control_flags);
@@ -247,6 +257,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (submitcmd->parsed()) return cli::RunSubmit(submit);
+    if (runs_get->parsed() && archived) return cli::RunRunsGetArchived(run_id, json_out);
     if (runs_get->parsed()) return cli::RunRunsGet(run_id, json_out);
     if (runs_list->parsed()) return cli::RunRunsList(runs_list_flags);
     if (runs_watch->parsed()) return cli::RunRunsWatch(watch_flags);
@@ -259,6 +270,7 @@ int main(int argc, char** argv) {
     if (keys_create->parsed()) return cli::RunKeysCreate(key_flags);
     if (keys_revoke->parsed()) return cli::RunKeysRevoke(key_id, json_out);
     if (gccmd->parsed()) return cli::RunGc(gc);
+    if (archivecmd->parsed()) return cli::RunArchive(archive_flags);
     if (controlcmd->parsed()) return cli::RunControl(control_flags);
     if (schedulescmd->parsed()) return cli::RunSchedules(schedules_flags);
     if (usagecmd->parsed()) return cli::RunUsage(usage_flags);

@@ -3,10 +3,12 @@
 namespace synaps::store {
 namespace {
 
-// Every object key a row refers to: artifact versions, and the artifacts of tasks held for
-// approval (queue_items.held), which become versions only when approved.
+// Every object key a row refers to: artifact versions, the artifacts of tasks held for
+// approval (queue_items.held), which become versions only when approved, and the artifacts of
+// archived runs (synaps.archives.object_keys), which a restore brings back.
 constexpr const char* kReferencedKeys =
     "SELECT object_key FROM synaps.artifact_versions"
+    " UNION SELECT unnest(object_keys) FROM synaps.archives"
     " UNION SELECT a->>'objectKey' FROM synaps.queue_items q,"
     "   jsonb_array_elements(q.held->'artifacts') a"
     "  WHERE q.status = 'held'";

@@ -1,6 +1,7 @@
 // Which object-store keys the database refers to: the one place that knows every column holding
-// an object key (today artifact_versions.object_key). `synaps gc` deletes only objects that no
-// row names; a new table that stores object keys must be added here.
+// an object key (artifact_versions.object_key, the artifacts of held tasks, and
+// archives.object_keys). `synaps gc` deletes only objects that no row names; a new table that
+// stores object keys must be added here.
 #pragma once
 
 #include <string>

@@ -1,0 +1,190 @@
+// synaps archive create | restore | list (docs/storage.md, "Archives"). Like gc, these talk to
+// PostgreSQL and the object store directly: archiving is an operator's job (the retention
+// expiry calls the same history::ArchiveRuns), not a tenant's API call.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/http_grammar.h"
+#include "core/ids.h"
+#include "db/connection.h"
+#include "db/deadlines.h"
+#include "history/archive.h"
+#include "objstore/object_store.h"
+#include "store/archive_store.h"
+
+namespace synaps::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string Setting(const std::optional<std::string>& flag, const char* env,
+                    const std::string& fallback = {}) {
+  if (flag) return *flag;
+  return config::EnvOr(env, fallback);
+}
+
+int Report(const Error& e, bool as_json) {
+  if (as_json) {
+    std::cout << json{{"error", {{"code", ErrorCodeName(e.code)}, {"message", e.message}}}}.dump()
+              << "\n";
+  }
+  std::cerr << "synaps archive: " << e.message << "\n";
+  return 1;
+}
+
+json RecordJson(const store::ArchiveRecord& r) {
+  return {{"tenant", r.tenant_id},
+          {"day", r.day},
+          {"segment", r.segment},
+          {"dataKey", r.data_key},
+          {"manifestKey", r.manifest_key},
+          {"schemaVersion", r.schema_version},
+          {"runs", r.runs},
+          {"tasks", r.tasks},
+          {"events", r.events},
+          {"artifacts", r.artifacts},
+          {"bytes", r.bytes},
+          {"sha256", r.sha256},
+          {"from", r.first_at ? json(*r.first_at) : json()},
+          {"to", r.last_at ? json(*r.last_at) : json()},
+          {"archivedAt", r.archived_at}};
+}
+
+int Create(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveFlags& flags) {
+  history::ArchiveRequest request{flags.tenant, flags.day.value_or(""), flags.run_ids};
+  auto done = history::ArchiveRuns(conn, objects, request);
+  if (!done) return Report(done.error(), flags.json);
+  if (flags.json) {
+    std::cout << json{{"dataKey", done->data_key}, {"manifestKey", done->manifest_key},
+                      {"runs", done->runs},        {"tasks", done->tasks},
+                      {"events", done->events},    {"artifacts", done->artifacts},
+                      {"bytes", done->bytes},      {"alreadyArchived", done->already_archived}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << (done->already_archived ? "already archived: " : "archived ") << done->runs
+              << " runs (" << done->tasks << " tasks, " << done->events << " events, "
+              << done->bytes << " bytes) in " << done->data_key << "\n";
+  }
+  return 0;
+}
+
+int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveFlags& flags) {
+  std::string tenant = flags.tenant;
+  std::string day = flags.day.value_or("");
+  // Only run ids: find their segment through PostgreSQL's record (one run at a time).
+  if (tenant.empty() && !day.empty()) {
+    return Report({ErrorCode::kInvalidArgument, "--day needs --tenant"}, flags.json);
+  }
+  history::RestoreResult total;
+  if (tenant.empty()) {
+    if (flags.run_ids.empty()) {
+      return Report({ErrorCode::kInvalidArgument, "give run ids, or --tenant and --day"},
+                    flags.json);
+    }
+    for (const auto& id : flags.run_ids) {
+      if (!IsUuid(id)) {
+        return Report({ErrorCode::kInvalidArgument, "run id '" + id + "' is not a UUID"},
+                      flags.json);
+      }
+      auto where = store::FindArchivedRun(conn, "", id);
+      if (!where) return Report(where.error(), flags.json);
+      auto done = history::RestoreRuns(conn, objects, where->tenant_id, where->day, {id});
+      if (!done) return Report(done.error(), flags.json);
+      total.runs += done->runs;
+      total.skipped += done->skipped;
+    }
+  } else {
+    auto done = history::RestoreRuns(conn, objects, tenant, day, flags.run_ids);
+    if (!done) return Report(done.error(), flags.json);
+    total = *done;
+  }
+  if (flags.json) {
+    std::cout << json{{"restored", total.runs}, {"alreadyPresent", total.skipped}}.dump() << "\n";
+  } else {
+    std::cout << "restored " << total.runs << " runs (" << total.skipped
+              << " were in PostgreSQL already)\n";
+  }
+  return 0;
+}
+
+int List(db::Connection& conn, const ArchiveFlags& flags) {
+  if (!IsTenantId(flags.tenant)) {
+    return Report({ErrorCode::kInvalidArgument, "--tenant is not a valid tenant id"}, flags.json);
+  }
+  if (flags.day && !history::IsArchiveDay(*flags.day)) {
+    return Report({ErrorCode::kInvalidArgument, "--day must be a date as YYYY-MM-DD"}, flags.json);
+  }
+  auto archives = store::ListArchives(conn, flags.tenant, flags.day);
+  if (!archives) return Report(archives.error(), flags.json);
+  if (flags.json) {
+    json items = json::array();
+    for (const auto& r : *archives) items.push_back(RecordJson(r));
+    std::cout << json{{"items", items}}.dump() << "\n";
+    return 0;
+  }
+  std::cout << "DAY         RUNS   TASKS  EVENTS  BYTES      DATA\n";
+  for (const auto& r : *archives) {
+    std::cout << r.day << "  " << r.runs << "  " << r.tasks << "  " << r.events << "  " << r.bytes
+              << "  " << r.data_key << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags) {
+  auto* cmd = app.add_subcommand(
+      "archive",
+      "Run archives in the object store: gzip JSON Lines per tenant and day, with a manifest "
+      "(reads SYNAPS_DATABASE_URL and SYNAPS_OBJECT_STORE)");
+  cmd->require_subcommand(1);
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--database-url", flags.database_url,
+                    "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
+    sub->add_option("--object-store", flags.object_store,
+                    "file:///path or s3://bucket?... (env SYNAPS_OBJECT_STORE)");
+    sub->add_flag("--json", flags.json, "machine-readable output");
+    sub->callback([&flags, sub] { flags.verb = sub->get_name(); });
+  };
+  auto* create = cmd->add_subcommand(
+      "create", "Archive finished runs of one tenant under one day (does not delete them)");
+  create->add_option("--tenant", flags.tenant, "tenant id")->required();
+  create->add_option("--day", flags.day, "UTC day, YYYY-MM-DD")->required();
+  create->add_option("runs", flags.run_ids, "run ids (1..1000)")->required();
+  common(create);
+  auto* restore = cmd->add_subcommand(
+      "restore",
+      "Insert archived runs back into PostgreSQL with their ids: given run ids, or every run "
+      "of --tenant on --day (rows that exist are kept)");
+  restore->add_option("--tenant", flags.tenant, "tenant id (with --day)");
+  restore->add_option("--day", flags.day, "UTC day, YYYY-MM-DD (with --tenant)");
+  restore->add_option("runs", flags.run_ids, "run ids (without --tenant: found by their record)");
+  common(restore);
+  auto* list = cmd->add_subcommand("list", "List a tenant's archived segments");
+  list->add_option("--tenant", flags.tenant, "tenant id")->required();
+  list->add_option("--day", flags.day, "only this UTC day, YYYY-MM-DD");
+  common(list);
+  return cmd;
+}
+
+int RunArchive(const ArchiveFlags& flags) {
+  std::string database_url = Setting(flags.database_url, "SYNAPS_DATABASE_URL");
+  if (database_url.empty()) {
+    throw ConfigError(
+        "SYNAPS_DATABASE_URL is not set (or pass --database-url): archives are recorded in "
+        "PostgreSQL, e.g. postgresql://synaps:secret@localhost:5432/synaps");
+  }
+  auto objects = objstore::OpenObjectStore(
+      Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
+  auto conn = db::Connection::Connect(database_url, db::ConnectOptionsFromEnv(db::Role::kCli));
+  if (!conn) return Report(conn.error(), flags.json);
+  if (flags.verb == "create") return Create(*conn, *objects, flags);
+  if (flags.verb == "restore") return Restore(*conn, *objects, flags);
+  return List(*conn, flags);
+}
+
+}  // namespace synaps::cli

@@ -1,0 +1,61 @@
+#include "history/gzip.h"
+
+#include <zlib.h>
+
+namespace synaps::history {
+
+std::string GzipMember(std::string_view data) {
+  z_stream z{};
+  // 15 + 16: a 32 KiB window with a gzip header and trailer (zlib writes mtime 0, no name).
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::bad_alloc();
+  }
+  std::string out;
+  out.resize(deflateBound(&z, static_cast<uLong>(data.size())) + 32);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  // deflateBound guarantees a single call with Z_FINISH completes.
+  int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw std::logic_error("deflate did not finish within deflateBound");
+  return out;
+}
+
+Result<std::string> Gunzip(std::string_view gzip, size_t max_bytes) {
+  std::string out;
+  size_t pos = 0;
+  char buffer[64 * 1024];
+  while (pos < gzip.size()) {
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) throw std::bad_alloc();
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gzip.data() + pos));
+    z.avail_in = static_cast<uInt>(gzip.size() - pos);
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+      z.next_out = reinterpret_cast<Bytef*>(buffer);
+      z.avail_out = sizeof(buffer);
+      rc = inflate(&z, Z_NO_FLUSH);
+      out.append(buffer, sizeof(buffer) - z.avail_out);
+      if (out.size() > max_bytes) {
+        inflateEnd(&z);
+        return Fail(ErrorCode::kInvalidArgument,
+                    "gzip data inflates to more than " + std::to_string(max_bytes) + " bytes");
+      }
+      if (rc == Z_BUF_ERROR && z.avail_in == 0) break;
+      if (rc == Z_BUF_ERROR) rc = Z_OK;  // output space ran out; go on
+    }
+    const size_t used = z.total_in;
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  rc == Z_BUF_ERROR ? "gzip data is cut short" : "not valid gzip data");
+    }
+    pos += used;
+  }
+  return out;
+}
+
+}  // namespace synaps::history

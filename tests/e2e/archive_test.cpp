@@ -1,0 +1,236 @@
+// Archives of runs in the object store (docs/storage.md, "Archives") with the real binary: runs
+// finish through a real API and worker, `synaps archive create` writes them (gzip JSON Lines and
+// a manifest), the runs leave PostgreSQL as expiry would remove them, they are read back
+// (`GET /v1/runs/{id}/archive`, `synaps runs get --archived`), `synaps gc` keeps their artifact
+// objects, and `synaps archive restore` brings them back exactly: GET /v1/runs/{id} answers the
+// same JSON as before.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/process.h"
+#include "history/gzip.h"
+#include "support/cluster.h"
+#include "support/synaps_process.h"
+#include "support/test_stack.h"
+
+namespace synaps {
+namespace {
+
+using nlohmann::json;
+using testing::Cluster;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string output;
+  json last;  // the last line of output that is a JSON object (stdout and stderr share a file)
+
+  // The error code of a --json failure ("" when there is none).
+  std::string ErrorCode() const {
+    if (!last.is_object() || !last.contains("error")) return "";
+    return last["error"].value("code", "");
+  }
+};
+
+class ArchiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    c_.StartApi();
+    c_.StartWorker();
+  }
+
+  // `synaps <args>` with the cluster's database, object store, API and admin token.
+  CliRun Synaps(const std::vector<std::string>& args) {
+    std::string log = testing::TestStack::Get().TempDir("cli") + "/out";
+    ProcessOptions options;
+    options.argv = {SYNAPS_BINARY};
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.env = {{"SYNAPS_DATABASE_URL", c_.database_url()},
+                   {"SYNAPS_OBJECT_STORE", "file://" + c_.objects_dir()},
+                   {"SYNAPS_API_URL", c_.base_url()},
+                   {"SYNAPS_TOKEN", Cluster::kToken}};
+    options.log_path = log;
+    auto child = ChildProcess::Spawn(options);
+    EXPECT_TRUE(child) << child.error().message;
+    CliRun run;
+    if (!child) return run;
+    auto status = child->Wait(std::chrono::seconds(60));
+    EXPECT_TRUE(status.has_value());
+    run.exit_code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    run.output = testing::ReadFile(log);
+    std::istringstream in(run.output);
+    for (std::string line; std::getline(in, line);) {
+      json parsed = json::parse(line, nullptr, false);
+      if (parsed.is_object()) run.last = std::move(parsed);  // stderr lines are text
+    }
+    return run;
+  }
+
+  std::string Text(const std::string& sql, const db::Params& params = {}) {
+    auto r = c_.db().Exec(sql, params);
+    EXPECT_TRUE(r) << r.error().message;
+    return r && r->rows() > 0 ? r->GetString(0, 0) : "";
+  }
+
+  json Get(const std::string& path, int want = 200) {
+    auto r = c_.Call("GET", path);
+    EXPECT_EQ(r.status, want) << path << ": " << r.body;
+    return json::parse(r.body, nullptr, false);
+  }
+
+  // What expiry does after a run was archived: every row of the run's story leaves PostgreSQL
+  // (the ledger's append-only trigger is bypassed the way a partition drop bypasses it).
+  void Expire(const std::string& run_id) {
+    auto done = c_.db().Exec(
+        "BEGIN; SET LOCAL session_replication_role = replica;"
+        "DELETE FROM synaps.ledger_events WHERE run_id = '" +
+        run_id +
+        "';"
+        "DELETE FROM synaps.artifact_versions WHERE run_id = '" +
+        run_id +
+        "';"
+        "DELETE FROM synaps.artifacts WHERE run_id = '" +
+        run_id +
+        "';"
+        "DELETE FROM synaps.queue_items WHERE run_id = '" +
+        run_id +
+        "';"
+        "DELETE FROM synaps.tasks WHERE run_id = '" +
+        run_id +
+        "';"
+        "WITH r AS (DELETE FROM synaps.runs WHERE id = '" +
+        run_id +
+        "' RETURNING command_id) DELETE FROM synaps.commands WHERE id IN (SELECT command_id FROM "
+        "r);"
+        "COMMIT;");
+    ASSERT_TRUE(done) << done.error().message;
+  }
+
+  Cluster c_;
+};
+
+TEST_F(ArchiveTest, ArchivedRunsReadBackSurviveGcAndRestoreExactly) {
+  std::vector<std::string> ids;
+  std::vector<json> before;
+  for (const char* text : {"first archived answer", "second archived answer", "kept in place"}) {
+    ids.push_back(c_.SubmitText(text)["runId"].get<std::string>());
+  }
+  for (const auto& id : ids) {
+    ASSERT_EQ(c_.WaitFinished(id)["status"], "succeeded");
+    before.push_back(Get("/v1/runs/" + id));
+  }
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {ids[0]});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+
+  // Archive two runs; the manifest names them, the data is gzip JSON Lines, one run a line.
+  auto made =
+      Synaps({"archive", "create", "--tenant", tenant, "--day", day, ids[0], ids[1], "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  EXPECT_EQ(made.last["runs"], 2);
+  EXPECT_EQ(made.last["alreadyArchived"], false);
+  EXPECT_GE(made.last["events"].get<int>(), 4);
+  const std::string data_path = c_.objects_dir() + "/" + made.last["dataKey"].get<std::string>();
+  const std::string manifest_path =
+      c_.objects_dir() + "/" + made.last["manifestKey"].get<std::string>();
+  json manifest = json::parse(testing::ReadFile(manifest_path), nullptr, false);
+  ASSERT_TRUE(manifest.is_object()) << testing::ReadFile(manifest_path);
+  EXPECT_EQ(manifest["schemaVersion"], 1);
+  EXPECT_EQ(manifest["tenant"], tenant);
+  EXPECT_EQ(manifest["counts"]["runs"], 2);
+  EXPECT_EQ(manifest["runs"].size(), 2u);
+  EXPECT_EQ(manifest["objectKeys"].size(), 2u) << manifest.dump();
+  auto lines = history::Gunzip(testing::ReadFile(data_path), 1 << 26);
+  ASSERT_TRUE(lines) << lines.error().message;
+  EXPECT_EQ(std::count(lines->begin(), lines->end(), '\n'), 2);
+
+  // The same batch again: recorded already, nothing written twice.
+  auto again =
+      Synaps({"archive", "create", "--tenant", tenant, "--day", day, ids[1], ids[0], "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.last["alreadyArchived"], true);
+  EXPECT_EQ(again.last["dataKey"], made.last["dataKey"]);
+
+  for (int i : {0, 1}) Expire(ids[i]);
+  Get("/v1/runs/" + ids[0], 404);
+
+  // Read back from the archive, through the API and the CLI.
+  json archived = Get("/v1/runs/" + ids[0] + "/archive");
+  EXPECT_EQ(archived["run"]["id"], ids[0]);
+  EXPECT_EQ(archived["archive"]["dataKey"], made.last["dataKey"]);
+  EXPECT_EQ(archived["events"].size(), before[0]["events"].size());
+  EXPECT_EQ(archived["artifactVersions"].size(), 1u);
+  auto cli = Synaps({"runs", "get", "--archived", ids[1], "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_EQ(cli.last["run"]["id"], ids[1]);
+  Get("/v1/runs/" + ids[2] + "/archive", 404);  // never archived
+
+  // Another tenant's token does not see it.
+  auto key =
+      c_.Call("POST", "/v1/api-keys", json{{"tenantId", "other"}, {"role", "viewer"}}.dump());
+  ASSERT_EQ(key.status, 201) << key.body;
+  auto other = testing::ApiCall("GET", c_.base_url() + "/v1/runs/" + ids[0] + "/archive",
+                                json::parse(key.body)["token"].get<std::string>(), "");
+  EXPECT_EQ(other.status, 404) << other.body;
+
+  // gc: no artifact version names the archived runs' objects any more, the archive does.
+  auto gc = Synaps({"gc", "--older-than", "0", "--json", "--quiet"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.output;
+  EXPECT_EQ(gc.last["deleted"].size(), 0u) << gc.output;
+  EXPECT_EQ(gc.last["scanned"], 3);
+  EXPECT_TRUE(std::filesystem::exists(data_path));
+
+  // Restore one run by id, the other with the whole day; both read exactly as before.
+  auto one = Synaps({"archive", "restore", ids[0], "--json"});
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  EXPECT_EQ(one.last["restored"], 1);
+  auto day_restore = Synaps({"archive", "restore", "--tenant", tenant, "--day", day, "--json"});
+  ASSERT_EQ(day_restore.exit_code, 0) << day_restore.output;
+  EXPECT_EQ(day_restore.last["restored"], 1);
+  EXPECT_EQ(day_restore.last["alreadyPresent"], 1);
+  for (int i : {0, 1}) {
+    EXPECT_EQ(Get("/v1/runs/" + ids[i]), before[i]) << "run " << i << " restored differently";
+  }
+  auto bytes =
+      c_.Call("GET", "/v1/artifacts/" + before[0]["artifacts"][0]["id"].get<std::string>() +
+                         "/versions/1/content");
+  EXPECT_EQ(bytes.status, 200) << bytes.body;
+
+  // A damaged data object is refused (its checksum is in the manifest), never half-read.
+  { std::ofstream(data_path, std::ios::binary | std::ios::app) << "x"; }
+  auto damaged = c_.Call("GET", "/v1/runs/" + ids[0] + "/archive");
+  EXPECT_EQ(damaged.status, 500) << damaged.body;
+  EXPECT_NE(testing::ReadFile(c_.api_log()).find("does not match the checksum"), std::string::npos);
+}
+
+TEST_F(ArchiveTest, RefusesBadInputAndUnfinishedRuns) {
+  auto bad_day = Synaps({"archive", "create", "--tenant", "t", "--day", "2026-02-30",
+                         "00000000-0000-0000-0000-000000000000", "--json"});
+  EXPECT_EQ(bad_day.exit_code, 1);
+  EXPECT_EQ(bad_day.ErrorCode(), "invalid_argument") << bad_day.output;
+  auto bad_tenant = Synaps({"archive", "create", "--tenant", "../x", "--day", "2026-02-03",
+                            "00000000-0000-0000-0000-000000000000", "--json"});
+  EXPECT_EQ(bad_tenant.ErrorCode(), "invalid_argument") << bad_tenant.output;
+  auto bad_id =
+      Synaps({"archive", "create", "--tenant", "t", "--day", "2026-02-03", "x'--", "--json"});
+  EXPECT_EQ(bad_id.ErrorCode(), "invalid_argument") << bad_id.output;
+  auto missing = Synaps({"archive", "create", "--tenant", "t", "--day", "2026-02-03",
+                         "00000000-0000-0000-0000-000000000000", "--json"});
+  EXPECT_EQ(missing.ErrorCode(), "not_found") << missing.output;
+  // A run that has not finished stays out of archives.
+  json later = c_.Submit(
+      {{"kind", "prompt"}, {"input", {{"text", "later"}}}, {"notBefore", "2099-01-01T00:00:00Z"}});
+  const std::string tenant =
+      Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {later["runId"].get<std::string>()});
+  auto queued = Synaps({"archive", "create", "--tenant", tenant, "--day", "2026-02-03",
+                        later["runId"].get<std::string>(), "--json"});
+  EXPECT_EQ(queued.ErrorCode(), "conflict") << queued.output;
+  Get("/v1/runs/not-a-uuid/archive", 400);
+  // Nothing was written for any of them.
+  EXPECT_FALSE(std::filesystem::exists(c_.objects_dir() + "/archives"));
+}
+
+}  // namespace
+}  // namespace synaps
