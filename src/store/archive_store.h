@@ -1,4 +1,4 @@
-// The SQL of run archives (src/history/archive.h, migration 0020): reading a run's whole story
+// The SQL of run archives (src/history/archive.h, migration 0023): reading a run's whole story
 // as rows, recording archived segments, finding the segment that holds a run, and inserting
 // archived rows back. Callers validate tenant ids, days and run ids before calling.
 #pragma once
