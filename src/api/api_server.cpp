@@ -1,10 +1,13 @@
 #include "api/api_server.h"
 
+#include <spdlog/spdlog.h>
+
 #include "api/abuse_limits.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "api/outbox_relay.h"
 #include "api/rate_limiter.h"
+#include "api/read_routing.h"
 #include "api/revocation_list.h"
 #include "api/router.h"
 #include "api/run_feeds.h"
@@ -22,6 +25,7 @@ namespace synaps::api {
 ApiOptions ApiOptionsFromEnv() {
   ApiOptions o;
   o.database_url = config::EnvOr("SYNAPS_DATABASE_URL", "");
+  o.read_database_url = config::EnvOr("SYNAPS_DATABASE_READ_URL", "");
   o.listen = config::EnvOr("SYNAPS_LISTEN", o.listen);
   o.admin_token = config::EnvOr("SYNAPS_ADMIN_TOKEN", "");
   o.jwt_secret = config::EnvOr("SYNAPS_JWT_SECRET", "");
@@ -76,6 +80,12 @@ class ApiServer::Impl {
       : options_(std::move(options)),
         pool_(options_.database_url, options_.db_pool_size, options_.db_options),
         relay_pool_(options_.database_url, kRelayConnections, options_.relay_db_options) {
+    if (!options_.read_database_url.empty()) {
+      read_pool_ = std::make_unique<db::Pool>(options_.read_database_url, options_.db_pool_size,
+                                              options_.db_options);
+      spdlog::info("reads off the primary: SYNAPS_DATABASE_READ_URL is set");
+    }
+    reads_ = std::make_unique<ReadRouting>(&pool_, read_pool_.get());
     if (options_.database_url.empty()) {
       throw ConfigError(
           "SYNAPS_DATABASE_URL is not set: give the PostgreSQL URL, e.g. "
@@ -108,7 +118,8 @@ class ApiServer::Impl {
     expiry_ = std::make_unique<history::ExpiryThread>(
         &pool_, nullptr, std::chrono::seconds(options_.expiry_seconds),
         history::ExpiryOptions{.batch_runs = options_.expiry_batch_runs});
-    run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_);
+    run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_, std::chrono::milliseconds(200),
+                                            20000, reads_->catch_up_pool());
     tenant_feeds_ = std::make_unique<TenantFeeds>(&pool_, &metrics_);
     router_ = std::make_unique<Router>(RouterDeps{.pool = &pool_,
                                                   .bus = bus,
@@ -130,6 +141,7 @@ class ApiServer::Impl {
                                                   .openapi_json = OpenApiJson(),
                                                   .scheduler = scheduler_.get(),
                                                   .tracer = tracer_.get(),
+                                                  .reads = reads_.get(),
                                                   .body_limit = options_.body_limit});
     auto hp = config::ParseHostPort("SYNAPS_LISTEN", options_.listen);
     HttpServerOptions http{.host = hp.host,
@@ -176,6 +188,8 @@ class ApiServer::Impl {
   const ApiOptions options_;
   db::Pool pool_;
   db::Pool relay_pool_;
+  std::unique_ptr<db::Pool> read_pool_;  // SYNAPS_DATABASE_READ_URL; null without one
+  std::unique_ptr<ReadRouting> reads_;
   ApiMetrics metrics_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<RateLimiter> address_limiter_;

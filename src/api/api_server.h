@@ -15,6 +15,8 @@ namespace synaps::api {
 
 struct ApiOptions {
   std::string database_url;
+  // SYNAPS_DATABASE_READ_URL: a streaming replica for reads (api/read_routing.h); empty = none.
+  std::string read_database_url;
   std::string listen = "0.0.0.0:8081";  // SYNAPS_LISTEN
   std::string admin_token;              // SYNAPS_ADMIN_TOKEN
   std::string jwt_secret;               // SYNAPS_JWT_SECRET (HS256, shared with Hasura)

@@ -345,7 +345,7 @@ HttpResponse Router::ListQueues(Context& ctx, const Params&) const {
     const std::string& k = ctx.query.begin()->first;
     return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
   }
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto queues = store::TenantQueues(**conn, ctx.principal->tenant_id);
   if (!queues) return ctx.Error(queues.error());

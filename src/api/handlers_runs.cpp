@@ -130,7 +130,7 @@ HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
   f->limit = limit;
   auto scope = detail::RunListTenant(*ctx.principal, tenant);
   if (!scope) return ctx.Error(scope.error());
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto page = store::ListRuns(**conn, *scope, *f);
   if (!page) return ctx.Error(page.error());
@@ -140,7 +140,7 @@ HttpResponse Router::ListRuns(Context& ctx, const Params&) const {
 HttpResponse Router::GetThread(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "thread id must be a UUID", "id");
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto thread = store::GetThread(**conn, ctx.principal->tenant_id, id);
   if (!thread) return ctx.Error(thread.error());
@@ -227,7 +227,7 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
   // Check existence and tenancy now, so a bad id is a plain 404 rather than an empty stream.
   std::string tenant;
   {
-    auto conn = deps_.pool->Acquire();
+    auto conn = ReadConnection(ctx);
     if (!conn) return ctx.Error(conn.error());
     auto readable = detail::RunReadTenant(*ctx.principal, **conn, id);
     if (!readable) return ctx.Error(readable.error());
@@ -257,7 +257,7 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
 HttpResponse Router::GetArchivedRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   const std::string tenant = ctx.principal->installation ? "" : ctx.principal->tenant_id;
   auto run = history::ReadArchivedRun(**conn, *deps_.objects, tenant, id);

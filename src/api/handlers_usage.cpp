@@ -102,7 +102,7 @@ HttpResponse Router::GetUsage(Context& ctx, const Params&) const {
 
   // A read only: the API's background rollup (usage_rollup.h) folds old events in; whatever
   // it has not folded yet is read live.
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto usage = store::QueryUsage(**conn, q);
   if (!usage) return ctx.Error(usage.error());

@@ -14,6 +14,7 @@
 #include "api/console_assets.h"
 #include "api/metrics.h"
 #include "api/rate_limiter.h"
+#include "api/read_routing.h"
 #include "api/request_validation.h"
 #include "api/revocation_list.h"
 #include "api/router_internal.h"
@@ -496,7 +497,38 @@ HttpResponse Router::Dispatch(Context& ctx) const {
                            ctx.principal->tenant_id + " only");
     }
   }
-  return (this->*(route->handler))(ctx, params);
+  HttpResponse response = (this->*(route->handler))(ctx, params);
+  if (!ctx.read_from.empty()) response.headers.push_back({"X-Synaps-Read-From", ctx.read_from});
+  // Read-your-writes (read_routing.h): a successful write answers the primary's WAL position,
+  // which this client's next reads wait for. Remote workers' queue calls read on the primary.
+  if (deps_.reads != nullptr && deps_.reads->has_replica() && ctx.principal &&
+      ctx.req.method != "GET" && route->permission != Permission::kWork && response.status < 400) {
+    if (auto lsn = deps_.reads->NoteWrite(ctx.principal->limit_key)) {
+      response.headers.push_back({"X-Synaps-Lsn", FormatLsn(*lsn)});
+    }
+  }
+  return response;
+}
+
+Result<db::PooledConnection> Router::ReadConnection(Context& ctx) const {
+  if (deps_.reads == nullptr) {
+    ctx.read_from = "primary";
+    return deps_.pool->Acquire();
+  }
+  uint64_t client_lsn = 0;
+  if (const std::string& given = ctx.req.header("x-synaps-lsn"); !given.empty()) {
+    auto lsn = ParseLsn(given);
+    if (!lsn) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "X-Synaps-Lsn must be a WAL position as answered by a write, e.g. 0/16B3748",
+                  "X-Synaps-Lsn");
+    }
+    client_lsn = *lsn;
+  }
+  const std::string principal = ctx.principal ? ctx.principal->limit_key : "";
+  ASSIGN_OR_RETURN(auto lease, deps_.reads->Acquire(principal, client_lsn));
+  ctx.read_from = lease.on_replica ? "replica" : "primary";
+  return std::move(lease.conn);
 }
 
 HttpResponse Router::RateLimited(Context& ctx, std::string_view reason, const std::string& who,
@@ -551,7 +583,7 @@ HttpResponse Router::Metrics(Context& ctx, const Params&) const {
 }
 
 HttpResponse Router::ListWorkers(Context& ctx, const Params&) const {
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   // Workers are shared infrastructure, not tenant data: the last hour of them, alive when a
   // heartbeat arrived in the last 30 s.
@@ -570,7 +602,7 @@ HttpResponse Router::OpenApi(Context& ctx, const Params&) const {
 HttpResponse Router::GetRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto tenant = detail::RunReadTenant(*ctx.principal, **conn, id);
   if (!tenant) return ctx.Error(tenant.error());
@@ -661,7 +693,7 @@ HttpResponse Router::GetArtifactContent(Context& ctx, const Params& p) const {
   if (!v || *v < 1 || *v > 1000000000) {
     return ctx.Error(400, "invalid_argument", "version must be a positive integer", "version");
   }
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   // The installation scope reads every tenant's artifacts, like their runs.
   auto tenant = ctx.principal->installation ? store::ArtifactTenant(**conn, id)
@@ -700,7 +732,7 @@ HttpResponse Router::ListDeadLetters(Context& ctx, const Params&) const {
     }
     limit = *l;
   }
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto items =
       store::ListDeadLetters(**conn, ctx.principal->tenant_id, after, static_cast<int>(limit));

@@ -27,6 +27,7 @@ class StreamSlots;
 class RevocationList;
 class RunFeeds;
 class TenantFeeds;
+class ReadRouting;
 }  // namespace synaps::api
 
 namespace synaps::otel {
@@ -61,6 +62,8 @@ struct RouterDeps {
   std::string openapi_json;                   // served at /openapi.json
   schedules::Scheduler* scheduler = nullptr;  // null: trigger and backfill answer 503
   otel::Exporter* tracer = nullptr;           // OTLP span export; null: off
+  // Reads off the primary (read_routing.h); null: every read on `pool`.
+  ReadRouting* reads = nullptr;
   // SYNAPS_BODY_LIMIT_BYTES: the transport lets POST /v1/commands/submit bodies grow to the
   // batch limit; a single submit above this answers 413. 0: not checked here.
   size_t body_limit = 0;
@@ -115,6 +118,10 @@ class Router {
   struct Route;
   static const std::vector<Route>& Routes();
   HttpResponse Dispatch(Context& ctx) const;
+  // A connection for a read-only handler: the replica when it has replayed what this client
+  // wrote (X-Synaps-Lsn, or this principal's last write here), else the primary
+  // (read_routing.h). Sets ctx.read_from. kInvalidArgument for a malformed X-Synaps-Lsn.
+  Result<db::PooledConnection> ReadConnection(Context& ctx) const;
   Result<Principal> Authenticate(const HttpRequest& req) const;
   // 429 with Retry-After, counted under `reason`.
   HttpResponse RateLimited(Context& ctx, std::string_view reason, const std::string& who,

@@ -22,6 +22,9 @@ struct Router::Context {
   std::map<std::string, std::string> query;
   std::optional<Principal> principal;
   std::string route = "unmatched";  // route pattern, for logs and metrics
+  // Where ReadConnection ran this request's read ("replica" or "primary"); "" when it did not.
+  // Answered in X-Synaps-Read-From.
+  std::string read_from;
   // This request's span: a child of the client's `traceparent`, or the root of a new trace.
   // Answered in the response's `traceparent`; a submit carries it into the tasks it creates.
   TraceContext trace;

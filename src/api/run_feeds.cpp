@@ -32,8 +32,12 @@ struct RunFeeds::Feed {
 };
 
 RunFeeds::RunFeeds(db::Pool* pool, ApiMetrics* metrics, std::chrono::milliseconds poll_interval,
-                   size_t max_cached)
-    : pool_(pool), metrics_(metrics), poll_interval_(poll_interval), max_cached_(max_cached) {}
+                   size_t max_cached, db::Pool* catch_up)
+    : pool_(pool),
+      metrics_(metrics),
+      poll_interval_(poll_interval),
+      max_cached_(max_cached),
+      catch_up_(catch_up != nullptr ? catch_up : pool) {}
 
 RunFeeds::~RunFeeds() = default;
 
@@ -89,6 +93,20 @@ Status RunFeeds::Refresh(Feed& feed, const std::string& tenant_id, const std::st
   return Ok();
 }
 
+Result<store::EventPage> RunFeeds::CatchUp(const std::string& tenant_id, const std::string& run_id,
+                                           int64_t after, size_t limit) {
+  if (catch_up_ != pool_) {
+    if (auto conn = catch_up_->Acquire(std::chrono::milliseconds(1000))) {
+      if (metrics_ != nullptr) metrics_->CountFeedQuery();
+      auto page = store::ListRunEvents(**conn, tenant_id, run_id, after, static_cast<int>(limit));
+      if (page && !page->events.empty()) return page;
+    }
+  }
+  ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  if (metrics_ != nullptr) metrics_->CountFeedQuery();
+  return store::ListRunEvents(*conn, tenant_id, run_id, after, static_cast<int>(limit));
+}
+
 Result<RunFeeds::Page> RunFeeds::Read(const std::string& tenant_id, const std::string& run_id,
                                       int64_t after, size_t limit) {
   auto feed = Find(tenant_id + "/" + run_id, /*create=*/true);
@@ -105,11 +123,9 @@ Result<RunFeeds::Page> RunFeeds::Read(const std::string& tenant_id, const std::s
   int64_t first_cached =
       feed->events.empty() ? feed->last_seq + 1 : feed->events.front()["seq"].get<int64_t>();
   if (after + 1 < first_cached) {
-    // Older than the cache holds: this follower alone reads them from PostgreSQL.
-    ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-    if (metrics_ != nullptr) metrics_->CountFeedQuery();
-    ASSIGN_OR_RETURN(
-        auto page, store::ListRunEvents(*conn, tenant_id, run_id, after, static_cast<int>(limit)));
+    // Older than the cache holds: this follower alone reads them from PostgreSQL — the replica
+    // when there is one, the primary when the replica has not replayed them yet.
+    ASSIGN_OR_RETURN(auto page, CatchUp(tenant_id, run_id, after, limit));
     out.events = std::move(page.events);
     out.more = true;
     return out;

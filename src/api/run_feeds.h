@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "db/pool.h"
+#include "store/run_store.h"
 
 namespace synaps::api {
 
@@ -27,10 +28,13 @@ class ApiMetrics;
 class RunFeeds {
  public:
   // `metrics` may be null. Events cached per run at most `max_cached` (older ones are read
-  // directly for the rare follower that still needs them).
+  // directly for the rare follower that still needs them, from `catch_up` — the read replica
+  // when there is one — falling back to `pool` when it has not replayed them yet). The live
+  // polls stay on `pool` (the primary): a replica behind a just-submitted run would end the
+  // stream as "not found".
   RunFeeds(db::Pool* pool, ApiMetrics* metrics,
            std::chrono::milliseconds poll_interval = std::chrono::milliseconds(200),
-           size_t max_cached = 20000);
+           size_t max_cached = 20000, db::Pool* catch_up = nullptr);
   ~RunFeeds();
 
   struct Page {
@@ -57,11 +61,15 @@ class RunFeeds {
   std::shared_ptr<Feed> Find(const std::string& key, bool create);
   void Unfollow(const std::string& key);
   Status Refresh(Feed& feed, const std::string& tenant_id, const std::string& run_id);
+  // Events older than the cache, for one follower (see the constructor).
+  Result<store::EventPage> CatchUp(const std::string& tenant_id, const std::string& run_id,
+                                   int64_t after, size_t limit);
 
   db::Pool* const pool_;
   ApiMetrics* const metrics_;
   const std::chrono::milliseconds poll_interval_;
   const size_t max_cached_;
+  db::Pool* const catch_up_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_
 };
