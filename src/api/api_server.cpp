@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "db/deadlines.h"
 #include "db/pool.h"
+#include "history/archive.h"
 #include "history/expiry.h"
 #include "otel/exporter.h"
 #include "schedules/scheduler.h"
@@ -114,9 +115,10 @@ class ApiServer::Impl {
     tracer_ = std::move(*tracer);
     usage_rollup_ = std::make_unique<UsageRollup>(
         &pool_, std::chrono::seconds(options_.usage_rollup_seconds));
-    // No archiver yet: tenants that archive are skipped by expiry (history/expiry.h).
+    // Without an object store, tenants that archive are skipped by expiry (history/expiry.h).
+    if (objects != nullptr) archiver_ = std::make_unique<history::ObjectStoreArchiver>(objects);
     expiry_ = std::make_unique<history::ExpiryThread>(
-        &pool_, nullptr, std::chrono::seconds(options_.expiry_seconds),
+        &pool_, archiver_.get(), std::chrono::seconds(options_.expiry_seconds),
         history::ExpiryOptions{.batch_runs = options_.expiry_batch_runs});
     run_feeds_ = std::make_unique<RunFeeds>(&pool_, &metrics_, std::chrono::milliseconds(200),
                                             20000, reads_->catch_up_pool());
@@ -198,6 +200,7 @@ class ApiServer::Impl {
   std::unique_ptr<RevocationList> revocations_;
   std::unique_ptr<otel::Exporter> tracer_;  // before the router and server, which use it
   std::unique_ptr<UsageRollup> usage_rollup_;
+  std::unique_ptr<history::ObjectStoreArchiver> archiver_;  // before expiry_, which uses it
   std::unique_ptr<history::ExpiryThread> expiry_;
   std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<TenantFeeds> tenant_feeds_;

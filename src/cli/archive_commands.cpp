@@ -80,6 +80,7 @@ int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveF
     return Report({ErrorCode::kInvalidArgument, "--day needs --tenant"}, flags.json);
   }
   history::RestoreResult total;
+  const history::RestoreOptions options{.keep = flags.keep};
   if (tenant.empty()) {
     if (flags.run_ids.empty()) {
       return Report({ErrorCode::kInvalidArgument, "give run ids, or --tenant and --day"},
@@ -92,21 +93,26 @@ int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveF
       }
       auto where = store::FindArchivedRun(conn, "", id);
       if (!where) return Report(where.error(), flags.json);
-      auto done = history::RestoreRuns(conn, objects, where->tenant_id, where->day, {id});
+      auto done = history::RestoreRuns(conn, objects, where->tenant_id, where->day, {id}, options);
       if (!done) return Report(done.error(), flags.json);
       total.runs += done->runs;
       total.skipped += done->skipped;
     }
   } else {
-    auto done = history::RestoreRuns(conn, objects, tenant, day, flags.run_ids);
+    auto done = history::RestoreRuns(conn, objects, tenant, day, flags.run_ids, options);
     if (!done) return Report(done.error(), flags.json);
     total = *done;
   }
   if (flags.json) {
-    std::cout << json{{"restored", total.runs}, {"alreadyPresent", total.skipped}}.dump() << "\n";
+    std::cout << json{{"restored", total.runs},
+                      {"alreadyPresent", total.skipped},
+                      {"kept", flags.keep}}
+                     .dump()
+              << "\n";
   } else {
     std::cout << "restored " << total.runs << " runs (" << total.skipped
-              << " were in PostgreSQL already)\n";
+              << " were in PostgreSQL already)"
+              << (flags.keep ? "; marked to keep: expiry leaves them\n" : "\n");
   }
   return 0;
 }
@@ -163,6 +169,8 @@ CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags) {
   restore->add_option("--tenant", flags.tenant, "tenant id (with --day)");
   restore->add_option("--day", flags.day, "UTC day, YYYY-MM-DD (with --tenant)");
   restore->add_option("runs", flags.run_ids, "run ids (without --tenant: found by their record)");
+  restore->add_flag("--keep", flags.keep,
+                    "mark the restored runs to keep: the next expiry pass leaves them");
   common(restore);
   auto* list = cmd->add_subcommand("list", "List a tenant's archived segments");
   list->add_option("--tenant", flags.tenant, "tenant id")->required();

@@ -155,10 +155,12 @@ int RunRetention(const RetentionFlags& flags);
 // synaps runs keep [--release]: POST /v1/runs/{id}/keep.
 int RunRunsKeep(const std::string& run_id, bool keep, bool as_json);
 
-// synaps expire: one expiry pass against PostgreSQL (history/expiry.h), a progress line per
+// synaps expire: one expiry pass against PostgreSQL (history/expiry.h), archiving the runs of
+// tenants that archive to the object store first (history/archive.h), a progress line per
 // batch on stderr. Exit 0 when done, 1 on errors, 3 when another expiry was running.
 struct ExpireFlags {
   std::optional<std::string> database_url;
+  std::optional<std::string> object_store;  // where tenants that archive are archived
   int batch_runs = 500;
   int max_batches = 0;
   bool dry_run = false;
@@ -175,6 +177,7 @@ struct ArchiveFlags {
   std::string tenant;
   std::optional<std::string> day;
   std::vector<std::string> run_ids;
+  bool keep = false;  // restore --keep
   bool json = false;
 };
 CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags);

@@ -3,13 +3,16 @@
 // with a progress line per batch). docs/history.md.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <memory>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "core/config.h"
 #include "db/deadlines.h"
+#include "history/archive.h"
 #include "history/expiry.h"
+#include "objstore/object_store.h"
 
 namespace synaps::cli {
 
@@ -108,6 +111,9 @@ CLI::App* AddExpireCommand(CLI::App& app, ExpireFlags& flags) {
       "Delete the finished runs whose retention has passed, now (what the API does "
       "every SYNAPS_EXPIRY_SECONDS)");
   cmd->add_option("--database-url", flags.database_url, "PostgreSQL URL (env SYNAPS_DATABASE_URL)");
+  cmd->add_option("--object-store", flags.object_store,
+                  "where archiving tenants' runs are archived first: file:///path or "
+                  "s3://bucket?... (env SYNAPS_OBJECT_STORE)");
   cmd->add_option("--batch", flags.batch_runs, "runs per transaction")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
@@ -142,8 +148,16 @@ int RunExpire(const ExpireFlags& flags) {
               << " tasks, " << t.counts.events << " events deleted; total " << so_far.total.runs
               << " runs in " << so_far.batches << " batches\n";
   };
-  // Without an archiver here, tenants that archive are skipped (the report says so).
-  auto report = history::ExpireOnce(*conn, nullptr, options, progress);
+  // Without an object store, tenants that archive are skipped (the report says so).
+  std::string store_url =
+      flags.object_store ? *flags.object_store : config::EnvOr("SYNAPS_OBJECT_STORE", "");
+  std::unique_ptr<objstore::ObjectStore> objects;
+  std::unique_ptr<history::ObjectStoreArchiver> archiver;
+  if (!store_url.empty()) {
+    objects = objstore::OpenObjectStore(store_url);
+    archiver = std::make_unique<history::ObjectStoreArchiver>(objects.get());
+  }
+  auto report = history::ExpireOnce(*conn, archiver.get(), options, progress);
   if (!report) return ReportError(report.error(), flags.json);
   if (flags.json) {
     json out = report->ToJson();

@@ -12,6 +12,7 @@
 #include "core/ids.h"
 #include "history/gzip.h"
 #include "store/archive_store.h"
+#include "store/retention_store.h"
 
 namespace synaps::history {
 
@@ -243,7 +244,8 @@ Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectSto
 
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
-                                  const std::vector<std::string>& run_ids) {
+                                  const std::vector<std::string>& run_ids,
+                                  const RestoreOptions& options) {
   RETURN_IF_ERROR(ValidateTenantAndDay(tenant_id, day));
   std::set<std::string> wanted;
   if (!run_ids.empty()) {
@@ -268,8 +270,14 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
         return Fail(ErrorCode::kInternal, "archived run " + id + " in " + info.key +
                                               " is not tenant " + tenant_id + "'s");
       }
-      ASSIGN_OR_RETURN(bool inserted,
-                       db::InTransaction(conn, [&] { return store::RestoreRunStory(conn, text); }));
+      ASSIGN_OR_RETURN(
+          bool inserted, db::InTransaction(conn, [&]() -> Result<bool> {
+            ASSIGN_OR_RETURN(bool fresh, store::RestoreRunStory(conn, text));
+            if (options.keep) {
+              RETURN_IF_ERROR(store::SetRunKeep(conn, tenant_id, id, true, options.actor));
+            }
+            return fresh;
+          }));
       ++(inserted ? result.runs : result.skipped);
       found.insert(id);
     }
@@ -281,6 +289,19 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
     }
   }
   return result;
+}
+
+Status ObjectStoreArchiver::Archive(db::Connection& conn, const std::string& tenant,
+                                    const std::string& day,
+                                    const std::vector<std::string>& run_ids) {
+  for (size_t at = 0; at < run_ids.size(); at += kMaxRunsPerSegment) {
+    size_t end = std::min(run_ids.size(), at + kMaxRunsPerSegment);
+    ArchiveRequest request{tenant, day, {run_ids.begin() + at, run_ids.begin() + end}};
+    ASSIGN_OR_RETURN(ArchiveResult done, ArchiveRuns(conn, *store_, request));
+    spdlog::info("expiry: archived {} runs of tenant {} ({}) to {}", done.runs, tenant, day,
+                 done.data_key);
+  }
+  return Ok();
 }
 
 }  // namespace synaps::history

@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "db/connection.h"
+#include "history/expiry.h"
 #include "objstore/object_store.h"
 
 namespace synaps::history {
@@ -80,11 +81,32 @@ struct RestoreResult {
   int64_t skipped = 0;  // runs that were already in PostgreSQL (left as they are)
 };
 
+struct RestoreOptions {
+  // Mark every restored run to keep (runs.keep, audited as `actor`): without it a restored run
+  // is expired again by the next expiry pass if its retention has passed.
+  bool keep = false;
+  std::string actor = "cli:archive-restore";
+};
+
 // Inserts archived runs back into PostgreSQL with their original ids, one transaction per run:
 // `run_ids` empty restores the whole segment set of (tenant, day). Rows that exist are kept
 // (ON CONFLICT DO NOTHING), so a restore can be repeated.
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
-                                  const std::vector<std::string>& run_ids);
+                                  const std::vector<std::string>& run_ids,
+                                  const RestoreOptions& options = {});
+
+// The retention expiry's archiver (history/expiry.h) over ArchiveRuns: a batch of one tenant's
+// runs of one day becomes segments of at most kMaxRunsPerSegment runs. `store` must outlive it.
+// Thread-safe (no state of its own).
+class ObjectStoreArchiver final : public RunArchiver {
+ public:
+  explicit ObjectStoreArchiver(objstore::ObjectStore* store) : store_(store) {}
+  Status Archive(db::Connection& conn, const std::string& tenant, const std::string& day,
+                 const std::vector<std::string>& run_ids) override;
+
+ private:
+  objstore::ObjectStore* const store_;
+};
 
 }  // namespace synaps::history

@@ -205,6 +205,61 @@ TEST_F(ArchiveTest, ArchivedRunsReadBackSurviveGcAndRestoreExactly) {
   EXPECT_NE(testing::ReadFile(c_.api_log()).find("does not match the checksum"), std::string::npos);
 }
 
+// The retention expiry archives a tenant that archives before it deletes (`synaps expire` with
+// an object store); `archive restore --keep` brings a run back for good: the next pass leaves it.
+TEST_F(ArchiveTest, ExpiryArchivesFirstAndRestoreKeepSurvivesTheNextPass) {
+  std::vector<std::string> ids;
+  std::vector<json> before;
+  for (const char* text : {"expires into the archive", "expires too"}) {
+    ids.push_back(c_.SubmitText(text)["runId"].get<std::string>());
+  }
+  for (const auto& id : ids) {
+    ASSERT_EQ(c_.WaitFinished(id)["status"], "succeeded");
+    before.push_back(Get("/v1/runs/" + id));
+  }
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {ids[0]});
+  auto set = Synaps({"retention", "set", "--tenant", tenant, "--days", "1", "--archive", "on",
+                     "--reason", "archive test", "--json"});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  // Both runs finished two days ago, and usage has folded every event (expiry waits for that).
+  auto age = [&] {
+    ASSERT_TRUE(
+        c_.db().Exec("UPDATE synaps.runs SET created_at = now() - interval '2 days 1 hour',"
+                     " finished_at = now() - interval '2 days' WHERE tenant_id = $1",
+                     {tenant}));
+    ASSERT_TRUE(
+        c_.db().Exec("UPDATE synaps.usage_rollup SET last_event_id = (SELECT max(id) FROM "
+                     "synaps.ledger_events)"));
+  };
+  age();
+
+  auto expired = Synaps({"expire", "--json"});
+  ASSERT_EQ(expired.exit_code, 0) << expired.output;
+  EXPECT_EQ(expired.last["total"]["runs"], 2) << expired.output;
+  for (const auto& id : ids) {
+    Get("/v1/runs/" + id, 404);
+    json archived = Get("/v1/runs/" + id + "/archive");
+    EXPECT_EQ(archived["run"]["id"], id);
+    EXPECT_EQ(archived["events"].size(), before[ids[0] == id ? 0 : 1]["events"].size());
+  }
+  EXPECT_EQ(Text("SELECT count(*)::text FROM synaps.archived_runs WHERE tenant_id = $1", {tenant}),
+            "2");
+
+  // Restore one with --keep: it is back, marked to keep, and the next pass leaves it.
+  auto restored = Synaps({"archive", "restore", ids[0], "--keep", "--json"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.output;
+  EXPECT_EQ(restored.last["restored"], 1);
+  EXPECT_EQ(restored.last["kept"], true);
+  EXPECT_EQ(Text("SELECT keep::text FROM synaps.runs WHERE id = $1", {ids[0]}), "true");
+  age();
+  auto again = Synaps({"expire", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.last["total"]["runs"], 0) << again.output;
+  json back = Get("/v1/runs/" + ids[0]);
+  EXPECT_EQ(back["status"], "succeeded");
+  EXPECT_EQ(back["tasks"], before[0]["tasks"]);
+}
+
 TEST_F(ArchiveTest, RefusesBadInputAndUnfinishedRuns) {
   auto bad_day = Synaps({"archive", "create", "--tenant", "t", "--day", "2026-02-30",
                          "00000000-0000-0000-0000-000000000000", "--json"});
