@@ -1242,6 +1242,69 @@ BEGIN
   RETURN 'requeued';
 END $$;
 
+-- Name: restore_archived_rows(text, jsonb); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.restore_archived_rows(p_table text, p_rows jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+  v_columns text;
+  v_count   bigint;
+BEGIN
+  IF p_table NOT IN ('threads', 'commands', 'runs', 'tasks', 'queue_items', 'ledger_events',
+                     'artifacts', 'artifact_versions') THEN
+    RAISE EXCEPTION 'restore_archived_rows: table % is not part of an archive', p_table
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_rows IS NULL OR jsonb_typeof(p_rows) <> 'array' OR jsonb_array_length(p_rows) = 0 THEN
+    RETURN 0;
+  END IF;
+  SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+    FROM pg_attribute a
+   WHERE a.attrelid = format('synaps.%I', p_table)::regclass
+     AND a.attnum > 0 AND NOT a.attisdropped
+     AND EXISTS (SELECT 1 FROM jsonb_array_elements(p_rows) r WHERE r ? a.attname);
+  IF v_columns IS NULL THEN
+    RETURN 0;
+  END IF;
+  EXECUTE format('INSERT INTO synaps.%I (%s) OVERRIDING SYSTEM VALUE SELECT %s'
+                 ' FROM jsonb_populate_recordset(NULL::synaps.%I, $1) ON CONFLICT DO NOTHING',
+                 p_table, v_columns, v_columns, p_table)
+    USING p_rows;
+  GET DIAGNOSTICS v_count = ROW_COUNT;
+  RETURN v_count;
+END $_$;
+
+-- Name: restore_archived_run(jsonb); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.restore_archived_run(p_story jsonb) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_new   boolean;
+  v_part  record;
+BEGIN
+  IF jsonb_typeof(p_story) <> 'object' OR jsonb_typeof(p_story->'run') <> 'object' THEN
+    RAISE EXCEPTION 'restore_archived_run: not an archived run' USING ERRCODE = '22023';
+  END IF;
+  FOR v_part IN SELECT * FROM (VALUES (1, 'thread', 'threads'), (2, 'command', 'commands'),
+                                      (3, 'run', 'runs'), (4, 'tasks', 'tasks'),
+                                      (5, 'queueItems', 'queue_items'),
+                                      (6, 'artifacts', 'artifacts'),
+                                      (7, 'artifactVersions', 'artifact_versions'),
+                                      (8, 'events', 'ledger_events')) p(n, key, tbl) ORDER BY n
+  LOOP
+    IF v_part.key = 'run' THEN
+      v_new := synaps.restore_archived_rows('runs', jsonb_build_array(p_story->'run')) > 0;
+    ELSIF jsonb_typeof(p_story->v_part.key) = 'object' THEN
+      PERFORM synaps.restore_archived_rows(v_part.tbl, jsonb_build_array(p_story->v_part.key));
+    ELSIF jsonb_typeof(p_story->v_part.key) = 'array' THEN
+      PERFORM synaps.restore_archived_rows(v_part.tbl, p_story->v_part.key);
+    END IF;
+  END LOOP;
+  RETURN v_new;
+END $$;
+
 -- Name: retention_plan(); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.retention_plan() RETURNS TABLE(tenant_id text, retention_days integer, archive boolean)
@@ -2242,6 +2305,48 @@ CREATE TABLE synaps.api_keys (
     CONSTRAINT api_keys_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'worker'::text, 'viewer'::text])))
 );
 
+-- Name: archived_runs; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.archived_runs (
+    run_id uuid NOT NULL,
+    tenant_id text NOT NULL,
+    archive_id bigint NOT NULL
+);
+
+-- Name: archives; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.archives (
+    id bigint NOT NULL,
+    tenant_id text NOT NULL,
+    day date NOT NULL,
+    segment text NOT NULL,
+    data_key text NOT NULL,
+    manifest_key text NOT NULL,
+    schema_version integer NOT NULL,
+    runs bigint NOT NULL,
+    tasks bigint NOT NULL,
+    events bigint NOT NULL,
+    artifacts bigint NOT NULL,
+    bytes bigint NOT NULL,
+    sha256 text NOT NULL,
+    first_at timestamp with time zone,
+    last_at timestamp with time zone,
+    object_keys text[] DEFAULT '{}'::text[] NOT NULL,
+    archived_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT archives_segment_check CHECK ((segment ~ '^[0-9a-f]{16}$'::text))
+);
+
+-- Name: archives_id_seq; Type: SEQUENCE; Schema: synaps
+
+ALTER TABLE synaps.archives ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME synaps.archives_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 -- Name: artifact_versions; Type: TABLE; Schema: synaps
 
 CREATE TABLE synaps.artifact_versions (
@@ -2599,6 +2704,21 @@ ALTER TABLE ONLY synaps.api_keys
 ALTER TABLE ONLY synaps.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
 
+-- Name: archived_runs archived_runs_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.archived_runs
+    ADD CONSTRAINT archived_runs_pkey PRIMARY KEY (run_id);
+
+-- Name: archives archives_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.archives
+    ADD CONSTRAINT archives_pkey PRIMARY KEY (id);
+
+-- Name: archives archives_tenant_id_day_segment_key; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.archives
+    ADD CONSTRAINT archives_tenant_id_day_segment_key UNIQUE (tenant_id, day, segment);
+
 -- Name: artifact_versions artifact_versions_pkey; Type: CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.artifact_versions
@@ -2744,6 +2864,14 @@ ALTER TABLE ONLY synaps.workers
 ALTER TABLE ONLY synaps_meta.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (name);
 
+-- Name: archived_runs_archive_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX archived_runs_archive_idx ON synaps.archived_runs USING btree (archive_id);
+
+-- Name: archives_object_keys_idx; Type: INDEX; Schema: synaps
+
+CREATE INDEX archives_object_keys_idx ON synaps.archives USING gin (object_keys);
+
 -- Name: artifact_versions_run_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX artifact_versions_run_idx ON synaps.artifact_versions USING btree (run_id);
@@ -2875,6 +3003,11 @@ CREATE TRIGGER queue_items_flow_release_updated AFTER UPDATE OF status ON synaps
 -- Name: runs runs_release_thread_turn; Type: TRIGGER; Schema: synaps
 
 CREATE TRIGGER runs_release_thread_turn AFTER UPDATE OF status ON synaps.runs FOR EACH ROW WHEN (((old.status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text])) AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])))) EXECUTE FUNCTION synaps.release_thread_turn();
+
+-- Name: archived_runs archived_runs_archive_id_fkey; Type: FK CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.archived_runs
+    ADD CONSTRAINT archived_runs_archive_id_fkey FOREIGN KEY (archive_id) REFERENCES synaps.archives(id) ON DELETE CASCADE;
 
 -- Name: artifact_versions artifact_versions_artifact_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 
