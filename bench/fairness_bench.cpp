@@ -1,7 +1,8 @@
 // 7. Fair sharing (issue #15): one `synaps worker` drains N queued tasks spread over several
 //    tenants with fair sharing off (priority and age alone) and on (the default), in alternating
 //    repetitions on clones of one queued database; then the same with 1,000 tenants, where every
-//    claim finds 1,000 groups with work. Also times single claims of each kind on such a queue.
+//    claim finds 1,000 groups with work. Also times single claims of each kind on such a queue,
+//    and on a queue of one tenant whose tasks carry 1,000 fairness keys.
 #include <algorithm>
 #include <string>
 
@@ -22,12 +23,17 @@ std::string SpreadOver(int tenants) {
          " WHERE q.run_id = r.id;";
 }
 
+// Spreads the queued tasks (all of one tenant) round-robin over `keys` fairness keys.
+std::string SpreadOverKeys(int keys) {
+  return "UPDATE synaps.queue_items SET fairness_key = 'k' || (id % " + std::to_string(keys) + ")";
+}
+
 // Milliseconds of `claims` single-item claims (never completed) on a clone of the queued
-// database spread over `tenants` tenants, timed by the client: {p50, p99}.
-json ClaimLatency(Stack& stack, int tasks, int tenants, bool fair, int claims) {
+// database prepared by `spread_sql`, timed by the client: {p50, p99}.
+json ClaimLatency(Stack& stack, int tasks, const std::string& spread_sql, bool fair, int claims) {
   std::string db = stack.QueuedSynapsDb(tasks);
   auto conn = stack.Connect(db);
-  Must(conn.Exec(SpreadOver(tenants)), "spread " + db);
+  Must(conn.Exec(spread_sql), "spread " + db);
   Must(conn.Exec("VACUUM ANALYZE"), "vacuum " + db);
   std::vector<double> ms;
   const std::string sql = std::string(
@@ -56,7 +62,9 @@ json RunFairness(Stack& stack, const BenchOptions& options) {
     DrainVariant on{.env = {}, .prepare_sql = SpreadOver(tenants)};
     json samples_off = json::array(), samples_on = json::array();
     for (int rep = 0; rep < options.reps; ++rep) {
-      for (bool fair : {false, true}) {
+      // ABBA: off, on, on, off, ... so that a trend in the machine's load falls on both.
+      for (bool second : {false, true}) {
+        const bool fair = second != (rep % 2 == 1);
         Log("fairness " + std::to_string(tenants) + " tenants, rep " + std::to_string(rep + 1) +
             ": " + (fair ? "on" : "off"));
         DrainSample s = DrainSynaps(stack, 1, tasks, concurrency, false, fair ? on : off);
@@ -66,11 +74,15 @@ json RunFairness(Stack& stack, const BenchOptions& options) {
         Log("  " + std::to_string(tasks / s.seconds) + " tasks/s");
       }
     }
-    json claim = {{"off", ClaimLatency(stack, tasks, tenants, false, 200)},
-                  {"on", ClaimLatency(stack, tasks, tenants, true, 200)}};
+    json claim = {{"off", ClaimLatency(stack, tasks, SpreadOver(tenants), false, 200)},
+                  {"on", ClaimLatency(stack, tasks, SpreadOver(tenants), true, 200)}};
     out["tenants_" + std::to_string(tenants)] = {
         {"tenants", tenants}, {"off", samples_off}, {"on", samples_on}, {"claim_ms", claim}};
   }
+  out["keys_1000"] = {{"keys", 1000},
+                      {"claim_ms",
+                       {{"off", ClaimLatency(stack, tasks, SpreadOverKeys(1000), false, 200)},
+                        {"on", ClaimLatency(stack, tasks, SpreadOverKeys(1000), true, 200)}}}};
   return out;
 }
 

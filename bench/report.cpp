@@ -533,12 +533,13 @@ struct Report {
        << " queued prompt tasks (`local` provider, zero latency) spread round-robin over 4, then "
           "1,000 tenants, with fair sharing off (`SYNAPS_FAIR_SHARE=off`: priority and age "
           "alone) and on (the default: every claim shares its slots between the tenants with "
-          "work, docs/flow-control.md). Repetitions alternate off and on on clones of one queued "
-          "database. The claim columns time 200 single-item claims by the client on such a "
-          "queue (never completed, so the tenants' shares move as in a drain).\n\n";
+          "work, docs/flow-control.md). Repetitions alternate off and on in ABBA order on clones "
+          "of one queued database. The claim columns time 200 single-item claims by the client on "
+          "such a queue (never completed, so the tenants' shares move as in a drain).\n\n";
     md << "| tenants | fair sharing | tasks/s | worker CPU s | claim p50 ms | claim p99 ms |\n"
           "|---|---|---|---|---|---|\n";
-    double ratio4 = 0;
+    std::vector<std::string> ratios;
+    bool met = true;
     for (const char* key : {"tenants_4", "tenants_1000"}) {
       if (!x.contains(key)) continue;
       const json& t = x[key];
@@ -550,16 +551,26 @@ struct Report {
            << F(t["claim_ms"][mode]["p50"].get<double>(), 2) << " | "
            << F(t["claim_ms"][mode]["p99"].get<double>(), 2) << " |\n";
       }
-      if (std::string(key) == "tenants_4") ratio4 = on.median / off.median;
+      const double ratio = on.median / off.median;
+      met = met && ratio >= 0.9;
+      ratios.push_back(t["tenants"].dump() + " tenants " + F(ratio * 100) + "%");
     }
-    bool met = ratio4 >= 0.9;
+    met = met && !ratios.empty();
+    std::string measured;
+    for (const auto& r : ratios) measured += (measured.empty() ? "" : ", ") + r;
+    if (x.contains("keys_1000")) {
+      const json& c = x["keys_1000"]["claim_ms"];
+      md << "\nOne tenant whose tasks carry 1,000 fairness keys: claim p50 / p99 "
+         << F(c["off"]["p50"].get<double>(), 2) << " / " << F(c["off"]["p99"].get<double>(), 2)
+         << " ms with fair sharing off, " << F(c["on"]["p50"].get<double>(), 2) << " / "
+         << F(c["on"]["p99"].get<double>(), 2) << " ms on.\n";
+    }
     summary_rows.push_back(
         "| 7. Fair sharing | drain with fair sharing on within 10% of off "
-        "(4 tenants) | " +
-        F(ratio4 * 100) + "% of the rate with it off | " + Status(met) + " |");
-    md << "\n**Target:** the drain rate with fair sharing on within 10% of the rate with it off "
-          "(4 tenants): "
-       << F(ratio4 * 100) << "% — " << Status(met) << ".\n";
+        "(4 and 1,000 tenants) | " +
+        measured + " of the rate with it off | " + Status(met) + " |");
+    md << "\n**Target:** the drain rate with fair sharing on within 10% of the rate with it off: "
+       << measured << " — " << Status(met) << ".\n";
   }
 };
 

@@ -129,28 +129,15 @@ DECLARE
   v_gt       text[];
   v_gk       text[];
   v_pick     bigint[];
+  v_weighted boolean;
 BEGIN
   IF p_fair THEN
-    -- The groups with work in these queues: one index probe each (a loose index scan).
-    WITH RECURSIVE g AS (
-      SELECT f.queue, f.tenant_id, f.fairness_key
-        FROM unnest(p_queues) AS u(queue)
-       CROSS JOIN LATERAL (
-         SELECT q.queue, q.tenant_id, q.fairness_key FROM synaps.queue_items q
-          WHERE q.queue = u.queue AND q.status IN ('ready', 'leased')
-            AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
-          ORDER BY q.tenant_id, q.fairness_key LIMIT 1) f
-      UNION ALL
-      SELECT n.queue, n.tenant_id, n.fairness_key
-        FROM g CROSS JOIN LATERAL (
-         SELECT q.queue, q.tenant_id, q.fairness_key FROM synaps.queue_items q
-          WHERE q.queue = g.queue AND q.status IN ('ready', 'leased')
-            AND (q.tenant_id, q.fairness_key) > (g.tenant_id, g.fairness_key)
-            AND (p_tenant IS NULL OR q.tenant_id = p_tenant)
-          ORDER BY q.tenant_id, q.fairness_key LIMIT 1) n
-    )
-    SELECT array_agg(g.queue), array_agg(g.tenant_id), array_agg(g.fairness_key)
-      INTO v_gq, v_gt, v_gk FROM g;
+    -- The window: a bounded number of groups with claimable work (the contract above).
+    SELECT array_agg(w.queue ORDER BY w.pos), array_agg(w.tenant_id ORDER BY w.pos),
+           array_agg(w.fairness_key ORDER BY w.pos)
+      INTO v_gq, v_gt, v_gk
+      FROM synaps.flow_windows(p_queues, p_tenant, 2 * p_limit + 16) WITH ORDINALITY
+             AS w(queue, tenant_id, fairness_key, pos);
   END IF;
 
   IF coalesce(cardinality(v_gq), 0) > 1 THEN
@@ -158,31 +145,35 @@ BEGIN
     -- claimable items: its part of p_limit + 16 (the extra ones stand in for rows a concurrent
     -- claim has locked), at least 2; a group that deserves more gets it from the next claims.
     -- Then every candidate gets its rank inside its tenant and the tenant's share.
+    v_weighted := EXISTS (SELECT 1 FROM synaps.flow_weights);
     WITH cand AS (
-      SELECT gr.tenant_id, gr.fairness_key, c.id, c.priority, c.available_at,
+      SELECT gr.tenant_id, gr.fairness_key, gr.pos, c.id, c.priority, c.available_at,
              row_number() OVER (PARTITION BY gr.tenant_id, gr.fairness_key
                                 ORDER BY c.priority DESC, c.available_at, c.id) AS i
-        FROM unnest(v_gq, v_gt, v_gk) AS gr(queue, tenant_id, fairness_key)
+        FROM unnest(v_gq, v_gt, v_gk) WITH ORDINALITY AS gr(queue, tenant_id, fairness_key, pos)
        CROSS JOIN LATERAL (
          SELECT q.id, q.priority, q.available_at FROM synaps.queue_items q
           WHERE q.queue = gr.queue AND q.tenant_id = gr.tenant_id AND q.fairness_key = gr.fairness_key
             AND q.status IN ('ready', 'leased') AND q.available_at <= now()
           ORDER BY q.priority DESC, q.available_at, q.id
           LIMIT greatest(2, ceil((p_limit + 16)::numeric / cardinality(v_gq)))) c
+    ), held AS MATERIALIZED (
+      -- What the window's tenants hold now, all their groups: one scan of the leased items.
+      SELECT q.tenant_id, q.fairness_key, count(*) AS n FROM synaps.queue_items q
+       WHERE q.queue = ANY (p_queues) AND q.status = 'leased'
+         AND q.tenant_id = ANY (ARRAY(SELECT DISTINCT unnest(v_gt)))
+       GROUP BY q.tenant_id, q.fairness_key
     ), keys AS (
       SELECT k.tenant_id, k.fairness_key,
-             (SELECT count(*) FROM synaps.queue_items q
-               WHERE q.queue = ANY (p_queues) AND q.tenant_id = k.tenant_id
-                 AND q.fairness_key = k.fairness_key AND q.status = 'leased') AS running,
-             CASE WHEN k.fairness_key = '' THEN 1
+             coalesce((SELECT h.n FROM held h WHERE h.tenant_id = k.tenant_id
+                                                AND h.fairness_key = k.fairness_key), 0) AS running,
+             CASE WHEN k.fairness_key = '' OR NOT v_weighted THEN 1
                   ELSE synaps.flow_weight(k.tenant_id, k.fairness_key) END AS weight
         FROM (SELECT DISTINCT cand.tenant_id, cand.fairness_key FROM cand) k
     ), tenants AS (
       SELECT t.tenant_id,
-             (SELECT count(*) FROM synaps.queue_items q
-               WHERE q.queue = ANY (p_queues) AND q.tenant_id = t.tenant_id
-                 AND q.status = 'leased') AS running,
-             synaps.flow_weight(t.tenant_id, NULL) AS weight
+             coalesce((SELECT sum(h.n) FROM held h WHERE h.tenant_id = t.tenant_id), 0) AS running,
+             CASE WHEN v_weighted THEN synaps.flow_weight(t.tenant_id, NULL) ELSE 1 END AS weight
         FROM (SELECT DISTINCT cand.tenant_id FROM cand) t
     ), by_key AS (
       SELECT cand.*, (keys.running + cand.i)::float8 / keys.weight AS key_share
@@ -203,6 +194,13 @@ BEGIN
              ORDER BY o.ord
              LIMIT p_limit
              FOR UPDATE OF q SKIP LOCKED) p;
+    -- The next window of this connection starts after the last group this claim served.
+    PERFORM synaps.flow_advance(p_tenant, array_agg(gr.queue), array_agg(gr.tenant_id),
+                                array_agg(gr.fairness_key), array_agg(gr.pos))
+       FROM unnest(v_gq, v_gt, v_gk) WITH ORDINALITY AS gr(queue, tenant_id, fairness_key, pos)
+       JOIN (SELECT DISTINCT q.queue, q.tenant_id, q.fairness_key FROM synaps.queue_items q
+              WHERE q.id = ANY (v_pick)) s
+         ON s.queue = gr.queue AND s.tenant_id = gr.tenant_id AND s.fairness_key = gr.fairness_key;
   ELSE
     SELECT array_agg(p.id ORDER BY p.priority DESC, p.available_at, p.id) INTO v_pick
       FROM (SELECT q.id, q.priority, q.available_at FROM synaps.queue_items q
@@ -829,6 +827,23 @@ BEGIN
   RETURN jsonb_build_object('limit', l.name, 'maxRunning', l.max_running, 'unfinished', n);
 END $$;
 
+-- Name: flow_advance(text, text[], text[], text[], bigint[]); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_advance(p_tenant text, p_served_queue text[], p_served_tenant text[], p_served_key text[], p_served_pos bigint[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+  SELECT set_config('synaps.flow_cursor',
+           (coalesce(nullif(current_setting('synaps.flow_cursor', true), '')::jsonb, '{}'::jsonb)
+              || coalesce(jsonb_object_agg(l.queue || '/' || coalesce(p_tenant, ''),
+                                           jsonb_build_array(l.tenant_id, l.fairness_key)),
+                          '{}'::jsonb))::text,
+           false)
+    FROM (SELECT DISTINCT ON (s.queue) s.queue, s.tenant_id, s.fairness_key
+            FROM unnest(p_served_queue, p_served_tenant, p_served_key, p_served_pos)
+                   AS s(queue, tenant_id, fairness_key, pos)
+           ORDER BY s.queue, s.pos DESC) l
+$$;
+
 -- Name: flow_like(text); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.flow_like(p_pattern text) RETURNS text
@@ -916,6 +931,38 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Name: flow_sweep(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_sweep() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_ids bigint[];
+BEGIN
+  WITH keys AS (
+    SELECT DISTINCT q.tenant_id, q.concurrency_key FROM synaps.queue_items q
+     WHERE q.status = 'limited' AND q.concurrency_key IS NOT NULL
+  ), room AS (
+    SELECT k.tenant_id, k.concurrency_key,
+           coalesce((SELECT l.max_running FROM synaps.flow_limit(k.tenant_id, k.concurrency_key) l),
+                    2147483647)
+             - (SELECT count(*) FROM synaps.queue_items q
+                 WHERE q.tenant_id = k.tenant_id AND q.concurrency_key = k.concurrency_key
+                   AND q.status IN ('ready', 'leased')) AS free
+      FROM keys k
+  )
+  SELECT array_agg(w.id) INTO v_ids
+    FROM room r CROSS JOIN LATERAL (
+      SELECT q.id FROM synaps.queue_items q
+       WHERE q.tenant_id = r.tenant_id AND q.concurrency_key = r.concurrency_key
+         AND q.status = 'limited'
+       ORDER BY q.priority DESC, q.available_at, q.id
+       LIMIT greatest(r.free, 0)
+       FOR UPDATE SKIP LOCKED) w;
+  UPDATE synaps.queue_items q SET status = 'ready' WHERE q.id = ANY (v_ids) AND q.status = 'limited';
+  RETURN coalesce(cardinality(v_ids), 0);
+END $$;
+
 -- Name: flow_weight(text, text); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.flow_weight(p_tenant text, p_key text) RETURNS integer
@@ -928,6 +975,81 @@ CREATE FUNCTION synaps.flow_weight(p_tenant text, p_key text) RETURNS integer
                 ELSE w.fairness_like IS NOT NULL AND p_key LIKE w.fairness_like END
      ORDER BY (w.tenant IS NOT NULL) DESC, w.name
      LIMIT 1), 1)
+$$;
+
+-- Name: flow_window(text, text, text, text, integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_window(p_queue text, p_tenant text, p_after_tenant text, p_after_key text, p_max integer) RETURNS TABLE(tenant_id text, fairness_key text)
+    LANGUAGE plpgsql STABLE
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_found integer := 0;
+BEGIN
+  IF p_after_tenant IS NOT NULL THEN
+    RETURN QUERY
+      WITH RECURSIVE g AS (
+        SELECT 1 AS n, f.tenant_id, f.fairness_key
+          FROM (SELECT q.tenant_id, q.fairness_key FROM synaps.queue_items q
+                 WHERE q.queue = p_queue AND q.status IN ('ready', 'leased')
+                   AND q.available_at <= now()
+                   AND (q.tenant_id, q.fairness_key) > (p_after_tenant, p_after_key)
+                 ORDER BY q.tenant_id, q.fairness_key LIMIT 1) f
+         WHERE p_tenant IS NULL OR f.tenant_id = p_tenant
+        UNION ALL
+        SELECT g.n + 1, x.tenant_id, x.fairness_key
+          FROM g CROSS JOIN LATERAL (
+            SELECT q.tenant_id, q.fairness_key FROM synaps.queue_items q
+             WHERE q.queue = p_queue AND q.status IN ('ready', 'leased')
+               AND q.available_at <= now()
+               AND (q.tenant_id, q.fairness_key) > (g.tenant_id, g.fairness_key)
+             ORDER BY q.tenant_id, q.fairness_key LIMIT 1) x
+         WHERE g.n < p_max AND (p_tenant IS NULL OR x.tenant_id = p_tenant)
+      )
+      SELECT g.tenant_id, g.fairness_key FROM g;
+    GET DIAGNOSTICS v_found = ROW_COUNT;
+  END IF;
+  IF v_found >= p_max THEN RETURN; END IF;
+
+  -- Round again from the first group of the scope (tenant ids are never empty, so ('', '') is
+  -- below every group), stopping at the groups the first pass has seen.
+  RETURN QUERY
+    WITH RECURSIVE g AS (
+      SELECT 1 AS n, f.tenant_id, f.fairness_key
+        FROM (SELECT q.tenant_id, q.fairness_key FROM synaps.queue_items q
+               WHERE q.queue = p_queue AND q.status IN ('ready', 'leased')
+                 AND q.available_at <= now()
+                 AND (q.tenant_id, q.fairness_key) >= (coalesce(p_tenant, ''), '')
+               ORDER BY q.tenant_id, q.fairness_key LIMIT 1) f
+       WHERE (p_tenant IS NULL OR f.tenant_id = p_tenant)
+         AND (p_after_tenant IS NULL OR (f.tenant_id, f.fairness_key) <= (p_after_tenant, p_after_key))
+      UNION ALL
+      SELECT g.n + 1, x.tenant_id, x.fairness_key
+        FROM g CROSS JOIN LATERAL (
+          SELECT q.tenant_id, q.fairness_key FROM synaps.queue_items q
+           WHERE q.queue = p_queue AND q.status IN ('ready', 'leased')
+             AND q.available_at <= now()
+             AND (q.tenant_id, q.fairness_key) > (g.tenant_id, g.fairness_key)
+           ORDER BY q.tenant_id, q.fairness_key LIMIT 1) x
+       WHERE g.n < p_max - v_found AND (p_tenant IS NULL OR x.tenant_id = p_tenant)
+         AND (p_after_tenant IS NULL OR (x.tenant_id, x.fairness_key) <= (p_after_tenant, p_after_key))
+    )
+    SELECT g.tenant_id, g.fairness_key FROM g;
+END $$;
+
+-- Name: flow_windows(text[], text, integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.flow_windows(p_queues text[], p_tenant text, p_max integer) RETURNS TABLE(queue text, tenant_id text, fairness_key text)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT u.queue, w.tenant_id, w.fairness_key
+    FROM unnest(p_queues) WITH ORDINALITY AS u(queue, n)
+    LEFT JOIN LATERAL (
+      SELECT nullif(current_setting('synaps.flow_cursor', true), '')::jsonb
+               -> (u.queue || '/' || coalesce(p_tenant, '')) AS start) c ON true
+   CROSS JOIN LATERAL synaps.flow_window(u.queue, p_tenant, c.start->>0, c.start->>1, p_max)
+               WITH ORDINALITY AS w(tenant_id, fairness_key, pos)
+   ORDER BY u.n, w.pos
 $$;
 
 -- Name: hold_queue_item(bigint, bigint, jsonb, jsonb); Type: FUNCTION; Schema: synaps

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/abuse_limits.h"
+#include "api/flow_sweep.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "api/outbox_relay.h"
@@ -67,6 +68,7 @@ ApiOptions ApiOptionsFromEnv() {
       static_cast<int>(config::EnvInt("SYNAPS_SCHEDULE_TICK_MS", 1000, 0, 3600000));
   o.usage_rollup_seconds =
       static_cast<int>(config::EnvInt("SYNAPS_USAGE_ROLLUP_SECONDS", 60, 0, 86400));
+  o.flow_sweep_ms = static_cast<int>(config::EnvInt("SYNAPS_FLOW_SWEEP_MS", 30000, 0, 86400000));
   o.expiry_seconds = static_cast<int>(config::EnvInt("SYNAPS_EXPIRY_SECONDS", 300, 0, 86400));
   o.expiry_batch_runs =
       static_cast<int>(config::EnvInt("SYNAPS_EXPIRY_BATCH_RUNS", 500, 1, 100000));
@@ -115,6 +117,8 @@ class ApiServer::Impl {
     tracer_ = std::move(*tracer);
     usage_rollup_ = std::make_unique<UsageRollup>(
         &pool_, std::chrono::seconds(options_.usage_rollup_seconds));
+    flow_sweep_ =
+        std::make_unique<FlowSweep>(&pool_, std::chrono::milliseconds(options_.flow_sweep_ms));
     // Without an object store, tenants that archive are skipped by expiry (history/expiry.h).
     if (objects != nullptr) archiver_ = std::make_unique<history::ObjectStoreArchiver>(objects);
     expiry_ = std::make_unique<history::ExpiryThread>(
@@ -170,12 +174,14 @@ class ApiServer::Impl {
     auto port = server_->Start();
     if (port) scheduler_->Start();
     if (port) usage_rollup_->Start();
+    if (port) flow_sweep_->Start();
     if (port) expiry_->Start();
     return port;
   }
 
   void Stop() {
     expiry_->Stop();
+    flow_sweep_->Stop();
     usage_rollup_->Stop();
     scheduler_->Stop();
     server_->Stop();
@@ -201,6 +207,7 @@ class ApiServer::Impl {
   std::unique_ptr<otel::Exporter> tracer_;  // before the router and server, which use it
   std::unique_ptr<UsageRollup> usage_rollup_;
   std::unique_ptr<history::ObjectStoreArchiver> archiver_;  // before expiry_, which uses it
+  std::unique_ptr<FlowSweep> flow_sweep_;
   std::unique_ptr<history::ExpiryThread> expiry_;
   std::unique_ptr<RunFeeds> run_feeds_;
   std::unique_ptr<TenantFeeds> tenant_feeds_;

@@ -44,6 +44,7 @@ struct ApiOptions {
   int relay_sweep_ms = 1000;                    // SYNAPS_OUTBOX_SWEEP_MS
   int schedule_tick_ms = 1000;  // SYNAPS_SCHEDULE_TICK_MS; 0 = fire no schedules here
   int usage_rollup_seconds = 60;  // SYNAPS_USAGE_ROLLUP_SECONDS; 0 = no background rollup
+  int flow_sweep_ms = 30000;      // SYNAPS_FLOW_SWEEP_MS; 0 = no sweep of waiting limited tasks
   int expiry_seconds = 300;       // SYNAPS_EXPIRY_SECONDS; 0 = no background expiry here
   int expiry_batch_runs = 500;    // SYNAPS_EXPIRY_BATCH_RUNS: runs per expiry transaction
   // Deadlines of the request pool's and the relay's connections (db/deadlines.h).

@@ -403,4 +403,10 @@ Result<json> ConcurrencyGauges(db::Connection& conn) {
   return out;
 }
 
+Result<int64_t> SweepConcurrencyKeys(db::Connection& conn) {
+  ASSIGN_OR_RETURN(db::PgResult r,
+                   conn.ExecPrepared("flow_sweep", "SELECT synaps.flow_sweep()", {}));
+  return r.GetInt(0, 0);
+}
+
 }  // namespace synaps::store

@@ -187,6 +187,11 @@ Result<QueueDepthStats> QueueDepth(db::Connection& conn);
 // `concurrency` control item, so the label set stays bounded whatever the keys.
 Result<nlohmann::json> ConcurrencyGauges(db::Connection& conn);
 
+// Makes `limited` (waiting) items ready where their concurrency key has room that no release
+// will fill: the release trigger skips items another transaction holds locked at that moment
+// (synaps.flow_sweep, docs/flow-control.md). Returns how many items it made ready.
+Result<int64_t> SweepConcurrencyKeys(db::Connection& conn);
+
 // The tenant's queues, by name: [{queue, waiting, ready, leased, held, dead, oldestReadyAt}]
 // (oldestReadyAt: when the longest-waiting ready item became claimable, or null).
 Result<nlohmann::json> TenantQueues(db::Connection& conn, const std::string& tenant_id);

@@ -5,12 +5,16 @@
 // exact.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "api/flow_sweep.h"
+#include "db/pool.h"
 #include "store/queue_store.h"
 #include "store/run_store.h"
 #include "support/test_stack.h"
@@ -190,6 +194,67 @@ int64_t Count(db::Connection& conn, const std::string& sql) {
   auto r = conn.Exec(sql);
   EXPECT_TRUE(r) << r.error().message;
   return r ? r->GetInt(0, 0) : -1;
+}
+
+std::string TenantName(int i) {
+  char name[8];
+  std::snprintf(name, sizeof name, "t%03d", i);
+  return name;
+}
+
+// More groups than a claim's window (2 * batch + 16): each claim ranks a window from a start
+// that moves on, so the slots still go round every tenant, and a tenant with a long backlog
+// still gets no more than its share.
+TEST(FairShareTest, ManyTenantsTakeTurnsThroughTheWindow) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "heavy", 300);  // older than everything else
+  for (int i = 0; i < 200; ++i) Submit(conn, TenantName(i), 3);
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.flow_windows(ARRAY['default'], NULL, 18)"), 18)
+      << "a window is bounded, however many groups have work";
+
+  auto got = ClaimRounds(conn, 201, 1);
+  EXPECT_EQ(got.size(), 201u) << "every tenant got a slot";
+  for (const auto& [tenant, n] : got) EXPECT_EQ(n, 1) << tenant;
+
+  got = ClaimRounds(conn, 50, 4);
+  EXPECT_LE(got["heavy"], 2) << "the old backlog does not take the slots of 200 others";
+  int most = 0;
+  for (const auto& [tenant, n] : got) most = std::max(most, n);
+  EXPECT_LE(most, 2);
+}
+
+// Groups whose items are all leased or not yet available do not fill a window: a claim finds
+// the one group with claimable work however many such groups sort before it.
+TEST(FairShareTest, GroupsWithNothingClaimableDoNotHideWork) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  for (int i = 0; i < 40; ++i) Submit(conn, TenantName(i), 1);
+  for (int i = 40; i < 80; ++i) {
+    Submit(conn, TenantName(i), 1, {{"notBefore", "2999-01-01T00:00:00Z"}});
+  }
+  EXPECT_EQ(ClaimRounds(conn, 1, 40).size(), 40u);  // t000..t039 now hold their only item
+  Submit(conn, "zz", 2);
+  auto got = ClaimRounds(conn, 1, 1);
+  EXPECT_EQ(got["zz"], 1);
+}
+
+// A tenant's own claim (a remote worker's) shares between the tenant's fairness keys through
+// the same window, and never takes another tenant's work.
+TEST(FairShareTest, ATenantsClaimTakesTurnsBetweenItsManyKeys) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  for (int i = 0; i < 60; ++i) Submit(conn, "a", 2, {{"fairnessKey", TenantName(i)}});
+  Submit(conn, "b", 50);
+  std::map<std::string, int> per_key;
+  for (int i = 0; i < 60; ++i) {
+    auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 600, std::string("a"), true);
+    ASSERT_TRUE(items) << items.error().message;
+    ASSERT_EQ(items->size(), 1u);
+    EXPECT_EQ((*items)[0].tenant_id, "a");
+    auto k = conn.Exec("SELECT fairness_key FROM synaps.queue_items WHERE id = $1",
+                       {std::to_string((*items)[0].item_id)});
+    ASSERT_TRUE(k);
+    ++per_key[std::string(k->Get(0, 0))];
+  }
+  EXPECT_EQ(per_key.size(), 60u) << "each of a's keys got one slot";
 }
 
 // Claims one batch; returns how many items of each concurrency key ("-" for none) it got.
@@ -386,6 +451,49 @@ TEST(ConcurrencyLimitTest, ConcurrentClaimersNeverExceedTheLimit) {
   EXPECT_LE(most, 3);
   EXPECT_EQ(most, 3) << "the limit was also used in full";
   EXPECT_EQ(Count(setup, "SELECT count(*) FROM synaps.queue_items"), 0);
+}
+
+// The release trigger skips waiting items another transaction holds locked at that moment (a
+// claim or another release does, briefly); a key can then be left with waiting tasks and
+// nothing running. The API's periodic sweep (api::FlowSweep) finds such a key and makes as
+// many waiting tasks ready as the limit has room for.
+TEST(ConcurrencyLimitTest, TheSweepReleasesWaitingTasksWhoseReleaseWasSkipped) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  PutConcurrency(conn, "one-at-a-time", {{"match", {{"key", "k*"}}}, {"maxRunning", 1}});
+  Submit(conn, "a", 3, {{"concurrencyKey", "k1"}});
+  std::vector<ClaimedItem> running;
+  EXPECT_EQ(ClaimKeys(conn, 5, &running)["k1"], 1);
+  ASSERT_EQ(running.size(), 1u);
+  ASSERT_EQ(Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'limited'"), 2);
+
+  auto locker = Connect(url);
+  ASSERT_TRUE(locker.Exec("BEGIN"));
+  ASSERT_TRUE(locker.Exec("SELECT id FROM synaps.queue_items WHERE status = 'limited' FOR UPDATE"));
+  auto done = CompleteQueueItems(
+      conn, {{{running[0].item_id, running[0].lease_epoch}, json{{"text", "ok"}}, {}}});
+  ASSERT_TRUE(done) << done.error().message;
+  ASSERT_TRUE(locker.Exec("COMMIT"));
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'limited'"), 2)
+      << "the completion's release skipped the locked rows";
+  EXPECT_TRUE(ClaimKeys(conn, 5).empty()) << "stuck: nothing runs, nothing would release";
+
+  db::Pool pool(url, 1);
+  api::FlowSweep sweep(&pool, std::chrono::milliseconds(100));
+  sweep.Start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  sweep.Stop();
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'"), 1)
+      << "room for one: one made ready";
+  EXPECT_EQ(ClaimKeys(conn, 5)["k1"], 1);
+  auto again = SweepConcurrencyKeys(conn);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, 0) << "the key is at its limit again";
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'limited'"), 1);
 }
 
 }  // namespace
