@@ -32,6 +32,8 @@ struct BenchOptions {
   std::string svg_dir;            // docs/benchmarks/
   std::string node_modules;       // tools/node/node_modules
   std::string bench_dir;          // bench/ (scripts)
+  int history_tasks = 0;          // finished tasks of the history benchmark; 0 = its default
+  int expiry_tasks = 0;           // tasks of the day the expiry benchmark expires; 0 = default
   bool Wants(const std::string& name) const;
 };
 
