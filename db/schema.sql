@@ -1786,7 +1786,7 @@ BEGIN
   ), up AS (
     -- One upsert per (thread, name), raising latest_version by the versions this call adds.
     INSERT INTO synaps.artifacts AS x (id, tenant_id, run_id, task_id, thread_id, name, content_type, latest_version)
-    SELECT gen_random_uuid(), g.tenant_id, g.run_id, g.task_id, g.thread_id, g.name, g.content_type, g.n
+    SELECT synaps.uuid_v7(), g.tenant_id, g.run_id, g.task_id, g.thread_id, g.name, g.content_type, g.n
       FROM (SELECT DISTINCT ON (a.thread_id, a.name) a.tenant_id, a.run_id, a.task_id, a.thread_id, a.name,
                    a.a->>'contentType' AS content_type,
                    count(*) OVER (PARTITION BY a.thread_id, a.name) AS n
