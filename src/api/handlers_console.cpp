@@ -11,6 +11,7 @@
 #include "core/ids.h"
 #include "db/pool.h"
 #include "store/auth_store.h"
+#include "store/flow_store.h"
 #include "store/queue_store.h"
 #include "store/run_store.h"
 
@@ -350,6 +351,21 @@ HttpResponse Router::ListQueues(Context& ctx, const Params&) const {
   auto queues = store::TenantQueues(**conn, ctx.principal->tenant_id);
   if (!queues) return ctx.Error(queues.error());
   return JsonResponse(200, {{"items", *queues}}, ctx.request_id);
+}
+
+// GET /v1/flow: the token's tenant's concurrency keys, route rate limits and threads with
+// waiting runs (store/flow_store.h). Every role may read it; the installation scope reads its
+// own tenant's.
+HttpResponse Router::GetFlow(Context& ctx, const Params&) const {
+  if (!ctx.query.empty()) {
+    const std::string& k = ctx.query.begin()->first;
+    return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
+  }
+  auto conn = deps_.pool->Acquire();
+  if (!conn) return ctx.Error(conn.error());
+  auto flow = store::TenantFlow(**conn, ctx.principal->tenant_id);
+  if (!flow) return ctx.Error(flow.error());
+  return JsonResponse(200, *flow, ctx.request_id);
 }
 
 HttpResponse Router::ListApiKeys(Context& ctx, const Params&) const {

@@ -230,6 +230,7 @@ const std::vector<Router::Route>& Router::Routes() {
       {"GET", "/v1/workers", Permission::kOperate, &Router::ListWorkers},
       {"GET", "/v1/queue/dead", Permission::kOperate, &Router::ListDeadLetters},
       {"GET", "/v1/queues", Permission::kOperate, &Router::ListQueues},
+      {"GET", "/v1/flow", Permission::kRead, &Router::GetFlow},
       {"POST", "/v1/queue/items/{id}/retry", Permission::kOperate, &Router::RetryDeadLetter},
       {"POST", "/v1/queue/claim", Permission::kWork, &Router::Claim},
       {"POST", "/v1/queue/items/{id}/renew", Permission::kWork, &Router::Renew},

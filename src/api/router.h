@@ -168,6 +168,7 @@ class Router {
   HttpResponse ListApiKeys(Context& ctx, const Params&) const;
   HttpResponse RetryRun(Context& ctx, const Params& p) const;
   HttpResponse ListQueues(Context& ctx, const Params&) const;
+  HttpResponse GetFlow(Context& ctx, const Params&) const;
   // handlers_control.cpp: the control registry
   HttpResponse ControlSnapshot(Context& ctx, const Params&) const;
   HttpResponse ControlChanges(Context& ctx, const Params&) const;

@@ -372,10 +372,16 @@ Result<int64_t> LatestLedgerId(db::Connection& conn) {
 Result<json> GetThread(db::Connection& conn, const std::string& tenant_id,
                        const std::string& thread_id) {
   std::string sql =
-      std::string("SELECT jsonb_build_object('id', t.id, 'title', t.title, 'metadata', t.metadata,"
-                  " 'createdAt', t.created_at, 'runs', coalesce((SELECT jsonb_agg(") +
+      std::string(
+          "SELECT jsonb_build_object('id', t.id, 'title', t.title, 'metadata', t.metadata,"
+          " 'createdAt', t.created_at, 'runs', coalesce((SELECT jsonb_agg(") +
       kRunSummary +
-      " ORDER BY r.created_at, r.id) FROM synaps.runs r WHERE r.thread_id = t.id), '[]'::jsonb))"
+      " || jsonb_build_object('threadSeq', r.thread_seq, 'threadTurn', r.thread_turn,"
+      "    'title', left(coalesce(c.payload#>>'{input,text}', c.payload->>'prompt',"
+      "                           c.payload->>'agent', ''), 120))"
+      " ORDER BY r.thread_seq, r.id)"
+      " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id"
+      " WHERE r.thread_id = t.id), '[]'::jsonb))"
       " FROM synaps.threads t WHERE t.id = $1::uuid AND t.tenant_id = $2";
   ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("get_thread", sql, {thread_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "thread " + thread_id + " not found");

@@ -331,6 +331,55 @@ try {
   await axe(page, 'control-snapshot');
   await shot(page, 'control-snapshot');
 
+  // Flow control. Two tasks with one concurrencyKey under maxRunning 1 (per-document, above), on
+  // route `slower` (a word every 250 ms: 10 s): the second waits for its limit, and runs once the
+  // first is cancelled. A run on the first one's thread waits for its turn meanwhile.
+  const holder = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'limit holder' }, route: 'slower', concurrencyKey: 'doc:7' });
+  await until('the limit holder running', async () => (await call(ADMIN, 'GET', `/v1/runs/${holder.runId}`)).status === 'running');
+  const waiter = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'limit waiter' }, route: 'slower', concurrencyKey: 'doc:7' });
+  const follower = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'thread follower' }, threadId: holder.threadId });
+  await until('the second task waits for its limit', async () => (await call(ADMIN, 'GET', `/v1/runs/${waiter.runId}`)).tasks[0]?.waiting?.reason === 'limit');
+  await page.getByRole('link', { name: 'Flow', exact: true }).click();
+  await page.getByRole('heading', { name: 'Flow control' }).waitFor();
+  const keyCells = page.locator('tr[data-flow-key="doc:7"] td');
+  await until('doc:7 listed with one running and one waiting', async () =>
+    (await keyCells.count()) === 7 && (await keyCells.nth(1).innerText()) === '1 of 1' && (await keyCells.nth(2).innerText()) === '1');
+  assert.equal(await keyCells.nth(5).innerText(), 'per-document');
+  assert.equal(await keyCells.nth(6).innerText(), 'queue');
+  await page.locator('tr[data-flow-route="slower"]').getByText('600 requests/min').waitFor();
+  const threadRow = page.locator(`tr[data-flow-thread="${holder.threadId}"]`);
+  await threadRow.getByRole('link', { name: `Run ${holder.runId}` }).waitFor();
+  assert.equal(await threadRow.locator('td').nth(1).innerText(), '1');
+  await axe(page, 'flow');
+  await shot(page, 'flow');
+  // The waiting task says what it waits for, in its run and in the waterfall.
+  await page.goto(`${BASE}/runs/${waiter.runId}`);
+  await page.locator('h1 .badge-waiting').waitFor();
+  await page.locator('[data-task-waiting="limit"]').filter({ hasText: 'waiting for its concurrency limit: key doc:7, at most 1 running, limit per-document' }).waitFor();
+  await page.getByTestId('run-waiting').filter({ hasText: 'waiting for its concurrency limit' }).waitFor();
+  await page.locator('tr[data-phase="waiting for a concurrency slot"]').waitFor();
+  await axe(page, 'run-waiting');
+  await shot(page, 'run-waiting');
+  // The run behind the thread: waiting for its thread, the thread's runs listed in order.
+  await page.goto(`${BASE}/runs/${follower.runId}`);
+  await page.locator('[data-task-waiting="thread"]').filter({ hasText: `behind run ${holder.runId.slice(0, 8)}` }).waitFor();
+  const threadRuns = page.getByRole('list', { name: 'Thread' }).locator('li');
+  await threadRuns.nth(1).waitFor();
+  assert.deepEqual(await threadRuns.evaluateAll((ls) => ls.map((l) => l.getAttribute('data-thread-run'))), [holder.runId, follower.runId]);
+  assert.equal(await page.getByRole('list', { name: 'Thread' }).locator('li[aria-current]').getAttribute('data-thread-run'), follower.runId);
+  await page.locator('tr[data-phase="waiting for its thread"]').waitFor();
+  await axe(page, 'run-thread');
+  await shot(page, 'run-thread');
+  // Cancelling the holder frees the key and the thread: the waiter runs, the follower runs.
+  await page.goto(`${BASE}/runs/${waiter.runId}`);
+  await page.locator('h1 .badge-waiting').waitFor();
+  await call(ADMIN, 'POST', `/v1/runs/${holder.runId}/cancel`);
+  await page.locator('h1 .badge-running').waitFor();
+  assert.equal(await page.locator('[data-task-waiting]').count(), 0, 'no longer shown as waiting');
+  await page.locator('tr[data-phase="waiting for a concurrency slot"]').filter({ hasNotText: 'ongoing' }).waitFor();
+  await until('the follower ran after the holder', async () => (await call(ADMIN, 'GET', `/v1/runs/${follower.runId}`)).status === 'succeeded');
+  await call(ADMIN, 'POST', `/v1/runs/${waiter.runId}/cancel`);
+
   // Bulk cancel by filter: three held runs tagged "bulk" are cancelled in one action.
   const bulk = [];
   for (let i = 0; i < 3; i++) {
@@ -497,6 +546,9 @@ try {
   for (const name of ['Submit', 'Queues', 'Workers', 'API keys']) {
     assert.equal(await viewer.getByRole('link', { name, exact: true }).count(), 0, `viewer sees ${name}`);
   }
+  await viewer.getByRole('link', { name: 'Flow', exact: true }).click();
+  await viewer.getByRole('heading', { name: 'Flow control' }).waitFor();
+  await viewer.locator('tr[data-flow-route="slower"]').waitFor();
   await viewer.goto(`${BASE}/schedules/hourly-report`);
   await viewer.getByRole('heading', { name: 'Schedule hourly-report' }).waitFor();
   assert.equal(await viewer.getByRole('button', { name: /Run now|Backfill/ }).count(), 0, 'viewer may not run schedules');
@@ -530,6 +582,10 @@ try {
   const otherUsage = await call(OTHER, 'GET', '/v1/usage?groupBy=');
   assert.ok(otherUsage.totals.tasks <= 2, `the other tenant's usage is its two runs: ${otherUsage.totals.tasks}`);
   assert.ok((await other.locator('tr[data-usage-row]').count()) <= 1, 'the other tenant sees no usage of ours');
+  // Flow: none of our keys or threads.
+  await other.getByRole('link', { name: 'Flow', exact: true }).click();
+  await other.getByText('No task with a concurrency key is running or waiting.').waitFor();
+  await other.getByText('No run waits for its thread.').waitFor();
   await other.goto(`${BASE}/schedules/hourly-report`);
   await other.getByText(/not found/i).first().waitFor();
   await otherCtx.close();

@@ -3,13 +3,20 @@
 // Chromium, for a cold load (a new browser context: index.html, the script, the first page of
 // runs) and for warm reloads, on the default list and on a few filters. A measurement, not a
 // test: it prints one JSON line per case and fails only when a page never shows a row.
+// Each case is measured in RUNS_BENCH_ROUNDS rounds (cold load in a new context, then
+// RUNS_BENCH_REPEAT warm reloads); the rounds alternate the order of the cases (ABBA), so a
+// machine that gets busier or quieter during the run weighs on every case alike. Each line has
+// the median, min and max of the cold loads and of the warm reloads.
 //
-// Environment: CONSOLE_URL, ADMIN_TOKEN, CHROMIUM (default /usr/bin/chromium), RUNS_BENCH_REPEAT.
+// Environment: CONSOLE_URL, ADMIN_TOKEN, CHROMIUM (default /usr/bin/chromium),
+// RUNS_BENCH_ROUNDS (default 5), RUNS_BENCH_REPEAT (warm reloads per round, default 2).
+import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.CONSOLE_URL;
 const TOKEN = process.env.ADMIN_TOKEN;
-const REPEAT = Number(process.env.RUNS_BENCH_REPEAT || 5);
+const ROUNDS = Number(process.env.RUNS_BENCH_ROUNDS || 5);
+const REPEAT = Number(process.env.RUNS_BENCH_REPEAT || 2);
 if (!BASE || !TOKEN) throw new Error('CONSOLE_URL and ADMIN_TOKEN are required');
 
 const browser = await chromium.launch({
@@ -40,17 +47,31 @@ const cases = [
   ['metadata filter matching one old run', '/?metadata=order%3D77777'],
   ['metadata filter matching nothing', '/?metadata=shard%3Dnone', true],
 ];
+const cold = new Map(cases.map(([name]) => [name, []]));
+const warm = new Map(cases.map(([name]) => [name, []]));
+console.log(JSON.stringify({ start: new Date().toISOString(), loadavg: loadavg() }));
 try {
-  for (const [name, path, none] of cases) {
-    const ctx = await browser.newContext();
-    await ctx.addInitScript((t) => sessionStorage.setItem('synaps.token', t), TOKEN);
-    const page = await ctx.newPage();
-    const cold = await firstRows(page, path, none);
-    const warm = [];
-    for (let i = 0; i < REPEAT; i++) warm.push(await firstRows(page, path, none));
-    console.log(JSON.stringify({ case: name, path, coldMs: cold, warmMedianMs: median(warm), warmMs: warm }));
-    await ctx.close();
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? cases : [...cases].reverse();
+    for (const [name, path, none] of order) {
+      const ctx = await browser.newContext();
+      await ctx.addInitScript((t) => sessionStorage.setItem('synaps.token', t), TOKEN);
+      const page = await ctx.newPage();
+      cold.get(name).push(await firstRows(page, path, none));
+      for (let i = 0; i < REPEAT; i++) warm.get(name).push(await firstRows(page, path, none));
+      await ctx.close();
+    }
   }
+  for (const [name, path] of cases) {
+    const c = cold.get(name);
+    const w = warm.get(name);
+    console.log(JSON.stringify({
+      case: name, path,
+      coldMedianMs: median(c), coldMinMs: Math.min(...c), coldMaxMs: Math.max(...c),
+      warmMedianMs: median(w), warmMinMs: Math.min(...w), warmMaxMs: Math.max(...w), coldMs: c,
+    }));
+  }
+  console.log(JSON.stringify({ end: new Date().toISOString(), loadavg: loadavg() }));
 } finally {
   await browser.close();
 }

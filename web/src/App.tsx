@@ -7,6 +7,7 @@ import { useTenantFeed } from './live';
 import { ApiKeysPage } from './pages/ApiKeys';
 import { ApprovalsPage } from './pages/Approvals';
 import { ControlPage } from './pages/Control';
+import { FlowPage } from './pages/Flow';
 import { QueuesPage } from './pages/Queues';
 import { RunDetailPage } from './pages/RunDetail';
 import { RunsPage } from './pages/Runs';
@@ -71,6 +72,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/schedules', 'Schedules'],
     ['/usage', 'Usage'],
     ['/control', 'Control'],
+    ['/flow', 'Flow'],
     ...(me.may.operate ? ([['/queues', 'Queues'], ['/workers', 'Workers']] as [string, string][]) : []),
     ...(me.may.admin ? ([['/api-keys', 'API keys']] as [string, string][]) : []),
   ];
@@ -114,6 +116,7 @@ function Page({ path, me }: { path: string; me: Me }) {
   if (path === '/schedules' || path.startsWith('/schedules/')) return <SchedulesPage me={me} path={path} />;
   if (path === '/usage') return <UsagePage />;
   if (path.startsWith('/control')) return <ControlPage me={me} path={path} />;
+  if (path === '/flow') return <FlowPage />;
   if (path === '/queues') return <QueuesPage me={me} />;
   if (path === '/workers') return <WorkersPage />;
   if (path === '/api-keys') return <ApiKeysPage me={me} />;

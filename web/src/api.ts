@@ -1,6 +1,7 @@
 // The Control API from the browser: same origin, bearer token from the tab's session, JSON
 // errors turned into ApiError (with the field the API named, for forms).
 import { clearToken, getToken } from './auth';
+import type { Waiting } from './waiting';
 
 export class ApiError extends Error {
   constructor(
@@ -47,6 +48,7 @@ export interface Task {
   error: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  waiting?: Waiting | null;
 }
 
 export interface LedgerEvent {
@@ -66,9 +68,63 @@ export interface Artifact {
 }
 
 export interface Run extends RunSummary {
+  waiting?: Waiting | null;
+  threadSeq?: number;
   tasks: Task[];
   events: LedgerEvent[];
   artifacts: Artifact[];
+}
+
+export interface ThreadRun extends RunSummary {
+  threadSeq: number;
+  threadTurn: string | null;
+  title: string;
+}
+
+export interface Thread {
+  id: string;
+  title: string | null;
+  createdAt: string;
+  runs: ThreadRun[];
+}
+
+// GET /v1/flow (docs/api.md): the tenant's concurrency keys, route rate limits and threads with
+// runs waiting for their turn.
+export interface FlowKey {
+  key: string;
+  running: number;
+  waiting: number;
+  ready: number;
+  oldestWaitingSince: string | null;
+  limit: string | null;
+  maxRunning: number | null;
+  strategy: string | null;
+}
+
+export interface FlowRoute {
+  route: string;
+  requestsPerMinute: number | null;
+  tokensPerMinute: number | null;
+  nextSlotAt: string | null;
+  blockedUntil: string | null;
+  waiting: number;
+  waitingUntil: string | null;
+}
+
+export interface FlowThread {
+  threadId: string;
+  queuedRuns: number;
+  oldestQueuedAt: string;
+  runId: string | null;
+  runStatus: string | null;
+}
+
+export interface Flow {
+  keys: FlowKey[];
+  routes: FlowRoute[];
+  threads: FlowThread[];
+  moreKeys: boolean;
+  moreThreads: boolean;
 }
 
 export interface Page<T> {

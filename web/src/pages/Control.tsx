@@ -91,7 +91,7 @@ function pretty(v: unknown): string {
 }
 
 // Line diff (longest common subsequence): specs are small, so O(n·m) is fine.
-function diffLines(a: string, b: string): { op: ' ' | '-' | '+'; line: string }[] {
+export function diffLines(a: string, b: string): { op: ' ' | '-' | '+'; line: string }[] {
   const x = a.split('\n');
   const y = b.split('\n');
   const n = x.length;

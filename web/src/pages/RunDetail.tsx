@@ -7,7 +7,9 @@ import { followEvents } from '../sse';
 import { ErrorText, StatusBadge } from './common';
 import { ControlVersions, usedVersions } from './ControlVersions';
 import { TaskGraph } from './TaskGraph';
+import { ThreadRuns } from './ThreadRuns';
 import { Waterfall } from './Waterfall';
+import { isWaiting, waitingDetail, waitingFor, type Waiting } from '../waiting';
 
 // What happened between two ledger events, named for the operator (queue wait, model time, …).
 // Only between two events of the same task: events of parallel tasks interleave in the ledger.
@@ -100,16 +102,18 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
   // Progress chunks are the streamed answer, not steps: the timeline leaves them out.
   const ledger = events.filter((e) => e.type !== 'task.progress');
   const taskName = (taskId: string) => r.tasks.find((t) => t.id === taskId)?.name ?? taskId.slice(0, 8);
+  const runWaiting = r.status === 'queued' && isWaiting(r.waiting) ? r.waiting : undefined;
   return (
     <section aria-labelledby="run-title">
       <p><Link to="/">← Runs</Link></p>
       <h1 id="run-title">
-        Run {r.id.slice(0, 8)} <StatusBadge status={r.status} />
+        Run {r.id.slice(0, 8)} <StatusBadge status={runWaiting ? 'waiting' : r.status} />
       </h1>
       <dl className="facts">
         <dt>Id</dt><dd><code>{r.id}</code></dd>
         {r.tenantId && r.tenantId !== me.tenantId && (<><dt>Tenant</dt><dd>{r.tenantId}</dd></>)}
-        <dt>Thread</dt><dd><code>{r.threadId}</code></dd>
+        <dt>Thread</dt><dd><code>{r.threadId}</code>{r.threadSeq !== undefined ? <span className="muted"> · run {r.threadSeq} of the thread</span> : null}</dd>
+        {runWaiting && (<><dt>Waiting</dt><dd data-testid="run-waiting"><WaitingText waiting={runWaiting} /></dd></>)}
         <dt>Created</dt><dd>{formatTime(r.createdAt)}</dd>
         <dt>Duration</dt><dd>{r.startedAt ? between(r.startedAt, r.finishedAt) : '—'}</dd>
         {r.error && (<><dt>Error</dt><dd className="error">{r.error}</dd></>)}
@@ -138,7 +142,11 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
             <tr key={t.id}>
               <td>{t.name}</td>
               <td>{t.kind}</td>
-              <td><StatusBadge status={t.status} /></td>
+              <td>
+                {t.status === 'queued' && isWaiting(t.waiting) ? (
+                  <span data-task-waiting={t.waiting.reason}><StatusBadge status="waiting" /> <WaitingText waiting={t.waiting} /></span>
+                ) : <StatusBadge status={t.status} />}
+              </td>
               <td>{t.attempt} / {t.maxAttempts}</td>
               <td>{(t.dependsOn ?? []).join(', ') || '—'}</td>
               <td>{t.startedAt ? between(t.startedAt, t.finishedAt) : '—'}</td>
@@ -146,6 +154,8 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
           ))}
         </tbody>
       </table>
+
+      <ThreadRuns threadId={r.threadId} runId={r.id} />
 
       {!finished && Object.keys(live).length > 0 && (
         <>
@@ -184,6 +194,18 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
         })}
       </ol>
     </section>
+  );
+}
+
+// "waiting for its thread: behind run 0190abcd", the run named linked.
+function WaitingText({ waiting }: { waiting: Waiting }) {
+  const detail = waitingDetail(waiting);
+  return (
+    <span className="waiting">
+      {waitingFor(waiting)}
+      {detail && <>: {detail}</>}
+      {waiting.reason === 'thread' && waiting.runId && <> (<Link to={`/runs/${waiting.runId}`}>open run {waiting.runId.slice(0, 8)}</Link>)</>}
+    </span>
   );
 }
 

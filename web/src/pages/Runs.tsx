@@ -6,7 +6,7 @@ import { Link, navigate, useLocation } from '../router';
 import { StatusBadge } from './common';
 
 const FILTER_KEYS = ['status', 'kind', 'threadId', 'tag', 'text', 'metadata', 'createdAfter', 'createdBefore'] as const;
-type Filter = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
+export type Filter = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
 
 interface BulkResult {
   cancelled: string[];
@@ -45,6 +45,18 @@ function toIso(local: string | undefined): string | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }
 
+// The filter as the page's URL has it (the time range in the browser's local time) → as the API
+// takes it (ISO 8601 instants; a time that does not parse is dropped).
+export function apiFilterOf(filter: Filter): Filter {
+  return { ...filter, createdAfter: toIso(filter.createdAfter), createdBefore: toIso(filter.createdBefore) };
+}
+
+// One page of the list: GET /v1/runs with the filter, the tenant (installation scope: another
+// tenant or `*`; '' for the token's own) and the page's cursor; empty values are left out.
+export function runsPath(apiFilter: Filter, tenant: string, cursor: string | undefined): string {
+  return '/v1/runs' + query({ ...apiFilter, tenant: tenant || undefined, cursor, limit: '50' });
+}
+
 export function RunsPage({ me }: { me: Me }) {
   const { search } = useLocation();
   const filter: Filter = {};
@@ -62,10 +74,10 @@ export function RunsPage({ me }: { me: Me }) {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [notice, setNotice] = useState<string>('');
   const client = useQueryClient();
-  const apiFilter: Filter = { ...filter, createdAfter: toIso(filter.createdAfter), createdBefore: toIso(filter.createdBefore) };
+  const apiFilter = apiFilterOf(filter);
   const runs = useQuery({
     queryKey: ['runs', 'list', apiFilter, tenant, cursor],
-    queryFn: () => api<Page<RunSummary>>('/v1/runs' + query({ ...apiFilter, tenant: tenant || undefined, cursor, limit: '50' })),
+    queryFn: () => api<Page<RunSummary>>(runsPath(apiFilter, tenant, cursor)),
     placeholderData: (prev) => prev,
   });
   const cancel = useMutation({

@@ -2,13 +2,16 @@ import type { ReactNode } from 'react';
 import type { LedgerEvent, Run } from '../api';
 import { formatDuration } from '../format';
 import { Link } from '../router';
+import { isWaiting, waitingDetail, type Waiting } from '../waiting';
 import { usedVersions } from './ControlVersions';
 
 // A run's ledger as a waterfall: per task, what it spent its time on, each phase a bar on one
 // time axis from the run's creation to its end (or now). Phases come from pairs of ledger
 // events: waiting for dependencies (task.queued → the last dependency's completion), queue wait
-// (task.queued, that completion or task.retry_scheduled → task.claimed; from task.waiting on,
-// "waiting for a concurrency slot": a concurrency limit parked it), model time
+// (task.queued, that completion or task.retry_scheduled → task.claimed; from task.waiting on, what
+// it waited for by the event's reason: "waiting for a concurrency slot" (a concurrency limit
+// parked it), "waiting for its thread" (an earlier run of the thread was unfinished) or "waiting
+// for a rate-limit slot" (its worker sent it back until its route's slot)), model time
 // (task.claimed → the attempt's end: completed, failed, held, released or rescheduled; "model
 // and tools" when it called tools), each tool call (tool.called → tool.result), approval wait
 // (task.awaiting_approval → task.approved/rejected). Arbiter verdicts and the control snapshot
@@ -31,8 +34,9 @@ export interface TaskSpans {
 
 interface Open {
   queuedAt?: number;
-  limitedAt?: number; // task.waiting: parked by a concurrency limit
-  limit?: string;
+  waitedAt?: number; // task.waiting: held back by a limit, its thread or a rate limit
+  waitPhase?: string;
+  waitDetail?: string;
   claimedAt?: number;
   heldAt?: number;
   tools: number; // tool calls since the claim
@@ -119,19 +123,31 @@ export function waterfall(run: Run): TaskSpans[] {
         push({ kind: 'deps', phase: 'waiting for dependencies', start: queued, end: Math.min(depsDone, at), detail: depsNames(e.taskId) });
         queued = Math.min(depsDone, at);
       }
-      if (o.limitedAt !== undefined && o.limitedAt >= queued) {
-        push({ kind: 'queue', phase: 'queue wait', start: queued, end: o.limitedAt, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
-        push({ kind: 'deps', phase: 'waiting for a concurrency slot', start: o.limitedAt, end: at, detail: o.limit });
+      if (o.waitedAt !== undefined && o.waitedAt >= queued) {
+        if (o.waitedAt > queued) push({ kind: 'queue', phase: 'queue wait', start: queued, end: o.waitedAt, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
+        push({ kind: 'deps', phase: o.waitPhase ?? 'waiting', start: o.waitedAt, end: at, detail: o.waitDetail });
       } else {
         push({ kind: 'queue', phase: 'queue wait', start: queued, end: at, detail: e.attempt ? `attempt ${e.attempt}` : undefined });
       }
       o.queuedAt = undefined;
-      o.limitedAt = undefined;
+      o.waitedAt = undefined;
       o.claimedAt = at;
       o.tools = 0;
     } else if (e.type === 'task.waiting') {
-      o.limitedAt = at;
-      o.limit = `key ${str(e.data?.key)}, at most ${String(e.data?.maxRunning ?? '?')} running (${str(e.data?.limit)})`;
+      const w: Waiting = isWaiting(e.data) ? e.data : { reason: 'limit' };
+      if (o.claimedAt !== undefined) {
+        // A rate limit sends a claimed task back to the queue: that attempt did no work.
+        o.claimedAt = undefined;
+        o.queuedAt = at;
+      }
+      o.waitedAt = at;
+      o.waitPhase = w.reason === 'thread' ? 'waiting for its thread' : w.reason === 'rateLimit' ? 'waiting for a rate-limit slot' : 'waiting for a concurrency slot';
+      o.waitDetail = waitingDetail(w);
+    } else if (e.type === 'task.ready' && o.waitedAt !== undefined) {
+      // Its thread's turn came: what follows is an ordinary queue wait.
+      push({ kind: 'deps', phase: o.waitPhase ?? 'waiting', start: o.waitedAt, end: at, detail: o.waitDetail });
+      o.waitedAt = undefined;
+      o.queuedAt = at;
     } else if (e.type === 'tool.called') {
       o.calls.set(str(e.data?.callId), at);
     } else if (e.type === 'tool.result') {
@@ -173,7 +189,13 @@ export function waterfall(run: Run): TaskSpans[] {
         group.spans.push({ kind: 'deps', phase: 'waiting for dependencies', start: o.queuedAt, end: depsDone ?? null, detail: depsNames(taskId) });
       }
       const from = deps.length > 0 ? depsDone : o.queuedAt;
-      if (from !== undefined) group.spans.push({ kind: 'queue', phase: 'queue wait', start: Math.max(from, o.queuedAt), end: null });
+      if (from !== undefined && o.waitedAt !== undefined && o.waitedAt >= Math.max(from, o.queuedAt)) {
+        const start = Math.max(from, o.queuedAt);
+        if (o.waitedAt > start) group.spans.push({ kind: 'queue', phase: 'queue wait', start, end: o.waitedAt });
+        group.spans.push({ kind: 'deps', phase: o.waitPhase ?? 'waiting', start: o.waitedAt, end: null, detail: o.waitDetail });
+      } else if (from !== undefined) {
+        group.spans.push({ kind: 'queue', phase: 'queue wait', start: Math.max(from, o.queuedAt), end: null });
+      }
     }
     if (o.claimedAt !== undefined) group.spans.push({ kind: 'model', phase: o.tools > 0 ? 'model and tools' : 'model time', start: o.claimedAt, end: null });
     if (o.heldAt !== undefined) group.spans.push({ kind: 'approval', phase: 'approval wait', start: o.heldAt, end: null });
