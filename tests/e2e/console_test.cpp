@@ -648,11 +648,12 @@ TEST(ConsoleBrowserTest, OperatorAndViewerWorkflowsInChromium) {
                     {"reason", "console test: a streaming answer"}}
                    .dump());
   ASSERT_EQ(put.status / 100, 2) << put.body;
-  // Route `slower`: a word every 250 ms (10 s), with a rate limit, for the flow-control page.
+  // Route `slower`: a word every 250 ms (60 s; the test cancels its runs long before), with a
+  // rate limit, for the flow-control page.
   testing::FakeOpenAi slower([](const testing::FakeRequest&, int) {
     std::vector<std::string> words;
-    for (int i = 1; i <= 40; ++i) words.push_back("slow" + std::to_string(i) + " ");
-    testing::FakeReply r = testing::FakeOpenAi::Stream(words, 3, 40);
+    for (int i = 1; i <= 240; ++i) words.push_back("slow" + std::to_string(i) + " ");
+    testing::FakeReply r = testing::FakeOpenAi::Stream(words, 3, 240);
     r.event_interval = std::chrono::milliseconds(250);
     return r;
   });

@@ -332,8 +332,9 @@ try {
   await shot(page, 'control-snapshot');
 
   // Flow control. Two tasks with one concurrencyKey under maxRunning 1 (per-document, above), on
-  // route `slower` (a word every 250 ms: 10 s): the second waits for its limit, and runs once the
-  // first is cancelled. A run on the first one's thread waits for its turn meanwhile.
+  // route `slower` (a word every 250 ms: 60 s, cancelled long before): the second waits for its
+  // limit, and runs once the first is cancelled. A run on the first one's thread waits for its
+  // turn meanwhile.
   const holder = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'limit holder' }, route: 'slower', concurrencyKey: 'doc:7' });
   await until('the limit holder running', async () => (await call(ADMIN, 'GET', `/v1/runs/${holder.runId}`)).status === 'running');
   const waiter = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'limit waiter' }, route: 'slower', concurrencyKey: 'doc:7' });
@@ -595,6 +596,7 @@ try {
 } catch (e) {
   failed = true;
   console.error('console e2e FAILED:', e);
+  if (problems.length) console.error('problems before it:\n' + problems.join('\n'));
   for (const p of browser.contexts()) {
     for (const pg of p.pages()) {
       await pg.screenshot({ path: join(SHOTS, `failure-${Date.now()}.png`), fullPage: true }).catch(() => {});

@@ -1,6 +1,7 @@
 // The Control API from the browser: same origin, bearer token from the tab's session, JSON
 // errors turned into ApiError (with the field the API named, for forms).
 import { clearToken, getToken } from './auth';
+import type { ApiErrorValue } from './format';
 import type { Waiting } from './waiting';
 
 export class ApiError extends Error {
@@ -34,7 +35,7 @@ export interface RunSummary {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
-  error: string | null;
+  error: ApiErrorValue;
 }
 
 export interface Task {
@@ -45,7 +46,7 @@ export interface Task {
   attempt: number;
   maxAttempts: number;
   dependsOn: string[] | null;
-  error: string | null;
+  error: ApiErrorValue;
   startedAt: string | null;
   finishedAt: string | null;
   waiting?: Waiting | null;

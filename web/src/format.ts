@@ -26,3 +26,14 @@ export function formatBytes(n: number): string {
 
 export const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 export const STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled'];
+
+// An error as the API answers it: {code, message} (a run's also names its `task`); older rows
+// and some events hold a plain string.
+export type ApiErrorValue = string | { code?: string; message?: string; task?: string } | null | undefined;
+
+export function errorText(e: ApiErrorValue): string {
+  if (!e) return '';
+  if (typeof e === 'string') return e;
+  const text = [e.code, e.message].filter(Boolean).join(': ');
+  return e.task ? `${text} (task ${e.task})` : text;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { between, formatBytes, formatDuration, formatTime } from '../src/format';
+import { between, errorText, formatBytes, formatDuration, formatTime } from '../src/format';
 
 describe('formatDuration', () => {
   test('milliseconds, seconds with a decimal, then minutes and seconds', () => {
@@ -32,4 +32,11 @@ test('formatTime: a missing time is a dash, a bad one is shown as given', () => 
   expect(formatTime(null)).toBe('—');
   expect(formatTime(undefined)).toBe('—');
   expect(formatTime('not a time')).toBe('not a time');
+});
+
+test('errorText: the API\'s {code, message} (and a run\'s task), a plain string, or nothing', () => {
+  expect(errorText({ code: 'cancelled', message: 'cancelled by admin' })).toBe('cancelled: cancelled by admin');
+  expect(errorText({ code: 'provider_error', message: 'boom', task: 'main' })).toBe('provider_error: boom (task main)');
+  expect(errorText('legacy text')).toBe('legacy text');
+  expect(errorText(null)).toBe('');
 });

@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, type Me } from '../api';
-import { formatTime } from '../format';
+import { errorText, formatTime } from '../format';
 import { Link } from '../router';
 import { ErrorText } from './common';
 
@@ -25,12 +25,6 @@ interface Queue {
   oldestReadyAt: string | null;
 }
 
-// The API answers a dead letter's error as {code, message}; older rows may hold a string.
-function errorText(e: Dead['error']): string {
-  if (!e) return '';
-  if (typeof e === 'string') return e;
-  return [e.code, e.message].filter(Boolean).join(': ');
-}
 
 export function QueuesPage({ me }: { me: Me }) {
   const client = useQueryClient();

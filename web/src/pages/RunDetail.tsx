@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { api, fetchBlob, type Artifact, type LedgerEvent, type Me, type Run } from '../api';
-import { FINISHED, between, formatBytes, formatDuration, formatTime } from '../format';
+import { FINISHED, between, errorText, formatBytes, formatDuration, formatTime } from '../format';
 import { Link, navigate } from '../router';
 import { followEvents } from '../sse';
 import { ErrorText, StatusBadge } from './common';
@@ -116,7 +116,7 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
         {runWaiting && (<><dt>Waiting</dt><dd data-testid="run-waiting"><WaitingText waiting={runWaiting} /></dd></>)}
         <dt>Created</dt><dd>{formatTime(r.createdAt)}</dd>
         <dt>Duration</dt><dd>{r.startedAt ? between(r.startedAt, r.finishedAt) : '—'}</dd>
-        {r.error && (<><dt>Error</dt><dd className="error">{r.error}</dd></>)}
+        {r.error && (<><dt>Error</dt><dd className="error">{errorText(r.error)}</dd></>)}
       </dl>
       {me.may.operate && (r.tenantId ?? me.tenantId) === me.tenantId && (
         <div className="actions">
