@@ -361,7 +361,7 @@ HttpResponse Router::GetFlow(Context& ctx, const Params&) const {
     const std::string& k = ctx.query.begin()->first;
     return ctx.Error(400, "invalid_argument", k + ": unknown parameter", k);
   }
-  auto conn = deps_.pool->Acquire();
+  auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   auto flow = store::TenantFlow(**conn, ctx.principal->tenant_id);
   if (!flow) return ctx.Error(flow.error());
