@@ -816,6 +816,7 @@ CREATE FUNCTION synaps.flow_admit_submit(p_tenant text, p_key text, p_run_id uui
 DECLARE
   l synaps.flow_limits;
   n integer;
+  v_run uuid;
 BEGIN
   SELECT * INTO l FROM synaps.flow_limit(p_tenant, p_key);
   IF NOT FOUND OR l.strategy <> 'cancelNewest' THEN RETURN NULL; END IF;
@@ -824,7 +825,12 @@ BEGIN
    WHERE q.tenant_id = p_tenant AND q.concurrency_key = p_key AND q.run_id <> p_run_id
      AND q.status IN ('ready', 'leased', 'limited');
   IF n < l.max_running THEN RETURN NULL; END IF;
-  RETURN jsonb_build_object('limit', l.name, 'maxRunning', l.max_running, 'unfinished', n);
+  SELECT q.run_id INTO v_run FROM synaps.queue_items q
+   WHERE q.tenant_id = p_tenant AND q.concurrency_key = p_key AND q.run_id <> p_run_id
+     AND q.status IN ('ready', 'leased', 'limited')
+   ORDER BY (q.status = 'leased') DESC, q.id LIMIT 1;
+  RETURN jsonb_build_object('limit', l.name, 'maxRunning', l.max_running, 'unfinished', n,
+                            'runId', v_run);
 END $$;
 
 -- Name: flow_advance(text, text[], text[], text[], bigint[]); Type: FUNCTION; Schema: synaps
@@ -1928,6 +1934,8 @@ DECLARE
   v_waiting    boolean;
   v_outbox     jsonb;
   v_response   jsonb;
+  v_n_tasks    integer := jsonb_array_length(p_command->'tasks');
+  v_n_parked   integer := 0;
   i            integer;
 BEGIN
   IF p_command->>'threadId' IS NOT NULL THEN
@@ -1987,9 +1995,20 @@ BEGIN
     INSERT INTO synaps.threads (id, tenant_id, last_run_seq) VALUES (v_thread_id, p_tenant, 1);
   END IF;
 
-  INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, idempotency_key, request_hash, submitted_by)
+  -- The answer is known before anything is written: the command is inserted with it.
+  v_response := jsonb_build_object('commandId', v_command_id, 'runId', v_run_id,
+                                   'threadId', v_thread_id, 'status', 'queued');
+  IF v_holder IS NOT NULL THEN
+    v_response := v_response || jsonb_build_object(
+      'waiting', jsonb_build_object('reason', 'thread', 'runId', v_holder));
+  END IF;
+  IF cardinality(v_cancelled) > 0 THEN
+    v_response := v_response || jsonb_build_object('cancelledRuns', to_jsonb(v_cancelled));
+  END IF;
+  INSERT INTO synaps.commands (id, tenant_id, thread_id, kind, payload, idempotency_key, request_hash,
+                               submitted_by, response)
   VALUES (v_command_id, p_tenant, v_thread_id, p_command->>'kind', p_command->'payload',
-          p_idempotency_key, p_request_hash, p_actor)
+          p_idempotency_key, p_request_hash, p_actor, v_response)
   ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING;
   IF NOT FOUND THEN
     -- A command with this key exists (a concurrent insert waited for it to commit). The
@@ -2005,31 +2024,58 @@ BEGIN
     RETURN v_existing.response || jsonb_build_object('replayed', true);
   END IF;
 
-  INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, thread_seq)
-  VALUES (v_run_id, v_command_id, v_thread_id, p_tenant, v_seq);
-  PERFORM synaps.append_event(v_run_id, NULL, 'run.created',
-                              NULL, jsonb_build_object('commandId', v_command_id, 'kind', p_command->>'kind'));
+  -- The run is inserted with its final last_seq (run.created, a task.queued per task and a
+  -- task.waiting per root task that waits for the thread), so its events need no update of it.
+  IF v_holder IS NOT NULL THEN
+    SELECT count(*) INTO v_n_parked FROM jsonb_array_elements(p_command->'tasks') AS t
+     WHERE jsonb_array_length(coalesce(t->'dependsOn', '[]'::jsonb)) = 0;
+  END IF;
+  INSERT INTO synaps.runs (id, command_id, thread_id, tenant_id, last_seq, thread_seq)
+  VALUES (v_run_id, v_command_id, v_thread_id, p_tenant, 1 + v_n_tasks + v_n_parked, v_seq);
 
-  FOR v_task IN SELECT * FROM jsonb_array_elements(p_command->'tasks') LOOP
-    v_task_id := synaps.uuid_v7();
-    v_waiting := jsonb_array_length(coalesce(v_task->'dependsOn', '[]'::jsonb)) > 0;
+  -- Tasks, queue items and events, one INSERT each; the events in the order of 0027 (each
+  -- task's task.queued, then its task.waiting when it waits for the thread).
+  WITH src AS MATERIALIZED (
+    SELECT tk.k, tk.t, synaps.uuid_v7() AS task_id,
+           jsonb_array_length(coalesce(tk.t->'dependsOn', '[]'::jsonb)) > 0 AS waiting
+      FROM jsonb_array_elements(p_command->'tasks') WITH ORDINALITY AS tk(t, k)
+  ),
+  numbered AS MATERIALIZED (
+    SELECT s.*, (v_holder IS NOT NULL AND NOT s.waiting) AS parked,
+           1 + s.k + coalesce(sum((v_holder IS NOT NULL AND NOT s.waiting)::integer)
+                       OVER (ORDER BY s.k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+             AS seq
+      FROM src s
+  ),
+  tsk AS (
     INSERT INTO synaps.tasks (id, run_id, tenant_id, name, kind, spec, status, max_attempts, depends_on)
-    VALUES (v_task_id, v_run_id, p_tenant, v_task->>'name', v_task->>'kind', v_task->'spec',
-            CASE WHEN v_waiting THEN 'waiting' ELSE 'queued' END, v_max,
-            ARRAY(SELECT jsonb_array_elements_text(coalesce(v_task->'dependsOn', '[]'::jsonb))));
-    INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status, max_attempts,
-                                    fairness_key, concurrency_key)
-    VALUES (v_task_id, v_run_id, p_tenant, v_queue, v_priority, v_available,
-            CASE WHEN v_waiting THEN 'waiting' WHEN v_holder IS NOT NULL THEN 'parked' ELSE 'ready' END,
-            v_max, coalesce(p_command->>'fairnessKey', ''), p_command->>'concurrencyKey');
-    PERFORM synaps.append_event(v_run_id, v_task_id, 'task.queued', NULL,
-                                jsonb_build_object('name', v_task->>'name', 'queue', v_queue,
-                                                   'priority', v_priority, 'availableAt', v_available));
-    IF v_holder IS NOT NULL AND NOT v_waiting THEN
-      PERFORM synaps.append_event(v_run_id, v_task_id, 'task.waiting', NULL,
-                                  jsonb_build_object('reason', 'thread', 'runId', v_holder));
-    END IF;
-  END LOOP;
+    SELECT task_id, v_run_id, p_tenant, t->>'name', t->>'kind', t->'spec',
+           CASE WHEN waiting THEN 'waiting' ELSE 'queued' END, v_max,
+           ARRAY(SELECT jsonb_array_elements_text(coalesce(t->'dependsOn', '[]'::jsonb)))
+      FROM numbered ORDER BY k
+  ),
+  qi AS (
+    INSERT INTO synaps.queue_items (task_id, run_id, tenant_id, queue, priority, available_at, status,
+                                    max_attempts, fairness_key, concurrency_key)
+    SELECT task_id, v_run_id, p_tenant, v_queue, v_priority, v_available,
+           CASE WHEN waiting THEN 'waiting' WHEN parked THEN 'parked' ELSE 'ready' END,
+           v_max, coalesce(p_command->>'fairnessKey', ''), p_command->>'concurrencyKey'
+      FROM numbered ORDER BY k
+  )
+  INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
+  SELECT v_run_id, e.task_id, e.seq, e.type, NULL, e.data FROM (
+    SELECT NULL::uuid AS task_id, 1::bigint AS seq, 'run.created' AS type,
+           jsonb_build_object('commandId', v_command_id, 'kind', p_command->>'kind') AS data
+    UNION ALL
+    SELECT n.task_id, n.seq, 'task.queued',
+           jsonb_build_object('name', n.t->>'name', 'queue', v_queue, 'priority', v_priority,
+                              'availableAt', v_available)
+      FROM numbered n
+    UNION ALL
+    SELECT n.task_id, n.seq + 1, 'task.waiting',
+           jsonb_build_object('reason', 'thread', 'runId', v_holder)
+      FROM numbered n WHERE n.parked) e
+   ORDER BY e.seq;
 
   -- A run waiting for its thread is woken by the run before it (release_thread_turn); the
   -- cancellations of interrupt and rollback are handed to the relay with the rest.
@@ -2046,16 +2092,6 @@ BEGIN
   SELECT jsonb_agg(jsonb_build_object('id', a.id, 'subject', a.subject, 'payload', a.payload, 'msgId', a.msg_id))
     INTO v_outbox FROM (SELECT * FROM o UNION ALL SELECT * FROM c) a;
 
-  v_response := jsonb_build_object('commandId', v_command_id, 'runId', v_run_id,
-                                   'threadId', v_thread_id, 'status', 'queued');
-  IF v_holder IS NOT NULL THEN
-    v_response := v_response || jsonb_build_object(
-      'waiting', jsonb_build_object('reason', 'thread', 'runId', v_holder));
-  END IF;
-  IF cardinality(v_cancelled) > 0 THEN
-    v_response := v_response || jsonb_build_object('cancelledRuns', to_jsonb(v_cancelled));
-  END IF;
-  UPDATE synaps.commands SET response = v_response WHERE id = v_command_id;
   RETURN v_response || jsonb_build_object('outbox', coalesce(v_outbox, '[]'::jsonb));
 END $$;
 
@@ -2069,7 +2105,10 @@ DECLARE
   v_written  jsonb;
   v_threads  uuid[];
   v_holders  jsonb;
+  v_refused  jsonb := '{}'::jsonb;
 BEGIN
+  v_refused := synaps.submit_refusals(p_tenant, p_items);
+
   -- The named threads' rows, then their unfinished runs, locked (as submit_command does): the
   -- statement below then sees every run that finished meanwhile as finished.
   v_threads := ARRAY(SELECT DISTINCT (i->'command'->>'threadId')::uuid
@@ -2106,7 +2145,8 @@ BEGIN
     SELECT i.*, coalesce(i.given_thread, i.new_thread) AS thread_id,
            (i.given_thread IS NULL OR EXISTS (
               SELECT 1 FROM synaps.threads th
-               WHERE th.id = i.given_thread AND th.tenant_id = p_tenant)) AS thread_ok
+               WHERE th.id = i.given_thread AND th.tenant_id = p_tenant)) AS thread_ok,
+           v_refused -> i.n::text AS refusal
       FROM items i
   ),
   cmd AS (
@@ -2115,7 +2155,7 @@ BEGIN
     SELECT command_id, p_tenant, thread_id, c->>'kind', c->'payload', key, hash, p_actor,
            jsonb_build_object('commandId', command_id, 'runId', run_id,
                               'threadId', thread_id, 'status', 'queued')
-      FROM checked WHERE thread_ok ORDER BY key NULLS LAST, n  -- key order: see 0019_batch_key_order.sql
+      FROM checked WHERE thread_ok AND refusal IS NULL ORDER BY key NULLS LAST, n  -- key order: see 0019_batch_key_order.sql
     ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING
     RETURNING id
   ),
@@ -2200,15 +2240,20 @@ BEGIN
      ORDER BY e.n, e.k
   ),
   ob AS (
-    -- A run that waits for its thread is woken when the thread is free (release_thread_turn).
+    -- One wakeup per queue for the whole batch (a wakeup is a hint to claim, docs/queue.md),
+    -- answered with the queue's first run. A run that waits for its thread is woken when the
+    -- thread is free (release_thread_turn).
     INSERT INTO synaps.outbox (subject, payload)
-    SELECT 'synaps.wakeup.' || queue, jsonb_build_object('queue', queue, 'runId', run_id)
-      FROM fresh WHERE holder IS NULL ORDER BY n
+    SELECT 'synaps.wakeup.' || queue,
+           jsonb_build_object('queue', queue, 'runId', (array_agg(run_id ORDER BY n))[1],
+                              'runs', count(*))
+      FROM fresh WHERE holder IS NULL GROUP BY queue ORDER BY min(n)
     RETURNING id, subject, payload, msg_id
   )
   SELECT jsonb_agg(jsonb_build_object(
            'n', ch.n, 'key', ch.key, 'hash', ch.hash,
            'answer', CASE
+             WHEN ch.refusal IS NOT NULL THEN ch.refusal
              WHEN NOT ch.thread_ok THEN jsonb_build_object('error', 'thread_not_found')
              WHEN f.n IS NULL THEN NULL  -- the key was used before: read below
              ELSE jsonb_build_object('commandId', f.command_id, 'runId', f.run_id,
@@ -2240,6 +2285,55 @@ BEGIN
       LEFT JOIN synaps.commands c
         ON w->'answer' = 'null'::jsonb AND c.tenant_id = p_tenant AND c.idempotency_key = w->>'key'
      ORDER BY 1;
+END $$;
+
+-- Name: submit_refusals(text, jsonb); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.submit_refusals(p_tenant text, p_items jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_out      jsonb := '{}'::jsonb;
+  v_key      text;
+  l          synaps.flow_limits;
+  v_n        integer;
+  v_run      uuid;
+  v_admitted text[] := '{}';
+  it         record;
+BEGIN
+  FOR v_key IN SELECT DISTINCT i->'command'->>'concurrencyKey'
+                 FROM jsonb_array_elements(p_items) AS i
+                WHERE i->'command'->>'concurrencyKey' IS NOT NULL ORDER BY 1 LOOP
+    SELECT * INTO l FROM synaps.flow_limit(p_tenant, v_key);
+    CONTINUE WHEN NOT FOUND OR l.strategy <> 'cancelNewest';
+    PERFORM synaps.flow_lock(p_tenant, v_key);
+    SELECT count(*) INTO v_n FROM synaps.queue_items q
+     WHERE q.tenant_id = p_tenant AND q.concurrency_key = v_key
+       AND q.status IN ('ready', 'leased', 'limited');
+    -- The run to name: one that is running, else the oldest waiting one.
+    SELECT q.run_id INTO v_run FROM synaps.queue_items q
+     WHERE q.tenant_id = p_tenant AND q.concurrency_key = v_key
+       AND q.status IN ('ready', 'leased', 'limited')
+     ORDER BY (q.status = 'leased') DESC, q.id LIMIT 1;
+    FOR it IN SELECT t.n, t.i->>'key' AS item_key,
+                     (SELECT count(*) FROM jsonb_array_elements(t.i->'command'->'tasks') AS x
+                       WHERE jsonb_array_length(coalesce(x->'dependsOn', '[]'::jsonb)) = 0) AS roots
+                FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(i, n)
+               WHERE t.i->'command'->>'concurrencyKey' = v_key ORDER BY t.n LOOP
+      CONTINUE WHEN it.item_key IS NOT NULL AND (it.item_key = ANY (v_admitted) OR EXISTS (
+        SELECT 1 FROM synaps.commands c
+         WHERE c.tenant_id = p_tenant AND c.idempotency_key = it.item_key));
+      IF v_n >= l.max_running THEN
+        v_out := v_out || jsonb_build_object(it.n::text, jsonb_build_object(
+          'error', 'concurrency_limit', 'key', v_key, 'limit', l.name,
+          'maxRunning', l.max_running, 'unfinished', v_n, 'runId', v_run));
+      ELSE
+        v_n := v_n + it.roots;
+        IF it.item_key IS NOT NULL THEN v_admitted := v_admitted || it.item_key; END IF;
+      END IF;
+    END LOOP;
+  END LOOP;
+  RETURN v_out;
 END $$;
 
 -- Name: take_cancelled_item(bigint, bigint); Type: FUNCTION; Schema: synaps
@@ -3004,7 +3098,7 @@ CREATE INDEX artifacts_run_idx ON synaps.artifacts USING btree (run_id);
 
 -- Name: commands_metadata; Type: INDEX; Schema: synaps
 
-CREATE INDEX commands_metadata ON synaps.commands USING gin (((payload -> 'metadata'::text)) jsonb_path_ops);
+CREATE INDEX commands_metadata ON synaps.commands USING gin (((payload -> 'metadata'::text)) jsonb_path_ops) WHERE ((payload -> 'metadata'::text) IS NOT NULL);
 
 -- Name: commands_payload_trgm; Type: INDEX; Schema: synaps
 

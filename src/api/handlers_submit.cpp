@@ -13,11 +13,18 @@ using nlohmann::json;
 
 namespace {
 
+// A cancelNewest limit's refusal, answered as `concurrency_limit` (a single submit's 409 code).
+bool IsConcurrencyLimit(const synaps::Error& e) {
+  return e.code == ErrorCode::kConflict && e.field == "concurrencyKey";
+}
+
 json ItemError(size_t index, const synaps::Error& e, const std::string& request_id) {
   std::string message = detail::ClientMessage(e, request_id);
   // A field is named only with the item's own message (PostgreSQL's words are not sent).
   const bool own_words = message == e.message;
-  json err = {{"code", std::string(ErrorCodeName(e.code))}, {"message", std::move(message)}};
+  const std::string code =
+      IsConcurrencyLimit(e) ? "concurrency_limit" : std::string(ErrorCodeName(e.code));
+  json err = {{"code", code}, {"message", std::move(message)}};
   if (own_words && !e.field.empty()) err["field"] = e.field;
   return {{"index", index}, {"error", std::move(err)}};
 }
@@ -72,8 +79,7 @@ HttpResponse Router::Submit(Context& ctx, const Params&) const {
   // One statement, which is its own transaction: one round trip instead of BEGIN/SELECT/COMMIT
   // (with a concurrencyKey, a transaction that also checks a cancelNewest limit).
   auto result = store::SubmitCommandWithinLimits(**conn, req);
-  if (!result && result.error().code == ErrorCode::kConflict &&
-      result.error().field == "concurrencyKey") {
+  if (!result && IsConcurrencyLimit(result.error())) {
     return ctx.Error(409, "concurrency_limit", result.error().message, "concurrencyKey");
   }
   if (!result) return ctx.Error(result.error());

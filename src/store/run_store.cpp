@@ -33,6 +33,21 @@ json CommandJson(const SubmitRequest& request) {
 
 namespace {
 
+// Why a cancelNewest limit refused a command (flow_admit_submit, or an item of
+// submit_refusals): {limit, maxRunning, unfinished, runId?}.
+synaps::Error ConcurrencyLimitError(const std::string& key, const json& why) {
+  std::string message =
+      "concurrencyKey " + key + " already has " + std::to_string(why.value("unfinished", 0)) +
+      " unfinished tasks, its limit (concurrency item " + why.value("limit", "") + ": maxRunning " +
+      std::to_string(why.value("maxRunning", 0)) + ", strategy cancelNewest) refuses newcomers";
+  if (why.contains("runId") && why["runId"].is_string()) {
+    message += "; run " + why["runId"].get<std::string>() + " holds it";
+  } else {
+    message += "; earlier commands of this batch took its free slots";
+  }
+  return synaps::Error{ErrorCode::kConflict, std::move(message), "concurrencyKey"};
+}
+
 // The answer of synaps.submit_command() as a SubmitResult, or the error it names.
 Result<SubmitResult> ReadSubmitAnswer(json out, const SubmitRequest& request) {
   return Guarded("reading the answer of submit_command", [&]() -> Result<SubmitResult> {
@@ -44,6 +59,9 @@ Result<SubmitResult> ReadSubmitAnswer(json out, const SubmitRequest& request) {
                                 {"threadId", out["threadId"]},
                                 {"waiting", out.value("waiting", 0)}};
         return busy;
+      }
+      if (err == "concurrency_limit") {
+        return std::unexpected(ConcurrencyLimitError(request.concurrency_key.value_or(""), out));
       }
       if (err == "thread_not_found") {
         return Fail(ErrorCode::kNotFound, "thread " + *request.thread_id + " does not exist",
@@ -121,13 +139,7 @@ Result<SubmitResult> SubmitCommandWithinLimits(db::Connection& conn, const Submi
             {request.tenant_id, *request.concurrency_key, result.response.value("runId", "")}));
     if (r.IsNull(0, 0)) return result;
     ASSIGN_OR_RETURN(json why, detail::ParseColumn(r.Get(0, 0), "the concurrency limit"));
-    return Fail(ErrorCode::kConflict,
-                "concurrencyKey " + *request.concurrency_key + " already has " +
-                    std::to_string(why.value("unfinished", 0)) + " unfinished tasks, its limit (" +
-                    "concurrency item " + why.value("limit", "") + ": maxRunning " +
-                    std::to_string(why.value("maxRunning", 0)) +
-                    ", strategy cancelNewest) refuses newcomers",
-                "concurrencyKey");
+    return std::unexpected(ConcurrencyLimitError(*request.concurrency_key, why));
   });
 }
 

@@ -83,15 +83,18 @@ Result<SubmitResult> SubmitCommand(db::Connection& conn, const SubmitRequest& re
 // SubmitCommand for a command with a concurrencyKey (docs/flow-control.md): written in a
 // transaction of its own that then asks synaps.flow_admit_submit whether the key's limit, if its
 // strategy is cancelNewest, leaves room; when it does not, nothing is written and the answer is
-// kConflict with field "concurrencyKey" and a message naming the key, the limit and
-// its maxRunning. A replay (same idempotency key and body) is answered as SubmitCommand would.
+// kConflict with field "concurrencyKey" and a message naming the key, the limit, its maxRunning
+// and a run that holds the key. A replay (same idempotency key and body) is answered as
+// SubmitCommand would.
 Result<SubmitResult> SubmitCommandWithinLimits(db::Connection& conn, const SubmitRequest& request);
 
 // A batch of SubmitCommand, in order, in ONE statement (synaps.submit_commands, set-based: one
 // INSERT per table for the batch; one round trip, its own transaction
 // unless the caller opened one), for `tenant_id` and `actor` (the requests' own are ignored). An
-// item's kNotFound (threadId) or kConflict (idempotency key used with another body) is that
-// item's result and the others are still written; any other failure fails the whole batch and
+// item's kNotFound (threadId), kConflict (idempotency key used with another body) or kConflict
+// with field "concurrencyKey" (a cancelNewest limit refused it, as SubmitCommandWithinLimits
+// would; its keys are decided in the batch's order) is that item's result and the others are
+// still written; any other failure fails the whole batch and
 // writes nothing. Two batches that share keys in different orders may deadlock: PostgreSQL then
 // aborts one (an error for that whole batch).
 Result<std::vector<Result<SubmitResult>>> SubmitCommands(

@@ -185,6 +185,15 @@ TEST_F(FlowTest, CancelNewestRefusesTheNewcomerWithAClearError) {
   EXPECT_EQ(err["code"], "concurrency_limit") << err.dump();
   EXPECT_NE(err["message"].get<std::string>().find("solo"), std::string::npos) << err.dump();
   EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.runs"), 1) << "nothing of the newcomer stays";
+  // In a batch, the same limit refuses the item, naming the run that holds the key.
+  auto batch = c_.Call("POST", "/v1/commands/submit", json{{"commands", {body}}}.dump());
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  json item = json::parse(batch.body)["results"][0];
+  EXPECT_EQ(item["error"]["code"], "concurrency_limit") << item.dump();
+  EXPECT_NE(item["error"]["message"].get<std::string>().find(first["runId"].get<std::string>()),
+            std::string::npos)
+      << item.dump();
+  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.runs"), 1);
   // Another key, or the same key once the first has finished, is accepted.
   body["concurrencyKey"] = "other";
   EXPECT_EQ(c_.Call("POST", "/v1/commands/submit", body.dump()).status, 201);

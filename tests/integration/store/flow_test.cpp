@@ -398,6 +398,55 @@ TEST(ConcurrencyLimitTest, CancelNewestRefusesTheSubmitAndWritesNothing) {
   EXPECT_TRUE(SubmitCommandWithinLimits(conn, second));
 }
 
+TEST(ConcurrencyLimitTest, CancelNewestRefusesBatchItemsOverTheLimitInTheBatchsOrder) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  PutConcurrency(conn, "pairs",
+                 {{"match", {{"key", "pair"}}}, {"maxRunning", 2}, {"strategy", "cancelNewest"}});
+  auto command = [](const std::string& key, const std::string& hash,
+                    std::optional<std::string> concurrency_key) {
+    SubmitRequest req;
+    req.tenant_id = "a";
+    req.actor = "test";
+    req.kind = "prompt";
+    req.payload = {{"n", hash}};
+    req.request_hash = hash;
+    req.idempotency_key = key;
+    req.concurrency_key = std::move(concurrency_key);
+    req.tasks = {{"main", "prompt", json::object(), {}}};
+    return req;
+  };
+  SubmitRequest first = command("first", "h1", "pair");
+  auto running = SubmitCommandWithinLimits(conn, first);
+  ASSERT_TRUE(running) << running.error().message;
+  const std::string running_run = running->response.value("runId", "");
+
+  SubmitRequest fits = command("fits", "h2", "pair");
+  SubmitRequest other = command("other", "h3", "elsewhere");
+  SubmitRequest over = command("over", "h4", "pair");
+  SubmitRequest also_over = command("also-over", "h5", "pair");
+  auto got = SubmitCommands(conn, "a", "test", {&first, &fits, &other, &over, &also_over});
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->size(), 5u);
+  ASSERT_TRUE((*got)[0]);
+  EXPECT_TRUE((*got)[0]->replayed) << "a replay is answered, not refused";
+  ASSERT_TRUE((*got)[1]) << (*got)[1].error().message;
+  EXPECT_FALSE((*got)[1]->replayed) << "the key had room for one more";
+  ASSERT_TRUE((*got)[2]) << (*got)[2].error().message;
+  for (int i : {3, 4}) {
+    ASSERT_FALSE((*got)[i]) << "item " << i << " is over the limit";
+    const synaps::Error& e = (*got)[i].error();
+    EXPECT_EQ(e.code, ErrorCode::kConflict);
+    EXPECT_EQ(e.field, "concurrencyKey");
+    EXPECT_NE(e.message.find("pairs"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("run " + running_run), std::string::npos)
+        << "names the run holding the key: " << e.message;
+  }
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.commands"), 3) << "nothing of a refused item";
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.runs"), 3);
+  EXPECT_EQ(Count(conn, "SELECT count(*) FROM synaps.commands WHERE idempotency_key LIKE '%over'"),
+            0);
+}
+
 TEST(ConcurrencyLimitTest, ConcurrentClaimersNeverExceedTheLimit) {
   std::string url = testing::TestStack::Get().FreshDatabase();
   auto setup = Connect(url);
