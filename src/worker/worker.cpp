@@ -913,23 +913,36 @@ class Worker::Impl : public RateGate {
     std::vector<store::TaskEvent> events = std::move(f.events);
     f.events.clear();
     store::LeaseRef lease{f.item.item_id, f.item.lease_epoch};
+    // Text not yet written (a whole answer's deltas wait for its completion, which is not coming
+    // now: its upload failed) goes into this attempt's ledger before the failure, so the
+    // attempt's story keeps what the model answered.
+    std::vector<store::ProgressChunk> progress;
+    if (!f.progress.empty()) progress.push_back({lease, ValidUtf8(f.progress)});
+    f.progress.clear();
     // Messages may quote what a provider or a tool sent: made valid UTF-8, or dumping the row
     // would throw.
     json err = {{"code", std::string(ErrorCodeName(error.code))},
                 {"message", ValidUtf8(error.message)}};
     if (!error.field.empty()) err["field"] = error.field;
     write_lanes_[f.write_lane]->lane.Call(
-        [lease, err, retryable, backoff = options_.backoff,
-         events = std::move(events)](db::Connection& conn) -> Result<store::FailState> {
+        [lease, err, retryable, backoff = options_.backoff, events = std::move(events),
+         progress = std::move(progress)](db::Connection& conn) -> Result<store::FailState> {
           if (!events.empty()) {
             auto n = store::AppendTaskEvents(conn, events);
-            if (!n) spdlog::warn("task events of item {} not written: {}", lease.item_id,
-                                 n.error().message);
+            if (!n)
+              spdlog::warn("task events of item {} not written: {}", lease.item_id,
+                           n.error().message);
+          }
+          if (!progress.empty()) {
+            auto n = store::AppendProgress(conn, progress);
+            if (!n)
+              spdlog::warn("answer text of item {} not written: {}", lease.item_id,
+                           n.error().message);
           }
           return store::FailQueueItem(conn, lease, err, retryable, backoff);
         },
-        [this, lease, task_id = f.item.task_id, attempt = f.item.attempt,
-         message = error.message, trace_id = f.spans.trace_id()](Result<store::FailState> r) {
+        [this, lease, task_id = f.item.task_id, attempt = f.item.attempt, message = error.message,
+         trace_id = f.spans.trace_id()](Result<store::FailState> r) {
           LogTraceScope log_trace(trace_id);
           if (!r) {
             // Not recorded: the lease expires and the task is tried again.
@@ -949,7 +962,8 @@ class Worker::Impl : public RateGate {
           if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
           MaybeFinishDrain();
           ScheduleClaim();
-        }, "record failure");
+        },
+        "record failure");
   }
 
   // RateGate (worker/rate_gate.h), on the limits lane: a slow limiter statement delays only

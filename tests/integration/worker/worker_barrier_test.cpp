@@ -151,6 +151,19 @@ TEST_F(WorkerBarrierTest, AnUploadThatThrowsFailsItsAttemptAndThePoolGoesOn) {
     }
   }
   EXPECT_EQ(retried, 1);
+  // The failed attempt's ledger still has what the model answered (its deltas waited for a
+  // completion that never came): a task.progress of attempt 1 before its task.retry_scheduled.
+  for (const auto& id : runs) {
+    auto r = conn_.Exec(
+        "SELECT string_agg(type || ':' || attempt, ' ' ORDER BY seq) FROM synaps.ledger_events"
+        " WHERE run_id = $1::uuid AND type IN ('task.progress', 'task.retry_scheduled')",
+        {id});
+    ASSERT_TRUE(r) << r.error().message;
+    std::string types = r->IsNull(0, 0) ? "" : r->GetString(0, 0);
+    if (types.find("task.retry_scheduled") == std::string::npos) continue;
+    EXPECT_TRUE(types.starts_with("task.progress:1 ")) << id << ": " << types;
+    EXPECT_TRUE(types.ends_with(" task.retry_scheduled:1")) << id << ": " << types;
+  }
 }
 
 TEST_F(WorkerBarrierTest, AStoredSpecOfTheWrongTypeFailsItsTaskAloneWithAClearError) {
