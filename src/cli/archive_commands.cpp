@@ -80,7 +80,7 @@ int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveF
     return Report({ErrorCode::kInvalidArgument, "--day needs --tenant"}, flags.json);
   }
   history::RestoreResult total;
-  const history::RestoreOptions options{.keep = flags.keep};
+  const history::RestoreOptions options{.keep = flags.keep, .unrecorded = flags.unrecorded};
   if (tenant.empty()) {
     if (flags.run_ids.empty()) {
       return Report({ErrorCode::kInvalidArgument, "give run ids, or --tenant and --day"},
@@ -171,6 +171,9 @@ CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags) {
   restore->add_option("runs", flags.run_ids, "run ids (without --tenant: found by their record)");
   restore->add_flag("--keep", flags.keep,
                     "mark the restored runs to keep: the next expiry pass leaves them");
+  restore->add_flag("--unrecorded", flags.unrecorded,
+                    "also restore segments PostgreSQL has no record of, trusting the object "
+                    "store's manifests (only after the records were lost)");
   common(restore);
   auto* list = cmd->add_subcommand("list", "List a tenant's archived segments");
   list->add_option("--tenant", flags.tenant, "tenant id")->required();

@@ -177,7 +177,8 @@ struct ArchiveFlags {
   std::string tenant;
   std::optional<std::string> day;
   std::vector<std::string> run_ids;
-  bool keep = false;  // restore --keep
+  bool keep = false;        // restore --keep
+  bool unrecorded = false;  // restore --unrecorded
   bool json = false;
 };
 CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags);

@@ -130,13 +130,17 @@ Segment BuildSegment(const ArchiveRequest& request, const std::string& segment,
   return s;
 }
 
-// A stored segment read back and checked against its manifest.
+// A stored segment read back and checked against its manifest and, when PostgreSQL recorded the
+// segment, against that record: the record is what is trusted (the bucket may be writable by
+// others than Synaps), so the data must be the object the record names, with the record's
+// checksum, and a rewritten manifest cannot point a reader at another segment.
 struct LoadedSegment {
   json manifest;
   std::string data;
 };
 
-Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::string& manifest_key) {
+Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::string& manifest_key,
+                                  const store::ArchiveRecord* record) {
   ASSIGN_OR_RETURN(std::string manifest_text, store.Get(manifest_key));
   LoadedSegment loaded;
   loaded.manifest = json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
@@ -150,6 +154,11 @@ Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::strin
     return Fail(ErrorCode::kInternal, "archive manifest " + manifest_key + " has schema version " +
                                           m["schemaVersion"].dump() + "; this release reads " +
                                           std::to_string(kArchiveSchemaVersion));
+  }
+  if (record != nullptr && (m["dataKey"].get<std::string>() != record->data_key ||
+                            m["sha256"].get<std::string>() != record->sha256)) {
+    return Fail(ErrorCode::kInternal,
+                "archive manifest " + manifest_key + " does not match its record in PostgreSQL");
   }
   ASSIGN_OR_RETURN(loaded.data, store.Get(m["dataKey"].get<std::string>()));
   if (Sha256Hex(loaded.data) != m["sha256"].get<std::string>()) {
@@ -225,13 +234,15 @@ Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectSto
   }
   ASSIGN_OR_RETURN(auto ids, NormalizeRunIds({run_id}, 1));
   ASSIGN_OR_RETURN(auto record, store::FindArchivedRun(conn, tenant_id, ids[0]));
-  ASSIGN_OR_RETURN(auto segment, LoadSegment(store, record.manifest_key));
+  ASSIGN_OR_RETURN(auto segment, LoadSegment(store, record.manifest_key, &record));
   for (const auto& entry : segment.manifest["runs"]) {
     if (!entry.is_object() || entry.value("id", "") != ids[0]) continue;
     ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry));
     json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!story.is_object()) {
-      return Fail(ErrorCode::kInternal, "archived run " + ids[0] + " does not read as JSON");
+    if (!story.is_object() || !story["run"].is_object() || story["run"].value("id", "") != ids[0] ||
+        story["run"].value("tenant_id", "") != record.tenant_id) {
+      return Fail(ErrorCode::kInternal,
+                  "archived run " + ids[0] + " does not read as that run of its tenant");
     }
     story["archive"] = {{"tenant", record.tenant_id},         {"day", record.day},
                         {"segment", record.segment},          {"dataKey", record.data_key},
@@ -258,8 +269,20 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
   RestoreResult result;
   std::set<std::string> found;
   for (const auto& info : listed) {
-    if (!info.key.ends_with(".manifest.json")) continue;  // a data object without one: not done
-    ASSIGN_OR_RETURN(auto segment, LoadSegment(store, info.key));
+    static constexpr std::string_view kManifestSuffix = ".manifest.json";
+    if (!info.key.ends_with(kManifestSuffix)) continue;  // a data object without one: not done
+    // The segment is named by its key; PostgreSQL's record of it is what the data is checked
+    // against. A segment without a record is restored only when the operator says so.
+    const std::string name = info.key.substr(DayPrefix(tenant_id, day).size());
+    const std::string segment_name = name.substr(0, name.size() - kManifestSuffix.size());
+    ASSIGN_OR_RETURN(auto record, store::FindArchive(conn, tenant_id, day, segment_name));
+    if (!record && !options.unrecorded) {
+      return Fail(ErrorCode::kConflict,
+                  "archive " + info.key +
+                      " has no record in PostgreSQL, so its contents cannot be checked against "
+                      "one; restore it with --unrecorded only if you trust the object store");
+    }
+    ASSIGN_OR_RETURN(auto segment, LoadSegment(store, info.key, record ? &*record : nullptr));
     for (const auto& entry : segment.manifest["runs"]) {
       const std::string id = entry.is_object() ? entry.value("id", "") : "";
       if (!wanted.empty() && !wanted.contains(id)) continue;

@@ -86,11 +86,17 @@ struct RestoreOptions {
   // is expired again by the next expiry pass if its retention has passed.
   bool keep = false;
   std::string actor = "cli:archive-restore";
+  // Restore segments that PostgreSQL has no record of (its records were lost), trusting the
+  // object store's manifest alone. Without it such a segment is refused (kConflict):
+  // a recorded segment's data is checked against the record's key and checksum.
+  bool unrecorded = false;
 };
 
 // Inserts archived runs back into PostgreSQL with their original ids, one transaction per run:
-// `run_ids` empty restores the whole segment set of (tenant, day). Rows that exist are kept
-// (ON CONFLICT DO NOTHING), so a restore can be repeated.
+// `run_ids` empty restores the whole segment set of (tenant, day). A run that is in PostgreSQL
+// already is left exactly as it is (nothing of its archive is written), so a restore can be
+// repeated. PostgreSQL refuses a story whose rows do not all belong to its run and tenant
+// (synaps.restore_archived_run, migration 0031): kInvalidArgument naming the row.
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
                                   const std::vector<std::string>& run_ids,

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/ids.h"
 #include "core/process.h"
 #include "history/gzip.h"
 #include "support/cluster.h"
@@ -258,6 +259,85 @@ TEST_F(ArchiveTest, ExpiryArchivesFirstAndRestoreKeepSurvivesTheNextPass) {
   json back = Get("/v1/runs/" + ids[0]);
   EXPECT_EQ(back["status"], "succeeded");
   EXPECT_EQ(back["tasks"], before[0]["tasks"]);
+}
+
+// The object store is not trusted: a segment rewritten together with its manifest (here: a
+// forged ledger event for another, live run) is refused by readers and restore, because its
+// checksum is not the one PostgreSQL recorded; PostgreSQL itself refuses a story whose rows are
+// not all its run's, and never writes into a run that exists. A segment without a record is
+// restored only with --unrecorded.
+TEST_F(ArchiveTest, RestoreRefusesTamperedArchivesAndForeignRows) {
+  const std::string archived = c_.SubmitText("to be archived")["runId"].get<std::string>();
+  const std::string live = c_.SubmitText("a live run")["runId"].get<std::string>();
+  for (const auto& id : {archived, live}) ASSERT_EQ(c_.WaitFinished(id)["status"], "succeeded");
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {archived});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+  const std::string live_events =
+      Text("SELECT count(*)::text FROM synaps.ledger_events WHERE run_id = $1", {live});
+  auto made = Synaps({"archive", "create", "--tenant", tenant, "--day", day, archived, "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  Expire(archived);
+
+  // Forge: one more ledger event, for the live run, in the archived story; data and manifest
+  // rewritten consistently (as someone with write access to the bucket could).
+  const std::string data_path = c_.objects_dir() + "/" + made.last["dataKey"].get<std::string>();
+  const std::string manifest_path =
+      c_.objects_dir() + "/" + made.last["manifestKey"].get<std::string>();
+  auto text = history::Gunzip(testing::ReadFile(data_path), 1 << 26);
+  ASSERT_TRUE(text) << text.error().message;
+  json story = json::parse(*text);
+  json forged = story["events"][0];
+  forged["id"] = 999999999;
+  forged["run_id"] = live;
+  forged["task_id"] = nullptr;
+  forged["seq"] = 999;
+  story["events"].push_back(forged);
+  const std::string member = history::GzipMember(story.dump() + "\n");
+  json manifest = json::parse(testing::ReadFile(manifest_path));
+  manifest["sha256"] = Sha256Hex(member);
+  manifest["runs"][0]["offset"] = 0;
+  manifest["runs"][0]["length"] = member.size();
+  { std::ofstream(data_path, std::ios::binary | std::ios::trunc) << member; }
+  { std::ofstream(manifest_path, std::ios::trunc) << manifest.dump(); }
+
+  EXPECT_EQ(c_.Call("GET", "/v1/runs/" + archived + "/archive").status, 500);
+  auto by_id = Synaps({"archive", "restore", archived, "--json"});
+  EXPECT_EQ(by_id.exit_code, 1) << by_id.output;
+  EXPECT_NE(by_id.output.find("does not match its record"), std::string::npos) << by_id.output;
+  auto unrecorded =
+      Synaps({"archive", "restore", "--tenant", tenant, "--day", day, "--unrecorded", "--json"});
+  EXPECT_EQ(unrecorded.exit_code, 1) << unrecorded.output;  // recorded: still checked
+
+  // PostgreSQL refuses the forged story itself, and leaves an existing run alone.
+  auto refused = c_.db().Exec("SELECT synaps.restore_archived_run($1::jsonb)", {story.dump()});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("ledger event is not of this run"), std::string::npos)
+      << refused.error().message;
+  json over_live = story;
+  over_live["run"]["id"] = live;
+  auto left = c_.db().Exec("SELECT synaps.restore_archived_run($1::jsonb)", {over_live.dump()});
+  ASSERT_TRUE(left) << left.error().message;
+  EXPECT_EQ(left->GetString(0, 0), "f");
+  EXPECT_EQ(Text("SELECT count(*)::text FROM synaps.ledger_events WHERE run_id = $1", {live}),
+            live_events);
+  Get("/v1/runs/" + archived, 404);
+
+  // Without PostgreSQL's record, a segment is restored only when the operator says so.
+  story["events"].erase(story["events"].size() - 1);
+  const std::string honest = history::GzipMember(story.dump() + "\n");
+  manifest["sha256"] = Sha256Hex(honest);
+  manifest["runs"][0]["length"] = honest.size();
+  { std::ofstream(data_path, std::ios::binary | std::ios::trunc) << honest; }
+  { std::ofstream(manifest_path, std::ios::trunc) << manifest.dump(); }
+  ASSERT_TRUE(c_.db().Exec("DELETE FROM synaps.archives WHERE tenant_id = $1", {tenant}));
+  auto refused_cli = Synaps({"archive", "restore", "--tenant", tenant, "--day", day, "--json"});
+  EXPECT_EQ(refused_cli.exit_code, 1) << refused_cli.output;
+  EXPECT_EQ(refused_cli.ErrorCode(), "conflict") << refused_cli.output;
+  auto trusted =
+      Synaps({"archive", "restore", "--tenant", tenant, "--day", day, "--unrecorded", "--json"});
+  ASSERT_EQ(trusted.exit_code, 0) << trusted.output;
+  EXPECT_EQ(trusted.last["restored"], 1);
+  EXPECT_EQ(Get("/v1/runs/" + archived)["status"], "succeeded");
 }
 
 TEST_F(ArchiveTest, RefusesBadInputAndUnfinishedRuns) {
