@@ -1133,6 +1133,10 @@ DECLARE
   v_at    timestamptz;
   v_wait  bigint;
   q       synaps.queue_items;
+  -- How far ahead a parked task may reserve its slot.
+  c_horizon_ms CONSTANT bigint := 30000;
+  v_old_req timestamptz;  -- the route's state before this call, to take a reservation back
+  v_old_tok timestamptz;
 BEGIN
   IF p_item IS NOT NULL THEN
     SELECT qi.rate_slot INTO v_slot FROM synaps.queue_items qi
@@ -1147,6 +1151,8 @@ BEGIN
     END IF;
   END IF;
 
+  SELECT l.request_tat, l.token_tat INTO v_old_req, v_old_tok
+    FROM synaps.rate_limits l WHERE l.route = p_route FOR UPDATE;
   INSERT INTO synaps.rate_limits AS l (route, request_tat, token_tat, updated_at)
   VALUES (p_route, v_now + v_req, v_now + v_tok, v_now)
   ON CONFLICT (route) DO UPDATE
@@ -1155,6 +1161,32 @@ BEGIN
          updated_at = v_now
   RETURNING l.request_tat - v_req INTO v_at;
   v_wait := greatest(0, ceil(extract(epoch FROM v_at - v_now) * 1000))::bigint;
+
+  -- Beyond the horizon nothing is reserved: the task parks until the horizon and asks again
+  -- when it is claimed again; its reservation is taken back (this transaction holds the
+  -- route's row lock since it read the old state, so nobody reserved after it).
+  IF p_item IS NOT NULL AND v_wait > c_horizon_ms AND v_old_req IS NOT NULL THEN
+    UPDATE synaps.queue_items
+       SET status = 'ready', lease_owner = NULL, lease_expires_at = NULL,
+           available_at = v_now + make_interval(secs => c_horizon_ms / 1000.0),
+           rate_slot = NULL, attempts = greatest(attempts - 1, 0)
+     WHERE id = p_item AND lease_epoch = p_epoch AND status = 'leased'
+    RETURNING * INTO q;
+    IF FOUND THEN
+      UPDATE synaps.rate_limits
+         SET request_tat = coalesce(v_old_req, '-infinity'),
+             token_tat = coalesce(v_old_tok, '-infinity')
+       WHERE route = p_route;
+      UPDATE synaps.tasks SET status = 'queued' WHERE id = q.task_id;
+      PERFORM synaps.append_event(q.run_id, q.task_id, 'task.waiting', q.attempts + 1,
+                                  jsonb_build_object('reason', 'rateLimit', 'route', p_route,
+                                                     'until', q.available_at,
+                                                     'waitMs', c_horizon_ms,
+                                                     'reserved', false));
+      RETURN QUERY SELECT c_horizon_ms, true;
+      RETURN;
+    END IF;
+  END IF;
 
   IF p_item IS NOT NULL AND v_wait > p_park_after_ms THEN
     UPDATE synaps.queue_items
@@ -1409,11 +1441,77 @@ CREATE FUNCTION synaps.restore_archived_run(p_story jsonb) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  v_new   boolean;
-  v_part  record;
+  v_run     jsonb := p_story->'run';
+  v_run_id  uuid;
+  v_tenant  text;
+  v_thread  uuid;
+  v_command uuid;
+  v_part    record;
+  v_bad     text;
 BEGIN
-  IF jsonb_typeof(p_story) <> 'object' OR jsonb_typeof(p_story->'run') <> 'object' THEN
+  IF jsonb_typeof(p_story) <> 'object' OR jsonb_typeof(v_run) <> 'object' THEN
     RAISE EXCEPTION 'restore_archived_run: not an archived run' USING ERRCODE = '22023';
+  END IF;
+  v_run_id := (v_run->>'id')::uuid;
+  v_tenant := v_run->>'tenant_id';
+  v_thread := (v_run->>'thread_id')::uuid;
+  v_command := (v_run->>'command_id')::uuid;
+  IF v_run_id IS NULL OR v_tenant IS NULL OR v_thread IS NULL OR v_command IS NULL THEN
+    RAISE EXCEPTION 'restore_archived_run: the run row lacks its id, tenant, thread or command'
+      USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT 1 FROM synaps.runs WHERE id = v_run_id) THEN
+    RETURN false;
+  END IF;
+  IF coalesce(v_run->>'status', '') NOT IN ('succeeded', 'failed', 'cancelled') THEN
+    RAISE EXCEPTION 'restore_archived_run: run % is not finished', v_run_id USING ERRCODE = '22023';
+  END IF;
+  SELECT CASE
+    WHEN p_story ? 'thread' AND (jsonb_typeof(p_story->'thread') <> 'object'
+         OR (p_story->'thread'->>'id')::uuid IS DISTINCT FROM v_thread
+         OR p_story->'thread'->>'tenant_id' IS DISTINCT FROM v_tenant)
+      THEN 'the thread row is not the run''s thread of its tenant'
+    WHEN EXISTS (SELECT 1 FROM synaps.threads WHERE id = v_thread AND tenant_id <> v_tenant)
+      THEN 'the run''s thread belongs to another tenant'
+    WHEN p_story ? 'command' AND (jsonb_typeof(p_story->'command') <> 'object'
+         OR (p_story->'command'->>'id')::uuid IS DISTINCT FROM v_command
+         OR p_story->'command'->>'tenant_id' IS DISTINCT FROM v_tenant
+         OR (p_story->'command'->>'thread_id')::uuid IS DISTINCT FROM v_thread)
+      THEN 'the command row is not the run''s command'
+    WHEN EXISTS (SELECT 1 FROM synaps.commands WHERE id = v_command AND tenant_id <> v_tenant)
+      THEN 'the run''s command belongs to another tenant'
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_story->'tasks', '[]')) t
+                  WHERE (t->>'run_id')::uuid IS DISTINCT FROM v_run_id
+                     OR t->>'tenant_id' IS DISTINCT FROM v_tenant)
+      THEN 'a task row is not of this run and tenant'
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_story->'queueItems', '[]')) q
+                  WHERE (q->>'run_id')::uuid IS DISTINCT FROM v_run_id
+                     OR q->>'tenant_id' IS DISTINCT FROM v_tenant
+                     OR coalesce(q->>'status', '') NOT IN ('dead', 'cancelled')
+                     OR NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p_story->'tasks') t
+                                     WHERE t->>'id' = q->>'task_id'))
+      THEN 'a queue item is not a dead or cancelled item of this run''s tasks'
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_story->'events', '[]')) e
+                  WHERE (e->>'run_id')::uuid IS DISTINCT FROM v_run_id
+                     OR (e->>'task_id' IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p_story->'tasks') t
+                                          WHERE t->>'id' = e->>'task_id')))
+      THEN 'a ledger event is not of this run and its tasks'
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_story->'artifacts', '[]')) a
+                  WHERE (a->>'thread_id')::uuid IS DISTINCT FROM v_thread
+                     OR a->>'tenant_id' IS DISTINCT FROM v_tenant
+                     OR EXISTS (SELECT 1 FROM synaps.artifacts x
+                                 WHERE x.id = (a->>'id')::uuid
+                                   AND (x.tenant_id <> v_tenant OR x.thread_id <> v_thread)))
+      THEN 'an artifact is not of the run''s thread and tenant'
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_story->'artifactVersions', '[]')) v
+                  WHERE (v->>'run_id')::uuid IS DISTINCT FROM v_run_id
+                     OR NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p_story->'artifacts') a
+                                     WHERE a->>'id' = v->>'artifact_id'))
+      THEN 'an artifact version is not of this run and its artifacts'
+  END INTO v_bad;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'restore_archived_run: run %: %', v_run_id, v_bad USING ERRCODE = '22023';
   END IF;
   FOR v_part IN SELECT * FROM (VALUES (1, 'thread', 'threads'), (2, 'command', 'commands'),
                                       (3, 'run', 'runs'), (4, 'tasks', 'tasks'),
@@ -1422,15 +1520,22 @@ BEGIN
                                       (7, 'artifactVersions', 'artifact_versions'),
                                       (8, 'events', 'ledger_events')) p(n, key, tbl) ORDER BY n
   LOOP
-    IF v_part.key = 'run' THEN
-      v_new := synaps.restore_archived_rows('runs', jsonb_build_array(p_story->'run')) > 0;
-    ELSIF jsonb_typeof(p_story->v_part.key) = 'object' THEN
+    IF jsonb_typeof(p_story->v_part.key) = 'object' THEN
       PERFORM synaps.restore_archived_rows(v_part.tbl, jsonb_build_array(p_story->v_part.key));
     ELSIF jsonb_typeof(p_story->v_part.key) = 'array' THEN
       PERFORM synaps.restore_archived_rows(v_part.tbl, p_story->v_part.key);
     END IF;
   END LOOP;
-  RETURN v_new;
+  -- An artifact the thread kept (another run wrote it since) continues after the highest
+  -- version now present.
+  UPDATE synaps.artifacts a
+     SET latest_version = v.top
+    FROM (SELECT artifact_id, max(version) AS top FROM synaps.artifact_versions
+           WHERE artifact_id IN (SELECT (x->>'id')::uuid
+                                   FROM jsonb_array_elements(coalesce(p_story->'artifacts', '[]')) x)
+           GROUP BY artifact_id) v
+   WHERE a.id = v.artifact_id AND a.latest_version < v.top;
+  RETURN true;
 END $$;
 
 -- Name: retention_plan(); Type: FUNCTION; Schema: synaps
