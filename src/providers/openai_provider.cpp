@@ -418,7 +418,11 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     const OpenAiOptions& o = core_->options;
     std::string where = o.name + ": ";
     std::string suffix = request_id_.empty() ? "" : " (request id " + request_id_ + ")";
-    if (f.retry_after && status_ == 429 && on_retry_after_) on_retry_after_(*f.retry_after);
+    // Shared with every worker on the route, capped like an in-call wait: a provider's "come
+    // back tomorrow" must not stop every tenant's calls on the route for a day.
+    if (f.retry_after && status_ == 429 && on_retry_after_) {
+      on_retry_after_(std::min(*f.retry_after, o.retry.max_retry_after));
+    }
     if (f.retry && attempt_ < max_attempts_) {
       if (f.retry_after && *f.retry_after > o.retry.max_retry_after) {
         f.error.message = where + f.error.message + suffix + "; the provider asked to wait " +
