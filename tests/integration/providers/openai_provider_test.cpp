@@ -185,6 +185,22 @@ TEST_F(OpenAiProviderTest, RetryAfterBeyondTheLimitFailsAtOnceAsRetryable) {
   EXPECT_EQ(fake.request_count(), 1);
 }
 
+TEST_F(OpenAiProviderTest, ARetryAfterSharedWithOtherWorkersIsCappedLikeAnInCallWait) {
+  FakeOpenAi fake([](const FakeRequest&, int) {
+    FakeReply r = FakeOpenAi::Error(429, "Rate limit reached");
+    r.headers.push_back({"Retry-After", "86400"});
+    return r;
+  });
+  OpenAiCompatibleProvider provider(io.get_executor(), Options(fake));
+  ChatRequest request = Request();
+  std::vector<std::chrono::milliseconds> shared;
+  request.on_retry_after = [&](std::chrono::milliseconds wait) { shared.push_back(wait); };
+  auto r = Run(provider, std::move(request));
+  ASSERT_FALSE(r);
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared[0], Options(fake).retry.max_retry_after) << "a day's block was shared";
+}
+
 TEST_F(OpenAiProviderTest, ServerErrorThenSuccess) {
   FakeOpenAi fake([](const FakeRequest&, int index) {
     if (index == 0) return FakeOpenAi::Error(500, "The server had an error");
