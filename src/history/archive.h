@@ -96,7 +96,7 @@ struct RestoreOptions {
 // `run_ids` empty restores the whole segment set of (tenant, day). A run that is in PostgreSQL
 // already is left exactly as it is (nothing of its archive is written), so a restore can be
 // repeated. PostgreSQL refuses a story whose rows do not all belong to its run and tenant
-// (synaps.restore_archived_run, migration 0032): kInvalidArgument naming the row.
+// (synaps.restore_archived_run, migration 0033): kInvalidArgument naming the row.
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
                                   const std::vector<std::string>& run_ids,

@@ -187,7 +187,7 @@ TEST(RateLimitsTest, A429RetryAfterHoldsBackEveryWorker) {
 
 TEST(RateLimitsTest, AnotherTenantsBacklogDoesNotReserveTheRouteForMinutes) {
   // Tenant A queues 120 tasks on a route of 60 requests per minute: two minutes of slots.
-  // Slots are reserved at most 30 s ahead (migration 0033), so tenant B's one task, submitted
+  // Slots are reserved at most 30 s ahead (migration 0034), so tenant B's one task, submitted
   // a moment later, parks 30 s without a slot and asks again, competing with A's tasks that ask
   // again at the same time (slots within the horizon go in the order tasks ask, not shared
   // fairly): measured 72 s here. Before, it waited for all 120 reserved slots (~118 s); the
