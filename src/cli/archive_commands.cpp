@@ -20,12 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Setting(const std::optional<std::string>& flag, const char* env,
-                    const std::string& fallback = {}) {
-  if (flag) return *flag;
-  return config::EnvOr(env, fallback);
-}
-
 int Report(const Error& e, bool as_json) {
   if (as_json) {
     std::cout << json{{"error", {{"code", ErrorCodeName(e.code)}, {"message", e.message}}}}.dump()
@@ -183,14 +177,14 @@ CLI::App* AddArchiveCommand(CLI::App& app, ArchiveFlags& flags) {
 }
 
 int RunArchive(const ArchiveFlags& flags) {
-  std::string database_url = Setting(flags.database_url, "SYNAPS_DATABASE_URL");
+  std::string database_url = config::FlagOrEnv(flags.database_url, "SYNAPS_DATABASE_URL");
   if (database_url.empty()) {
     throw ConfigError(
         "SYNAPS_DATABASE_URL is not set (or pass --database-url): archives are recorded in "
         "PostgreSQL, e.g. postgresql://synaps:secret@localhost:5432/synaps");
   }
-  auto objects = objstore::OpenObjectStore(
-      Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
+  auto objects = objstore::OpenObjectStore(config::FlagOrEnv(
+      flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   auto conn = db::Connection::Connect(database_url, db::ConnectOptionsFromEnv(db::Role::kCli));
   if (!conn) return Report(conn.error(), flags.json);
   if (flags.verb == "create") return Create(*conn, *objects, flags);

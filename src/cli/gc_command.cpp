@@ -126,12 +126,6 @@ Result<GcReport> CollectGarbage(db::Connection& conn, objstore::ObjectStore& obj
   return report;
 }
 
-std::string Setting(const std::optional<std::string>& flag, const char* env,
-                    const std::string& fallback = {}) {
-  if (flag) return *flag;
-  return config::EnvOr(env, fallback);
-}
-
 int64_t TotalBytes(const std::vector<objstore::ObjectInfo>& objects) {
   int64_t total = 0;
   for (const auto& info : objects) total += info.size;
@@ -141,7 +135,7 @@ int64_t TotalBytes(const std::vector<objstore::ObjectInfo>& objects) {
 }  // namespace
 
 int RunGc(const GcFlags& flags) {
-  std::string database_url = Setting(flags.database_url, "SYNAPS_DATABASE_URL");
+  std::string database_url = config::FlagOrEnv(flags.database_url, "SYNAPS_DATABASE_URL");
   if (database_url.empty()) {
     throw ConfigError(
         "SYNAPS_DATABASE_URL is not set (or pass --database-url): gc reads which objects the "
@@ -150,8 +144,8 @@ int RunGc(const GcFlags& flags) {
   if (flags.older_than_seconds < 0) {
     throw ConfigError("--older-than must be zero or more seconds");
   }
-  auto objects = objstore::OpenObjectStore(
-      Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
+  auto objects = objstore::OpenObjectStore(config::FlagOrEnv(
+      flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   auto conn = db::Connection::Connect(database_url, db::ConnectOptionsFromEnv(db::Role::kCli));
   if (!conn) {
     std::cerr << "synaps gc: " << conn.error().message << "\n";

@@ -126,8 +126,7 @@ CLI::App* AddExpireCommand(CLI::App& app, ExpireFlags& flags) {
 }
 
 int RunExpire(const ExpireFlags& flags) {
-  std::string url =
-      flags.database_url ? *flags.database_url : config::EnvOr("SYNAPS_DATABASE_URL", "");
+  std::string url = config::FlagOrEnv(flags.database_url, "SYNAPS_DATABASE_URL");
   if (url.empty()) {
     throw ConfigError(
         "SYNAPS_DATABASE_URL is not set (or pass --database-url): expire deletes from "
@@ -149,8 +148,7 @@ int RunExpire(const ExpireFlags& flags) {
               << " runs in " << so_far.batches << " batches\n";
   };
   // Without an object store, tenants that archive are skipped (the report says so).
-  std::string store_url =
-      flags.object_store ? *flags.object_store : config::EnvOr("SYNAPS_OBJECT_STORE", "");
+  std::string store_url = config::FlagOrEnv(flags.object_store, "SYNAPS_OBJECT_STORE");
   std::unique_ptr<objstore::ObjectStore> objects;
   std::unique_ptr<history::ObjectStoreArchiver> archiver;
   if (!store_url.empty()) {

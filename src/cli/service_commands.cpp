@@ -39,14 +39,8 @@ int WaitForShutdownSignal() {
 
 namespace {
 
-std::string Setting(const std::optional<std::string>& flag, const char* env,
-                    const std::string& fallback = {}) {
-  if (flag) return *flag;
-  return config::EnvOr(env, fallback);
-}
-
 std::string RequireDatabaseUrl(const ServiceFlags& flags) {
-  std::string url = Setting(flags.database_url, "SYNAPS_DATABASE_URL");
+  std::string url = config::FlagOrEnv(flags.database_url, "SYNAPS_DATABASE_URL");
   if (url.empty()) {
     throw ConfigError(
         "SYNAPS_DATABASE_URL is not set (or pass --database-url): give the PostgreSQL URL, e.g. "
@@ -64,9 +58,10 @@ int RunApi(const ServiceFlags& flags) {
   if (options.admin_token.empty()) {
     spdlog::warn("SYNAPS_ADMIN_TOKEN is not set: only API keys are accepted");
   }
-  std::string nats_url = Setting(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
-  auto objects = objstore::OpenObjectStore(
-      Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
+  std::string nats_url =
+      config::FlagOrEnv(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
+  auto objects = objstore::OpenObjectStore(config::FlagOrEnv(
+      flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-api"));
   api::ApiServer server(options, &bus, objects.get());
   auto port = server.Start();
@@ -86,9 +81,10 @@ int RunWorker(const ServiceFlags& flags) {
   options.database_url = RequireDatabaseUrl(flags);
   if (flags.concurrency) options.concurrency = *flags.concurrency;
   if (flags.queues) options.queues = config::SplitList(*flags.queues);
-  std::string nats_url = Setting(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
-  auto objects = objstore::OpenObjectStore(
-      Setting(flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
+  std::string nats_url =
+      config::FlagOrEnv(flags.nats_url, "SYNAPS_NATS_URL", "nats://127.0.0.1:4222");
+  auto objects = objstore::OpenObjectStore(config::FlagOrEnv(
+      flags.object_store, "SYNAPS_OBJECT_STORE", "file:///var/lib/synaps/objects"));
   bus::NatsBus bus(bus::NatsOptionsFromEnv(nats_url, "synaps-worker"));
   auto tracer = otel::Exporter::FromEnvironment("synaps-worker");
   if (!tracer) throw ConfigError(tracer.error().message);

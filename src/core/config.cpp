@@ -17,6 +17,11 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return Env(name).value_or(fallback);
 }
 
+std::string FlagOrEnv(const std::optional<std::string>& flag, const char* name,
+                      const std::string& fallback) {
+  return flag ? *flag : EnvOr(name, fallback);
+}
+
 int64_t ParseInt(const std::string& what, const std::string& value, int64_t min, int64_t max) {
   size_t used = 0;
   int64_t n = 0;

@@ -12,6 +12,9 @@ namespace synaps::config {
 // The variable's value, or nullopt when unset or empty.
 std::optional<std::string> Env(const char* name);
 std::string EnvOr(const char* name, const std::string& fallback);
+// A command-line flag wins over the environment: `flag` when given, else EnvOr(name, fallback).
+std::string FlagOrEnv(const std::optional<std::string>& flag, const char* name,
+                      const std::string& fallback = {});
 // An integer in [min, max]; `fallback` when unset.
 int64_t EnvInt(const char* name, int64_t fallback, int64_t min, int64_t max);
 // Parses `value` as an integer in [min, max]; `what` names it in the error.
