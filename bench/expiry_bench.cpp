@@ -12,7 +12,7 @@ namespace {
 // own ledger partition.
 json ExpireADay(Stack& stack, int tasks, bool partitioned) {
   std::string db = stack.FreshSynapsDb();
-  auto conn = stack.Connect(db);
+  auto conn = stack.ConnectForLoad(db);
   std::string day = Must(conn.Exec("SELECT (date_trunc('day', now(), 'UTC') - interval '10 days'"
                                    " + interval '1 second')::text"),
                          "day")

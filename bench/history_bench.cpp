@@ -265,7 +265,7 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
   Log("history: generating " + std::to_string(history) + " finished tasks");
   std::string big = stack.FreshSynapsDb();
   {
-    auto conn = stack.Connect(big);
+    auto conn = stack.ConnectForLoad(big);
     auto start = std::chrono::steady_clock::now();
     // Spread over the 60 days before now, one run every 60 days / history.
     GenerateHistory(

@@ -59,6 +59,14 @@ db::Connection Stack::Connect(const std::string& db) {
   return Must(db::Connection::Connect(Url(db), std::chrono::seconds(10)), "connect " + db);
 }
 
+db::Connection Stack::ConnectForLoad(const std::string& db,
+                                     std::chrono::milliseconds statement_timeout) {
+  db::ConnectOptions options;
+  options.connect_timeout = std::chrono::seconds(10);
+  options.statement_timeout = statement_timeout;
+  return Must(db::Connection::Connect(Url(db), options), "connect " + db);
+}
+
 std::string Stack::NextName(const std::string& prefix) {
   return prefix + "_" + std::to_string(++counter_);
 }

@@ -61,6 +61,10 @@ class Stack {
   devstack::NatsServer& nats() { return *nats_; }
   std::string Url(const std::string& db) const { return postgres_->Url(db); }
   db::Connection Connect(const std::string& db);
+  // The same for bulk loads: statements (and the client's wait for them) may run for up to
+  // `statement_timeout` instead of Connect's 10 minutes (a 10M history's steps run for longer).
+  db::Connection ConnectForLoad(
+      const std::string& db, std::chrono::milliseconds statement_timeout = std::chrono::hours(8));
 
   // A new migrated Synaps database, cloned from a template (made once).
   std::string FreshSynapsDb();
