@@ -3257,9 +3257,9 @@ CREATE INDEX runs_command_idx ON synaps.runs USING btree (command_id);
 
 CREATE INDEX runs_tenant_created_idx ON synaps.runs USING btree (tenant_id, created_at DESC, id DESC);
 
--- Name: runs_thread_idx; Type: INDEX; Schema: synaps
+-- Name: runs_thread_seq_idx; Type: INDEX; Schema: synaps
 
-CREATE INDEX runs_thread_idx ON synaps.runs USING btree (thread_id, created_at);
+CREATE INDEX runs_thread_seq_idx ON synaps.runs USING btree (thread_id, thread_seq);
 
 -- Name: schedule_fires_buffered_idx; Type: INDEX; Schema: synaps
 
