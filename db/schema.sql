@@ -101,6 +101,8 @@ CREATE FUNCTION synaps.cancel_run(p_tenant text, p_run_id uuid, p_actor text) RE
 DECLARE
   r synaps.runs;
 BEGIN
+  PERFORM 1 FROM synaps.queue_items WHERE run_id = p_run_id AND tenant_id = p_tenant
+   ORDER BY id FOR UPDATE;
   SELECT * INTO r FROM synaps.runs WHERE id = p_run_id AND tenant_id = p_tenant FOR UPDATE;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
   IF r.status IN ('succeeded', 'failed', 'cancelled') THEN RETURN 'finished'; END IF;
@@ -425,9 +427,9 @@ DECLARE
 BEGIN
   SELECT * INTO v_task FROM synaps.tasks WHERE id = p_task_id AND tenant_id = p_tenant;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
-  PERFORM 1 FROM synaps.runs WHERE id = v_task.run_id FOR UPDATE;
   SELECT * INTO q FROM synaps.queue_items WHERE task_id = p_task_id FOR UPDATE;
   IF NOT FOUND OR q.status <> 'held' THEN RETURN 'not_held'; END IF;
+  PERFORM 1 FROM synaps.runs WHERE id = v_task.run_id FOR UPDATE;
   PERFORM synaps.append_event(q.run_id, q.task_id, CASE WHEN p_approve THEN 'task.approved' ELSE 'task.rejected' END,
                               q.attempts, jsonb_strip_nulls(jsonb_build_object('by', p_actor,
                                                                                'reason', nullif(p_reason, ''))));
@@ -1317,7 +1319,9 @@ BEGIN
   IF NOT FOUND THEN RETURN NULL; END IF;
   FOR q IN
     UPDATE synaps.queue_items SET status = 'ready', available_at = greatest(available_at, now())
-     WHERE run_id = v_next AND status = 'parked'
+     WHERE id IN (SELECT p.id FROM synaps.queue_items p
+                   WHERE p.run_id = v_next AND p.status = 'parked'
+                   ORDER BY p.id FOR UPDATE SKIP LOCKED)
     RETURNING task_id, queue
   LOOP
     PERFORM synaps.append_event(v_next, q.task_id, 'task.ready', NULL,
@@ -1368,10 +1372,21 @@ CREATE FUNCTION synaps.requeue_dead_item(p_tenant text, p_item_id bigint, p_acto
 DECLARE
   q       synaps.queue_items;
   v_task  synaps.tasks;
+  v_run   synaps.runs;
+  v_busy  uuid;
 BEGIN
-  SELECT qi.* INTO q FROM synaps.queue_items qi JOIN synaps.tasks t ON t.id = qi.task_id
-   WHERE qi.id = p_item_id AND t.tenant_id = p_tenant FOR UPDATE OF qi;
+  SELECT r.* INTO v_run FROM synaps.queue_items qi JOIN synaps.runs r ON r.id = qi.run_id
+   WHERE qi.id = p_item_id AND qi.tenant_id = p_tenant;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  PERFORM 1 FROM synaps.threads WHERE id = v_run.thread_id FOR UPDATE;
+  SELECT r.id INTO v_busy FROM synaps.runs r
+   WHERE r.thread_id = v_run.thread_id AND r.id <> v_run.id
+     AND r.status IN ('queued', 'running', 'awaiting_approval')
+   ORDER BY r.thread_seq LIMIT 1;
+  IF FOUND THEN RETURN 'thread_busy:' || v_busy; END IF;
+  SELECT * INTO q FROM synaps.queue_items WHERE id = p_item_id FOR UPDATE;
+  IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  PERFORM 1 FROM synaps.runs WHERE id = v_run.id FOR UPDATE;
   IF q.status <> 'dead' THEN RETURN 'not_dead'; END IF;
   SELECT * INTO v_task FROM synaps.tasks WHERE id = q.task_id;
   IF v_task.status <> 'failed' OR coalesce(v_task.error->>'code', '') = 'dependency_failed' THEN
@@ -2031,70 +2046,23 @@ DECLARE
   v_available  timestamptz := greatest(now(), coalesce((p_command->>'notBefore')::timestamptz, now()));
   v_max        integer := coalesce((p_command->>'maxAttempts')::integer, 3);
   v_on_busy    text := coalesce(p_command->>'onThreadBusy', 'enqueue');
-  v_unfinished uuid[];
+  v_turn       record;
   v_holder     uuid;
   v_cancelled  uuid[] := '{}';
-  v_task       jsonb;
-  v_task_id    uuid;
-  v_waiting    boolean;
   v_outbox     jsonb;
   v_response   jsonb;
   v_n_tasks    integer := jsonb_array_length(p_command->'tasks');
   v_n_parked   integer := 0;
-  i            integer;
 BEGIN
   IF p_command->>'threadId' IS NOT NULL THEN
-    -- The thread's row lock orders its submits: the run's place in the thread, and what the
-    -- thread is busy with, are decided one submit at a time.
-    UPDATE synaps.threads SET last_run_seq = last_run_seq + 1
-     WHERE id = (p_command->>'threadId')::uuid AND tenant_id = p_tenant
-    RETURNING id, last_run_seq INTO v_thread_id, v_seq;
-    IF NOT FOUND THEN
-      RETURN jsonb_build_object('error', 'thread_not_found');
-    END IF;
-    -- A retried submit gets its first answer, even when its own run is what keeps the thread busy.
-    IF p_idempotency_key IS NOT NULL THEN
-      SELECT * INTO v_existing FROM synaps.commands
-       WHERE tenant_id = p_tenant AND idempotency_key = p_idempotency_key;
-      IF FOUND THEN
-        IF v_existing.request_hash <> p_request_hash THEN
-          RETURN jsonb_build_object('error', 'idempotency_conflict', 'commandId', v_existing.id);
-        END IF;
-        RETURN v_existing.response || jsonb_build_object('replayed', true);
-      END IF;
-    END IF;
-    -- Its unfinished runs, oldest first, locked: one finishing meanwhile is waited for and left out.
-    SELECT array_agg(u.id ORDER BY u.thread_seq) INTO v_unfinished
-      FROM (SELECT r.id, r.thread_seq FROM synaps.runs r
-             WHERE r.thread_id = v_thread_id AND r.status IN ('queued', 'running', 'awaiting_approval')
-             ORDER BY r.thread_seq FOR UPDATE) u;
-    IF v_unfinished IS NOT NULL THEN
-      IF v_on_busy = 'reject' THEN
-        RETURN jsonb_build_object('error', 'thread_busy', 'runId', v_unfinished[1],
-                                  'threadId', v_thread_id, 'waiting', cardinality(v_unfinished) - 1);
-      ELSIF v_on_busy IN ('interrupt', 'rollback') THEN
-        IF v_on_busy = 'interrupt' THEN
-          -- What the running tasks streamed so far becomes their output: the history keeps it.
-          UPDATE synaps.tasks t
-             SET output = jsonb_build_object('text', coalesce((
-                   SELECT string_agg(e.data->>'text', '' ORDER BY e.seq) FROM synaps.ledger_events e
-                    WHERE e.run_id = t.run_id AND e.task_id = t.id AND e.type = 'task.progress'
-                      AND e.attempt = t.attempt), ''), 'interrupted', true)
-           WHERE t.run_id = ANY (v_unfinished) AND t.status = 'running';
-        END IF;
-        UPDATE synaps.runs SET thread_turn = CASE WHEN v_on_busy = 'interrupt' THEN 'interrupted'
-                                                  ELSE 'rolledBack' END
-         WHERE id = ANY (v_unfinished);
-        -- Newest first, so that no cancellation hands the thread to a run cancelled next.
-        FOR i IN REVERSE cardinality(v_unfinished) .. 1 LOOP
-          IF synaps.cancel_run(p_tenant, v_unfinished[i], p_actor || ' (onThreadBusy ' || v_on_busy || ')') = 'cancelled' THEN
-            v_cancelled := v_cancelled || v_unfinished[i];
-          END IF;
-        END LOOP;
-      ELSE
-        v_holder := v_unfinished[1];
-      END IF;
-    END IF;
+    v_thread_id := (p_command->>'threadId')::uuid;
+    SELECT * INTO v_turn
+      FROM synaps.take_thread_turn(p_tenant, p_actor, v_thread_id, v_on_busy, p_idempotency_key,
+                                   p_request_hash);
+    IF v_turn.answer IS NOT NULL THEN RETURN v_turn.answer; END IF;
+    v_seq := v_turn.seq;
+    v_holder := v_turn.holder;
+    v_cancelled := v_turn.cancelled;
   ELSE
     v_thread_id := synaps.uuid_v7();
     INSERT INTO synaps.threads (id, tenant_id, last_run_seq) VALUES (v_thread_id, p_tenant, 1);
@@ -2120,6 +2088,13 @@ BEGIN
     -- thread made above for it is not needed.
     IF p_command->>'threadId' IS NULL THEN
       DELETE FROM synaps.threads WHERE id = v_thread_id;
+    END IF;
+    IF cardinality(v_cancelled) > 0 THEN
+      -- A concurrent submit (not an interrupt: those wait for each other in take_thread_turn)
+      -- took the key after this one cancelled the thread's runs: undo everything rather than
+      -- answer with the runs cancelled. 40001 is "retry": the retry gets the key's answer.
+      RAISE EXCEPTION 'idempotency key % was taken by a concurrent submit; nothing was written, retry',
+        p_idempotency_key USING ERRCODE = '40001';
     END IF;
     SELECT * INTO v_existing FROM synaps.commands
      WHERE tenant_id = p_tenant AND idempotency_key = p_idempotency_key;
@@ -2452,6 +2427,83 @@ CREATE FUNCTION synaps.take_cancelled_item(p_item_id bigint, p_epoch bigint) RET
   )
   SELECT EXISTS (SELECT 1 FROM d)
 $$;
+
+-- Name: take_thread_turn(text, text, uuid, text, text, text); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.take_thread_turn(p_tenant text, p_actor text, p_thread uuid, p_on_busy text, p_idempotency_key text, p_request_hash text, OUT seq bigint, OUT holder uuid, OUT cancelled uuid[], OUT answer jsonb) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_existing   synaps.commands;
+  v_unfinished uuid[];
+  i            integer;
+BEGIN
+  cancelled := '{}';
+  PERFORM 1 FROM synaps.threads WHERE id = p_thread AND tenant_id = p_tenant FOR UPDATE;
+  IF NOT FOUND THEN
+    answer := jsonb_build_object('error', 'thread_not_found');
+    RETURN;
+  END IF;
+  -- A retried submit gets its first answer, even when its own run is what keeps the thread busy.
+  IF p_idempotency_key IS NOT NULL THEN
+    IF p_on_busy IN ('interrupt', 'rollback') THEN
+      PERFORM pg_advisory_xact_lock(hashtextextended(p_tenant || chr(31) || p_idempotency_key, 1527));
+    END IF;
+    SELECT * INTO v_existing FROM synaps.commands
+     WHERE tenant_id = p_tenant AND idempotency_key = p_idempotency_key;
+    IF FOUND THEN
+      answer := CASE WHEN v_existing.request_hash <> p_request_hash
+                     THEN jsonb_build_object('error', 'idempotency_conflict', 'commandId', v_existing.id)
+                     ELSE v_existing.response || jsonb_build_object('replayed', true) END;
+      RETURN;
+    END IF;
+  END IF;
+  IF p_on_busy IN ('interrupt', 'rollback') THEN
+    -- The queue items of the runs about to be cancelled, before the runs (the lock order): a
+    -- completion of the running task holds its item and then updates the run.
+    PERFORM 1 FROM synaps.queue_items q
+     WHERE q.run_id IN (SELECT r.id FROM synaps.runs r
+                         WHERE r.thread_id = p_thread
+                           AND r.status IN ('queued', 'running', 'awaiting_approval'))
+     ORDER BY q.id FOR UPDATE;
+  END IF;
+  -- Its unfinished runs, oldest first, locked: one finishing meanwhile is waited for and left out.
+  SELECT array_agg(u.id ORDER BY u.thread_seq) INTO v_unfinished
+    FROM (SELECT r.id, r.thread_seq FROM synaps.runs r
+           WHERE r.thread_id = p_thread AND r.status IN ('queued', 'running', 'awaiting_approval')
+           ORDER BY r.thread_seq FOR UPDATE) u;
+  IF v_unfinished IS NOT NULL THEN
+    IF p_on_busy = 'reject' THEN
+      answer := jsonb_build_object('error', 'thread_busy', 'runId', v_unfinished[1],
+                                   'threadId', p_thread, 'queuedBehind', cardinality(v_unfinished) - 1);
+      RETURN;
+    ELSIF p_on_busy IN ('interrupt', 'rollback') THEN
+      IF p_on_busy = 'interrupt' THEN
+        -- What the running tasks streamed so far becomes their output: the history keeps it.
+        UPDATE synaps.tasks t
+           SET output = jsonb_build_object('text', coalesce((
+                 SELECT string_agg(e.data->>'text', '' ORDER BY e.seq) FROM synaps.ledger_events e
+                  WHERE e.run_id = t.run_id AND e.task_id = t.id AND e.type = 'task.progress'
+                    AND e.attempt = t.attempt), ''), 'interrupted', true)
+         WHERE t.run_id = ANY (v_unfinished) AND t.status = 'running';
+      END IF;
+      UPDATE synaps.runs SET thread_turn = CASE WHEN p_on_busy = 'interrupt' THEN 'interrupted'
+                                                ELSE 'rolledBack' END
+       WHERE id = ANY (v_unfinished);
+      -- Newest first, so that no cancellation hands the thread to a run cancelled next.
+      FOR i IN REVERSE cardinality(v_unfinished) .. 1 LOOP
+        IF synaps.cancel_run(p_tenant, v_unfinished[i],
+                             p_actor || ' (onThreadBusy ' || p_on_busy || ')') = 'cancelled' THEN
+          cancelled := cancelled || v_unfinished[i];
+        END IF;
+      END LOOP;
+    ELSE
+      holder := v_unfinished[1];
+    END IF;
+  END IF;
+  UPDATE synaps.threads SET last_run_seq = last_run_seq + 1 WHERE id = p_thread
+  RETURNING last_run_seq INTO seq;
+END $$;
 
 -- Name: tasks; Type: TABLE; Schema: synaps
 
@@ -3284,6 +3336,10 @@ CREATE INDEX schedule_fires_run_idx ON synaps.schedule_fires USING btree (run_id
 -- Name: threads_tenant_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX threads_tenant_idx ON synaps.threads USING btree (tenant_id, created_at DESC);
+
+-- Name: commands_metadata_stats; Type: STATISTICS; Schema: synaps
+
+CREATE STATISTICS synaps.commands_metadata_stats ON (payload -> 'metadata'::text) FROM synaps.commands;
 
 -- Name: control_change control_change_append_only; Type: TRIGGER; Schema: synaps
 

@@ -32,7 +32,7 @@ json ItemError(size_t index, const synaps::Error& e, const std::string& request_
 // 409 for onThreadBusy: reject on a busy thread, naming the run that holds it.
 HttpResponse ThreadBusy(const Router::Context& ctx, const json& busy) {
   const std::string run = busy.value("runId", "");
-  const int64_t queued = busy.value("waiting", int64_t{0});
+  const int64_t queued = busy.value("queuedBehind", int64_t{0});
   std::string message =
       "thread " + busy.value("threadId", "") + " is busy: run " + run + " has not finished";
   if (queued > 0) message += " (" + std::to_string(queued) + " more queued behind it)";

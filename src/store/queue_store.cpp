@@ -290,6 +290,13 @@ Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64
   if (s == "not_found") {
     return Fail(ErrorCode::kNotFound, "queue item " + std::to_string(item_id) + " not found");
   }
+  if (s.starts_with("thread_busy:")) {
+    return Fail(ErrorCode::kConflict,
+                "queue item " + std::to_string(item_id) + "'s run waits its thread's turn: run " +
+                    std::string(s.substr(std::string_view("thread_busy:").size())) +
+                    " of the same thread is unfinished (one run at a time per thread); requeue "
+                    "when it has finished");
+  }
   if (s == "not_dead") {
     return Fail(ErrorCode::kConflict,
                 "queue item " + std::to_string(item_id) +

@@ -151,7 +151,8 @@ Result<nlohmann::json> ListDeadLetters(db::Connection& conn, const std::string& 
                                        int64_t after, int limit);
 
 // Requeues a dead-lettered item with fresh attempts. kNotFound (absent or another tenant's) or
-// kConflict (not dead, or failed only because a dependency failed).
+// kConflict (not dead, failed only because a dependency failed, or another run of its run's
+// thread is unfinished: a thread runs one run at a time, so requeue when it is idle).
 Status RequeueDeadItem(db::Connection& conn, const std::string& tenant_id, int64_t item_id,
                        const std::string& actor);
 

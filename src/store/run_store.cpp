@@ -57,7 +57,7 @@ Result<SubmitResult> ReadSubmitAnswer(json out, const SubmitRequest& request) {
         SubmitResult busy;
         busy.thread_busy = json{{"runId", out["runId"]},
                                 {"threadId", out["threadId"]},
-                                {"waiting", out.value("waiting", 0)}};
+                                {"queuedBehind", out.value("queuedBehind", 0)}};
         return busy;
       }
       if (err == "concurrency_limit") {

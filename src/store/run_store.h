@@ -64,7 +64,7 @@ struct SubmitResult {
   bool replayed = false;    // an earlier submit with the same idempotency key and body
   std::vector<OutboxMessage> outbox;
   // Set, with nothing written, when onThreadBusy is reject and the thread was busy:
-  // {runId (the run holding the thread), threadId, waiting (runs queued behind it)}.
+  // {runId (the run holding the thread), threadId, queuedBehind (runs queued behind it)}.
   std::optional<nlohmann::json> thread_busy;
 };
 

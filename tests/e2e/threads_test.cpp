@@ -104,11 +104,11 @@ TEST_F(ThreadsTest, AThreadsRunsNeverOverlapAndEachSeesTheAnswersBeforeIt) {
     runs.push_back(r["runId"]);
   }
   // A waiting run says why, and behind which run.
+  // (It waits behind four runs of 300 ms each: still queued when read right after its submit.)
   json waiting = json::parse(c_.Call("GET", "/v1/runs/" + runs[4]).body);
-  if (waiting["status"] == "queued") {
-    EXPECT_EQ(waiting["waiting"]["reason"], "thread") << waiting.dump();
-    EXPECT_EQ(waiting["tasks"][0]["waiting"]["reason"], "thread") << waiting.dump();
-  }
+  ASSERT_EQ(waiting["status"], "queued") << waiting.dump();
+  EXPECT_EQ(waiting["waiting"]["reason"], "thread") << waiting.dump();
+  EXPECT_EQ(waiting["tasks"][0]["waiting"]["reason"], "thread") << waiting.dump();
   for (const auto& id : runs) ASSERT_EQ(c_.WaitFinished(id)["status"], "succeeded");
 
   EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.runs a JOIN synaps.runs b"
@@ -142,9 +142,12 @@ TEST_F(ThreadsTest, RejectNamesTheRunningRunAndWritesNothing) {
   EXPECT_EQ(err["code"], "thread_busy");
   EXPECT_EQ(err["runId"], first["runId"]);
   EXPECT_EQ(err["threadId"], thread);
+  EXPECT_EQ(err["queuedBehind"], 0);
   EXPECT_NE(err["message"].get<std::string>().find(first["runId"].get<std::string>()),
             std::string::npos);
   EXPECT_EQ(c_.Scalar("SELECT count(*) FROM synaps.runs WHERE thread_id = $1::uuid", {thread}), 1);
+  EXPECT_EQ(c_.Scalar("SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}), 1)
+      << "a refusal takes no place in the thread";
   // Invalid strategies are refused before anything is written.
   auto bad = c_.Call("POST", "/v1/commands/submit", Prompt("q", thread, "later").dump());
   EXPECT_EQ(bad.status, 400) << bad.body;

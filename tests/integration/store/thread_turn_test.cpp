@@ -1,0 +1,210 @@
+// Thread turns against a real PostgreSQL (docs/flow-control.md, docs/queue.md "Lock order"):
+// the lock order between a worker's completion and a thread's interrupt, idempotency keys of
+// concurrent interrupts, and a dead letter requeued on a thread that has moved on. Interleavings
+// are made deterministic with a second connection that holds a lock while the other statement
+// waits for it (seen in pg_stat_activity).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "store/queue_store.h"
+#include "support/test_stack.h"
+
+namespace synaps::store {
+namespace {
+
+using nlohmann::json;
+
+db::Connection Connect(const std::string& url) {
+  auto c = db::Connection::Connect(url);
+  EXPECT_TRUE(c) << c.error().message;
+  return std::move(*c);
+}
+
+std::string Text(db::Connection& conn, const std::string& sql,
+                 const db::Params& params = {}) {
+  auto r = conn.Exec(sql, params);
+  EXPECT_TRUE(r) << r.error().message << "\n" << sql;
+  return r && r->rows() > 0 && !r->IsNull(0, 0) ? std::string(r->Get(0, 0)) : std::string();
+}
+
+// submit_command's answer for a one-task prompt, on `thread` when given.
+json Submit(db::Connection& conn, const std::string& text, const std::string& thread = {},
+            const std::string& on_busy = {}, const std::string& key = {}) {
+  json command = {{"kind", "prompt"},
+                  {"payload", {{"text", text}}},
+                  {"tasks", json::array({{{"name", "main"},
+                                          {"kind", "prompt"},
+                                          {"spec", {{"input", {{"text", text}}}}}}})}};
+  if (!thread.empty()) command["threadId"] = thread;
+  if (!on_busy.empty()) command["onThreadBusy"] = on_busy;
+  auto r = conn.Exec("SELECT synaps.submit_command('t', 'test', nullif($1, ''), md5($2), $2::jsonb)",
+                     {key, command.dump()});
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? json::parse(r->Get(0, 0)) : json();
+}
+
+// Waits until some other backend of this database waits for a lock.
+void WaitForALockWait(db::Connection& conn) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Text(conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'") == "0") {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "nobody waited for the lock";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
+  // A completion and an interrupt of the same run started together, many times: each time the
+  // run ends exactly once (succeeded, or cancelled with the completion told so) and neither
+  // side fails. Before 0036 the interrupt locked the run and then its item while the completion
+  // locked the item and then the run: PostgreSQL aborted one of them (40P01) in some rounds.
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  auto worker = Connect(url);
+  auto user = Connect(url);
+  int cancelled = 0;
+  for (int round = 0; round < 40; ++round) {
+    json first = Submit(conn, "first");
+    auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+    ASSERT_TRUE(items && items->size() == 1);
+    std::atomic<int> ready{0};
+    auto go = [&] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+    };
+    std::optional<Result<std::vector<CompleteState>>> completed;
+    std::thread w([&] {
+      TaskBatch batch;
+      batch.completions = {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "x"}}, {}}};
+      go();
+      completed = WriteTaskBatch(worker, batch);
+    });
+    go();
+    auto answer = user.Exec(
+        "SELECT synaps.submit_command('t', 'test', NULL, 'h', $1::jsonb)",
+        {json{{"kind", "prompt"},
+              {"payload", json::object()},
+              {"threadId", first["threadId"]},
+              {"onThreadBusy", "interrupt"},
+              {"tasks", json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
+             .dump()});
+    w.join();
+    ASSERT_TRUE(answer) << "round " << round << ": " << answer.error().message;
+    ASSERT_TRUE(completed->has_value()) << "round " << round << ": " << completed->error().message;
+    const std::string status = Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                                    {first["runId"].get<std::string>()});
+    const bool done = (**completed)[0] == CompleteState::kCompleted;
+    EXPECT_EQ(status, done ? "succeeded" : "cancelled") << "round " << round;
+    if (!done) ++cancelled;
+    // The interrupting run is claimed and finished so that the next round starts clean.
+    auto next = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+    ASSERT_TRUE(next);
+    TaskBatch rest;
+    for (const auto& it : *next) rest.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", "y"}}, {}});
+    ASSERT_TRUE(WriteTaskBatch(conn, rest));
+  }
+  std::printf("interrupts that cancelled the run: %d of 40\n", cancelled);
+}
+
+TEST(ThreadTurnTest, TwoInterruptsWithOneKeyCancelNothingForTheLoser) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json a = Submit(conn, "a");
+  json b = Submit(conn, "b");
+  // The first interrupt with key K, on thread A, is not committed yet...
+  auto first = Connect(url);
+  ASSERT_TRUE(first.Exec("BEGIN"));
+  ASSERT_TRUE(first.Exec(
+      "SELECT synaps.submit_command('t', 'test', 'K', 'hash-1', $1::jsonb)",
+      {json{{"kind", "prompt"},
+            {"payload", json::object()},
+            {"threadId", a["threadId"]},
+            {"onThreadBusy", "interrupt"},
+            {"tasks", json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
+           .dump()}));
+  // ...when a second one with K and another body arrives on thread B: it waits for the key.
+  json second;
+  std::thread other([&] {
+    auto c = Connect(url);
+    second = Submit(c, "another body", b["threadId"], "interrupt", "K");
+  });
+  WaitForALockWait(conn);
+  ASSERT_TRUE(first.Exec("COMMIT"));
+  other.join();
+  EXPECT_EQ(second["error"], "idempotency_conflict") << second.dump();
+  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                 {b["runId"].get<std::string>()}),
+            "queued")
+      << "the refused interrupt cancelled thread B's run";
+  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                 {a["runId"].get<std::string>()}),
+            "cancelled");
+}
+
+TEST(ThreadTurnTest, RejectAndReplayLeaveTheThreadAsItWas) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json first = Submit(conn, "first", {}, {}, "k1");
+  const std::string thread = first["threadId"];
+  json busy = Submit(conn, "second", thread, "reject");
+  EXPECT_EQ(busy["error"], "thread_busy") << busy.dump();
+  EXPECT_EQ(busy["runId"], first["runId"]);
+  EXPECT_EQ(busy["queuedBehind"], 0);
+  EXPECT_EQ(Text(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
+            "1");
+  // The next run takes the next place: no gap left by the refusal.
+  json queued = Submit(conn, "third", thread);
+  EXPECT_EQ(Text(conn, "SELECT thread_seq FROM synaps.runs WHERE id = $1::uuid",
+                 {queued["runId"].get<std::string>()}),
+            "2");
+  json replay = Submit(conn, "third", thread, {}, "k3");
+  json again = Submit(conn, "third", thread, {}, "k3");
+  EXPECT_EQ(again["replayed"], true) << again.dump();
+  EXPECT_EQ(again["runId"], replay["runId"]);
+  EXPECT_EQ(Text(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
+            "3");
+}
+
+TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json first = Submit(conn, "first");
+  const std::string thread = first["threadId"];
+  json second = Submit(conn, "second", thread);
+  ASSERT_EQ(second["waiting"]["runId"], first["runId"]) << second.dump();
+  auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  const ClaimedItem dead = (*claimed)[0];
+  auto failed = FailQueueItem(conn, {dead.item_id, dead.lease_epoch}, json{{"code", "boom"}},
+                              /*retryable=*/false, BackoffPolicy{});
+  ASSERT_TRUE(failed) << failed.error().message;
+  // The failed run handed the thread to the second one, which is now unfinished.
+  auto refused = RequeueDeadItem(conn, "t", dead.item_id, "op");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_NE(refused.error().message.find(second["runId"].get<std::string>()), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                 {first["runId"].get<std::string>()}),
+            "failed");
+  // Once the thread is idle the dead letter goes back, after the runs that came since.
+  claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  TaskBatch batch;
+  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "ok"}}, {}}};
+  ASSERT_TRUE(WriteTaskBatch(conn, batch));
+  auto requeued = RequeueDeadItem(conn, "t", dead.item_id, "op");
+  EXPECT_TRUE(requeued.has_value()) << requeued.error().message;
+  // A submit now waits for the requeued run.
+  json third = Submit(conn, "third", thread);
+  EXPECT_EQ(third["waiting"]["runId"], first["runId"]) << third.dump();
+}
+
+}  // namespace
+}  // namespace synaps::store
