@@ -381,6 +381,26 @@ try {
   await until('the follower ran after the holder', async () => (await call(ADMIN, 'GET', `/v1/runs/${follower.runId}`)).status === 'succeeded');
   await call(ADMIN, 'POST', `/v1/runs/${waiter.runId}/cancel`);
 
+  // A rate-limit wait: route `trickle` (the slow fake, at most 1 request a minute): the first
+  // task takes the minute's slot, the second waits for the route in the queue (more than 30 s
+  // away: parked without a slot), and its run page and the Flow page say so.
+  const slowerSpec = (await call(ADMIN, 'GET', '/v1/control/routes/slower')).spec;
+  await call(ADMIN, 'PUT', '/v1/control/routes/trickle', { spec: { ...slowerSpec, limits: { requestsPerMinute: 1 } }, reason: 'console test: one request a minute' });
+  const trickleFirst = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'trickle first' }, route: 'trickle' });
+  await until('the first trickle task running', async () => (await call(ADMIN, 'GET', `/v1/runs/${trickleFirst.runId}`)).status === 'running');
+  const trickleSecond = await call(ADMIN, 'POST', '/v1/commands/submit', { kind: 'prompt', input: { text: 'trickle second' }, route: 'trickle' });
+  await until('the second trickle task waits for the route', async () => (await call(ADMIN, 'GET', `/v1/runs/${trickleSecond.runId}`)).tasks[0]?.waiting?.reason === 'rateLimit');
+  await page.goto(`${BASE}/runs/${trickleSecond.runId}`);
+  await page.locator('[data-task-waiting="rateLimit"]').filter({ hasText: 'waiting for a rate-limit slot' }).waitFor();
+  await page.locator('[data-task-waiting="rateLimit"]').filter({ hasText: 'route trickle' }).waitFor();
+  await page.locator('tr[data-phase="waiting for a rate-limit slot"]').waitFor();
+  await axe(page, 'run-rate-limit');
+  await shot(page, 'run-rate-limit');
+  await page.getByRole('link', { name: 'Flow', exact: true }).click();
+  await page.locator('tr[data-flow-route="trickle"]').getByText('1 request/min').waitFor();
+  await call(ADMIN, 'POST', `/v1/runs/${trickleSecond.runId}/cancel`);
+  await call(ADMIN, 'POST', `/v1/runs/${trickleFirst.runId}/cancel`);
+
   // Bulk cancel by filter: three held runs tagged "bulk" are cancelled in one action.
   const bulk = [];
   for (let i = 0; i < 3; i++) {

@@ -11,7 +11,8 @@ export function runningText(running: number, maxRunning: number | null): string 
 
 // A route's limits as the operator wrote them: "60 requests/min, 120,000 tokens/min".
 export function limitsText(rpm: number | null, tpm: number | null): string {
-  const parts = [rpm !== null ? `${rpm.toLocaleString('en-US')} requests/min` : '', tpm !== null ? `${tpm.toLocaleString('en-US')} tokens/min` : ''];
+  const per = (n: number, unit: string) => `${n.toLocaleString('en-US')} ${unit}${n === 1 ? '' : 's'}/min`;
+  const parts = [rpm !== null ? per(rpm, 'request') : '', tpm !== null ? per(tpm, 'token') : ''];
   return parts.filter(Boolean).join(', ') || 'back-off sharing only';
 }
 

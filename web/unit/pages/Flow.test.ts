@@ -11,6 +11,7 @@ test('running against the limit, or alone when the key is unlimited', () => {
 test('a route limits in words', () => {
   expect(limitsText(60, 120000)).toBe('60 requests/min, 120,000 tokens/min');
   expect(limitsText(null, 5000)).toBe('5,000 tokens/min');
+  expect(limitsText(1, 1)).toBe('1 request/min, 1 token/min');
   expect(limitsText(null, null)).toBe('back-off sharing only');
 });
 
