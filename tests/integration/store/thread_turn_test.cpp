@@ -206,5 +206,36 @@ TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
   EXPECT_EQ(third["waiting"]["runId"], first["runId"]) << third.dump();
 }
 
+TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHandsTheThreadOn) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json r1 = Submit(conn, "one");
+  const std::string thread = r1["threadId"];
+  json r2 = Submit(conn, "two", thread);
+  json r3 = Submit(conn, "three", thread);
+  json r4 = Submit(conn, "four", thread);
+  auto status_of = [&](const json& run) {
+    return Text(conn,
+                "SELECT string_agg(q.status, ',') FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+                {run["runId"].get<std::string>()});
+  };
+  auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+  ASSERT_TRUE(claimed && claimed->size() == 1) << "only the thread's first run is claimable";
+  // A waiting run in the middle is cancelled: the others keep waiting, in order.
+  EXPECT_EQ(Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r2["runId"].get<std::string>()}),
+            "cancelled");
+  EXPECT_EQ(status_of(r3), "parked");
+  // The holder finishes: the next unfinished run (three, not the cancelled two) gets the thread.
+  TaskBatch batch;
+  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "1"}}, {}}};
+  ASSERT_TRUE(WriteTaskBatch(conn, batch));
+  EXPECT_EQ(status_of(r3), "ready");
+  EXPECT_EQ(status_of(r4), "parked");
+  // Cancelling the holder hands the thread on too.
+  EXPECT_EQ(Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r3["runId"].get<std::string>()}),
+            "cancelled");
+  EXPECT_EQ(status_of(r4), "ready");
+}
+
 }  // namespace
 }  // namespace synaps::store
