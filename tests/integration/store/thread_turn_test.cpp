@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "store/queue_store.h"
+#include "store/run_store.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -235,6 +236,48 @@ TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHan
   EXPECT_EQ(Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r3["runId"].get<std::string>()}),
             "cancelled");
   EXPECT_EQ(status_of(r4), "ready");
+}
+
+TEST(ThreadTurnTest, ABatchOntoABusyThreadWaitsInTheBatchsOrder) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json holder = Submit(conn, "holder");
+  const std::string thread = holder["threadId"];
+  auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  auto request = [&](const std::string& text) {
+    SubmitRequest req;
+    req.tenant_id = "t";
+    req.actor = "test";
+    req.kind = "prompt";
+    req.payload = {{"text", text}};
+    req.request_hash = text;
+    req.thread_id = thread;
+    req.tasks = {{"main", "prompt", json{{"input", {{"text", text}}}}, {}}};
+    return req;
+  };
+  SubmitRequest a = request("a"), b = request("b");
+  auto got = SubmitCommands(conn, "t", "test", {&a, &b});
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_TRUE((*got)[0] && (*got)[1]);
+  // Both wait, naming the run that holds the thread (as a single submit does), in the batch's
+  // order behind it.
+  EXPECT_EQ((*got)[0]->response["waiting"]["runId"], holder["runId"]) << (*got)[0]->response.dump();
+  EXPECT_EQ((*got)[1]->response["waiting"]["runId"], holder["runId"]) << (*got)[1]->response.dump();
+  EXPECT_EQ(Text(conn, "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq) FROM synaps.runs"
+                       " WHERE thread_id = $1::uuid", {thread}),
+            "1,2,3");
+  EXPECT_EQ(Text(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'parked'"), "2");
+  // The holder finishes: only the batch's first run gets the thread.
+  TaskBatch batch;
+  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "h"}}, {}}};
+  ASSERT_TRUE(WriteTaskBatch(conn, batch));
+  EXPECT_EQ(Text(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+                 {(*got)[0]->response["runId"].get<std::string>()}),
+            "ready");
+  EXPECT_EQ(Text(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+                 {(*got)[1]->response["runId"].get<std::string>()}),
+            "parked");
 }
 
 }  // namespace
