@@ -26,8 +26,7 @@ db::Connection Connect(const std::string& url) {
   return std::move(*c);
 }
 
-std::string Text(db::Connection& conn, const std::string& sql,
-                 const db::Params& params = {}) {
+std::string Text(db::Connection& conn, const std::string& sql, const db::Params& params = {}) {
   auto r = conn.Exec(sql, params);
   EXPECT_TRUE(r) << r.error().message << "\n" << sql;
   return r && r->rows() > 0 && !r->IsNull(0, 0) ? std::string(r->Get(0, 0)) : std::string();
@@ -36,15 +35,17 @@ std::string Text(db::Connection& conn, const std::string& sql,
 // submit_command's answer for a one-task prompt, on `thread` when given.
 json Submit(db::Connection& conn, const std::string& text, const std::string& thread = {},
             const std::string& on_busy = {}, const std::string& key = {}) {
-  json command = {{"kind", "prompt"},
-                  {"payload", {{"text", text}}},
-                  {"tasks", json::array({{{"name", "main"},
-                                          {"kind", "prompt"},
-                                          {"spec", {{"input", {{"text", text}}}}}}})}};
+  json command = {
+      {"kind", "prompt"},
+      {"payload", {{"text", text}}},
+      {"tasks",
+       json::array(
+           {{{"name", "main"}, {"kind", "prompt"}, {"spec", {{"input", {{"text", text}}}}}}})}};
   if (!thread.empty()) command["threadId"] = thread;
   if (!on_busy.empty()) command["onThreadBusy"] = on_busy;
-  auto r = conn.Exec("SELECT synaps.submit_command('t', 'test', nullif($1, ''), md5($2), $2::jsonb)",
-                     {key, command.dump()});
+  auto r =
+      conn.Exec("SELECT synaps.submit_command('t', 'test', nullif($1, ''), md5($2), $2::jsonb)",
+                {key, command.dump()});
   EXPECT_TRUE(r) << r.error().message;
   return r ? json::parse(r->Get(0, 0)) : json();
 }
@@ -52,8 +53,9 @@ json Submit(db::Connection& conn, const std::string& text, const std::string& th
 // Waits until some other backend of this database waits for a lock.
 void WaitForALockWait(db::Connection& conn) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (Text(conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'") == "0") {
+  while (Text(conn,
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+              " AND wait_event_type = 'Lock'") == "0") {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "nobody waited for the lock";
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -82,7 +84,8 @@ TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
     std::optional<Result<std::vector<CompleteState>>> completed;
     std::thread w([&] {
       TaskBatch batch;
-      batch.completions = {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "x"}}, {}}};
+      batch.completions = {
+          {{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "x"}}, {}}};
       go();
       completed = WriteTaskBatch(worker, batch);
     });
@@ -93,7 +96,8 @@ TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
               {"payload", json::object()},
               {"threadId", first["threadId"]},
               {"onThreadBusy", "interrupt"},
-              {"tasks", json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
+              {"tasks",
+               json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
              .dump()});
     w.join();
     ASSERT_TRUE(answer) << "round " << round << ": " << answer.error().message;
@@ -107,7 +111,8 @@ TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
     auto next = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
     ASSERT_TRUE(next);
     TaskBatch rest;
-    for (const auto& it : *next) rest.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", "y"}}, {}});
+    for (const auto& it : *next)
+      rest.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", "y"}}, {}});
     ASSERT_TRUE(WriteTaskBatch(conn, rest));
   }
   std::printf("interrupts that cancelled the run: %d of 40\n", cancelled);
@@ -127,7 +132,8 @@ TEST(ThreadTurnTest, TwoInterruptsWithOneKeyCancelNothingForTheLoser) {
             {"payload", json::object()},
             {"threadId", a["threadId"]},
             {"onThreadBusy", "interrupt"},
-            {"tasks", json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
+            {"tasks",
+             json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
            .dump()}));
   // ...when a second one with K and another body arrives on thread B: it waits for the key.
   json second;
@@ -198,7 +204,8 @@ TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
   claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
   ASSERT_TRUE(claimed && claimed->size() == 1);
   TaskBatch batch;
-  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "ok"}}, {}}};
+  batch.completions = {
+      {{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "ok"}}, {}}};
   ASSERT_TRUE(WriteTaskBatch(conn, batch));
   auto requeued = RequeueDeadItem(conn, "t", dead.item_id, "op");
   EXPECT_TRUE(requeued.has_value()) << requeued.error().message;
@@ -216,25 +223,29 @@ TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHan
   json r3 = Submit(conn, "three", thread);
   json r4 = Submit(conn, "four", thread);
   auto status_of = [&](const json& run) {
-    return Text(conn,
-                "SELECT string_agg(q.status, ',') FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
-                {run["runId"].get<std::string>()});
+    return Text(
+        conn,
+        "SELECT string_agg(q.status, ',') FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+        {run["runId"].get<std::string>()});
   };
   auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
   ASSERT_TRUE(claimed && claimed->size() == 1) << "only the thread's first run is claimable";
   // A waiting run in the middle is cancelled: the others keep waiting, in order.
-  EXPECT_EQ(Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r2["runId"].get<std::string>()}),
-            "cancelled");
+  EXPECT_EQ(
+      Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r2["runId"].get<std::string>()}),
+      "cancelled");
   EXPECT_EQ(status_of(r3), "parked");
   // The holder finishes: the next unfinished run (three, not the cancelled two) gets the thread.
   TaskBatch batch;
-  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "1"}}, {}}};
+  batch.completions = {
+      {{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "1"}}, {}}};
   ASSERT_TRUE(WriteTaskBatch(conn, batch));
   EXPECT_EQ(status_of(r3), "ready");
   EXPECT_EQ(status_of(r4), "parked");
   // Cancelling the holder hands the thread on too.
-  EXPECT_EQ(Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r3["runId"].get<std::string>()}),
-            "cancelled");
+  EXPECT_EQ(
+      Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r3["runId"].get<std::string>()}),
+      "cancelled");
   EXPECT_EQ(status_of(r4), "ready");
 }
 
@@ -264,13 +275,16 @@ TEST(ThreadTurnTest, ABatchOntoABusyThreadWaitsInTheBatchsOrder) {
   // order behind it.
   EXPECT_EQ((*got)[0]->response["waiting"]["runId"], holder["runId"]) << (*got)[0]->response.dump();
   EXPECT_EQ((*got)[1]->response["waiting"]["runId"], holder["runId"]) << (*got)[1]->response.dump();
-  EXPECT_EQ(Text(conn, "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq) FROM synaps.runs"
-                       " WHERE thread_id = $1::uuid", {thread}),
+  EXPECT_EQ(Text(conn,
+                 "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq) FROM synaps.runs"
+                 " WHERE thread_id = $1::uuid",
+                 {thread}),
             "1,2,3");
   EXPECT_EQ(Text(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'parked'"), "2");
   // The holder finishes: only the batch's first run gets the thread.
   TaskBatch batch;
-  batch.completions = {{{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "h"}}, {}}};
+  batch.completions = {
+      {{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "h"}}, {}}};
   ASSERT_TRUE(WriteTaskBatch(conn, batch));
   EXPECT_EQ(Text(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
                  {(*got)[0]->response["runId"].get<std::string>()}),
