@@ -90,17 +90,9 @@ TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
       completed = WriteTaskBatch(worker, batch);
     });
     go();
-    auto answer = user.Exec(
-        "SELECT synaps.submit_command('t', 'test', NULL, 'h', $1::jsonb)",
-        {json{{"kind", "prompt"},
-              {"payload", json::object()},
-              {"threadId", first["threadId"]},
-              {"onThreadBusy", "interrupt"},
-              {"tasks",
-               json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
-             .dump()});
+    json answer = Submit(user, "interrupting", first["threadId"], "interrupt");
     w.join();
-    ASSERT_TRUE(answer) << "round " << round << ": " << answer.error().message;
+    ASSERT_TRUE(answer.contains("runId")) << "round " << round << ": " << answer.dump();
     ASSERT_TRUE(completed->has_value()) << "round " << round << ": " << completed->error().message;
     const std::string status = Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
                                     {first["runId"].get<std::string>()});
@@ -126,15 +118,7 @@ TEST(ThreadTurnTest, TwoInterruptsWithOneKeyCancelNothingForTheLoser) {
   // The first interrupt with key K, on thread A, is not committed yet...
   auto first = Connect(url);
   ASSERT_TRUE(first.Exec("BEGIN"));
-  ASSERT_TRUE(first.Exec(
-      "SELECT synaps.submit_command('t', 'test', 'K', 'hash-1', $1::jsonb)",
-      {json{{"kind", "prompt"},
-            {"payload", json::object()},
-            {"threadId", a["threadId"]},
-            {"onThreadBusy", "interrupt"},
-            {"tasks",
-             json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}})}}
-           .dump()}));
+  ASSERT_TRUE(Submit(first, "one body", a["threadId"], "interrupt", "K").contains("runId"));
   // ...when a second one with K and another body arrives on thread B: it waits for the key.
   json second;
   std::thread other([&] {
