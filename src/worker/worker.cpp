@@ -789,7 +789,10 @@ class Worker::Impl : public RateGate {
       spdlog::warn("writing {} completions, {} progress chunks and {} events failed: {}",
                    batch.completions.size(), batch.progress.size(), batch.events.size(),
                    result.error().message);
-      if (result.error().code == ErrorCode::kInvalidArgument) SetAsideRefused(batch, result.error());
+      if (result.error().code == ErrorCode::kInvalidArgument ||
+          result.error().code == ErrorCode::kAlreadyExists) {
+        SetAsideRefused(batch, result.error());
+      }
       Requeue(std::move(batch));
       w.retry_armed = true;
       w.retry_timer.expires_after(std::chrono::milliseconds(500));
@@ -849,10 +852,13 @@ class Worker::Impl : public RateGate {
 
   // Puts a batch that could not be written back in front of what was buffered since, for the
   // tasks still held under the same lease.
-  // PostgreSQL refused a value in the batch (a data error, not an outage): the same batch would
-  // fail forever and stall the lane. Events and progress are records of the way, not the result:
-  // they are dropped first. A batch of completions alone is then written one completion at a
-  // time, and a completion refused on its own fails its task, saying why.
+  // PostgreSQL refused a value in the batch (a data error, not an outage) or a row it would add
+  // exists already (SQLSTATE 23505: e.g. an artifact version or ledger seq another writer took):
+  // the same batch would fail forever and stall the lane for every tenant. Events and progress
+  // are records of the way, not the result: they are dropped first. A batch of completions alone
+  // is then written one completion at a time, and a completion refused on its own fails its
+  // task, saying why: for good when a value was refused, with a retry (while attempts remain)
+  // when a row existed, as another attempt may find the numbers moved on.
   void SetAsideRefused(store::TaskBatch& batch, const Error& error) {
     if (!batch.events.empty() || !batch.progress.empty()) {
       spdlog::error("dropping {} task events and {} progress chunks that PostgreSQL refused: {}",
@@ -870,9 +876,8 @@ class Worker::Impl : public RateGate {
       if (InFlight* f = Find(c.lease.item_id, c.lease.lease_epoch)) {
         f->writing = false;
         FailTask(c.lease.item_id,
-                 Error{ErrorCode::kInvalidArgument,
-                       "the task's result could not be stored: " + error.message, {}},
-                 /*retryable=*/false);
+                 Error{error.code, "the task's result could not be stored: " + error.message, {}},
+                 /*retryable=*/error.code == ErrorCode::kAlreadyExists);
       }
     }
     batch.completions.clear();

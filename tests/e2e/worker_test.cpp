@@ -166,6 +166,31 @@ TEST(WorkerTest, ThreadHistoryReachesTheModelAndArtifactsGetVersions) {
   EXPECT_EQ(v2.body, "answer to: second question");
 }
 
+// A completion PostgreSQL refuses with a unique violation (SQLSTATE 23505; here: the thread's
+// artifact numbering set back, as a bad restore once could, so the next version exists) is set
+// aside like a refused value: its task fails visibly and is retried until its attempts run out,
+// and the worker's write lane goes on with everyone else's completions.
+TEST(WorkerTest, ACompletionRefusedAsADuplicateFailsItsTaskNotTheLane) {
+  Cluster c;
+  c.StartApi();
+  c.StartWorker({{"SYNAPS_RETRY_BASE_MS", "50"}, {"SYNAPS_RETRY_CAP_MS", "100"}});
+  json first = c.WaitFinished(c.SubmitText("first answer")["runId"]);
+  ASSERT_EQ(first["status"], "succeeded");
+  ASSERT_TRUE(c.db().Exec("UPDATE synaps.artifacts SET latest_version = 0 WHERE thread_id = $1",
+                          {first["threadId"].get<std::string>()}));
+  json stuck = c.WaitFinished(c.Submit({{"kind", "prompt"},
+                                        {"input", {{"text", "collides"}}},
+                                        {"threadId", first["threadId"]}})["runId"]);
+  EXPECT_EQ(stuck["status"], "failed") << stuck.dump();
+  EXPECT_EQ(stuck["tasks"][0]["attempt"], 3) << "retried up to maxAttempts";
+  EXPECT_EQ(EventsOf(stuck, "task.retry_scheduled").size(), 2u);
+  EXPECT_NE(stuck["error"].dump().find("already_exists"), std::string::npos) << stuck.dump();
+  EXPECT_NE(stuck["error"].dump().find("could not be stored"), std::string::npos) << stuck.dump();
+  // The lane is not wedged: the next completion goes through.
+  json other = c.WaitFinished(c.SubmitText("someone else")["runId"]);
+  EXPECT_EQ(other["status"], "succeeded") << other.dump();
+}
+
 TEST(WorkerTest, SigtermDrainsFinishesWhatItCanAndReleasesTheRest) {
   Cluster c;
   c.StartApi();
