@@ -252,17 +252,47 @@ HttpResponse Router::RunEvents(Context& ctx, const Params& p) const {
   return r;
 }
 
+namespace {
+
+// An archived story as readers see it: the rows as archived, without what only Synaps itself
+// uses (docs/api/openapi.yaml, ArchivedRun): the command's request hash, idempotency key, stored
+// answer and submitter, and the queue items' lease owners and held verdicts.
+json PublicArchivedRun(json story) {
+  if (story["command"].is_object()) {
+    for (const char* column : {"request_hash", "idempotency_key", "response", "submitted_by"}) {
+      story["command"].erase(column);
+    }
+  }
+  if (story["queueItems"].is_array()) {
+    for (auto& item : story["queueItems"]) {
+      if (!item.is_object()) continue;
+      for (const char* column : {"lease_owner", "lease_epoch", "held", "rate_slot"}) {
+        item.erase(column);
+      }
+    }
+  }
+  return story;
+}
+
+}  // namespace
+
 // A run as its archive in the object store holds it (docs/storage.md, "Archives"). The record of
 // which segment holds it is in PostgreSQL; another tenant's archived run is a 404, like its run.
+// A process without an object store answers 503 archive_unavailable.
 HttpResponse Router::GetArchivedRun(Context& ctx, const Params& p) const {
   const std::string& id = p.at("id");
   if (!IsUuid(id)) return ctx.Error(400, "invalid_argument", "run id must be a UUID", "id");
+  if (deps_.objects == nullptr) {
+    return ctx.Error(503, "archive_unavailable",
+                     "this API process has no object store (SYNAPS_OBJECT_STORE), so it cannot "
+                     "read archives");
+  }
   auto conn = ReadConnection(ctx);
   if (!conn) return ctx.Error(conn.error());
   const std::string tenant = ctx.principal->installation ? "" : ctx.principal->tenant_id;
   auto run = history::ReadArchivedRun(**conn, *deps_.objects, tenant, id);
   if (!run) return ctx.Error(run.error());
-  return JsonResponse(200, *run, ctx.request_id);
+  return JsonResponse(200, PublicArchivedRun(std::move(*run)), ctx.request_id);
 }
 
 }  // namespace synaps::api

@@ -299,6 +299,25 @@ TEST_F(RouterRolesTest, RouterRefusesExactlyTheUndocumentedRoles) {
   }
 }
 
+// An API process without an object store cannot read archives: 503 archive_unavailable, as a
+// JSON error, before any database or store is touched.
+TEST_F(RouterRolesTest, ArchiveReadsWithoutAnObjectStoreAnswer503) {
+  db::Pool pool("host=127.0.0.1 port=1 connect_timeout=2", 1);
+  RouterDeps deps;
+  deps.pool = &pool;
+  deps.jwt_secret = kSecret;
+  Router router(std::move(deps));
+  HttpRequest req;
+  req.method = "GET";
+  req.target = "/v1/runs/0190c0de-0000-7000-8000-000000000001/archive";
+  req.headers["authorization"] = "Bearer " + TokenFor("viewer");
+  HttpResponse res = router.Handle(req);
+  ASSERT_EQ(res.status, 503) << res.body;
+  json body = json::parse(res.body, nullptr, false);
+  EXPECT_EQ(body["error"]["code"], "archive_unavailable") << res.body;
+  EXPECT_TRUE(Doc()["paths"]["/v1/runs/{id}/archive"]["get"]["responses"].contains("503"));
+}
+
 TEST_F(RouterRolesTest, ServesTheDocumentAsJson) {
   db::Pool pool("host=127.0.0.1 port=1 connect_timeout=2", 1);
   RouterDeps deps;
