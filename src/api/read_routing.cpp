@@ -31,9 +31,40 @@ std::string FormatLsn(uint64_t lsn) {
   return buf;
 }
 
+namespace {
+
+// A remembered write whose LSN is unknown: nothing the replica replays reaches it.
+constexpr uint64_t kPrimaryOnly = UINT64_MAX;
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 ReadRouting::ReadRouting(db::Pool* primary, db::Pool* replica, std::chrono::milliseconds remember,
-                         size_t max_principals)
-    : primary_(primary), replica_(replica), remember_(remember), max_principals_(max_principals) {}
+                         size_t max_principals, std::chrono::milliseconds breaker)
+    : primary_(primary),
+      replica_(replica),
+      remember_(remember),
+      max_principals_(max_principals),
+      breaker_(breaker) {}
+
+bool ReadRouting::ReplicaSkipped() const {
+  return SteadyNowNs() < skip_replica_until_.load(std::memory_order_relaxed);
+}
+
+void ReadRouting::TripBreaker(const std::string& why) {
+  const int64_t until =
+      SteadyNowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(breaker_).count();
+  // Logged once per trip, not once per read.
+  if (skip_replica_until_.exchange(until, std::memory_order_relaxed) < SteadyNowNs()) {
+    spdlog::warn("read replica unavailable, reads go to the primary for {} ms: {}",
+                 breaker_.count(), why);
+  }
+}
 
 uint64_t ReadRouting::Remembered(const std::string& principal) {
   std::lock_guard lock(mu_);
@@ -50,7 +81,10 @@ bool ReadRouting::ReplicaReached(db::Connection& conn, uint64_t lsn) {
   if (replayed_.load(std::memory_order_relaxed) >= lsn) return true;
   // NULL on a server that is not in recovery: a primary named as the replica has everything.
   auto r = conn.Exec("SELECT coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text");
-  if (!r || r->rows() != 1) return false;
+  if (!r || r->rows() != 1) {
+    TripBreaker(r ? "no replay position" : r.error().message);
+    return false;
+  }
   auto replayed = ParseLsn(r->Get(0, 0));
   if (!replayed) return false;
   uint64_t seen = replayed_.load(std::memory_order_relaxed);
@@ -60,11 +94,11 @@ bool ReadRouting::ReplicaReached(db::Connection& conn, uint64_t lsn) {
 }
 
 Result<ReadRouting::Lease> ReadRouting::Acquire(const std::string& principal, uint64_t client_lsn) {
-  if (replica_ != nullptr) {
-    const uint64_t need = std::max(client_lsn, Remembered(principal));
+  const uint64_t need = replica_ != nullptr ? std::max(client_lsn, Remembered(principal)) : 0;
+  if (replica_ != nullptr && need != kPrimaryOnly && !ReplicaSkipped()) {
     auto conn = replica_->Acquire(std::chrono::milliseconds(1000));
     if (!conn) {
-      spdlog::warn("read replica unavailable, reading from the primary: {}", conn.error().message);
+      TripBreaker(conn.error().message);
     } else if (need == 0 || ReplicaReached(**conn, need)) {
       return Lease{std::move(*conn), true};
     }
@@ -75,12 +109,17 @@ Result<ReadRouting::Lease> ReadRouting::Acquire(const std::string& principal, ui
 
 std::optional<uint64_t> ReadRouting::NoteWrite(const std::string& principal) {
   if (replica_ == nullptr) return std::nullopt;
-  auto conn = primary_->Acquire();
-  if (!conn) return std::nullopt;
-  auto r = (*conn)->Exec("SELECT pg_current_wal_insert_lsn()::text");
-  if (!r || r->rows() != 1) return std::nullopt;
-  auto lsn = ParseLsn(r->Get(0, 0));
-  if (!lsn) return std::nullopt;
+  std::optional<uint64_t> lsn;
+  if (auto conn = primary_->Acquire()) {
+    auto r = (*conn)->Exec("SELECT pg_current_wal_insert_lsn()::text");
+    if (r && r->rows() == 1) lsn = ParseLsn(r->Get(0, 0));
+  }
+  // The write happened, but where it ends in the WAL is unknown: the primary it is, for a while.
+  Remember(principal, lsn.value_or(kPrimaryOnly));
+  return lsn;
+}
+
+void ReadRouting::Remember(const std::string& principal, uint64_t lsn) {
   std::lock_guard lock(mu_);
   if (writes_.size() >= max_principals_) {
     // Forget the expired ones; if that is not enough, everyone (clients that send the header
@@ -89,10 +128,11 @@ std::optional<uint64_t> ReadRouting::NoteWrite(const std::string& principal) {
     std::erase_if(writes_, [&](const auto& w) { return now - w.second.at > remember_; });
     if (writes_.size() >= max_principals_) writes_.clear();
   }
+  const auto now = std::chrono::steady_clock::now();
   auto& w = writes_[principal];
-  w.lsn = std::max(w.lsn, *lsn);
-  w.at = std::chrono::steady_clock::now();
-  return *lsn;
+  if (now - w.at > remember_) w.lsn = 0;  // an expired entry (e.g. primary-only) starts over
+  w.lsn = std::max(w.lsn, lsn);
+  w.at = now;
 }
 
 }  // namespace synaps::api

@@ -19,8 +19,12 @@ Result<PooledConnection> Pool::Acquire(std::chrono::milliseconds timeout) {
     Connection c = std::move(idle_.front());
     idle_.pop_front();
     // Reading what the server sent while idle reveals a connection it closed (restart,
-    // idle timeout) before we put a query on it.
-    if (PQconsumeInput(c.raw()) == 1 && c.healthy()) return PooledConnection(this, std::move(c));
+    // idle timeout) before we put a query on it. A server shutting down sends a FATAL message
+    // and then closes: one read takes the message, a second one (it does not block) finds the
+    // end of the connection.
+    if (PQconsumeInput(c.raw()) == 1 && PQconsumeInput(c.raw()) == 1 && c.healthy()) {
+      return PooledConnection(this, std::move(c));
+    }
     --open_;
   }
   ++open_;

@@ -2,7 +2,8 @@
 // pg_basebackup of the test PostgreSQL, started as a hot standby, named by
 // SYNAPS_DATABASE_READ_URL. Reads answer X-Synaps-Read-From; with the replica's replay paused,
 // a client that just wrote still reads its write (from the primary: its X-Synaps-Lsn, or the
-// write this API remembers for it), while another client reads the replica's older state.
+// write this API remembers for it), while another client reads the replica's older state; with
+// the replica down, reads go on from the primary.
 #include "support/replica.h"
 
 #include <gtest/gtest.h>
@@ -103,6 +104,28 @@ TEST_F(ReplicaTest, ReadsGoToTheReplicaAndAWriterReadsItsWrites) {
   auto later = As(other, "GET", "/v1/runs/" + run2, "", {"X-Synaps-Lsn: " + lsn});
   EXPECT_EQ(later.status, 200) << later.body;
   EXPECT_EQ(Header(later, "x-synaps-read-from"), "replica");
+
+  // The replica goes down: reads go on from the primary, and after the first failure they do
+  // not try the replica again for a while (one warning, not one per read).
+  replica_->Stop();
+  for (int i = 0; i < 5; ++i) {
+    auto fallback = As(other, "GET", "/v1/runs/" + run2);
+    EXPECT_EQ(fallback.status, 200) << fallback.body;
+    EXPECT_EQ(Header(fallback, "x-synaps-read-from"), "primary");
+  }
+  const std::string log = testing::ReadFile(c_.api_log());
+  size_t warnings = 0;
+  for (size_t at = log.find("read replica unavailable"); at != std::string::npos;
+       at = log.find("read replica unavailable", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << log;
+
+  // The standby's replication slot goes with it (the primary would keep WAL for it).
+  replica_.reset();
+  EXPECT_EQ(c_.Scalar("SELECT count(*) FROM pg_replication_slots"
+                      " WHERE slot_name LIKE 'test_replica_%'"),
+            0);
 }
 
 }  // namespace

@@ -34,11 +34,12 @@ Result<std::unique_ptr<StreamingReplica>> StreamingReplica::Start(devstack::Post
   ASSIGN_OR_RETURN(std::string bin, devstack::FindPostgresBinDir());
   RETURN_IF_ERROR(GiveToPostgres(dir));
   const std::string data = dir + "/data";
+  const std::string slot = "test_replica_" + RandomHex(4);
   ProcessOptions backup;
   backup.argv = {bin + "/pg_basebackup", "-h", "127.0.0.1", "-p", std::to_string(primary.port()),
                  "-U", "postgres", "-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync",
                  // A slot keeps the primary's WAL until the standby has streamed it.
-                 "-C", "-S", "test_replica_" + RandomHex(4)};
+                 "-C", "-S", slot};
   backup.log_path = dir + "/basebackup.log";
   if (geteuid() == 0) backup.run_as_user = "postgres";
   ASSIGN_OR_RETURN(auto child, ChildProcess::Spawn(backup));
@@ -47,10 +48,34 @@ Result<std::unique_ptr<StreamingReplica>> StreamingReplica::Start(devstack::Post
     return Fail(ErrorCode::kUnavailable, "pg_basebackup failed; see " + backup.log_path);
   }
   auto replica = std::unique_ptr<StreamingReplica>(new StreamingReplica());
+  replica->primary_ = &primary;
+  replica->slot_ = slot;
   ASSIGN_OR_RETURN(replica->server_,
                    devstack::PostgresServer::Start(devstack::PostgresOptions{
                        .data_dir = data, .log_path = dir + "/replica.log", .durable = false}));
   return replica;
+}
+
+StreamingReplica::~StreamingReplica() {
+  Stop();
+  if (primary_ == nullptr || slot_.empty()) return;
+  auto primary = db::Connection::Connect(primary_->Url("postgres"));
+  if (!primary) return;
+  // The standby's walsender ends shortly after the standby stops; an active slot cannot go.
+  for (int i = 0; i < 500; ++i) {
+    auto dropped = primary->Exec(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+        " WHERE slot_name = $1 AND NOT active",
+        {slot_});
+    auto left =
+        primary->Exec("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {slot_});
+    if (!dropped || !left || left->GetInt(0, 0) == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void StreamingReplica::Stop() {
+  if (server_ != nullptr) server_->Stop();
 }
 
 Status StreamingReplica::CatchUp(const std::string& primary_url, std::chrono::seconds timeout) {

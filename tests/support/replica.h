@@ -13,6 +13,10 @@ namespace synaps::testing {
 
 class StreamingReplica {
  public:
+  // Stops the standby and drops its replication slot on the primary (else the primary keeps WAL
+  // for it for the rest of the test run).
+  ~StreamingReplica();
+
   // Clones `primary` (every database it holds now) and starts streaming from it.
   static Result<std::unique_ptr<StreamingReplica>> Start(devstack::PostgresServer& primary,
                                                          const std::string& dir);
@@ -24,9 +28,15 @@ class StreamingReplica {
   // pg_wal_replay_pause() / pg_wal_replay_resume() on the replica.
   Status PauseReplay();
   Status ResumeReplay();
+  // Stops the standby (fast shutdown): its URL refuses connections afterwards.
+  void Stop();
 
  private:
+  StreamingReplica() = default;
+
   std::unique_ptr<devstack::PostgresServer> server_;
+  devstack::PostgresServer* primary_ = nullptr;
+  std::string slot_;
 };
 
 }  // namespace synaps::testing
