@@ -85,12 +85,14 @@ int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveF
         return Report({ErrorCode::kInvalidArgument, "run id '" + id + "' is not a UUID"},
                       flags.json);
       }
-      auto where = store::FindArchivedRun(conn, "", id);
-      if (!where) return Report(where.error(), flags.json);
-      auto done = history::RestoreRuns(conn, objects, where->tenant_id, where->day, {id}, options);
+      // The segment PostgreSQL records for the run, and only that one.
+      auto done = history::RestoreArchivedRun(conn, objects, "", id, options);
       if (!done) return Report(done.error(), flags.json);
       total.runs += done->runs;
       total.skipped += done->skipped;
+      total.artifacts_mapped += done->artifacts_mapped;
+      total.keys_dropped.insert(total.keys_dropped.end(), done->keys_dropped.begin(),
+                                done->keys_dropped.end());
     }
   } else {
     auto done = history::RestoreRuns(conn, objects, tenant, day, flags.run_ids, options);
@@ -98,15 +100,30 @@ int Restore(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveF
     total = *done;
   }
   if (flags.json) {
+    json dropped = json::array();
+    for (const auto& [run, key] : total.keys_dropped) {
+      dropped.push_back({{"runId", run}, {"idempotencyKey", key}});
+    }
     std::cout << json{{"restored", total.runs},
                       {"alreadyPresent", total.skipped},
-                      {"kept", flags.keep}}
+                      {"kept", flags.keep},
+                      {"artifactsMapped", total.artifacts_mapped},
+                      {"idempotencyKeysDropped", dropped}}
                      .dump()
               << "\n";
   } else {
     std::cout << "restored " << total.runs << " runs (" << total.skipped
               << " were in PostgreSQL already)"
               << (flags.keep ? "; marked to keep: expiry leaves them\n" : "\n");
+    for (const auto& [run, key] : total.keys_dropped) {
+      std::cout << "run " << run << ": its command came back without its idempotency key '" << key
+                << "' (a command made after the run expired holds it)\n";
+    }
+    if (total.artifacts_mapped > 0) {
+      std::cout << total.artifacts_mapped
+                << " archived artifacts were put under the artifact their thread has under the "
+                   "same name now\n";
+    }
   }
   return 0;
 }

@@ -200,8 +200,21 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
                                   const ArchiveRequest& request) {
   RETURN_IF_ERROR(ValidateTenantAndDay(request.tenant_id, request.day));
   ASSIGN_OR_RETURN(auto run_ids, NormalizeRunIds(request.run_ids, kMaxRunsPerSegment));
+  // One archiver per tenant at a time (the expiry holds this lock already, around archive and
+  // delete; session locks nest).
+  ASSIGN_OR_RETURN(auto lock, store::TenantArchiveLock::Try(conn, request.tenant_id));
+  if (!lock) {
+    return Fail(ErrorCode::kConflict, "another process is archiving or expiring tenant " +
+                                          request.tenant_id + "'s runs; try again later");
+  }
+  // Named by the runs and how far each one's ledger goes: a run that changed since an earlier
+  // archive of the same batch (an event appended, a keep set and released) is archived again
+  // under a new name instead of being taken as archived.
+  ASSIGN_OR_RETURN(auto last_seqs, store::RunLastSeqs(conn, request.tenant_id, run_ids));
   std::string joined;
-  for (const auto& id : run_ids) joined += id + "\n";
+  for (size_t i = 0; i < run_ids.size(); ++i) {
+    joined += run_ids[i] + ":" + std::to_string(last_seqs[i]) + "\n";
+  }
   const std::string segment = Sha256Hex(joined).substr(0, 16);
 
   ASSIGN_OR_RETURN(auto recorded,
@@ -253,6 +266,42 @@ Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectSto
               "archive manifest " + record.manifest_key + " does not list run " + ids[0]);
 }
 
+namespace {
+
+// Restores the run `id` of a loaded segment (manifest entry `entry`) in one transaction of its
+// own, adding what happened to `result`.
+Status RestoreOne(db::Connection& conn, const LoadedSegment& segment, const json& entry,
+                  const std::string& tenant_id, const std::string& id, const std::string& where,
+                  const RestoreOptions& options, RestoreResult& result) {
+  ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry));
+  json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!story.is_object() || !story["run"].is_object() ||
+      story["run"].value("tenant_id", "") != tenant_id || story["run"].value("id", "") != id) {
+    return Fail(ErrorCode::kInternal,
+                "archived run " + id + " in " + where + " is not tenant " + tenant_id + "'s");
+  }
+  ASSIGN_OR_RETURN(store::RestoredStory done,
+                   db::InTransaction(conn, [&]() -> Result<store::RestoredStory> {
+                     ASSIGN_OR_RETURN(auto restored, store::RestoreRunStory(conn, text));
+                     if (options.keep) {
+                       RETURN_IF_ERROR(store::SetRunKeep(conn, tenant_id, id, true, options.actor));
+                     }
+                     return restored;
+                   }));
+  ++(done.restored ? result.runs : result.skipped);
+  result.artifacts_mapped += done.artifacts_mapped;
+  if (done.key_dropped) {
+    spdlog::warn(
+        "restore: run {} came back without its command's idempotency key '{}': a "
+        "command made after the run expired holds it",
+        id, *done.key_dropped);
+    result.keys_dropped.emplace_back(id, *done.key_dropped);
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
                                   const std::vector<std::string>& run_ids,
@@ -286,22 +335,7 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
     for (const auto& entry : segment.manifest["runs"]) {
       const std::string id = entry.is_object() ? entry.value("id", "") : "";
       if (!wanted.empty() && !wanted.contains(id)) continue;
-      ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry));
-      json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (!story.is_object() || !story["run"].is_object() ||
-          story["run"].value("tenant_id", "") != tenant_id || story["run"].value("id", "") != id) {
-        return Fail(ErrorCode::kInternal, "archived run " + id + " in " + info.key +
-                                              " is not tenant " + tenant_id + "'s");
-      }
-      ASSIGN_OR_RETURN(
-          bool inserted, db::InTransaction(conn, [&]() -> Result<bool> {
-            ASSIGN_OR_RETURN(bool fresh, store::RestoreRunStory(conn, text));
-            if (options.keep) {
-              RETURN_IF_ERROR(store::SetRunKeep(conn, tenant_id, id, true, options.actor));
-            }
-            return fresh;
-          }));
-      ++(inserted ? result.runs : result.skipped);
+      RETURN_IF_ERROR(RestoreOne(conn, segment, entry, tenant_id, id, info.key, options, result));
       found.insert(id);
     }
   }
@@ -312,6 +346,26 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
     }
   }
   return result;
+}
+
+Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectStore& store,
+                                         const std::string& tenant_id, const std::string& run_id,
+                                         const RestoreOptions& options) {
+  if (!tenant_id.empty() && !IsTenantId(tenant_id)) {
+    return Fail(ErrorCode::kInvalidArgument, "tenant id is malformed", "tenant");
+  }
+  ASSIGN_OR_RETURN(auto ids, NormalizeRunIds({run_id}, 1));
+  ASSIGN_OR_RETURN(auto record, store::FindArchivedRun(conn, tenant_id, ids[0]));
+  ASSIGN_OR_RETURN(auto segment, LoadSegment(store, record.manifest_key, &record));
+  RestoreResult result;
+  for (const auto& entry : segment.manifest["runs"]) {
+    if (!entry.is_object() || entry.value("id", "") != ids[0]) continue;
+    RETURN_IF_ERROR(RestoreOne(conn, segment, entry, record.tenant_id, ids[0], record.manifest_key,
+                               options, result));
+    return result;
+  }
+  return Fail(ErrorCode::kInternal,
+              "archive manifest " + record.manifest_key + " does not list run " + ids[0]);
 }
 
 Status ObjectStoreArchiver::Archive(db::Connection& conn, const std::string& tenant,

@@ -9,11 +9,13 @@
 //   archives/v1/<tenant>/<YYYY-MM-DD>/<segment>.jsonl.gz        the data
 //   archives/v1/<tenant>/<YYYY-MM-DD>/<segment>.manifest.json   written last: the "done" mark
 //
-// `segment` is derived from the sorted run ids, so archiving the same batch again writes the same
-// keys (idempotent). A data object without its manifest is never considered done: readers and
-// restore refuse it, and a repeat writes both again. PostgreSQL records a segment (synaps.archives,
-// synaps.archived_runs) only after its manifest is stored; that record is what `synaps gc` reads to
-// keep the archived runs' artifact objects, and what `synaps runs get --archived` looks up.
+// `segment` is derived from the sorted run ids and each run's last ledger seq, so archiving the
+// same unchanged batch again writes the same keys (idempotent), and a run that changed since is
+// archived anew rather than taken as archived. A data object without its manifest is never
+// considered done: readers and restore refuse it, and a repeat writes both again. PostgreSQL
+// records a segment (synaps.archives, synaps.archived_runs) only after its manifest is stored; that
+// record is what `synaps gc` reads to keep the archived runs' artifact objects, and what `synaps
+// runs get --archived` looks up.
 //
 // Thread safety: free functions; each call uses the connection and store it is given (a
 // Connection is used by one thread at a time; ObjectStore is thread-safe).
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -62,9 +65,11 @@ struct ArchiveResult {
 // segment in PostgreSQL (its own transaction). Returns Ok only after all three: then, and only
 // then, may the caller delete the runs. Any error means nothing may be deleted; calling again
 // with the same request is safe (the same keys are written again).
+// Holds the tenant's archive lock (store::TenantArchiveLock) while it works.
 // Errors: kInvalidArgument (bad tenant, day or run id; a run that is not the tenant's, or is not
-// finished — queued, running or awaiting approval), kNotFound (a run id that does not exist), the
-// store's and the database's errors otherwise.
+// finished — queued, running or awaiting approval), kNotFound (a run id that does not exist),
+// kConflict (another session holds the tenant's archive lock), the store's and the database's
+// errors otherwise.
 Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const ArchiveRequest& request);
 
@@ -79,6 +84,11 @@ Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectSto
 struct RestoreResult {
   int64_t runs = 0;     // runs inserted
   int64_t skipped = 0;  // runs that were already in PostgreSQL (left as they are)
+  // Runs whose command came back without its idempotency key (a command made after the run
+  // expired holds it): run id -> the key.
+  std::vector<std::pair<std::string, std::string>> keys_dropped;
+  // Archived artifacts put under the row their thread has under that name now.
+  int64_t artifacts_mapped = 0;
 };
 
 struct RestoreOptions {
@@ -96,11 +106,21 @@ struct RestoreOptions {
 // `run_ids` empty restores the whole segment set of (tenant, day). A run that is in PostgreSQL
 // already is left exactly as it is (nothing of its archive is written), so a restore can be
 // repeated. PostgreSQL refuses a story whose rows do not all belong to its run and tenant
-// (synaps.restore_archived_run, migration 0033): kInvalidArgument naming the row.
+// (synaps.restore_archived_story, migrations 0033 and 0037): kInvalidArgument naming the row;
+// kAlreadyExists when the run's thread was used after the run expired and holds one of its
+// artifact version numbers already. A command whose idempotency key was taken meanwhile comes
+// back without it (RestoreResult::keys_dropped).
 Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& store,
                                   const std::string& tenant_id, const std::string& day,
                                   const std::vector<std::string>& run_ids,
                                   const RestoreOptions& options = {});
+
+// Restores one run from the segment PostgreSQL records for it (synaps.archived_runs): reads that
+// segment's manifest and data only, checked against the record. `tenant_id` empty: any tenant.
+// kNotFound when no record holds the run; errors otherwise as RestoreRuns.
+Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectStore& store,
+                                         const std::string& tenant_id, const std::string& run_id,
+                                         const RestoreOptions& options = {});
 
 // The retention expiry's archiver (history/expiry.h) over ArchiveRuns: a batch of one tenant's
 // runs of one day becomes segments of at most kMaxRunsPerSegment runs. `store` must outlive it.

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <optional>
 
+#include "store/archive_store.h"
 #include "store/ledger_partitions.h"
 
 namespace synaps::history {
@@ -59,6 +61,18 @@ Result<bool> ExpireTenant(db::Connection& conn, RunArchiver* archiver,
     mine.skipped = "archive is on and this process has no archiver: nothing deleted";
     spdlog::warn("expiry: tenant {}: {}", tenant.tenant, mine.skipped);
     return true;
+  }
+  // Archive and delete as one step across processes: another API replica archiving the same
+  // batch meanwhile could leave the store with its objects and the record with ours.
+  std::optional<store::TenantArchiveLock> lock;
+  if (tenant.archive) {
+    ASSIGN_OR_RETURN(auto taken, store::TenantArchiveLock::Try(conn, tenant.tenant));
+    if (!taken) {
+      mine.skipped = "another process is archiving or expiring this tenant";
+      spdlog::info("expiry: tenant {}: {}", tenant.tenant, mine.skipped);
+      return true;
+    }
+    lock.emplace(std::move(*taken));
   }
   while (options.max_batches == 0 || report.batches < options.max_batches) {
     if (stopping && stopping()) return false;

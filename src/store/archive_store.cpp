@@ -1,5 +1,7 @@
 #include "store/archive_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include "core/barrier.h"
 #include "store/detail/json_column.h"
 
@@ -122,6 +124,55 @@ Result<std::vector<RunStory>> LoadRunStories(db::Connection& conn, const std::st
   return stories;
 }
 
+namespace {
+
+// The advisory lock key space of tenant archives (two-int form; the second int is the tenant's
+// hash). An arbitrary constant; the expiry's own lock uses the one-bigint form.
+constexpr const char* kTenantLockClass = "7340033";
+
+}  // namespace
+
+Result<bool> TryLockTenantArchive(db::Connection& conn, const std::string& tenant_id) {
+  ASSIGN_OR_RETURN(auto rows, conn.Exec(std::string("SELECT pg_try_advisory_lock(") +
+                                            kTenantLockClass + ", hashtext($1))",
+                                        {tenant_id}));
+  return rows.GetBool(0, 0);
+}
+
+Status UnlockTenantArchive(db::Connection& conn, const std::string& tenant_id) {
+  RETURN_IF_ERROR(
+      conn.Exec(std::string("SELECT pg_advisory_unlock(") + kTenantLockClass + ", hashtext($1))",
+                {tenant_id}));
+  return Ok();
+}
+
+Result<std::optional<TenantArchiveLock>> TenantArchiveLock::Try(db::Connection& conn,
+                                                                const std::string& tenant_id) {
+  ASSIGN_OR_RETURN(bool taken, TryLockTenantArchive(conn, tenant_id));
+  if (!taken) return std::optional<TenantArchiveLock>();
+  return std::optional<TenantArchiveLock>(TenantArchiveLock(&conn, tenant_id));
+}
+
+TenantArchiveLock::~TenantArchiveLock() {
+  if (conn_ == nullptr) return;
+  if (auto done = UnlockTenantArchive(*conn_, tenant_id_); !done) {
+    spdlog::warn("archive lock of tenant {} not released: {}", tenant_id_, done.error().message);
+  }
+}
+
+Result<std::vector<int64_t>> RunLastSeqs(db::Connection& conn, const std::string& tenant_id,
+                                         const std::vector<std::string>& run_ids) {
+  ASSIGN_OR_RETURN(auto rows, conn.Exec("SELECT coalesce(r.last_seq, -1)"
+                                        "  FROM unnest($1::uuid[]) WITH ORDINALITY i(id, n)"
+                                        "  LEFT JOIN synaps.runs r ON r.id = i.id"
+                                        "   AND r.tenant_id = $2"
+                                        " ORDER BY i.n",
+                                        {db::ArrayLiteral(run_ids), tenant_id}));
+  std::vector<int64_t> out;
+  for (int i = 0; i < rows.rows(); ++i) out.push_back(rows.GetInt(i, 0));
+  return out;
+}
+
 Result<std::optional<ArchiveRecord>> FindArchive(db::Connection& conn, const std::string& tenant_id,
                                                  const std::string& day,
                                                  const std::string& segment) {
@@ -145,7 +196,13 @@ Status RecordArchive(db::Connection& conn, const ArchiveRecord& r,
             " last_at, object_keys)"
             " VALUES ($1, $2::date, $3, $4, $5, $6::int, $7::bigint, $8::bigint, $9::bigint,"
             " $10::bigint, $11::bigint, $12, $13::timestamptz, $14::timestamptz, $15::text[])"
-            " ON CONFLICT (tenant_id, day, segment) DO UPDATE SET segment = EXCLUDED.segment"
+            " ON CONFLICT (tenant_id, day, segment) DO UPDATE SET"
+            " data_key = EXCLUDED.data_key, manifest_key = EXCLUDED.manifest_key,"
+            " schema_version = EXCLUDED.schema_version, runs = EXCLUDED.runs,"
+            " tasks = EXCLUDED.tasks, events = EXCLUDED.events, artifacts = EXCLUDED.artifacts,"
+            " bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256, first_at = EXCLUDED.first_at,"
+            " last_at = EXCLUDED.last_at, object_keys = EXCLUDED.object_keys,"
+            " archived_at = now()"
             " RETURNING id",
             {r.tenant_id, r.day, r.segment, r.data_key, r.manifest_key,
              std::to_string(r.schema_version), std::to_string(r.runs), std::to_string(r.tasks),
@@ -190,10 +247,16 @@ Result<std::vector<ArchiveRecord>> ListArchives(db::Connection& conn, const std:
   return out;
 }
 
-Result<bool> RestoreRunStory(db::Connection& conn, const std::string& story_json) {
-  ASSIGN_OR_RETURN(auto rows,
-                   conn.Exec("SELECT synaps.restore_archived_run($1::jsonb)", {story_json}));
-  return rows.GetBool(0, 0);
+Result<RestoredStory> RestoreRunStory(db::Connection& conn, const std::string& story_json) {
+  ASSIGN_OR_RETURN(auto rows, conn.Exec("SELECT r->>'restored' = 'true', r->>'keyDropped',"
+                                        " (r->>'artifactsMapped')::bigint"
+                                        " FROM synaps.restore_archived_story($1::jsonb) r",
+                                        {story_json}));
+  RestoredStory out;
+  out.restored = rows.GetBool(0, 0);
+  out.key_dropped = rows.GetOptional(0, 1);
+  out.artifacts_mapped = rows.GetInt(0, 2);
+  return out;
 }
 
 }  // namespace synaps::store

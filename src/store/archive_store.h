@@ -1,12 +1,13 @@
-// The SQL of run archives (src/history/archive.h, migration 0023): reading a run's whole story
-// as rows, recording archived segments, finding the segment that holds a run, and inserting
-// archived rows back. Callers validate tenant ids, days and run ids before calling.
+// The SQL of run archives (src/history/archive.h, migrations 0029, 0033, 0037): reading a run's
+// whole story as rows, recording archived segments, finding the segment that holds a run, and
+// inserting archived rows back. Callers validate tenant ids, days and run ids before calling.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "db/connection.h"
@@ -47,13 +48,48 @@ struct ArchiveRecord {
   std::string archived_at;
 };
 
+// A session advisory lock per tenant, held around archiving a batch of its runs and deleting
+// them, so that two processes (API replicas, `synaps archive create`) never archive and expire
+// one tenant's runs at once. Reentrant on one connection (PostgreSQL counts session locks):
+// each TryLock that returned true needs one Unlock on the same connection; a connection that
+// closes releases it. true when taken, false when another session holds it.
+Result<bool> TryLockTenantArchive(db::Connection& conn, const std::string& tenant_id);
+Status UnlockTenantArchive(db::Connection& conn, const std::string& tenant_id);
+
+// Holds TryLockTenantArchive for its lifetime, on a connection that must outlive it.
+class TenantArchiveLock {
+ public:
+  // nullopt when another session holds the tenant's lock.
+  static Result<std::optional<TenantArchiveLock>> Try(db::Connection& conn,
+                                                      const std::string& tenant_id);
+  TenantArchiveLock(TenantArchiveLock&& other) noexcept
+      : conn_(std::exchange(other.conn_, nullptr)), tenant_id_(std::move(other.tenant_id_)) {}
+  TenantArchiveLock(const TenantArchiveLock&) = delete;
+  TenantArchiveLock& operator=(const TenantArchiveLock&) = delete;
+  TenantArchiveLock& operator=(TenantArchiveLock&&) = delete;
+  // Unlocks; a failure is logged (the lock then goes with the connection).
+  ~TenantArchiveLock();
+
+ private:
+  TenantArchiveLock(db::Connection* conn, std::string tenant_id)
+      : conn_(conn), tenant_id_(std::move(tenant_id)) {}
+  db::Connection* conn_;
+  std::string tenant_id_;
+};
+
+// Each run's last ledger sequence number, in the order given; -1 for a run that does not exist
+// or is not `tenant_id`'s. Part of a segment's name: a run that changed gets a new segment.
+Result<std::vector<int64_t>> RunLastSeqs(db::Connection& conn, const std::string& tenant_id,
+                                         const std::vector<std::string>& run_ids);
+
 // The record of (tenant, day, segment), nullopt when there is none.
 Result<std::optional<ArchiveRecord>> FindArchive(db::Connection& conn, const std::string& tenant_id,
                                                  const std::string& day,
                                                  const std::string& segment);
 
 // Records a segment and points each of `run_ids` at it, in one transaction of its own. Recording
-// the same segment again changes nothing.
+// the same segment again replaces every column of its record (the objects in the store are the
+// last writer's, so the record must be too).
 Status RecordArchive(db::Connection& conn, const ArchiveRecord& record,
                      const std::vector<std::string>& run_ids);
 
@@ -65,9 +101,20 @@ Result<ArchiveRecord> FindArchivedRun(db::Connection& conn, const std::string& t
 Result<std::vector<ArchiveRecord>> ListArchives(db::Connection& conn, const std::string& tenant_id,
                                                 const std::optional<std::string>& day);
 
+// What restoring one story did (synaps.restore_archived_story, migration 0037).
+struct RestoredStory {
+  bool restored = false;  // false: the run was in PostgreSQL already, nothing was written
+  // The command's idempotency key when a command made since the run expired holds it: the
+  // command came back without it. nullopt otherwise.
+  std::optional<std::string> key_dropped;
+  // Archived artifacts put under the row their thread has under the same name now.
+  int64_t artifacts_mapped = 0;
+};
+
 // Inserts one story's rows (RunStory::json) with their original ids, inside the caller's
-// transaction (synaps.restore_archived_run). Rows that exist are left alone. Returns whether the
-// run row was new (false: the run was in PostgreSQL already).
-Result<bool> RestoreRunStory(db::Connection& conn, const std::string& story_json);
+// transaction. Rows that exist are left alone; an artifact goes under the row its thread has
+// under that name. Errors: kInvalidArgument when a row is not the run's (naming it),
+// kAlreadyExists when an artifact version number is taken by a run written since.
+Result<RestoredStory> RestoreRunStory(db::Connection& conn, const std::string& story_json);
 
 }  // namespace synaps::store

@@ -110,6 +110,41 @@ class ArchiveTest : public ::testing::Test {
     ASSERT_TRUE(done) << done.error().message;
   }
 
+  // Expiry as it runs (synaps.expire_runs) of `ids`: they finished two days ago and usage has
+  // folded their events; the tenant keeps runs for a day.
+  void ExpireForReal(const std::string& tenant, const std::vector<std::string>& ids) {
+    std::string array = "{";
+    for (const auto& id : ids) array += (array.size() > 1 ? "," : "") + id;
+    array += "}";
+    ASSERT_TRUE(
+        c_.db().Exec("UPDATE synaps.runs SET created_at = now() - interval '2 days 1 hour',"
+                     " finished_at = now() - interval '2 days' WHERE id = ANY ($1::uuid[])",
+                     {array}));
+    ASSERT_TRUE(
+        c_.db().Exec("UPDATE synaps.usage_rollup SET last_event_id ="
+                     " (SELECT max(id) FROM synaps.ledger_events)"));
+    auto done =
+        c_.db().Exec("SELECT synaps.expire_runs($1, $2::uuid[], 1)->>'runs'", {tenant, array});
+    ASSERT_TRUE(done) << done.error().message;
+    ASSERT_EQ(done->GetString(0, 0), std::to_string(ids.size()));
+  }
+
+  // A prompt run on `thread`, waited for; returns its id.
+  std::string RunOnThread(const std::string& thread, const std::string& text,
+                          const std::vector<std::string>& headers = {}) {
+    json body = {{"kind", "prompt"}, {"input", {{"text", text}}}, {"threadId", thread}};
+    std::string id = c_.Submit(body, headers)["runId"].get<std::string>();
+    EXPECT_EQ(c_.WaitFinished(id)["status"], "succeeded");
+    return id;
+  }
+
+  std::string LatestVersion(const std::string& thread) {
+    return Text(
+        "SELECT latest_version::text FROM synaps.artifacts WHERE thread_id = $1"
+        " AND name = 'answer.md'",
+        {thread});
+  }
+
   Cluster c_;
 };
 
@@ -338,6 +373,205 @@ TEST_F(ArchiveTest, RestoreRefusesTamperedArchivesAndForeignRows) {
   ASSERT_EQ(trusted.exit_code, 0) << trusted.output;
   EXPECT_EQ(trusted.last["restored"], 1);
   EXPECT_EQ(Get("/v1/runs/" + archived)["status"], "succeeded");
+}
+
+// Runs of one thread restored out of order (review 8, MUST FIX 2): every run of the thread
+// expired, so the thread's artifact row went with them; each archive holds the row as it was
+// when that run was archived. The row comes back owned by a run that exists, its latest_version
+// ends at the highest version restored (never lowered by an older story), and the thread's next
+// answer gets the next number.
+TEST_F(ArchiveTest, RunsOfOneThreadRestoreInAnyOrder) {
+  json first = c_.SubmitText("turn one");
+  const std::string thread = first["threadId"].get<std::string>();
+  std::vector<std::string> ids = {first["runId"].get<std::string>()};
+  ASSERT_EQ(c_.WaitFinished(ids[0])["status"], "succeeded");
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {ids[0]});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+  const std::string artifact =
+      Text("SELECT id::text FROM synaps.artifacts WHERE thread_id = $1", {thread});
+  // Each run archived on its own right after it finished: run k's story has latest_version k.
+  for (int k = 0; k < 3; ++k) {
+    if (k > 0) ids.push_back(RunOnThread(thread, "turn " + std::to_string(k + 1)));
+    auto made = Synaps({"archive", "create", "--tenant", tenant, "--day", day, ids[k], "--json"});
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+  }
+  ASSERT_EQ(LatestVersion(thread), "3");
+  ExpireForReal(tenant, ids);
+  EXPECT_EQ(Text("SELECT count(*)::text FROM synaps.artifacts WHERE thread_id = $1", {thread}),
+            "0");
+
+  // The second run first: the row's archived owner (the first run) is gone, so it owns it.
+  for (auto [k, latest] : std::vector<std::pair<int, const char*>>{{1, "2"}, {0, "2"}, {2, "3"}}) {
+    auto restored = Synaps({"archive", "restore", ids[k], "--json"});
+    ASSERT_EQ(restored.exit_code, 0) << restored.output;
+    EXPECT_EQ(restored.last["restored"], 1);
+    EXPECT_EQ(restored.last["artifactsMapped"], 0);
+    EXPECT_EQ(LatestVersion(thread), latest) << "after restoring run " << k;
+    if (k == 1) {
+      EXPECT_EQ(Text("SELECT run_id::text FROM synaps.artifacts WHERE id = $1", {artifact}),
+                ids[1]);
+    }
+  }
+  for (int k = 0; k < 3; ++k) {
+    json run = Get("/v1/runs/" + ids[k]);
+    ASSERT_EQ(run["artifacts"].size(), 1u) << run.dump();
+    EXPECT_EQ(run["artifacts"][0]["id"], artifact);
+    EXPECT_EQ(run["artifacts"][0]["versions"][0]["version"], k + 1) << run.dump();
+  }
+  // The thread goes on after the highest version.
+  const std::string next = RunOnThread(thread, "turn four");
+  json run = Get("/v1/runs/" + next);
+  EXPECT_EQ(run["artifacts"][0]["versions"][0]["version"], 4) << run.dump();
+  EXPECT_EQ(LatestVersion(thread), "4");
+}
+
+// A thread used again after its runs expired has its artifact under a new id (expiry deleted
+// the old row). A restored run's versions go under that row, and its events name it; a version
+// number the new row holds already refuses the restore, naming it (not a foreign-key error),
+// and nothing of that run is written.
+TEST_F(ArchiveTest, RestoreIntoAThreadUsedSinceMapsItsArtifacts) {
+  json first = c_.SubmitText("before expiry");
+  const std::string thread = first["threadId"].get<std::string>();
+  const std::string r1 = first["runId"].get<std::string>();
+  ASSERT_EQ(c_.WaitFinished(r1)["status"], "succeeded");
+  const std::string r2 = RunOnThread(thread, "also before expiry");
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {r1});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+  const std::string old_artifact =
+      Text("SELECT id::text FROM synaps.artifacts WHERE thread_id = $1", {thread});
+  auto made = Synaps({"archive", "create", "--tenant", tenant, "--day", day, r1, r2, "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  ExpireForReal(tenant, {r1, r2});
+
+  const std::string r3 = RunOnThread(thread, "after expiry");
+  const std::string new_artifact =
+      Text("SELECT id::text FROM synaps.artifacts WHERE thread_id = $1", {thread});
+  ASSERT_NE(new_artifact, old_artifact);
+  ASSERT_EQ(LatestVersion(thread), "1");
+
+  // The second run's version 2 is free: it goes under the thread's current row.
+  auto restored = Synaps({"archive", "restore", r2, "--json"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.output;
+  EXPECT_EQ(restored.last["restored"], 1);
+  EXPECT_EQ(restored.last["artifactsMapped"], 1);
+  EXPECT_EQ(LatestVersion(thread), "2");
+  json run = Get("/v1/runs/" + r2);
+  ASSERT_EQ(run["artifacts"].size(), 1u) << run.dump();
+  EXPECT_EQ(run["artifacts"][0]["id"], new_artifact);
+  EXPECT_EQ(run["artifacts"][0]["versions"][0]["version"], 2);
+  for (const auto& e : run["events"]) {
+    if (e["type"] == "artifact.created") {
+      EXPECT_EQ(e["data"]["artifactId"], new_artifact);
+    }
+  }
+  auto bytes = c_.Call("GET", "/v1/artifacts/" + new_artifact + "/versions/2/content");
+  EXPECT_EQ(bytes.status, 200) << bytes.body;
+  EXPECT_NE(bytes.body.find("also before expiry"), std::string::npos) << bytes.body;
+
+  // The first run's version 1 is the third run's now: refused, saying so; nothing written.
+  auto refused = Synaps({"archive", "restore", r1, "--json"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_EQ(refused.ErrorCode(), "already_exists") << refused.output;
+  EXPECT_NE(refused.output.find("version 1 of artifact 'answer.md' exists already"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find(r3), std::string::npos) << refused.output;
+  Get("/v1/runs/" + r1, 404);
+  EXPECT_EQ(Text("SELECT count(*)::text FROM synaps.tasks WHERE run_id = $1", {r1}), "0");
+
+  // The thread goes on after the highest version.
+  const std::string r4 = RunOnThread(thread, "later still");
+  EXPECT_EQ(Get("/v1/runs/" + r4)["artifacts"][0]["versions"][0]["version"], 3);
+}
+
+// An idempotency key is free again once its command expired; a new command may take it. The
+// archived command then comes back without its key, and restore says so.
+TEST_F(ArchiveTest, RestoreDropsAnIdempotencyKeyTakenSince) {
+  const std::vector<std::string> key = {"Idempotency-Key: reused-after-expiry"};
+  const json body = {{"kind", "prompt"}, {"input", {{"text", "keyed"}}}};
+  const std::string old_run = c_.Submit(body, key)["runId"].get<std::string>();
+  ASSERT_EQ(c_.WaitFinished(old_run)["status"], "succeeded");
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {old_run});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+  auto made = Synaps({"archive", "create", "--tenant", tenant, "--day", day, old_run, "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  ExpireForReal(tenant, {old_run});
+
+  json fresh = c_.Submit(body, key);  // 201: the key is free
+  const std::string new_run = fresh["runId"].get<std::string>();
+  ASSERT_NE(new_run, old_run);
+  ASSERT_EQ(c_.WaitFinished(new_run)["status"], "succeeded");
+
+  auto restored = Synaps({"archive", "restore", old_run, "--json"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.output;
+  EXPECT_EQ(restored.last["restored"], 1);
+  EXPECT_EQ(restored.last["idempotencyKeysDropped"],
+            json::array({{{"runId", old_run}, {"idempotencyKey", "reused-after-expiry"}}}))
+      << restored.output;
+  EXPECT_EQ(Get("/v1/runs/" + old_run)["status"], "succeeded");
+  EXPECT_EQ(Text("SELECT coalesce(c.idempotency_key, 'none') FROM synaps.commands c"
+                 " JOIN synaps.runs r ON r.command_id = c.id WHERE r.id = $1",
+                 {old_run}),
+            "none");
+  // The key still answers with the new command.
+  auto again = c_.Call("POST", "/v1/commands/submit", body.dump(), key);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(json::parse(again.body)["runId"], new_run);
+}
+
+// Archive and delete are one step across processes: while another session holds the tenant's
+// archive lock (another API replica expiring it), expiry leaves the tenant and `archive create`
+// refuses. A run that changed after an earlier archive of it (here: kept and released, two
+// ledger events) is archived anew before it is deleted, not taken as archived by the old one.
+TEST_F(ArchiveTest, ExpiryHoldsTheTenantsArchiveLockAndArchivesAChangedRunAnew) {
+  const std::string id = c_.SubmitText("changes after its first archive")["runId"];
+  ASSERT_EQ(c_.WaitFinished(id)["status"], "succeeded");
+  const std::string tenant = Text("SELECT tenant_id FROM synaps.runs WHERE id = $1", {id});
+  const std::string day = Text("SELECT (now() AT TIME ZONE 'UTC')::date::text");
+  auto set = Synaps({"retention", "set", "--tenant", tenant, "--days", "1", "--archive", "on",
+                     "--reason", "archive lock test", "--json"});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  auto early = Synaps({"archive", "create", "--tenant", tenant, "--day", day, id, "--json"});
+  ASSERT_EQ(early.exit_code, 0) << early.output;
+  for (bool keep : {true, false}) {
+    auto r = c_.Call("POST", "/v1/runs/" + id + "/keep", json{{"keep", keep}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  const size_t events = Get("/v1/runs/" + id)["events"].size();
+  ASSERT_TRUE(
+      c_.db().Exec("UPDATE synaps.runs SET created_at = now() - interval '2 days 1 hour',"
+                   " finished_at = now() - interval '2 days' WHERE id = $1",
+                   {id}));
+  ASSERT_TRUE(c_.db().Exec(
+      "UPDATE synaps.usage_rollup SET last_event_id = (SELECT max(id) FROM synaps.ledger_events)"));
+
+  // Another session holds the tenant's lock: nothing of the tenant is archived or deleted.
+  ASSERT_TRUE(c_.db().Exec("SELECT pg_advisory_lock(7340033, hashtext($1))", {tenant}));
+  auto held = Synaps({"expire", "--json"});
+  ASSERT_EQ(held.exit_code, 0) << held.output;
+  EXPECT_EQ(held.last["total"]["runs"], 0) << held.output;
+  EXPECT_NE(held.output.find("another process is archiving or expiring this tenant"),
+            std::string::npos)
+      << held.output;
+  auto refused = Synaps({"archive", "create", "--tenant", tenant, "--day", day, id, "--json"});
+  EXPECT_EQ(refused.ErrorCode(), "conflict") << refused.output;
+  ASSERT_TRUE(c_.db().Exec("SELECT pg_advisory_unlock(7340033, hashtext($1))", {tenant}));
+
+  // Released: the changed run is archived to a new segment, then deleted.
+  auto expired = Synaps({"expire", "--json"});
+  ASSERT_EQ(expired.exit_code, 0) << expired.output;
+  EXPECT_EQ(expired.last["total"]["runs"], 1) << expired.output;
+  json archived = Get("/v1/runs/" + id + "/archive");
+  EXPECT_NE(archived["archive"]["dataKey"], early.last["dataKey"]);
+  EXPECT_EQ(archived["events"].size(), events) << "deleted with a stale archive";
+  // Internals are not shown to readers.
+  EXPECT_FALSE(archived["command"].contains("request_hash")) << archived["command"].dump();
+  EXPECT_FALSE(archived["command"].contains("idempotency_key"));
+  EXPECT_FALSE(archived["command"].contains("submitted_by"));
+  for (const auto& q : archived["queueItems"]) {
+    EXPECT_FALSE(q.contains("lease_owner")) << q.dump();
+    EXPECT_FALSE(q.contains("held")) << q.dump();
+  }
 }
 
 TEST_F(ArchiveTest, RefusesBadInputAndUnfinishedRuns) {
