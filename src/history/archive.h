@@ -106,7 +106,7 @@ struct RestoreOptions {
 // `run_ids` empty restores the whole segment set of (tenant, day). A run that is in PostgreSQL
 // already is left exactly as it is (nothing of its archive is written), so a restore can be
 // repeated. PostgreSQL refuses a story whose rows do not all belong to its run and tenant
-// (synaps.restore_archived_story, migrations 0033 and 0037): kInvalidArgument naming the row;
+// (synaps.restore_archived_story, migrations 0033 and 0038): kInvalidArgument naming the row;
 // kAlreadyExists when the run's thread was used after the run expired and holds one of its
 // artifact version numbers already. A command whose idempotency key was taken meanwhile comes
 // back without it (RestoreResult::keys_dropped).

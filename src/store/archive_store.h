@@ -1,4 +1,4 @@
-// The SQL of run archives (src/history/archive.h, migrations 0029, 0033, 0037): reading a run's
+// The SQL of run archives (src/history/archive.h, migrations 0029, 0033, 0038): reading a run's
 // whole story as rows, recording archived segments, finding the segment that holds a run, and
 // inserting archived rows back. Callers validate tenant ids, days and run ids before calling.
 #pragma once
@@ -101,7 +101,7 @@ Result<ArchiveRecord> FindArchivedRun(db::Connection& conn, const std::string& t
 Result<std::vector<ArchiveRecord>> ListArchives(db::Connection& conn, const std::string& tenant_id,
                                                 const std::optional<std::string>& day);
 
-// What restoring one story did (synaps.restore_archived_story, migration 0037).
+// What restoring one story did (synaps.restore_archived_story, migration 0038).
 struct RestoredStory {
   bool restored = false;  // false: the run was in PostgreSQL already, nothing was written
   // The command's idempotency key when a command made since the run expired holds it: the
