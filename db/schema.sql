@@ -1955,10 +1955,10 @@ BEGIN
   ), del AS (
     DELETE FROM synaps.queue_items q USING req
      WHERE q.id = req.id AND q.lease_epoch = req.epoch AND q.status = 'leased'
-    RETURNING q.run_id, q.task_id, q.attempts, q.queue, req.ord, req.output, req.arts,
-              jsonb_array_length(req.arts) AS n_arts
+    RETURNING q.run_id, q.task_id, q.attempts, q.queue, req.ord, req.output, req.arts
   ), per_run0 AS (
-    SELECT d.run_id, sum(d.n_arts + 1) AS n, array_agg(d.task_id) AS done FROM del d GROUP BY d.run_id
+    -- One event per completed task (its task.completed, which names its artifacts).
+    SELECT d.run_id, count(*) AS n, array_agg(d.task_id) AS done FROM del d GROUP BY d.run_id
   ), per_run AS (
     -- ends: the run is open and every other task of it has succeeded (or was cancelled), so
     -- these completions finish it (this statement still sees them running; waiting and held
@@ -1984,11 +1984,11 @@ BEGIN
               per_run.ends, u.last_seq
   ), items AS (
     SELECT d.*, s.tenant_id, s.thread_id,
-           s.base + sum(d.n_arts + 1) OVER (PARTITION BY d.run_id ORDER BY d.ord) - d.n_arts AS first_seq
+           s.base + row_number() OVER (PARTITION BY d.run_id ORDER BY d.ord) AS seq
       FROM del d JOIN seqs s ON s.id = d.run_id
   ), arts AS (
     SELECT i.run_id, i.task_id, i.attempts, i.tenant_id, i.thread_id, i.ord, a.k,
-           i.first_seq + a.k - 1 AS seq, a.value->>'name' AS name, a.value AS a
+           a.value->>'name' AS name, a.value AS a
       FROM items i, jsonb_array_elements(i.arts) WITH ORDINALITY AS a(value, k)
   ), up AS (
     -- One upsert per (thread, name), raising latest_version by the versions this call adds.
@@ -2013,21 +2013,30 @@ BEGIN
     UPDATE synaps.tasks t SET status = 'succeeded', output = i.output, error = NULL, finished_at = now()
       FROM items i
      WHERE t.id = i.task_id
+  ), made AS (
+    -- What each completion produced, as its task.completed event names it.
+    SELECT v.ord,
+           jsonb_agg(jsonb_build_object('artifactId', v.artifact_id, 'name', v.name, 'version', v.version,
+                                        'size', (v.a->>'size')::bigint, 'sha256', v.a->>'sha256')
+                     ORDER BY v.k) AS list
+      FROM versioned v GROUP BY v.ord
   ), ev AS (
     -- One insert for every event of the call, in seq order per run, so the ledger's ids follow
-    -- its seqs (the tenant-wide feed reads by id): per item one artifact.created per artifact,
-    -- then task.completed (data: the output without its text); then run.succeeded of each run
-    -- that ends.
+    -- its seqs (the tenant-wide feed reads by id): per item its task.completed (data: the
+    -- output without its text, and `artifacts`, the versions it produced, when there are any;
+    -- an output's own `artifacts` field is kept as `outputArtifacts`, so `artifacts` is only
+    -- ever this list), then run.succeeded of each run that ends. Before 0039 each artifact was
+    -- an artifact.created event of its own, just before the task.completed: readers show both.
     INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
     SELECT e.run_id, e.task_id, e.seq, e.type, e.attempt, e.data
-      FROM (SELECT v.run_id, v.task_id, v.seq, 'artifact.created' AS type, v.attempts AS attempt,
-                   jsonb_build_object('artifactId', v.artifact_id, 'name', v.name, 'version', v.version,
-                                      'size', (v.a->>'size')::bigint, 'sha256', v.a->>'sha256') AS data
-              FROM versioned v
-            UNION ALL
-            SELECT i.run_id, i.task_id, i.first_seq + i.n_arts, 'task.completed', i.attempts,
-                   coalesce(i.output, '{}'::jsonb) - 'text'
-              FROM items i
+      FROM (SELECT i.run_id, i.task_id, i.seq, 'task.completed' AS type, i.attempts AS attempt,
+                   (coalesce(i.output, '{}'::jsonb) - 'text' - 'artifacts')
+                   || CASE WHEN m.list IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object('artifacts', m.list) END
+                   || CASE WHEN i.output ? 'artifacts'
+                           THEN jsonb_build_object('outputArtifacts', i.output -> 'artifacts')
+                           ELSE '{}'::jsonb END AS data
+              FROM items i LEFT JOIN made m ON m.ord = i.ord
             UNION ALL
             SELECT s.id, NULL, s.last_seq, 'run.succeeded', NULL, '{}'::jsonb FROM seqs s WHERE s.ends) e
      ORDER BY e.run_id, e.seq

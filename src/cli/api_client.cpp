@@ -186,7 +186,16 @@ std::string FormatRun(const json& run) {
   }
   out << "  events\n";
   for (const auto& e : run["events"]) {
-    out << "    " << e.value("seq", 0) << "  " << str(e["type"]) << "\n";
+    out << "    " << e.value("seq", 0) << "  " << str(e["type"]);
+    // A completion names the artifact versions it produced (before 0039: artifact.created).
+    const json& data = e.contains("data") ? e["data"] : json();
+    if (data.is_object() && data.contains("artifacts") && data["artifacts"].is_array()) {
+      for (const auto& a : data["artifacts"]) {
+        if (a.is_object())
+          out << "  " << str(a.value("name", json())) << " v" << a.value("version", json(0)).dump();
+      }
+    }
+    out << "\n";
   }
   if (!run["artifacts"].empty()) out << "  artifacts\n";
   for (const auto& a : run["artifacts"]) {

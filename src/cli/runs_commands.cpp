@@ -31,6 +31,13 @@ std::string Str(const json& v, const char* key, const std::string& fallback = "-
   return v[key].get<std::string>();
 }
 
+// One artifact version as the ledger names it ({artifactId, name, version, size}):
+// "answer.md v1, 11 bytes, id 0192…".
+std::string ArtifactText(const json& a) {
+  return Str(a, "name") + " v" + a.value("version", json(0)).dump() + ", " +
+         a.value("size", json(0)).dump() + " bytes, id " + Str(a, "artifactId");
+}
+
 // "2024-05-01T10:00:00.123456+00:00" → "2024-05-01 10:00:00" (as the server wrote it).
 std::string ShortTime(const json& v, const char* key) {
   std::string s = Str(v, key);
@@ -216,8 +223,8 @@ class RunWatch {
       detail << "attempt " << event.value("attempt", json(0)).dump() << " by "
              << Str(data, "worker");
     } else if (type == "artifact.created") {
-      detail << Str(data, "name") << " v" << data.value("version", json(0)).dump() << ", "
-             << data.value("size", json(0)).dump() << " bytes, id " << Str(data, "artifactId");
+      // Runs written before 0039: one event per artifact, just before its task.completed.
+      detail << ArtifactText(data);
     } else if (type == "task.progress") {
       // A chunk of the streamed answer: its size and a one-line glimpse of it.
       std::string text = Str(data, "text", "");
@@ -232,6 +239,12 @@ class RunWatch {
       if (data.contains("usage") && data["usage"].is_object()) {
         detail << ", " << data["usage"].value("promptTokens", json(0)).dump() << "+"
                << data["usage"].value("completionTokens", json(0)).dump() << " tokens";
+      }
+      // The artifacts the completion produced (since 0039 named here, not in events of their own).
+      if (data.contains("artifacts") && data["artifacts"].is_array()) {
+        for (const auto& a : data["artifacts"]) {
+          if (a.is_object()) detail << "; artifact " << ArtifactText(a);
+        }
       }
     } else if (type == "tool.called") {
       std::string args = data.value("arguments", json::object()).dump();

@@ -103,8 +103,13 @@ TEST(WorkerTest, AnAnswerThatArrivesWholeWritesNoProgress) {
   EXPECT_TRUE(EventsOf(run, "task.progress").empty()) << run["events"].dump(2);
   std::string types;
   for (const auto& e : run["events"]) types += e["type"].get<std::string>() + ",";
-  EXPECT_EQ(types,
-            "run.created,task.queued,task.claimed,artifact.created,task.completed,run.succeeded,");
+  EXPECT_EQ(types, "run.created,task.queued,task.claimed,task.completed,run.succeeded,");
+  // The completion names the artifact it wrote: the run's whole story is in its ledger.
+  const json completed = EventsOf(run, "task.completed").at(0);
+  ASSERT_EQ(completed["data"]["artifacts"].size(), 1u) << completed.dump();
+  EXPECT_EQ(completed["data"]["artifacts"][0]["artifactId"], run["artifacts"][0]["id"]);
+  EXPECT_EQ(completed["data"]["artifacts"][0]["name"], "answer.md");
+  EXPECT_EQ(completed["data"]["artifacts"][0]["version"], 1);
   auto body = c.Call("GET", "/v1/artifacts/" + run["artifacts"][0]["id"].get<std::string>() +
                                 "/versions/1/content");
   EXPECT_EQ(body.body, "all at once");

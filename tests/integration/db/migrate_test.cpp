@@ -233,6 +233,109 @@ TEST(MigrateTest, UpgradeFrom0015KeepsHistoryAndApprovesAHeldTask) {
             "10 run.succeeded {}");
 }
 
+// A database written by the release before artifacts travelled inside task.completed
+// (0039_completion_artifacts.sql) keeps its artifact.created events; a task held there and
+// approved after the upgrade, and a new run, get one task.completed that names the artifacts
+// (data.artifacts), with the seqs going on densely.
+TEST(MigrateTest, UpgradeKeepsArtifactCreatedAndNewCompletionsNameTheirArtifacts) {
+  std::string url = EmptyDatabase("migrate_upgrade_completion_artifacts");
+  auto conn = Connection::Connect(url);
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::vector<MigrationSource> before_it;
+  for (const auto& m : EmbeddedMigrations()) {
+    if (m.name.find("_completion_artifacts.sql") != std::string::npos) break;
+    before_it.push_back(m);
+  }
+  ASSERT_LT(before_it.size(), EmbeddedMigrations().size());
+  ASSERT_TRUE(Migrate(*conn, before_it));
+
+  auto exec = [&](const std::string& sql) {
+    auto r = conn->Exec(sql);
+    EXPECT_TRUE(r) << sql << ": " << r.error().message;
+    return r ? std::move(*r) : PgResult();
+  };
+  auto submit = [&](const std::string& key, const std::string& tasks) {
+    exec("SELECT synaps.submit_command('t', 'me', '" + key +
+         "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', '" + tasks +
+         "'::jsonb))");
+  };
+  // Completes the claimed items (ordered by task name) with one artifact each, `holds` held.
+  auto complete = [&](const std::string& holds) {
+    auto claimed = exec(
+        "SELECT array_agg(item_id ORDER BY task_name), array_agg(lease_epoch ORDER BY task_name),"
+        "       count(*) FROM synaps.claim_queue_items('w', ARRAY['default'], 10, 60)");
+    const std::string art =
+        R"([{"name":"a.txt","contentType":"text/plain","objectKey":"k","size":1,"sha256":"s"}])";
+    std::string outputs = "[", arts = "[";
+    for (int64_t i = 0; i < claimed.GetInt(0, 2); ++i) {
+      outputs += std::string(i ? "," : "") + R"({"text":"x","model":"m"})";
+      arts += std::string(i ? "," : "") + art;
+    }
+    return exec("SELECT synaps.write_task_batch('{}', '{}', '{}', '{}', '{}', '{}', '{}', '" +
+                claimed.GetString(0, 0) + "'::bigint[], '" + claimed.GetString(0, 1) +
+                "'::bigint[], " + holds + ", '" + outputs + "]', '" + arts + "]')");
+  };
+  // Run "old": its task completes with an artifact before the upgrade. Run "held": its task
+  // is held for approval then.
+  submit("old", R"([{"name":"a","kind":"prompt","spec":{}}])");
+  submit("held", R"([{"name":"b","kind":"prompt","spec":{}}])");
+  ASSERT_EQ(complete("ARRAY[false, true]").rows(), 2);
+
+  auto old_before = exec(
+      "SELECT string_agg(concat_ws(' ', e.seq, e.type, e.data ->> 'name'), ',' ORDER BY e.seq)"
+      "  FROM synaps.ledger_events e JOIN synaps.runs r ON r.id = e.run_id"
+      "  JOIN synaps.commands c ON c.id = r.command_id WHERE c.idempotency_key = 'old'");
+  EXPECT_EQ(old_before.GetString(0, 0),
+            "1 run.created,2 task.queued a,3 task.claimed,4 artifact.created a.txt,"
+            "5 task.completed,6 run.succeeded");
+  auto all_before = exec(
+      "SELECT string_agg(to_jsonb(e)::text, E'\\n' ORDER BY e.id)"
+      "  FROM synaps.ledger_events e");
+
+  auto upgraded = Migrate(*conn, EmbeddedMigrations());
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  auto all_after = exec(
+      "SELECT string_agg(to_jsonb(e)::text, E'\\n' ORDER BY e.id)"
+      "  FROM synaps.ledger_events e");
+  EXPECT_EQ(all_after.GetString(0, 0), all_before.GetString(0, 0)) << "history unchanged";
+
+  // The held task approved after the upgrade: one task.completed naming version 1 of a.txt in
+  // its run's thread (each run here has a thread of its own).
+  auto decided = exec(
+      "SELECT synaps.decide_task('t', (SELECT id FROM synaps.tasks WHERE name = 'b'), true,"
+      " 'alice', 'fine')");
+  EXPECT_EQ(decided.GetString(0, 0), "approved");
+  auto held = exec(
+      "SELECT string_agg(concat_ws(' ', e.seq, e.type, e.data #>> '{artifacts,0,name}',"
+      "                            e.data #>> '{artifacts,0,version}',"
+      "                            e.data #>> '{artifacts,0,size}', e.data ->> 'model'),"
+      "                  E'\\n' ORDER BY e.seq)"
+      "  FROM synaps.ledger_events e JOIN synaps.runs r ON r.id = e.run_id"
+      "  JOIN synaps.commands c ON c.id = r.command_id"
+      " WHERE c.idempotency_key = 'held' AND e.seq > 4");
+  EXPECT_EQ(held.GetString(0, 0),
+            "5 task.approved\n"
+            "6 task.completed a.txt 1 1 m\n"
+            "7 run.succeeded");
+  auto linked = exec(
+      "SELECT count(*) FROM synaps.ledger_events e"
+      "  JOIN synaps.artifact_versions v"
+      "    ON v.artifact_id = (e.data #>> '{artifacts,0,artifactId}')::uuid AND v.version = 1"
+      " WHERE e.type = 'task.completed' AND v.task_id = e.task_id");
+  EXPECT_EQ(linked.GetInt(0, 0), 1) << "the event names the version the completion wrote";
+
+  // A new run: no artifact.created, its ledger dense.
+  submit("new", R"([{"name":"c","kind":"prompt","spec":{}}])");
+  ASSERT_EQ(complete("ARRAY[false]").rows(), 1);
+  auto fresh = exec(
+      "SELECT string_agg(e.seq || ' ' || e.type, ',' ORDER BY e.seq), max(e.seq) = count(*)"
+      "  FROM synaps.ledger_events e JOIN synaps.runs r ON r.id = e.run_id"
+      "  JOIN synaps.commands c ON c.id = r.command_id WHERE c.idempotency_key = 'new'");
+  EXPECT_EQ(fresh.GetString(0, 0),
+            "1 run.created,2 task.queued,3 task.claimed,4 task.completed,5 run.succeeded");
+  EXPECT_TRUE(fresh.GetBool(0, 1));
+}
+
 // A database written by the release before retention (0022) becomes partitioned (0024..0026,
 // docs/history.md): every event stays, in the legacy partition (a run with a random, pre-0010
 // id in the default one), ids and seqs go on where they were, a held task is approved, new

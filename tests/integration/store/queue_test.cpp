@@ -385,9 +385,9 @@ TEST(QueueTest, WriteTaskBatchWritesEventsProgressThenCompletionsInOrder) {
   ASSERT_TRUE(ledger) << ledger.error().message;
   EXPECT_EQ(ledger->GetString(0, 0),
             "run.created,task.queued,task.claimed,tool.called,task.progress,task.progress,"
-            "artifact.created,task.completed,run.succeeded");
+            "task.completed,run.succeeded");
   EXPECT_TRUE(ledger->GetBool(0, 1)) << "sequence numbers must be dense";
-  EXPECT_EQ(Scalar(conn, "SELECT max(last_seq) FROM synaps.runs WHERE status = 'succeeded'"), 9);
+  EXPECT_EQ(Scalar(conn, "SELECT max(last_seq) FROM synaps.runs WHERE status = 'succeeded'"), 8);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.progress'"
                          " AND data->>'text' = 'still going'"),
             1);
@@ -496,8 +496,8 @@ TEST(QueueTest, OneBatchCompletesTwoTasksOfARunWithTheSameArtifact) {
                           " FROM synaps.ledger_events");
   ASSERT_TRUE(ledger);
   EXPECT_EQ(ledger->GetString(0, 0),
-            "run.created,task.queued,task.queued,task.claimed,task.claimed,artifact.created,"
-            "task.completed,artifact.created,task.completed,run.succeeded");
+            "run.created,task.queued,task.queued,task.claimed,task.claimed,task.completed,"
+            "task.completed,run.succeeded");
   EXPECT_EQ(ledger->GetInt(0, 1), ledger->GetInt(0, 2));
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 1);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 1);
@@ -529,7 +529,7 @@ TEST(QueueTest, TheBatchThatEndsARunUpdatesItsRowOnce) {
   ASSERT_TRUE(conn.Exec("COMMIT"));
   EXPECT_EQ(Scalar(conn,
                    "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"
-                   " AND finished_at IS NOT NULL AND error IS NULL AND last_seq = 6"),
+                   " AND finished_at IS NOT NULL AND error IS NULL AND last_seq = 5"),
             3);
   auto order = conn.Exec(
       "SELECT string_agg(type, ',' ORDER BY id) = string_agg(type, ',' ORDER BY seq),"
@@ -539,8 +539,7 @@ TEST(QueueTest, TheBatchThatEndsARunUpdatesItsRowOnce) {
   for (int r = 0; r < 3; ++r) {
     EXPECT_TRUE(order->GetBool(r, 0)) << "ids follow seqs: " << order->GetString(r, 2);
     EXPECT_EQ(order->GetString(r, 1),
-              "run.created,task.queued,task.claimed,artifact.created,"
-              "task.completed,run.succeeded");
+              "run.created,task.queued,task.claimed,task.completed,run.succeeded");
   }
   EXPECT_EQ(
       Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE payload->>'type' = 'run.succeeded'"),
@@ -623,8 +622,8 @@ TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
 }
 
 // One completion path (migration 0016): a held task with an artifact, approved, is settled by
-// settle_tasks as a worker's completion would be: artifact.created then task.completed right
-// after task.approved, the artifact versioned, the run succeeded.
+// settle_tasks as a worker's completion would be: task.completed naming its artifact right after
+// task.approved, the artifact versioned, the run succeeded.
 TEST(QueueTest, AnApprovedHeldTaskSettlesAsAWorkerCompletionWould) {
   std::string url = testing::TestStack::Get().FreshDatabase();
   auto conn = Connect(url);
@@ -649,21 +648,62 @@ TEST(QueueTest, AnApprovedHeldTaskSettlesAsAWorkerCompletionWould) {
       " WHERE seq > (SELECT seq FROM synaps.ledger_events WHERE type = 'task.awaiting_approval')");
   ASSERT_TRUE(tail) << tail.error().message;
   std::string events = tail->GetString(0, 0);
-  EXPECT_NE(events.find("task.approved {\"by\": \"alice\"}\nartifact.created {"), std::string::npos)
+  EXPECT_NE(events.find("task.approved {\"by\": \"alice\"}\n"
+                        "task.completed {\"model\": \"m\", \"artifacts\": [{"),
+            std::string::npos)
       << events;
   EXPECT_NE(
       events.find("\"name\": \"answer.md\", \"size\": 6, \"sha256\": \"abc\", \"version\": 1"),
       std::string::npos)
       << events;
-  EXPECT_NE(events.find("}\ntask.completed {\"model\": \"m\"}\nrun.succeeded {}"),
-            std::string::npos)
-      << events;
+  EXPECT_NE(events.find("}]}\nrun.succeeded {}"), std::string::npos) << events;
+  EXPECT_EQ(
+      Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'artifact.created'"), 0);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.artifact_versions WHERE version = 1"), 1);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 0);
   auto task = conn.Exec("SELECT status, output->>'text' FROM synaps.tasks");
   ASSERT_TRUE(task);
   EXPECT_EQ(task->GetString(0, 0), "succeeded");
   EXPECT_EQ(task->GetString(0, 1), "answer");
+}
+
+// task.completed names the artifacts its completion produced (data.artifacts, one entry per
+// artifact in the order given); an output's own `artifacts` field stays in the event, as
+// `outputArtifacts`, and in the task's output as it was.
+TEST(QueueTest, TaskCompletedNamesItsArtifactsAndKeepsTheOutputsOwn) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 1);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
+  ASSERT_TRUE(items && items->size() == 1);
+  const auto& it = (*items)[0];
+  Completion done{{it.item_id, it.lease_epoch},
+                  json{{"text", "answer"}, {"artifacts", "mine"}},
+                  {{"a.md", "text/markdown", "objects/a", 1, "aa"},
+                   {"b.md", "text/markdown", "objects/b", 2, "bb"}}};
+  auto states = WriteTaskBatch(conn, TaskBatch{.completions = {done}});
+  ASSERT_TRUE(states) << states.error().message;
+  ASSERT_EQ((*states)[0], CompleteState::kCompleted);
+  auto ev = conn.Exec(
+      "SELECT e.data->>'outputArtifacts', jsonb_array_length(e.data->'artifacts'),"
+      "       e.data #>> '{artifacts,0,name}', e.data #>> '{artifacts,1,name}',"
+      "       e.data #>> '{artifacts,1,size}', e.data #>> '{artifacts,1,sha256}',"
+      "       (SELECT count(*) FROM synaps.artifact_versions v"
+      "         WHERE v.artifact_id::text IN (e.data #>> '{artifacts,0,artifactId}',"
+      "                                        e.data #>> '{artifacts,1,artifactId}')),"
+      "       e.data ? 'text', (SELECT output->>'artifacts' FROM synaps.tasks)"
+      "  FROM synaps.ledger_events e WHERE e.type = 'task.completed'");
+  ASSERT_TRUE(ev && ev->rows() == 1) << (ev ? "" : ev.error().message);
+  EXPECT_EQ(ev->GetString(0, 0), "mine");
+  EXPECT_EQ(ev->GetInt(0, 1), 2);
+  EXPECT_EQ(ev->GetString(0, 2), "a.md");
+  EXPECT_EQ(ev->GetString(0, 3), "b.md");
+  EXPECT_EQ(ev->GetString(0, 4), "2");
+  EXPECT_EQ(ev->GetString(0, 5), "bb");
+  EXPECT_EQ(ev->GetInt(0, 6), 2) << "each entry names its artifact's version";
+  EXPECT_FALSE(ev->GetBool(0, 7));
+  EXPECT_EQ(ev->GetString(0, 8), "mine");
+  EXPECT_EQ(Scalar(conn, "SELECT max(seq) FROM synaps.ledger_events"), 5);
 }
 
 }  // namespace

@@ -22,7 +22,9 @@ function gapLabel(prev: LedgerEvent, next: LedgerEvent): string {
   return '';
 }
 
-function describe(e: LedgerEvent): string {
+// One line of the timeline: the event's notable fields ("provider local · model m · artifact
+// answer.md v1").
+export function describeEvent(e: LedgerEvent): string {
   const d = e.data ?? {};
   const parts: string[] = [];
   for (const k of ['name', 'tool', 'arbiter', 'policy', 'outcome', 'reason', 'error', 'by', 'actor', 'provider', 'model']) {
@@ -31,6 +33,15 @@ function describe(e: LedgerEvent): string {
   }
   if (typeof d.passed === 'boolean') parts.push(d.passed ? 'passed' : 'failed');
   if (typeof d.durationMs === 'number') parts.push(`took ${formatDuration(d.durationMs)}`);
+  // A completion names the artifact versions it produced (runs before migration 0039 have an
+  // artifact.created event per artifact instead, described by its name above).
+  if (e.type === 'task.completed' && Array.isArray(d.artifacts)) {
+    for (const a of d.artifacts as unknown[]) {
+      if (typeof a !== 'object' || a === null) continue;
+      const { name, version } = a as Record<string, unknown>;
+      if (typeof name === 'string') parts.push(`artifact ${name}${typeof version === 'number' ? ` v${version}` : ''}`);
+    }
+  }
   return parts.join(' · ');
 }
 
@@ -187,7 +198,7 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
               <span className="etype">{e.type}</span>
               <span className="muted">{formatTime(e.at)}</span>
               {e.taskId && <span className="muted">{taskName(e.taskId)}</span>}
-              <span>{describe(e)}</span>
+              <span>{describeEvent(e)}</span>
               {e.type === 'task.completed' && <ControlUsed event={e} />}
             </li>
           );
