@@ -3058,7 +3058,8 @@ CREATE TABLE synaps.runs (
     thread_turn text,
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'awaiting_approval'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
     CONSTRAINT runs_thread_turn_check CHECK ((thread_turn = ANY (ARRAY['interrupted'::text, 'rolledBack'::text])))
-);
+)
+WITH (fillfactor='50');
 
 -- Name: schedule_fires; Type: TABLE; Schema: synaps
 
