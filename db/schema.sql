@@ -1221,6 +1221,98 @@ CREATE FUNCTION synaps.rate_block(p_route text, p_ms bigint) RETURNS timestamp w
   RETURNING blocked_until
 $$;
 
+-- Name: rate_park(bigint, bigint, text, timestamp with time zone, bigint); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_park(p_item bigint, p_epoch bigint, p_route text, p_until timestamp with time zone, p_wait_ms bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  q synaps.queue_items;
+BEGIN
+  PERFORM 1 FROM synaps.runs r
+    WHERE r.id = (SELECT qi.run_id FROM synaps.queue_items qi WHERE qi.id = p_item)
+    FOR NO KEY UPDATE;
+  UPDATE synaps.queue_items
+     SET status = 'ready', lease_owner = NULL, lease_expires_at = NULL, available_at = p_until,
+         rate_slot = p_until, rate_route = p_route, attempts = greatest(attempts - 1, 0)
+   WHERE id = p_item AND lease_epoch = p_epoch AND status = 'leased'
+  RETURNING * INTO q;
+  IF NOT FOUND THEN RETURN false; END IF;
+  UPDATE synaps.tasks SET status = 'queued' WHERE id = q.task_id;
+  PERFORM synaps.append_event(q.run_id, q.task_id, 'task.waiting', q.attempts + 1,
+                              jsonb_build_object('reason', 'rateLimit', 'route', p_route,
+                                                 'until', p_until, 'waitMs', p_wait_ms,
+                                                 'reserved', false));
+  RETURN true;
+END $$;
+
+-- Name: rate_reserve(text, integer, integer, bigint, text, bigint, integer, boolean); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_reserve(p_route text, p_rpm integer, p_tpm integer, p_tokens bigint, p_tenant text, p_item bigint, p_hold_ms integer, p_may_park boolean) RETURNS TABLE(wait_ms bigint, reserved boolean, park_until timestamp with time zone)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_now  timestamptz := clock_timestamp();
+  v_req  interval := CASE WHEN p_rpm > 0 THEN make_interval(secs => 60.0 / p_rpm)
+                          ELSE interval '0' END;
+  v_tok  interval := CASE WHEN p_tpm > 0
+                          THEN make_interval(secs => 60.0 * greatest(p_tokens, 0) / p_tpm)
+                          ELSE interval '0' END;
+  v_hold interval := make_interval(secs => greatest(p_hold_ms, 0) / 1000.0);
+  l      synaps.rate_limits;
+  v_at   timestamptz;
+  v_wait bigint;
+  v_back timestamptz;
+  v_line timestamptz;
+BEGIN
+  IF p_item IS NOT NULL THEN
+    UPDATE synaps.queue_items SET rate_slot = NULL, rate_route = NULL
+     WHERE id = p_item AND rate_route IS NOT NULL;
+  END IF;
+  INSERT INTO synaps.rate_limits (route) VALUES (p_route) ON CONFLICT (route) DO NOTHING;
+  SELECT * INTO l FROM synaps.rate_limits WHERE route = p_route FOR UPDATE;
+  v_at := greatest(l.request_tat, l.token_tat, l.blocked_until, v_now);
+  v_wait := greatest(0, ceil(extract(epoch FROM v_at - v_now) * 1000))::bigint;
+  IF NOT p_may_park OR v_wait <= p_hold_ms THEN
+    UPDATE synaps.rate_limits
+       SET request_tat = v_at + v_req, token_tat = v_at + v_tok, updated_at = v_now
+     WHERE route = p_route;
+    RETURN QUERY SELECT v_wait, true, NULL::timestamptz;
+    RETURN;
+  END IF;
+  -- Come back when the slot is within the hold, behind the tenant's tasks already waiting.
+  -- A task behind others of its tenant comes back 50 ms after its turn: when it meets the
+  -- first task of a tenant that has none waiting, that one is claimed first (the claim orders
+  -- equal shares by available_at) and takes the slot.
+  INSERT INTO synaps.rate_waits (route, tenant_id, next_at)
+  VALUES (p_route, p_tenant, '-infinity') ON CONFLICT (route, tenant_id) DO NOTHING;
+  SELECT w.next_at INTO v_line FROM synaps.rate_waits w
+   WHERE w.route = p_route AND w.tenant_id = p_tenant FOR UPDATE;
+  v_back := CASE WHEN v_line > v_at - v_hold THEN v_line + interval '50 ms'
+                 ELSE v_at - v_hold END;
+  UPDATE synaps.rate_waits
+     SET next_at = greatest(v_line, v_at - v_hold) + greatest(v_req, v_tok)
+   WHERE route = p_route AND tenant_id = p_tenant;
+  RETURN QUERY SELECT v_wait, false, v_back;
+END $$;
+
+-- Name: rate_route_changed(); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.rate_route_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- Items before the route's row, the order of rate_reserve.
+  UPDATE synaps.queue_items
+     SET available_at = CASE WHEN status = 'ready' THEN least(available_at, now())
+                             ELSE available_at END,
+         rate_slot = NULL, rate_route = NULL
+   WHERE rate_route = NEW.name;
+  DELETE FROM synaps.rate_limits WHERE route = NEW.name;
+  DELETE FROM synaps.rate_waits WHERE route = NEW.name;
+  RETURN NULL;
+END $$;
+
 -- Name: rate_settle(text, integer, bigint); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.rate_settle(p_route text, p_tpm integer, p_delta bigint) RETURNS void
@@ -3004,6 +3096,7 @@ CREATE TABLE synaps.queue_items (
     fairness_key text DEFAULT ''::text NOT NULL,
     concurrency_key text,
     rate_slot timestamp with time zone,
+    rate_route text,
     CONSTRAINT queue_items_status_check CHECK ((status = ANY (ARRAY['waiting'::text, 'parked'::text, 'ready'::text, 'leased'::text, 'held'::text, 'cancelled'::text, 'dead'::text, 'limited'::text])))
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.0', autovacuum_vacuum_threshold='1000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.0', autovacuum_analyze_threshold='1000');
@@ -3027,6 +3120,14 @@ CREATE TABLE synaps.rate_limits (
     token_tat timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     blocked_until timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: rate_waits; Type: TABLE; Schema: synaps
+
+CREATE TABLE synaps.rate_waits (
+    route text NOT NULL,
+    tenant_id text NOT NULL,
+    next_at timestamp with time zone NOT NULL
 );
 
 -- Name: revoked_tokens; Type: TABLE; Schema: synaps
@@ -3273,6 +3374,11 @@ ALTER TABLE ONLY synaps.queue_items
 ALTER TABLE ONLY synaps.rate_limits
     ADD CONSTRAINT rate_limits_pkey PRIMARY KEY (route);
 
+-- Name: rate_waits rate_waits_pkey; Type: CONSTRAINT; Schema: synaps
+
+ALTER TABLE ONLY synaps.rate_waits
+    ADD CONSTRAINT rate_waits_pkey PRIMARY KEY (route, tenant_id);
+
 -- Name: revoked_tokens revoked_tokens_pkey; Type: CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.revoked_tokens
@@ -3380,6 +3486,10 @@ CREATE INDEX queue_items_key_queued_idx ON synaps.queue_items USING btree (tenan
 
 CREATE INDEX queue_items_key_running_idx ON synaps.queue_items USING btree (tenant_id, concurrency_key) WHERE ((status = 'leased'::text) AND (concurrency_key IS NOT NULL));
 
+-- Name: queue_items_rate_route; Type: INDEX; Schema: synaps
+
+CREATE INDEX queue_items_rate_route ON synaps.queue_items USING btree (rate_route) WHERE (rate_route IS NOT NULL);
+
 -- Name: queue_items_run_idx; Type: INDEX; Schema: synaps
 
 CREATE INDEX queue_items_run_idx ON synaps.queue_items USING btree (run_id);
@@ -3467,6 +3577,10 @@ CREATE TRIGGER queue_items_flow_release_deleted AFTER DELETE ON synaps.queue_ite
 -- Name: queue_items queue_items_flow_release_updated; Type: TRIGGER; Schema: synaps
 
 CREATE TRIGGER queue_items_flow_release_updated AFTER UPDATE OF status ON synaps.queue_items FOR EACH ROW WHEN (((old.concurrency_key IS NOT NULL) AND (old.status = 'leased'::text) AND (new.status <> 'leased'::text))) EXECUTE FUNCTION synaps.flow_release();
+
+-- Name: control_items rate_route_changed; Type: TRIGGER; Schema: synaps
+
+CREATE TRIGGER rate_route_changed AFTER INSERT ON synaps.control_items FOR EACH ROW WHEN ((new.kind = 'routes'::text)) EXECUTE FUNCTION synaps.rate_route_changed();
 
 -- Name: runs runs_release_thread_turn; Type: TRIGGER; Schema: synaps
 

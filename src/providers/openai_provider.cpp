@@ -77,6 +77,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
         done_(std::move(done)),
         on_delta_(request.on_delta),
         on_retry_after_(request.on_retry_after),
+        before_retry_(request.before_retry),
         body_(std::move(body)),
         stream_(request.stream),
         traceparent_(request.traceparent),
@@ -126,6 +127,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     done_ = nullptr;
     on_delta_ = nullptr;
     on_retry_after_ = nullptr;
+    before_retry_ = nullptr;
     backoff_.cancel();
   }
 
@@ -440,8 +442,17 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
       backoff_.expires_after(delay);
       backoff_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (ec || self->finished_) return;
-        self->phase_ = Phase::kIdle;
-        self->StartAttempt();
+        if (!self->before_retry_) {
+          self->phase_ = Phase::kIdle;
+          return self->StartAttempt();
+        }
+        // Still kWaiting while the retry waits for its slot: Cancel() finishes the call.
+        auto before_retry = self->before_retry_;  // the hook may outlive a Finish() inside it
+        before_retry([self] {
+          if (self->finished_ || self->phase_ != Phase::kWaiting) return;
+          self->phase_ = Phase::kIdle;
+          self->StartAttempt();
+        });
       });
       return;
     }
@@ -456,6 +467,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
     if (core_ != nullptr) core_->live.erase(this);
     on_delta_ = nullptr;
     on_retry_after_ = nullptr;
+    before_retry_ = nullptr;
     asio::post(executor_, [self = shared_from_this(), result = std::move(result)]() mutable {
       auto done = std::move(self->done_);
       self->done_ = nullptr;
@@ -468,6 +480,7 @@ class ChatCall final : public std::enable_shared_from_this<ChatCall> {
   Provider::Done done_;
   DeltaCallback on_delta_;
   std::function<void(std::chrono::milliseconds)> on_retry_after_;  // 429 with Retry-After
+  std::function<void(std::function<void()>)> before_retry_;        // a slot for each retry
   const std::string body_;
   const bool stream_;
   const std::string traceparent_;

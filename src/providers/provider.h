@@ -77,6 +77,11 @@ struct ChatRequest {
   // with the wait it asked for, before the call waits or gives up; optional. The worker shares
   // it with every worker using the route (docs/flow-control.md).
   std::function<void(std::chrono::milliseconds)> on_retry_after;
+  // Called (on the provider's event loop) before each retry of this call goes out, after its
+  // back-off or Retry-After wait, with the function that sends it; optional. The worker takes a
+  // rate-limit slot for the retry first (a retry is a request like any other), then calls it;
+  // calling it after the call finished or was cancelled does nothing.
+  std::function<void(std::function<void()> send)> before_retry;
   // Per-call overrides of the provider's settings; zero means "use the provider's".
   std::chrono::milliseconds timeout{0};  // total time of one attempt
   int max_attempts = 0;                  // attempts including the first

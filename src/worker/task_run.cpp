@@ -366,10 +366,44 @@ void TaskRun::Cancel() {
   }
 }
 
-void TaskRun::ShareRetryAfter(providers::ChatRequest& req, const json& route) const {
+void TaskRun::ShareRetryAfter(providers::ChatRequest& req, const json& route) {
   if (env_.rate_gate == nullptr || !route.contains("limits") || !route.contains("name")) return;
   req.on_retry_after = [gate = env_.rate_gate, name = route["name"].get<std::string>()](
                            std::chrono::milliseconds wait) { gate->Block(name, wait); };
+  std::weak_ptr<bool> alive = alive_;
+  req.before_retry = [this, alive, route](std::function<void()> send) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    SlotForRetry(route, std::move(send));
+  };
+}
+
+void TaskRun::SlotForRetry(const json& route, std::function<void()> send) {
+  const json& limits = route["limits"];
+  // A request slot only: the failed attempt used no tokens, and the call's estimate was charged
+  // once (SettleTokens corrects it with the tokens used).
+  store::RateAsk ask{.route = route["name"].get<std::string>(),
+                     .tenant = item_.tenant_id,
+                     .requests_per_minute = limits.value("requestsPerMinute", int64_t{0}),
+                     .tokens_per_minute = limits.value("tokensPerMinute", int64_t{0}),
+                     .tokens = 0,
+                     .lease = std::nullopt,
+                     .park_after_ms = env_.rate_park_after_ms};
+  std::weak_ptr<bool> alive = alive_;
+  env_.rate_gate->Acquire(
+      ask, [this, alive, send = std::move(send)](Result<store::RateAdmission> r) mutable {
+        if (auto a = alive.lock(); !a || !*a) return;
+        if (finished_ || cancel_requested_) return;  // the call's own cancellation reports it
+        if (!r) spdlog::warn("a retry goes out without a rate-limit slot: {}", r.error().message);
+        if (!r || r->wait_ms <= 0) return send();
+        rate_wait_ = std::make_unique<boost::asio::steady_timer>(env_.executor);
+        rate_wait_->expires_after(std::chrono::milliseconds(r->wait_ms));
+        rate_wait_->async_wait(
+            [this, alive, send = std::move(send)](const boost::system::error_code& ec) {
+              if (auto a = alive.lock(); !a || !*a) return;
+              if (ec || finished_ || cancel_requested_) return;
+              send();
+            });
+      });
 }
 
 void TaskRun::SettleTokens(const json& route, int64_t used) {
@@ -416,6 +450,7 @@ void TaskRun::AfterRateSlot(const json& route, int64_t tokens, bool may_park,
   const json* limits = route.contains("limits") ? &route["limits"] : nullptr;
   if (limits == nullptr || env_.rate_gate == nullptr || !route.contains("name")) return call();
   store::RateAsk ask{.route = route["name"].get<std::string>(),
+                     .tenant = item_.tenant_id,
                      .requests_per_minute = limits->value("requestsPerMinute", int64_t{0}),
                      .tokens_per_minute = limits->value("tokensPerMinute", int64_t{0}),
                      .tokens = tokens,

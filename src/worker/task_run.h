@@ -110,7 +110,11 @@ class TaskRun {
                      std::function<void()> call);
   void StartModelCall();
   // A 429's Retry-After on a route with limits is shared with every worker (RateGate::Block).
-  void ShareRetryAfter(providers::ChatRequest& req, const nlohmann::json& route) const;
+  // Each retry of the call on such a route takes a slot first (ChatRequest::before_retry).
+  void ShareRetryAfter(providers::ChatRequest& req, const nlohmann::json& route);
+  // Waits in place for a slot for a retry of the call in flight, then runs `send`; without an
+  // answer from the limiter it sends anyway (the provider's own wait was kept).
+  void SlotForRetry(const nlohmann::json& route, std::function<void()> send);
   // The tokens a call used, against the estimate charged for it (RateGate::Settle).
   void SettleTokens(const nlohmann::json& route, int64_t used);
   void OnModelAnswer(Result<providers::ChatResponse> r);

@@ -1,0 +1,224 @@
+// Provider rate limits shared by every worker (docs/flow-control.md) against a real PostgreSQL:
+// the two statements of a worker's ask (rate_reserve, rate_park; db/migrations/0037_rate_fair.sql),
+// what a parked task keeps (no slot), tokensPerMinute and rate_settle, cancelling a parked
+// task, and resetting a route's limiter by changing its control item.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "db/pool.h"
+#include "store/queue_store.h"
+#include "store/rate_store.h"
+#include "support/test_stack.h"
+
+namespace synaps::store {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+db::Connection Connect(const std::string& url) {
+  auto c = db::Connection::Connect(url);
+  EXPECT_TRUE(c) << c.error().message;
+  return std::move(*c);
+}
+
+void Submit(db::Connection& conn, const std::string& tenant, int n) {
+  json command = {{"kind", "prompt"},
+                  {"payload", json::object()},
+                  {"tasks", {{{"name", "main"}, {"kind", "prompt"}, {"spec", json::object()}}}}};
+  auto r = conn.Exec(
+      "SELECT synaps.submit_command($1, 'test', NULL, 'h' || g, $2::jsonb)"
+      "  FROM generate_series(1, $3::integer) g",
+      {tenant, command.dump(), std::to_string(n)});
+  ASSERT_TRUE(r) << r.error().message;
+}
+
+ClaimedItem ClaimOne(db::Connection& conn) {
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 600);
+  EXPECT_TRUE(items && items->size() == 1) << (items ? "no item" : items.error().message);
+  return items && !items->empty() ? items->front() : ClaimedItem{};
+}
+
+// One call of 60 per minute (a slot a second); `item` set: it may park.
+RateAsk Ask(const std::string& route, const ClaimedItem* item = nullptr) {
+  RateAsk ask{.route = route, .tenant = "a", .requests_per_minute = 60, .park_after_ms = 250};
+  if (item != nullptr) {
+    ask.tenant = item->tenant_id;
+    ask.lease = LeaseRef{item->item_id, item->lease_epoch};
+  }
+  return ask;
+}
+
+// Milliseconds from now to the route's next request slot (negative: free now).
+int64_t NextSlotMs(db::Connection& conn, const std::string& route) {
+  auto r = conn.Exec(
+      "SELECT coalesce((extract(epoch FROM request_tat - clock_timestamp()) * 1000)::bigint,"
+      " -1) FROM synaps.rate_limits WHERE route = $1",
+      {route});
+  EXPECT_TRUE(r) << r.error().message;
+  return r && r->rows() == 1 ? r->GetInt(0, 0) : -1;
+}
+
+int64_t Scalar(db::Connection& conn, const std::string& sql) {
+  auto r = conn.Exec(sql);
+  EXPECT_TRUE(r) << r.error().message;
+  return r && r->rows() == 1 && !r->IsNull(0, 0) ? r->GetInt(0, 0) : -1;
+}
+
+// Makes the route busy for `seconds` (slots reserved by calls that wait in place).
+void Book(db::Connection& conn, const std::string& route, int seconds) {
+  for (int i = 0; i < seconds; ++i) ASSERT_TRUE(AcquireRate(conn, Ask(route)));
+}
+
+TEST(RateStoreTest, AParkedTaskKeepsNoSlotAndAsksAgainOnTheRouteItCalls) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 1);
+  Book(conn, "x", 3);
+  const int64_t before = NextSlotMs(conn, "x");
+  ClaimedItem item = ClaimOne(conn);
+  auto parked = AcquireRate(conn, Ask("x", &item));
+  ASSERT_TRUE(parked) << parked.error().message;
+  EXPECT_TRUE(parked->parked);
+  EXPECT_GT(parked->wait_ms, 1500);
+  // Nothing was reserved for it: the route's next slot did not move.
+  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'"
+                   " AND rate_route = 'x' AND rate_slot = available_at"),
+            1);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.waiting'"
+                   " AND data->>'reason' = 'rateLimit' AND data->>'reserved' = 'false'"),
+            1);
+
+  // Claimed again, its call goes to route y (a control change, a fallback): it asks y and
+  // spends nothing of x; the mark of its wait for x is gone.
+  ASSERT_TRUE(conn.Exec("UPDATE synaps.queue_items SET available_at = now()"));
+  ClaimedItem again = ClaimOne(conn);
+  ASSERT_EQ(again.item_id, item.item_id);
+  auto on_y = AcquireRate(conn, Ask("y", &again));
+  ASSERT_TRUE(on_y) << on_y.error().message;
+  EXPECT_FALSE(on_y->parked);
+  EXPECT_EQ(on_y->wait_ms, 0);
+  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100) << "route x's slots were spent by a y call";
+  EXPECT_NEAR(NextSlotMs(conn, "y"), 1000, 100);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.queue_items WHERE rate_route IS NOT NULL"
+                   " OR rate_slot IS NOT NULL"),
+            0);
+}
+
+TEST(RateStoreTest, TheRoutesRowIsNotHeldWhileATaskParks) {
+  // A park waits for its run's lock (here: a transaction holding it, as cancel_run or a
+  // completion would). Meanwhile other workers' asks on the route must go through: the route's
+  // row is locked only by the short reserve statement, never across the park's writes.
+  const std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  Submit(conn, "a", 1);
+  Book(conn, "x", 3);
+  ClaimedItem item = ClaimOne(conn);
+  auto holder = Connect(url);
+  ASSERT_TRUE(holder.Exec("BEGIN"));
+  ASSERT_TRUE(
+      holder.Exec("SELECT 1 FROM synaps.runs WHERE id = $1::uuid FOR UPDATE", {item.run_id}));
+  auto parking = std::async(std::launch::async, [&] {
+    auto c = Connect(url);
+    return AcquireRate(c, Ask("x", &item));
+  });
+  // The park is now waiting for the run.
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (Scalar(conn,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%rate_park%'") < 1 &&
+         SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(parking.wait_for(milliseconds(0)), std::future_status::timeout);
+  auto other = Connect(url);
+  ASSERT_TRUE(other.Exec("SET statement_timeout = 2000"));
+  const auto asked = SteadyClock::now();
+  auto r = AcquireRate(other, Ask("x"));
+  ASSERT_TRUE(r) << "another worker's ask waited for the park: " << r.error().message;
+  EXPECT_LT(SteadyClock::now() - asked, milliseconds(1000));
+  ASSERT_TRUE(holder.Exec("COMMIT"));
+  auto p = parking.get();
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_TRUE(p->parked);
+}
+
+TEST(RateStoreTest, ACancelledParkedTaskLeavesWithoutASlot) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 1);
+  Book(conn, "x", 3);
+  ClaimedItem item = ClaimOne(conn);
+  auto parked = AcquireRate(conn, Ask("x", &item));
+  ASSERT_TRUE(parked && parked->parked);
+  const int64_t before = NextSlotMs(conn, "x");
+  ASSERT_TRUE(CancelRun(conn, "a", item.run_id, "test"));
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 0);
+  // The route's next slots are those booked before, none more; the next ask gets the slot
+  // after them.
+  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100);
+  auto next = AcquireRate(conn, Ask("x"));
+  ASSERT_TRUE(next);
+  EXPECT_NEAR(next->wait_ms, before, 100);
+}
+
+TEST(RateStoreTest, TokensPerMinuteAreChargedUpFrontAndSettled) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  // 6,000 tokens per minute: 100 a second. A call estimated at 1,000 tokens pays for 10 s.
+  RateAsk ask{.route = "t", .tenant = "a", .tokens_per_minute = 6000, .tokens = 1000};
+  auto first = AcquireRate(conn, ask);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->wait_ms, 0);
+  // It used 100 tokens, not 1,000: 9 s are given back, and the next call waits 1 s, not 10.
+  ASSERT_TRUE(SettleRate(conn, "t", 6000, -900));
+  ask.tokens = 100;
+  auto second = AcquireRate(conn, ask);
+  ASSERT_TRUE(second);
+  EXPECT_NEAR(second->wait_ms, 1000, 100);
+  // The second used 400, 300 more than charged: the route's tokens move on by 3 s.
+  ASSERT_TRUE(SettleRate(conn, "t", 6000, 300));
+  auto third = AcquireRate(conn, ask);
+  ASSERT_TRUE(third);
+  EXPECT_NEAR(third->wait_ms, 5000, 100);  // 100 + 400 tokens after the first's 100
+}
+
+TEST(RateStoreTest, ChangingTheRouteResetsItsLimiterAndReleasesItsWaitingTasks) {
+  auto conn = Connect(testing::TestStack::Get().FreshDatabase());
+  Submit(conn, "a", 1);
+  Book(conn, "x", 5);
+  ASSERT_TRUE(BlockRate(conn, "x", 600000));  // a provider's 429 asked for 10 minutes
+  ClaimedItem item = ClaimOne(conn);
+  auto parked = AcquireRate(conn, Ask("x", &item));
+  ASSERT_TRUE(parked && parked->parked);
+  EXPECT_GT(parked->wait_ms, 500000);
+  ASSERT_TRUE(conn.Exec(
+      "SELECT synaps.control_write('routes', 'x', 'put', $1::jsonb, NULL, 'test', NULL, 'r')",
+      {json{{"provider", "local"}, {"model", "echo"}, {"limits", {{"requestsPerMinute", 120}}}}
+           .dump()}));
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.rate_limits WHERE route = 'x'"), 0);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.rate_waits WHERE route = 'x'"), 0);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.queue_items WHERE available_at <= now()"
+                   " AND rate_route IS NULL AND rate_slot IS NULL"),
+            1);
+  ClaimedItem again = ClaimOne(conn);
+  ASSERT_EQ(again.item_id, item.item_id);
+  auto now = AcquireRate(conn, Ask("x", &again));
+  ASSERT_TRUE(now);
+  EXPECT_FALSE(now->parked);
+  EXPECT_EQ(now->wait_ms, 0);
+  // Another route's change leaves x alone.
+  ASSERT_TRUE(conn.Exec(
+      "SELECT synaps.control_write('routes', 'z', 'put', $1::jsonb, NULL, 'test', NULL, 'r')",
+      {json{{"provider", "local"}, {"model", "echo"}}.dump()}));
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.rate_limits WHERE route = 'x'"), 1);
+}
+
+}  // namespace
+}  // namespace synaps::store
