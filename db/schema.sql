@@ -1229,9 +1229,6 @@ CREATE FUNCTION synaps.rate_park(p_item bigint, p_epoch bigint, p_route text, p_
 DECLARE
   q synaps.queue_items;
 BEGIN
-  PERFORM 1 FROM synaps.runs r
-    WHERE r.id = (SELECT qi.run_id FROM synaps.queue_items qi WHERE qi.id = p_item)
-    FOR NO KEY UPDATE;
   UPDATE synaps.queue_items
      SET status = 'ready', lease_owner = NULL, lease_expires_at = NULL, available_at = p_until,
          rate_slot = p_until, rate_route = p_route, attempts = greatest(attempts - 1, 0)

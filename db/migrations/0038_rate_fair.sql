@@ -4,15 +4,16 @@
 -- Before, rate_acquire (0028, 0034) reserved a parked task's slot up to 30 s ahead, in the
 -- order tasks asked: one tenant's burst took every slot of the next 30 s before another tenant
 -- asked. It also held the route's row lock while it parked the task (item, task, run, ledger),
--- and locked item before run, the reverse of cancel_run (40P01 cost an attempt); and the slot
--- it kept for the task (rate_slot) was spent by the next call whatever its route.
+-- so every worker's ask on the route queued behind one park waiting for a run lock (and, with
+-- cancel_run locking run before item until 0036, deadlocked: 40P01 cost an attempt); and the
+-- slot it kept for the task (rate_slot) was spent by the next call whatever its route.
 --
 -- Now a worker asks in two statements, each its own transaction:
 --   rate_reserve  locks only the route's row (and the asking tenant's wait row): a slot within
 --                 the worker's hold (SYNAPS_RATE_LIMIT_HOLD_MS) is reserved and waited for in
 --                 place; a later one is NOT reserved, and the task is told when to come back.
---   rate_park     sends the task back to the queue until then (run, then item: cancel_run's
---                 order), without touching the route's row.
+--   rate_park     sends the task back to the queue until then (item, then run: the lock order
+--                 of docs/queue.md), without touching the route's row.
 -- Only tasks about to call hold slots, so the route is never booked more than the hold plus
 -- one interval ahead. Parked tasks come back when a slot is near, and the fair claim
 -- (claim_queue_items) decides which of the tasks back at that moment is claimed, and so asks,
@@ -103,17 +104,14 @@ END $$;
 
 -- Sends the task of queue item p_item back to the queue until p_until to wait for route
 -- p_route, if its lease (p_item, p_epoch) is still held; the attempt is not counted (as
--- release_queue_items) and the ledger gets task.waiting {reason: rateLimit}. Locks the run
--- before the item, like cancel_run. Answers whether it did.
+-- release_queue_items) and the ledger gets task.waiting {reason: rateLimit}. Locks the item,
+-- then its run (docs/queue.md, "Lock order"). Answers whether it did.
 CREATE FUNCTION synaps.rate_park(p_item bigint, p_epoch bigint, p_route text,
                                  p_until timestamptz, p_wait_ms bigint)
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
   q synaps.queue_items;
 BEGIN
-  PERFORM 1 FROM synaps.runs r
-    WHERE r.id = (SELECT qi.run_id FROM synaps.queue_items qi WHERE qi.id = p_item)
-    FOR NO KEY UPDATE;
   UPDATE synaps.queue_items
      SET status = 'ready', lease_owner = NULL, lease_expires_at = NULL, available_at = p_until,
          rate_slot = p_until, rate_route = p_route, attempts = greatest(attempts - 1, 0)

@@ -113,8 +113,8 @@ TEST(RateStoreTest, AParkedTaskKeepsNoSlotAndAsksAgainOnTheRouteItCalls) {
 }
 
 TEST(RateStoreTest, TheRoutesRowIsNotHeldWhileATaskParks) {
-  // A park waits for its run's lock (here: a transaction holding it, as cancel_run or a
-  // completion would). Meanwhile other workers' asks on the route must go through: the route's
+  // A park waits for its run's lock (here: a transaction holding it, as a worker's completion
+  // of another task of the run would). Meanwhile other workers' asks on the route must go through: the route's
   // row is locked only by the short reserve statement, never across the park's writes.
   const std::string url = testing::TestStack::Get().FreshDatabase();
   auto conn = Connect(url);
