@@ -266,7 +266,7 @@ json PublicArchivedRun(json story) {
   if (story["queueItems"].is_array()) {
     for (auto& item : story["queueItems"]) {
       if (!item.is_object()) continue;
-      for (const char* column : {"lease_owner", "lease_epoch", "held", "rate_slot"}) {
+      for (const char* column : {"lease_owner", "lease_epoch", "held", "rate_slot", "rate_route"}) {
         item.erase(column);
       }
     }

@@ -1,6 +1,6 @@
 // Provider rate limits shared by every worker (docs/flow-control.md): the SQL behind
 // synaps.rate_reserve, rate_park, rate_block and rate_settle (db/migrations/0028_rate_limits.sql,
-// 0038_rate_fair.sql). A route's limiter state is one row; asking for a slot is one short
+// 0041_rate_fair.sql). A route's limiter state is one row; asking for a slot is one short
 // statement on it, and parking a task is a second one that does not touch it.
 #pragma once
 

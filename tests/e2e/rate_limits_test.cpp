@@ -296,7 +296,7 @@ std::vector<double> TenantBWaits(int backlog, int b_tasks) {
 }
 
 TEST(RateLimitsTest, AnotherTenantsBacklogDoesNotDelayATenantsCalls) {
-  // Slots follow the fair claim (migration 0038): parked tasks hold no slot, and each tenant
+  // Slots follow the fair claim (migration 0041): parked tasks hold no slot, and each tenant
   // has about one parked task asking per slot, so tenant B's call waits about a slot or two
   // whatever tenant A queued. Before, A's tasks reserved the next 30 s of slots in the order
   // they asked, and B's one call waited 72 s behind 120 of A's tasks (~118 s before 0034).

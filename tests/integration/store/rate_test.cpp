@@ -1,5 +1,5 @@
 // Provider rate limits shared by every worker (docs/flow-control.md) against a real PostgreSQL:
-// the two statements of a worker's ask (rate_reserve, rate_park; db/migrations/0038_rate_fair.sql),
+// the two statements of a worker's ask (rate_reserve, rate_park; db/migrations/0041_rate_fair.sql),
 // what a parked task keeps (no slot), tokensPerMinute and rate_settle, cancelling a parked
 // task, and resetting a route's limiter by changing its control item.
 #include <gtest/gtest.h>
