@@ -378,16 +378,9 @@ void TaskRun::ShareRetryAfter(providers::ChatRequest& req, const json& route) {
 }
 
 void TaskRun::SlotForRetry(const json& route, std::function<void()> send) {
-  const json& limits = route["limits"];
   // A request slot only: the failed attempt used no tokens, and the call's estimate was charged
   // once (SettleTokens corrects it with the tokens used).
-  store::RateAsk ask{.route = route["name"].get<std::string>(),
-                     .tenant = item_.tenant_id,
-                     .requests_per_minute = limits.value("requestsPerMinute", int64_t{0}),
-                     .tokens_per_minute = limits.value("tokensPerMinute", int64_t{0}),
-                     .tokens = 0,
-                     .lease = std::nullopt,
-                     .park_after_ms = env_.rate_park_after_ms};
+  store::RateAsk ask = RateAskFor(route, /*tokens=*/0);
   std::weak_ptr<bool> alive = alive_;
   env_.rate_gate->Acquire(
       ask, [this, alive, send = std::move(send)](Result<store::RateAdmission> r) mutable {
@@ -445,17 +438,23 @@ int64_t EstimateTokens(const std::vector<providers::ChatMessage>& messages, cons
 
 }  // namespace
 
+store::RateAsk TaskRun::RateAskFor(const json& route, int64_t tokens) const {
+  const json& limits = route["limits"];
+  return store::RateAsk{.route = route["name"].get<std::string>(),
+                        .tenant = item_.tenant_id,
+                        .requests_per_minute = limits.value("requestsPerMinute", int64_t{0}),
+                        .tokens_per_minute = limits.value("tokensPerMinute", int64_t{0}),
+                        .tokens = tokens,
+                        .lease = std::nullopt,
+                        .park_after_ms = env_.rate_park_after_ms};
+}
+
 void TaskRun::AfterRateSlot(const json& route, int64_t tokens, bool may_park,
                             std::function<void()> call) {
-  const json* limits = route.contains("limits") ? &route["limits"] : nullptr;
-  if (limits == nullptr || env_.rate_gate == nullptr || !route.contains("name")) return call();
-  store::RateAsk ask{.route = route["name"].get<std::string>(),
-                     .tenant = item_.tenant_id,
-                     .requests_per_minute = limits->value("requestsPerMinute", int64_t{0}),
-                     .tokens_per_minute = limits->value("tokensPerMinute", int64_t{0}),
-                     .tokens = tokens,
-                     .lease = std::nullopt,
-                     .park_after_ms = env_.rate_park_after_ms};
+  if (!route.contains("limits") || env_.rate_gate == nullptr || !route.contains("name")) {
+    return call();
+  }
+  store::RateAsk ask = RateAskFor(route, tokens);
   if (may_park) ask.lease = store::LeaseRef{item_.item_id, item_.lease_epoch};
   std::weak_ptr<bool> alive = alive_;
   env_.rate_gate->Acquire(ask, [this, alive,

@@ -108,6 +108,9 @@ class TaskRun {
   // wait, or never (the task went back to the queue, or was cancelled meanwhile).
   void AfterRateSlot(const nlohmann::json& route, int64_t tokens, bool may_park,
                      std::function<void()> call);
+  // The limiter's question for a call of `tokens` on `route`, which has `limits` and a name
+  // (without a lease: it may not park).
+  store::RateAsk RateAskFor(const nlohmann::json& route, int64_t tokens) const;
   void StartModelCall();
   // A 429's Retry-After on a route with limits is shared with every worker (RateGate::Block).
   // Each retry of the call on such a route takes a slot first (ChatRequest::before_retry).
