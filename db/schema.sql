@@ -287,6 +287,19 @@ BEGIN
      ORDER BY x.ord;
 END $$;
 
+-- Name: commands_matching(text, text, integer); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.commands_matching(p_tenant text, p_text text, p_max integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE ROWS 100
+    SET enable_seqscan TO 'off'
+    AS $$
+  SELECT c.id FROM synaps.commands c
+   WHERE lower(c.payload::text)
+         LIKE '%' || replace(replace(replace(lower(p_text), '\', '\\'), '%', '\%'), '_', '\_') || '%'
+     AND (p_tenant IS NULL OR c.tenant_id = p_tenant)
+   LIMIT p_max
+$$;
+
 -- Name: control_snapshot(bigint); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.control_snapshot(p_version bigint) RETURNS TABLE(kind text, name text, version integer, spec jsonb, change_id bigint)

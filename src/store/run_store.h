@@ -10,6 +10,7 @@
 
 #include "core/trace.h"
 #include "db/connection.h"
+#include "store/run_list.h"
 
 namespace synaps::store {
 
@@ -109,30 +110,6 @@ Result<std::vector<Result<SubmitResult>>> SubmitCommands(
 Result<nlohmann::json> GetRun(db::Connection& conn, const std::string& tenant_id,
                               const std::string& run_id);
 
-struct RunFilter {
-  std::optional<std::string> thread_id;
-  std::optional<std::string> status;
-  std::optional<std::string> kind;            // the command's kind: prompt, agent, ...
-  std::optional<std::string> text;            // substring of the command's payload (any case)
-  // metadata[key] equals the value: a string equal to it, or a number, boolean or null written
-  // the same way (`attempt=3` matches {"attempt": 3} and {"attempt": "3"}).
-  std::optional<std::string> metadata_key;
-  std::optional<std::string> metadata_value;
-  std::optional<std::string> created_after;   // RFC 3339, inclusive
-  std::optional<std::string> created_before;  // RFC 3339, exclusive
-  std::optional<std::string> tag;             // one of the command's tags
-  std::optional<std::string> schedule;  // only runs started by this schedule
-  std::optional<std::string> cursor;  // opaque, from a previous page's nextCursor
-  int limit = 50;
-};
-
-// Runs of the tenant (of every tenant when `tenant_id` is empty: the installation scope), newest
-// first: {items: [run summaries], nextCursor?}. A summary also has
-// `kind` and `title` (the first 120 characters of the input text). kInvalidArgument for a
-// malformed cursor or time.
-Result<nlohmann::json> ListRuns(db::Connection& conn, const std::string& tenant_id,
-                                const RunFilter& filter);
-
 // {id, title, metadata, createdAt, runs: [summaries, oldest first]}. kNotFound when absent.
 Result<nlohmann::json> GetThread(db::Connection& conn, const std::string& tenant_id,
                                  const std::string& thread_id);
@@ -155,12 +132,6 @@ Result<nlohmann::json> ListTenantEvents(db::Connection& conn, const std::string&
                                         int64_t after_id, int limit);
 // The newest ledger id (0 when empty): where a tenant feed without a cursor starts.
 Result<int64_t> LatestLedgerId(db::Connection& conn);
-
-// Ids of the tenant's unfinished runs (queued, running, awaiting_approval) that match `filter`
-// (its cursor and limit ignored), at most `limit`, newest first.
-Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
-                                                  const std::string& tenant_id,
-                                                  const RunFilter& filter, int limit);
 
 // The tenant of a run, whatever the caller's (for the installation scope, which reads every
 // tenant's runs). kNotFound when absent.

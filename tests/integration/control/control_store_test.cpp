@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "support/pg.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -18,11 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-db::Connection Connect(const std::string& url) {
-  auto c = db::Connection::Connect(url);
-  EXPECT_TRUE(c) << c.error().message;
-  return std::move(*c);
-}
+using testing::Connect;
 
 int64_t Scalar(db::Connection& conn, const std::string& sql, const db::Params& params = {}) {
   auto r = conn.Exec(sql, params);

@@ -17,6 +17,7 @@
 #include "db/pool.h"
 #include "store/queue_store.h"
 #include "store/run_store.h"
+#include "support/pg.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -24,11 +25,7 @@ namespace {
 
 using nlohmann::json;
 
-db::Connection Connect(const std::string& url) {
-  auto c = db::Connection::Connect(url);
-  EXPECT_TRUE(c) << c.error().message;
-  return std::move(*c);
-}
+using testing::Connect;
 
 // `n` one-task commands of `tenant`, submitted as the API would.
 void Submit(db::Connection& conn, const std::string& tenant, int n, const json& extra = {}) {

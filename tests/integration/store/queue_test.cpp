@@ -11,6 +11,7 @@
 
 #include "store/queue_store.h"
 #include "store/run_store.h"
+#include "support/pg.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -18,11 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-db::Connection Connect(const std::string& url) {
-  auto c = db::Connection::Connect(url);
-  EXPECT_TRUE(c) << c.error().message;
-  return std::move(*c);
-}
+using testing::Connect;
 
 void SubmitMany(db::Connection& conn, int n, const std::string& queue = "default") {
   auto r = conn.Exec(

@@ -11,6 +11,7 @@
 #include "db/pool.h"
 #include "store/queue_store.h"
 #include "store/rate_store.h"
+#include "support/pg.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -20,11 +21,7 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-db::Connection Connect(const std::string& url) {
-  auto c = db::Connection::Connect(url);
-  EXPECT_TRUE(c) << c.error().message;
-  return std::move(*c);
-}
+using testing::Connect;
 
 void Submit(db::Connection& conn, const std::string& tenant, int n) {
   json command = {{"kind", "prompt"},

@@ -13,6 +13,7 @@
 
 #include "store/queue_store.h"
 #include "store/run_store.h"
+#include "support/pg.h"
 #include "support/test_stack.h"
 
 namespace synaps::store {
@@ -20,17 +21,9 @@ namespace {
 
 using nlohmann::json;
 
-db::Connection Connect(const std::string& url) {
-  auto c = db::Connection::Connect(url);
-  EXPECT_TRUE(c) << c.error().message;
-  return std::move(*c);
-}
+using testing::Connect;
 
-std::string Text(db::Connection& conn, const std::string& sql, const db::Params& params = {}) {
-  auto r = conn.Exec(sql, params);
-  EXPECT_TRUE(r) << r.error().message << "\n" << sql;
-  return r && r->rows() > 0 && !r->IsNull(0, 0) ? std::string(r->Get(0, 0)) : std::string();
-}
+using testing::QueryText;
 
 // submit_command's answer for a one-task prompt, on `thread` when given.
 json Submit(db::Connection& conn, const std::string& text, const std::string& thread = {},
@@ -53,9 +46,9 @@ json Submit(db::Connection& conn, const std::string& text, const std::string& th
 // Waits until some other backend of this database waits for a lock.
 void WaitForALockWait(db::Connection& conn) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (Text(conn,
-              "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-              " AND wait_event_type = 'Lock'") == "0") {
+  while (QueryText(conn,
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND wait_event_type = 'Lock'") == "0") {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "nobody waited for the lock";
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -94,8 +87,8 @@ TEST(ThreadTurnTest, InterruptsLandingAsTheRunningTaskCompletesNeverDeadlock) {
     w.join();
     ASSERT_TRUE(answer.contains("runId")) << "round " << round << ": " << answer.dump();
     ASSERT_TRUE(completed->has_value()) << "round " << round << ": " << completed->error().message;
-    const std::string status = Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
-                                    {first["runId"].get<std::string>()});
+    const std::string status = QueryText(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                                         {first["runId"].get<std::string>()});
     const bool done = (**completed)[0] == CompleteState::kCompleted;
     EXPECT_EQ(status, done ? "succeeded" : "cancelled") << "round " << round;
     if (!done) ++cancelled;
@@ -129,12 +122,12 @@ TEST(ThreadTurnTest, TwoInterruptsWithOneKeyCancelNothingForTheLoser) {
   ASSERT_TRUE(first.Exec("COMMIT"));
   other.join();
   EXPECT_EQ(second["error"], "idempotency_conflict") << second.dump();
-  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
-                 {b["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                      {b["runId"].get<std::string>()}),
             "queued")
       << "the refused interrupt cancelled thread B's run";
-  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
-                 {a["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                      {a["runId"].get<std::string>()}),
             "cancelled");
 }
 
@@ -147,19 +140,21 @@ TEST(ThreadTurnTest, RejectAndReplayLeaveTheThreadAsItWas) {
   EXPECT_EQ(busy["error"], "thread_busy") << busy.dump();
   EXPECT_EQ(busy["runId"], first["runId"]);
   EXPECT_EQ(busy["queuedBehind"], 0);
-  EXPECT_EQ(Text(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
-            "1");
+  EXPECT_EQ(
+      QueryText(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
+      "1");
   // The next run takes the next place: no gap left by the refusal.
   json queued = Submit(conn, "third", thread);
-  EXPECT_EQ(Text(conn, "SELECT thread_seq FROM synaps.runs WHERE id = $1::uuid",
-                 {queued["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT thread_seq FROM synaps.runs WHERE id = $1::uuid",
+                      {queued["runId"].get<std::string>()}),
             "2");
   json replay = Submit(conn, "third", thread, {}, "k3");
   json again = Submit(conn, "third", thread, {}, "k3");
   EXPECT_EQ(again["replayed"], true) << again.dump();
   EXPECT_EQ(again["runId"], replay["runId"]);
-  EXPECT_EQ(Text(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
-            "3");
+  EXPECT_EQ(
+      QueryText(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
+      "3");
 }
 
 TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
@@ -181,8 +176,8 @@ TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
   EXPECT_NE(refused.error().message.find(second["runId"].get<std::string>()), std::string::npos)
       << refused.error().message;
-  EXPECT_EQ(Text(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
-                 {first["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT status FROM synaps.runs WHERE id = $1::uuid",
+                      {first["runId"].get<std::string>()}),
             "failed");
   // Once the thread is idle the dead letter goes back, after the runs that came since.
   claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
@@ -207,7 +202,7 @@ TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHan
   json r3 = Submit(conn, "three", thread);
   json r4 = Submit(conn, "four", thread);
   auto status_of = [&](const json& run) {
-    return Text(
+    return QueryText(
         conn,
         "SELECT string_agg(q.status, ',') FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
         {run["runId"].get<std::string>()});
@@ -215,9 +210,9 @@ TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHan
   auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
   ASSERT_TRUE(claimed && claimed->size() == 1) << "only the thread's first run is claimable";
   // A waiting run in the middle is cancelled: the others keep waiting, in order.
-  EXPECT_EQ(
-      Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r2["runId"].get<std::string>()}),
-      "cancelled");
+  EXPECT_EQ(QueryText(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')",
+                      {r2["runId"].get<std::string>()}),
+            "cancelled");
   EXPECT_EQ(status_of(r3), "parked");
   // The holder finishes: the next unfinished run (three, not the cancelled two) gets the thread.
   TaskBatch batch;
@@ -227,9 +222,9 @@ TEST(ThreadTurnTest, CancellingAWaitingRunKeepsTheOrderAndCancellingTheHolderHan
   EXPECT_EQ(status_of(r3), "ready");
   EXPECT_EQ(status_of(r4), "parked");
   // Cancelling the holder hands the thread on too.
-  EXPECT_EQ(
-      Text(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')", {r3["runId"].get<std::string>()}),
-      "cancelled");
+  EXPECT_EQ(QueryText(conn, "SELECT synaps.cancel_run('t', $1::uuid, 'op')",
+                      {r3["runId"].get<std::string>()}),
+            "cancelled");
   EXPECT_EQ(status_of(r4), "ready");
 }
 
@@ -259,22 +254,24 @@ TEST(ThreadTurnTest, ABatchOntoABusyThreadWaitsInTheBatchsOrder) {
   // order behind it.
   EXPECT_EQ((*got)[0]->response["waiting"]["runId"], holder["runId"]) << (*got)[0]->response.dump();
   EXPECT_EQ((*got)[1]->response["waiting"]["runId"], holder["runId"]) << (*got)[1]->response.dump();
-  EXPECT_EQ(Text(conn,
-                 "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq) FROM synaps.runs"
-                 " WHERE thread_id = $1::uuid",
-                 {thread}),
-            "1,2,3");
-  EXPECT_EQ(Text(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'parked'"), "2");
+  EXPECT_EQ(
+      QueryText(conn,
+                "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq) FROM synaps.runs"
+                " WHERE thread_id = $1::uuid",
+                {thread}),
+      "1,2,3");
+  EXPECT_EQ(QueryText(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'parked'"),
+            "2");
   // The holder finishes: only the batch's first run gets the thread.
   TaskBatch batch;
   batch.completions = {
       {{(*claimed)[0].item_id, (*claimed)[0].lease_epoch}, json{{"text", "h"}}, {}}};
   ASSERT_TRUE(WriteTaskBatch(conn, batch));
-  EXPECT_EQ(Text(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
-                 {(*got)[0]->response["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+                      {(*got)[0]->response["runId"].get<std::string>()}),
             "ready");
-  EXPECT_EQ(Text(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
-                 {(*got)[1]->response["runId"].get<std::string>()}),
+  EXPECT_EQ(QueryText(conn, "SELECT q.status FROM synaps.queue_items q WHERE q.run_id = $1::uuid",
+                      {(*got)[1]->response["runId"].get<std::string>()}),
             "parked");
 }
 
