@@ -1,5 +1,10 @@
 // 5. Scale of history: claim latency and drain rate of one worker with a large history of
-//    finished tasks (and their ledger rows) in the database, against an empty one.
+//    finished tasks (and their ledger rows) in the database, against an empty one. The empty
+//    side is a fresh clone every repetition, the history database is loaded once and reused;
+//    both have their queue vacuumed and a checkpoint taken before each measurement, so the two
+//    differ in their history, not in what earlier repetitions left in the queue. BENCH_KEEP=1
+//    keeps the history database (with the stack's directory) to explain a claim on it later.
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -152,10 +157,40 @@ json MeasureUsage(db::Connection& conn) {
 }
 
 struct HistorySample {
-  json claim;   // summary of single-item claim latencies (ms)
-  double rate;  // drain tasks/s, one worker
+  json claim;            // summary of single-item claim latencies (ms), timed by the client
+  json claim_statement;  // summary of the same claims' own time on the server (ms)
+  json claim_explain;    // EXPLAIN (ANALYZE, BUFFERS) of one more claim: time and buffers
+  double rate;           // drain tasks/s, one worker
   json blocks;  // per relation: blocks read from outside shared_buffers and hit, per drained task
 };
+
+// The tables a repetition dirties: the queue (submits insert, claims update, completions and
+// the probe cleanup delete), the outbox, and the runs and tasks the drain updates.
+constexpr const char* kQueueVacuum = "VACUUM (ANALYZE) synaps.queue_items, synaps.outbox";
+constexpr const char* kRunsVacuum = "VACUUM synaps.runs, synaps.tasks";
+
+// Puts `db`, with its repetition's tasks queued, in the state the empty side's fresh clone of
+// the queued template starts in: the dead rows earlier repetitions left in the queue's heap and
+// indexes vacuumed away (the history database is reused from one repetition to the next, and
+// at 10M autovacuum did not keep up with its four repetitions), the queue analyzed with
+// the tasks in it, and a checkpoint taken (a clone is made by one), so that neither side meets
+// the next timed checkpoint sooner. Done on both sides. The history tables are not analyzed:
+// sampling them would evict the cache the measurement depends on. Returns the time it took and
+// the queue's size after it, in 8 kB pages.
+json SettleQueue(Stack& stack, const std::string& db) {
+  auto conn = stack.ConnectForLoad(db);
+  auto start = std::chrono::steady_clock::now();
+  for (const char* sql : {kQueueVacuum, kRunsVacuum, "CHECKPOINT"}) Must(conn.Exec(sql), sql);
+  json out = {{"seconds", Seconds(std::chrono::steady_clock::now() - start)}};
+  auto r = Must(conn.Exec("SELECT c.relname, pg_relation_size(c.oid) / 8192 FROM pg_class c"
+                          " WHERE c.relnamespace = 'synaps'::regnamespace AND c.relname IN"
+                          " ('queue_items', 'queue_items_claim_idx', 'queue_items_task_id_key')"),
+                "queue pages");
+  json pages = json::object();
+  for (int i = 0; i < r.rows(); ++i) pages[r.GetString(i, 0)] = std::stoll(r.GetString(i, 1));
+  out["pages"] = pages;
+  return out;
+}
 
 // Block counters of every synaps table and index (a day's ledger partitions summed as one).
 std::map<std::string, std::pair<int64_t, int64_t>> BlockCounters(db::Connection& conn) {
@@ -178,20 +213,37 @@ HistorySample Measure(Stack& stack, const std::string& db, int tasks, int probes
   HistorySample s;
   {
     // Claim latency: single-item claims from a queue of their own, timed by the client.
+    // Each claim also reports its own time on the server: from the receipt of the statement
+    // (statement_timestamp()) to its row, which the function returns once it is done; what the
+    // client measures beyond that is mostly the commit's wait for the disk.
     auto conn = stack.Connect(db);
-    SubmitBulk(conn, probes, "probe");
-    std::vector<double> ms;
+    SubmitBulk(conn, probes + 1, "probe");
+    std::vector<double> ms, statement_ms;
     for (int i = 0; i < probes; ++i) {
       auto t0 = std::chrono::steady_clock::now();
-      auto r = Must(conn.ExecPrepared("probe_claim",
-                                      "SELECT item_id FROM synaps.claim_queue_items("
-                                      "'probe', ARRAY['probe'], 1, 300)",
-                                      {}),
-                    "probe claim");
+      auto r =
+          Must(conn.ExecPrepared("probe_claim",
+                                 "SELECT item_id, (extract(epoch FROM clock_timestamp() -"
+                                 " statement_timestamp()) * 1000)::float8"
+                                 " FROM synaps.claim_queue_items('probe', ARRAY['probe'], 1, 300)",
+                                 {}),
+               "probe claim");
       ms.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
       if (r.rows() != 1) throw BenchError("probe claim returned no item");
+      statement_ms.push_back(std::stod(r.GetString(0, 1)));
     }
     s.claim = ToJson(Summarize(ms));
+    s.claim_statement = ToJson(Summarize(statement_ms));
+    // One more, explained: its buffers include those of the statements inside the function.
+    auto plan =
+        json::parse(Must(conn.Exec("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT item_id FROM"
+                                   " synaps.claim_queue_items('probe', ARRAY['probe'], 1, 300)"),
+                         "probe claim explain")
+                        .GetString(0, 0))[0];
+    s.claim_explain = {{"execution_ms", plan["Execution Time"]},
+                       {"rows", plan["Plan"]["Actual Rows"]},
+                       {"shared_hit", plan["Plan"]["Shared Hit Blocks"]},
+                       {"shared_read", plan["Plan"]["Shared Read Blocks"]}};
     // The probes stay leased (never completed): without this the history database, measured
     // again every repetition, would carry every earlier repetition's leased probes in the
     // claim's index and its next probes would step over them.
@@ -275,21 +327,35 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
     out["generate_seconds"] = Seconds(std::chrono::steady_clock::now() - start);
     out["ledger_rows"] = Scalar(conn, "SELECT count(*) FROM synaps.ledger_events");
     out["database_bytes"] = Scalar(conn, "SELECT pg_database_size(current_database())");
-    Log("history: usage and cost over the history (GET /v1/usage)");
-    out["usage"] = MeasureUsage(conn);
-    Log("  first query " + std::to_string(out["usage"]["first_query_seconds"].get<double>()) +
-        " s, rollup " + std::to_string(out["usage"]["rollup_seconds"].get<double>()) +
-        " s, then p50 " + std::to_string(out["usage"]["query_ms"]["p50"].get<double>()) + " ms");
+    if (options.history_usage) {
+      Log("history: usage and cost over the history (GET /v1/usage)");
+      out["usage"] = MeasureUsage(conn);
+      Log("  first query " + std::to_string(out["usage"]["first_query_seconds"].get<double>()) +
+          " s, rollup " + std::to_string(out["usage"]["rollup_seconds"].get<double>()) +
+          " s, then p50 " + std::to_string(out["usage"]["query_ms"]["p50"].get<double>()) + " ms");
+    }
   }
   json empty_runs = json::array(), big_runs = json::array();
+  auto record = [](const HistorySample& s, int rep, const json& settle) {
+    Log("  settled in " + std::to_string(settle["seconds"].get<double>()) + " s (queue " +
+        settle["pages"].dump() + " pages); claim p50 " +
+        std::to_string(s.claim["p50"].get<double>()) + " ms (statement " +
+        std::to_string(s.claim_statement["p50"].get<double>()) + " ms, explained " +
+        s.claim_explain.dump() + "), drain " + std::to_string(s.rate) + " tasks/s");
+    return json{{"claim_ms", s.claim},
+                {"claim_statement_ms", s.claim_statement},
+                {"claim_explain", s.claim_explain},
+                {"rate", s.rate},
+                {"rep", rep},
+                {"blocks", s.blocks},
+                {"settle", settle}};
+  };
   auto measure_empty = [&](int rep) {
     Log("history rep " + std::to_string(rep + 1) + ": empty database");
     std::string db = stack.QueuedSynapsDb(tasks);
+    json settle = SettleQueue(stack, db);
     HistorySample s = Measure(stack, db, tasks, probes);
-    empty_runs.push_back(
-        {{"claim_ms", s.claim}, {"rate", s.rate}, {"rep", rep}, {"blocks", s.blocks}});
-    Log("  claim p50 " + std::to_string(s.claim["p50"].get<double>()) + " ms, drain " +
-        std::to_string(s.rate) + " tasks/s");
+    empty_runs.push_back(record(s, rep, settle));
     stack.DropDb(db);
   };
   auto measure_big = [&](int rep) {
@@ -298,11 +364,9 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
       auto conn = stack.Connect(big);
       SubmitBulk(conn, tasks);
     }
+    json settle = SettleQueue(stack, big);
     HistorySample s = Measure(stack, big, tasks, probes);
-    big_runs.push_back(
-        {{"claim_ms", s.claim}, {"rate", s.rate}, {"rep", rep}, {"blocks", s.blocks}});
-    Log("  claim p50 " + std::to_string(s.claim["p50"].get<double>()) + " ms, drain " +
-        std::to_string(s.rate) + " tasks/s");
+    big_runs.push_back(record(s, rep, settle));
   };
   // ABBA: even repetitions measure the empty database first, odd ones the history first, so a
   // slow phase of the shared machine does not always fall on the same side.
@@ -315,7 +379,18 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
       measure_empty(rep);
     }
   }
-  stack.DropDb(big);
+  if (getenv("BENCH_KEEP")) {
+    // Kept with the stack's directory, for a person to explain a claim on it afterwards.
+    out["kept_database"] = big;
+    Log("history: BENCH_KEEP: database " + big + " kept in " + stack.root() +
+        "/pg; start the server again as the postgres user with `postgres -D " + stack.root() +
+        "/pg -p " + std::to_string(stack.postgres().port()) +
+        " -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c shared_buffers=256MB`"
+        " and connect to " +
+        stack.Url(big));
+  } else {
+    stack.DropDb(big);
+  }
   out["empty"] = empty_runs;
   out["history"] = big_runs;
   return out;

@@ -414,7 +414,12 @@ struct Report {
           "their own), and the drain rate of "
        << F(h["tasks"].get<double>())
        << " queued tasks by one `synaps worker`. Drained tasks stay, so the history grows by "
-       << F(h["tasks"].get<double>()) << " tasks per repetition.\n\n";
+       << F(h["tasks"].get<double>())
+       << " tasks per repetition. The empty database is a fresh clone every repetition, the "
+          "history database is reused: before each measurement both have their queue "
+          "(`queue_items`, `outbox`) vacuumed and analyzed, `runs` and `tasks` vacuumed and a "
+          "checkpoint taken, so what differs is the history, not the dead rows earlier "
+          "repetitions left.\n\n";
     auto claim_p = [](const json& runs, const char* p) {
       std::vector<double> v;
       for (const auto& run : runs) v.push_back(run["claim_ms"][p].get<double>());
@@ -638,7 +643,8 @@ void WriteReport(const json& results, const BenchOptions& options) {
          "```\n\n"
          "Everything runs on this machine: a private PostgreSQL and nats-server on ports the OS "
          "picks, in a temporary directory under `/var/tmp` (removed afterwards; `BENCH_KEEP=1` "
-         "keeps it with every server and process log). Every sample is kept in "
+         "keeps it with every server and process log, and the history benchmark's loaded database "
+         "in it; the log says how to start its server again). Every sample is kept in "
          "`build-bench/bench-results.json`.\n";
   WriteFile(options.report_path, doc.str());
 }

@@ -33,6 +33,7 @@ struct BenchOptions {
   std::string node_modules;       // tools/node/node_modules
   std::string bench_dir;          // bench/ (scripts)
   int history_tasks = 0;          // finished tasks of the history benchmark; 0 = its default
+  bool history_usage = true;      // the history benchmark also times GET /v1/usage on it
   int expiry_tasks = 0;           // tasks of the day the expiry benchmark expires; 0 = default
   bool Wants(const std::string& name) const;
 };
