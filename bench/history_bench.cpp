@@ -165,7 +165,10 @@ struct HistorySample {
 };
 
 // The tables a repetition dirties: the queue (submits insert, claims update, completions and
-// the probe cleanup delete), the outbox, and the runs and tasks the drain updates.
+// the probe cleanup delete) and the outbox, rewritten compactly (they hold only the
+// repetition's rows: a plain VACUUM would leave the history side's queue twice the size of a
+// fresh clone's, in empty pages), and the runs and tasks the drain updates.
+constexpr const char* kQueueRewrite = "VACUUM FULL synaps.queue_items, synaps.outbox";
 constexpr const char* kQueueVacuum = "VACUUM (ANALYZE) synaps.queue_items, synaps.outbox";
 constexpr const char* kRunsVacuum = "VACUUM synaps.runs, synaps.tasks";
 
@@ -180,7 +183,9 @@ constexpr const char* kRunsVacuum = "VACUUM synaps.runs, synaps.tasks";
 json SettleQueue(Stack& stack, const std::string& db) {
   auto conn = stack.ConnectForLoad(db);
   auto start = std::chrono::steady_clock::now();
-  for (const char* sql : {kQueueVacuum, kRunsVacuum, "CHECKPOINT"}) Must(conn.Exec(sql), sql);
+  for (const char* sql : {kQueueRewrite, kQueueVacuum, kRunsVacuum, "CHECKPOINT"}) {
+    Must(conn.Exec(sql), sql);
+  }
   json out = {{"seconds", Seconds(std::chrono::steady_clock::now() - start)}};
   auto r = Must(conn.Exec("SELECT c.relname, pg_relation_size(c.oid) / 8192 FROM pg_class c"
                           " WHERE c.relnamespace = 'synaps'::regnamespace AND c.relname IN"
