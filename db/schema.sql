@@ -580,9 +580,9 @@ BEGIN
   RETURN v_created;
 END $$;
 
--- Name: expire_runs(text, uuid[], integer, date[]); Type: FUNCTION; Schema: synaps
+-- Name: expire_runs(text, uuid[], integer, date[], bigint[]); Type: FUNCTION; Schema: synaps
 
-CREATE FUNCTION synaps.expire_runs(p_tenant text, p_run_ids uuid[], p_days integer, p_partition_days date[] DEFAULT '{}'::date[]) RETURNS jsonb
+CREATE FUNCTION synaps.expire_runs(p_tenant text, p_run_ids uuid[], p_days integer, p_partition_days date[] DEFAULT '{}'::date[], p_last_seqs bigint[] DEFAULT NULL::bigint[]) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -594,6 +594,10 @@ DECLARE
   n_artifacts bigint;
   n_commands  bigint;
 BEGIN
+  IF p_last_seqs IS NOT NULL AND cardinality(p_last_seqs) <> cardinality(p_run_ids) THEN
+    RAISE EXCEPTION 'expire_runs: % run ids but % last seqs', cardinality(p_run_ids),
+                    cardinality(p_last_seqs) USING ERRCODE = '22023';
+  END IF;
   -- An arbitrary constant naming "Synaps expiry" among advisory locks.
   IF NOT pg_try_advisory_xact_lock(7340032019) THEN
     RETURN jsonb_build_object('busy', true);
@@ -604,6 +608,11 @@ BEGIN
            WHERE r.id = ANY (p_run_ids) AND r.tenant_id = p_tenant
              AND r.finished_at < now() - make_interval(days => p_days)
              AND r.status IN ('succeeded', 'failed', 'cancelled') AND NOT r.keep
+             -- Archived at exactly this ledger position: a run that got an event since its
+             -- archive (FOR UPDATE rechecks this on the row's newest version) stays.
+             AND (p_last_seqs IS NULL
+                  OR r.last_seq = (SELECT s.seq FROM unnest(p_run_ids, p_last_seqs) s(id, seq)
+                                    WHERE s.id = r.id LIMIT 1))
              AND NOT EXISTS (SELECT 1 FROM synaps.ledger_events e
                               WHERE e.run_id = r.id
                                 AND e.id > (SELECT last_event_id FROM synaps.usage_rollup))

@@ -216,13 +216,16 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
     joined += run_ids[i] + ":" + std::to_string(last_seqs[i]) + "\n";
   }
   const std::string segment = Sha256Hex(joined).substr(0, 16);
+  ArchivedSeqs seqs;
+  for (size_t i = 0; i < run_ids.size(); ++i) seqs[run_ids[i]] = last_seqs[i];
 
   ASSIGN_OR_RETURN(auto recorded,
                    store::FindArchive(conn, request.tenant_id, request.day, segment));
   ArchiveResult result;
   if (recorded) {
     result = {recorded->data_key, recorded->manifest_key, recorded->runs,  recorded->tasks,
-              recorded->events,   recorded->artifacts,    recorded->bytes, true};
+              recorded->events,   recorded->artifacts,    recorded->bytes, true,
+              std::move(seqs)};
     return result;
   }
   ASSIGN_OR_RETURN(auto stories, store::LoadRunStories(conn, request.tenant_id, run_ids));
@@ -236,7 +239,8 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
   const auto& r = built.record;
   spdlog::info("archive: {} runs of tenant {} on {} ({} tasks, {} events, {} bytes) in {}", r.runs,
                r.tenant_id, r.day, r.tasks, r.events, r.bytes, r.data_key);
-  result = {r.data_key, r.manifest_key, r.runs, r.tasks, r.events, r.artifacts, r.bytes, false};
+  result = {r.data_key, r.manifest_key, r.runs,  r.tasks,
+            r.events,   r.artifacts,    r.bytes, false, std::move(seqs)};
   return result;
 }
 
@@ -368,17 +372,19 @@ Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectS
               "archive manifest " + record.manifest_key + " does not list run " + ids[0]);
 }
 
-Status ObjectStoreArchiver::Archive(db::Connection& conn, const std::string& tenant,
-                                    const std::string& day,
-                                    const std::vector<std::string>& run_ids) {
+Result<ArchivedSeqs> ObjectStoreArchiver::Archive(db::Connection& conn, const std::string& tenant,
+                                                  const std::string& day,
+                                                  const std::vector<std::string>& run_ids) {
+  ArchivedSeqs archived;
   for (size_t at = 0; at < run_ids.size(); at += kMaxRunsPerSegment) {
     size_t end = std::min(run_ids.size(), at + kMaxRunsPerSegment);
     ArchiveRequest request{tenant, day, {run_ids.begin() + at, run_ids.begin() + end}};
     ASSIGN_OR_RETURN(ArchiveResult done, ArchiveRuns(conn, *store_, request));
     spdlog::info("expiry: archived {} runs of tenant {} ({}) to {}", done.runs, tenant, day,
                  done.data_key);
+    archived.merge(done.last_seqs);
   }
-  return Ok();
+  return archived;
 }
 
 }  // namespace synaps::history

@@ -59,6 +59,10 @@ struct ArchiveResult {
   int64_t artifacts = 0;
   int64_t bytes = 0;              // compressed size of the data object
   bool already_archived = false;  // this exact batch had been archived and recorded before
+  // Each run (lower-case id) and the ledger position (runs.last_seq) the segment is named by.
+  // The segment holds each run at this position or later; a run whose runs.last_seq is still
+  // this one is held exactly as it is now (last_seq only grows).
+  ArchivedSeqs last_seqs;
 };
 
 // Writes the runs of `request` to the store as one segment, then its manifest, then records the
@@ -128,8 +132,9 @@ Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectS
 class ObjectStoreArchiver final : public RunArchiver {
  public:
   explicit ObjectStoreArchiver(objstore::ObjectStore* store) : store_(store) {}
-  Status Archive(db::Connection& conn, const std::string& tenant, const std::string& day,
-                 const std::vector<std::string>& run_ids) override;
+  Result<ArchivedSeqs> Archive(db::Connection& conn, const std::string& tenant,
+                               const std::string& day,
+                               const std::vector<std::string>& run_ids) override;
 
  private:
   objstore::ObjectStore* const store_;

@@ -32,15 +32,27 @@ json ExpiryReport::ToJson() const {
 
 namespace {
 
-// Hands the batch to the archiver, one call per UTC day.
-Status ArchiveBatch(db::Connection& conn, RunArchiver& archiver, const std::string& tenant,
-                    const std::vector<store::ExpiredRun>& runs) {
+// Hands the batch to the archiver, one call per UTC day; the last seq each run was archived at,
+// in the order of `runs`. kInternal when the archiver leaves a run out.
+Result<std::vector<int64_t>> ArchiveBatch(db::Connection& conn, RunArchiver& archiver,
+                                          const std::string& tenant,
+                                          const std::vector<store::ExpiredRun>& runs) {
   std::map<std::string, std::vector<std::string>> by_day;
   for (const auto& r : runs) by_day[r.day].push_back(r.run_id);
+  ArchivedSeqs archived;
   for (const auto& [day, ids] : by_day) {
-    RETURN_IF_ERROR(archiver.Archive(conn, tenant, day, ids));
+    ASSIGN_OR_RETURN(ArchivedSeqs seqs, archiver.Archive(conn, tenant, day, ids));
+    archived.merge(seqs);
   }
-  return Ok();
+  std::vector<int64_t> out;
+  for (const auto& r : runs) {
+    auto it = archived.find(r.run_id);
+    if (it == archived.end()) {
+      return Fail(ErrorCode::kInternal, "the archiver did not report run " + r.run_id);
+    }
+    out.push_back(it->second);
+  }
+  return out;
 }
 
 // Expires one tenant's runs batch by batch; false in the result when the pass must stop.
@@ -78,17 +90,27 @@ Result<bool> ExpireTenant(db::Connection& conn, RunArchiver* archiver,
     if (stopping && stopping()) return false;
     ASSIGN_OR_RETURN(auto runs, store::ExpiredRuns(conn, tenant, options.batch_runs));
     if (runs.empty()) return true;
+    // Archived: each run is deleted only at the ledger position its archive holds.
+    std::optional<std::vector<int64_t>> last_seqs;
     if (tenant.archive) {
-      if (auto archived = ArchiveBatch(conn, *archiver, tenant.tenant, runs); !archived) {
+      auto archived = ArchiveBatch(conn, *archiver, tenant.tenant, runs);
+      if (!archived) {
         mine.skipped = "archive failed: " + archived.error().message;
         spdlog::warn("expiry: tenant {}: {}", tenant.tenant, mine.skipped);
         return true;
       }
+      last_seqs = std::move(*archived);
     }
     std::vector<std::string> ids;
     for (const auto& r : runs) ids.push_back(r.run_id);
     ASSIGN_OR_RETURN(store::ExpiryCounts counts,
-                     store::ExpireRuns(conn, tenant, ids, partition_days));
+                     store::ExpireRuns(conn, tenant, ids, partition_days, last_seqs));
+    if (!counts.busy && static_cast<size_t>(counts.runs) < ids.size()) {
+      spdlog::info(
+          "expiry: tenant {}: {} of {} runs left for later (locked, kept, or changed since they "
+          "were archived)",
+          tenant.tenant, ids.size() - static_cast<size_t>(counts.runs), ids.size());
+    }
     if (counts.busy) {
       report.busy = true;
       return false;

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,14 +19,20 @@
 
 namespace synaps::history {
 
+// Run id (lower-case) -> the ledger position (runs.last_seq) its archived story ends at.
+using ArchivedSeqs = std::map<std::string, int64_t>;
+
 // Stores expiring runs outside PostgreSQL before they are deleted (the object-store archive of
-// issue #18). Called with runs of one tenant that finished on one UTC day; Ok means they may be
-// deleted, an error that they must stay (expiry tries again on its next pass).
+// issue #18). Called with runs of one tenant that finished on one UTC day; a value means they
+// may be deleted, each only while its runs.last_seq is still the one returned for it (a run
+// that got a ledger event since stays, and is archived again by a later batch or pass); an
+// error means they must all stay (expiry tries again on its next pass).
 class RunArchiver {
  public:
   virtual ~RunArchiver() = default;
-  virtual Status Archive(db::Connection& conn, const std::string& tenant, const std::string& day,
-                         const std::vector<std::string>& run_ids) = 0;
+  virtual Result<ArchivedSeqs> Archive(db::Connection& conn, const std::string& tenant,
+                                       const std::string& day,
+                                       const std::vector<std::string>& run_ids) = 0;
 };
 
 struct ExpiryOptions {

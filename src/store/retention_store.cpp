@@ -90,13 +90,25 @@ json ExpiryCounts::ToJson() const {
 
 Result<ExpiryCounts> ExpireRuns(db::Connection& conn, const TenantRetention& tenant,
                                 const std::vector<std::string>& run_ids,
-                                const std::vector<std::string>& partition_days) {
+                                const std::vector<std::string>& partition_days,
+                                const std::optional<std::vector<int64_t>>& last_seqs) {
+  std::optional<std::string> seqs;
+  if (last_seqs) {
+    if (last_seqs->size() != run_ids.size()) {
+      return Fail(ErrorCode::kInternal, "ExpireRuns: last_seqs must be parallel to run_ids");
+    }
+    std::vector<std::string> texts;
+    for (int64_t seq : *last_seqs) texts.push_back(std::to_string(seq));
+    seqs = db::ArrayLiteral(texts);
+  }
   ASSIGN_OR_RETURN(
       db::PgResult r,
-      conn.ExecPrepared("retention_expire",
-                        "SELECT synaps.expire_runs($1, $2::uuid[], $3::integer, $4::date[])",
-                        {tenant.tenant, db::ArrayLiteral(run_ids),
-                         std::to_string(tenant.retention_days), db::ArrayLiteral(partition_days)}));
+      conn.ExecPrepared(
+          "retention_expire",
+          "SELECT synaps.expire_runs($1, $2::uuid[], $3::integer, $4::date[],"
+          " $5::bigint[])",
+          {tenant.tenant, db::ArrayLiteral(run_ids), std::to_string(tenant.retention_days),
+           db::ArrayLiteral(partition_days), seqs}));
   ASSIGN_OR_RETURN(json j, detail::ParseColumn(r.GetString(0, 0), "expiry counts"));
   ExpiryCounts c;
   c.busy = j.value("busy", false);

@@ -3,6 +3,7 @@
 // batch of them). Changes of retention and keep are audited (synaps.audit_log).
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -64,8 +65,11 @@ struct ExpiryCounts {
 // Deletes those of `run_ids` that are still expired, with everything that belongs to them, in
 // one transaction (synaps.expire_runs). The ledger events of runs created on one of
 // `partition_days` (YYYY-MM-DD, UTC) stay: that day's partition is dropped whole afterwards.
+// `last_seqs` (parallel to `run_ids`, for runs that were archived): a run is deleted only while
+// its runs.last_seq equals its entry; one that got a ledger event since its archive stays.
 Result<ExpiryCounts> ExpireRuns(db::Connection& conn, const TenantRetention& tenant,
                                 const std::vector<std::string>& run_ids,
-                                const std::vector<std::string>& partition_days = {});
+                                const std::vector<std::string>& partition_days = {},
+                                const std::optional<std::vector<int64_t>>& last_seqs = {});
 
 }  // namespace synaps::store

@@ -3,11 +3,18 @@
 // artifacts and command, and leaves held, kept, younger and not-yet-rolled-up runs alone.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <thread>
+#include <utility>
 
+#include "core/ids.h"
 #include "db/connection.h"
+#include "history/archive.h"
 #include "history/expiry.h"
+#include "objstore/s3_store.h"
+#include "store/archive_store.h"
 #include "store/retention_store.h"
+#include "support/s3_server.h"
 #include "support/test_stack.h"
 
 namespace synaps::history {
@@ -225,11 +232,15 @@ TEST_F(RetentionTest, ArchivingTenantsGoThroughTheArchiverFirst) {
   struct Recorder : RunArchiver {
     bool fail = true;
     std::vector<std::string> days;
-    Status Archive(db::Connection&, const std::string& tenant, const std::string& day,
-                   const std::vector<std::string>& ids) override {
+    Result<ArchivedSeqs> Archive(db::Connection& conn, const std::string& tenant,
+                                 const std::string& day,
+                                 const std::vector<std::string>& ids) override {
       if (fail) return Fail(ErrorCode::kUnavailable, "store down");
       days.push_back(tenant + " " + day + " " + std::to_string(ids.size()));
-      return Ok();
+      ASSIGN_OR_RETURN(auto seqs, store::RunLastSeqs(conn, tenant, ids));
+      ArchivedSeqs out;
+      for (size_t i = 0; i < ids.size(); ++i) out[ids[i]] = seqs[i];
+      return out;
     }
   } archiver;
   EXPECT_EQ(ExpireOnce(conn_, &archiver, {})->total.runs, 0);
@@ -238,6 +249,94 @@ TEST_F(RetentionTest, ArchivingTenantsGoThroughTheArchiverFirst) {
   EXPECT_EQ(ExpireOnce(conn_, &archiver, {})->total.runs, 2);
   EXPECT_EQ(archiver.days.size(), 2u);  // two different days
   EXPECT_EQ(Count("synaps.runs"), 0);
+}
+
+// A run that gets a ledger event between its archive and the delete (here: kept and released by
+// an operator, then folded into usage) is not deleted with history its archive lacks: the delete
+// compares each run's last_seq with the one it was archived at and leaves it; the next pass
+// archives its new state (a new segment), then deletes it. With a real object store (s3rver).
+TEST_F(RetentionTest, ARunChangedBetweenArchiveAndDeleteStaysUntilArchivedAgain) {
+  testing::S3Server* server = testing::S3Server::Shared();
+  ASSERT_NE(server, nullptr);
+  const std::string bucket = "expiry-" + RandomHex(6);
+  ASSERT_TRUE(server->CreateBucket(bucket));
+  objstore::S3ObjectStore objects(server->StoreOptions(bucket));
+  auto set = store::SetRetention(
+      conn_, {.tenant = "a", .retention_days = 7, .archive = true, .actor = "ops"});
+  ASSERT_TRUE(set) << set.error().message;
+  const std::string changed = Run("a", "changed", 10);
+  const std::string steady = Run("a", "steady", 10);
+  RollUpEverything();
+  auto events_of = [&](const std::string& run) {
+    return Exec("SELECT count(*) FROM synaps.ledger_events WHERE run_id = $1::uuid", {run})
+        .GetInt(0, 0);
+  };
+  const int64_t events_before = events_of(changed);
+
+  // The real archiver; once it has written the batch, an operator keeps and releases `changed`.
+  struct LateEvent : RunArchiver {
+    ObjectStoreArchiver inner;
+    std::function<void()> after;
+    explicit LateEvent(objstore::ObjectStore* store) : inner(store) {}
+    Result<ArchivedSeqs> Archive(db::Connection& conn, const std::string& tenant,
+                                 const std::string& day,
+                                 const std::vector<std::string>& ids) override {
+      auto done = inner.Archive(conn, tenant, day, ids);
+      if (after) std::exchange(after, nullptr)();
+      return done;
+    }
+  } archiver(&objects);
+  archiver.after = [&] {
+    ASSERT_TRUE(store::SetRunKeep(conn_, std::string("a"), changed, true, "ops"));
+    ASSERT_TRUE(store::SetRunKeep(conn_, std::string("a"), changed, false, "ops"));
+    RollUpEverything();
+  };
+  auto first = ExpireOnce(conn_, &archiver, {.max_batches = 1});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->total.runs, 1);
+  EXPECT_EQ(Remaining(), "changed");
+  EXPECT_EQ(events_of(changed), events_before + 2);
+  auto stale = ReadArchivedRun(conn_, objects, "a", changed);
+  ASSERT_TRUE(stale) << stale.error().message;
+  EXPECT_EQ((*stale)["events"].size(), static_cast<size_t>(events_before));
+  auto gone = ReadArchivedRun(conn_, objects, "a", steady);
+  ASSERT_TRUE(gone) << gone.error().message;
+  EXPECT_EQ((*gone)["run"]["id"], steady);
+
+  // The next pass archives what the run is now, then deletes it.
+  const int64_t last_seq =
+      Exec("SELECT last_seq FROM synaps.runs WHERE id = $1::uuid", {changed}).GetInt(0, 0);
+  auto second = ExpireOnce(conn_, &archiver, {});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->total.runs, 1);
+  EXPECT_EQ(Count("synaps.runs"), 0);
+  auto fresh = ReadArchivedRun(conn_, objects, "a", changed);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_EQ((*fresh)["events"].size(), static_cast<size_t>(events_before + 2));
+  EXPECT_NE((*fresh)["archive"]["dataKey"], (*stale)["archive"]["dataKey"]);
+  EXPECT_EQ((*fresh)["events"].back()["seq"], last_seq);
+}
+
+// PostgreSQL compares the positions itself: expire_runs with a stale last_seq deletes nothing,
+// and refuses arrays of different lengths.
+TEST_F(RetentionTest, ExpireRunsLeavesARunWhoseLastSeqMovedOn) {
+  SetRetention("*", 1);
+  const std::string run = Run("a", "moved", 5);
+  RollUpEverything();
+  const std::string seq =
+      Exec("SELECT last_seq::text FROM synaps.runs WHERE id = $1::uuid", {run}).GetString(0, 0);
+  const store::TenantRetention tenant{"a", 1, true};
+  auto stale =
+      store::ExpireRuns(conn_, tenant, {run}, {}, std::vector<int64_t>{std::stoll(seq) - 1});
+  ASSERT_TRUE(stale) << stale.error().message;
+  EXPECT_EQ(stale->runs, 0);
+  auto mismatched = conn_.Exec(
+      "SELECT synaps.expire_runs('a', ARRAY[$1::uuid], 1, '{}', '{1,2}'::bigint[])", {run});
+  ASSERT_FALSE(mismatched);
+  EXPECT_NE(mismatched.error().message.find("1 run ids but 2 last seqs"), std::string::npos);
+  auto current = store::ExpireRuns(conn_, tenant, {run}, {}, std::vector<int64_t>{std::stoll(seq)});
+  ASSERT_TRUE(current) << current.error().message;
+  EXPECT_EQ(current->runs, 1);
 }
 
 }  // namespace
