@@ -2884,7 +2884,11 @@ CREATE TABLE synaps.api_keys (
 CREATE TABLE synaps.archived_runs (
     run_id uuid NOT NULL,
     tenant_id text NOT NULL,
-    archive_id bigint NOT NULL
+    archive_id bigint NOT NULL,
+    data_offset bigint,
+    data_length bigint,
+    sha256 text,
+    CONSTRAINT archived_runs_member_check CHECK ((((data_offset IS NULL) AND (data_length IS NULL) AND (sha256 IS NULL)) OR ((data_offset >= 0) AND (data_length > 0) AND (sha256 ~ '^[0-9a-f]{64}$'::text))))
 );
 
 -- Name: archives; Type: TABLE; Schema: synaps

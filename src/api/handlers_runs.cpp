@@ -291,7 +291,17 @@ HttpResponse Router::GetArchivedRun(Context& ctx, const Params& p) const {
   if (!conn) return ctx.Error(conn.error());
   const std::string tenant = ctx.principal->installation ? "" : ctx.principal->tenant_id;
   auto run = history::ReadArchivedRun(**conn, *deps_.objects, tenant, id);
-  if (!run) return ctx.Error(run.error());
+  if (!run) {
+    const Error& e = run.error();
+    // Stored bytes that are damaged, not what PostgreSQL recorded, or larger than a read takes:
+    // the store (upstream) answered badly, said as such.
+    if (e.code == ErrorCode::kInternal &&
+        (e.field == history::kArchiveCorrupt || e.field == history::kArchiveTooLarge)) {
+      spdlog::error("request {}: {}", ctx.request_id, e.message);
+      return ctx.Error(502, e.field, e.message);
+    }
+    return ctx.Error(e);
+  }
   return JsonResponse(200, PublicArchivedRun(std::move(*run)), ctx.request_id);
 }
 

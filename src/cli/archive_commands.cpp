@@ -55,13 +55,18 @@ int Create(db::Connection& conn, objstore::ObjectStore& objects, const ArchiveFl
     std::cout << json{{"dataKey", done->data_key}, {"manifestKey", done->manifest_key},
                       {"runs", done->runs},        {"tasks", done->tasks},
                       {"events", done->events},    {"artifacts", done->artifacts},
-                      {"bytes", done->bytes},      {"alreadyArchived", done->already_archived}}
+                      {"bytes", done->bytes},      {"alreadyArchived", done->already_archived},
+                      {"segments", done->segments}}
                      .dump()
               << "\n";
   } else {
     std::cout << (done->already_archived ? "already archived: " : "archived ") << done->runs
               << " runs (" << done->tasks << " tasks, " << done->events << " events, "
-              << done->bytes << " bytes) in " << done->data_key << "\n";
+              << done->bytes << " bytes) in " << done->data_key
+              << (done->segments > 1
+                      ? " and " + std::to_string(done->segments - 1) + " more segments"
+                      : "")
+              << "\n";
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <regex>
 #include <set>
+#include <span>
 
 #include "core/http_grammar.h"
 #include "core/ids.h"
@@ -20,8 +21,10 @@ using nlohmann::json;
 
 namespace {
 
-// A run's story inflates to at most this much; a larger member is refused as damaged.
-constexpr size_t kMaxStoryBytes = size_t{1} << 30;
+// A refusal of stored archive data (history/archive.h, kArchiveCorrupt).
+std::unexpected<Error> Corrupt(std::string message) {
+  return Fail(ErrorCode::kInternal, std::move(message), kArchiveCorrupt);
+}
 
 std::string NowUtc() {
   std::time_t t = std::time(nullptr);
@@ -74,10 +77,21 @@ struct Segment {
   std::string data;
   json manifest;
   store::ArchiveRecord record;
+  std::vector<store::ArchivedMember> members;  // in the order of the stories
 };
 
+// The name of a segment of these runs at these ledger positions (16 hex digits).
+std::string SegmentName(const std::vector<std::string>& run_ids,
+                        const std::vector<int64_t>& last_seqs) {
+  std::string joined;
+  for (size_t i = 0; i < run_ids.size(); ++i) {
+    joined += run_ids[i] + ":" + std::to_string(last_seqs[i]) + "\n";
+  }
+  return Sha256Hex(joined).substr(0, 16);
+}
+
 Segment BuildSegment(const ArchiveRequest& request, const std::string& segment,
-                     const std::vector<store::RunStory>& stories) {
+                     std::span<const store::RunStory> stories) {
   Segment s;
   auto& r = s.record;
   r.tenant_id = request.tenant_id;
@@ -92,9 +106,15 @@ Segment BuildSegment(const ArchiveRequest& request, const std::string& segment,
   for (const auto& story : stories) {
     const std::string line = story.json + "\n";
     const std::string member = GzipMember(line);
+    store::ArchivedMember& m = s.members.emplace_back();
+    m.run_id = story.run_id;
+    m.offset = static_cast<int64_t>(s.data.size());
+    m.length = static_cast<int64_t>(member.size());
+    m.sha256 = Sha256Hex(member);
     runs.push_back({{"id", story.run_id},
-                    {"offset", s.data.size()},
-                    {"length", member.size()},
+                    {"offset", static_cast<uint64_t>(m.offset)},
+                    {"length", static_cast<uint64_t>(m.length)},
+                    {"sha256", m.sha256},
                     {"createdAt", story.created_at},
                     {"finishedAt", story.finished_at}});
     s.data += member;
@@ -148,41 +168,142 @@ Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::strin
   if (!m.is_object() || !m.contains("schemaVersion") || !m["schemaVersion"].is_number_integer() ||
       !m.contains("dataKey") || !m["dataKey"].is_string() || !m.contains("sha256") ||
       !m["sha256"].is_string() || !m.contains("runs") || !m["runs"].is_array()) {
-    return Fail(ErrorCode::kInternal, "archive manifest " + manifest_key + " is malformed");
+    return Corrupt("archive manifest " + manifest_key + " is malformed");
   }
   if (m["schemaVersion"].get<int>() != kArchiveSchemaVersion) {
-    return Fail(ErrorCode::kInternal, "archive manifest " + manifest_key + " has schema version " +
-                                          m["schemaVersion"].dump() + "; this release reads " +
-                                          std::to_string(kArchiveSchemaVersion));
+    return Corrupt("archive manifest " + manifest_key + " has schema version " +
+                   m["schemaVersion"].dump() + "; this release reads " +
+                   std::to_string(kArchiveSchemaVersion));
   }
   if (record != nullptr && (m["dataKey"].get<std::string>() != record->data_key ||
                             m["sha256"].get<std::string>() != record->sha256)) {
-    return Fail(ErrorCode::kInternal,
-                "archive manifest " + manifest_key + " does not match its record in PostgreSQL");
+    return Corrupt("archive manifest " + manifest_key + " does not match its record in PostgreSQL");
   }
   ASSIGN_OR_RETURN(loaded.data, store.Get(m["dataKey"].get<std::string>()));
   if (Sha256Hex(loaded.data) != m["sha256"].get<std::string>()) {
-    return Fail(ErrorCode::kInternal, "archive " + m["dataKey"].get<std::string>() +
-                                          " does not match the checksum in its manifest");
+    return Corrupt("archive " + m["dataKey"].get<std::string>() +
+                   " does not match the checksum in its manifest");
   }
   return loaded;
 }
 
+// The story line one gzip member holds, inflating at most `max_bytes`; `what` names it.
+Result<std::string> InflateStory(std::string_view member, size_t max_bytes,
+                                 const std::string& what) {
+  auto text = Gunzip(member, max_bytes);
+  if (!text && text.error().code == ErrorCode::kResourceExhausted) {
+    return Fail(ErrorCode::kInternal,
+                what + " inflates to more than " + std::to_string(max_bytes) +
+                    " bytes, the most this reader takes for one run",
+                kArchiveTooLarge);
+  }
+  if (!text) return Corrupt(what + ": " + text.error().message);
+  while (!text->empty() && text->back() == '\n') text->pop_back();
+  return std::move(*text);
+}
+
 // The story line of one run of a loaded segment (the manifest entry `entry`).
-Result<std::string> StoryOf(const LoadedSegment& segment, const json& entry) {
+Result<std::string> StoryOf(const LoadedSegment& segment, const json& entry, size_t max_bytes) {
   if (!entry.is_object() || !entry.value("offset", json()).is_number_unsigned() ||
       !entry.value("length", json()).is_number_unsigned()) {
-    return Fail(ErrorCode::kInternal, "archive manifest lists a run without offset and length");
+    return Corrupt("archive manifest lists a run without offset and length");
   }
   const auto offset = entry["offset"].get<size_t>();
   const auto length = entry["length"].get<size_t>();
   if (offset > segment.data.size() || length > segment.data.size() - offset) {
-    return Fail(ErrorCode::kInternal, "archive manifest points past the end of its data");
+    return Corrupt("archive manifest points past the end of its data");
   }
-  auto text = Gunzip(std::string_view(segment.data).substr(offset, length), kMaxStoryBytes);
-  if (!text) return Fail(ErrorCode::kInternal, "archived run: " + text.error().message);
-  while (!text->empty() && text->back() == '\n') text->pop_back();
-  return std::move(*text);
+  return InflateStory(std::string_view(segment.data).substr(offset, length), max_bytes,
+                      "archived run " + entry.value("id", std::string()));
+}
+
+// A store's refusal to hand over a recorded object: the archive is damaged (kArchiveCorrupt)
+// when the object is missing or shorter than recorded; other errors stay as they are.
+Error StoreRefusal(Error e, const std::string& what) {
+  if (e.code == ErrorCode::kNotFound || e.code == ErrorCode::kInvalidArgument) {
+    return Error{ErrorCode::kInternal, what + ": " + e.message, kArchiveCorrupt};
+  }
+  return e;
+}
+
+// The story line of an archived run, checked against PostgreSQL's record and inflating at most
+// `max_bytes`. When the record says where the run's member is (archives since migration 0044),
+// only those bytes are fetched (a ranged read) and checked against the member's checksum;
+// otherwise the whole segment is read and checked, and its manifest says where the run is.
+Result<std::string> ReadStory(objstore::ObjectStore& store, const store::ArchivedRun& found,
+                              size_t max_bytes) {
+  const store::ArchiveRecord& record = found.segment;
+  if (!found.member) {
+    auto segment = LoadSegment(store, record.manifest_key, &record);
+    if (!segment) return std::unexpected(StoreRefusal(segment.error(), record.manifest_key));
+    for (const auto& entry : segment->manifest["runs"]) {
+      if (entry.is_object() && entry.value("id", "") == found.run_id) {
+        return StoryOf(*segment, entry, max_bytes);
+      }
+    }
+    return Corrupt("archive manifest " + record.manifest_key + " does not list the run");
+  }
+  const store::ArchivedMember& m = *found.member;
+  const std::string what = "archived run " + m.run_id + " in " + record.data_key;
+  if (m.offset < 0 || m.length <= 0 || m.offset > record.bytes ||
+      m.length > record.bytes - m.offset) {
+    return Corrupt(what + ": its record points past the end of the data");
+  }
+  // Deflate never grows data by more than a few bytes in a thousand.
+  if (static_cast<uint64_t>(m.length) > max_bytes + max_bytes / 64 + 1024) {
+    return Fail(ErrorCode::kInternal,
+                what + " is " + std::to_string(m.length) + " bytes compressed, more than the " +
+                    std::to_string(max_bytes) + " bytes this reader takes for one run",
+                kArchiveTooLarge);
+  }
+  auto member = store.GetRange(record.data_key, static_cast<uint64_t>(m.offset),
+                               static_cast<uint64_t>(m.length));
+  if (!member) return std::unexpected(StoreRefusal(member.error(), what));
+  if (Sha256Hex(*member) != m.sha256) {
+    return Corrupt(what + " does not match the checksum PostgreSQL recorded for it");
+  }
+  return InflateStory(*member, max_bytes, what);
+}
+
+// Adds a segment written (or found recorded) to `result`: counts add up, keys are the first
+// segment's, already_archived holds while every segment was recorded before.
+void AddSegment(const store::ArchiveRecord& r, bool already, ArchiveResult& result) {
+  if (result.segments == 0) {
+    result.data_key = r.data_key;
+    result.manifest_key = r.manifest_key;
+    result.already_archived = true;
+  }
+  ++result.segments;
+  result.runs += r.runs;
+  result.tasks += r.tasks;
+  result.events += r.events;
+  result.artifacts += r.artifacts;
+  result.bytes += r.bytes;
+  result.already_archived = result.already_archived && already;
+}
+
+// Writes the segment `segment` of `stories` unless PostgreSQL records it already: data first,
+// manifest second, record third, so a crash leaves at most a segment without its manifest
+// (never "done"), or a manifest without its record (written again next time).
+Status WriteSegment(db::Connection& conn, objstore::ObjectStore& store,
+                    const ArchiveRequest& request, const std::string& segment,
+                    std::span<const store::RunStory> stories, ArchiveResult& result) {
+  ASSIGN_OR_RETURN(auto recorded,
+                   store::FindArchive(conn, request.tenant_id, request.day, segment));
+  if (recorded) {
+    AddSegment(*recorded, /*already=*/true, result);
+    return Ok();
+  }
+  Segment built = BuildSegment(request, segment, stories);
+  RETURN_IF_ERROR(store.Put(built.record.data_key, built.data, "application/gzip"));
+  RETURN_IF_ERROR(
+      store.Put(built.record.manifest_key, built.manifest.dump(2) + "\n", "application/json"));
+  RETURN_IF_ERROR(store::RecordArchive(conn, built.record, built.members));
+  const auto& r = built.record;
+  spdlog::info("archive: {} runs of tenant {} on {} ({} tasks, {} events, {} bytes) in {}", r.runs,
+               r.tenant_id, r.day, r.tasks, r.events, r.bytes, r.data_key);
+  AddSegment(r, /*already=*/false, result);
+  return Ok();
 }
 
 }  // namespace
@@ -211,78 +332,63 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
   // archive of the same batch (an event appended, a keep set and released) is archived again
   // under a new name instead of being taken as archived.
   ASSIGN_OR_RETURN(auto last_seqs, store::RunLastSeqs(conn, request.tenant_id, run_ids));
-  std::string joined;
-  for (size_t i = 0; i < run_ids.size(); ++i) {
-    joined += run_ids[i] + ":" + std::to_string(last_seqs[i]) + "\n";
-  }
-  const std::string segment = Sha256Hex(joined).substr(0, 16);
-  ArchivedSeqs seqs;
-  for (size_t i = 0; i < run_ids.size(); ++i) seqs[run_ids[i]] = last_seqs[i];
-
-  ASSIGN_OR_RETURN(auto recorded,
-                   store::FindArchive(conn, request.tenant_id, request.day, segment));
   ArchiveResult result;
+  for (size_t i = 0; i < run_ids.size(); ++i) result.last_seqs[run_ids[i]] = last_seqs[i];
+  ASSIGN_OR_RETURN(auto recorded, store::FindArchive(conn, request.tenant_id, request.day,
+                                                     SegmentName(run_ids, last_seqs)));
   if (recorded) {
-    result = {recorded->data_key, recorded->manifest_key, recorded->runs,  recorded->tasks,
-              recorded->events,   recorded->artifacts,    recorded->bytes, true,
-              std::move(seqs)};
+    AddSegment(*recorded, /*already=*/true, result);
     return result;
   }
   ASSIGN_OR_RETURN(auto stories, store::LoadRunStories(conn, request.tenant_id, run_ids));
-  Segment built = BuildSegment(request, segment, stories);
-  // Data first, manifest second, record third: a crash leaves at most a segment without its
-  // manifest (never "done"), or a manifest without its record (written again next time).
-  RETURN_IF_ERROR(store.Put(built.record.data_key, built.data, "application/gzip"));
-  RETURN_IF_ERROR(
-      store.Put(built.record.manifest_key, built.manifest.dump(2) + "\n", "application/json"));
-  RETURN_IF_ERROR(store::RecordArchive(conn, built.record, run_ids));
-  const auto& r = built.record;
-  spdlog::info("archive: {} runs of tenant {} on {} ({} tasks, {} events, {} bytes) in {}", r.runs,
-               r.tenant_id, r.day, r.tasks, r.events, r.bytes, r.data_key);
-  result = {r.data_key, r.manifest_key, r.runs,  r.tasks,
-            r.events,   r.artifacts,    r.bytes, false, std::move(seqs)};
+  // Consecutive runs make a segment while it stays within max_segment_bytes uncompressed (a run
+  // larger than that alone makes one); each segment is named by its own runs.
+  const std::span<const store::RunStory> all(stories);
+  for (size_t begin = 0, end = 0; begin < all.size(); begin = end) {
+    size_t bytes = 0;
+    do {
+      bytes += all[end++].json.size() + 1;
+    } while (end < all.size() && bytes + all[end].json.size() + 1 <= request.max_segment_bytes);
+    const std::vector<std::string> ids(run_ids.begin() + begin, run_ids.begin() + end);
+    const std::vector<int64_t> seqs(last_seqs.begin() + begin, last_seqs.begin() + end);
+    RETURN_IF_ERROR(WriteSegment(conn, store, request, SegmentName(ids, seqs),
+                                 all.subspan(begin, end - begin), result));
+  }
   return result;
 }
 
 Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectStore& store,
-                                       const std::string& tenant_id, const std::string& run_id) {
+                                       const std::string& tenant_id, const std::string& run_id,
+                                       size_t max_bytes) {
   if (!tenant_id.empty() && !IsTenantId(tenant_id)) {
     return Fail(ErrorCode::kInvalidArgument, "tenant id is malformed", "tenant");
   }
   ASSIGN_OR_RETURN(auto ids, NormalizeRunIds({run_id}, 1));
-  ASSIGN_OR_RETURN(auto record, store::FindArchivedRun(conn, tenant_id, ids[0]));
-  ASSIGN_OR_RETURN(auto segment, LoadSegment(store, record.manifest_key, &record));
-  for (const auto& entry : segment.manifest["runs"]) {
-    if (!entry.is_object() || entry.value("id", "") != ids[0]) continue;
-    ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry));
-    json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!story.is_object() || !story["run"].is_object() || story["run"].value("id", "") != ids[0] ||
-        story["run"].value("tenant_id", "") != record.tenant_id) {
-      return Fail(ErrorCode::kInternal,
-                  "archived run " + ids[0] + " does not read as that run of its tenant");
-    }
-    story["archive"] = {{"tenant", record.tenant_id},         {"day", record.day},
-                        {"segment", record.segment},          {"dataKey", record.data_key},
-                        {"manifestKey", record.manifest_key}, {"archivedAt", record.archived_at}};
-    return story;
+  ASSIGN_OR_RETURN(auto found, store::FindArchivedRun(conn, tenant_id, ids[0]));
+  const store::ArchiveRecord& record = found.segment;
+  ASSIGN_OR_RETURN(std::string text, ReadStory(store, found, max_bytes));
+  json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!story.is_object() || !story["run"].is_object() || story["run"].value("id", "") != ids[0] ||
+      story["run"].value("tenant_id", "") != record.tenant_id) {
+    return Corrupt("archived run " + ids[0] + " does not read as that run of its tenant");
   }
-  return Fail(ErrorCode::kInternal,
-              "archive manifest " + record.manifest_key + " does not list run " + ids[0]);
+  story["archive"] = {{"tenant", record.tenant_id},         {"day", record.day},
+                      {"segment", record.segment},          {"dataKey", record.data_key},
+                      {"manifestKey", record.manifest_key}, {"archivedAt", record.archived_at}};
+  return story;
 }
 
 namespace {
 
-// Restores the run `id` of a loaded segment (manifest entry `entry`) in one transaction of its
-// own, adding what happened to `result`.
-Status RestoreOne(db::Connection& conn, const LoadedSegment& segment, const json& entry,
-                  const std::string& tenant_id, const std::string& id, const std::string& where,
-                  const RestoreOptions& options, RestoreResult& result) {
-  ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry));
+// Restores the run `id` from its story line `text` in one transaction of its own, adding what
+// happened to `result`.
+Status RestoreOne(db::Connection& conn, const std::string& text, const std::string& tenant_id,
+                  const std::string& id, const std::string& where, const RestoreOptions& options,
+                  RestoreResult& result) {
   json story = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!story.is_object() || !story["run"].is_object() ||
       story["run"].value("tenant_id", "") != tenant_id || story["run"].value("id", "") != id) {
-    return Fail(ErrorCode::kInternal,
-                "archived run " + id + " in " + where + " is not tenant " + tenant_id + "'s");
+    return Corrupt("archived run " + id + " in " + where + " is not tenant " + tenant_id + "'s");
   }
   ASSIGN_OR_RETURN(store::RestoredStory done,
                    db::InTransaction(conn, [&]() -> Result<store::RestoredStory> {
@@ -339,7 +445,8 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
     for (const auto& entry : segment.manifest["runs"]) {
       const std::string id = entry.is_object() ? entry.value("id", "") : "";
       if (!wanted.empty() && !wanted.contains(id)) continue;
-      RETURN_IF_ERROR(RestoreOne(conn, segment, entry, tenant_id, id, info.key, options, result));
+      ASSIGN_OR_RETURN(std::string text, StoryOf(segment, entry, kMaxRestoreRunBytes));
+      RETURN_IF_ERROR(RestoreOne(conn, text, tenant_id, id, info.key, options, result));
       found.insert(id);
     }
   }
@@ -359,17 +466,12 @@ Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectS
     return Fail(ErrorCode::kInvalidArgument, "tenant id is malformed", "tenant");
   }
   ASSIGN_OR_RETURN(auto ids, NormalizeRunIds({run_id}, 1));
-  ASSIGN_OR_RETURN(auto record, store::FindArchivedRun(conn, tenant_id, ids[0]));
-  ASSIGN_OR_RETURN(auto segment, LoadSegment(store, record.manifest_key, &record));
+  ASSIGN_OR_RETURN(auto found, store::FindArchivedRun(conn, tenant_id, ids[0]));
+  ASSIGN_OR_RETURN(std::string text, ReadStory(store, found, kMaxRestoreRunBytes));
   RestoreResult result;
-  for (const auto& entry : segment.manifest["runs"]) {
-    if (!entry.is_object() || entry.value("id", "") != ids[0]) continue;
-    RETURN_IF_ERROR(RestoreOne(conn, segment, entry, record.tenant_id, ids[0], record.manifest_key,
-                               options, result));
-    return result;
-  }
-  return Fail(ErrorCode::kInternal,
-              "archive manifest " + record.manifest_key + " does not list run " + ids[0]);
+  RETURN_IF_ERROR(RestoreOne(conn, text, found.segment.tenant_id, ids[0], found.segment.data_key,
+                             options, result));
+  return result;
 }
 
 Result<ArchivedSeqs> ObjectStoreArchiver::Archive(db::Connection& conn, const std::string& tenant,

@@ -4,7 +4,10 @@
 // run's story needs (its thread, command, run, tasks, queue items, ledger events, artifacts and
 // artifact versions with their object keys), as the rows' own JSON, one row per line (JSON Lines),
 // gzip-compressed with zlib. Each run is its own gzip member, so `zcat` reads the whole file and
-// one run can be read without inflating the others. Keys:
+// one run can be read without the others: PostgreSQL records each run's member (offset, length,
+// SHA-256; synaps.archived_runs), and a reader fetches only those bytes (a ranged read) and
+// inflates at most a cap. A segment holds at most ArchiveRequest::max_segment_bytes of
+// uncompressed lines (a larger batch becomes several segments). Keys:
 //
 //   archives/v1/<tenant>/<YYYY-MM-DD>/<segment>.jsonl.gz        the data
 //   archives/v1/<tenant>/<YYYY-MM-DD>/<segment>.manifest.json   written last: the "done" mark
@@ -21,6 +24,7 @@
 // Connection is used by one thread at a time; ObjectStore is thread-safe).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -36,8 +40,20 @@ namespace synaps::history {
 
 // The format of a segment's lines and manifest; a reader refuses versions it does not know.
 inline constexpr int kArchiveSchemaVersion = 1;
-// The most runs one ArchiveRuns call takes (a segment is built in memory).
+// The most runs one ArchiveRuns call takes (its runs' stories are loaded in memory at once).
 inline constexpr size_t kMaxRunsPerSegment = 1000;
+// A segment is closed before its uncompressed lines would exceed this (64 MiB); a run larger
+// than that alone makes a segment of its own.
+inline constexpr size_t kMaxSegmentBytes = size_t{64} << 20;
+// The most one archived run's story may inflate to when it is read (ReadArchivedRun, the API's
+// GET /v1/runs/{id}/archive): 64 MiB. Restore takes up to kMaxRestoreRunBytes (1 GiB).
+inline constexpr size_t kMaxReadRunBytes = size_t{64} << 20;
+inline constexpr size_t kMaxRestoreRunBytes = size_t{1} << 30;
+// Error::field of the kInternal errors that refuse stored archive data: damaged, or not what
+// PostgreSQL recorded (a checksum, a missing or short object, a story of another run), and
+// larger than the reader's cap. The API answers them 502 with the field as the code.
+inline constexpr const char* kArchiveCorrupt = "archive_corrupt";
+inline constexpr const char* kArchiveTooLarge = "archive_too_large";
 // The prefix of every archive object; `synaps gc` never deletes under it.
 inline constexpr const char* kArchivePrefix = "archives/";
 
@@ -48,26 +64,29 @@ struct ArchiveRequest {
   std::string tenant_id;             // core::IsTenantId
   std::string day;                   // "YYYY-MM-DD", the UTC day the caller expires
   std::vector<std::string> run_ids;  // 1..kMaxRunsPerSegment uuids, finished runs of tenant_id
+  size_t max_segment_bytes = kMaxSegmentBytes;  // uncompressed lines per segment (tests lower it)
 };
 
 struct ArchiveResult {
-  std::string data_key;
-  std::string manifest_key;
+  std::string data_key;      // of the first segment
+  std::string manifest_key;  // of the first segment
+  int64_t segments = 0;      // more than 1 when the runs exceed max_segment_bytes
   int64_t runs = 0;
   int64_t tasks = 0;
   int64_t events = 0;
   int64_t artifacts = 0;
-  int64_t bytes = 0;              // compressed size of the data object
-  bool already_archived = false;  // this exact batch had been archived and recorded before
+  int64_t bytes = 0;              // compressed size of the data objects
+  bool already_archived = false;  // every segment had been archived and recorded before
   // Each run (lower-case id) and the ledger position (runs.last_seq) the segment is named by.
   // The segment holds each run at this position or later; a run whose runs.last_seq is still
   // this one is held exactly as it is now (last_seq only grows).
   ArchivedSeqs last_seqs;
 };
 
-// Writes the runs of `request` to the store as one segment, then its manifest, then records the
-// segment in PostgreSQL (its own transaction). Returns Ok only after all three: then, and only
-// then, may the caller delete the runs. Any error means nothing may be deleted; calling again
+// Writes the runs of `request` to the store as segments (one unless they exceed
+// max_segment_bytes), each its data, then its manifest, then its record in PostgreSQL (its own
+// transaction). Returns Ok only after all of them: then, and only then, may the caller delete
+// the runs. Any error means nothing may be deleted; calling again
 // with the same request is safe (the same keys are written again).
 // Holds the tenant's archive lock (store::TenantArchiveLock) while it works.
 // Errors: kInvalidArgument (bad tenant, day or run id; a run that is not the tenant's, or is not
@@ -80,10 +99,16 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
 // One archived run as stored: {"archive": {tenant, day, segment, dataKey, manifestKey, archivedAt},
 // "thread": {...}, "command": {...}, "run": {...}, "tasks": [...], "queueItems": [...],
 // "events": [...], "artifacts": [...], "artifactVersions": [...]} — each row as PostgreSQL's
-// to_jsonb renders it. `tenant_id` empty: any tenant (installation scope). kNotFound when no
-// archive of that tenant holds the run; kInternal when the object does not match its manifest.
+// to_jsonb renders it. `tenant_id` empty: any tenant (installation scope). Fetches only the
+// run's member when PostgreSQL records where it is (archives since migration 0044; older ones:
+// the whole segment, checked against its manifest) and inflates at most `max_bytes`.
+// kNotFound when no archive of that tenant holds the run; kInternal with field kArchiveCorrupt
+// when the stored bytes are not what PostgreSQL recorded (or do not inflate, or are another
+// run's), with field kArchiveTooLarge when the run inflates past `max_bytes`; the store's
+// errors otherwise (kUnavailable when it cannot be reached).
 Result<nlohmann::json> ReadArchivedRun(db::Connection& conn, objstore::ObjectStore& store,
-                                       const std::string& tenant_id, const std::string& run_id);
+                                       const std::string& tenant_id, const std::string& run_id,
+                                       size_t max_bytes = kMaxReadRunBytes);
 
 struct RestoreResult {
   int64_t runs = 0;     // runs inserted
@@ -119,8 +144,9 @@ Result<RestoreResult> RestoreRuns(db::Connection& conn, objstore::ObjectStore& s
                                   const std::vector<std::string>& run_ids,
                                   const RestoreOptions& options = {});
 
-// Restores one run from the segment PostgreSQL records for it (synaps.archived_runs): reads that
-// segment's manifest and data only, checked against the record. `tenant_id` empty: any tenant.
+// Restores one run from the segment PostgreSQL records for it (synaps.archived_runs): reads only
+// its member (or, for archives before migration 0044, that segment's manifest and data), checked
+// against the record, inflating at most kMaxRestoreRunBytes. `tenant_id` empty: any tenant.
 // kNotFound when no record holds the run; errors otherwise as RestoreRuns.
 Result<RestoreResult> RestoreArchivedRun(db::Connection& conn, objstore::ObjectStore& store,
                                          const std::string& tenant_id, const std::string& run_id,

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+
 namespace synaps::history {
 
 std::string GzipMember(std::string_view data) {
@@ -26,26 +28,35 @@ std::string GzipMember(std::string_view data) {
 
 Result<std::string> Gunzip(std::string_view gzip, size_t max_bytes) {
   std::string out;
-  size_t pos = 0;
+  size_t pos = 0;  // where the current member starts
   char buffer[64 * 1024];
   while (pos < gzip.size()) {
     z_stream z{};
     if (inflateInit2(&z, 15 + 16) != Z_OK) throw std::bad_alloc();
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gzip.data() + pos));
-    z.avail_in = static_cast<uInt>(gzip.size() - pos);
     int rc = Z_OK;
     while (rc == Z_OK) {
+      // zlib counts input in 32-bit units: larger inputs go in slices.
+      if (z.avail_in == 0) {
+        const size_t at = pos + z.total_in;
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gzip.data() + at));
+        z.avail_in = static_cast<uInt>(std::min<size_t>(gzip.size() - at, size_t{1} << 30));
+      }
       z.next_out = reinterpret_cast<Bytef*>(buffer);
       z.avail_out = sizeof(buffer);
       rc = inflate(&z, Z_NO_FLUSH);
-      out.append(buffer, sizeof(buffer) - z.avail_out);
-      if (out.size() > max_bytes) {
+      const size_t produced = sizeof(buffer) - z.avail_out;
+      // Checked before the output grows: what the data inflates to is counted here, never taken
+      // from the gzip trailer (ISIZE is the size modulo 2^32, and anyone may write it).
+      if (produced > max_bytes - out.size()) {
         inflateEnd(&z);
-        return Fail(ErrorCode::kInvalidArgument,
+        return Fail(ErrorCode::kResourceExhausted,
                     "gzip data inflates to more than " + std::to_string(max_bytes) + " bytes");
       }
-      if (rc == Z_BUF_ERROR && z.avail_in == 0) break;
-      if (rc == Z_BUF_ERROR) rc = Z_OK;  // output space ran out; go on
+      out.append(buffer, produced);
+      if (rc == Z_BUF_ERROR) {
+        if (z.avail_in == 0 && pos + z.total_in >= gzip.size()) break;  // input ended early
+        rc = Z_OK;
+      }
     }
     const size_t used = z.total_in;
     inflateEnd(&z);

@@ -14,7 +14,8 @@ namespace synaps::history {
 std::string GzipMember(std::string_view data);
 
 // Everything every member of `gzip` holds, concatenated. kInvalidArgument when the input is not
-// gzip, is cut short, or inflates to more than `max_bytes`.
+// gzip or is cut short; kResourceExhausted, before allocating more, when it inflates to more
+// than `max_bytes` (counted while inflating; the gzip trailer's size is not trusted).
 Result<std::string> Gunzip(std::string_view gzip, size_t max_bytes);
 
 }  // namespace synaps::history

@@ -96,6 +96,39 @@ Result<std::string> FileObjectStore::Get(const std::string& key) {
   return ss.str();
 }
 
+Result<std::string> FileObjectStore::GetRange(const std::string& key, uint64_t offset,
+                                              uint64_t length) {
+  ASSIGN_OR_RETURN(fs::path path, PathFor(key));
+  if (length == 0) return Fail(ErrorCode::kInvalidArgument, "empty range of object " + key);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Fail(ErrorCode::kNotFound, "object " + key + " not found");
+    return Fail(ErrorCode::kUnavailable, "cannot read " + path.string() + ": " + strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || offset > static_cast<uint64_t>(st.st_size) ||
+      length > static_cast<uint64_t>(st.st_size) - offset) {
+    close(fd);
+    return Fail(ErrorCode::kInvalidArgument,
+                "object " + key + " ends before byte " + std::to_string(offset + length));
+  }
+  std::string out(length, '\0');
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : 0;
+      close(fd);
+      return Fail(ErrorCode::kUnavailable, "cannot read " + path.string() + ": " +
+                                               (err != 0 ? strerror(err) : "it got shorter"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  return out;
+}
+
 Result<bool> FileObjectStore::Exists(const std::string& key) {
   ASSIGN_OR_RETURN(fs::path path, PathFor(key));
   std::error_code ec;

@@ -40,6 +40,11 @@ class ObjectStore {
                      const std::string& content_type) = 0;
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& key) = 0;
+  // Exactly the `length` bytes of `key` that start at byte `offset` (S3: a Range GET), never
+  // receiving much more than that: kNotFound when absent; kInvalidArgument when `length` is 0 or
+  // the object ends before offset + length; kInternal when the store answers other bytes.
+  virtual Result<std::string> GetRange(const std::string& key, uint64_t offset,
+                                       uint64_t length) = 0;
   virtual Result<bool> Exists(const std::string& key) = 0;
   // Every object whose key starts with `prefix`, in no particular order.
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;

@@ -266,6 +266,41 @@ Result<std::string> S3ObjectStore::Get(const std::string& key) {
   return std::move(reply->body);
 }
 
+Result<std::string> S3ObjectStore::GetRange(const std::string& key, uint64_t offset,
+                                            uint64_t length) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  if (length == 0) return Fail(ErrorCode::kInvalidArgument, "empty range of object " + key);
+  const std::string range =
+      "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  // A store that ignores the range is cut off soon after `length` bytes; room for an error body.
+  constexpr uint64_t kErrorBody = 64 * 1024;
+  auto reply = client_->SendWithRetry({.method = "GET",
+                                       .key = key,
+                                       .headers = {{"Range", range}},
+                                       .max_body = std::max(length, kErrorBody)});
+  if (!reply) return std::unexpected(reply.error());
+  if (reply->status == 404) {
+    return Fail(ErrorCode::kNotFound, "object " + key + " not found in " + Describe());
+  }
+  if (reply->status == 416) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "object " + key + " ends before byte " + std::to_string(offset + length));
+  }
+  RETURN_IF_ERROR(CheckReply(reply, "get " + key + " " + range));
+  // A range that runs past the end is answered with what there is.
+  if (reply->status == 206 && reply->body.size() < length) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "object " + key + " ends before byte " + std::to_string(offset + length));
+  }
+  if (reply->status != 206 || reply->body.size() != length) {
+    return Fail(ErrorCode::kInternal, "get " + key + " " + range + ": the store answered " +
+                                          std::to_string(reply->body.size()) + " bytes with HTTP " +
+                                          std::to_string(reply->status) + ", not the 206 with " +
+                                          std::to_string(length) + " bytes asked for");
+  }
+  return std::move(reply->body);
+}
+
 Result<bool> S3ObjectStore::Exists(const std::string& key) {
   RETURN_IF_ERROR(ValidateKey(key));
   auto reply = client_->SendWithRetry({.method = "HEAD", .key = key});

@@ -186,7 +186,14 @@ Result<std::optional<ArchiveRecord>> FindArchive(db::Connection& conn, const std
 }
 
 Status RecordArchive(db::Connection& conn, const ArchiveRecord& r,
-                     const std::vector<std::string>& run_ids) {
+                     const std::vector<ArchivedMember>& members) {
+  std::vector<std::string> ids, offsets, lengths, sums;
+  for (const auto& m : members) {
+    ids.push_back(m.run_id);
+    offsets.push_back(std::to_string(m.offset));
+    lengths.push_back(std::to_string(m.length));
+    sums.push_back(m.sha256);
+  }
   return db::InTransaction(conn, [&]() -> Status {
     ASSIGN_OR_RETURN(
         auto rows,
@@ -209,19 +216,25 @@ Status RecordArchive(db::Connection& conn, const ArchiveRecord& r,
              std::to_string(r.events), std::to_string(r.artifacts), std::to_string(r.bytes),
              r.sha256, r.first_at, r.last_at, db::ArrayLiteral(r.object_keys)}));
     const std::string archive_id = rows.GetString(0, 0);
-    RETURN_IF_ERROR(
-        conn.Exec("INSERT INTO synaps.archived_runs (run_id, tenant_id, archive_id)"
-                  " SELECT id, $2, $3::bigint FROM unnest($1::uuid[]) id"
-                  " ON CONFLICT (run_id) DO UPDATE SET archive_id = EXCLUDED.archive_id,"
-                  " tenant_id = EXCLUDED.tenant_id",
-                  {db::ArrayLiteral(run_ids), r.tenant_id, archive_id}));
+    RETURN_IF_ERROR(conn.Exec(
+        "INSERT INTO synaps.archived_runs (run_id, tenant_id, archive_id, data_offset,"
+        " data_length, sha256)"
+        " SELECT m.id, $2, $3::bigint, m.off, m.len, m.sum"
+        "   FROM unnest($1::uuid[], $4::bigint[], $5::bigint[], $6::text[]) m(id, off, len, sum)"
+        " ON CONFLICT (run_id) DO UPDATE SET archive_id = EXCLUDED.archive_id,"
+        " tenant_id = EXCLUDED.tenant_id, data_offset = EXCLUDED.data_offset,"
+        " data_length = EXCLUDED.data_length, sha256 = EXCLUDED.sha256",
+        {db::ArrayLiteral(ids), r.tenant_id, archive_id, db::ArrayLiteral(offsets),
+         db::ArrayLiteral(lengths), db::ArrayLiteral(sums)}));
     return Ok();
   });
 }
 
-Result<ArchiveRecord> FindArchivedRun(db::Connection& conn, const std::string& tenant_id,
-                                      const std::string& run_id) {
+Result<ArchivedRun> FindArchivedRun(db::Connection& conn, const std::string& tenant_id,
+                                    const std::string& run_id) {
   ASSIGN_OR_RETURN(auto rows, conn.Exec("SELECT " + kArchiveColumns +
+                                            ", ar.run_id::text, ar.data_offset, ar.data_length,"
+                                            " ar.sha256"
                                             " FROM synaps.archived_runs ar JOIN synaps.archives a"
                                             " ON a.id = ar.archive_id WHERE ar.run_id = $1::uuid"
                                             " AND ($2 = '' OR ar.tenant_id = $2)",
@@ -229,7 +242,15 @@ Result<ArchiveRecord> FindArchivedRun(db::Connection& conn, const std::string& t
   if (rows.rows() == 0) {
     return Fail(ErrorCode::kNotFound, "no archive holds run " + run_id);
   }
-  return ReadRecord(rows, 0);
+  ArchivedRun found;
+  ASSIGN_OR_RETURN(found.segment, ReadRecord(rows, 0));
+  found.run_id = rows.GetString(0, 17);
+  // The record's 17 columns, then the member's (all NULL before migration 0044).
+  if (!rows.IsNull(0, 18)) {
+    found.member =
+        ArchivedMember{found.run_id, rows.GetInt(0, 18), rows.GetInt(0, 19), rows.GetString(0, 20)};
+  }
+  return found;
 }
 
 Result<std::vector<ArchiveRecord>> ListArchives(db::Connection& conn, const std::string& tenant_id,

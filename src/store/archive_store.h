@@ -87,15 +87,32 @@ Result<std::optional<ArchiveRecord>> FindArchive(db::Connection& conn, const std
                                                  const std::string& day,
                                                  const std::string& segment);
 
-// Records a segment and points each of `run_ids` at it, in one transaction of its own. Recording
-// the same segment again replaces every column of its record (the objects in the store are the
-// last writer's, so the record must be too).
+// Where one run's story is in its segment's data object: a gzip member of its own
+// (synaps.archived_runs, migration 0044).
+struct ArchivedMember {
+  std::string run_id;
+  int64_t offset = 0;  // of the member's first byte in the data object
+  int64_t length = 0;  // compressed bytes
+  std::string sha256;  // of those compressed bytes, lower-case hex
+};
+
+// Records a segment and points each member's run at it, in one transaction of its own.
+// Recording the same segment again replaces every column of its record (the objects in the
+// store are the last writer's, so the record must be too).
 Status RecordArchive(db::Connection& conn, const ArchiveRecord& record,
-                     const std::vector<std::string>& run_ids);
+                     const std::vector<ArchivedMember>& members);
+
+// An archived run: its segment, and where in the segment's data it is (nullopt for runs
+// archived before migration 0044, whose segment must be read whole).
+struct ArchivedRun {
+  std::string run_id;  // lower-case
+  ArchiveRecord segment;
+  std::optional<ArchivedMember> member;
+};
 
 // The segment that holds `run_id`; `tenant_id` empty: of any tenant. kNotFound when none.
-Result<ArchiveRecord> FindArchivedRun(db::Connection& conn, const std::string& tenant_id,
-                                      const std::string& run_id);
+Result<ArchivedRun> FindArchivedRun(db::Connection& conn, const std::string& tenant_id,
+                                    const std::string& run_id);
 
 // Segments of a tenant, optionally of one day, oldest day first.
 Result<std::vector<ArchiveRecord>> ListArchives(db::Connection& conn, const std::string& tenant_id,

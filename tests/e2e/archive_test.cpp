@@ -234,11 +234,22 @@ TEST_F(ArchiveTest, ArchivedRunsReadBackSurviveGcAndRestoreExactly) {
                          "/versions/1/content");
   EXPECT_EQ(bytes.status, 200) << bytes.body;
 
-  // A damaged data object is refused (its checksum is in the manifest), never half-read.
-  { std::ofstream(data_path, std::ios::binary | std::ios::app) << "x"; }
-  auto damaged = c_.Call("GET", "/v1/runs/" + ids[0] + "/archive");
-  EXPECT_EQ(damaged.status, 500) << damaged.body;
-  EXPECT_NE(testing::ReadFile(c_.api_log()).find("does not match the checksum"), std::string::npos);
+  // A damaged member is refused (PostgreSQL holds its checksum), never half-read: 502, saying so.
+  {
+    std::string data = testing::ReadFile(data_path);
+    data[data.size() / 2] ^= 0x01;
+    std::ofstream(data_path, std::ios::binary | std::ios::trunc) << data;
+  }
+  for (int i : {0, 1}) {
+    auto damaged = c_.Call("GET", "/v1/runs/" + ids[i] + "/archive");
+    json error = json::parse(damaged.body, nullptr, false);
+    if (damaged.status == 200) continue;  // the flipped byte is in the other run's member
+    EXPECT_EQ(damaged.status, 502) << damaged.body;
+    EXPECT_EQ(error["error"]["code"], "archive_corrupt") << damaged.body;
+    EXPECT_NE(damaged.body.find("does not match the checksum PostgreSQL recorded"),
+              std::string::npos)
+        << damaged.body;
+  }
 }
 
 // The retention expiry archives a tenant that archives before it deletes (`synaps expire` with
@@ -335,10 +346,15 @@ TEST_F(ArchiveTest, RestoreRefusesTamperedArchivesAndForeignRows) {
   { std::ofstream(data_path, std::ios::binary | std::ios::trunc) << member; }
   { std::ofstream(manifest_path, std::ios::trunc) << manifest.dump(); }
 
-  EXPECT_EQ(c_.Call("GET", "/v1/runs/" + archived + "/archive").status, 500);
+  EXPECT_EQ(c_.Call("GET", "/v1/runs/" + archived + "/archive").status, 502);
   auto by_id = Synaps({"archive", "restore", archived, "--json"});
   EXPECT_EQ(by_id.exit_code, 1) << by_id.output;
-  EXPECT_NE(by_id.output.find("does not match its record"), std::string::npos) << by_id.output;
+  // The run's recorded member is read: not the bytes PostgreSQL recorded (here the rewritten
+  // object is shorter than the original member; otherwise its checksum differs).
+  EXPECT_TRUE(by_id.output.find("does not match the checksum PostgreSQL recorded") !=
+                  std::string::npos ||
+              by_id.output.find("ends before byte") != std::string::npos)
+      << by_id.output;
   auto unrecorded =
       Synaps({"archive", "restore", "--tenant", tenant, "--day", day, "--unrecorded", "--json"});
   EXPECT_EQ(unrecorded.exit_code, 1) << unrecorded.output;  // recorded: still checked

@@ -35,8 +35,19 @@ int SeekBody(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+struct BodyWriter {
+  std::string* body;
+  uint64_t max;
+  bool overflow = false;
+};
+
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* writer = static_cast<BodyWriter*>(user);
+  if (size * n > writer->max - writer->body->size()) {
+    writer->overflow = true;
+    return 0;  // libcurl ends the transfer with CURLE_WRITE_ERROR
+  }
+  writer->body->append(data, size * n);
   return size * n;
 }
 
@@ -179,8 +190,9 @@ Result<S3Response> S3Client::Send(const S3Request& request) {
   } else if (request.method != "GET") {
     return Fail(ErrorCode::kInternal, "unsupported S3 method " + request.method);
   }
+  BodyWriter writer{&response.body, request.max_body};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &writer);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &WriteHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -191,6 +203,11 @@ Result<S3Response> S3Client::Send(const S3Request& request) {
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   ReturnHandle(std::move(easy));
+  if (rc == CURLE_WRITE_ERROR && writer.overflow) {
+    return Fail(ErrorCode::kInternal, "object store answered more than the " +
+                                          std::to_string(request.max_body) + " bytes expected (" +
+                                          url + ")");
+  }
   if (rc != CURLE_OK) return std::unexpected(TranslateCurlCode(rc, url));
   return response;
 }
