@@ -164,12 +164,23 @@ Result<db::PgResult> ListPage(db::Connection& conn, const std::string& tenant_id
                               const std::optional<ListPlace>& after,
                               const std::optional<ListPlace>& until, int limit) {
   bool every = tenant_id.empty();
-  std::string from = source.ids ? MatchedIds(17) : every ? kEveryTenant : kOneTenant;
-  std::string sql =
-      std::string("SELECT ") + kListedRun + ", " + kCreatedAtText + from + kRunFilterWhere +
+  constexpr const char* kBounds =
       " AND ($12::timestamptz IS NULL OR (r.created_at, r.id) < ($12::timestamptz, $13::uuid))"
-      " AND ($14::timestamptz IS NULL OR (r.created_at, r.id) >= ($14::timestamptz, $15::uuid))"
-      " ORDER BY r.created_at DESC, r.id DESC LIMIT $16::integer";
+      " AND ($14::timestamptz IS NULL OR (r.created_at, r.id) >= ($14::timestamptz, $15::uuid))";
+  std::string sql;
+  if (source.ids) {
+    // The matches are read first, whole, then sorted: behind the CTE's fence the planner cannot
+    // trade the lookups of the listed commands for a walk of the runs index that the ORDER BY
+    // and LIMIT invite (the same estimate problem as before 0042).
+    sql = std::string("WITH m AS MATERIALIZED (SELECT ") + kListedRun + " AS run, " +
+          kCreatedAtText + " AS at_text, r.created_at, r.id" + MatchedIds(17) + kRunFilterWhere +
+          kBounds +
+          ") SELECT run, at_text FROM m ORDER BY created_at DESC, id DESC LIMIT $16::integer";
+  } else {
+    sql = std::string("SELECT ") + kListedRun + ", " + kCreatedAtText +
+          (every ? kEveryTenant : kOneTenant) + kRunFilterWhere + kBounds +
+          " ORDER BY r.created_at DESC, r.id DESC LIMIT $16::integer";
+  }
   db::Params params = FilterParams(tenant_id, f);
   for (const auto* place : {&after, &until}) {
     params.push_back(*place ? std::optional((*place)->created_at) : std::nullopt);
@@ -253,10 +264,14 @@ Result<std::vector<std::string>> UnfinishedRunIds(db::Connection& conn,
   if (SearchesText(f)) {
     ASSIGN_OR_RETURN(matched, IndexMatches(conn, tenant_id, *f.text));
   }
-  std::string sql = "SELECT r.id" + (matched ? MatchedIds(13) : std::string(kOneTenant)) +
-                    kRunFilterWhere +
-                    " AND r.status IN ('queued', 'running', 'awaiting_approval')"
-                    " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
+  constexpr const char* kUnfinished = " AND r.status IN ('queued', 'running', 'awaiting_approval')";
+  std::string sql = matched
+                        ? "WITH m AS MATERIALIZED (SELECT r.id, r.created_at" + MatchedIds(13) +
+                              kRunFilterWhere + kUnfinished +
+                              ") SELECT id FROM m ORDER BY created_at DESC, id DESC"
+                              " LIMIT $12::integer"
+                        : std::string("SELECT r.id") + kOneTenant + kRunFilterWhere + kUnfinished +
+                              " ORDER BY r.created_at DESC, r.id DESC LIMIT $12::integer";
   db::Params params = FilterParams(tenant_id, f);
   params.push_back(std::to_string(limit));
   if (matched) params.push_back(matched);
