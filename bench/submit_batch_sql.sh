@@ -15,20 +15,10 @@
 set -eu
 BATCHES=${BATCHES:-20}; BATCH=${BATCH:-1000}
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/src/synaps}
-D=${D:-/tmp/submit_batch_sql}; rm -rf $D; mkdir -p $D; chown postgres $D
-PG=/usr/lib/postgresql/15/bin
-su postgres -c "$PG/initdb -D $D/pg -U postgres -A trust >/dev/null"
-PORT=${PORT:-55462}
-su postgres -c "$PG/pg_ctl -D $D/pg -l $D/pg.log -o '-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_wal_size=4GB -c shared_buffers=256MB ${PG_OPTS:-}' start >/dev/null"
-trap 'su postgres -c "$PG/pg_ctl -D $D/pg stop -m fast >/dev/null"' EXIT
-U="postgresql://postgres@127.0.0.1:$PORT/postgres"
-psql() { /usr/bin/psql -X -q -t -A "$U" "$@"; }
-if [ -x "$BIN" ]; then SYNAPS_DATABASE_URL=$U $BIN migrate >/dev/null 2>&1
-else  # no binary yet: the migrations of this checkout, each in its own transaction, as `migrate`
-  for m in "$(dirname "$0")"/../db/migrations/*.sql; do /usr/bin/psql -X -q -1 -v ON_ERROR_STOP=1 "$U" -f $m >/dev/null; done
-fi
-if [ -n "${EXTRA_SQL:-}" ]; then /usr/bin/psql -X -q -v ON_ERROR_STOP=1 "$U" -f $EXTRA_SQL; fi
-CMD="jsonb_build_object('kind','prompt','payload',jsonb_build_object('kind','prompt','input',jsonb_build_object('text','bulk ' || g)),'queue','default','priority',0,'maxAttempts',3,'tasks',jsonb_build_array(jsonb_build_object('name','main','kind','prompt','spec',jsonb_build_object('kind','prompt','input',jsonb_build_object('text','bulk ' || g),'maxAttempts',3),'dependsOn','[]'::jsonb)))"
+. "$(dirname "$0")/lib/private_pg.sh"
+private_pg_start "${D:-/tmp/submit_batch_sql}" "${PORT:-55462}" "${PG_OPTS:-}"
+private_pg_migrate "$BIN"
+CMD=$(prompt_command_sql bulk api)
 THREADS=${THREADS:-0}
 if [ $THREADS -gt 0 ]; then
   psql -c "CREATE TABLE bench_threads AS SELECT k, synaps.uuid_v7() AS id FROM generate_series(0, $THREADS - 1) k"
