@@ -179,7 +179,14 @@ Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::strin
                             m["sha256"].get<std::string>() != record->sha256)) {
     return Corrupt("archive manifest " + manifest_key + " does not match its record in PostgreSQL");
   }
-  ASSIGN_OR_RETURN(loaded.data, store.Get(m["dataKey"].get<std::string>()));
+  if (record != nullptr) {
+    // Only the bytes PostgreSQL recorded: an object grown since is not downloaded whole.
+    if (record->bytes <= 0) return Corrupt("archive " + record->data_key + " is recorded empty");
+    ASSIGN_OR_RETURN(loaded.data,
+                     store.GetRange(record->data_key, 0, static_cast<uint64_t>(record->bytes)));
+  } else {
+    ASSIGN_OR_RETURN(loaded.data, store.Get(m["dataKey"].get<std::string>()));
+  }
   if (Sha256Hex(loaded.data) != m["sha256"].get<std::string>()) {
     return Corrupt("archive " + m["dataKey"].get<std::string>() +
                    " does not match the checksum in its manifest");
@@ -229,11 +236,21 @@ Error StoreRefusal(Error e, const std::string& what) {
 // The story line of an archived run, checked against PostgreSQL's record and inflating at most
 // `max_bytes`. When the record says where the run's member is (archives since migration 0044),
 // only those bytes are fetched (a ranged read) and checked against the member's checksum;
-// otherwise the whole segment is read and checked, and its manifest says where the run is.
+// otherwise the whole segment is read (at most kLegacySegmentFactor * max_bytes of it, as
+// recorded) and checked, and its manifest says where the run is.
 Result<std::string> ReadStory(objstore::ObjectStore& store, const store::ArchivedRun& found,
                               size_t max_bytes) {
   const store::ArchiveRecord& record = found.segment;
   if (!found.member) {
+    constexpr uint64_t kLegacySegmentFactor = 4;
+    if (static_cast<uint64_t>(record.bytes) > kLegacySegmentFactor * max_bytes) {
+      return Fail(ErrorCode::kInternal,
+                  "archive " + record.data_key + " (written before per-run records) is " +
+                      std::to_string(record.bytes) + " bytes, more than the " +
+                      std::to_string(kLegacySegmentFactor * max_bytes) +
+                      " bytes this reader downloads to find one run in it",
+                  kArchiveTooLarge);
+    }
     auto segment = LoadSegment(store, record.manifest_key, &record);
     if (!segment) return std::unexpected(StoreRefusal(segment.error(), record.manifest_key));
     for (const auto& entry : segment->manifest["runs"]) {

@@ -349,6 +349,7 @@ TEST_F(ArchiveTest, RestoreRefusesTamperedArchivesAndForeignRows) {
   EXPECT_EQ(c_.Call("GET", "/v1/runs/" + archived + "/archive").status, 502);
   auto by_id = Synaps({"archive", "restore", archived, "--json"});
   EXPECT_EQ(by_id.exit_code, 1) << by_id.output;
+  EXPECT_EQ(by_id.ErrorCode(), "archive_corrupt") << by_id.output;
   // The run's recorded member is read: not the bytes PostgreSQL recorded (here the rewritten
   // object is shorter than the original member; otherwise its checksum differs).
   EXPECT_TRUE(by_id.output.find("does not match the checksum PostgreSQL recorded") !=

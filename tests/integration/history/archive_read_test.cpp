@@ -239,9 +239,25 @@ TEST_F(ArchiveReadTest, ArchivesWithoutMemberRecordsAreReadWhole) {
   Exec("UPDATE synaps.archived_runs SET data_offset = NULL, data_length = NULL, sha256 = NULL");
   store_->Reset();
   EXPECT_EQ(Read(one), before);
-  EXPECT_EQ(store_->ranges, 0);
-  EXPECT_EQ(store_->gets, 2);  // the manifest and the whole data object
+  EXPECT_EQ(store_->gets, 1);    // the manifest
+  EXPECT_EQ(store_->ranges, 1);  // the whole data object, as many bytes as recorded
   EXPECT_GE(store_->fetched, static_cast<size_t>(made->bytes));
+  // An object grown since (appended to by someone with write access to the bucket) is read up
+  // to its recorded size only, and still checks.
+  {
+    std::string grown = *s3_->Get(made->data_key) + std::string(100000, 'x');
+    ASSERT_TRUE(s3_->Put(made->data_key, grown, "application/gzip"));
+    store_->Reset();
+    EXPECT_EQ(Read(one), before);
+    EXPECT_LT(store_->fetched, static_cast<size_t>(made->bytes) + 100000);
+    ASSERT_TRUE(s3_->Put(made->data_key, grown.substr(0, made->bytes), "application/gzip"));
+  }
+  // A segment larger than four times the reader's cap is refused before any of it is fetched.
+  store_->Reset();
+  auto oversized = ReadArchivedRun(conn_, *store_, "a", two, made->bytes / 4 - 1);
+  ASSERT_FALSE(oversized);
+  EXPECT_EQ(oversized.error().field, kArchiveTooLarge) << oversized.error().message;
+  EXPECT_EQ(store_->gets + store_->ranges, 0);
   // The same inflate cap applies.
   auto capped = ReadArchivedRun(conn_, *store_, "a", one, 1024);
   ASSERT_FALSE(capped);
