@@ -30,6 +30,7 @@ struct DrainSample {
   double seconds = 0;
   double worker_cpu = 0;  // user + system seconds of all worker processes
   json rows;              // rows per task, when asked for
+  json cost;              // WAL bytes, commits and statements per task (bench/cost.h)
 };
 struct DrainVariant {
   std::map<std::string, std::string> env;  // added to the workers' environment

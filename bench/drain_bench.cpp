@@ -1,9 +1,11 @@
 // 1. Drain throughput: N queued tasks, `local` provider at zero latency, drained by 1, 2 and 4
 //    `synaps worker` processes; graphile-worker and pg-boss drain N no-op jobs on the same
-//    PostgreSQL in the same repetition.
+//    PostgreSQL in the same repetition. Each drain's cost per task (WAL, commits, statements:
+//    bench/cost.h) is recorded, and Synaps' submit of the N commands once.
 #include <thread>
 
 #include "benchmarks.h"
+#include "cost.h"
 #include "peers.h"
 
 namespace synaps::bench {
@@ -25,6 +27,9 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
       {"SYNAPS_LOCAL_LATENCY_MS", "0"},
   };
   for (const auto& [k, v] : variant.env) env[k] = v;
+  // The benchmark's own progress poll below, not the workers' work.
+  const std::string kPoll = "%FROM synaps.runs WHERE status IN%";
+  CostReading before = ReadCost(stack, db, kPoll, /*start=*/true);
   std::vector<ChildProcess> procs;
   for (int i = 0; i < workers; ++i) {
     procs.push_back(StartSynaps("worker", env,
@@ -40,6 +45,7 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
   DrainSample s;
   for (auto& p : procs) s.worker_cpu += CpuSeconds(p.pid());
   for (auto& p : procs) p.Stop(std::chrono::seconds(30));
+  s.cost = CostPerUnit(stack, before, ReadCost(stack, db, kPoll, /*start=*/false, /*staying=*/1), tasks);
   int64_t failed = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status <> 'succeeded'");
   if (failed > 0) throw BenchError(std::to_string(failed) + " runs did not succeed in " + db);
   // Database clock on both ends: first claim to last run finished.
@@ -85,7 +91,7 @@ json RunDrain(Stack& stack, const BenchOptions& options) {
       DrainSample s = DrainSynaps(stack, w, tasks, concurrency, rep == 0 && w == 1, {});
       Log("  " + std::to_string(tasks / s.seconds) + " tasks/s");
       json sample = {{"seconds", s.seconds}, {"rate", tasks / s.seconds},
-                     {"worker_cpu", s.worker_cpu}};
+                     {"worker_cpu", s.worker_cpu}, {"cost", s.cost}};
       synaps[std::to_string(w)].push_back(sample);
       if (!s.rows.is_null()) out["rows_per_task"] = s.rows;
     }
@@ -99,6 +105,7 @@ json RunDrain(Stack& stack, const BenchOptions& options) {
     pgboss.push_back(b);
   }
   out["synaps"] = synaps;
+  out["synaps_submit_cost"] = stack.SubmitCost(tasks);
   out["graphile"] = graphile;
   out["pgboss"] = pgboss;
   return out;

@@ -109,9 +109,8 @@ std::string BatchScript() {
     items.push_back({{"hash", std::string(64, '0')},
                      {"command", json::parse(CommandJson("bulk " + std::to_string(i)))}});
   }
-  return "SELECT count(*) FROM (SELECT synaps.submit_command('bench', 'admin', i->>'key',"
-         " i->>'hash', i->'command') FROM jsonb_array_elements('" +
-         items.dump() + "'::jsonb) WITH ORDINALITY AS t(i, n)) s;\n";
+  return "SELECT count(*) FROM (SELECT item_answer FROM synaps.submit_commands('bench', 'admin', '" +
+         items.dump() + "'::jsonb) ORDER BY item_n) s;\n";
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "cost.h"
+
 namespace synaps::bench {
 
 namespace {
@@ -27,22 +29,32 @@ json RunNode(Stack& stack, const BenchOptions& options, const std::string& scrip
   return result;
 }
 
-}  // namespace
-
-json GraphileDrain(Stack& stack, const BenchOptions& options, int jobs, int concurrency) {
-  std::string db = stack.FreshEmptyDb("graphile");
-  json r = RunNode(stack, options, "graphile_drain.cjs", db,
+// Runs a peer's drain script on a fresh database, adding its cost per job (bench/cost.h): the
+// WAL from the LSN the script printed once its schema was installed (`schema_lsn`) to its
+// exit, the commits and statements of its whole run (the schema's few included) less the
+// script's own progress polls (`monitor_like`).
+json PeerDrain(Stack& stack, const BenchOptions& options, const std::string& peer,
+               const std::string& script, const std::string& monitor_like, int jobs,
+               int concurrency) {
+  std::string db = stack.FreshEmptyDb(peer);
+  CostReading before = ReadCost(stack, db, monitor_like, /*start=*/true);
+  json r = RunNode(stack, options, script, db,
                    {std::to_string(jobs), std::to_string(concurrency)}, std::chrono::minutes(15));
+  r["cost"] = CostPerUnit(stack, before, ReadCost(stack, db, monitor_like, /*start=*/false), jobs,
+                          r.value("schema_lsn", ""));
   stack.DropDb(db);
   return r;
 }
 
+}  // namespace
+
+json GraphileDrain(Stack& stack, const BenchOptions& options, int jobs, int concurrency) {
+  return PeerDrain(stack, options, "graphile", "graphile_drain.cjs",
+                   "%count(*)::int AS n FROM graphile_worker._private_jobs%", jobs, concurrency);
+}
+
 json PgBossDrain(Stack& stack, const BenchOptions& options, int jobs, int concurrency) {
-  std::string db = stack.FreshEmptyDb("pgboss");
-  json r = RunNode(stack, options, "pgboss_drain.cjs", db,
-                   {std::to_string(jobs), std::to_string(concurrency)}, std::chrono::minutes(15));
-  stack.DropDb(db);
-  return r;
+  return PeerDrain(stack, options, "pgboss", "pgboss_drain.cjs", "", jobs, concurrency);
 }
 
 std::vector<double> GraphileWakeup(Stack& stack, const BenchOptions& options, int count) {

@@ -203,7 +203,56 @@ struct Report {
                            F(one_worker / g.median, 2) + "× | " + Status(met) + " |");
     md << "\n**Target:** at least 1.5× graphile-worker with one worker process while writing the "
           "full ledger: " << F(one_worker / g.median, 2) << "× — " << Status(met) << ".\n";
+    DrainCost(d);
     md << ReadFile(options.bench_dir + "/notes/drain.md");
+  }
+
+  // What a task costs the database (bench/cost.h): WAL bytes, commits and statements per task,
+  // Synaps' submit and its one-worker drain, the peers' add and drain together (medians).
+  void DrainCost(const json& d) {
+    if (!d["synaps"].contains("1") || !d["synaps"]["1"].at(0).contains("cost") ||
+        !d["graphile"].at(0).contains("cost") || !d.contains("synaps_submit_cost") ||
+        d["synaps_submit_cost"].is_null()) {
+      return;
+    }
+    auto costs = [](const json& samples) {
+      json out = json::array();
+      for (const auto& sample : samples) out.push_back(sample["cost"]);
+      return out;
+    };
+    const json& submit = d["synaps_submit_cost"];
+    const json drain = costs(d["synaps"]["1"]);
+    md << "\n**What each system costs the database per task** (the server's own counters, "
+          "stable where rates are not: WAL from `pg_current_wal_lsn()`, a `CHECKPOINT` before "
+          "each phase so full-page images count; commits from `pg_stat_database`; top-level "
+          "statements from `pg_stat_statements`, `BEGIN`/`COMMIT` included; the benchmark's own "
+          "progress polls taken off). Synaps' submit is the bulk SQL that fills the queue "
+          "(statements of 2,000 commands); its drain is one worker's. The peers' columns are "
+          "their add (one statement) and drain together; their commits and statements include "
+          "installing their schema, their WAL does not.\n\n";
+    md << "| system | WAL B per task: submit | drain | total | commits per task | statements "
+          "per task |\n|---|---|---|---|---|---|\n";
+    const Summary wal = Over(drain, "wal_bytes"), commits = Over(drain, "commits"),
+                  statements = Over(drain, "statements");
+    const double synaps_total = submit["wal_bytes"].get<double>() + wal.median;
+    md << "| Synaps, 1 worker | " << F(submit["wal_bytes"].get<double>()) << " | " << Spread(wal)
+       << " | " << F(synaps_total) << " | "
+       << F(submit["commits"].get<double>() + commits.median, 2) << " | "
+       << F(submit["statements"].get<double>() + statements.median, 2) << " |\n";
+    for (const auto& [name, key] : {std::pair{"graphile-worker", "graphile"},
+                                    std::pair{"pg-boss", "pgboss"}}) {
+      const json peer = costs(d[key]);
+      md << "| " << name << " | – | – | " << Spread(Over(peer, "wal_bytes")) << " | "
+         << F(Over(peer, "commits").median, 2) << " | " << F(Over(peer, "statements").median, 2)
+         << " |\n";
+    }
+    const bool met = synaps_total <= 3000;
+    md << "\n**Target:** at most 3,000 B of WAL per task, submit and drain: " << F(synaps_total)
+       << " B — " << Status(met) << ".\n";
+    summary_rows.push_back(
+        "| 1c. WAL per task | ≤ 3,000 B (submit + drain), commits and statements reported | " +
+        F(synaps_total) + " B (graphile-worker " +
+        F(Over(costs(d["graphile"]), "wal_bytes").median) + ") | " + Status(met) + " |");
   }
 
   void Wakeup() {

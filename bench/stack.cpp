@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cost.h"
 #include "db/migrate.h"
 #include "http/client.h"
 
@@ -42,7 +43,13 @@ Stack::Stack(bool durable) {
   // devstack's (shared_buffers 256MB, max_connections 300) or PostgreSQL's default.
   auto admin = Connect("postgres");
   Must(admin.Exec("ALTER SYSTEM SET max_wal_size = '4GB'"), "max_wal_size");
-  Must(admin.Exec("SELECT pg_reload_conf()"), "reload");
+  // pg_stat_statements counts each queue's statements per task (bench/cost.h).
+  Must(admin.Exec("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"),
+       "shared_preload_libraries");
+  admin = db::Connection();
+  Must(postgres_->Restart(), "restart PostgreSQL");
+  admin = Connect("postgres");
+  Must(admin.Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"), "pg_stat_statements");
   nats_ = Must(devstack::NatsServer::Start(
                    {.store_dir = root_ + "/nats", .log_path = root_ + "/nats.log"}),
                "nats-server");
@@ -94,9 +101,13 @@ std::string Stack::QueuedSynapsDb(int n) {
   if (it == queued_templates_.end()) {
     std::string tmpl = FreshSynapsDb();
     {
-      auto conn = Connect(tmpl);
       auto start = std::chrono::steady_clock::now();
+      CostReading before = ReadCost(*this, tmpl, "", /*start=*/true);
+      auto conn = Connect(tmpl);
       SubmitBulk(conn, n);
+      conn = db::Connection();  // its commits reach pg_stat_database as it closes
+      submit_costs_[n] = CostPerUnit(*this, before, ReadCost(*this, tmpl, "", /*start=*/false), n);
+      conn = Connect(tmpl);
       Must(conn.Exec("VACUUM ANALYZE"), "vacuum");
       Log("  template with " + std::to_string(n) + " queued tasks made in " +
           std::to_string(Seconds(std::chrono::steady_clock::now() - start)) + " s");

@@ -72,6 +72,11 @@ class Stack {
   // A migrated Synaps database with `n` queued single-task commands (queue `default`), cloned
   // from a template made once per n.
   std::string QueuedSynapsDb(int n);
+  // What submitting the template's n commands cost per command (bench/cost.h), once it is made.
+  json SubmitCost(int n) const {
+    auto it = submit_costs_.find(n);
+    return it == submit_costs_.end() ? json() : it->second;
+  }
   // An empty database (for the peers).
   std::string FreshEmptyDb(const std::string& prefix);
   void DropDb(const std::string& name);
@@ -89,6 +94,7 @@ class Stack {
   std::unique_ptr<devstack::PostgresServer> postgres_;
   std::unique_ptr<devstack::NatsServer> nats_;
   std::map<int, std::string> queued_templates_;
+  std::map<int, json> submit_costs_;
   bool base_template_ = false;
   int counter_ = 0;
 };

@@ -1,5 +1,6 @@
 // graphile-worker drains N no-op jobs: node graphile_drain.cjs N CONCURRENCY (DATABASE_URL set).
-// Prints {"jobs","seconds","rate"}: first job started to job table empty (polled every 5 ms).
+// Prints {"jobs","seconds","rate","schema_lsn"}: first job started to job table empty (polled every
+// 5 ms); schema_lsn is the WAL position once graphile-worker's schema is installed.
 const { run, runMigrations, makeWorkerUtils, Logger } = require("graphile-worker");
 
 // Warnings and errors only: graphile-worker logs every job at info, Synaps' worker does not.
@@ -14,6 +15,8 @@ async function main() {
   const connectionString = process.env.DATABASE_URL;
   await runMigrations({ connectionString, logger });
   const pool = new Pool({ connectionString, max: 2 });
+  // Where the work starts in the write-ahead log, its schema installed (bench/cost.h).
+  const { rows: lsn } = await pool.query("SELECT pg_current_wal_lsn()::text AS lsn");
   // One statement adds every job, as Synaps' queue is filled with one bulk statement.
   await pool.query(
     `SELECT graphile_worker.add_jobs(array(
@@ -47,7 +50,7 @@ async function main() {
   const seconds = Number(process.hrtime.bigint() - first) / 1e9;
   await runner.stop();
   await pool.end();
-  console.log(JSON.stringify({ jobs, concurrency, seconds, rate: jobs / seconds }));
+  console.log(JSON.stringify({ jobs, concurrency, seconds, rate: jobs / seconds, schema_lsn: lsn[0].lsn }));
 }
 
 main().catch((e) => {

@@ -3,8 +3,10 @@
 // drain through work() would measure that interval. This uses pg-boss's public fetch/complete
 // API instead: 4 loops, each fetching up to CONCURRENCY jobs and completing them with one
 // complete() call (as a Synaps worker claims and completes in batches).
-// Prints {"jobs","seconds","rate"}: first fetch that returned jobs to every job completed.
+// Prints {"jobs","seconds","rate","schema_lsn"}: first fetch that returned jobs to every job
+// completed; schema_lsn is the WAL position once pg-boss's schema and queue exist.
 const PgBoss = require("pg-boss");
+const { Pool } = require("pg");
 
 async function main() {
   const jobs = Number(process.argv[2]);
@@ -19,6 +21,10 @@ async function main() {
   boss.on("error", (e) => console.error(e));
   await boss.start();
   await boss.createQueue("noop");
+  // Where the work starts in the write-ahead log, its schema installed (bench/cost.h).
+  const lsnPool = new Pool({ connectionString: process.env.DATABASE_URL, max: 1 });
+  const { rows: lsn } = await lsnPool.query("SELECT pg_current_wal_lsn()::text AS lsn");
+  await lsnPool.end();
   for (let i = 0; i < jobs; i += 5000) {
     const n = Math.min(5000, jobs - i);
     await boss.insert(Array.from({ length: n }, (_, k) => ({ name: "noop", data: { n: i + k } })));
@@ -41,7 +47,7 @@ async function main() {
   await Promise.all(Array.from({ length: loops }, loop));
   const seconds = Number(process.hrtime.bigint() - first) / 1e9;
   await boss.stop({ graceful: false, wait: true });
-  console.log(JSON.stringify({ jobs, concurrency, loops, batch: concurrency, seconds, rate: jobs / seconds }));
+  console.log(JSON.stringify({ jobs, concurrency, loops, batch: concurrency, seconds, rate: jobs / seconds, schema_lsn: lsn[0].lsn }));
 }
 
 main().catch((e) => {
