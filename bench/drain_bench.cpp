@@ -45,7 +45,8 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
   DrainSample s;
   for (auto& p : procs) s.worker_cpu += CpuSeconds(p.pid());
   for (auto& p : procs) p.Stop(std::chrono::seconds(30));
-  s.cost = CostPerUnit(stack, before, ReadCost(stack, db, kPoll, /*start=*/false, /*staying=*/1), tasks);
+  s.cost =
+      CostPerUnit(stack, before, ReadCost(stack, db, kPoll, /*start=*/false, /*staying=*/1), tasks);
   int64_t failed = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status <> 'succeeded'");
   if (failed > 0) throw BenchError(std::to_string(failed) + " runs did not succeed in " + db);
   // Database clock on both ends: first claim to last run finished.
@@ -90,8 +91,10 @@ json RunDrain(Stack& stack, const BenchOptions& options) {
           " worker(s)");
       DrainSample s = DrainSynaps(stack, w, tasks, concurrency, rep == 0 && w == 1, {});
       Log("  " + std::to_string(tasks / s.seconds) + " tasks/s");
-      json sample = {{"seconds", s.seconds}, {"rate", tasks / s.seconds},
-                     {"worker_cpu", s.worker_cpu}, {"cost", s.cost}};
+      json sample = {{"seconds", s.seconds},
+                     {"rate", tasks / s.seconds},
+                     {"worker_cpu", s.worker_cpu},
+                     {"cost", s.cost}};
       synaps[std::to_string(w)].push_back(sample);
       if (!s.rows.is_null()) out["rows_per_task"] = s.rows;
     }

@@ -109,7 +109,8 @@ std::string BatchScript() {
     items.push_back({{"hash", std::string(64, '0')},
                      {"command", json::parse(CommandJson("bulk " + std::to_string(i)))}});
   }
-  return "SELECT count(*) FROM (SELECT item_answer FROM synaps.submit_commands('bench', 'admin', '" +
+  return "SELECT count(*) FROM (SELECT item_answer FROM synaps.submit_commands('bench', 'admin', "
+         "'" +
          items.dump() + "'::jsonb) ORDER BY item_n) s;\n";
 }
 

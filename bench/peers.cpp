@@ -38,8 +38,8 @@ json PeerDrain(Stack& stack, const BenchOptions& options, const std::string& pee
                int concurrency) {
   std::string db = stack.FreshEmptyDb(peer);
   CostReading before = ReadCost(stack, db, monitor_like, /*start=*/true);
-  json r = RunNode(stack, options, script, db,
-                   {std::to_string(jobs), std::to_string(concurrency)}, std::chrono::minutes(15));
+  json r = RunNode(stack, options, script, db, {std::to_string(jobs), std::to_string(concurrency)},
+                   std::chrono::minutes(15));
   r["cost"] = CostPerUnit(stack, before, ReadCost(stack, db, monitor_like, /*start=*/false), jobs,
                           r.value("schema_lsn", ""));
   stack.DropDb(db);

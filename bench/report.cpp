@@ -239,8 +239,8 @@ struct Report {
        << " | " << F(synaps_total) << " | "
        << F(submit["commits"].get<double>() + commits.median, 2) << " | "
        << F(submit["statements"].get<double>() + statements.median, 2) << " |\n";
-    for (const auto& [name, key] : {std::pair{"graphile-worker", "graphile"},
-                                    std::pair{"pg-boss", "pgboss"}}) {
+    for (const auto& [name, key] :
+         {std::pair{"graphile-worker", "graphile"}, std::pair{"pg-boss", "pgboss"}}) {
       const json peer = costs(d[key]);
       md << "| " << name << " | – | – | " << Spread(Over(peer, "wal_bytes")) << " | "
          << F(Over(peer, "commits").median, 2) << " | " << F(Over(peer, "statements").median, 2)
