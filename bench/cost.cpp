@@ -21,7 +21,10 @@ CostReading ReadCost(Stack& stack, const std::string& db, const std::string& mon
       Must(conn.Exec("SELECT pg_current_wal_lsn()::text,"
                      " (SELECT xact_commit FROM pg_stat_database WHERE datname = $1),"
                      " (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
-                     "   JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel),"
+                     "   JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel"
+                     // Foreign-key checks: PostgreSQL's own queries, recorded as top-level
+                     // when a client's statement fires them (not when a function's does).
+                     "    AND s.query NOT LIKE '%FOR KEY SHARE OF x'),"
                      " (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
                      "   JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel"
                      "    AND $2 <> '' AND s.query LIKE $2)",

@@ -8,8 +8,9 @@
 // (pg_stat_database.xact_commit, which a backend reports when it exits or has been idle a
 // second: a phase ends after the workers have disconnected). Statements are
 // pg_stat_statements' top-level calls in the database (BEGIN and COMMIT included), less the
-// calls whose text matches `monitor_like`: the benchmark's own progress polls, also taken
-// off the commits.
+// calls whose text matches `monitor_like` (the benchmark's own progress polls, also taken off
+// the commits) and the foreign-key checks PostgreSQL runs itself (pg_stat_statements records
+// them as top-level when a client's statement fires them, but not when a function's does).
 #pragma once
 
 #include <cstdint>
