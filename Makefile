@@ -71,20 +71,24 @@ fuzz:
 ASAN_BUILD_DIR ?= build-asan
 TSAN_BUILD_DIR ?= build-tsan
 SAN_LABELS ?=
-SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
-  -DSYNAPS_BUILD_CONSOLE=OFF $(CMAKE_ARGS)
+SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNAPS_BUILD_CONSOLE=OFF $(CMAKE_ARGS)
+# ASan + UBSan build at -Og: UBSan's checks under -O1 cost 2.6x the compile time of ASan alone
+# (openai/local_provider.cpp: 78 s at -O1, 38 s at -Og, 30 s ASan alone at -O1), and CI builds
+# this configuration cold. TSan stays at -O1 (it is slow at run time without optimization).
+ASAN_FLAGS = "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-Og -g1"
+TSAN_FLAGS = "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
 
 # With SAN_LABELS set, only the test binaries carrying those labels are built (their ctest names
 # are their target names).
 san_targets = $(if $(SAN_LABELS),--target $$(cd $(1) && ctest -N -L '$(SAN_LABELS)' | sed -n 's/^ *Test *\#[0-9]*: //p'))
 
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD_DIR) $(SAN_CMAKE) -DSANITIZE=address,undefined
+	cmake -S . -B $(ASAN_BUILD_DIR) $(SAN_CMAKE) $(ASAN_FLAGS) -DSANITIZE=address,undefined
 	cmake --build $(ASAN_BUILD_DIR) $(call san_targets,$(ASAN_BUILD_DIR))
 	scripts/sanitizer-ctest asan $(ASAN_BUILD_DIR) "$(SAN_LABELS)" $(CTEST_JOBS)
 
 test-tsan: deps
-	cmake -S . -B $(TSAN_BUILD_DIR) $(SAN_CMAKE) -DSANITIZE=thread
+	cmake -S . -B $(TSAN_BUILD_DIR) $(SAN_CMAKE) $(TSAN_FLAGS) -DSANITIZE=thread
 	cmake --build $(TSAN_BUILD_DIR) $(call san_targets,$(TSAN_BUILD_DIR))
 	scripts/sanitizer-ctest tsan $(TSAN_BUILD_DIR) "$(SAN_LABELS)" $(CTEST_JOBS)
 
