@@ -73,7 +73,7 @@ TSAN_BUILD_DIR ?= build-tsan
 SAN_LABELS ?=
 SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNAPS_BUILD_CONSOLE=OFF $(CMAKE_ARGS)
 # ASan + UBSan build at -Og: UBSan's checks under -O1 cost 2.6x the compile time of ASan alone
-# (openai/local_provider.cpp: 78 s at -O1, 38 s at -Og, 30 s ASan alone at -O1), and CI builds
+# (providers/local_provider.cpp: 78 s at -O1, 38 s at -Og, 30 s ASan alone at -O1), and CI builds
 # this configuration cold. TSan stays at -O1 (it is slow at run time without optimization).
 ASAN_FLAGS = "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-Og -g1"
 TSAN_FLAGS = "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
