@@ -36,7 +36,7 @@ CostReading ReadCost(Stack& stack, const std::string& db, const std::string& mon
 // {"wal_bytes", "commits", "statements"} per unit between two readings; `from_lsn` (when not
 // empty) replaces from.lsn (a phase whose WAL starts later than its counters, e.g. after a
 // peer has installed its schema).
-json CostPerUnit(Stack& stack, const CostReading& from, const CostReading& to, int units,
+json CostPerUnit(const CostReading& from, const CostReading& to, int units,
                  const std::string& from_lsn = "");
 
 }  // namespace synaps::bench

@@ -45,8 +45,7 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
   DrainSample s;
   for (auto& p : procs) s.worker_cpu += CpuSeconds(p.pid());
   for (auto& p : procs) p.Stop(std::chrono::seconds(30));
-  s.cost =
-      CostPerUnit(stack, before, ReadCost(stack, db, kPoll, /*start=*/false, /*staying=*/1), tasks);
+  s.cost = CostPerUnit(before, ReadCost(stack, db, kPoll, /*start=*/false, /*staying=*/1), tasks);
   int64_t failed = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status <> 'succeeded'");
   if (failed > 0) throw BenchError(std::to_string(failed) + " runs did not succeed in " + db);
   // Database clock on both ends: first claim to last run finished.

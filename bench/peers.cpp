@@ -40,7 +40,7 @@ json PeerDrain(Stack& stack, const BenchOptions& options, const std::string& pee
   CostReading before = ReadCost(stack, db, monitor_like, /*start=*/true);
   json r = RunNode(stack, options, script, db, {std::to_string(jobs), std::to_string(concurrency)},
                    std::chrono::minutes(15));
-  r["cost"] = CostPerUnit(stack, before, ReadCost(stack, db, monitor_like, /*start=*/false), jobs,
+  r["cost"] = CostPerUnit(before, ReadCost(stack, db, monitor_like, /*start=*/false), jobs,
                           r.value("schema_lsn", ""));
   stack.DropDb(db);
   return r;

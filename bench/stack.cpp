@@ -106,7 +106,7 @@ std::string Stack::QueuedSynapsDb(int n) {
       auto conn = Connect(tmpl);
       SubmitBulk(conn, n);
       conn = db::Connection();  // its commits reach pg_stat_database as it closes
-      submit_costs_[n] = CostPerUnit(*this, before, ReadCost(*this, tmpl, "", /*start=*/false), n);
+      submit_costs_[n] = CostPerUnit(before, ReadCost(*this, tmpl, "", /*start=*/false), n);
       conn = Connect(tmpl);
       Must(conn.Exec("VACUUM ANALYZE"), "vacuum");
       Log("  template with " + std::to_string(n) + " queued tasks made in " +

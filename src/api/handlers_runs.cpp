@@ -295,8 +295,7 @@ HttpResponse Router::GetArchivedRun(Context& ctx, const Params& p) const {
     const Error& e = run.error();
     // Stored bytes that are damaged, not what PostgreSQL recorded, or larger than a read takes:
     // the store (upstream) answered badly, said as such.
-    if (e.code == ErrorCode::kInternal &&
-        (e.field == history::kArchiveCorrupt || e.field == history::kArchiveTooLarge)) {
+    if (history::IsArchiveDataError(e)) {
       spdlog::error("request {}: {}", ctx.request_id, e.message);
       return ctx.Error(502, e.field, e.message);
     }

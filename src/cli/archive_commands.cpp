@@ -24,10 +24,8 @@ using nlohmann::json;
 // reported by its own code, as the API does (502 archive_corrupt / archive_too_large).
 int Report(const Error& e, bool as_json) {
   if (as_json) {
-    const bool archive_data =
-        e.code == ErrorCode::kInternal &&
-        (e.field == history::kArchiveCorrupt || e.field == history::kArchiveTooLarge);
-    const std::string code = archive_data ? e.field : std::string(ErrorCodeName(e.code));
+    const std::string code =
+        history::IsArchiveDataError(e) ? e.field : std::string(ErrorCodeName(e.code));
     std::cout << json{{"error", {{"code", code}, {"message", e.message}}}}.dump() << "\n";
   }
   std::cerr << "synaps archive: " << e.message << "\n";

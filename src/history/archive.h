@@ -54,6 +54,12 @@ inline constexpr size_t kMaxRestoreRunBytes = size_t{1} << 30;
 // larger than the reader's cap. The API answers them 502 with the field as the code.
 inline constexpr const char* kArchiveCorrupt = "archive_corrupt";
 inline constexpr const char* kArchiveTooLarge = "archive_too_large";
+// True for those refusals (kInternal with field kArchiveCorrupt or kArchiveTooLarge): the
+// stored data is at fault, and callers report them by that field (the API as 502).
+inline bool IsArchiveDataError(const Error& e) {
+  return e.code == ErrorCode::kInternal &&
+         (e.field == kArchiveCorrupt || e.field == kArchiveTooLarge);
+}
 // The prefix of every archive object; `synaps gc` never deletes under it.
 inline constexpr const char* kArchivePrefix = "archives/";
 
