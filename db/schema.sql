@@ -1127,6 +1127,21 @@ CREATE FUNCTION synaps.jsonb_text(v jsonb) RETURNS text
   SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN left(v #>> '{}', 200) ELSE '' END
 $$;
 
+-- Name: materialize_threads(text, uuid[]); Type: FUNCTION; Schema: synaps
+
+CREATE FUNCTION synaps.materialize_threads(p_tenant text, p_threads uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+  INSERT INTO synaps.threads (id, tenant_id, created_at, last_run_seq)
+  SELECT r.thread_id, p_tenant, min(r.created_at), max(r.thread_seq)
+    FROM synaps.runs r
+   WHERE r.thread_id = ANY (p_threads) AND r.tenant_id = p_tenant
+     AND NOT EXISTS (SELECT 1 FROM synaps.threads t WHERE t.id = r.thread_id)
+   GROUP BY r.thread_id
+   ORDER BY r.thread_id
+  ON CONFLICT (id) DO NOTHING
+$$;
+
 -- Name: prepare_ledger_partition(text); Type: FUNCTION; Schema: synaps
 
 CREATE FUNCTION synaps.prepare_ledger_partition(p_table text) RETURNS void
@@ -1489,6 +1504,8 @@ BEGIN
   SELECT r.* INTO v_run FROM synaps.queue_items qi JOIN synaps.runs r ON r.id = qi.run_id
    WHERE qi.id = p_item_id AND qi.tenant_id = p_tenant;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  -- The thread's row serializes this with submits naming the thread (take_thread_turn).
+  PERFORM synaps.materialize_threads(v_run.tenant_id, ARRAY[v_run.thread_id]);
   PERFORM 1 FROM synaps.threads WHERE id = v_run.thread_id FOR UPDATE;
   SELECT r.id INTO v_busy FROM synaps.runs r
    WHERE r.thread_id = v_run.thread_id AND r.id <> v_run.id
@@ -1604,15 +1621,15 @@ BEGIN
     RAISE EXCEPTION 'restore_archived_run: run % is not finished', v_run_id USING ERRCODE = '22023';
   END IF;
   SELECT CASE
-    WHEN p_story ? 'thread' AND (jsonb_typeof(p_story->'thread') <> 'object'
-         OR (p_story->'thread'->>'id')::uuid IS DISTINCT FROM v_thread
-         OR p_story->'thread'->>'tenant_id' IS DISTINCT FROM v_tenant)
+    -- A run alone in its thread has no thread row (0045): its story says "thread": null.
+    WHEN jsonb_typeof(p_story->'thread') NOT IN ('object', 'null')
+         OR (jsonb_typeof(p_story->'thread') = 'object'
+             AND ((p_story->'thread'->>'id')::uuid IS DISTINCT FROM v_thread
+                  OR p_story->'thread'->>'tenant_id' IS DISTINCT FROM v_tenant))
       THEN 'the thread row is not the run''s thread of its tenant'
     WHEN EXISTS (SELECT 1 FROM synaps.threads WHERE id = v_thread AND tenant_id <> v_tenant)
+         OR EXISTS (SELECT 1 FROM synaps.runs WHERE thread_id = v_thread AND tenant_id <> v_tenant)
       THEN 'the run''s thread belongs to another tenant'
-    WHEN jsonb_typeof(p_story->'thread') IS DISTINCT FROM 'object'
-         AND NOT EXISTS (SELECT 1 FROM synaps.threads WHERE id = v_thread)
-      THEN 'the run''s thread is neither in the archive nor in PostgreSQL'
     WHEN p_story ? 'command' AND (jsonb_typeof(p_story->'command') <> 'object'
          OR (p_story->'command'->>'id')::uuid IS DISTINCT FROM v_command
          OR p_story->'command'->>'tenant_id' IS DISTINCT FROM v_tenant
@@ -2265,8 +2282,8 @@ BEGIN
     v_holder := v_turn.holder;
     v_cancelled := v_turn.cancelled;
   ELSE
+    -- A thread of its own, without a row until a submit names it (materialize_threads).
     v_thread_id := synaps.uuid_v7();
-    INSERT INTO synaps.threads (id, tenant_id, last_run_seq) VALUES (v_thread_id, p_tenant, 1);
   END IF;
 
   -- The answer is known before anything is written: the command is inserted with it.
@@ -2285,11 +2302,7 @@ BEGIN
           p_idempotency_key, p_request_hash, p_actor, v_response)
   ON CONFLICT ON CONSTRAINT commands_idempotency_key_uq DO NOTHING;
   IF NOT FOUND THEN
-    -- A command with this key exists (a concurrent insert waited for it to commit). The
-    -- thread made above for it is not needed.
-    IF p_command->>'threadId' IS NULL THEN
-      DELETE FROM synaps.threads WHERE id = v_thread_id;
-    END IF;
+    -- A command with this key exists (a concurrent insert waited for it to commit).
     IF cardinality(v_cancelled) > 0 THEN
       -- A concurrent submit (not an interrupt: those wait for each other in take_thread_turn)
       -- took the key after this one cancelled the thread's runs: undo everything rather than
@@ -2396,6 +2409,7 @@ BEGIN
                        FROM jsonb_array_elements(p_items) AS i
                       WHERE i->'command'->>'threadId' IS NOT NULL);
   IF cardinality(v_threads) > 0 THEN
+    PERFORM synaps.materialize_threads(p_tenant, v_threads);
     PERFORM 1 FROM synaps.threads
      WHERE id = ANY (v_threads) AND tenant_id = p_tenant ORDER BY id FOR UPDATE;
     SELECT coalesce(jsonb_object_agg(h.thread_id, h.id), '{}'::jsonb) INTO v_holders
@@ -2461,10 +2475,6 @@ BEGIN
       FROM fresh0 f
       LEFT JOIN bump b ON b.id = f.thread_id
       LEFT JOIN fresh0 first ON first.thread_id = f.thread_id AND first.k_in_thread = 1
-  ),
-  thr AS (
-    INSERT INTO synaps.threads (id, tenant_id, last_run_seq)
-    SELECT new_thread, p_tenant, 1 FROM fresh WHERE given_thread IS NULL ORDER BY n
   ),
   task_src AS MATERIALIZED (
     SELECT f.n, tk.k, f.run_id, f.queue, f.priority, f.available, f.max_attempts, tk.t,
@@ -2640,6 +2650,7 @@ DECLARE
   i            integer;
 BEGIN
   cancelled := '{}';
+  PERFORM synaps.materialize_threads(p_tenant, ARRAY[p_thread]);
   PERFORM 1 FROM synaps.threads WHERE id = p_thread AND tenant_id = p_tenant FOR UPDATE;
   IF NOT FOUND THEN
     answer := jsonb_build_object('error', 'thread_not_found');
@@ -3629,16 +3640,6 @@ ALTER TABLE ONLY synaps.artifact_versions
 ALTER TABLE ONLY synaps.artifacts
     ADD CONSTRAINT artifacts_run_id_fkey FOREIGN KEY (run_id) REFERENCES synaps.runs(id);
 
--- Name: artifacts artifacts_thread_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.artifacts
-    ADD CONSTRAINT artifacts_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES synaps.threads(id);
-
--- Name: commands commands_thread_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.commands
-    ADD CONSTRAINT commands_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES synaps.threads(id);
-
 -- Name: queue_items queue_items_task_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 
 ALTER TABLE ONLY synaps.queue_items
@@ -3648,11 +3649,6 @@ ALTER TABLE ONLY synaps.queue_items
 
 ALTER TABLE ONLY synaps.runs
     ADD CONSTRAINT runs_command_id_fkey FOREIGN KEY (command_id) REFERENCES synaps.commands(id);
-
--- Name: runs runs_thread_id_fkey; Type: FK CONSTRAINT; Schema: synaps
-
-ALTER TABLE ONLY synaps.runs
-    ADD CONSTRAINT runs_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES synaps.threads(id);
 
 -- Name: schedule_fires schedule_fires_run_id_fkey; Type: FK CONSTRAINT; Schema: synaps
 

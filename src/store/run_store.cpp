@@ -264,7 +264,14 @@ Result<json> GetThread(db::Connection& conn, const std::string& tenant_id,
       " ORDER BY r.thread_seq, r.id)"
       " FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id"
       " WHERE r.thread_id = t.id), '[]'::jsonb))"
-      " FROM synaps.threads t WHERE t.id = $1::uuid AND t.tenant_id = $2";
+      // A thread whose runs never named it has no row (0045): it is read from its first run.
+      " FROM (SELECT id, title, metadata, created_at FROM synaps.threads"
+      "        WHERE id = $1::uuid AND tenant_id = $2"
+      "       UNION ALL"
+      "       (SELECT thread_id, NULL, '{}'::jsonb, created_at FROM synaps.runs"
+      "         WHERE thread_id = $1::uuid AND tenant_id = $2"
+      "           AND NOT EXISTS (SELECT 1 FROM synaps.threads WHERE id = $1::uuid)"
+      "         ORDER BY thread_seq LIMIT 1)) t";
   ASSIGN_OR_RETURN(db::PgResult r, conn.ExecPrepared("get_thread", sql, {thread_id, tenant_id}));
   if (r.rows() == 0) return Fail(ErrorCode::kNotFound, "thread " + thread_id + " not found");
   return detail::ParseColumn(r.Get(0, 0), "the run");

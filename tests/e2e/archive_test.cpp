@@ -373,6 +373,19 @@ TEST_F(ArchiveTest, RestoreRefusesTamperedArchivesAndForeignRows) {
   EXPECT_EQ(Text("SELECT count(*)::text FROM synaps.ledger_events WHERE run_id = $1", {live}),
             live_events);
   Get("/v1/runs/" + archived, 404);
+  // A run alone in its thread has no thread row (migration 0045): its story says so, and a
+  // story moved into another tenant's lone thread is refused by that thread's runs.
+  EXPECT_TRUE(story["thread"].is_null()) << story["thread"].dump();
+  json intruder = story;
+  intruder["events"].erase(intruder["events"].size() - 1);
+  intruder["run"]["tenant_id"] = "intruder";
+  intruder["run"]["thread_id"] =
+      Text("SELECT thread_id::text FROM synaps.runs WHERE id = $1", {live});
+  auto foreign = c_.db().Exec("SELECT synaps.restore_archived_run($1::jsonb)", {intruder.dump()});
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("the run's thread belongs to another tenant"),
+            std::string::npos)
+      << foreign.error().message;
 
   // Without PostgreSQL's record, a segment is restored only when the operator says so.
   story["events"].erase(story["events"].size() - 1);

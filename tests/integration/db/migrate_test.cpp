@@ -437,5 +437,73 @@ TEST(MigrateTest, UpgradeFrom0022PartitionsTheLedgerWithoutLosingHistory) {
   EXPECT_FALSE(conn->Exec("TRUNCATE synaps.ledger_events_legacy"));
 }
 
+// A database written by the release before lazy threads (0045_lazy_threads.sql), where every
+// run has a thread row, upgrades with every row kept; its threads go on from their places, and
+// a run submitted after the upgrade without a thread writes no row until a submit names it.
+TEST(MigrateTest, UpgradeToLazyThreadsKeepsEveryThreadAndItsPlaces) {
+  std::string url = EmptyDatabase("migrate_upgrade_lazy_threads");
+  auto conn = Connection::Connect(url);
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::vector<MigrationSource> before_it;
+  for (const auto& m : EmbeddedMigrations()) {
+    if (m.name.find("_lazy_threads.sql") != std::string::npos) break;
+    before_it.push_back(m);
+  }
+  ASSERT_LT(before_it.size(), EmbeddedMigrations().size());
+  ASSERT_TRUE(Migrate(*conn, before_it));
+
+  auto exec = [&](const std::string& sql) {
+    auto r = conn->Exec(sql);
+    EXPECT_TRUE(r) << sql << ": " << r.error().message;
+    return r ? std::move(*r) : PgResult();
+  };
+  // Submits a one-task prompt with `key`, on the thread of the command keyed `thread_of` when
+  // given; returns the answer's threadId.
+  auto submit = [&](const std::string& key, const std::string& thread_of = {}) {
+    std::string thread = thread_of.empty()
+                             ? "NULL"
+                             : "(SELECT thread_id::text FROM synaps.commands"
+                               " WHERE idempotency_key = '" + thread_of + "')";
+    return exec("SELECT synaps.submit_command('t', 'me', '" + key +
+                "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb,"
+                " 'threadId', " + thread + ", 'tasks',"
+                " '[{\"name\":\"a\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'threadId'")
+        .GetString(0, 0);
+  };
+  const std::string lone = submit("lone");
+  const std::string named = submit("named");
+  submit("named-2", "named");
+  const std::string rows_sql =
+      "SELECT string_agg(id || ' ' || tenant_id || ' ' || last_run_seq, ',' ORDER BY id)"
+      "  FROM synaps.threads";
+  const std::string threads_before = exec(rows_sql).GetString(0, 0);
+  const std::string runs_sql =
+      "SELECT string_agg(concat_ws(' ', id, thread_id, thread_seq, status), ',' ORDER BY id)"
+      "  FROM synaps.runs";
+  const std::string runs_before = exec(runs_sql).GetString(0, 0);
+
+  auto upgraded = Migrate(*conn, EmbeddedMigrations());
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  EXPECT_EQ(exec(rows_sql).GetString(0, 0), threads_before);
+  EXPECT_EQ(exec(runs_sql).GetString(0, 0), runs_before);
+
+  // The old threads go on from their places.
+  EXPECT_EQ(submit("lone-2", "lone"), lone);
+  EXPECT_EQ(submit("named-3", "named"), named);
+  EXPECT_EQ(exec("SELECT string_agg(c.idempotency_key || '=' || r.thread_seq, ','"
+                 "                  ORDER BY c.idempotency_key COLLATE \"C\")"
+                 "  FROM synaps.runs r JOIN synaps.commands c ON c.id = r.command_id")
+                .GetString(0, 0),
+            "lone=1,lone-2=2,named=1,named-2=2,named-3=3");
+  // A new lone run has no row; naming its thread writes it.
+  const std::string fresh = submit("fresh");
+  EXPECT_EQ(exec("SELECT count(*) FROM synaps.threads WHERE id = '" + fresh + "'").GetInt(0, 0),
+            0);
+  EXPECT_EQ(submit("fresh-2", "fresh"), fresh);
+  EXPECT_EQ(exec("SELECT last_run_seq FROM synaps.threads WHERE id = '" + fresh + "'")
+                .GetInt(0, 0),
+            2);
+}
+
 }  // namespace
 }  // namespace synaps::db

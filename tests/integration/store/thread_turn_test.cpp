@@ -43,6 +43,31 @@ json Submit(db::Connection& conn, const std::string& text, const std::string& th
   return r ? json::parse(r->Get(0, 0)) : json();
 }
 
+// submit_command's answer for tenant `tenant`'s one-task prompt on `thread` (an attacker's
+// submit naming a thread it does not own).
+json SubmitAs(db::Connection& conn, const std::string& tenant, const std::string& thread) {
+  json command = {{"kind", "prompt"},
+                  {"payload", {{"text", "x"}}},
+                  {"threadId", thread},
+                  {"tasks", json::array({{{"name", "main"}, {"kind", "prompt"}, {"spec", {}}}})}};
+  auto r = conn.Exec("SELECT synaps.submit_command($1, 'test', NULL, 'h', $2::jsonb)",
+                     {tenant, command.dump()});
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? json::parse(r->Get(0, 0)) : json();
+}
+
+SubmitRequest BatchItem(const std::string& text, const std::string& thread) {
+  SubmitRequest req;
+  req.tenant_id = "t";
+  req.actor = "test";
+  req.kind = "prompt";
+  req.payload = {{"text", text}};
+  req.request_hash = text;
+  req.thread_id = thread;
+  req.tasks = {{"main", "prompt", json{{"input", {{"text", text}}}}, {}}};
+  return req;
+}
+
 // Waits until some other backend of this database waits for a lock.
 void WaitForALockWait(db::Connection& conn) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -155,6 +180,107 @@ TEST(ThreadTurnTest, RejectAndReplayLeaveTheThreadAsItWas) {
   EXPECT_EQ(
       QueryText(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid", {thread}),
       "3");
+}
+
+std::string ThreadRows(db::Connection& conn) {
+  return QueryText(conn, "SELECT count(*) FROM synaps.threads");
+}
+
+TEST(ThreadTurnTest, ALoneRunHasNoThreadRowUntilItsOwnTenantNamesTheThread) {
+  // 0045: a submit without threadId writes no thread row; the thread exists through its run.
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json first = Submit(conn, "first");
+  const std::string thread = first["threadId"];
+  EXPECT_EQ(ThreadRows(conn), "0");
+  auto read = GetThread(conn, "t", thread);
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ((*read)["id"], thread);
+  ASSERT_EQ((*read)["runs"].size(), 1u) << read->dump();
+  EXPECT_EQ((*read)["runs"][0]["id"], first["runId"]);
+  EXPECT_FALSE((*read)["createdAt"].is_null());
+
+  // Another tenant cannot read it, queue behind it or give it a row, one by one or in a batch.
+  auto foreign = GetThread(conn, "other", thread);
+  ASSERT_FALSE(foreign.has_value());
+  EXPECT_EQ(foreign.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(SubmitAs(conn, "other", thread)["error"], "thread_not_found");
+  SubmitRequest attack = BatchItem("attack", thread);
+  attack.tenant_id = "other";
+  auto batch = SubmitCommands(conn, "other", "test", {&attack});
+  ASSERT_TRUE(batch) << batch.error().message;
+  ASSERT_FALSE((*batch)[0].has_value());
+  EXPECT_EQ((*batch)[0].error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(ThreadRows(conn), "0");
+  EXPECT_EQ(QueryText(conn, "SELECT count(*) FROM synaps.runs WHERE thread_id = $1::uuid",
+                      {thread}),
+            "1");
+
+  // Its own tenant names it: the row is written with the run's place, the new run takes the next.
+  json second = Submit(conn, "second", thread);
+  EXPECT_EQ(second["waiting"]["runId"], first["runId"]) << second.dump();
+  EXPECT_EQ(QueryText(conn, "SELECT tenant_id || ':' || last_run_seq FROM synaps.threads"
+                            " WHERE id = $1::uuid",
+                      {thread}),
+            "t:2");
+  // A batch naming another lone thread does the same.
+  json lone = Submit(conn, "lone");
+  SubmitRequest a = BatchItem("a", lone["threadId"]), b = BatchItem("b", lone["threadId"]);
+  auto got = SubmitCommands(conn, "t", "test", {&a, &b});
+  ASSERT_TRUE(got && (*got)[0] && (*got)[1]);
+  EXPECT_EQ(QueryText(conn,
+                      "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq)"
+                      "  FROM synaps.runs WHERE thread_id = $1::uuid",
+                      {lone["threadId"].get<std::string>()}),
+            "1,2,3");
+  EXPECT_EQ(QueryText(conn, "SELECT last_run_seq FROM synaps.threads WHERE id = $1::uuid",
+                      {lone["threadId"].get<std::string>()}),
+            "3");
+}
+
+TEST(ThreadTurnTest, TwoSubmitsNamingALoneThreadAtOnceTakeTheNextPlacesInTurn) {
+  // Both write the thread's row: the second waits for the first's and writes nothing.
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json lone = Submit(conn, "lone");
+  const std::string thread = lone["threadId"];
+  auto first = Connect(url);
+  ASSERT_TRUE(first.Exec("BEGIN"));
+  json a = Submit(first, "a", thread);
+  json b;
+  std::thread other([&] {
+    auto second = Connect(url);
+    b = Submit(second, "b", thread);
+  });
+  WaitForALockWait(conn);
+  ASSERT_TRUE(first.Exec("COMMIT"));
+  other.join();
+  EXPECT_EQ(a["waiting"]["runId"], lone["runId"]) << a.dump();
+  EXPECT_EQ(b["waiting"]["runId"], lone["runId"]) << b.dump();
+  EXPECT_EQ(QueryText(conn,
+                      "SELECT string_agg(thread_seq::text, ',' ORDER BY thread_seq)"
+                      "  FROM synaps.runs WHERE thread_id = $1::uuid",
+                      {thread}),
+            "1,2,3");
+  EXPECT_EQ(ThreadRows(conn), "1");
+}
+
+TEST(ThreadTurnTest, ALoneRunsDeadLetterIsRequeued) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  json lone = Submit(conn, "lone");
+  auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  const ClaimedItem dead = (*claimed)[0];
+  ASSERT_TRUE(FailQueueItem(conn, {dead.item_id, dead.lease_epoch}, json{{"code", "boom"}},
+                            /*retryable=*/false, BackoffPolicy{}));
+  auto requeued = RequeueDeadItem(conn, "t", dead.item_id, "op");
+  EXPECT_TRUE(requeued.has_value()) << requeued.error().message;
+  EXPECT_EQ(QueryText(conn, "SELECT status FROM synaps.queue_items WHERE id = $1::bigint",
+                      {std::to_string(dead.item_id)}),
+            "ready");
+  // The requeue locked the thread through its row, written then.
+  EXPECT_EQ(ThreadRows(conn), "1");
 }
 
 TEST(ThreadTurnTest, ADeadLetterIsRequeuedOnlyWhenItsThreadIsIdle) {
