@@ -167,6 +167,34 @@ Result<json> ApiClient::WaitForRun(const std::string& run_id, int timeout_second
   }
 }
 
+namespace {
+
+// A task's answer under its line, each line indented; past kShown bytes it ends with how long
+// the whole is and where to read it.
+std::string IndentedAnswer(const std::string& answer) {
+  constexpr size_t kShown = 4096;
+  std::string shown = answer.substr(0, kShown);
+  // Not cut inside a UTF-8 sequence: back up over continuation bytes.
+  if (shown.size() < answer.size()) {
+    size_t end = shown.size();
+    while (end > 0 && (static_cast<unsigned char>(answer[end]) & 0xC0) == 0x80) --end;
+    shown.resize(end);
+  }
+  std::string out = "      | ";
+  for (char ch : shown) {
+    out += ch;
+    if (ch == '\n') out += "      | ";
+  }
+  out += "\n";
+  if (shown.size() < answer.size()) {
+    out += "      … " + std::to_string(answer.size()) +
+           " bytes in all: `runs get --json` has the whole answer\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string FormatRun(const json& run) {
   std::ostringstream out;
   auto str = [](const json& v) { return v.is_string() ? v.get<std::string>() : std::string("-"); };
@@ -183,6 +211,7 @@ std::string FormatRun(const json& run) {
   for (const auto& t : run["tasks"]) {
     out << "    " << str(t["name"]) << "  " << str(t["status"]) << "  attempt "
         << t.value("attempt", 0) << "\n";
+    if (t.contains("answer") && t["answer"].is_string()) out << IndentedAnswer(t["answer"]);
   }
   out << "  events\n";
   for (const auto& e : run["events"]) {

@@ -160,7 +160,8 @@ SELECT jsonb_build_object(
                                         'status', t.status, 'attempt', t.attempt,
                                         'maxAttempts', t.max_attempts, 'dependsOn', t.depends_on,
                                         'error', t.error, 'startedAt', t.started_at,
-                                        'finishedAt', t.finished_at, 'waiting', w.data)
+                                        'finishedAt', t.finished_at, 'waiting', w.data,
+                                        'answer', t.output->'text')
                      ORDER BY t.created_at, t.name)
       FROM synaps.tasks t LEFT JOIN LATERAL (SELECT w.data FROM synaps.task_waiting(t) w) w ON true
      WHERE t.run_id = r.id), '[]'::jsonb),

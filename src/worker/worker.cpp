@@ -72,6 +72,8 @@ WorkerOptions WorkerOptionsFromEnv() {
   o.provider_settings = providers::ProviderSettingsFromEnv();
   o.db_options = db::ConnectOptionsFromEnv(db::Role::kWorker);
   o.rate_park_after_ms = config::EnvInt("SYNAPS_RATE_LIMIT_HOLD_MS", 250, 0, 60000);
+  o.answer_artifact_min_bytes = static_cast<size_t>(
+      config::EnvInt("SYNAPS_ANSWER_ARTIFACT_MIN_BYTES", 16384, 0, int64_t{1} << 30));
   return o;
 }
 
@@ -662,9 +664,15 @@ class Worker::Impl : public RateGate {
     c.lease = {f->item.item_id, f->item.lease_epoch};
     c.output = std::move(r->output);
     c.hold = r->hold;
+    std::string text = std::move(r->text);
+    if (text.size() < options_.answer_artifact_min_bytes) {
+      // A short answer stays in the task's output (c.output.text): no file, no artifact rows.
+      pending_.push_back(std::move(c));
+      ScheduleFlush();
+      return;
+    }
     // Upload off the event loop; the completion follows once the bytes are stored, so no row
     // ever points at a missing object.
-    std::string text = std::move(r->text);
     asio::post(uploads_, [this, id, epoch, text = std::move(text), c = std::move(c)]() mutable {
       const int64_t started = otel::NowUnixNano();
       // The pool thread's barrier: an upload that throws fails its task, not the process.

@@ -62,6 +62,11 @@ struct WorkerOptions {
   // back to the queue until its slot, freeing the worker; shorter waits are waited in place
   // (SYNAPS_RATE_LIMIT_HOLD_MS; docs/flow-control.md).
   int64_t rate_park_after_ms = 250;
+  // An answer shorter than this many bytes is kept in the task's output alone (`output.text`,
+  // answered as `tasks[].answer` by GET /v1/runs/{id}); one at least this long is also written
+  // to the object store as the thread's `answer.md` artifact. 0: every answer is written
+  // (SYNAPS_ANSWER_ARTIFACT_MIN_BYTES; docs/worker.md, "Answers").
+  size_t answer_artifact_min_bytes = 16384;
 };
 
 // Reads WorkerOptions from the SYNAPS_* environment; throws ConfigError on bad values.

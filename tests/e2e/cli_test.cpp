@@ -220,6 +220,13 @@ TEST(CliTest, SubmitListWatchAndFetchTheArtifact) {
   json run = json::parse(got.out);
   ASSERT_EQ(run["artifacts"].size(), 1u) << got.out;
   const std::string artifact_id = run["artifacts"][0]["id"];
+  // The human form prints the task's answer under its line.
+  ASSERT_TRUE(run["tasks"][0]["answer"].is_string()) << got.out;
+  auto human = cli.Run({"runs", "get", run_id});
+  ASSERT_EQ(human.exit_code, 0) << Describe(human);
+  EXPECT_TRUE(Contains(human.out, "main  succeeded  attempt 1\n      | " +
+                                      run["tasks"][0]["answer"].get<std::string>() + "\n"))
+      << human.out;
   auto http_bytes = c.Call("GET", "/v1/artifacts/" + artifact_id + "/versions/1/content");
   ASSERT_EQ(http_bytes.status, 200);
   ASSERT_FALSE(http_bytes.body.empty());

@@ -1,9 +1,11 @@
 // End to end through real processes: `synaps api` and two `synaps worker`s against the test
 // stack's PostgreSQL and nats-server; and `synaps dev` as a newcomer runs it.
 #include <gtest/gtest.h>
+
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -27,6 +29,7 @@ class SkeletonTest : public ::testing::Test {
     ASSERT_TRUE(port);
     base_ = "http://127.0.0.1:" + std::to_string(*port);
     std::string dir = stack.TempDir("e2e");
+    objects_dir_ = dir + "/objects";
     env_ = {{"SYNAPS_DATABASE_URL", stack.FreshDatabase()},
             {"SYNAPS_NATS_URL", stack.nats().Url()},
             {"SYNAPS_OBJECT_STORE", "file://" + dir + "/objects"},
@@ -73,6 +76,7 @@ class SkeletonTest : public ::testing::Test {
   }
 
   std::string base_;
+  std::string objects_dir_;
   std::map<std::string, std::string> env_;
   ChildProcess api_;
   std::vector<ChildProcess> workers_;
@@ -80,8 +84,12 @@ class SkeletonTest : public ::testing::Test {
 
 TEST_F(SkeletonTest, FiftyCommandsTwoWorkersEachCompletedOnce) {
   std::vector<std::pair<std::string, std::string>> runs;  // run id, text
+  // The workers run at the default SYNAPS_ANSWER_ARTIFACT_MIN_BYTES (16384): every fifth
+  // answer (the local provider echoes the input) is long enough to be an answer.md artifact as
+  // well; the others are the task's answer alone.
   for (int i = 0; i < 50; ++i) {
     std::string text = "command number " + std::to_string(i) + " — ünïcödé";
+    if (i % 5 == 0) text += " " + std::string(16384, 'x');
     json created = Submit(text);
     ASSERT_TRUE(created["runId"].is_string());
     EXPECT_EQ(created["status"], "queued");
@@ -89,6 +97,7 @@ TEST_F(SkeletonTest, FiftyCommandsTwoWorkersEachCompletedOnce) {
     EXPECT_TRUE(created["threadId"].is_string());
     runs.emplace_back(created["runId"].get<std::string>(), text);
   }
+  int long_answers = 0;
   for (const auto& [run_id, text] : runs) {
     json run = WaitFinished(run_id);
     ASSERT_EQ(run["status"], "succeeded") << run.dump();
@@ -108,6 +117,12 @@ TEST_F(SkeletonTest, FiftyCommandsTwoWorkersEachCompletedOnce) {
     EXPECT_EQ(completed, 1) << run.dump();
     EXPECT_EQ(types.front(), "run.created");
     EXPECT_EQ(types.back(), "run.succeeded");
+    EXPECT_EQ(run["tasks"][0]["answer"], text);
+    if (text.size() < 16384) {
+      EXPECT_EQ(run["artifacts"].size(), 0u) << run["artifacts"].dump();
+      continue;
+    }
+    ++long_answers;
     ASSERT_EQ(run["artifacts"].size(), 1u);
     const json& art = run["artifacts"][0];
     EXPECT_EQ(art["name"], "answer.md");
@@ -122,6 +137,13 @@ TEST_F(SkeletonTest, FiftyCommandsTwoWorkersEachCompletedOnce) {
     EXPECT_EQ(content.body, text);
     EXPECT_EQ(content.headers["content-type"], "text/markdown");
   }
+  EXPECT_EQ(long_answers, 10);
+  // Only the long answers were written to the object store.
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(objects_dir_)) {
+    if (entry.is_regular_file()) ++files;
+  }
+  EXPECT_EQ(files, 10u);
 }
 
 TEST_F(SkeletonTest, ReadinessReportsBothDependencies) {

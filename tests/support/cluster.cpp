@@ -40,6 +40,10 @@ Cluster::Cluster(std::map<std::string, std::string> env) : env_(std::move(env)) 
   env_.emplace("SYNAPS_ADMIN_TOKEN", kToken);
   env_.emplace("SYNAPS_POLL_INTERVAL_MS", "200");
   env_.emplace("SYNAPS_OUTBOX_SWEEP_MS", "200");
+  // Every answer becomes the thread's answer.md artifact, as the tests of artifacts, archives
+  // and the console expect; tests of short answers kept in the task's output alone pass their
+  // own value (the worker's default is 16384).
+  env_.emplace("SYNAPS_ANSWER_ARTIFACT_MIN_BYTES", "0");
 }
 
 Cluster::~Cluster() {

@@ -179,7 +179,8 @@ try {
   await shot(page, 'run-detail');
 
   // Follow a streaming answer: route `slow` sends 40 words, one every 100 ms. The answer grows on the
-  // run page while the task runs; then the run succeeds with the whole answer as its artifact.
+  // run page while the task runs; then the run succeeds with the whole answer, shown as the
+  // task's answer (tasks[].answer) and as its artifact's preview.
   await page.getByRole('link', { name: 'Submit' }).click();
   await page.getByLabel('Input').fill('stream to the console');
   await page.getByLabel('Route').fill('slow');
@@ -193,6 +194,8 @@ try {
   await axe(page, 'run-streaming');
   await page.locator('h1 .badge-succeeded').waitFor();
   await page.locator('pre.preview', { hasText: 'word40' }).waitFor();
+  await page.getByTestId('task-answer').filter({ hasText: 'word40' }).waitFor();
+  assert.equal(await page.getByTestId('live-answer').count(), 0, 'the live answer gave way to the answer');
 
   // Runs: the new run is listed; another tenant's never; a new run appears live.
   await page.getByRole('link', { name: 'Runs', exact: true }).click();

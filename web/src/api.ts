@@ -50,6 +50,8 @@ export interface Task {
   startedAt: string | null;
   finishedAt: string | null;
   waiting?: Waiting | null;
+  // Its answer text once it has one; a long one is also the thread's answer.md artifact.
+  answer?: string | null;
 }
 
 export interface LedgerEvent {

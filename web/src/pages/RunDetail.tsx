@@ -6,6 +6,7 @@ import { Link, navigate } from '../router';
 import { followEvents } from '../sse';
 import { ErrorText, StatusBadge } from './common';
 import { ControlVersions, usedVersions } from './ControlVersions';
+import { TaskAnswers, answeredTasks } from './TaskAnswers';
 import { TaskGraph } from './TaskGraph';
 import { ThreadRuns } from './ThreadRuns';
 import { Waterfall } from './Waterfall';
@@ -114,6 +115,9 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
   const ledger = events.filter((e) => e.type !== 'task.progress');
   const taskName = (taskId: string) => r.tasks.find((t) => t.id === taskId)?.name ?? taskId.slice(0, 8);
   const runWaiting = r.status === 'queued' && isWaiting(r.waiting) ? r.waiting : undefined;
+  // Streamed text of the tasks still answering (a task with its answer shows that instead).
+  const answered = new Set(answeredTasks(r.tasks).map((t) => t.id));
+  const streaming = Object.entries(live).filter(([task]) => !answered.has(task));
   return (
     <section aria-labelledby="run-title">
       <p><Link to="/">← Runs</Link></p>
@@ -168,14 +172,16 @@ export function RunDetailPage({ id, me }: { id: string; me: Me }) {
 
       <ThreadRuns threadId={r.threadId} runId={r.id} />
 
-      {!finished && Object.keys(live).length > 0 && (
+      {!finished && streaming.length > 0 && (
         <>
           <h2>Answer (live)</h2>
-          {Object.entries(live).map(([task, text]) => (
+          {streaming.map(([task, text]) => (
             <pre key={task} className="answer" aria-live="polite" data-testid="live-answer">{text}</pre>
           ))}
         </>
       )}
+
+      <TaskAnswers tasks={r.tasks} />
 
       <h2>Artifacts</h2>
       {r.artifacts.length === 0 ? <p className="muted">None yet.</p> : r.artifacts.map((a) => <ArtifactView key={a.id} artifact={a} />)}
