@@ -62,6 +62,7 @@ class WorkerBarrierTest : public ::testing::Test {
     o.poll_interval_ms = 50;
     o.drain_seconds = 5;
     o.backoff = {.base_ms = 10, .cap_ms = 50};
+    o.answer_artifact_min_bytes = 0;  // every answer is uploaded (the uploads are under test)
     return o;
   }
 
