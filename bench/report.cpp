@@ -192,8 +192,10 @@ struct Report {
       }
       md << ". On top of those rows, the queue item is inserted, updated by the claim and deleted "
             "by the completion, the run and task rows are updated at claim and at completion, and "
-            "the answer is written as a file (`file://` object store, fsynced) before the "
-            "completion commits. graphile-worker writes one job row per job (insert, update on "
+            "the answer is kept in the task's output (an answer of at least "
+            "`SYNAPS_ANSWER_ARTIFACT_MIN_BYTES`, 16 KiB by default, would also be written as a "
+            "file and an `answer.md` artifact version before the completion commits; these "
+            "answers are shorter). graphile-worker writes one job row per job (insert, update on "
             "lock, delete on completion) and pg-boss one job row (insert, update on fetch, "
             "update on complete); neither keeps a history, an artifact or an outbox.\n";
     }
