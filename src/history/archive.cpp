@@ -161,9 +161,16 @@ struct LoadedSegment {
 
 Result<LoadedSegment> LoadSegment(objstore::ObjectStore& store, const std::string& manifest_key,
                                   const store::ArchiveRecord* record) {
-  ASSIGN_OR_RETURN(std::string manifest_text, store.Get(manifest_key));
+  auto manifest_text = store.GetAtMost(manifest_key, kMaxManifestBytes);
+  if (!manifest_text && manifest_text.error().code == ErrorCode::kResourceExhausted) {
+    return Fail(ErrorCode::kInternal,
+                "archive manifest " + manifest_key + " holds more than the " +
+                    std::to_string(kMaxManifestBytes) + " bytes a manifest may have",
+                kArchiveTooLarge);
+  }
+  if (!manifest_text) return std::unexpected(manifest_text.error());
   LoadedSegment loaded;
-  loaded.manifest = json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+  loaded.manifest = json::parse(*manifest_text, nullptr, /*allow_exceptions=*/false);
   const json& m = loaded.manifest;
   if (!m.is_object() || !m.contains("schemaVersion") || !m["schemaVersion"].is_number_integer() ||
       !m.contains("dataKey") || !m["dataKey"].is_string() || !m.contains("sha256") ||

@@ -49,6 +49,10 @@ inline constexpr size_t kMaxSegmentBytes = size_t{64} << 20;
 // GET /v1/runs/{id}/archive): 64 MiB. Restore takes up to kMaxRestoreRunBytes (1 GiB).
 inline constexpr size_t kMaxReadRunBytes = size_t{64} << 20;
 inline constexpr size_t kMaxRestoreRunBytes = size_t{1} << 30;
+// The most a segment's manifest may hold when it is read (16 MiB; one written by Synaps lists at
+// most kMaxRunsPerSegment runs in about 150 bytes each). The bucket may be writable by others, so
+// a larger one is refused (kArchiveTooLarge) having received not much more than this.
+inline constexpr size_t kMaxManifestBytes = size_t{16} << 20;
 // Error::field of the kInternal errors that refuse stored archive data: damaged, or not what
 // PostgreSQL recorded (a checksum, a missing or short object, a story of another run), and
 // larger than the reader's cap. The API answers them 502 with the field as the code.

@@ -96,6 +96,37 @@ Result<std::string> FileObjectStore::Get(const std::string& key) {
   return ss.str();
 }
 
+Result<std::string> FileObjectStore::GetAtMost(const std::string& key, uint64_t max_bytes) {
+  ASSIGN_OR_RETURN(fs::path path, PathFor(key));
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Fail(ErrorCode::kNotFound, "object " + key + " not found");
+    return Fail(ErrorCode::kUnavailable, "cannot read " + path.string() + ": " + strerror(errno));
+  }
+  // Read until the end or past the cap (by at most one buffer): a file that grows while it is
+  // read is measured by what was read, not by a size taken before.
+  std::string data;
+  char buf[64 * 1024];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return Fail(ErrorCode::kUnavailable, "cannot read " + path.string() + ": " + strerror(err));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > max_bytes) {
+      close(fd);
+      return Fail(ErrorCode::kResourceExhausted, "object " + key + " holds more than the " +
+                                                     std::to_string(max_bytes) + " bytes read");
+    }
+  }
+  close(fd);
+  return data;
+}
+
 Result<std::string> FileObjectStore::GetRange(const std::string& key, uint64_t offset,
                                               uint64_t length) {
   ASSIGN_OR_RETURN(fs::path path, PathFor(key));

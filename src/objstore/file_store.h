@@ -17,6 +17,7 @@ class FileObjectStore final : public ObjectStore {
   Status Put(const std::string& key, const std::string& data,
              const std::string& content_type) override;
   Result<std::string> Get(const std::string& key) override;
+  Result<std::string> GetAtMost(const std::string& key, uint64_t max_bytes) override;
   Result<std::string> GetRange(const std::string& key, uint64_t offset, uint64_t length) override;
   Result<bool> Exists(const std::string& key) override;
   Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;

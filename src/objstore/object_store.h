@@ -40,6 +40,10 @@ class ObjectStore {
                      const std::string& content_type) = 0;
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& key) = 0;
+  // The whole object when it holds at most `max_bytes`; kResourceExhausted when it holds more,
+  // having received not much more than `max_bytes` of it (for objects that others than Synaps
+  // may have written, read into memory); kNotFound when absent.
+  virtual Result<std::string> GetAtMost(const std::string& key, uint64_t max_bytes) = 0;
   // Exactly the `length` bytes of `key` that start at byte `offset` (S3: a Range GET), never
   // receiving much more than that: kNotFound when absent; kInvalidArgument when `length` is 0 or
   // the object ends before offset + length; kInternal when the store answers other bytes.

@@ -20,6 +20,8 @@ namespace {
 
 constexpr const char* kSetting = "SYNAPS_OBJECT_STORE";
 constexpr size_t kMaxParts = 10000;
+// Room for an error body (a few hundred bytes of XML) when a read caps what it takes.
+constexpr uint64_t kErrorBody = 64 * 1024;
 
 [[noreturn]] void BadUrl(const std::string& url, const std::string& why) {
   throw ConfigError(std::string(kSetting) + "='" + url + "': " + why +
@@ -266,18 +268,44 @@ Result<std::string> S3ObjectStore::Get(const std::string& key) {
   return std::move(reply->body);
 }
 
+Result<std::string> S3ObjectStore::GetAtMost(const std::string& key, uint64_t max_bytes) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  auto reply = client_->SendWithRetry(
+      {.method = "GET", .key = key, .max_body = std::max(max_bytes, kErrorBody)});
+  if (!reply && reply.error().code == ErrorCode::kResourceExhausted) {
+    return Fail(ErrorCode::kResourceExhausted, "object " + key + " in " + Describe() +
+                                                   " holds more than the " +
+                                                   std::to_string(max_bytes) + " bytes read");
+  }
+  if (!reply) return std::unexpected(reply.error());
+  if (reply->status == 404) {
+    return Fail(ErrorCode::kNotFound, "object " + key + " not found in " + Describe());
+  }
+  RETURN_IF_ERROR(CheckReply(reply, "get " + key));
+  if (reply->body.size() > max_bytes) {
+    return Fail(ErrorCode::kResourceExhausted, "object " + key + " in " + Describe() +
+                                                   " holds more than the " +
+                                                   std::to_string(max_bytes) + " bytes read");
+  }
+  return std::move(reply->body);
+}
+
 Result<std::string> S3ObjectStore::GetRange(const std::string& key, uint64_t offset,
                                             uint64_t length) {
   RETURN_IF_ERROR(ValidateKey(key));
   if (length == 0) return Fail(ErrorCode::kInvalidArgument, "empty range of object " + key);
   const std::string range =
       "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
-  // A store that ignores the range is cut off soon after `length` bytes; room for an error body.
-  constexpr uint64_t kErrorBody = 64 * 1024;
+  // A store that ignores the range is cut off soon after `length` bytes.
   auto reply = client_->SendWithRetry({.method = "GET",
                                        .key = key,
                                        .headers = {{"Range", range}},
                                        .max_body = std::max(length, kErrorBody)});
+  if (!reply && reply.error().code == ErrorCode::kResourceExhausted) {
+    return Fail(ErrorCode::kInternal, "get " + key + " " + range +
+                                          ": the store answered more than the range (does it "
+                                          "ignore Range?)");
+  }
   if (!reply) return std::unexpected(reply.error());
   if (reply->status == 404) {
     return Fail(ErrorCode::kNotFound, "object " + key + " not found in " + Describe());

@@ -72,6 +72,7 @@ class S3ObjectStore final : public ObjectStore {
   Status Put(const std::string& key, const std::string& data,
              const std::string& content_type) override;
   Result<std::string> Get(const std::string& key) override;
+  Result<std::string> GetAtMost(const std::string& key, uint64_t max_bytes) override;
   // A GET with "Range: bytes=offset-(offset+length-1)", answered 206 with exactly those bytes.
   Result<std::string> GetRange(const std::string& key, uint64_t offset, uint64_t length) override;
   Result<bool> Exists(const std::string& key) override;

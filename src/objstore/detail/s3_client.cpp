@@ -204,7 +204,7 @@ Result<S3Response> S3Client::Send(const S3Request& request) {
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   ReturnHandle(std::move(easy));
   if (rc == CURLE_WRITE_ERROR && writer.overflow) {
-    return Fail(ErrorCode::kInternal, "object store answered more than the " +
+    return Fail(ErrorCode::kResourceExhausted, "object store answered more than the " +
                                           std::to_string(request.max_body) + " bytes expected (" +
                                           url + ")");
   }

@@ -36,8 +36,8 @@ struct S3Request {
   std::vector<std::pair<std::string, std::string>> query;  // not encoded
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, signed
   std::string_view body;                                     // must outlive the call
-  // The most response body bytes taken; a longer body aborts the request (kInternal, which
-  // SendWithRetry does not retry).
+  // The most response body bytes taken; a longer body aborts the request (kResourceExhausted,
+  // which SendWithRetry does not retry).
   uint64_t max_body = UINT64_MAX;
 };
 

@@ -35,6 +35,11 @@ class CountingStore final : public objstore::ObjectStore {
     if (got) ++gets, fetched += got->size();
     return got;
   }
+  Result<std::string> GetAtMost(const std::string& key, uint64_t max_bytes) override {
+    auto got = inner_->GetAtMost(key, max_bytes);
+    if (got) ++gets, fetched += got->size();
+    return got;
+  }
   Result<std::string> GetRange(const std::string& key, uint64_t offset, uint64_t length) override {
     auto got = inner_->GetRange(key, offset, length);
     if (got) ++ranges, fetched += got->size();
@@ -269,6 +274,29 @@ TEST_F(ArchiveReadTest, ArchivesWithoutMemberRecordsAreReadWhole) {
   auto damaged = ReadArchivedRun(conn_, *store_, "a", two);
   ASSERT_FALSE(damaged);
   EXPECT_EQ(damaged.error().field, kArchiveCorrupt) << damaged.error().message;
+}
+
+// The manifest is in the bucket, which others may write: one padded to the most a manifest may
+// hold still reads, one a byte larger is refused as too large without being taken whole.
+TEST_F(ArchiveReadTest, AManifestLargerThanItsCapIsRefused) {
+  const std::string run = Run("manifest-1", "answer");
+  const json before = Story(run);
+  auto made = Archive({run});
+  ASSERT_TRUE(made) << made.error().message;
+  // Without the member record the reader goes through the manifest.
+  Exec("UPDATE synaps.archived_runs SET data_offset = NULL, data_length = NULL, sha256 = NULL");
+  std::string manifest = *s3_->Get(made->manifest_key);
+  while (!manifest.empty() && manifest.back() == '\n') manifest.pop_back();
+  const std::string at_cap = manifest + std::string(kMaxManifestBytes - manifest.size(), ' ');
+  ASSERT_TRUE(s3_->Put(made->manifest_key, at_cap, "application/json"));
+  EXPECT_EQ(Read(run), before);
+  ASSERT_TRUE(s3_->Put(made->manifest_key, at_cap + " ", "application/json"));
+  auto refused = ReadArchivedRun(conn_, *store_, "a", run, kMaxReadRunBytes);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, kArchiveTooLarge) << refused.error().message;
+  EXPECT_TRUE(IsArchiveDataError(refused.error()));
+  EXPECT_NE(refused.error().message.find(made->manifest_key), std::string::npos)
+      << refused.error().message;
 }
 
 // Gunzip counts what it inflates and stops at the cap before growing past it; concatenated

@@ -76,6 +76,25 @@ TEST_P(S3rverTest, PutGetExistsListDelete) {
   EXPECT_EQ(store->List("objects/").value().size(), 0u);
 }
 
+// GetAtMost takes an object up to its cap and refuses a larger one; past the room kept for an
+// error body the transfer itself is cut off (max_body), not received whole.
+TEST_P(S3rverTest, GetAtMostTakesObjectsUpToTheCapAndRefusesLarger) {
+  auto store = Store();
+  const std::string small(1000, 's'), big(300 * 1024, 'b');
+  ASSERT_TRUE(store->Put("archives/small.json", small, "application/json"));
+  ASSERT_TRUE(store->Put("archives/big.json", big, "application/json"));
+  EXPECT_EQ(store->GetAtMost("archives/small.json", small.size()).value_or(""), small);
+  EXPECT_EQ(store->GetAtMost("archives/big.json", big.size()).value_or(""), big);
+  for (auto [key, cap] : {std::pair<std::string, uint64_t>{"archives/small.json", 999},
+                          {"archives/big.json", 100 * 1024}}) {
+    auto refused = store->GetAtMost(key, cap);
+    ASSERT_FALSE(refused) << key;
+    EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted) << refused.error().message;
+    EXPECT_NE(refused.error().message.find(key), std::string::npos) << refused.error().message;
+  }
+  EXPECT_EQ(store->GetAtMost("archives/absent.json", 10).error().code, ErrorCode::kNotFound);
+}
+
 TEST_P(S3rverTest, KeysWithSpecialCharactersRoundTrip) {
   auto store = Store();
   const std::string key = "objects/odd/a b+c$d&e=f%g~h_(i).txt";

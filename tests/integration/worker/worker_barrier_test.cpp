@@ -31,6 +31,9 @@ class ThrowingStore final : public objstore::ObjectStore {
     return inner_.Put(key, data, content_type);
   }
   Result<std::string> Get(const std::string& key) override { return inner_.Get(key); }
+  Result<std::string> GetAtMost(const std::string& key, uint64_t max_bytes) override {
+    return inner_.GetAtMost(key, max_bytes);
+  }
   Result<std::string> GetRange(const std::string& key, uint64_t offset, uint64_t length) override {
     return inner_.GetRange(key, offset, length);
   }

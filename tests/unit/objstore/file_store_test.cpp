@@ -34,6 +34,19 @@ TEST_F(FileStoreTest, PutGetExistsDelete) {
   EXPECT_TRUE(store.Delete("objects/sha256/ab/abc"));
 }
 
+TEST_F(FileStoreTest, GetAtMostTakesObjectsUpToTheCapAndRefusesLarger) {
+  FileObjectStore store(root_);
+  const std::string big(200 * 1024, 'b');  // several read buffers
+  ASSERT_TRUE(store.Put("archives/m.json", big, "application/json"));
+  EXPECT_EQ(store.GetAtMost("archives/m.json", big.size()).value_or(""), big);
+  auto refused = store.GetAtMost("archives/m.json", big.size() - 1);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_NE(refused.error().message.find("archives/m.json"), std::string::npos);
+  EXPECT_EQ(store.GetAtMost("archives/absent.json", 10).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store.GetAtMost("../escape", 10).error().code, ErrorCode::kInvalidArgument);
+}
+
 TEST_F(FileStoreTest, ListReportsSizeAndTimeAndSkipsTemporaries) {
   FileObjectStore store(root_);
   auto before = std::chrono::system_clock::now() - std::chrono::seconds(2);
