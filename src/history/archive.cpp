@@ -364,20 +364,37 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
     AddSegment(*recorded, /*already=*/true, result);
     return result;
   }
-  ASSIGN_OR_RETURN(auto stories, store::LoadRunStories(conn, request.tenant_id, run_ids));
   // Consecutive runs make a segment while it stays within max_segment_bytes uncompressed (a run
   // larger than that alone makes one); each segment is named by its own runs.
-  const std::span<const store::RunStory> all(stories);
-  for (size_t begin = 0, end = 0; begin < all.size(); begin = end) {
-    size_t bytes = 0;
-    do {
-      bytes += all[end++].json.size() + 1;
-    } while (end < all.size() && bytes + all[end].json.size() + 1 <= request.max_segment_bytes);
-    const std::vector<std::string> ids(run_ids.begin() + begin, run_ids.begin() + end);
-    const std::vector<int64_t> seqs(last_seqs.begin() + begin, last_seqs.begin() + end);
-    RETURN_IF_ERROR(WriteSegment(conn, store, request, SegmentName(ids, seqs),
-                                 all.subspan(begin, end - begin), result));
+  std::vector<store::RunStory> pending;  // the stories of the segment being filled
+  size_t pending_bytes = 0, first = 0;   // their size; run_ids[first] is pending[0]
+  auto write_pending = [&]() -> Status {
+    const std::vector<std::string> ids(run_ids.begin() + first,
+                                       run_ids.begin() + first + pending.size());
+    const std::vector<int64_t> seqs(last_seqs.begin() + first,
+                                    last_seqs.begin() + first + pending.size());
+    RETURN_IF_ERROR(
+        WriteSegment(conn, store, request, SegmentName(ids, seqs), pending, result));
+    first += pending.size();
+    pending.clear();
+    pending_bytes = 0;
+    return Ok();
+  };
+  const size_t per_read = std::max<size_t>(1, request.stories_per_read);
+  for (size_t at = 0; at < run_ids.size(); at += per_read) {
+    const std::vector<std::string> chunk(run_ids.begin() + at,
+                                         run_ids.begin() + std::min(at + per_read, run_ids.size()));
+    ASSIGN_OR_RETURN(auto stories, store::LoadRunStories(conn, request.tenant_id, chunk));
+    for (auto& story : stories) {
+      const size_t size = story.json.size() + 1;
+      if (!pending.empty() && pending_bytes + size > request.max_segment_bytes) {
+        RETURN_IF_ERROR(write_pending());
+      }
+      pending_bytes += size;
+      pending.push_back(std::move(story));
+    }
   }
+  if (!pending.empty()) RETURN_IF_ERROR(write_pending());
   return result;
 }
 

@@ -75,6 +75,10 @@ struct ArchiveRequest {
   std::string day;                   // "YYYY-MM-DD", the UTC day the caller expires
   std::vector<std::string> run_ids;  // 1..kMaxRunsPerSegment uuids, finished runs of tenant_id
   size_t max_segment_bytes = kMaxSegmentBytes;  // uncompressed lines per segment (tests lower it)
+  // Stories are loaded this many runs at a time, and a segment's are let go once it is written:
+  // the archiver holds at most one segment's stories (max_segment_bytes, or one larger run) and
+  // one read's (tests lower it).
+  size_t stories_per_read = 16;
 };
 
 struct ArchiveResult {

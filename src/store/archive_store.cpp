@@ -162,14 +162,25 @@ TenantArchiveLock::~TenantArchiveLock() {
 
 Result<std::vector<int64_t>> RunLastSeqs(db::Connection& conn, const std::string& tenant_id,
                                          const std::vector<std::string>& run_ids) {
-  ASSIGN_OR_RETURN(auto rows, conn.Exec("SELECT coalesce(r.last_seq, -1)"
+  ASSIGN_OR_RETURN(auto rows, conn.Exec("SELECT i.id::text, r.last_seq, r.status"
                                         "  FROM unnest($1::uuid[]) WITH ORDINALITY i(id, n)"
                                         "  LEFT JOIN synaps.runs r ON r.id = i.id"
                                         "   AND r.tenant_id = $2"
                                         " ORDER BY i.n",
                                         {db::ArrayLiteral(run_ids), tenant_id}));
   std::vector<int64_t> out;
-  for (int i = 0; i < rows.rows(); ++i) out.push_back(rows.GetInt(i, 0));
+  for (int i = 0; i < rows.rows(); ++i) {
+    const std::string id = rows.GetString(i, 0);
+    if (rows.IsNull(i, 1)) {
+      return Fail(ErrorCode::kNotFound, "run " + id + " does not exist in tenant " + tenant_id);
+    }
+    const std::string status = rows.GetString(i, 2);
+    if (status != "succeeded" && status != "failed" && status != "cancelled") {
+      return Fail(ErrorCode::kConflict,
+                  "run " + id + " is " + status + ": only finished runs can be archived");
+    }
+    out.push_back(rows.GetInt(i, 1));
+  }
   return out;
 }
 

@@ -77,8 +77,10 @@ class TenantArchiveLock {
   std::string tenant_id_;
 };
 
-// Each run's last ledger sequence number, in the order given; -1 for a run that does not exist
-// or is not `tenant_id`'s. Part of a segment's name: a run that changed gets a new segment.
+// Each run's last ledger sequence number, in the order given (part of a segment's name: a run
+// that changed gets a new segment), refused as LoadRunStories refuses: kNotFound for a run that
+// does not exist or is not `tenant_id`'s, kConflict for one that has not finished. One small
+// row per run: ArchiveRuns checks the whole batch with it before it loads any story.
 Result<std::vector<int64_t>> RunLastSeqs(db::Connection& conn, const std::string& tenant_id,
                                          const std::vector<std::string>& run_ids);
 

@@ -111,9 +111,10 @@ class ArchiveReadTest : public ::testing::Test {
   json Story(const std::string& run) { return json::parse(StoryText(run)); }
 
   Result<ArchiveResult> Archive(const std::vector<std::string>& runs,
-                                size_t max_segment_bytes = kMaxSegmentBytes) {
+                                size_t max_segment_bytes = kMaxSegmentBytes,
+                                size_t stories_per_read = 16) {
     const std::string day = Exec("SELECT (now() AT TIME ZONE 'UTC')::date::text").GetString(0, 0);
-    return ArchiveRuns(conn_, *store_, {"a", day, runs, max_segment_bytes});
+    return ArchiveRuns(conn_, *store_, {"a", day, runs, max_segment_bytes, stories_per_read});
   }
 
   // The archived run as read, without the "archive" block the reader adds.
@@ -232,6 +233,55 @@ TEST_F(ArchiveReadTest, SegmentsAreBoundedInBytes) {
   auto alone = Archive({runs[0]}, 1);
   ASSERT_TRUE(alone) << alone.error().message;
   EXPECT_EQ(alone->segments, 1);
+}
+
+// Stories are loaded a few runs at a time, reads straddling segments, and the segments are the
+// ones one read of every story makes; a batch with an unfinished run, or another tenant's, is
+// refused before any of it is loaded or written.
+TEST_F(ArchiveReadTest, StoriesAreLoadedAFewRunsAtATime) {
+  std::vector<std::string> runs;
+  size_t story_bytes = 0;
+  for (int i = 0; i < 5; ++i) {
+    runs.push_back(Run("r" + std::to_string(i), std::string(2000, 'r')));
+    story_bytes = std::max(story_bytes, StoryText(runs.back()).size() + 1);
+  }
+  const std::string unfinished =
+      Exec("SELECT synaps.submit_command('a', 'me', 'open', 'h', jsonb_build_object('kind',"
+           " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
+           " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
+          .GetString(0, 0);
+  const std::string foreign =
+      Exec("SELECT synaps.submit_command('b', 'me', 'other', 'h', jsonb_build_object('kind',"
+           " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
+           " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
+          .GetString(0, 0);
+  std::vector<std::string> with_open = runs, with_foreign = runs;
+  with_open.push_back(unfinished);
+  with_foreign.push_back(foreign);
+  auto open = Archive(with_open, 2 * story_bytes + 10, 2);
+  ASSERT_FALSE(open);
+  EXPECT_EQ(open.error().code, ErrorCode::kConflict) << open.error().message;
+  auto other = Archive(with_foreign, 2 * story_bytes + 10, 2);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, ErrorCode::kNotFound) << other.error().message;
+  EXPECT_EQ(Exec("SELECT count(*) FROM synaps.archives").GetInt(0, 0), 0);
+  EXPECT_TRUE(s3_->List(kArchivePrefix).value().empty());
+
+  // Room for two runs per segment, three stories per read: segments of 2, 2 and 1.
+  auto made = Archive(runs, 2 * story_bytes + 10, 3);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_EQ(made->segments, 3);
+  EXPECT_EQ(made->runs, 5);
+  EXPECT_EQ(Exec("SELECT string_agg(runs::text, ',' ORDER BY id)"
+                 "  FROM synaps.archives")
+                .GetString(0, 0),
+            "2,2,1");
+  for (const auto& run : runs) EXPECT_EQ(Read(run), Story(run));
+  // Read one story at a time, the same segments are found recorded.
+  auto again = Archive(runs, 2 * story_bytes + 10, 1);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again->already_archived);
+  EXPECT_EQ(again->segments, 3);
 }
 
 TEST_F(ArchiveReadTest, ArchivesWithoutMemberRecordsAreReadWhole) {
