@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
   submitcmd->add_option("--idempotency-key", submit.idempotency_key,
                         "Idempotency-Key header; with --file, line N without its own "
                         "idempotencyKey gets <key>/<N>, so a rerun creates nothing twice");
-  submitcmd->add_flag("--wait", submit.wait, "wait for the run to finish and print it with its answer")
+  submitcmd
+      ->add_flag("--wait", submit.wait, "wait for the run to finish and print it with its answer")
       ->excludes(submit_file);
   submitcmd->add_option("--timeout", submit.timeout_seconds, "seconds to wait")
       ->capture_default_str();
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
   std::string run_id;
   auto* runs = app.add_subcommand("runs", "Inspect runs");
   runs->require_subcommand(1);
-  auto* runs_get = runs->add_subcommand("get", "Show a run with its tasks (and their answers), events and artifacts");
+  auto* runs_get = runs->add_subcommand(
+      "get", "Show a run with its tasks (and their answers), events and artifacts");
   runs_get->add_option("id", run_id, "run id")->required();
   runs_get->add_flag("--json", json_out, "machine-readable output");
   bool archived = false;

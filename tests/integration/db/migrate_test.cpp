@@ -17,6 +17,25 @@ std::string EmptyDatabase(const std::string& name) {
   return pg.Url(name);
 }
 
+// The embedded migrations before the first whose name contains `marker` (a database as the
+// release before that migration left it).
+std::vector<MigrationSource> MigrationsBefore(const std::string& marker) {
+  std::vector<MigrationSource> before;
+  for (const auto& m : EmbeddedMigrations()) {
+    if (m.name.find(marker) != std::string::npos) break;
+    before.push_back(m);
+  }
+  EXPECT_LT(before.size(), EmbeddedMigrations().size()) << "no migration named *" << marker << "*";
+  return before;
+}
+
+// `sql`'s result; an empty one, and a test failure naming the statement, when it fails.
+PgResult ExecOrFail(Connection& conn, const std::string& sql) {
+  auto r = conn.Exec(sql);
+  EXPECT_TRUE(r) << sql << ": " << r.error().message;
+  return r ? std::move(*r) : PgResult();
+}
+
 TEST(MigrateTest, AppliesOnceThenSkips) {
   std::string url = EmptyDatabase("migrate_twice");
   auto conn = Connection::Connect(url);
@@ -138,11 +157,7 @@ TEST(MigrateTest, UpgradeFrom0015KeepsHistoryAndApprovesAHeldTask) {
   ASSERT_EQ(at_0015.back().name, "0015_usage.sql");
   ASSERT_TRUE(Migrate(*conn, at_0015));
 
-  auto exec = [&](const std::string& sql) {
-    auto r = conn->Exec(sql);
-    EXPECT_TRUE(r) << sql << ": " << r.error().message;
-    return r ? std::move(*r) : PgResult();
-  };
+  auto exec = [&](const std::string& sql) { return ExecOrFail(*conn, sql); };
   // Run "one": a task that completes with an artifact. Run "two": one that completes and one
   // held for approval.
   auto submit = [&](const std::string& key, const std::string& tasks) {
@@ -241,19 +256,8 @@ TEST(MigrateTest, UpgradeKeepsArtifactCreatedAndNewCompletionsNameTheirArtifacts
   std::string url = EmptyDatabase("migrate_upgrade_completion_artifacts");
   auto conn = Connection::Connect(url);
   ASSERT_TRUE(conn) << conn.error().message;
-  std::vector<MigrationSource> before_it;
-  for (const auto& m : EmbeddedMigrations()) {
-    if (m.name.find("_completion_artifacts.sql") != std::string::npos) break;
-    before_it.push_back(m);
-  }
-  ASSERT_LT(before_it.size(), EmbeddedMigrations().size());
-  ASSERT_TRUE(Migrate(*conn, before_it));
-
-  auto exec = [&](const std::string& sql) {
-    auto r = conn->Exec(sql);
-    EXPECT_TRUE(r) << sql << ": " << r.error().message;
-    return r ? std::move(*r) : PgResult();
-  };
+  ASSERT_TRUE(Migrate(*conn, MigrationsBefore("_completion_artifacts.sql")));
+  auto exec = [&](const std::string& sql) { return ExecOrFail(*conn, sql); };
   auto submit = [&](const std::string& key, const std::string& tasks) {
     exec("SELECT synaps.submit_command('t', 'me', '" + key +
          "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', '" + tasks +
@@ -350,11 +354,7 @@ TEST(MigrateTest, UpgradeFrom0022PartitionsTheLedgerWithoutLosingHistory) {
   }
   ASSERT_EQ(at_0022.back().name, "0022_concurrency_keys.sql");
   ASSERT_TRUE(Migrate(*conn, at_0022));
-  auto exec = [&](const std::string& sql) {
-    auto r = conn->Exec(sql);
-    EXPECT_TRUE(r) << sql << ": " << r.error().message;
-    return r ? std::move(*r) : PgResult();
-  };
+  auto exec = [&](const std::string& sql) { return ExecOrFail(*conn, sql); };
   auto submit = [&](const std::string& key, const std::string& tasks) {
     exec("SELECT synaps.submit_command('t', 'me', '" + key +
          "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', '" + tasks +
@@ -444,19 +444,8 @@ TEST(MigrateTest, UpgradeToLazyThreadsKeepsEveryThreadAndItsPlaces) {
   std::string url = EmptyDatabase("migrate_upgrade_lazy_threads");
   auto conn = Connection::Connect(url);
   ASSERT_TRUE(conn) << conn.error().message;
-  std::vector<MigrationSource> before_it;
-  for (const auto& m : EmbeddedMigrations()) {
-    if (m.name.find("_lazy_threads.sql") != std::string::npos) break;
-    before_it.push_back(m);
-  }
-  ASSERT_LT(before_it.size(), EmbeddedMigrations().size());
-  ASSERT_TRUE(Migrate(*conn, before_it));
-
-  auto exec = [&](const std::string& sql) {
-    auto r = conn->Exec(sql);
-    EXPECT_TRUE(r) << sql << ": " << r.error().message;
-    return r ? std::move(*r) : PgResult();
-  };
+  ASSERT_TRUE(Migrate(*conn, MigrationsBefore("_lazy_threads.sql")));
+  auto exec = [&](const std::string& sql) { return ExecOrFail(*conn, sql); };
   // Submits a one-task prompt with `key`, on the thread of the command keyed `thread_of` when
   // given; returns the answer's threadId.
   auto submit = [&](const std::string& key, const std::string& thread_of = {}) {

@@ -56,6 +56,7 @@ json SubmitAs(db::Connection& conn, const std::string& tenant, const std::string
   return r ? json::parse(r->Get(0, 0)) : json();
 }
 
+// A one-task prompt of tenant "t" for SubmitCommands, on `thread`.
 SubmitRequest BatchItem(const std::string& text, const std::string& thread) {
   SubmitRequest req;
   req.tenant_id = "t";
@@ -361,18 +362,7 @@ TEST(ThreadTurnTest, ABatchOntoABusyThreadWaitsInTheBatchsOrder) {
   const std::string thread = holder["threadId"];
   auto claimed = ClaimQueueItems(conn, "w", {"default"}, 5, 60);
   ASSERT_TRUE(claimed && claimed->size() == 1);
-  auto request = [&](const std::string& text) {
-    SubmitRequest req;
-    req.tenant_id = "t";
-    req.actor = "test";
-    req.kind = "prompt";
-    req.payload = {{"text", text}};
-    req.request_hash = text;
-    req.thread_id = thread;
-    req.tasks = {{"main", "prompt", json{{"input", {{"text", text}}}}, {}}};
-    return req;
-  };
-  SubmitRequest a = request("a"), b = request("b");
+  SubmitRequest a = BatchItem("a", thread), b = BatchItem("b", thread);
   auto got = SubmitCommands(conn, "t", "test", {&a, &b});
   ASSERT_TRUE(got) << got.error().message;
   ASSERT_TRUE((*got)[0] && (*got)[1]);
