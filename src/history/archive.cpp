@@ -373,8 +373,7 @@ Result<ArchiveResult> ArchiveRuns(db::Connection& conn, objstore::ObjectStore& s
                                        run_ids.begin() + first + pending.size());
     const std::vector<int64_t> seqs(last_seqs.begin() + first,
                                     last_seqs.begin() + first + pending.size());
-    RETURN_IF_ERROR(
-        WriteSegment(conn, store, request, SegmentName(ids, seqs), pending, result));
+    RETURN_IF_ERROR(WriteSegment(conn, store, request, SegmentName(ids, seqs), pending, result));
     first += pending.size();
     pending.clear();
     pending_bytes = 0;

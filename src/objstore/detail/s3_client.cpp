@@ -205,8 +205,8 @@ Result<S3Response> S3Client::Send(const S3Request& request) {
   ReturnHandle(std::move(easy));
   if (rc == CURLE_WRITE_ERROR && writer.overflow) {
     return Fail(ErrorCode::kResourceExhausted, "object store answered more than the " +
-                                          std::to_string(request.max_body) + " bytes expected (" +
-                                          url + ")");
+                                                   std::to_string(request.max_body) +
+                                                   " bytes expected (" + url + ")");
   }
   if (rc != CURLE_OK) return std::unexpected(TranslateCurlCode(rc, url));
   return response;

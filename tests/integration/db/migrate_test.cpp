@@ -449,13 +449,15 @@ TEST(MigrateTest, UpgradeToLazyThreadsKeepsEveryThreadAndItsPlaces) {
   // Submits a one-task prompt with `key`, on the thread of the command keyed `thread_of` when
   // given; returns the answer's threadId.
   auto submit = [&](const std::string& key, const std::string& thread_of = {}) {
-    std::string thread = thread_of.empty()
-                             ? "NULL"
-                             : "(SELECT thread_id::text FROM synaps.commands"
-                               " WHERE idempotency_key = '" + thread_of + "')";
+    std::string thread = thread_of.empty() ? "NULL"
+                                           : "(SELECT thread_id::text FROM synaps.commands"
+                                             " WHERE idempotency_key = '" +
+                                                 thread_of + "')";
     return exec("SELECT synaps.submit_command('t', 'me', '" + key +
                 "', 'h', jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb,"
-                " 'threadId', " + thread + ", 'tasks',"
+                " 'threadId', " +
+                thread +
+                ", 'tasks',"
                 " '[{\"name\":\"a\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'threadId'")
         .GetString(0, 0);
   };
@@ -486,11 +488,9 @@ TEST(MigrateTest, UpgradeToLazyThreadsKeepsEveryThreadAndItsPlaces) {
             "lone=1,lone-2=2,named=1,named-2=2,named-3=3");
   // A new lone run has no row; naming its thread writes it.
   const std::string fresh = submit("fresh");
-  EXPECT_EQ(exec("SELECT count(*) FROM synaps.threads WHERE id = '" + fresh + "'").GetInt(0, 0),
-            0);
+  EXPECT_EQ(exec("SELECT count(*) FROM synaps.threads WHERE id = '" + fresh + "'").GetInt(0, 0), 0);
   EXPECT_EQ(submit("fresh-2", "fresh"), fresh);
-  EXPECT_EQ(exec("SELECT last_run_seq FROM synaps.threads WHERE id = '" + fresh + "'")
-                .GetInt(0, 0),
+  EXPECT_EQ(exec("SELECT last_run_seq FROM synaps.threads WHERE id = '" + fresh + "'").GetInt(0, 0),
             2);
 }
 

@@ -246,14 +246,16 @@ TEST_F(ArchiveReadTest, StoriesAreLoadedAFewRunsAtATime) {
     story_bytes = std::max(story_bytes, StoryText(runs.back()).size() + 1);
   }
   const std::string unfinished =
-      Exec("SELECT synaps.submit_command('a', 'me', 'open', 'h', jsonb_build_object('kind',"
-           " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
-           " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
+      Exec(
+          "SELECT synaps.submit_command('a', 'me', 'open', 'h', jsonb_build_object('kind',"
+          " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
+          " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
           .GetString(0, 0);
   const std::string foreign =
-      Exec("SELECT synaps.submit_command('b', 'me', 'other', 'h', jsonb_build_object('kind',"
-           " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
-           " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
+      Exec(
+          "SELECT synaps.submit_command('b', 'me', 'other', 'h', jsonb_build_object('kind',"
+          " 'prompt', 'payload', '{}'::jsonb, 'tasks',"
+          " '[{\"name\":\"only\",\"kind\":\"prompt\",\"spec\":{}}]'::jsonb))->>'runId'")
           .GetString(0, 0);
   std::vector<std::string> with_open = runs, with_foreign = runs;
   with_open.push_back(unfinished);

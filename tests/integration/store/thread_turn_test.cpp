@@ -213,15 +213,16 @@ TEST(ThreadTurnTest, ALoneRunHasNoThreadRowUntilItsOwnTenantNamesTheThread) {
   ASSERT_FALSE((*batch)[0].has_value());
   EXPECT_EQ((*batch)[0].error().code, ErrorCode::kNotFound);
   EXPECT_EQ(ThreadRows(conn), "0");
-  EXPECT_EQ(QueryText(conn, "SELECT count(*) FROM synaps.runs WHERE thread_id = $1::uuid",
-                      {thread}),
-            "1");
+  EXPECT_EQ(
+      QueryText(conn, "SELECT count(*) FROM synaps.runs WHERE thread_id = $1::uuid", {thread}),
+      "1");
 
   // Its own tenant names it: the row is written with the run's place, the new run takes the next.
   json second = Submit(conn, "second", thread);
   EXPECT_EQ(second["waiting"]["runId"], first["runId"]) << second.dump();
-  EXPECT_EQ(QueryText(conn, "SELECT tenant_id || ':' || last_run_seq FROM synaps.threads"
-                            " WHERE id = $1::uuid",
+  EXPECT_EQ(QueryText(conn,
+                      "SELECT tenant_id || ':' || last_run_seq FROM synaps.threads"
+                      " WHERE id = $1::uuid",
                       {thread}),
             "t:2");
   // A batch naming another lone thread does the same.
