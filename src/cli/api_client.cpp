@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/config.h"
+#include "core/utf8.h"
 #include "http/client.h"
 
 namespace synaps::cli {
@@ -173,13 +174,7 @@ namespace {
 // the whole is and where to read it.
 std::string IndentedAnswer(const std::string& answer) {
   constexpr size_t kShown = 4096;
-  std::string shown = answer.substr(0, kShown);
-  // Not cut inside a UTF-8 sequence: back up over continuation bytes.
-  if (shown.size() < answer.size()) {
-    size_t end = shown.size();
-    while (end > 0 && (static_cast<unsigned char>(answer[end]) & 0xC0) == 0x80) --end;
-    shown.resize(end);
-  }
+  const std::string_view shown = Utf8Prefix(answer, kShown);
   std::string out = "      | ";
   for (char ch : shown) {
     out += ch;

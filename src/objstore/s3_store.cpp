@@ -258,21 +258,17 @@ Status S3ObjectStore::PutMultipart(const std::string& key, const std::string& da
 }
 
 Result<std::string> S3ObjectStore::Get(const std::string& key) {
-  RETURN_IF_ERROR(ValidateKey(key));
-  auto reply = client_->SendWithRetry({.method = "GET", .key = key});
-  if (!reply) return std::unexpected(reply.error());
-  if (reply->status == 404) {
-    return Fail(ErrorCode::kNotFound, "object " + key + " not found in " + Describe());
-  }
-  RETURN_IF_ERROR(CheckReply(reply, "get " + key));
-  return std::move(reply->body);
+  return GetAtMost(key, UINT64_MAX);  // no cap: the transfer is not cut off
 }
 
 Result<std::string> S3ObjectStore::GetAtMost(const std::string& key, uint64_t max_bytes) {
   RETURN_IF_ERROR(ValidateKey(key));
   auto reply = client_->SendWithRetry(
       {.method = "GET", .key = key, .max_body = std::max(max_bytes, kErrorBody)});
-  if (!reply && reply.error().code == ErrorCode::kResourceExhausted) {
+  // Cut off mid-transfer, or an error-sized body that is still over the cap.
+  const bool too_large = reply ? reply->status / 100 == 2 && reply->body.size() > max_bytes
+                               : reply.error().code == ErrorCode::kResourceExhausted;
+  if (too_large) {
     return Fail(ErrorCode::kResourceExhausted, "object " + key + " in " + Describe() +
                                                    " holds more than the " +
                                                    std::to_string(max_bytes) + " bytes read");
@@ -282,11 +278,6 @@ Result<std::string> S3ObjectStore::GetAtMost(const std::string& key, uint64_t ma
     return Fail(ErrorCode::kNotFound, "object " + key + " not found in " + Describe());
   }
   RETURN_IF_ERROR(CheckReply(reply, "get " + key));
-  if (reply->body.size() > max_bytes) {
-    return Fail(ErrorCode::kResourceExhausted, "object " + key + " in " + Describe() +
-                                                   " holds more than the " +
-                                                   std::to_string(max_bytes) + " bytes read");
-  }
   return std::move(reply->body);
 }
 

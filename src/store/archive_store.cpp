@@ -96,20 +96,30 @@ Result<ArchiveRecord> ReadRecord(const db::PgResult& rows, int i) {
 
 }  // namespace
 
+namespace {
+
+// Why run `id` (of `tenant_id` when `exists`, with `status`) cannot be archived; Ok() when it can.
+Status ArchivableRun(const std::string& id, bool exists, const std::string& status,
+                     const std::string& tenant_id) {
+  if (!exists) {
+    return Fail(ErrorCode::kNotFound, "run " + id + " does not exist in tenant " + tenant_id);
+  }
+  if (status != "succeeded" && status != "failed" && status != "cancelled") {
+    return Fail(ErrorCode::kConflict,
+                "run " + id + " is " + status + ": only finished runs can be archived");
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Result<std::vector<RunStory>> LoadRunStories(db::Connection& conn, const std::string& tenant_id,
                                              const std::vector<std::string>& run_ids) {
   ASSIGN_OR_RETURN(auto rows, conn.Exec(kLoadStories, {db::ArrayLiteral(run_ids), tenant_id}));
   std::vector<RunStory> stories;
   for (int i = 0; i < rows.rows(); ++i) {
     const std::string id = rows.GetString(i, 0);
-    if (!rows.GetBool(i, 1)) {
-      return Fail(ErrorCode::kNotFound, "run " + id + " does not exist in tenant " + tenant_id);
-    }
-    const std::string status = rows.GetString(i, 2);
-    if (status != "succeeded" && status != "failed" && status != "cancelled") {
-      return Fail(ErrorCode::kConflict,
-                  "run " + id + " is " + status + ": only finished runs can be archived");
-    }
+    RETURN_IF_ERROR(ArchivableRun(id, rows.GetBool(i, 1), rows.GetString(i, 2), tenant_id));
     RunStory story;
     story.run_id = id;
     story.json = rows.GetString(i, 3);
@@ -170,15 +180,9 @@ Result<std::vector<int64_t>> RunLastSeqs(db::Connection& conn, const std::string
                                         {db::ArrayLiteral(run_ids), tenant_id}));
   std::vector<int64_t> out;
   for (int i = 0; i < rows.rows(); ++i) {
-    const std::string id = rows.GetString(i, 0);
-    if (rows.IsNull(i, 1)) {
-      return Fail(ErrorCode::kNotFound, "run " + id + " does not exist in tenant " + tenant_id);
-    }
-    const std::string status = rows.GetString(i, 2);
-    if (status != "succeeded" && status != "failed" && status != "cancelled") {
-      return Fail(ErrorCode::kConflict,
-                  "run " + id + " is " + status + ": only finished runs can be archived");
-    }
+    const bool exists = !rows.IsNull(i, 1);
+    RETURN_IF_ERROR(
+        ArchivableRun(rows.GetString(i, 0), exists, exists ? rows.GetString(i, 2) : "", tenant_id));
     out.push_back(rows.GetInt(i, 1));
   }
   return out;

@@ -667,8 +667,7 @@ class Worker::Impl : public RateGate {
     std::string text = std::move(r->text);
     if (text.size() < options_.answer_artifact_min_bytes) {
       // A short answer stays in the task's output (c.output.text): no file, no artifact rows.
-      pending_.push_back(std::move(c));
-      ScheduleFlush();
+      OnUploaded(id, epoch, Ok(), std::move(c));
       return;
     }
     // Upload off the event loop; the completion follows once the bytes are stored, so no row
