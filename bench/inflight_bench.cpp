@@ -1,14 +1,53 @@
 // 4. In flight: a fake OpenAI-compatible model answering after 1 s (streamed, as the worker asks
-//    for streams); one worker at concurrency 100, 1,000 and 2,000: tasks/s and peak RSS.
+//    for streams); one worker at concurrency 100, 1,000, 2,000 and 10,000: tasks/s and peak RSS.
+//    The reference for 10,000: the same number of tasks drained by the same worker binary with
+//    the `local` provider at zero latency and default settings (the drain benchmark's setup).
 #include <thread>
 
 #include "benchmarks.h"
 #include "support/fake_openai.h"
 
 namespace synaps::bench {
+namespace {
+
+// Drains a clone of `tasks` queued tasks with one worker under `env` (database, bus and object
+// store added here); returns the sample. `label` names the log file.
+json DrainWithOneWorker(Stack& stack, int tasks, std::map<std::string, std::string> env,
+                        const std::string& label) {
+  std::string db = stack.QueuedSynapsDb(tasks);
+  env["SYNAPS_DATABASE_URL"] = stack.Url(db);
+  env["SYNAPS_NATS_URL"] = stack.nats().Url();
+  env["SYNAPS_OBJECT_STORE"] = "file://" + stack.TempDir("objects");
+  ChildProcess worker =
+      StartSynaps("worker", env, stack.root() + "/inflight-" + label + "-" + db + ".log");
+  auto conn = stack.Connect(db);
+  WaitUntil(
+      [&] {
+        return Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status IN "
+                            "('succeeded', 'failed')") >= tasks;
+      },
+      std::chrono::minutes(10), "in-flight drain", std::chrono::milliseconds(100));
+  double rss = PeakRssMiB(worker.pid());
+  double cpu = CpuSeconds(worker.pid());
+  worker.Stop(std::chrono::seconds(30));
+  int64_t failed = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status <> 'succeeded'");
+  double seconds = ScalarDouble(
+      conn,
+      "SELECT extract(epoch FROM (SELECT max(finished_at) FROM synaps.runs) -"
+      " (SELECT min(created_at) FROM synaps.ledger_events WHERE type = 'task.claimed'))");
+  conn = db::Connection();
+  stack.DropDb(db);
+  json sample = {{"tasks", tasks}, {"seconds", seconds}, {"rate", tasks / seconds},
+                 {"peak_rss_mib", rss}, {"worker_cpu", cpu}, {"failed", failed}};
+  Log("  " + std::to_string(tasks / seconds) + " tasks/s, peak RSS " + std::to_string(rss) +
+      " MiB");
+  return sample;
+}
+
+}  // namespace
 
 json RunInflight(Stack& stack, const BenchOptions& options) {
-  const std::vector<int> levels = {100, 1000, 2000};
+  const std::vector<int> levels = {100, 1000, 2000, 10000};
   const int waves = options.quick ? 2 : 3;  // tasks = waves × concurrency (at least 1,000)
   testing::FakeOpenAi fake([](const testing::FakeRequest&, int) {
     testing::FakeReply reply = testing::FakeOpenAi::Stream({"a slow ", "answer"});
@@ -17,49 +56,30 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
   });
   json route = {{"provider", "openai-compatible"}, {"baseUrl", fake.base_url()},
                 {"model", "fake"}};
+  const int reference_tasks = std::max(1000, waves * levels.back());
   json out = {{"levels", levels}, {"waves", waves}, {"delay_ms", 1000},
-              {"reps", options.reps}, {"route", route}};
+              {"reps", options.reps}, {"route", route},
+              {"reference_tasks", reference_tasks}};
   json runs = json::object();
+  json reference = json::array();
   for (int rep = 0; rep < options.reps; ++rep) {
     for (int c : levels) {
       int tasks = std::max(1000, waves * c);
-      std::string db = stack.QueuedSynapsDb(tasks);
-      std::map<std::string, std::string> env = {
-          {"SYNAPS_DATABASE_URL", stack.Url(db)},
-          {"SYNAPS_NATS_URL", stack.nats().Url()},
-          {"SYNAPS_OBJECT_STORE", "file://" + stack.TempDir("objects")},
-          {"SYNAPS_WORKER_CONCURRENCY", std::to_string(c)},
-          {"SYNAPS_DEFAULT_ROUTE", route.dump()},
-      };
       Log("inflight rep " + std::to_string(rep + 1) + ": concurrency " + std::to_string(c) +
           ", " + std::to_string(tasks) + " tasks");
-      ChildProcess worker =
-          StartSynaps("worker", env, stack.root() + "/inflight-" + db + ".log");
-      auto conn = stack.Connect(db);
-      WaitUntil(
-          [&] {
-            return Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status IN "
-                                "('succeeded', 'failed')") >= tasks;
-          },
-          std::chrono::minutes(10), "in-flight drain", std::chrono::milliseconds(100));
-      double rss = PeakRssMiB(worker.pid());
-      double cpu = CpuSeconds(worker.pid());
-      worker.Stop(std::chrono::seconds(30));
-      int64_t failed = Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status <> 'succeeded'");
-      double seconds = ScalarDouble(
-          conn,
-          "SELECT extract(epoch FROM (SELECT max(finished_at) FROM synaps.runs) -"
-          " (SELECT min(created_at) FROM synaps.ledger_events WHERE type = 'task.claimed'))");
-      json sample = {{"tasks", tasks}, {"seconds", seconds}, {"rate", tasks / seconds},
-                     {"peak_rss_mib", rss}, {"worker_cpu", cpu}, {"failed", failed}};
-      Log("  " + std::to_string(tasks / seconds) + " tasks/s, peak RSS " + std::to_string(rss) +
-          " MiB");
-      runs[std::to_string(c)].push_back(sample);
-      conn = db::Connection();
-      stack.DropDb(db);
+      runs[std::to_string(c)].push_back(DrainWithOneWorker(
+          stack, tasks,
+          {{"SYNAPS_WORKER_CONCURRENCY", std::to_string(c)},
+           {"SYNAPS_DEFAULT_ROUTE", route.dump()}},
+          "c" + std::to_string(c)));
     }
+    Log("inflight rep " + std::to_string(rep + 1) + ": reference, zero latency, default settings, " +
+        std::to_string(reference_tasks) + " tasks");
+    reference.push_back(DrainWithOneWorker(stack, reference_tasks,
+                                           {{"SYNAPS_LOCAL_LATENCY_MS", "0"}}, "reference"));
   }
   out["runs"] = runs;
+  out["reference"] = reference;
   return out;
 }
 

@@ -725,8 +725,11 @@ BEGIN
     INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
     VALUES (p_run_id, NULL, v_seq, 'run.' || p_status, NULL,
             CASE WHEN p_error IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error) END);
-    INSERT INTO synaps.outbox (subject, payload)
-    VALUES ('synaps.run.' || p_run_id, jsonb_build_object('type', 'run.' || p_status, 'runId', p_run_id));
+    -- Only a cancellation goes on the bus: the workers holding the run's leases stop at once.
+    IF p_status = 'cancelled' THEN
+      INSERT INTO synaps.outbox (subject, payload)
+      VALUES ('synaps.run.' || p_run_id, jsonb_build_object('type', 'run.cancelled', 'runId', p_run_id));
+    END IF;
   END IF;
 END $$;
 
@@ -1105,9 +1108,6 @@ BEGIN
   PERFORM synaps.append_event(q.run_id, q.task_id, 'task.awaiting_approval', q.attempts,
                               jsonb_build_object('verdicts', coalesce(p_output->'arbiters', '[]'::jsonb),
                                                  'text', p_output->'text'));
-  INSERT INTO synaps.outbox (subject, payload)
-  VALUES ('synaps.run.' || q.run_id,
-          jsonb_build_object('type', 'run.awaiting_approval', 'runId', q.run_id, 'taskId', q.task_id));
   RETURN 'held';
 END $$;
 
@@ -2168,10 +2168,6 @@ BEGIN
             UNION ALL
             SELECT s.id, NULL, s.last_seq, 'run.succeeded', NULL, '{}'::jsonb FROM seqs s WHERE s.ends) e
      ORDER BY e.run_id, e.seq
-  ), ro AS (
-    INSERT INTO synaps.outbox (subject, payload)
-    SELECT 'synaps.run.' || s.id, jsonb_build_object('type', 'run.succeeded', 'runId', s.id)
-      FROM seqs s WHERE s.ends
   )
   SELECT (SELECT array_agg(i.ord) FROM items i),
          (SELECT array_agg(DISTINCT i.run_id) FROM items i)
@@ -2199,8 +2195,8 @@ BEGIN
     SELECT 'synaps.wakeup.' || w.queue, jsonb_build_object('queue', w.queue, 'runId', w.run_id)
       FROM (SELECT DISTINCT ready.run_id, ready.queue FROM ready) w;
 
-    -- Runs with no task left to run finish: succeeded ones in one statement each for runs,
-    -- ledger and outbox (as finish_run writes them); a run with a failed task through
+    -- Runs with no task left to run finish: succeeded ones in one statement each for runs and
+    -- ledger (as finish_run writes them); a run with a failed task through
     -- finish_run, with the first failure's error.
     WITH settled AS (
       SELECT u.id,
@@ -2218,9 +2214,6 @@ BEGIN
     ), events AS (
       INSERT INTO synaps.ledger_events (run_id, task_id, seq, type, attempt, data)
       SELECT f.id, NULL, f.last_seq, 'run.succeeded', NULL, '{}'::jsonb FROM finished f
-    ), outbox AS (
-      INSERT INTO synaps.outbox (subject, payload)
-      SELECT 'synaps.run.' || f.id, jsonb_build_object('type', 'run.succeeded', 'runId', f.id) FROM finished f
     )
     SELECT array_agg(s.id), array_agg(s.error) INTO v_failed_runs, v_failed_errors
       FROM settled s WHERE s.error IS NOT NULL;

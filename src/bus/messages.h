@@ -5,9 +5,13 @@
 // the message; bus/bus.h).
 //
 //   synaps.wakeup.<queue>  {"queue": string, "runId": string}         new work in <queue>
-//   synaps.run.<run_id>    {"type": string, "runId": string, ...}     run.cancelled,
-//   run.succeeded... synaps.ctrl.<kind>     {"kind"?, "name"?: string, "version"?: int,
-//   "snapshotVersion": int}
+//   synaps.run.<run_id>    {"type": "run.cancelled", "runId": string} the run was cancelled
+//   synaps.ctrl.<kind>     {"kind"?, "name"?: string, "version"?: int, "snapshotVersion": int}
+//
+// A run's other outcomes (succeeded, failed, awaiting approval) are not published (migration
+// 0046): they are ledger events, read through GET /v1/events or a run's event stream
+// (docs/queue.md, "What the bus carries"). A release before 0046 also sent those on
+// synaps.run.<run_id>; subscribers ignore types they do not act on.
 //
 // Fields not listed are ignored (a newer release may add some).
 #pragma once
@@ -29,7 +33,7 @@ struct WakeupMessage {
 };
 
 struct RunMessage {
-  std::string type;  // "run.cancelled", "run.succeeded", "run.awaiting_approval", ...
+  std::string type;  // "run.cancelled" (older releases sent other types too)
   std::string run_id;
 };
 

@@ -497,7 +497,39 @@ TEST(QueueTest, OneBatchCompletesTwoTasksOfARunWithTheSameArtifact) {
             "task.completed,run.succeeded");
   EXPECT_EQ(ledger->GetInt(0, 1), ledger->GetInt(0, 2));
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 1);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 1);
+}
+
+// synaps.run.<id> carries cancellations alone (migration 0046): a run that succeeds, one that
+// fails, one held for approval write their ledger events and no outbox row; a cancelled run
+// writes one run.cancelled row, which the workers holding its leases act on.
+TEST(QueueTest, OnlyACancellationGoesOnTheBus) {
+  std::string url = testing::TestStack::Get().FreshDatabase();
+  auto conn = Connect(url);
+  SubmitMany(conn, 4);
+  auto items = ClaimQueueItems(conn, "w", {"default"}, 4, 60);
+  ASSERT_TRUE(items && items->size() == 4);
+  TaskBatch batch;
+  batch.completions.push_back({{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "ok"}}});
+  Completion held{{(*items)[1].item_id, (*items)[1].lease_epoch}, json{{"text", "check me"}}};
+  held.hold = true;
+  batch.completions.push_back(held);
+  auto states = WriteTaskBatch(conn, batch);
+  ASSERT_TRUE(states) << states.error().message;
+  EXPECT_EQ(*states, (std::vector<CompleteState>{CompleteState::kCompleted, CompleteState::kHeld}));
+  auto failed = FailQueueItem(conn, {(*items)[2].item_id, (*items)[2].lease_epoch},
+                              json{{"code", "invalid_argument"}, {"message", "bad"}}, false, {});
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(*failed, FailState::kDeadLettered);
+  Status cancelled = CancelRun(conn, "t", (*items)[3].run_id, "test");
+  ASSERT_TRUE(cancelled) << cancelled.error().message;
+
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type IN"
+                         " ('run.succeeded', 'task.awaiting_approval', 'run.failed', 'run.cancelled')"),
+            4);
+  auto bus = conn.Exec("SELECT string_agg(subject || ' ' || (payload->>'type'), ',')"
+                       " FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'");
+  ASSERT_TRUE(bus);
+  EXPECT_EQ(bus->GetString(0, 0), "synaps.run." + (*items)[3].run_id + " run.cancelled");
 }
 
 // The batch that ends a run updates its runs row once (the events' numbers and its end together:
@@ -538,9 +570,7 @@ TEST(QueueTest, TheBatchThatEndsARunUpdatesItsRowOnce) {
     EXPECT_EQ(order->GetString(r, 1),
               "run.created,task.queued,task.claimed,task.completed,run.succeeded");
   }
-  EXPECT_EQ(
-      Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE payload->>'type' = 'run.succeeded'"),
-      3);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 0);
 }
 
 // A batch that completes the last task of a run whose other task was dead-lettered fails the
