@@ -1,7 +1,7 @@
 // 4. In flight: a fake OpenAI-compatible model answering after 1 s (streamed, as the worker asks
 //    for streams); one worker at concurrency 100, 1,000, 2,000 and 10,000: tasks/s and peak RSS.
 //    The reference for 10,000: the same number of tasks drained by the same worker binary with
-//    the `local` provider at zero latency and default settings (the drain benchmark's setup).
+//    the `local` provider at zero latency, at the default concurrency (16) and at 10,000.
 #include <thread>
 
 #include "benchmarks.h"
@@ -73,10 +73,18 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
            {"SYNAPS_DEFAULT_ROUTE", route.dump()}},
           "c" + std::to_string(c)));
     }
-    Log("inflight rep " + std::to_string(rep + 1) + ": reference, zero latency, default settings, " +
-        std::to_string(reference_tasks) + " tasks");
-    reference.push_back(DrainWithOneWorker(stack, reference_tasks,
-                                           {{"SYNAPS_LOCAL_LATENCY_MS", "0"}}, "reference"));
+    // Two references: the default concurrency (16, the drain benchmark's setting) and the
+    // 10,000 level's own; the report compares against the faster of the two.
+    for (int c : {16, levels.back()}) {
+      Log("inflight rep " + std::to_string(rep + 1) + ": reference, zero latency, concurrency " +
+          std::to_string(c) + ", " + std::to_string(reference_tasks) + " tasks");
+      json sample = DrainWithOneWorker(
+          stack, reference_tasks,
+          {{"SYNAPS_LOCAL_LATENCY_MS", "0"}, {"SYNAPS_WORKER_CONCURRENCY", std::to_string(c)}},
+          "reference" + std::to_string(c));
+      sample["concurrency"] = c;
+      reference.push_back(sample);
+    }
   }
   out["runs"] = runs;
   out["reference"] = reference;

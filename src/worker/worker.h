@@ -38,7 +38,7 @@ struct WorkerOptions {
   std::string database_url;
   std::string name;                              // lease owner; defaults to host-pid
   std::vector<std::string> queues = {"default"};
-  int concurrency = 16;                          // SYNAPS_WORKER_CONCURRENCY
+  int concurrency = 128;                         // SYNAPS_WORKER_CONCURRENCY
   int lease_seconds = 30;                        // SYNAPS_LEASE_SECONDS
   int poll_interval_ms = 1000;                   // SYNAPS_POLL_INTERVAL_MS
   int drain_seconds = 30;                        // SYNAPS_DRAIN_SECONDS

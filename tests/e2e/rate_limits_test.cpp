@@ -96,7 +96,7 @@ int CountEvents(Cluster& c, const std::string& type, const std::string& reason) 
 }
 
 TEST(RateLimitsTest, ThreeWorkersHoldARouteTo60RequestsPerMinute) {
-  // 26 tasks at once on a route limited to 60 requests per minute, three workers with 16 slots
+  // 26 tasks at once on a route limited to 60 requests per minute, three workers with 128 slots
   // each: without the shared limit all 26 calls would go out in the first second. With it the
   // calls are one second apart, whichever worker makes them: no window of W seconds holds more
   // than W + 1 of them. Measured over the ~25 s the batch takes (a scaled-down minute; the
