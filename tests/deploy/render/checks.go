@@ -48,7 +48,7 @@ func expectationsFor(mode string) (expectations, error) {
 		objectStoreURL:  "file:///var/lib/synaps/objects",
 		natsReplicas:    1,
 		workerReplicas:  1,
-		concurrency:     "16",
+		concurrency:     "128",
 	}
 	switch mode {
 	case "default":
