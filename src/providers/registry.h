@@ -60,7 +60,9 @@ struct ProviderSettings {
   // SYNAPS_PROVIDER_MAX_ATTEMPTS, SYNAPS_PROVIDER_RETRY_BASE_MS, SYNAPS_PROVIDER_RETRY_CAP_MS,
   // SYNAPS_PROVIDER_MAX_RETRY_AFTER_MS
   RetryPolicy retry;
-  long max_idle_connections = 256;                     // SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS
+  // SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS: connections kept open per provider, in use or idle
+  // (detail::CurlMultiOptions); the worker raises it to its slots unless the variable is set.
+  long max_idle_connections = 256;
   int local_latency_ms = 0;                            // SYNAPS_LOCAL_LATENCY_MS
   net::AddressPolicy address_policy;                   // SYNAPS_TOOLS_DENY_PRIVATE
   KeyHostBindings key_hosts;                           // SYNAPS_PROVIDER_KEY_HOSTS

@@ -70,6 +70,14 @@ WorkerOptions WorkerOptionsFromEnv() {
     o.default_route = route;
   }
   o.provider_settings = providers::ProviderSettingsFromEnv();
+  // libcurl's connection cache counts the connections in use: one smaller than the slots closes
+  // each connection as its call ends (after looking through all of them for an idle one to
+  // close instead), so with more calls in flight than the cache holds every call to a
+  // plain-HTTP provider connected anew. Unless set, the cache holds one connection per slot.
+  if (!config::Env("SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS")) {
+    o.provider_settings.max_idle_connections =
+        std::max<long>(o.provider_settings.max_idle_connections, o.concurrency);
+  }
   o.db_options = db::ConnectOptionsFromEnv(db::Role::kWorker);
   o.rate_park_after_ms = config::EnvInt("SYNAPS_RATE_LIMIT_HOLD_MS", 250, 0, 60000);
   o.answer_artifact_min_bytes = static_cast<size_t>(

@@ -60,6 +60,7 @@ struct FakeOpenAi::Impl {
   Handler handler;
   std::atomic<int> counter{0};
   std::atomic<int> open{0};
+  std::atomic<int> accepted{0};
   mutable std::mutex mu;
   std::vector<FakeRequest> seen;  // guarded by mu
   asio::io_context io;
@@ -81,6 +82,7 @@ struct FakeOpenAi::Impl {
   struct Session : std::enable_shared_from_this<Session> {
     Session(Impl* owner, tcp::socket s) : impl(owner), socket(std::move(s)), timer(impl->io) {
       ++impl->open;
+      ++impl->accepted;
     }
     ~Session() { --impl->open; }
 
@@ -263,6 +265,7 @@ std::vector<FakeRequest> FakeOpenAi::requests() const {
 }
 
 int FakeOpenAi::open_connections() const { return impl_->open.load(); }
+int FakeOpenAi::accepted_connections() const { return impl_->accepted.load(); }
 
 bool FakeOpenAi::WaitFor(const std::function<bool()>& condition,
                          std::chrono::milliseconds timeout) {

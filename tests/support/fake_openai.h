@@ -69,8 +69,9 @@ class FakeOpenAi {
 
   int request_count() const;
   std::vector<FakeRequest> requests() const;
-  // Client connections currently open.
+  // Client connections currently open, and accepted since the start.
   int open_connections() const;
+  int accepted_connections() const;
   // Polls `condition` every few milliseconds until it holds or `timeout` passes.
   static bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

@@ -24,8 +24,9 @@
 namespace synaps::providers::detail {
 
 struct CurlMultiOptions {
-  // Idle connections kept for reuse after transfers end (CURLMOPT_MAXCONNECTS). Connections in
-  // use are not limited by it.
+  // Connections kept open for reuse (CURLMOPT_MAXCONNECTS). Those in use count too but are
+  // never closed for it: when a transfer ends with the cache full, libcurl closes the oldest
+  // idle connection, or this transfer's own when none is idle. Transfers are not limited by it.
   long max_idle_connections = 256;
   // Connections per host, 0 = unlimited (CURLMOPT_MAX_HOST_CONNECTIONS). Transfers beyond it
   // wait in libcurl's queue.

@@ -135,5 +135,56 @@ TEST(ProviderInflightTest, ThousandSlowStreamedCallsOnOneThread) {
   calls.clear();
 }
 
+// More calls in flight than libcurl's default-sized cache (256): with the cache sized to the
+// calls (as the worker sizes it to its slots), a second wave of calls reuses the first wave's
+// connections instead of connecting anew; with 256, the connections beyond it are closed as
+// their calls end, and the second wave connects again.
+TEST(ProviderInflightTest, ASecondWaveReusesConnectionsWhenTheCacheHoldsThem) {
+  constexpr int kCalls = 600;
+  ASSERT_TRUE(RaiseOpenFileLimit(4 * kCalls + 256));
+  FakeOpenAi fake([](const FakeRequest&, int) {
+    FakeReply r = FakeOpenAi::Stream({"again"});
+    r.delay = 300ms;
+    return r;
+  });
+  auto waves = [&](long cache) {
+    asio::io_context io;
+    OpenAiOptions o;
+    o.name = "fake";
+    o.base_url = fake.base_url();
+    o.retry.max_attempts = 1;
+    o.connections.max_idle_connections = cache;
+    OpenAiCompatibleProvider provider(io.get_executor(), o);
+    const int accepted_before = fake.accepted_connections();
+    int done = 0;
+    for (int wave = 0; wave < 2; ++wave) {
+      io.restart();  // the first wave's run ran out of work, which stops the io_context
+      std::vector<std::unique_ptr<Call>> calls;
+      for (int i = 0; i < kCalls; ++i) {
+        ChatRequest request;
+        request.model = "fake-model";
+        request.messages = {{"user", "wave " + std::to_string(wave)}};
+        calls.push_back(provider.Start(request, [&](Result<ChatResponse> r) {
+          EXPECT_TRUE(r) << r.error().message;
+          ++done;
+        }));
+      }
+      auto started = Clock::now();
+      auto deadline = started + 20s;
+      while (done < (wave + 1) * kCalls && Clock::now() < deadline) io.run_one_for(100ms);
+      EXPECT_EQ(done, (wave + 1) * kCalls);
+      std::cout << "cache " << cache << ", wave " << wave << ": "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+                << " ms, accepted " << fake.accepted_connections() - accepted_before
+                << ", open " << fake.open_connections() << std::endl;
+    }
+    return fake.accepted_connections() - accepted_before;
+  };
+  // Every call of the second wave found an idle connection of the first.
+  EXPECT_EQ(waves(kCalls), kCalls);
+  // The old sizing: the 344 connections beyond the cache were closed and made again.
+  EXPECT_GE(waves(256), kCalls + (kCalls - 256) * 9 / 10);
+}
+
 }  // namespace
 }  // namespace synaps::providers

@@ -1,4 +1,5 @@
-// WorkerOptionsFromEnv: the answer-artifact threshold (docs/worker.md, "Store").
+// WorkerOptionsFromEnv: the answer-artifact threshold (docs/worker.md, "Store"), the slots and
+// the provider connections kept open for them (docs/providers.md).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -19,6 +20,23 @@ TEST(WorkerOptionsTest, AnswerArtifactThresholdDefaultsTo16KiBAndRefusesNonsense
     EXPECT_THROW(WorkerOptionsFromEnv(), ConfigError) << bad;
   }
   unsetenv("SYNAPS_ANSWER_ARTIFACT_MIN_BYTES");
+}
+
+// 128 slots by default; libcurl's connection cache holds at least one connection per slot
+// unless SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS says otherwise (a smaller cache closes every
+// connection whose call ends while more are in flight than it holds).
+TEST(WorkerOptionsTest, ProviderConnectionsFollowTheSlotsUnlessSet) {
+  unsetenv("SYNAPS_WORKER_CONCURRENCY");
+  unsetenv("SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS");
+  WorkerOptions o = WorkerOptionsFromEnv();
+  EXPECT_EQ(o.concurrency, 128);
+  EXPECT_EQ(o.provider_settings.max_idle_connections, 256);
+  setenv("SYNAPS_WORKER_CONCURRENCY", "10000", 1);
+  EXPECT_EQ(WorkerOptionsFromEnv().provider_settings.max_idle_connections, 10000);
+  setenv("SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS", "64", 1);
+  EXPECT_EQ(WorkerOptionsFromEnv().provider_settings.max_idle_connections, 64);
+  unsetenv("SYNAPS_WORKER_CONCURRENCY");
+  unsetenv("SYNAPS_PROVIDER_MAX_IDLE_CONNECTIONS");
 }
 
 }  // namespace
