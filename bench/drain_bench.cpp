@@ -78,10 +78,12 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
 
 json RunDrain(Stack& stack, const BenchOptions& options) {
   const int tasks = options.quick ? 5000 : 20000;
-  const int concurrency = 128;  // SYNAPS_WORKER_CONCURRENCY default; the peers' too
+  const int concurrency = 128;                // SYNAPS_WORKER_CONCURRENCY default; the peers' too
   const int graphile_issue_concurrency = 32;  // issue #13's graphile-worker setting, run as well
   const std::vector<int> worker_counts = {1, 2, 4};
-  json out = {{"tasks", tasks}, {"concurrency", concurrency}, {"reps", options.reps},
+  json out = {{"tasks", tasks},
+              {"concurrency", concurrency},
+              {"reps", options.reps},
               {"graphile_issue_concurrency", graphile_issue_concurrency}};
   json synaps = json::object();
   json graphile = json::array();

@@ -23,8 +23,9 @@ json DrainWithOneWorker(Stack& stack, int tasks, std::map<std::string, std::stri
   auto conn = stack.Connect(db);
   WaitUntil(
       [&] {
-        return Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status IN "
-                            "('succeeded', 'failed')") >= tasks;
+        return Scalar(conn,
+                      "SELECT count(*) FROM synaps.runs WHERE status IN "
+                      "('succeeded', 'failed')") >= tasks;
       },
       std::chrono::minutes(10), "in-flight drain", std::chrono::milliseconds(100));
   double rss = PeakRssMiB(worker.pid());
@@ -37,8 +38,8 @@ json DrainWithOneWorker(Stack& stack, int tasks, std::map<std::string, std::stri
       " (SELECT min(created_at) FROM synaps.ledger_events WHERE type = 'task.claimed'))");
   conn = db::Connection();
   stack.DropDb(db);
-  json sample = {{"tasks", tasks}, {"seconds", seconds}, {"rate", tasks / seconds},
-                 {"peak_rss_mib", rss}, {"worker_cpu", cpu}, {"failed", failed}};
+  json sample = {{"tasks", tasks},      {"seconds", seconds}, {"rate", tasks / seconds},
+                 {"peak_rss_mib", rss}, {"worker_cpu", cpu},  {"failed", failed}};
   Log("  " + std::to_string(tasks / seconds) + " tasks/s, peak RSS " + std::to_string(rss) +
       " MiB");
   return sample;
@@ -57,9 +58,8 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
   json route = {{"provider", "openai-compatible"}, {"baseUrl", fake.base_url()},
                 {"model", "fake"}};
   const int reference_tasks = std::max(1000, waves * levels.back());
-  json out = {{"levels", levels}, {"waves", waves}, {"delay_ms", 1000},
-              {"reps", options.reps}, {"route", route},
-              {"reference_tasks", reference_tasks}};
+  json out = {{"levels", levels},     {"waves", waves}, {"delay_ms", 1000},
+              {"reps", options.reps}, {"route", route}, {"reference_tasks", reference_tasks}};
   json runs = json::object();
   json reference = json::array();
   for (int rep = 0; rep < options.reps; ++rep) {
@@ -67,11 +67,11 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
       int tasks = std::max(1000, waves * c);
       Log("inflight rep " + std::to_string(rep + 1) + ": concurrency " + std::to_string(c) +
           ", " + std::to_string(tasks) + " tasks");
-      runs[std::to_string(c)].push_back(DrainWithOneWorker(
-          stack, tasks,
-          {{"SYNAPS_WORKER_CONCURRENCY", std::to_string(c)},
-           {"SYNAPS_DEFAULT_ROUTE", route.dump()}},
-          "c" + std::to_string(c)));
+      runs[std::to_string(c)].push_back(
+          DrainWithOneWorker(stack, tasks,
+                             {{"SYNAPS_WORKER_CONCURRENCY", std::to_string(c)},
+                              {"SYNAPS_DEFAULT_ROUTE", route.dump()}},
+                             "c" + std::to_string(c)));
     }
     // Two references: the default concurrency (16, the drain benchmark's setting) and the
     // 10,000 level's own; the report compares against the faster of the two.

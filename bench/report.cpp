@@ -141,7 +141,8 @@ struct Report {
     int tasks = d["tasks"];
     md << F(tasks) << " queued tasks (inserted with `synaps.submit_command` in bulk SQL before "
        << "the clock starts), `local` provider at zero latency, drained by 1, 2 and 4 "
-       << "`synaps worker` processes (the real binary, `SYNAPS_WORKER_CONCURRENCY=" << d["concurrency"]
+       << "`synaps worker` processes (the real binary, `SYNAPS_WORKER_CONCURRENCY="
+       << d["concurrency"]
        << "`, the default), timed from the first `task.claimed` to the last run finished, both on "
        << "PostgreSQL's clock. The peers drain " << F(tasks)
        << " no-op jobs on the same server in the same repetition: graphile-worker (one Node "
@@ -182,9 +183,8 @@ struct Report {
     if (issue_setting) {
       Summary gis = Over(d["graphile_issue"], "seconds");
       md << "| graphile-worker, concurrency " << d["graphile_issue_concurrency"] << " | 1 | "
-         << Spread(g_issue) << " | " << Spread(gis, 1) << " | "
-         << F(g_issue.median / g.median, 2) << "× | " << F(g_issue.median / b.median, 2)
-         << "× | – |\n";
+         << Spread(g_issue) << " | " << Spread(gis, 1) << " | " << F(g_issue.median / g.median, 2)
+         << "× | " << F(g_issue.median / b.median, 2) << "× | – |\n";
     }
     md << "| pg-boss | 1 | " << Spread(b) << " | " << Spread(bs, 1) << " | "
        << F(b.median / g.median, 2) << "× | 1× | – |\n";
@@ -420,10 +420,13 @@ struct Report {
     const json& f = r["inflight"];
     md << "A fake OpenAI-compatible server (`tests/support/fake_openai`, in the benchmark "
           "process, on its own thread) answers every chat completion after "
-       << f["delay_ms"] << " ms with a short SSE stream. One `synaps worker` with "
-          "`SYNAPS_DEFAULT_ROUTE={\"provider\":\"openai-compatible\",\"baseUrl\":…,\"model\":\"fake\"}` "
+       << f["delay_ms"]
+       << " ms with a short SSE stream. One `synaps worker` with "
+          "`SYNAPS_DEFAULT_ROUTE={\"provider\":\"openai-compatible\",\"baseUrl\":…,\"model\":"
+          "\"fake\"}` "
           "and `SYNAPS_WORKER_CONCURRENCY` of 100, 1,000, 2,000 and 10,000 drains "
-       << f["waves"] << "× its concurrency in queued tasks (at least 1,000). tasks/s is tasks over "
+       << f["waves"]
+       << "× its concurrency in queued tasks (at least 1,000). tasks/s is tasks over "
           "first claim → last run finished; peak RSS is the worker's `VmHWM` read from "
           "`/proc/<pid>/status` just before it is stopped. The ideal is concurrency / 1 s. The "
           "references are the same worker binary draining as many tasks as the 10,000 level with "
@@ -463,8 +466,8 @@ struct Report {
         Summary cpu = Over(samples, "worker_cpu");
         reference = std::max(reference, s.median);
         md << "| reference: " << F(c) << ", zero latency | "
-           << F(f["reference_tasks"].get<double>()) << " | " << Spread(s) << " | – | "
-           << Spread(m) << " | " << F(cpu.median, 1) << " |\n";
+           << F(f["reference_tasks"].get<double>()) << " | " << Spread(s) << " | – | " << Spread(m)
+           << " | " << F(cpu.median, 1) << " |\n";
       }
     }
     double top = rate.points.empty() ? 2000 : rate.points.back().first;
@@ -486,8 +489,8 @@ struct Report {
       summary_rows.push_back(
           "| 4. In flight | 10,000 in flight in one worker: under 300 MB, ≥ 90% of its "
           "zero-latency drain | " +
-          F(rate10k) + " tasks/s (" + F(100 * share) + "% of " + F(reference) + "), " +
-          F(rss10k) + " MiB | " + Status(met10k) + " |");
+          F(rate10k) + " tasks/s (" + F(100 * share) + "% of " + F(reference) + "), " + F(rss10k) +
+          " MiB | " + Status(met10k) + " |");
       md << "\n**Target:** 10,000 in flight in one worker under 300 MB, completing at least 90% "
             "as fast as its zero-latency drain: "
          << F(rate10k) << " tasks/s, " << F(100 * share) << "% of " << F(reference)

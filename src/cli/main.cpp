@@ -32,8 +32,9 @@ int main(int argc, char** argv) {
 
   auto* worker = app.add_subcommand("worker", "Run a worker: claim, execute, store, complete");
   add_service_flags(worker);
-  worker->add_option("--concurrency", service.concurrency,
-                     "tasks in flight (env SYNAPS_WORKER_CONCURRENCY, default 128)")
+  worker
+      ->add_option("--concurrency", service.concurrency,
+                   "tasks in flight (env SYNAPS_WORKER_CONCURRENCY, default 128)")
       ->check(CLI::Range(1, 100000));
   worker->add_option("--queues", service.queues, "comma-separated (env SYNAPS_QUEUES)");
 

@@ -173,10 +173,11 @@ TEST(ProviderInflightTest, ASecondWaveReusesConnectionsWhenTheCacheHoldsThem) {
       auto deadline = started + 20s;
       while (done < (wave + 1) * kCalls && Clock::now() < deadline) io.run_one_for(100ms);
       EXPECT_EQ(done, (wave + 1) * kCalls);
-      std::cout << "cache " << cache << ", wave " << wave << ": "
-                << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
-                << " ms, accepted " << fake.accepted_connections() - accepted_before
-                << ", open " << fake.open_connections() << std::endl;
+      std::cout
+          << "cache " << cache << ", wave " << wave << ": "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+          << " ms, accepted " << fake.accepted_connections() - accepted_before << ", open "
+          << fake.open_connections() << std::endl;
     }
     return fake.accepted_connections() - accepted_before;
   };

@@ -509,7 +509,8 @@ TEST(QueueTest, OnlyACancellationGoesOnTheBus) {
   auto items = ClaimQueueItems(conn, "w", {"default"}, 4, 60);
   ASSERT_TRUE(items && items->size() == 4);
   TaskBatch batch;
-  batch.completions.push_back({{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "ok"}}});
+  batch.completions.push_back(
+      {{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "ok"}}});
   Completion held{{(*items)[1].item_id, (*items)[1].lease_epoch}, json{{"text", "check me"}}};
   held.hold = true;
   batch.completions.push_back(held);
@@ -523,11 +524,13 @@ TEST(QueueTest, OnlyACancellationGoesOnTheBus) {
   Status cancelled = CancelRun(conn, "t", (*items)[3].run_id, "test");
   ASSERT_TRUE(cancelled) << cancelled.error().message;
 
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type IN"
-                         " ('run.succeeded', 'task.awaiting_approval', 'run.failed', 'run.cancelled')"),
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.ledger_events WHERE type IN"
+                   " ('run.succeeded', 'task.awaiting_approval', 'run.failed', 'run.cancelled')"),
             4);
-  auto bus = conn.Exec("SELECT string_agg(subject || ' ' || (payload->>'type'), ',')"
-                       " FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'");
+  auto bus = conn.Exec(
+      "SELECT string_agg(subject || ' ' || (payload->>'type'), ',')"
+      " FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'");
   ASSERT_TRUE(bus);
   EXPECT_EQ(bus->GetString(0, 0), "synaps.run." + (*items)[3].run_id + " run.cancelled");
 }
@@ -570,7 +573,8 @@ TEST(QueueTest, TheBatchThatEndsARunUpdatesItsRowOnce) {
     EXPECT_EQ(order->GetString(r, 1),
               "run.created,task.queued,task.claimed,task.completed,run.succeeded");
   }
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"), 0);
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.run.%'"),
+            0);
 }
 
 // A batch that completes the last task of a run whose other task was dead-lettered fails the
