@@ -7,6 +7,7 @@
 #include "benchmarks.h"
 #include "cost.h"
 #include "peers.h"
+#include "worker/worker.h"
 
 namespace synaps::bench {
 
@@ -78,7 +79,7 @@ DrainSample DrainSynaps(Stack& stack, int workers, int tasks, int concurrency, b
 
 json RunDrain(Stack& stack, const BenchOptions& options) {
   const int tasks = options.quick ? 5000 : 20000;
-  const int concurrency = 128;                // SYNAPS_WORKER_CONCURRENCY default; the peers' too
+  const int concurrency = worker::WorkerOptions{}.concurrency;  // the default; the peers' too
   const int graphile_issue_concurrency = 32;  // issue #13's graphile-worker setting, run as well
   const std::vector<int> worker_counts = {1, 2, 4};
   json out = {{"tasks", tasks},

@@ -1,11 +1,12 @@
 // 4. In flight: a fake OpenAI-compatible model answering after 1 s (streamed, as the worker asks
 //    for streams); one worker at concurrency 100, 1,000, 2,000 and 10,000: tasks/s and peak RSS.
 //    The reference for 10,000: the same number of tasks drained by the same worker binary with
-//    the `local` provider at zero latency, at the default concurrency (16) and at 10,000.
+//    the `local` provider at zero latency, at the worker's default concurrency and at 10,000.
 #include <thread>
 
 #include "benchmarks.h"
 #include "support/fake_openai.h"
+#include "worker/worker.h"
 
 namespace synaps::bench {
 namespace {
@@ -73,9 +74,9 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
                               {"SYNAPS_DEFAULT_ROUTE", route.dump()}},
                              "c" + std::to_string(c)));
     }
-    // Two references: the default concurrency (16, the drain benchmark's setting) and the
+    // Two references: the worker's default concurrency (the drain benchmark's setting) and the
     // 10,000 level's own; the report compares against the faster of the two.
-    for (int c : {16, levels.back()}) {
+    for (int c : {worker::WorkerOptions{}.concurrency, levels.back()}) {
       Log("inflight rep " + std::to_string(rep + 1) + ": reference, zero latency, concurrency " +
           std::to_string(c) + ", " + std::to_string(reference_tasks) + " tasks");
       json sample = DrainWithOneWorker(

@@ -430,9 +430,9 @@ struct Report {
           "first claim → last run finished; peak RSS is the worker's `VmHWM` read from "
           "`/proc/<pid>/status` just before it is stopped. The ideal is concurrency / 1 s. The "
           "references are the same worker binary draining as many tasks as the 10,000 level with "
-          "the `local` provider at zero latency, at the default concurrency (16, the drain "
-          "benchmark's setting) and at 10,000, in the same repetition; the 10,000 level is "
-          "compared with the faster of the two.\n\n";
+          "the `local` provider at zero latency, at the worker's default concurrency (the drain "
+          "benchmark's setting) and at 10,000, in the same repetition (each reference row names "
+          "its concurrency); the 10,000 level is compared with the faster of the two.\n\n";
     md << "| concurrency | tasks | tasks/s | ideal | peak RSS MiB | worker CPU s |\n";
     md << "|---|---|---|---|---|---|\n";
     Series rate{"Synaps tasks/s", kSynapsColor, {}};

@@ -94,10 +94,6 @@ Result<ArchiveRecord> ReadRecord(const db::PgResult& rows, int i) {
   return r;
 }
 
-}  // namespace
-
-namespace {
-
 // Why run `id` (of `tenant_id` when `exists`, with `status`) cannot be archived; Ok() when it can.
 Status ArchivableRun(const std::string& id, bool exists, const std::string& status,
                      const std::string& tenant_id) {

@@ -49,7 +49,8 @@ WorkerOptions WorkerOptionsFromEnv() {
     o.queues = config::SplitList(*q);
     if (o.queues.empty()) throw ConfigError("SYNAPS_QUEUES is empty: name at least one queue");
   }
-  o.concurrency = static_cast<int>(config::EnvInt("SYNAPS_WORKER_CONCURRENCY", 128, 1, 100000));
+  o.concurrency =
+      static_cast<int>(config::EnvInt("SYNAPS_WORKER_CONCURRENCY", o.concurrency, 1, 100000));
   o.lease_seconds = static_cast<int>(config::EnvInt("SYNAPS_LEASE_SECONDS", 30, 1, 86400));
   o.poll_interval_ms =
       static_cast<int>(config::EnvInt("SYNAPS_POLL_INTERVAL_MS", 1000, 10, 3600000));
