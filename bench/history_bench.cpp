@@ -159,6 +159,7 @@ json MeasureUsage(db::Connection& conn) {
 struct HistorySample {
   json claim;            // summary of single-item claim latencies (ms), timed by the client
   json claim_statement;  // summary of the same claims' own time on the server (ms)
+  std::vector<double> claim_samples;  // every claim's client time (ms), in the order taken
   json claim_explain;    // EXPLAIN (ANALYZE, BUFFERS) of one more claim: time and buffers
   double rate;           // drain tasks/s, one worker
   json blocks;  // per relation: blocks read from outside shared_buffers and hit, per drained task
@@ -238,6 +239,7 @@ HistorySample Measure(Stack& stack, const std::string& db, int tasks, int probes
       statement_ms.push_back(std::stod(r.GetString(0, 1)));
     }
     s.claim = ToJson(Summarize(ms));
+    s.claim_samples = ms;
     s.claim_statement = ToJson(Summarize(statement_ms));
     // One more, explained: its buffers include those of the statements inside the function.
     auto plan =
@@ -351,6 +353,7 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
         s.claim_explain.dump() + "), drain " + std::to_string(s.rate) + " tasks/s");
     return json{{"claim_ms", s.claim},
                 {"claim_statement_ms", s.claim_statement},
+                {"claim_samples_ms", s.claim_samples},
                 {"claim_explain", s.claim_explain},
                 {"rate", s.rate},
                 {"rep", rep},

@@ -49,7 +49,9 @@ json DrainWithOneWorker(Stack& stack, int tasks, std::map<std::string, std::stri
 }  // namespace
 
 json RunInflight(Stack& stack, const BenchOptions& options) {
-  const std::vector<int> levels = {100, 1000, 2000, 10000};
+  const std::vector<int> levels = options.inflight_levels.empty()
+                                      ? std::vector<int>{100, 1000, 2000, 10000}
+                                      : options.inflight_levels;
   const int waves = options.quick ? 2 : 3;  // tasks = waves × concurrency (at least 1,000)
   testing::FakeOpenAi fake([](const testing::FakeRequest&, int) {
     testing::FakeReply reply = testing::FakeOpenAi::Stream({"a slow ", "answer"});

@@ -4,11 +4,14 @@
 //   drain,wakeup,intake,inflight,history,export,fairness,expiry]
 //                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
 //                [--history-tasks N] [--history-no-usage] [--expiry-tasks N]
+//                [--inflight-levels 2000,10000]
 //
 // BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition); --history-tasks sets the
 // size of the history benchmark's database (default 1,000,000; issue #18's target is 10,000,000,
 // about 40 GB of disk), --history-no-usage skips its GET /v1/usage timings (18 minutes at
-// 10,000,000), --expiry-tasks the day the expiry benchmark expires (default 1,000,000).
+// 10,000,000), --expiry-tasks the day the expiry benchmark expires (default 1,000,000),
+// --inflight-levels the in-flight benchmark's concurrencies (default 100,1000,2000,10000; for a
+// before/after of one level: the report then shows only those).
 // SYNAPS_BENCH_BINARY runs another `synaps` build under the same harness (before/after
 // comparisons). Every sample
 // goes to the results JSON; the report is drawn from it, so `--report-only` redraws without
@@ -123,6 +126,9 @@ int main(int argc, char** argv) {
       options.history_usage = false;
     else if (a == "--expiry-tasks")
       options.expiry_tasks = std::stoi(next());
+    else if (a == "--inflight-levels") {
+      for (const auto& level : Split(next())) options.inflight_levels.push_back(std::stoi(level));
+    }
     else {
       std::cerr << "unknown argument " << a << " (see the comment at the top of bench/main.cpp)\n";
       return 2;

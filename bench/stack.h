@@ -35,6 +35,7 @@ struct BenchOptions {
   int history_tasks = 0;          // finished tasks of the history benchmark; 0 = its default
   bool history_usage = true;      // the history benchmark also times GET /v1/usage on it
   int expiry_tasks = 0;           // tasks of the day the expiry benchmark expires; 0 = default
+  std::vector<int> inflight_levels;  // the in-flight benchmark's concurrencies; empty = all
   bool Wants(const std::string& name) const;
 };
 
