@@ -128,8 +128,7 @@ int main(int argc, char** argv) {
       options.expiry_tasks = std::stoi(next());
     else if (a == "--inflight-levels") {
       for (const auto& level : Split(next())) options.inflight_levels.push_back(std::stoi(level));
-    }
-    else {
+    } else {
       std::cerr << "unknown argument " << a << " (see the comment at the top of bench/main.cpp)\n";
       return 2;
     }
