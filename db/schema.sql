@@ -273,12 +273,17 @@ BEGIN
   RETURN QUERY
     SELECT q.id, q.lease_epoch, q.attempts, t.id, t.run_id, t.tenant_id, u.thread_id, t.name, t.kind,
            t.spec, q.lease_expires_at,
-           -- Outputs of the tasks this one depends on, by name.
-           (SELECT coalesce(jsonb_object_agg(d.name, d.output), '{}'::jsonb)
-              FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on)),
+           -- Outputs of the tasks this one depends on, by name ('{}' without reading when it
+           -- depends on none).
+           CASE WHEN cardinality(t.depends_on) > 0 THEN
+             (SELECT coalesce(jsonb_object_agg(d.name, d.output), '{}'::jsonb)
+                FROM synaps.tasks d WHERE d.run_id = t.run_id AND d.name = ANY (t.depends_on))
+           ELSE '{}'::jsonb END,
            -- Earlier turns of the thread, oldest first (synaps.thread_history), so a command
-           -- on an existing thread continues the conversation.
-           synaps.thread_history(u.thread_id, u.thread_seq),
+           -- on an existing thread continues the conversation ('[]' without reading for a
+           -- thread's first turn).
+           CASE WHEN u.thread_seq > 1 THEN synaps.thread_history(u.thread_id, u.thread_seq)
+                ELSE '[]'::jsonb END,
            v_version
       FROM unnest(v_ids) WITH ORDINALITY AS x(id, ord)
       JOIN synaps.queue_items q ON q.id = x.id

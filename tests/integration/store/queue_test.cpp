@@ -595,6 +595,10 @@ TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
   auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
   ASSERT_TRUE(items);
   ASSERT_EQ(items->size(), 3u);  // bad, good, first; second waits
+  for (const auto& it : *items) {  // no dependencies, each a thread's first turn (migration 0047)
+    EXPECT_EQ(it.upstream, json::object()) << it.task_name;
+    EXPECT_EQ(it.history, json::array()) << it.task_name;
+  }
   TaskBatch batch;
   for (const auto& it : *items) {
     if (it.task_name == "bad") {
