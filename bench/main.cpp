@@ -11,7 +11,8 @@
 // about 40 GB of disk), --history-no-usage skips its GET /v1/usage timings (18 minutes at
 // 10,000,000), --expiry-tasks the day the expiry benchmark expires (default 1,000,000),
 // --inflight-levels the in-flight benchmark's concurrencies (default 100,1000,2000,10000; for a
-// before/after of one level: the report then shows only those).
+// before/after of one level, read from the results JSON: the report's target lines read 0 for
+// the 2,000 and 10,000 levels when they were not run).
 // SYNAPS_BENCH_BINARY runs another `synaps` build under the same harness (before/after
 // comparisons). Every sample
 // goes to the results JSON; the report is drawn from it, so `--report-only` redraws without
