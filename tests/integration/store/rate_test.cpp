@@ -50,20 +50,36 @@ RateAsk Ask(const std::string& route, const ClaimedItem* item = nullptr) {
   return ask;
 }
 
-// Milliseconds from now to the route's next request slot (negative: free now).
-int64_t NextSlotMs(db::Connection& conn, const std::string& route) {
-  auto r = conn.Exec(
-      "SELECT coalesce((extract(epoch FROM request_tat - clock_timestamp()) * 1000)::bigint,"
-      " -1) FROM synaps.rate_limits WHERE route = $1",
-      {route});
-  EXPECT_TRUE(r) << r.error().message;
-  return r && r->rows() == 1 ? r->GetInt(0, 0) : -1;
-}
-
 int64_t Scalar(db::Connection& conn, const std::string& sql) {
   auto r = conn.Exec(sql);
   EXPECT_TRUE(r) << r.error().message;
   return r && r->rows() == 1 && !r->IsNull(0, 0) ? r->GetInt(0, 0) : -1;
+}
+
+// The route's next request slot, in milliseconds since the epoch (-1: no row). An absolute
+// time: it moves only when a slot is reserved, never because the test ran slowly, so
+// "nothing was reserved" is an exact comparison on a loaded machine.
+int64_t SlotAtMs(db::Connection& conn, const std::string& route) {
+  auto r = conn.Exec(
+      "SELECT floor(extract(epoch FROM request_tat) * 1000)::bigint"
+      "  FROM synaps.rate_limits WHERE route = $1",
+      {route});
+  EXPECT_TRUE(r) << r.error().message;
+  return r && r->rows() == 1 && !r->IsNull(0, 0) ? r->GetInt(0, 0) : -1;
+}
+
+// The database's clock in milliseconds since the epoch: the clock rate_reserve reads.
+int64_t NowMs(db::Connection& conn) {
+  return Scalar(conn, "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+}
+
+// A wait the limiter computed at some moment in [asked_ms, answered_ms] for a slot known to
+// lie in [slot_from_ms, slot_to_ms] (rate_reserve rounds it up to the millisecond): bounds
+// that hold however slowly the test ran between its clock reads.
+void ExpectWaitFor(int64_t wait_ms, int64_t slot_from_ms, int64_t slot_to_ms, int64_t asked_ms,
+                   int64_t answered_ms) {
+  EXPECT_GE(wait_ms, slot_from_ms - answered_ms - 1);
+  EXPECT_LE(wait_ms, slot_to_ms - asked_ms + 1);
 }
 
 // Makes the route busy for `seconds` (slots reserved by calls that wait in place).
@@ -75,14 +91,14 @@ TEST(RateStoreTest, AParkedTaskKeepsNoSlotAndAsksAgainOnTheRouteItCalls) {
   auto conn = Connect(testing::TestStack::Get().FreshDatabase());
   Submit(conn, "a", 1);
   Book(conn, "x", 3);
-  const int64_t before = NextSlotMs(conn, "x");
+  const int64_t before = SlotAtMs(conn, "x");
   ClaimedItem item = ClaimOne(conn);
   auto parked = AcquireRate(conn, Ask("x", &item));
   ASSERT_TRUE(parked) << parked.error().message;
   EXPECT_TRUE(parked->parked);
-  EXPECT_GT(parked->wait_ms, 1500);
+  EXPECT_GT(parked->wait_ms, 250);  // more than it may hold in place (park_after_ms)
   // Nothing was reserved for it: the route's next slot did not move.
-  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100);
+  EXPECT_EQ(SlotAtMs(conn, "x"), before);
   EXPECT_EQ(Scalar(conn,
                    "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'"
                    " AND rate_route = 'x' AND rate_slot = available_at"),
@@ -97,12 +113,16 @@ TEST(RateStoreTest, AParkedTaskKeepsNoSlotAndAsksAgainOnTheRouteItCalls) {
   ASSERT_TRUE(conn.Exec("UPDATE synaps.queue_items SET available_at = now()"));
   ClaimedItem again = ClaimOne(conn);
   ASSERT_EQ(again.item_id, item.item_id);
+  const int64_t asked = NowMs(conn);
   auto on_y = AcquireRate(conn, Ask("y", &again));
+  const int64_t answered = NowMs(conn);
   ASSERT_TRUE(on_y) << on_y.error().message;
   EXPECT_FALSE(on_y->parked);
   EXPECT_EQ(on_y->wait_ms, 0);
-  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100) << "route x's slots were spent by a y call";
-  EXPECT_NEAR(NextSlotMs(conn, "y"), 1000, 100);
+  EXPECT_EQ(SlotAtMs(conn, "x"), before) << "route x's slots were spent by a y call";
+  // y's next slot is one interval (1 s) after the moment it was asked.
+  EXPECT_GE(SlotAtMs(conn, "y"), asked + 1000 - 1);
+  EXPECT_LE(SlotAtMs(conn, "y"), answered + 1000 + 1);
   EXPECT_EQ(Scalar(conn,
                    "SELECT count(*) FROM synaps.queue_items WHERE rate_route IS NOT NULL"
                    " OR rate_slot IS NOT NULL"),
@@ -154,35 +174,45 @@ TEST(RateStoreTest, ACancelledParkedTaskLeavesWithoutASlot) {
   ClaimedItem item = ClaimOne(conn);
   auto parked = AcquireRate(conn, Ask("x", &item));
   ASSERT_TRUE(parked && parked->parked);
-  const int64_t before = NextSlotMs(conn, "x");
+  const int64_t before = SlotAtMs(conn, "x");
   ASSERT_TRUE(CancelRun(conn, "a", item.run_id, "test"));
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 0);
   // The route's next slots are those booked before, none more; the next ask gets the slot
   // after them.
-  EXPECT_NEAR(NextSlotMs(conn, "x"), before, 100);
+  EXPECT_EQ(SlotAtMs(conn, "x"), before);
+  const int64_t asked = NowMs(conn);
   auto next = AcquireRate(conn, Ask("x"));
+  const int64_t answered = NowMs(conn);
   ASSERT_TRUE(next);
-  EXPECT_NEAR(next->wait_ms, before, 100);
+  ExpectWaitFor(next->wait_ms, before, before, asked, answered);
 }
 
 TEST(RateStoreTest, TokensPerMinuteAreChargedUpFrontAndSettled) {
   auto conn = Connect(testing::TestStack::Get().FreshDatabase());
   // 6,000 tokens per minute: 100 a second. A call estimated at 1,000 tokens pays for 10 s.
   RateAsk ask{.route = "t", .tenant = "a", .tokens_per_minute = 6000, .tokens = 1000};
+  const int64_t first_asked = NowMs(conn);
   auto first = AcquireRate(conn, ask);
+  const int64_t first_answered = NowMs(conn);
   ASSERT_TRUE(first);
   EXPECT_EQ(first->wait_ms, 0);
-  // It used 100 tokens, not 1,000: 9 s are given back, and the next call waits 1 s, not 10.
+  // It used 100 tokens, not 1,000: 9 s are given back, and the next call waits until 1 s after
+  // the first, not 10. (The first's moment is known to lie between its two clock reads.)
   ASSERT_TRUE(SettleRate(conn, "t", 6000, -900));
   ask.tokens = 100;
   auto second = AcquireRate(conn, ask);
+  const int64_t second_answered = NowMs(conn);
   ASSERT_TRUE(second);
-  EXPECT_NEAR(second->wait_ms, 1000, 100);
+  ExpectWaitFor(second->wait_ms, first_asked + 1000, first_answered + 1000, first_answered,
+                second_answered);
   // The second used 400, 300 more than charged: the route's tokens move on by 3 s.
   ASSERT_TRUE(SettleRate(conn, "t", 6000, 300));
   auto third = AcquireRate(conn, ask);
+  const int64_t third_answered = NowMs(conn);
   ASSERT_TRUE(third);
-  EXPECT_NEAR(third->wait_ms, 5000, 100);  // 100 + 400 tokens after the first's 100
+  // 100 + 400 tokens after the first's 100: 5 s after the first.
+  ExpectWaitFor(third->wait_ms, first_asked + 5000, first_answered + 5000, second_answered,
+                third_answered);
 }
 
 TEST(RateStoreTest, ChangingTheRouteResetsItsLimiterAndReleasesItsWaitingTasks) {
