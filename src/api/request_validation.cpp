@@ -177,32 +177,35 @@ Result<store::SubmitRequest> ParseSubmitRequest(const std::string& body) {
   return ParseSubmitCommand(v);
 }
 
-Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
-  static const std::set<std::string> kKnown = {
-      "kind",        "input",    "prompt",   "variables", "skill",       "route",
-      "threadId",    "priority", "metadata", "tasks",     "queue",       "notBefore",
-      "maxAttempts", "tags",     "tools",    "maxSteps",  "fairnessKey", "concurrencyKey",
-      "onThreadBusy"};
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (!kKnown.contains(it.key())) {
-      RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
+namespace {
+
+// An integer field within [lo, hi] ("must be an integer", "must be within lo..hi").
+Result<int64_t> IntegerField(const json& v, const char* field, int64_t lo, int64_t hi) {
+  if (!v[field].is_number_integer()) RETURN_IF_ERROR(Invalid(field, "must be an integer"));
+  int64_t n = AsInt64(v[field]);
+  if (n < lo || n > hi) {
+    RETURN_IF_ERROR(
+        Invalid(field, "must be within " + std::to_string(lo) + ".." + std::to_string(hi)));
+  }
+  return n;
+}
+
+// An array of at most `max` strings, each matching `pattern` (refused with `message`).
+Status StringArrayField(const json& v, const char* field, size_t max, const std::regex& pattern,
+                        const std::string& array_message, const std::string& item_message) {
+  if (!v[field].is_array() || v[field].size() > max) RETURN_IF_ERROR(Invalid(field, array_message));
+  for (const auto& t : v[field]) {
+    if (!t.is_string() || !std::regex_match(t.get<std::string>(), pattern)) {
+      RETURN_IF_ERROR(Invalid(field, item_message));
     }
   }
-  store::SubmitRequest req;
-  if (!v.contains("kind")) RETURN_IF_ERROR(Invalid("kind", "required"));
-  if (!v["kind"].is_string()) RETURN_IF_ERROR(Invalid("kind", "must be a string"));
-  req.kind = v["kind"].get<std::string>();
-  if (req.kind != "prompt" && req.kind != "agent") {
-    RETURN_IF_ERROR(
-        Invalid("kind", "unsupported kind '" + req.kind + "' (supported: prompt, agent)"));
-  }
-  const bool fan_out = v.contains("tasks");
-  if (fan_out && (v.contains("input") || v.contains("prompt"))) {
-    RETURN_IF_ERROR(Invalid(v.contains("input") ? "input" : "prompt",
-                            "give either input/prompt or tasks, not both"));
-  }
-  // Control-registry references: names only here; the worker resolves them against the
-  // snapshot it runs with and fails the task clearly when one does not exist.
+  return Ok();
+}
+
+// What a submit says about the control registry and the agent, copied into every task's spec:
+// prompt, skill, route (names only here; the worker resolves them against the snapshot it runs
+// with and fails the task clearly when one does not exist), variables, tags, tools, maxSteps.
+Result<json> ParseControlRefs(const json& v, const std::string& kind) {
   static const std::regex kControlName("[a-z0-9][a-z0-9_.-]{0,63}");
   json refs = json::object();
   for (const char* f : {"prompt", "skill", "route"}) {
@@ -218,45 +221,29 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
     refs["variables"] = v["variables"];
   }
   if (v.contains("tags")) {
-    if (!v["tags"].is_array() || v["tags"].size() > 16) {
-      RETURN_IF_ERROR(Invalid("tags", "must be an array of at most 16 strings"));
-    }
-    for (const auto& t : v["tags"]) {
-      if (!t.is_string() || t.get<std::string>().empty() || t.get<std::string>().size() > 64) {
-        RETURN_IF_ERROR(Invalid("tags", "tags are strings of 1 to 64 characters"));
-      }
-    }
+    static const std::regex kTag("[\\s\\S]{1,64}");  // any 1 to 64 bytes
+    RETURN_IF_ERROR(StringArrayField(v, "tags", 16, kTag, "must be an array of at most 16 strings",
+                                     "tags are strings of 1 to 64 characters"));
     refs["tags"] = v["tags"];
   }
   // Agents: the tools offered besides the skill's, and the model calls allowed.
   for (const char* f : {"tools", "maxSteps"}) {
-    if (v.contains(f) && req.kind != "agent") RETURN_IF_ERROR(Invalid(f, "only for kind agent"));
+    if (v.contains(f) && kind != "agent") RETURN_IF_ERROR(Invalid(f, "only for kind agent"));
   }
   if (v.contains("tools")) {
-    if (!v["tools"].is_array() || v["tools"].size() > 32) {
-      RETURN_IF_ERROR(Invalid("tools", "must be an array of at most 32 tool names"));
-    }
-    for (const auto& t : v["tools"]) {
-      if (!t.is_string() || !std::regex_match(t.get<std::string>(), kControlName)) {
-        RETURN_IF_ERROR(Invalid("tools", "tool names match [a-z0-9][a-z0-9_.-]{0,63}"));
-      }
-    }
+    RETURN_IF_ERROR(StringArrayField(v, "tools", 32, kControlName,
+                                     "must be an array of at most 32 tool names",
+                                     "tool names match [a-z0-9][a-z0-9_.-]{0,63}"));
     refs["tools"] = v["tools"];
   }
   if (v.contains("maxSteps")) {
-    if (!v["maxSteps"].is_number_integer())
-      RETURN_IF_ERROR(Invalid("maxSteps", "must be an integer"));
-    int64_t n = AsInt64(v["maxSteps"]);
-    if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxSteps", "must be within 1..100"));
-    refs["maxSteps"] = n;
+    ASSIGN_OR_RETURN(refs["maxSteps"], IntegerField(v, "maxSteps", 1, 100));
   }
-  json input;
-  if (!fan_out && !v.contains("prompt")) {
-    if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required (or prompt)"));
-    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
-  } else if (!fan_out && v.contains("input")) {
-    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
-  }
+  return refs;
+}
+
+// threadId (a UUID, kept lower-case) and onThreadBusy.
+Status ParseThreadFields(const json& v, store::SubmitRequest& req) {
   if (v.contains("threadId")) {
     if (!v["threadId"].is_string() || !IsUuid(v["threadId"].get<std::string>())) {
       RETURN_IF_ERROR(Invalid("threadId", "must be a UUID"));
@@ -274,19 +261,19 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
     }
     req.on_thread_busy = busy.get<std::string>();
   }
+  return Ok();
+}
+
+// Where and when the tasks wait: priority, maxAttempts, queue, notBefore, and the flow-control
+// keys (docs/flow-control.md: the group its tasks share slots in, and the key whose
+// `concurrency` limit they count against).
+Status ParseQueueFields(const json& v, store::SubmitRequest& req) {
   if (v.contains("priority")) {
-    if (!v["priority"].is_number_integer())
-      RETURN_IF_ERROR(Invalid("priority", "must be an integer"));
-    int64_t p = AsInt64(v["priority"]);
-    if (p < -1000 || p > 1000) RETURN_IF_ERROR(Invalid("priority", "must be within -1000..1000"));
+    ASSIGN_OR_RETURN(int64_t p, IntegerField(v, "priority", -1000, 1000));
     req.priority = static_cast<int>(p);
   }
   if (v.contains("maxAttempts")) {
-    if (!v["maxAttempts"].is_number_integer()) {
-      RETURN_IF_ERROR(Invalid("maxAttempts", "must be an integer"));
-    }
-    int64_t n = AsInt64(v["maxAttempts"]);
-    if (n < 1 || n > 100) RETURN_IF_ERROR(Invalid("maxAttempts", "must be within 1..100"));
+    ASSIGN_OR_RETURN(int64_t n, IntegerField(v, "maxAttempts", 1, 100));
     req.max_attempts = static_cast<int>(n);
   }
   if (v.contains("queue")) {
@@ -305,8 +292,6 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
     }
     req.not_before = v["notBefore"].get<std::string>();
   }
-  // Flow control (docs/flow-control.md): the group this command's tasks share slots in, and
-  // the key whose `concurrency` limit they count against.
   for (auto [field, target] : {std::pair{"fairnessKey", &req.fairness_key},
                                std::pair{"concurrencyKey", &req.concurrency_key}}) {
     if (!v.contains(field)) continue;
@@ -315,6 +300,45 @@ Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
     }
     *target = v[field].get<std::string>();
   }
+  return Ok();
+}
+
+}  // namespace
+
+Result<store::SubmitRequest> ParseSubmitCommand(const json& v) {
+  static const std::set<std::string> kKnown = {
+      "kind",     "input",       "prompt",         "variables",   "skill",
+      "route",    "threadId",    "priority",       "metadata",    "tasks",
+      "queue",    "notBefore",   "maxAttempts",    "tags",        "tools",
+      "maxSteps", "fairnessKey", "concurrencyKey", "onThreadBusy"};
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!kKnown.contains(it.key())) {
+      RETURN_IF_ERROR(Invalid(it.key(), "unknown field"));
+    }
+  }
+  store::SubmitRequest req;
+  if (!v.contains("kind")) RETURN_IF_ERROR(Invalid("kind", "required"));
+  if (!v["kind"].is_string()) RETURN_IF_ERROR(Invalid("kind", "must be a string"));
+  req.kind = v["kind"].get<std::string>();
+  if (req.kind != "prompt" && req.kind != "agent") {
+    RETURN_IF_ERROR(
+        Invalid("kind", "unsupported kind '" + req.kind + "' (supported: prompt, agent)"));
+  }
+  const bool fan_out = v.contains("tasks");
+  if (fan_out && (v.contains("input") || v.contains("prompt"))) {
+    RETURN_IF_ERROR(Invalid(v.contains("input") ? "input" : "prompt",
+                            "give either input/prompt or tasks, not both"));
+  }
+  ASSIGN_OR_RETURN(json refs, ParseControlRefs(v, req.kind));
+  json input;
+  if (!fan_out && !v.contains("prompt")) {
+    if (!v.contains("input")) RETURN_IF_ERROR(Invalid("input", "required (or prompt)"));
+    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
+  } else if (!fan_out && v.contains("input")) {
+    ASSIGN_OR_RETURN(input, ParseInput(v["input"], "input"));
+  }
+  RETURN_IF_ERROR(ParseThreadFields(v, req));
+  RETURN_IF_ERROR(ParseQueueFields(v, req));
   if (v.contains("metadata") && !v["metadata"].is_object()) {
     RETURN_IF_ERROR(Invalid("metadata", "must be an object"));
   }
@@ -397,9 +421,8 @@ Result<std::vector<BatchItem>> ParseSubmitBatch(const json& body, const std::str
     if (max_item_bytes > 0) {
       if (size_t bytes = commands[i].dump().size(); bytes > max_item_bytes) {
         items[i].error = Error{ErrorCode::kResourceExhausted,
-                               "the command is " + std::to_string(bytes) +
-                                   " bytes, over the " + std::to_string(max_item_bytes) +
-                                   " a single submit may send",
+                               "the command is " + std::to_string(bytes) + " bytes, over the " +
+                                   std::to_string(max_item_bytes) + " a single submit may send",
                                {}};
         continue;
       }

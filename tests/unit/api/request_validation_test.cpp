@@ -94,8 +94,41 @@ TEST(RequestValidationTest, RefusesBadUuidAndRanges) {
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"tools":["x"]})", "tools");
   ExpectInvalid(R"({"kind":"agent","input":{"text":"hi"},"tools":["Bad Name"]})", "tools");
   ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"queue":"Bad Queue"})", "queue");
-  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"notBefore":"tomorrow"})",
-                "notBefore");
+  ExpectInvalid(R"({"kind":"prompt","input":{"text":"hi"},"notBefore":"tomorrow"})", "notBefore");
+}
+
+// The exact words of each refusal a person reads, and the values just inside each bound.
+TEST(RequestValidationTest, RefusalsSayWhatIsAllowed) {
+  auto message = [](const std::string& extra) {
+    auto r = ParseSubmitRequest(R"({"kind":"agent","input":{"text":"hi"},)" + extra + "}");
+    return r ? std::string("accepted") : r.error().message;
+  };
+  EXPECT_EQ(message(R"("priority":1001)"), "priority: must be within -1000..1000");
+  EXPECT_EQ(message(R"("priority":"1")"), "priority: must be an integer");
+  EXPECT_EQ(message(R"("maxAttempts":0)"), "maxAttempts: must be within 1..100");
+  EXPECT_EQ(message(R"("maxSteps":101)"), "maxSteps: must be within 1..100");
+  EXPECT_EQ(message(R"("maxSteps":1.5)"), "maxSteps: must be an integer");
+  EXPECT_EQ(message(R"("tags":"a")"), "tags: must be an array of at most 16 strings");
+  EXPECT_EQ(message(R"("tags":[""])"), "tags: tags are strings of 1 to 64 characters");
+  EXPECT_EQ(message(R"("tags":[")" + std::string(65, 'x') + R"("])"),
+            "tags: tags are strings of 1 to 64 characters");
+  EXPECT_EQ(message(R"("tags":[1])"), "tags: tags are strings of 1 to 64 characters");
+  EXPECT_EQ(message(R"("tools":{})"), "tools: must be an array of at most 32 tool names");
+  EXPECT_EQ(message(R"("tools":["Bad"])"), "tools: tool names match [a-z0-9][a-z0-9_.-]{0,63}");
+  std::string seventeen = R"("tags":[)";
+  for (int i = 0; i < 17; ++i) seventeen += std::string(i ? "," : "") + "\"t\"";
+  EXPECT_EQ(message(seventeen + "]"), "tags: must be an array of at most 16 strings");
+
+  auto r = ParseSubmitRequest(
+      R"({"kind":"agent","input":{"text":"hi"},"priority":-1000,"maxAttempts":100,)"
+      R"("maxSteps":1,"tags":["a\nb",")" +
+      std::string(64, 'x') + R"("],"tools":["web.search"]})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->priority, -1000);
+  EXPECT_EQ(r->max_attempts, 100);
+  EXPECT_EQ(r->tasks[0].spec["maxSteps"], 1);
+  EXPECT_EQ(r->tasks[0].spec["tags"][0], "a\nb");
+  EXPECT_EQ(r->tasks[0].spec["tools"][0], "web.search");
 }
 
 TEST(RequestValidationTest, RefusesInvalidUtf8) {
