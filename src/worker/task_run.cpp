@@ -22,8 +22,11 @@ using nlohmann::json;
 namespace {
 
 json RouteJson(const control::Route& r) {
-  json out = {{"name", r.name},         {"version", r.version}, {"provider", r.provider},
-              {"model", r.model},       {"params", r.params}};
+  json out = {{"name", r.name},
+              {"version", r.version},
+              {"provider", r.provider},
+              {"model", r.model},
+              {"params", r.params}};
   if (!r.base_url.empty()) out["baseUrl"] = r.base_url;
   if (!r.api_key_env.empty()) out["apiKeyEnv"] = r.api_key_env;
   if (r.limits) {
@@ -98,7 +101,8 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
              spec["input"].contains("text") && spec["input"]["text"].is_string()) {
     text = spec["input"]["text"].get<std::string>();
   } else {
-    return Fail(ErrorCode::kInvalidArgument, "task has neither prompt nor input.text", "input.text");
+    return Fail(ErrorCode::kInvalidArgument, "task has neither prompt nor input.text",
+                "input.text");
   }
 
   // The skill's system text, and its default route.
@@ -108,10 +112,12 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
     skill_name = spec["skill"].get<std::string>();
     skill = snapshot ? snapshot->FindSkill(skill_name) : nullptr;
     if (skill == nullptr) {
-      return Fail(ErrorCode::kInvalidArgument, "skill '" + skill_name + "' does not exist", "skill");
+      return Fail(ErrorCode::kInvalidArgument, "skill '" + skill_name + "' does not exist",
+                  "skill");
     }
     plan.versions["skill"] = {{"name", skill_name}, {"version", skill->version}};
-    if (!skill->system.empty()) plan.messages.push_back({.role = "system", .content = skill->system});
+    if (!skill->system.empty())
+      plan.messages.push_back({.role = "system", .content = skill->system});
   }
 
   // Conversation: the thread's earlier turns, dependency outputs, then this task's text.
@@ -121,16 +127,17 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
         plan.messages.push_back({.role = "user", .content = turn["input"].get<std::string>()});
       }
       if (turn.contains("output") && turn["output"].is_string()) {
-        plan.messages.push_back({.role = "assistant", .content = turn["output"].get<std::string>()});
+        plan.messages.push_back(
+            {.role = "assistant", .content = turn["output"].get<std::string>()});
       }
     }
   }
   for (auto it = item.upstream.begin(); it != item.upstream.end(); ++it) {
     const json& out = it.value();
     if (out.is_object() && out.contains("text") && out["text"].is_string()) {
-      plan.messages.push_back({.role = "user",
-                               .content = "Output of task " + it.key() + ":\n" +
-                                          out["text"].get<std::string>()});
+      plan.messages.push_back(
+          {.role = "user",
+           .content = "Output of task " + it.key() + ":\n" + out["text"].get<std::string>()});
     }
   }
   plan.messages.push_back({.role = "user", .content = text});
@@ -148,11 +155,12 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
   if (!route_name.empty()) {
     route = snapshot ? snapshot->FindRoute(route_name) : nullptr;
     if (route == nullptr) {
-      return Fail(ErrorCode::kInvalidArgument, "route '" + route_name + "' does not exist", "route");
+      return Fail(ErrorCode::kInvalidArgument, "route '" + route_name + "' does not exist",
+                  "route");
     }
   } else if (snapshot != nullptr && !snapshot->routes.empty()) {
-    control::RouteQuery q{.kind = item.task_kind, .skill = skill_name, .tags = Tags(spec),
-                          .tenant = item.tenant_id};
+    control::RouteQuery q{
+        .kind = item.task_kind, .skill = skill_name, .tags = Tags(spec), .tenant = item.tenant_id};
     auto selected = control::SelectRoute(snapshot->routes, q, item.run_id);
     if (selected) route = *selected;
   }
@@ -203,20 +211,18 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
   // Arbiters over the final answer, and how many feedback rounds a retry verdict may use: the
   // attempts this task has left.
   if (snapshot != nullptr) {
-    control::RouteQuery q{.kind = item.task_kind, .skill = skill_name, .tags = Tags(spec),
-                          .tenant = item.tenant_id};
+    control::RouteQuery q{
+        .kind = item.task_kind, .skill = skill_name, .tags = Tags(spec), .tenant = item.tenant_id};
     plan.arbiters = control::MatchingArbiters(*snapshot, q);
     json used = json::array();
-    for (const auto* a : plan.arbiters) used.push_back({{"name", a->name}, {"version", a->version}});
+    for (const auto* a : plan.arbiters)
+      used.push_back({{"name", a->name}, {"version", a->version}});
     if (!used.empty()) plan.versions["arbiters"] = used;
   }
   ASSIGN_OR_RETURN(int max_attempts, IntSetting(spec, "maxAttempts", 3));
   plan.feedback_rounds = std::max(0, max_attempts - item.attempt);
   return plan;
 }
-
-
-
 
 namespace {
 
@@ -228,8 +234,8 @@ constexpr int kMaxArgumentDepth = 32;
 
 // Route params that configure Synaps, not the provider: never sent to a remote model.
 json ProviderParams(const json& route) {
-  json params = route.contains("params") && route["params"].is_object() ? route["params"]
-                                                                          : json::object();
+  json params =
+      route.contains("params") && route["params"].is_object() ? route["params"] : json::object();
   params.erase("pricing");
   if (route.value("provider", "") != "local") params.erase("script");
   return params;
@@ -280,16 +286,15 @@ TaskRun::TaskRun(store::ClaimedItem item, std::shared_ptr<const control::Snapsho
 
 // Model and tool calls are children of the attempt's span. Returns the call's span when spans
 // are exported.
-std::optional<otel::Span> TaskRun::TraceCall(providers::ChatRequest& req,
-                                             const json& route) const {
+std::optional<otel::Span> TaskRun::TraceCall(providers::ChatRequest& req, const json& route) const {
   if (!trace_) return std::nullopt;
   TraceContext span = trace_->Child();
   req.traceparent = span.Traceparent();
   req.tracestate = span.tracestate;
   if (!attempt_span_) return std::nullopt;
   // OpenTelemetry GenAI semantic conventions: "{operation} {model}", kind client.
-  otel::Span s = otel::StartSpan(span, trace_->span_id, "chat " + req.model,
-                                 otel::SpanKind::kClient);
+  otel::Span s =
+      otel::StartSpan(span, trace_->span_id, "chat " + req.model, otel::SpanKind::kClient);
   s.attributes = {{"gen_ai.operation.name", "chat"},
                   {"gen_ai.system", route.value("provider", "")},
                   {"gen_ai.request.model", req.model}};
@@ -535,8 +540,8 @@ void TaskRun::OnModelAnswer(Result<providers::ChatResponse> r) {
       spdlog::info("task {}: route {} failed ({}); falling back to {}", item_.task_id,
                    route.value("name", "default"), r.error().message,
                    plan_.routes[route_index_ + 1].value("name", "default"));
-      failures_.push_back({{"route", route.value("name", "default")},
-                           {"error", r.error().message}});
+      failures_.push_back(
+          {{"route", route.value("name", "default")}, {"error", r.error().message}});
       ++route_index_;
       return CallModel();
     }
@@ -559,8 +564,8 @@ void TaskRun::OnModelAnswer(Result<providers::ChatResponse> r) {
                              " model calls) without a final answer",
                          "maxSteps"));
     }
-    messages_.push_back({.role = "assistant", .content = last_.text,
-                         .tool_calls = last_.tool_calls});
+    messages_.push_back(
+        {.role = "assistant", .content = last_.text, .tool_calls = last_.tool_calls});
     return RunTools(last_.tool_calls);
   }
   StartArbiters();
@@ -589,89 +594,99 @@ void TaskRun::RunTools(std::vector<providers::ToolCall> calls) {
         args.is_discarded() ? LedgerCopy(std::string(Utf8Prefix(text, kLedgerResultBytes))) : args;
     Emit("tool.called", called);
 
-    auto finish_one = [this, i, alive = std::weak_ptr<bool>(alive_),
-                       started = std::chrono::steady_clock::now(),
-                       name = tool ? tool->name : call.name](Result<json> r) {
-      if (auto a = alive.lock(); !a || !*a) return;
-      if (finished_ || cancel_requested_) return;  // a cancel reports itself (PostCancelled)
-      Barrier("tool result", [&] {
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count();
-        json event = {{"callId", pending_calls_[i].id},
-                      {"tool", name},
-                      {"ok", r.has_value()},
-                      {"durationMs", ms}};
-        std::string content;
-        if (r) {
-          content = r->is_string() ? r->get<std::string>() : r->dump();
-          event["result"] = LedgerCopy(content);
-        } else {
-          json err = ErrorJson(r.error());
-          content = json{{"error", err}}.dump();
-          event["error"] = err;
-        }
-        Emit("tool.result", event);
-        tool_results_[i] = std::move(content);
-        if (--tools_outstanding_ == 0) OnToolsDone();
-      });
-    };
-
-    // What the model got wrong is answered to the model, which can correct itself.
-    Status usable = Ok();
-    if (tool == nullptr) {
-      usable = Fail(ErrorCode::kNotFound, "no tool named '" + call.name + "' is offered");
-    } else if (oversized) {
-      usable = Fail(ErrorCode::kInvalidArgument,
-                    "the arguments are larger than 256 KiB or nested deeper than 32 levels",
-                    "arguments");
-    } else if (args.is_discarded()) {
-      usable = Fail(ErrorCode::kInvalidArgument, "the arguments are not valid JSON", "arguments");
-    } else if (Status s = control::ValidateJson(args, tool->parameters); !s) {
-      usable = Fail(ErrorCode::kInvalidArgument,
-                    "the arguments do not match the tool's parameters: " + s.error().message,
-                    "arguments" + s.error().field.substr(1));
-    } else if (env_.tools == nullptr) {
-      usable = Fail(ErrorCode::kUnavailable, "this worker runs no tools");
-    }
-    if (!usable) {
+    ToolRunner::Done finish_one = ToolCallFinisher(i, tool ? tool->name : call.name);
+    if (Status usable = CheckToolCall(call, tool, oversized, args); !usable) {
       boost::asio::post(env_.executor, [finish_one, e = usable.error()]() mutable {
         finish_one(std::unexpected(e));
       });
       continue;
     }
-    if (trace_) {
-      TraceContext span_ctx = trace_->Child();
-      if (attempt_span_ && env_.tracer != nullptr) {
-        otel::Span span = otel::StartSpan(span_ctx, trace_->span_id, "execute_tool " + tool->name,
-                                          otel::SpanKind::kInternal);
-        span.attributes = {{"gen_ai.operation.name", "execute_tool"},
-                           {"gen_ai.tool.name", tool->name}};
-        env_.tools->InvokeTraced(
-            *tool, args, span_ctx,
-            [finish_one, span = std::move(span), tracer = env_.tracer,
-             alive = std::weak_ptr<bool>(alive_)](Result<json> r) mutable {
-              span.end_unix_nano = otel::NowUnixNano();
-              if (!r) {
-                span.error = true;
-                span.status_message = r.error().message;
-              }
-              if (auto a = alive.lock(); a && *a) tracer->Export(std::move(span));
-              finish_one(std::move(r));
-            });
-        continue;
-      }
-      env_.tools->InvokeTraced(*tool, args, span_ctx, finish_one);
-    } else {
-      env_.tools->Invoke(*tool, args, finish_one);
-    }
+    InvokeTool(*tool, args, std::move(finish_one));
   }
+}
+
+Status TaskRun::CheckToolCall(const providers::ToolCall& call, const control::Tool* tool,
+                              bool oversized, const json& args) const {
+  if (tool == nullptr) {
+    return Fail(ErrorCode::kNotFound, "no tool named '" + call.name + "' is offered");
+  }
+  if (oversized) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the arguments are larger than 256 KiB or nested deeper than 32 levels",
+                "arguments");
+  }
+  if (args.is_discarded()) {
+    return Fail(ErrorCode::kInvalidArgument, "the arguments are not valid JSON", "arguments");
+  }
+  if (Status s = control::ValidateJson(args, tool->parameters); !s) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the arguments do not match the tool's parameters: " + s.error().message,
+                "arguments" + s.error().field.substr(1));
+  }
+  if (env_.tools == nullptr) return Fail(ErrorCode::kUnavailable, "this worker runs no tools");
+  return Ok();
+}
+
+ToolRunner::Done TaskRun::ToolCallFinisher(size_t i, std::string tool_name) {
+  return [this, i, alive = std::weak_ptr<bool>(alive_), started = std::chrono::steady_clock::now(),
+          name = std::move(tool_name)](Result<json> r) {
+    if (auto a = alive.lock(); !a || !*a) return;
+    if (finished_ || cancel_requested_) return;  // a cancel reports itself (PostCancelled)
+    Barrier("tool result", [&] {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
+      json event = {{"callId", pending_calls_[i].id},
+                    {"tool", name},
+                    {"ok", r.has_value()},
+                    {"durationMs", ms}};
+      std::string content;
+      if (r) {
+        content = r->is_string() ? r->get<std::string>() : r->dump();
+        event["result"] = LedgerCopy(content);
+      } else {
+        json err = ErrorJson(r.error());
+        content = json{{"error", err}}.dump();
+        event["error"] = err;
+      }
+      Emit("tool.result", event);
+      tool_results_[i] = std::move(content);
+      if (--tools_outstanding_ == 0) OnToolsDone();
+    });
+  };
+}
+
+void TaskRun::InvokeTool(const control::Tool& tool, const json& args, ToolRunner::Done done) {
+  if (!trace_) {
+    env_.tools->Invoke(tool, args, std::move(done));
+    return;
+  }
+  TraceContext span_ctx = trace_->Child();
+  if (!attempt_span_ || env_.tracer == nullptr) {
+    env_.tools->InvokeTraced(tool, args, span_ctx, std::move(done));
+    return;
+  }
+  otel::Span span = otel::StartSpan(span_ctx, trace_->span_id, "execute_tool " + tool.name,
+                                    otel::SpanKind::kInternal);
+  span.attributes = {{"gen_ai.operation.name", "execute_tool"}, {"gen_ai.tool.name", tool.name}};
+  env_.tools->InvokeTraced(tool, args, span_ctx,
+                           [done = std::move(done), span = std::move(span), tracer = env_.tracer,
+                            alive = std::weak_ptr<bool>(alive_)](Result<json> r) mutable {
+                             span.end_unix_nano = otel::NowUnixNano();
+                             if (!r) {
+                               span.error = true;
+                               span.status_message = r.error().message;
+                             }
+                             if (auto a = alive.lock(); a && *a) tracer->Export(std::move(span));
+                             done(std::move(r));
+                           });
 }
 
 void TaskRun::OnToolsDone() {
   if (cancel_requested_) return;  // PostCancelled reports it
   for (size_t i = 0; i < pending_calls_.size(); ++i) {
-    messages_.push_back({.role = "tool", .content = std::move(tool_results_[i]),
+    messages_.push_back({.role = "tool",
+                         .content = std::move(tool_results_[i]),
                          .tool_call_id = pending_calls_[i].id});
   }
   pending_calls_.clear();
@@ -717,8 +732,8 @@ void TaskRun::NextJudge() {
   };
   const control::Route* route = snapshot_->FindRoute(slot.spec->route);
   if (route == nullptr) {
-    record(JudgeVerdict(*slot.spec, Fail(ErrorCode::kNotFound,
-                                         "route '" + slot.spec->route + "' does not exist")));
+    record(JudgeVerdict(
+        *slot.spec, Fail(ErrorCode::kNotFound, "route '" + slot.spec->route + "' does not exist")));
     return NextJudge();
   }
   json route_json = RouteJson(*route);
@@ -824,17 +839,17 @@ void TaskRun::Succeed(bool hold) {
   if (route.contains("name")) {
     versions["routeUsed"] = {{"name", route["name"]}, {"version", route.value("version", 0)}};
   }
-  out.output = {{"text", last_.text},
-                {"provider", route.value("provider", "")},
-                {"model", last_.model.empty() ? route.value("model", "") : last_.model},
-                {"finishReason", last_.finish_reason},
-                {"usage",
-                 {{"promptTokens", usage_.prompt_tokens},
-                  {"completionTokens", usage_.completion_tokens}}},
-                {"latencyMs", latency_ms_},
-                {"timeToFirstTokenMs", std::max<int64_t>(ttft_ms_, 0)},
-                {"providerAttempts", provider_attempts_},
-                {"control", versions}};
+  out.output = {
+      {"text", last_.text},
+      {"provider", route.value("provider", "")},
+      {"model", last_.model.empty() ? route.value("model", "") : last_.model},
+      {"finishReason", last_.finish_reason},
+      {"usage",
+       {{"promptTokens", usage_.prompt_tokens}, {"completionTokens", usage_.completion_tokens}}},
+      {"latencyMs", latency_ms_},
+      {"timeToFirstTokenMs", std::max<int64_t>(ttft_ms_, 0)},
+      {"providerAttempts", provider_attempts_},
+      {"control", versions}};
   if (plan_.agent) {
     out.output["steps"] = steps_;
     out.output["toolCalls"] = tool_calls_;

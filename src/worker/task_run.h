@@ -47,9 +47,9 @@ struct TaskOutcome {
 struct TaskRunEnv {
   boost::asio::any_io_executor executor;  // the worker's event loop
   providers::ProviderRegistry* providers = nullptr;
-  ToolRunner* tools = nullptr;            // null: every tool call fails with "unavailable"
-  nlohmann::json default_route;           // when neither task, skill nor registry names one
-  otel::Exporter* tracer = nullptr;       // spans of the attempt, model and tool calls; null: off
+  ToolRunner* tools = nullptr;              // null: every tool call fails with "unavailable"
+  nlohmann::json default_route;             // when neither task, skill nor registry names one
+  otel::Exporter* tracer = nullptr;         // spans of the attempt, model and tool calls; null: off
   ProviderStats* provider_stats = nullptr;  // every model call's latency and outcome; null: off
   // Slots of routes with `limits`; null: limits are not enforced. A task's first model call
   // whose wait is longer than rate_park_after_ms goes back to the queue (TaskOutcome::released);
@@ -96,7 +96,6 @@ class TaskRun {
   static Result<Plan> Resolve(const store::ClaimedItem& item, const control::Snapshot* snapshot,
                               const nlohmann::json& default_route);
 
-
  private:
   struct Usage {
     int64_t prompt_tokens = 0;
@@ -121,7 +120,18 @@ class TaskRun {
   // The tokens a call used, against the estimate charged for it (RateGate::Settle).
   void SettleTokens(const nlohmann::json& route, int64_t used);
   void OnModelAnswer(Result<providers::ChatResponse> r);
+  // Runs one step's tool calls concurrently; OnToolsDone once the last result is in.
   void RunTools(std::vector<providers::ToolCall> calls);
+  // Why `call` cannot run (answered to the model, which can correct itself), or Ok: no such
+  // tool offered, arguments too large or deep, not JSON, not matching the tool's parameters,
+  // or a worker without tools.
+  Status CheckToolCall(const providers::ToolCall& call, const control::Tool* tool, bool oversized,
+                       const nlohmann::json& args) const;
+  // What receives call `i`'s result: its tool.result event, its place among the step's
+  // results (dropped after the task ended or was cancelled).
+  ToolRunner::Done ToolCallFinisher(size_t i, std::string tool_name);
+  // Invokes `tool`, inside an execute_tool span when the attempt is traced.
+  void InvokeTool(const control::Tool& tool, const nlohmann::json& args, ToolRunner::Done done);
   void OnToolsDone();
   void StartArbiters();
   void NextJudge();
@@ -147,7 +157,7 @@ class TaskRun {
   void PostCancelled();
 
   const store::ClaimedItem item_;
-  std::optional<TraceContext> trace_;  // this attempt's span; none for specs without a trace
+  std::optional<TraceContext> trace_;       // this attempt's span; none for specs without a trace
   std::optional<otel::Span> attempt_span_;  // exported at Finish when spans are exported
   int64_t arbiters_started_ns_ = 0;         // when the current round of checks began
   const std::shared_ptr<const control::Snapshot> snapshot_;
@@ -156,12 +166,12 @@ class TaskRun {
   OnEvent on_event_;
   Done done_;
   Plan plan_;
-  std::vector<providers::ChatMessage> messages_;  // the conversation so far
-  size_t route_index_ = 0;                        // falls forward on outages, never back
-  std::unique_ptr<providers::Call> call_;         // the model or judge call in flight
+  std::vector<providers::ChatMessage> messages_;          // the conversation so far
+  size_t route_index_ = 0;                                // falls forward on outages, never back
+  std::unique_ptr<providers::Call> call_;                 // the model or judge call in flight
   std::unique_ptr<boost::asio::steady_timer> rate_wait_;  // waiting for a rate-limit slot
-  int64_t charged_tokens_ = 0;  // the estimate charged for the model call in flight
-  std::vector<nlohmann::json> failures_;          // routes that failed before one answered
+  int64_t charged_tokens_ = 0;            // the estimate charged for the model call in flight
+  std::vector<nlohmann::json> failures_;  // routes that failed before one answered
 
   // The loop's tallies.
   int steps_ = 0;
