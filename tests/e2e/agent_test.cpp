@@ -1,6 +1,7 @@
 // Agents and arbiters with real processes (API, worker, PostgreSQL, NATS): an agent calls an
 // HTTP tool on a test server and the builtin k8s.pods tool (against a fake Kubernetes API
-// server: no cluster runs here), a metadata-address target is refused, maxSteps ends a loop,
+// server: no cluster runs here), a metadata-address target is refused, mistaken tool calls are
+// answered to the model as errors, maxSteps ends a loop,
 // and every arbiter check passes and fails, including retry with feedback, hold, approve and
 // reject. The model is the `local` provider scripted through route params, so no network and no
 // paid provider is involved.
@@ -10,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "http/client.h"
 #include "support/cluster.h"
 #include "support/fake_kube.h"
-#include "http/client.h"
 #include "support/fake_openai.h"
 
 namespace synaps {
@@ -29,7 +30,8 @@ void Put(Cluster& c, const std::string& kind, const std::string& name, const jso
 
 // A local route answering with `script` (see providers/local_provider.h).
 json Scripted(const json& script) {
-  return {{"provider", "local"}, {"model", "echo"}, {"weight", 0}, {"params", {{"script", script}}}};
+  return {
+      {"provider", "local"}, {"model", "echo"}, {"weight", 0}, {"params", {{"script", script}}}};
 }
 
 std::vector<json> Events(const json& run, const std::string& type) {
@@ -205,6 +207,47 @@ TEST(AgentTest, RefusesMetadataAddressesAndBoundsTheLoop) {
   EXPECT_EQ(json::parse(bad.body)["error"]["field"], "maxSteps");
 }
 
+// What the model gets wrong is answered to the model, which can correct itself: a tool that is
+// not offered and arguments that do not match the tool's parameters come back as error results
+// (never invoked), and the run goes on to the model's next answer.
+TEST(AgentTest, AnswersTheModelsMistakenToolCallsWithErrors) {
+  Cluster c;
+  c.StartApi();
+  size_t w = c.StartWorker();
+  // Port 9 (discard): nothing must connect to it, the arguments are refused first.
+  Put(c, "tools", "city",
+      {{"type", "http"},
+       {"description", "A city"},
+       {"url", "http://127.0.0.1:9/city"},
+       {"allowHosts", {"127.0.0.1"}},
+       {"parameters", kCityParams}});
+  Put(c, "routes", "mistaken-model",
+      Scripted({{{"toolCalls",
+                  {{{"name", "nothing"}, {"arguments", json::object()}},
+                   {{"name", "city"}, {"arguments", {{"town", "Oslo"}}}}}}},
+                {{"text", "Sorry, corrected."}}}));
+  json run = c.WaitFinished(c.Submit({{"kind", "agent"},
+                                      {"input", {{"text", "which city?"}}},
+                                      {"route", "mistaken-model"},
+                                      {"tools", {"city"}}})["runId"]);
+  ASSERT_EQ(run["status"], "succeeded") << run.dump(2) << c.WorkerLog(w);
+  auto results = Events(run, "tool.result");
+  ASSERT_EQ(results.size(), 2u) << run.dump(2);
+  EXPECT_FALSE(results[0]["ok"].get<bool>());
+  EXPECT_EQ(results[0]["tool"], "nothing");
+  EXPECT_EQ(results[0]["error"]["code"], "not_found");
+  EXPECT_EQ(results[0]["error"]["message"], "no tool named 'nothing' is offered");
+  EXPECT_FALSE(results[1]["ok"].get<bool>());
+  EXPECT_EQ(results[1]["tool"], "city");
+  EXPECT_EQ(results[1]["error"]["code"], "invalid_argument");
+  EXPECT_EQ(results[1]["error"]["message"].get<std::string>().rfind(
+                "the arguments do not match the tool's parameters", 0),
+            0u)
+      << results[1].dump();
+  EXPECT_EQ(results[1]["error"]["field"].get<std::string>().rfind("arguments", 0), 0u);
+  EXPECT_EQ(run["tasks"][0]["answer"], "Sorry, corrected.") << run.dump(2);
+}
+
 // One arbiter per tag; a submit with that tag is checked by it alone.
 struct ArbiterCase {
   std::string name;
@@ -233,7 +276,8 @@ TEST(ArbiterTest, EveryCheckPassesAndFails) {
        j(R"([{"type": "jsonSchema", "schema": {"type": "object", "required": ["amount"],
                                              "properties": {"amount": {"type": "number"}}}}])"),
        j(R"([{"text": "{\"amount\": 12.5}"}])"), true},
-      {"schema-bad", j(R"([{"type": "jsonSchema", "schema": {"type": "object", "required": ["amount"]}}])"),
+      {"schema-bad",
+       j(R"([{"type": "jsonSchema", "schema": {"type": "object", "required": ["amount"]}}])"),
        j(R"([{"text": "twelve"}])"), false},
       {"judge-ok",
        j(R"([{"type": "judge", "route": "judge-likes", "rubric": "Clear.", "minScore": 0.5}])"),
@@ -310,18 +354,21 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
   Cluster c;
   c.StartApi();
   c.StartWorker();
-  Put(c, "arbiters", "human", {{"match", {{"tags", {"review"}}}}, {"checks", {{{"type", "approval"}}}},
-                              {"onFail", "fail"}});
+  Put(c, "arbiters", "human",
+      {{"match", {{"tags", {"review"}}}},
+       {"checks", {{{"type", "approval"}}}},
+       {"onFail", "fail"}});
   Put(c, "arbiters", "tone",
       {{"match", {{"tags", {"tone"}}}},
        {"checks", {{{"type", "regex"}, {"deny", {"!!!"}}}}},
        {"onFail", "hold"}});
 
   // An approval check holds the task whatever onFail says; approve completes it.
-  json held = WaitStatus(c,
-                         c.Submit({{"kind", "prompt"}, {"input", {{"text", "ship it"}}},
-                                   {"tags", {"review"}}})["runId"],
-                         "awaiting_approval");
+  json held = WaitStatus(
+      c,
+      c.Submit(
+          {{"kind", "prompt"}, {"input", {{"text", "ship it"}}}, {"tags", {"review"}}})["runId"],
+      "awaiting_approval");
   auto waiting = Events(held, "task.awaiting_approval");
   ASSERT_EQ(waiting.size(), 1u) << held.dump(2);
   EXPECT_EQ(waiting[0]["text"], "ship it") << "the approver reads the answer in the event";
@@ -343,8 +390,8 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
             403);
   EXPECT_EQ(As(c, key("other", "operator"), "POST", "/v1/tasks/" + task_id + "/approve").status,
             404);
-  auto approved = c.Call("POST", "/v1/tasks/" + task_id + "/approve",
-                         json{{"reason", "looks right"}}.dump());
+  auto approved =
+      c.Call("POST", "/v1/tasks/" + task_id + "/approve", json{{"reason", "looks right"}}.dump());
   ASSERT_EQ(approved.status, 200) << approved.body;
   json done = c.WaitFinished(held["id"]);
   EXPECT_EQ(done["status"], "succeeded") << done.dump(2);
@@ -355,12 +402,14 @@ TEST(ArbiterTest, HoldWaitsForApproveOrReject) {
   EXPECT_EQ(c.Call("POST", "/v1/tasks/" + task_id + "/approve", "").status, 409);
 
   // A failed check with onFail hold waits too; reject fails the run.
-  json held2 = WaitStatus(c,
-                          c.Submit({{"kind", "prompt"}, {"input", {{"text", "great!!!"}}},
-                                    {"tags", {"tone"}}})["runId"],
-                          "awaiting_approval");
+  json held2 = WaitStatus(
+      c,
+      c.Submit(
+          {{"kind", "prompt"}, {"input", {{"text", "great!!!"}}}, {"tags", {"tone"}}})["runId"],
+      "awaiting_approval");
   std::string task2 = HeldTask(held2);
-  auto rejected = c.Call("POST", "/v1/tasks/" + task2 + "/reject", json{{"reason", "too loud"}}.dump());
+  auto rejected =
+      c.Call("POST", "/v1/tasks/" + task2 + "/reject", json{{"reason", "too loud"}}.dump());
   ASSERT_EQ(rejected.status, 200) << rejected.body;
   json failed = c.WaitFinished(held2["id"]);
   EXPECT_EQ(failed["status"], "failed");
@@ -374,12 +423,15 @@ TEST(ArbiterTest, ARunWithSeveralHeldTasksWaitsUntilEveryOneIsDecided) {
   Cluster c;
   c.StartApi();
   c.StartWorker();
-  Put(c, "arbiters", "human", {{"match", {{"tags", {"review"}}}}, {"checks", {{{"type", "approval"}}}},
-                              {"onFail", "hold"}});
+  Put(c, "arbiters", "human",
+      {{"match", {{"tags", {"review"}}}},
+       {"checks", {{{"type", "approval"}}}},
+       {"onFail", "hold"}});
   json created = c.Submit({{"kind", "prompt"},
                            {"tags", {"review"}},
-                           {"tasks", {{{"name", "a"}, {"input", {{"text", "first"}}}},
-                                      {{"name", "b"}, {"input", {{"text", "second"}}}}}}});
+                           {"tasks",
+                            {{{"name", "a"}, {"input", {{"text", "first"}}}},
+                             {{"name", "b"}, {"input", {{"text", "second"}}}}}}});
   std::string run_id = created["runId"];
   json run;
   ASSERT_TRUE(testing::FakeOpenAi::WaitFor(
@@ -398,7 +450,8 @@ TEST(ArbiterTest, ARunWithSeveralHeldTasksWaitsUntilEveryOneIsDecided) {
   ASSERT_EQ(c.Call("POST", "/v1/tasks/" + held[1] + "/approve", "").status, 200);
   json done = c.WaitFinished(run_id);
   EXPECT_EQ(done["status"], "succeeded") << done.dump(2);
-  EXPECT_EQ(done["artifacts"].size(), 1u) << "both tasks wrote answer.md: one artifact, two versions";
+  EXPECT_EQ(done["artifacts"].size(), 1u)
+      << "both tasks wrote answer.md: one artifact, two versions";
 }
 
 }  // namespace
