@@ -57,9 +57,79 @@ const std::set<std::string>& KnownRoles() {
 }
 
 const std::set<std::string>& ProviderOwnedFields() {
-  static const std::set<std::string> fields = {"model", "messages",    "stream",
-                                               "stream_options", "tools", "tool_choice"};
+  static const std::set<std::string> fields = {"model",          "messages", "stream",
+                                               "stream_options", "tools",    "tool_choice"};
   return fields;
+}
+
+}  // namespace
+
+namespace {
+
+// Message `i` of a request in the wire format, or why it cannot be sent (field messages[i].*).
+Result<json> WireMessage(const ChatMessage& m, size_t i) {
+  std::string at = "messages[" + std::to_string(i) + "]";
+  if (!KnownRoles().count(m.role)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "unknown role '" + m.role + "' (use system, developer, user, assistant, tool)",
+                at + ".role");
+  }
+  json out = {{"role", m.role}};
+  if (m.role == "tool") {
+    if (m.tool_call_id.empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "a tool message must name the call it answers (tool_call_id)",
+                  at + ".tool_call_id");
+    }
+    out["tool_call_id"] = m.tool_call_id;
+  } else if (!m.tool_call_id.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "only tool messages carry a tool_call_id",
+                at + ".tool_call_id");
+  }
+  if (!m.tool_calls.empty()) {
+    if (m.role != "assistant") {
+      return Fail(ErrorCode::kInvalidArgument, "only assistant messages carry tool_calls",
+                  at + ".tool_calls");
+    }
+    json calls = json::array();
+    for (size_t j = 0; j < m.tool_calls.size(); ++j) {
+      const ToolCall& c = m.tool_calls[j];
+      if (c.id.empty() || c.name.empty()) {
+        return Fail(ErrorCode::kInvalidArgument, "a tool call needs an id and a name",
+                    at + ".tool_calls[" + std::to_string(j) + "]");
+      }
+      calls.push_back({{"id", c.id},
+                       {"type", "function"},
+                       {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    }
+    out["tool_calls"] = std::move(calls);
+    // OpenAI wants null, not "", beside tool calls when there is no text.
+    out["content"] = m.content.empty() ? json(nullptr) : json(m.content);
+  } else {
+    out["content"] = m.content;
+  }
+  if (!m.name.empty()) out["name"] = m.name;
+  return out;
+}
+
+// The tools offered, in the wire format, or why one cannot be (field tools[i].*).
+Result<json> WireTools(const std::vector<ToolDefinition>& definitions) {
+  json tools = json::array();
+  for (size_t i = 0; i < definitions.size(); ++i) {
+    const ToolDefinition& t = definitions[i];
+    std::string at = "tools[" + std::to_string(i) + "]";
+    if (t.name.empty()) {
+      return Fail(ErrorCode::kInvalidArgument, "a tool needs a name", at + ".name");
+    }
+    if (!t.parameters.is_object()) {
+      return Fail(ErrorCode::kInvalidArgument, "tool parameters must be a JSON Schema object",
+                  at + ".parameters");
+    }
+    json function = {{"name", t.name}, {"parameters", t.parameters}};
+    if (!t.description.empty()) function["description"] = t.description;
+    tools.push_back({{"type", "function"}, {"function", std::move(function)}});
+  }
+  return tools;
 }
 
 }  // namespace
@@ -88,68 +158,12 @@ Result<json> BuildChatBody(const ChatRequest& request, bool stream, bool include
   body["model"] = request.model;
   json messages = json::array();
   for (size_t i = 0; i < request.messages.size(); ++i) {
-    const ChatMessage& m = request.messages[i];
-    std::string at = "messages[" + std::to_string(i) + "]";
-    if (!KnownRoles().count(m.role)) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  "unknown role '" + m.role + "' (use system, developer, user, assistant, tool)",
-                  at + ".role");
-    }
-    json out = {{"role", m.role}};
-    if (m.role == "tool") {
-      if (m.tool_call_id.empty()) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    "a tool message must name the call it answers (tool_call_id)",
-                    at + ".tool_call_id");
-      }
-      out["tool_call_id"] = m.tool_call_id;
-    } else if (!m.tool_call_id.empty()) {
-      return Fail(ErrorCode::kInvalidArgument, "only tool messages carry a tool_call_id",
-                  at + ".tool_call_id");
-    }
-    if (!m.tool_calls.empty()) {
-      if (m.role != "assistant") {
-        return Fail(ErrorCode::kInvalidArgument, "only assistant messages carry tool_calls",
-                    at + ".tool_calls");
-      }
-      json calls = json::array();
-      for (size_t j = 0; j < m.tool_calls.size(); ++j) {
-        const ToolCall& c = m.tool_calls[j];
-        if (c.id.empty() || c.name.empty()) {
-          return Fail(ErrorCode::kInvalidArgument, "a tool call needs an id and a name",
-                      at + ".tool_calls[" + std::to_string(j) + "]");
-        }
-        calls.push_back({{"id", c.id},
-                         {"type", "function"},
-                         {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-      }
-      out["tool_calls"] = std::move(calls);
-      // OpenAI wants null, not "", beside tool calls when there is no text.
-      out["content"] = m.content.empty() ? json(nullptr) : json(m.content);
-    } else {
-      out["content"] = m.content;
-    }
-    if (!m.name.empty()) out["name"] = m.name;
-    messages.push_back(std::move(out));
+    ASSIGN_OR_RETURN(json message, WireMessage(request.messages[i], i));
+    messages.push_back(std::move(message));
   }
   body["messages"] = std::move(messages);
   if (!request.tools.empty()) {
-    json tools = json::array();
-    for (size_t i = 0; i < request.tools.size(); ++i) {
-      const ToolDefinition& t = request.tools[i];
-      std::string at = "tools[" + std::to_string(i) + "]";
-      if (t.name.empty()) {
-        return Fail(ErrorCode::kInvalidArgument, "a tool needs a name", at + ".name");
-      }
-      if (!t.parameters.is_object()) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    "tool parameters must be a JSON Schema object", at + ".parameters");
-      }
-      json function = {{"name", t.name}, {"parameters", t.parameters}};
-      if (!t.description.empty()) function["description"] = t.description;
-      tools.push_back({{"type", "function"}, {"function", std::move(function)}});
-    }
-    body["tools"] = std::move(tools);
+    ASSIGN_OR_RETURN(body["tools"], WireTools(request.tools));
   }
   if (!request.tool_choice.is_null()) {
     if (!request.tool_choice.is_string() && !request.tool_choice.is_object()) {
@@ -175,8 +189,8 @@ Result<ChatResponse> ParseCompletion(const json& body) {
   auto choices = body.find("choices");
   if (choices == body.end() || !choices->is_array() || choices->empty() ||
       !(*choices)[0].is_object()) {
-    return Fail(ErrorCode::kInternal, "the provider's answer has no choices: " +
-                                          Truncate(body.dump(), 300));
+    return Fail(ErrorCode::kInternal,
+                "the provider's answer has no choices: " + Truncate(body.dump(), 300));
   }
   const json& choice = (*choices)[0];
   auto message = choice.find("message");
@@ -211,8 +225,8 @@ Result<ChatResponse> ParseCompletion(const json& body) {
 
 Result<ChatDelta> StreamAssembler::Apply(const json& chunk) {
   if (!chunk.is_object()) {
-    return Fail(ErrorCode::kInternal, "a stream chunk is not a JSON object: " +
-                                          Truncate(chunk.dump(), 200));
+    return Fail(ErrorCode::kInternal,
+                "a stream chunk is not a JSON object: " + Truncate(chunk.dump(), 200));
   }
   if (auto err = chunk.find("error"); err != chunk.end() && !err->is_null()) {
     return Fail(ErrorCode::kUnavailable,
@@ -375,7 +389,8 @@ HttpFailure ClassifyCurlError(CURLcode code, const std::string& detail) {
       return {Error{ErrorCode::kUnavailable, "TLS verification failed: " + message, {}}, false};
     case CURLE_PARTIAL_FILE:
       return {Error{ErrorCode::kUnavailable,
-                    "the connection closed before the answer was complete: " + message, {}},
+                    "the connection closed before the answer was complete: " + message,
+                    {}},
               true};
     default:
       return {Error{ErrorCode::kUnavailable, "connection failed: " + message, {}}, true};
