@@ -1,15 +1,15 @@
 // synaps dev: the embedded stack on one machine.
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <spdlog/spdlog.h>
 #include <thread>
 
-#include "api/console_assets.h"
 #include "api/api_server.h"
+#include "api/console_assets.h"
 #include "bus/nats_bus.h"
 #include "cli/api_client.h"
 #include "cli/commands.h"
@@ -51,7 +51,9 @@ std::string LoadOrCreateToken(const fs::path& path) {
 }
 
 void Step(const std::string& what) { std::cout << "  " << what << std::flush; }
-void Done(const std::string& detail) { std::cout << " ok" << (detail.empty() ? "" : " (" + detail + ")") << "\n"; }
+void Done(const std::string& detail) {
+  std::cout << " ok" << (detail.empty() ? "" : " (" + detail + ")") << "\n";
+}
 
 int RunDemo(const ApiClient& client, const std::string& text) {
   std::cout << "\ndemo: submitting \"" << text << "\"\n";
@@ -83,6 +85,48 @@ int RunDemo(const ApiClient& client, const std::string& text) {
   return (*run)["status"] == "succeeded" ? 0 : 1;
 }
 
+// A step that failed: ends its progress line and prints why (synaps dev then exits 1).
+int StepFailed(const std::string& message) {
+  std::cout << "\n";
+  std::cerr << "synaps dev: " << message << "\n";
+  return 1;
+}
+
+// PostgreSQL with its data under `state`, or under /var/tmp when the postgres user cannot
+// reach `state` (PostgreSQL refuses to run as root; e.g. a state directory under /root).
+Result<std::unique_ptr<devstack::PostgresServer>> StartPostgres(const fs::path& state) {
+  fs::path pg_dir = state / "pg";
+  if (geteuid() == 0 && !OthersCanReach(pg_dir)) {
+    pg_dir = fs::path("/var/tmp") / ("synaps-pg-" + Sha256Hex(state.string()).substr(0, 12));
+    std::cout << "  note: PostgreSQL data goes to " << pg_dir.string()
+              << " (the postgres user cannot reach " << state.string() << ")\n";
+  }
+  Step("starting PostgreSQL...");
+  return devstack::PostgresServer::Start(
+      {.data_dir = pg_dir.string(), .log_path = (state / "logs" / "postgres.log").string()});
+}
+
+// Applies the embedded migrations; returns how many were new.
+Result<size_t> MigrateDatabase(const std::string& db_url) {
+  ASSIGN_OR_RETURN(auto conn,
+                   db::Connection::Connect(db_url, db::ConnectOptionsFromEnv(db::Role::kMigrate)));
+  ASSIGN_OR_RETURN(auto report,
+                   db::Migrate(conn, db::EmbeddedMigrations(), db::MigrateLockTimeoutFromEnv()));
+  return report.applied.size();
+}
+
+// What a person needs once the stack is up: where the API and console are, the token, a first
+// command to try, where the logs are.
+void PrintUp(const fs::path& state, const std::string& url, const std::string& token,
+             const std::string& console_url) {
+  std::cout << "\nSynaps is up.\n"
+            << "  API    " << url << "\n"
+            << (console_url.empty() ? "" : "  web    " + console_url + "\n") << "  token  " << token
+            << "  (also in " << (state / "token").string() << ")\n"
+            << "  try    synaps submit \"hello\" --wait\n"
+            << "  logs   " << (state / "logs").string() << "\n";
+}
+
 }  // namespace
 
 int RunDev(const DevFlags& flags) {
@@ -90,45 +134,19 @@ int RunDev(const DevFlags& flags) {
   fs::create_directories(state / "logs");
   std::cout << "synaps dev: embedded stack in " << state.string() << "\n";
 
-  fs::path pg_dir = state / "pg";
-  if (geteuid() == 0 && !OthersCanReach(pg_dir)) {
-    // PostgreSQL runs as the postgres user, which cannot enter this path (e.g. under /root).
-    pg_dir = fs::path("/var/tmp") / ("synaps-pg-" + Sha256Hex(state.string()).substr(0, 12));
-    std::cout << "  note: PostgreSQL data goes to " << pg_dir.string()
-              << " (the postgres user cannot reach " << state.string() << ")\n";
-  }
-  Step("starting PostgreSQL...");
-  auto pg = devstack::PostgresServer::Start(
-      {.data_dir = pg_dir.string(), .log_path = (state / "logs" / "postgres.log").string()});
-  if (!pg) {
-    std::cout << "\n";
-    std::cerr << "synaps dev: " << pg.error().message << "\n";
-    return 1;
-  }
+  auto pg = StartPostgres(state);
+  if (!pg) return StepFailed(pg.error().message);
   Done("127.0.0.1:" + std::to_string((*pg)->port()));
   Step("starting nats-server (JetStream)...");
-  auto nats = devstack::NatsServer::Start({.store_dir = (state / "nats").string(),
-                                           .log_path = (state / "logs" / "nats.log").string()});
-  if (!nats) {
-    std::cout << "\n";
-    std::cerr << "synaps dev: " << nats.error().message << "\n";
-    return 1;
-  }
+  auto nats = devstack::NatsServer::Start(
+      {.store_dir = (state / "nats").string(), .log_path = (state / "logs" / "nats.log").string()});
+  if (!nats) return StepFailed(nats.error().message);
   Done((*nats)->Url());
   Step("migrating...");
   std::string db_url = (*pg)->Url();
-  {
-    auto conn = db::Connection::Connect(db_url, db::ConnectOptionsFromEnv(db::Role::kMigrate));
-    auto report = conn ? db::Migrate(*conn, db::EmbeddedMigrations(),
-                                     db::MigrateLockTimeoutFromEnv())
-                       : Result<db::MigrationReport>(std::unexpected(conn.error()));
-    if (!report) {
-      std::cout << "\n";
-      std::cerr << "synaps dev: " << report.error().message << "\n";
-      return 1;
-    }
-    Done(std::to_string(report->applied.size()) + " applied");
-  }
+  auto applied = MigrateDatabase(db_url);
+  if (!applied) return StepFailed(applied.error().message);
+  Done(std::to_string(*applied) + " applied");
 
   std::string token = LoadOrCreateToken(state / "token");
   bus::NatsBus bus({.url = (*nats)->Url(), .name = "synaps-dev"});
@@ -142,10 +160,7 @@ int RunDev(const DevFlags& flags) {
   api::ApiServer api(api_options, &bus, &objects);
   auto port = api.Start();
   if (!port) {
-    std::cout << "\n";
-    std::cerr << "synaps dev: " << port.error().message
-              << " (set SYNAPS_LISTEN or --listen to another address)\n";
-    return 1;
+    return StepFailed(port.error().message + " (set SYNAPS_LISTEN or --listen to another address)");
   }
   auto hp = config::ParseHostPort("listen", api_options.listen);
   std::string host = hp.host == "0.0.0.0" ? "127.0.0.1" : hp.host;
@@ -158,18 +173,10 @@ int RunDev(const DevFlags& flags) {
   std::thread worker_thread([&] { worker.Run(); });
   std::cout << "  worker running (concurrency " << worker_options.concurrency << ")\n";
 
-  {
-    std::ofstream(state / "api-url") << url << "\n";
-  }
+  { std::ofstream(state / "api-url") << url << "\n"; }
   // The fragment never reaches the server: the console reads the token from it and removes it.
-  std::string console_url =
-      api::EmbeddedConsoleAssets().empty() ? "" : url + "/#token=" + token;
-  std::cout << "\nSynaps is up.\n"
-            << "  API    " << url << "\n"
-            << (console_url.empty() ? "" : "  web    " + console_url + "\n")
-            << "  token  " << token << "  (also in " << (state / "token").string() << ")\n"
-            << "  try    synaps submit \"hello\" --wait\n"
-            << "  logs   " << (state / "logs").string() << "\n";
+  std::string console_url = api::EmbeddedConsoleAssets().empty() ? "" : url + "/#token=" + token;
+  PrintUp(state, url, token, console_url);
 
   int rc = 0;
   if (flags.demo_text) rc = RunDemo(ApiClient(url, token), *flags.demo_text);
