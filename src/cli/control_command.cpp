@@ -90,6 +90,90 @@ std::string Pad(const std::string& s, size_t width) {
   return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
 }
 
+// References that resolve neither in the file nor in the registry's `items` are worth a
+// warning: the registry accepts them (items may arrive in any order) but a task using them
+// would fail.
+std::vector<std::string> UnresolvedReferences(const json& items,
+                                              const std::vector<control::Document>& docs) {
+  std::set<std::string> known;
+  for (const auto& [kind, of_kind] : items.items()) {
+    for (const auto& [name, _] : of_kind.items()) known.insert(kind + "/" + name);
+  }
+  for (const auto& d : docs) known.insert(d.kind + "/" + d.name);
+  std::vector<std::string> warnings;
+  for (const auto& d : docs) {
+    for (const auto& ref : control::References(d.kind, d.spec)) {
+      if (!known.contains(ref)) {
+        warnings.push_back(d.kind + "/" + d.name + " refers to " + ref + ", which does not exist");
+      }
+    }
+  }
+  return warnings;
+}
+
+// What applying one document would do against the registry: its result entry (kind, name,
+// action create/update/unchanged, currentVersion) and the diff a person reads.
+struct PlannedDocument {
+  json entry;
+  std::string diff;
+  const json* before = nullptr;  // the registry's item, or null when it does not exist
+};
+
+PlannedDocument Plan(const control::Document& d, const json& items) {
+  PlannedDocument p;
+  if (items.contains(d.kind) && items[d.kind].contains(d.name)) p.before = &items[d.kind][d.name];
+  std::string action = p.before == nullptr             ? "create"
+                       : (*p.before)["spec"] == d.spec ? "unchanged"
+                                                       : "update";
+  p.entry = {{"kind", d.kind}, {"name", d.name}, {"action", action}};
+  if (p.before != nullptr) p.entry["currentVersion"] = (*p.before)["version"];
+  if (action == "create") {
+    p.diff = Indent(Shown(d.spec), "+ ");
+  } else if (action == "update") {
+    p.diff = control::LineDiff(Shown((*p.before)["spec"]), Shown(d.spec));
+  }
+  return p;
+}
+
+void PrintPlanned(const std::string& id, const PlannedDocument& p) {
+  const std::string action = p.entry["action"];
+  if (action == "unchanged") {
+    std::cout << "unchanged " << id << " (version " << (*p.before)["version"] << ")\n";
+  } else if (action == "create") {
+    std::cout << "would create " << id << "\n" << Indent(p.diff, "    ");
+  } else {
+    std::cout << "would update " << id << " (version " << (*p.before)["version"] << ")\n"
+              << Indent(p.diff, "    ");
+  }
+}
+
+// Writes one document; fills `entry` with the outcome (version, snapshotVersion, or error).
+// False when the registry refused it.
+bool Put(const ApiClient& client, const control::Document& d, const std::string& reason,
+         bool as_json, json& entry) {
+  const std::string id = d.kind + "/" + d.name;
+  json body = {{"spec", d.spec}, {"reason", d.reason.empty() ? reason : d.reason}};
+  auto put = client.Call("PUT", ItemPath(d.kind, d.name), &body);
+  if (!put) {
+    entry["error"] = put.error().message;
+    if (!as_json) std::cerr << "error: " << id << ": " << put.error().message << "\n";
+    return false;
+  }
+  const bool changed = (*put)["changed"].get<bool>();
+  if (!changed) entry["action"] = "unchanged";
+  entry["version"] = (*put)["version"];
+  entry["snapshotVersion"] = (*put)["snapshotVersion"];
+  if (!as_json) {
+    if (!changed) {
+      std::cout << "unchanged " << id << " (version " << (*put)["version"] << ")\n";
+    } else {
+      std::cout << (entry["action"] == "create" ? "created " : "updated ") << id << " (version "
+                << (*put)["version"] << ", snapshot " << (*put)["snapshotVersion"] << ")\n";
+    }
+  }
+  return true;
+}
+
 int Apply(const ApiClient& client, const ControlFlags& flags) {
   auto text = ReadInput(flags.file);
   if (!text) return Report(text.error(), flags.json);
@@ -103,96 +187,41 @@ int Apply(const ApiClient& client, const ControlFlags& flags) {
   auto current = client.Call("GET", "/v1/control/snapshot");
   if (!current) return Report(current.error(), flags.json);
   const json& items = (*current)["items"];
-
-  // References that resolve neither in the file nor in the registry are worth a warning: the
-  // registry accepts them (items may arrive in any order) but a task using them would fail.
-  std::set<std::string> known;
-  for (const auto& [kind, of_kind] : items.items()) {
-    for (const auto& [name, _] : of_kind.items()) known.insert(kind + "/" + name);
-  }
-  for (const auto& d : *docs) known.insert(d.kind + "/" + d.name);
-  std::vector<std::string> warnings;
-  for (const auto& d : *docs) {
-    for (const auto& ref : control::References(d.kind, d.spec)) {
-      if (!known.contains(ref)) {
-        warnings.push_back(d.kind + "/" + d.name + " refers to " + ref + ", which does not exist");
-      }
-    }
-  }
+  std::vector<std::string> warnings = UnresolvedReferences(items, *docs);
 
   const std::string default_reason = flags.reason.value_or("synaps control apply -f " + flags.file);
   json results = json::array();
-  int failures = 0;
+  bool failed = false;
   for (const auto& d : *docs) {
-    const std::string id = d.kind + "/" + d.name;
-    const json* before = nullptr;
-    if (items.contains(d.kind) && items[d.kind].contains(d.name)) before = &items[d.kind][d.name];
-    std::string action = before == nullptr             ? "create"
-                         : (*before)["spec"] == d.spec ? "unchanged"
-                                                       : "update";
-    json entry = {{"kind", d.kind}, {"name", d.name}, {"action", action}};
-    if (before != nullptr) entry["currentVersion"] = (*before)["version"];
-    std::string diff;
-    if (action == "create") {
-      diff = Indent(Shown(d.spec), "+ ");
-    } else if (action == "update") {
-      diff = control::LineDiff(Shown((*before)["spec"]), Shown(d.spec));
-    }
+    PlannedDocument planned = Plan(d, items);
     if (flags.dry_run) {
-      if (!diff.empty()) entry["diff"] = diff;
-      if (!flags.json) {
-        if (action == "unchanged") {
-          std::cout << "unchanged " << id << " (version " << (*before)["version"] << ")\n";
-        } else if (action == "create") {
-          std::cout << "would create " << id << "\n" << Indent(diff, "    ");
-        } else {
-          std::cout << "would update " << id << " (version " << (*before)["version"] << ")\n"
-                    << Indent(diff, "    ");
-        }
-      }
-      results.push_back(entry);
+      if (!planned.diff.empty()) planned.entry["diff"] = planned.diff;
+      if (!flags.json) PrintPlanned(d.kind + "/" + d.name, planned);
+      results.push_back(planned.entry);
       continue;
     }
-    json body = {{"spec", d.spec}, {"reason", d.reason.empty() ? default_reason : d.reason}};
-    auto put = client.Call("PUT", ItemPath(d.kind, d.name), &body);
-    if (!put) {
-      ++failures;
-      entry["error"] = put.error().message;
-      results.push_back(entry);
-      if (!flags.json) std::cerr << "error: " << id << ": " << put.error().message << "\n";
-      break;  // later documents may depend on this one: stop here
-    }
-    if (!(*put)["changed"].get<bool>()) entry["action"] = "unchanged";
-    entry["version"] = (*put)["version"];
-    entry["snapshotVersion"] = (*put)["snapshotVersion"];
-    if (!flags.json) {
-      if (!(*put)["changed"].get<bool>()) {
-        std::cout << "unchanged " << id << " (version " << (*put)["version"] << ")\n";
-      } else {
-        std::cout << (action == "create" ? "created " : "updated ") << id << " (version "
-                  << (*put)["version"] << ", snapshot " << (*put)["snapshotVersion"] << ")\n";
-      }
-    }
-    results.push_back(entry);
+    failed = !Put(client, d, default_reason, flags.json, planned.entry);
+    results.push_back(planned.entry);
+    if (failed) break;  // later documents may depend on this one: stop here
   }
   if (flags.json) {
     std::cout << json{{"dryRun", flags.dry_run}, {"items", results}, {"warnings", warnings}}.dump()
               << "\n";
   } else {
     for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
-    if (failures > 0) {
+    if (failed) {
       std::cerr << "stopped: " << (results.size() - 1) << " of " << docs->size()
                 << " documents applied\n";
     }
   }
-  return failures > 0 ? 1 : 0;
+  return failed ? 1 : 0;
 }
 
 int Get(const ApiClient& client, const ControlFlags& flags) {
   if (!control::IsKind(flags.kind)) {
-    return Report({ErrorCode::kInvalidArgument, "KIND must be one of " + control::KindList(),
-                   "kind"},
-                  flags.json);
+    return Report(
+        {ErrorCode::kInvalidArgument, "KIND must be one of " + control::KindList(), "kind"},
+        flags.json);
   }
   if (!flags.name) {
     auto list = client.Call("GET", "/v1/control/" + flags.kind);
@@ -327,8 +356,7 @@ int Snapshot(const ApiClient& client, const ControlFlags& flags) {
 }  // namespace
 
 CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
-  auto* control = app.add_subcommand(
-      "control", "The control registry: " + control::KindList());
+  auto* control = app.add_subcommand("control", "The control registry: " + control::KindList());
   control->require_subcommand(1);
   const auto kinds = CLI::IsMember(
       {"prompts", "skills", "tools", "routes", "arbiters", "schedules", "concurrency"});
@@ -344,9 +372,7 @@ CLI::App* AddControlCommand(CLI::App& app, ControlFlags& flags) {
 
   auto* get = control->add_subcommand(
       "get", "List a kind's items, or show one (as a document apply takes back)");
-  get->add_option("kind", flags.kind, control::KindList())
-      ->required()
-      ->check(kinds);
+  get->add_option("kind", flags.kind, control::KindList())->required()->check(kinds);
   get->add_option("name", flags.name, "item name");
   get->add_option("--version", flags.version, "this version instead of the current one")
       ->check(CLI::Range(int64_t{1}, int64_t{2'000'000'000}));
