@@ -61,24 +61,9 @@ Result<int> IntSetting(const json& spec, const char* name, int fallback) {
   return static_cast<int>(it->get<int64_t>());
 }
 
-}  // namespace
-
-Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
-                                       const control::Snapshot* snapshot,
-                                       const json& default_route) {
-  if (item.invalid) return std::unexpected(*item.invalid);
-  const json& spec = item.spec;
-  if (!spec.is_object()) {
-    return Fail(
-        ErrorCode::kInvalidArgument,
-        std::string("the task's stored spec is a JSON ") + spec.type_name() + ", not an object",
-        "spec");
-  }
-  Plan plan;
-  plan.versions = {{"snapshotVersion", snapshot ? snapshot->version : 0}};
-
-  // The user text: a named prompt rendered with the variables, or the literal input.
-  std::string text;
+// The user text: a named prompt rendered with the variables (its version recorded in
+// `versions`), or the literal input.
+Result<std::string> TaskText(const json& spec, const control::Snapshot* snapshot, json& versions) {
   if (spec.contains("prompt") && spec["prompt"].is_string()) {
     std::string name = spec["prompt"].get<std::string>();
     const control::Prompt* prompt = snapshot ? snapshot->FindPrompt(name) : nullptr;
@@ -95,56 +80,49 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                       ", not an object",
                   "variables");
     }
-    ASSIGN_OR_RETURN(text, control::RenderTemplate(prompt->template_text, vars));
-    plan.versions["prompt"] = {{"name", name}, {"version", prompt->version}};
-  } else if (spec.contains("input") && spec["input"].is_object() &&
-             spec["input"].contains("text") && spec["input"]["text"].is_string()) {
-    text = spec["input"]["text"].get<std::string>();
-  } else {
-    return Fail(ErrorCode::kInvalidArgument, "task has neither prompt nor input.text",
-                "input.text");
+    ASSIGN_OR_RETURN(std::string text, control::RenderTemplate(prompt->template_text, vars));
+    versions["prompt"] = {{"name", name}, {"version", prompt->version}};
+    return text;
   }
-
-  // The skill's system text, and its default route.
-  const control::Skill* skill = nullptr;
-  std::string skill_name;
-  if (spec.contains("skill") && spec["skill"].is_string()) {
-    skill_name = spec["skill"].get<std::string>();
-    skill = snapshot ? snapshot->FindSkill(skill_name) : nullptr;
-    if (skill == nullptr) {
-      return Fail(ErrorCode::kInvalidArgument, "skill '" + skill_name + "' does not exist",
-                  "skill");
-    }
-    plan.versions["skill"] = {{"name", skill_name}, {"version", skill->version}};
-    if (!skill->system.empty())
-      plan.messages.push_back({.role = "system", .content = skill->system});
+  if (spec.contains("input") && spec["input"].is_object() && spec["input"].contains("text") &&
+      spec["input"]["text"].is_string()) {
+    return spec["input"]["text"].get<std::string>();
   }
+  return Fail(ErrorCode::kInvalidArgument, "task has neither prompt nor input.text", "input.text");
+}
 
-  // Conversation: the thread's earlier turns, dependency outputs, then this task's text.
+// The conversation sent to the model after the skill's system text: the thread's earlier
+// turns, the outputs of the tasks this one depends on, then this task's text.
+void AddConversation(const store::ClaimedItem& item, const std::string& text,
+                     std::vector<providers::ChatMessage>& messages) {
   if (item.history.is_array()) {
     for (const auto& turn : item.history) {
       if (turn.contains("input") && turn["input"].is_string()) {
-        plan.messages.push_back({.role = "user", .content = turn["input"].get<std::string>()});
+        messages.push_back({.role = "user", .content = turn["input"].get<std::string>()});
       }
       if (turn.contains("output") && turn["output"].is_string()) {
-        plan.messages.push_back(
-            {.role = "assistant", .content = turn["output"].get<std::string>()});
+        messages.push_back({.role = "assistant", .content = turn["output"].get<std::string>()});
       }
     }
   }
   for (auto it = item.upstream.begin(); it != item.upstream.end(); ++it) {
     const json& out = it.value();
     if (out.is_object() && out.contains("text") && out["text"].is_string()) {
-      plan.messages.push_back(
+      messages.push_back(
           {.role = "user",
            .content = "Output of task " + it.key() + ":\n" + out["text"].get<std::string>()});
     }
   }
-  plan.messages.push_back({.role = "user", .content = text});
-  plan.task_text = text;
+  messages.push_back({.role = "user", .content = text});
+}
 
-  // The route: named by the task, else the skill's, else the first registry match (weighted,
-  // stable per run), else the worker's default.
+// The route: named by the task, else the skill's, else the first registry match (weighted,
+// stable per run), else the worker's default. Fills plan.routes (with its fallbacks) and the
+// route's version.
+Status ResolveRoute(const store::ClaimedItem& item, const control::Snapshot* snapshot,
+                    const control::Skill* skill, const control::RouteQuery& query,
+                    const json& default_route, TaskRun::Plan& plan) {
+  const json& spec = item.spec;
   const control::Route* route = nullptr;
   std::string route_name;
   if (spec.contains("route") && spec["route"].is_string()) {
@@ -159,64 +137,106 @@ Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
                   "route");
     }
   } else if (snapshot != nullptr && !snapshot->routes.empty()) {
-    control::RouteQuery q{
-        .kind = item.task_kind, .skill = skill_name, .tags = Tags(spec), .tenant = item.tenant_id};
-    auto selected = control::SelectRoute(snapshot->routes, q, item.run_id);
+    auto selected = control::SelectRoute(snapshot->routes, query, item.run_id);
     if (selected) route = *selected;
   }
-  if (route != nullptr) {
-    ASSIGN_OR_RETURN(auto chain, control::FallbackChain(snapshot->routes, *route));
-    for (const control::Route* r : chain) plan.routes.push_back(RouteJson(*r));
-    plan.versions["route"] = {{"name", route->name}, {"version", route->version}};
-  } else {
+  if (route == nullptr) {
     plan.routes.push_back(default_route);
+    return Ok();
   }
+  ASSIGN_OR_RETURN(auto chain, control::FallbackChain(snapshot->routes, *route));
+  for (const control::Route* r : chain) plan.routes.push_back(RouteJson(*r));
+  plan.versions["route"] = {{"name", route->name}, {"version", route->version}};
+  return Ok();
+}
 
-  // Agents: the skill's tools and those the submit names, each once.
+// Agents: the skill's tools and those the submit names, each once, no two with the same name
+// for the model. Fills plan.tools and their versions.
+Status ResolveTools(const json& spec, const control::Snapshot* snapshot,
+                    const control::Skill* skill, TaskRun::Plan& plan) {
+  std::vector<std::string> names;
+  if (skill != nullptr) names = skill->tools;
+  if (spec.contains("tools") && spec["tools"].is_array()) {
+    for (const auto& t : spec["tools"]) {
+      if (t.is_string()) names.push_back(t.get<std::string>());
+    }
+  }
+  json used = json::array();
+  for (const auto& name : names) {
+    const control::Tool* tool = snapshot ? snapshot->FindTool(name) : nullptr;
+    if (tool == nullptr) {
+      return Fail(ErrorCode::kInvalidArgument, "tool '" + name + "' does not exist", "tools");
+    }
+    if (std::find(plan.tools.begin(), plan.tools.end(), tool) != plan.tools.end()) continue;
+    plan.tools.push_back(tool);
+    used.push_back({{"name", name}, {"version", tool->version}});
+  }
+  for (size_t i = 0; i < plan.tools.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      std::string wire = k8s::BuiltinTools::WireName(plan.tools[i]->name);
+      if (wire == k8s::BuiltinTools::WireName(plan.tools[j]->name)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "tools '" + plan.tools[j]->name + "' and '" + plan.tools[i]->name +
+                        "' have the same name for the model (" + wire + "); offer only one of them",
+                    "tools");
+      }
+    }
+  }
+  if (!used.empty()) plan.versions["tools"] = used;
+  return Ok();
+}
+
+}  // namespace
+
+Result<TaskRun::Plan> TaskRun::Resolve(const store::ClaimedItem& item,
+                                       const control::Snapshot* snapshot,
+                                       const json& default_route) {
+  if (item.invalid) return std::unexpected(*item.invalid);
+  const json& spec = item.spec;
+  if (!spec.is_object()) {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        std::string("the task's stored spec is a JSON ") + spec.type_name() + ", not an object",
+        "spec");
+  }
+  Plan plan;
+  plan.versions = {{"snapshotVersion", snapshot ? snapshot->version : 0}};
+  ASSIGN_OR_RETURN(plan.task_text, TaskText(spec, snapshot, plan.versions));
+
+  // The skill's system text, and its default route.
+  const control::Skill* skill = nullptr;
+  std::string skill_name;
+  if (spec.contains("skill") && spec["skill"].is_string()) {
+    skill_name = spec["skill"].get<std::string>();
+    skill = snapshot ? snapshot->FindSkill(skill_name) : nullptr;
+    if (skill == nullptr) {
+      return Fail(ErrorCode::kInvalidArgument, "skill '" + skill_name + "' does not exist",
+                  "skill");
+    }
+    plan.versions["skill"] = {{"name", skill_name}, {"version", skill->version}};
+    if (!skill->system.empty()) {
+      plan.messages.push_back({.role = "system", .content = skill->system});
+    }
+  }
+  AddConversation(item, plan.task_text, plan.messages);
+
+  const control::RouteQuery query{
+      .kind = item.task_kind, .skill = skill_name, .tags = Tags(spec), .tenant = item.tenant_id};
+  RETURN_IF_ERROR(ResolveRoute(item, snapshot, skill, query, default_route, plan));
   plan.agent = item.task_kind == "agent";
   if (plan.agent) {
     ASSIGN_OR_RETURN(plan.max_steps, IntSetting(spec, "maxSteps", kDefaultMaxSteps));
-    std::vector<std::string> names;
-    if (skill != nullptr) names = skill->tools;
-    if (spec.contains("tools") && spec["tools"].is_array()) {
-      for (const auto& t : spec["tools"]) {
-        if (t.is_string()) names.push_back(t.get<std::string>());
-      }
-    }
-    json used = json::array();
-    for (const auto& name : names) {
-      const control::Tool* tool = snapshot ? snapshot->FindTool(name) : nullptr;
-      if (tool == nullptr) {
-        return Fail(ErrorCode::kInvalidArgument, "tool '" + name + "' does not exist", "tools");
-      }
-      if (std::find(plan.tools.begin(), plan.tools.end(), tool) != plan.tools.end()) continue;
-      plan.tools.push_back(tool);
-      used.push_back({{"name", name}, {"version", tool->version}});
-    }
-    for (size_t i = 0; i < plan.tools.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        std::string wire = k8s::BuiltinTools::WireName(plan.tools[i]->name);
-        if (wire == k8s::BuiltinTools::WireName(plan.tools[j]->name)) {
-          return Fail(ErrorCode::kInvalidArgument,
-                      "tools '" + plan.tools[j]->name + "' and '" + plan.tools[i]->name +
-                          "' have the same name for the model (" + wire +
-                          "); offer only one of them",
-                      "tools");
-        }
-      }
-    }
-    if (!used.empty()) plan.versions["tools"] = used;
+    RETURN_IF_ERROR(ResolveTools(spec, snapshot, skill, plan));
   }
 
   // Arbiters over the final answer, and how many feedback rounds a retry verdict may use: the
   // attempts this task has left.
   if (snapshot != nullptr) {
-    control::RouteQuery q{
-        .kind = item.task_kind, .skill = skill_name, .tags = Tags(spec), .tenant = item.tenant_id};
-    plan.arbiters = control::MatchingArbiters(*snapshot, q);
+    plan.arbiters = control::MatchingArbiters(*snapshot, query);
     json used = json::array();
-    for (const auto* a : plan.arbiters)
+    for (const auto* a : plan.arbiters) {
       used.push_back({{"name", a->name}, {"version", a->version}});
+    }
     if (!used.empty()) plan.versions["arbiters"] = used;
   }
   ASSIGN_OR_RETURN(int max_attempts, IntSetting(spec, "maxAttempts", 3));
