@@ -194,28 +194,11 @@ Result<std::string> Mint(const Claims& claims, std::string_view secret) {
   return signing_input + "." + Base64UrlEncode(HmacSha256(secret, signing_input));
 }
 
-Result<Claims> Verify(std::string_view token, std::string_view secret,
-                      const VerifyOptions& options) {
-  if (secret.size() < kMinSecretBytes) {
-    return Fail(ErrorCode::kInternal,
-                "the server's JWT secret is not configured (or shorter than " +
-                    std::to_string(kMinSecretBytes) + " bytes)");
-  }
-  if (token.empty()) return Refuse("token is empty");
-  if (token.size() > kMaxTokenBytes) {
-    return Refuse("token is malformed: longer than " + std::to_string(kMaxTokenBytes) + " bytes");
-  }
-  size_t dot1 = token.find('.');
-  size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
-    return Refuse("token is malformed: a JWT has three dot-separated parts");
-  }
-  std::string_view header_part = token.substr(0, dot1);
-  std::string_view payload_part = token.substr(dot1 + 1, dot2 - dot1 - 1);
-  std::string_view signature_part = token.substr(dot2 + 1);
+namespace {
 
-  // The header decides how to check the signature, so it is read first; nothing from the
-  // payload is trusted before the signature matches.
+// The header decides how to check the signature, so it is read first: HS256 only ("none" and
+// every other algorithm refused), typ JWT if given, no critical extensions.
+Status CheckHeader(std::string_view header_part) {
   auto header = DecodeJsonObject(header_part);
   if (!header) return Refuse("token is malformed: the header is not base64url-encoded JSON");
   auto alg = header->find("alg");
@@ -241,23 +224,39 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
   if (header->contains("crit")) {
     return Refuse("token header lists critical extensions (crit), which are not supported");
   }
+  return Ok();
+}
 
-  auto signature = Base64UrlDecode(signature_part);
+// The payload of a token whose header is acceptable and whose signature matches `secret`;
+// nothing from the payload is read before that.
+Result<json> SignedPayload(std::string_view token, std::string_view secret) {
+  if (token.empty()) return Refuse("token is empty");
+  if (token.size() > kMaxTokenBytes) {
+    return Refuse("token is malformed: longer than " + std::to_string(kMaxTokenBytes) + " bytes");
+  }
+  size_t dot1 = token.find('.');
+  size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
+    return Refuse("token is malformed: a JWT has three dot-separated parts");
+  }
+  RETURN_IF_ERROR(CheckHeader(token.substr(0, dot1)));
+  auto signature = Base64UrlDecode(token.substr(dot2 + 1));
   if (!signature || signature->empty()) {
     return Refuse("token is malformed: the signature is not base64url");
   }
   std::string expected = HmacSha256(secret, token.substr(0, dot2));
   if (!SecureEquals(*signature, expected)) return Refuse("token signature does not match");
-
-  auto payload = DecodeJsonObject(payload_part);
+  auto payload = DecodeJsonObject(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!payload) return Refuse("token is malformed: the payload is not base64url-encoded JSON");
+  return std::move(*payload);
+}
 
+// exp (required; not past, not beyond the longest lifetime), nbf, iat (lifetime exp - iat).
+Status ReadTimes(const json& payload, const VerifyOptions& options, Claims& claims) {
   Seconds now = options.now.value_or(
       std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()));
-  Claims claims;
-
-  auto exp = payload->find("exp");
-  if (exp == payload->end()) return Refuse("token has no expiry (exp)");
+  auto exp = payload.find("exp");
+  if (exp == payload.end()) return Refuse("token has no expiry (exp)");
   auto exp_time = NumericDate(*exp);
   if (!exp_time) return Refuse("token claim 'exp' is not a number of seconds");
   claims.expires_at = *exp_time;
@@ -266,14 +265,13 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     return Refuse("token expires too far in the future: the longest lifetime accepted is " +
                   std::to_string(options.max_lifetime->count()) + " s (SYNAPS_JWT_MAX_TTL)");
   }
-
-  if (auto nbf = payload->find("nbf"); nbf != payload->end()) {
+  if (auto nbf = payload.find("nbf"); nbf != payload.end()) {
     auto nbf_time = NumericDate(*nbf);
     if (!nbf_time) return Refuse("token claim 'nbf' is not a number of seconds");
     claims.not_before = *nbf_time;
     if (now + options.leeway < *nbf_time) return Refuse("token is not valid yet (nbf)");
   }
-  if (auto iat = payload->find("iat"); iat != payload->end()) {
+  if (auto iat = payload.find("iat"); iat != payload.end()) {
     auto iat_time = NumericDate(*iat);
     if (!iat_time) return Refuse("token claim 'iat' is not a number of seconds");
     claims.issued_at = *iat_time;
@@ -282,16 +280,19 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
                     std::to_string(options.max_lifetime->count()) + " s (SYNAPS_JWT_MAX_TTL)");
     }
   }
+  return Ok();
+}
 
-  ASSIGN_OR_RETURN(claims.issuer, OptionalString(*payload, "iss"));
+// iss and aud (checked against the expected ones when set), sub, jti, scope.
+Status ReadIdentity(const json& payload, const VerifyOptions& options, Claims& claims) {
+  ASSIGN_OR_RETURN(claims.issuer, OptionalString(payload, "iss"));
   if (options.issuer && claims.issuer != *options.issuer) {
     return Refuse(claims.issuer.empty()
                       ? "token has no issuer (iss); expected " + Quoted(*options.issuer)
                       : "token issuer " + Quoted(claims.issuer) + " is not " +
                             Quoted(*options.issuer));
   }
-
-  if (auto aud = payload->find("aud"); aud != payload->end()) {
+  if (auto aud = payload.find("aud"); aud != payload.end()) {
     if (aud->is_string()) {
       claims.audience.push_back(aud->get<std::string>());
     } else if (aud->is_array()) {
@@ -307,24 +308,28 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
                                     *options.audience) == claims.audience.end()) {
     return Refuse("token audience does not include " + Quoted(*options.audience));
   }
-
-  ASSIGN_OR_RETURN(claims.subject, OptionalString(*payload, "sub"));
-  ASSIGN_OR_RETURN(claims.token_id, OptionalString(*payload, "jti"));
+  ASSIGN_OR_RETURN(claims.subject, OptionalString(payload, "sub"));
+  ASSIGN_OR_RETURN(claims.token_id, OptionalString(payload, "jti"));
   for (const auto& [name, value] : {std::pair{"sub", &claims.subject}, {"jti", &claims.token_id}}) {
     if (value->size() > 256 || !IsSafeHeaderValue(*value)) {
       return Refuse(std::string("token claim '") + name +
                     "' is longer than 256 bytes or holds control characters");
     }
   }
-  ASSIGN_OR_RETURN(std::string scope, OptionalString(*payload, "scope"));
+  ASSIGN_OR_RETURN(std::string scope, OptionalString(payload, "scope"));
   for (size_t i = 0; i < scope.size();) {
     size_t end = std::min(scope.find(' ', i), scope.size());
     if (scope.compare(i, end - i, "installation") == 0) claims.installation = true;
     i = end + 1;
   }
+  return Ok();
+}
 
-  auto ns = payload->find(std::string(kHasuraClaimsNamespace));
-  if (ns == payload->end() || !ns->is_object()) {
+// The Hasura claims object: default role (a known role, among the allowed ones), allowed
+// roles, tenant id, user id.
+Status ReadHasuraClaims(const json& payload, Claims& claims) {
+  auto ns = payload.find(std::string(kHasuraClaimsNamespace));
+  if (ns == payload.end() || !ns->is_object()) {
     return Refuse("token lacks the Hasura claims object (" + std::string(kHasuraClaimsNamespace) +
                   ")");
   }
@@ -368,6 +373,23 @@ Result<Claims> Verify(std::string_view token, std::string_view secret,
     if (!user->is_string()) return Refuse("token's x-hasura-user-id is not a string");
     claims.user_id = user->get<std::string>();
   }
+  return Ok();
+}
+
+}  // namespace
+
+Result<Claims> Verify(std::string_view token, std::string_view secret,
+                      const VerifyOptions& options) {
+  if (secret.size() < kMinSecretBytes) {
+    return Fail(ErrorCode::kInternal,
+                "the server's JWT secret is not configured (or shorter than " +
+                    std::to_string(kMinSecretBytes) + " bytes)");
+  }
+  ASSIGN_OR_RETURN(json payload, SignedPayload(token, secret));
+  Claims claims;
+  RETURN_IF_ERROR(ReadTimes(payload, options, claims));
+  RETURN_IF_ERROR(ReadIdentity(payload, options, claims));
+  RETURN_IF_ERROR(ReadHasuraClaims(payload, claims));
   return claims;
 }
 
