@@ -113,7 +113,7 @@ Result<std::string> WithQuery(CURL* easy, const std::string& base, const json& a
 json Interpret(long status, const std::string& content_type, const std::string& location,
                const Transfer& t) {
   json parsed = t.truncated || t.body.empty() ? json(json::value_t::discarded)
-                                               : json::parse(t.body, nullptr, false);
+                                              : json::parse(t.body, nullptr, false);
   auto body_text = [&] {
     json out = {{"status", status}, {"contentType", content_type}, {"body", ValidUtf8(t.body)}};
     if (t.truncated) out["truncated"] = true;
@@ -139,10 +139,10 @@ json Interpret(long status, const std::string& content_type, const std::string& 
   return body_text();
 }
 
-Result<json> Perform(const Call& call, const HttpToolsOptions& options,
-                     const std::atomic<bool>& stopping) {
-  const std::string what = "tool " + call.tool;
-  ASSIGN_OR_RETURN(ToolTarget target, CheckUrl(call.url, call.allow_hosts));
+// The addresses `target` may be reached at: its literal address, or what `options.resolve`
+// answers for its host; each checked against the network policy.
+Result<std::vector<IpAddress>> CheckedAddresses(const ToolTarget& target,
+                                                const HttpToolsOptions& options) {
   std::vector<IpAddress> addresses;
   if (target.literal) {
     addresses = {*target.literal};
@@ -150,6 +150,87 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
     ASSIGN_OR_RETURN(addresses, options.resolve(target.host));
   }
   RETURN_IF_ERROR(CheckAddresses(target, addresses, options.policy));
+  return addresses;
+}
+
+// The method, url and body on `e`: a GET carries the arguments in its query (checked again:
+// the model must not move the host), other methods as a JSON body. `url` and `body` must
+// outlive the transfer.
+Status SetRequest(CURL* e, const Call& call, const ToolTarget& target, std::string& url,
+                  std::string& body) {
+  url = target.url;
+  if (call.method == "GET") {
+    ASSIGN_OR_RETURN(url, WithQuery(e, target.url, call.arguments));
+    ASSIGN_OR_RETURN(ToolTarget again, CheckUrl(url, call.allow_hosts));
+    if (again.host != target.host || again.port != target.port || again.scheme != target.scheme) {
+      return Fail(ErrorCode::kPermissionDenied,
+                  "tool " + call.tool + ": the arguments changed the url's host");
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    return Ok();
+  }
+  body = call.arguments.dump(-1, ' ', false, json::error_handler_t::replace);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  return Ok();
+}
+
+// The request headers: JSON accepted (and sent, but for GET), the tool's name, trace context.
+bool AppendHeaders(HeaderList& headers, const Call& call) {
+  return headers.Append("Accept: application/json") && headers.Append("Expect:") &&
+         headers.Append("X-Synaps-Tool: " + call.tool) &&
+         (call.method == "GET" || headers.Append("Content-Type: application/json")) &&
+         (!call.trace || headers.Append("traceparent: " + call.trace->Traceparent())) &&
+         (!call.trace || call.trace->tracestate.empty() ||
+          headers.Append("tracestate: " + call.trace->tracestate));
+}
+
+// Pins the checked addresses (CURLOPT_RESOLVE): libcurl does no lookup of its own, so a DNS
+// answer that changes between the check and the connect (rebinding) is never used.
+bool PinAddresses(HeaderList& resolve, const ToolTarget& target,
+                  const std::vector<IpAddress>& addresses) {
+  if (target.literal) return true;
+  std::string pinned;
+  for (const auto& a : addresses) {
+    pinned += (pinned.empty() ? "" : ",") + (a.v6 ? "[" + a.ToString() + "]" : a.ToString());
+  }
+  return resolve.Append(target.host + ":" + std::to_string(target.port) + ":" + pinned);
+}
+
+// What the finished transfer means for the model: a refusal, a shutdown, a timeout, a failed
+// connection, or the answer (Interpret).
+Result<json> Outcome(CURL* e, CURLcode rc, const Call& call, const ToolTarget& target,
+                     const Transfer& transfer, const char* error_text) {
+  const std::string what = "tool " + call.tool;
+  if (!transfer.refused.empty()) {
+    return Fail(ErrorCode::kPermissionDenied,
+                what + ": refused to connect to " + transfer.refused + ", an address not checked");
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Fail(ErrorCode::kCancelled, what + ": shutting down");
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Fail(ErrorCode::kDeadlineExceeded,
+                what + ": no answer within " + std::to_string(call.timeout.count()) + " ms");
+  }
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && transfer.truncated)) {
+    return Fail(ErrorCode::kUnavailable,
+                what + ": " + call.method + " " + target.url +
+                    " failed: " + (error_text[0] ? error_text : curl_easy_strerror(rc)));
+  }
+  long status = 0;
+  char* content_type = nullptr;
+  char* location = nullptr;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
+  curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &location);
+  return Interpret(status, content_type ? content_type : "", location ? location : "", transfer);
+}
+
+Result<json> Perform(const Call& call, const HttpToolsOptions& options,
+                     const std::atomic<bool>& stopping) {
+  const std::string what = "tool " + call.tool;
+  ASSIGN_OR_RETURN(ToolTarget target, CheckUrl(call.url, call.allow_hosts));
+  ASSIGN_OR_RETURN(std::vector<IpAddress> addresses, CheckedAddresses(target, options));
   if (stopping) return Fail(ErrorCode::kCancelled, what + ": shutting down");
   auto remaining =
       std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now());
@@ -161,44 +242,15 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
   EasyHandle easy = curl::NewEasy();
   if (!easy) return Fail(ErrorCode::kInternal, "curl_easy_init failed");
   CURL* e = easy.get();
-
-  std::string url = target.url;
-  std::string body;
-  if (call.method == "GET") {
-    ASSIGN_OR_RETURN(url, WithQuery(e, target.url, call.arguments));
-    // The query came from the model: check again that it left scheme, host and port alone.
-    ASSIGN_OR_RETURN(ToolTarget again, CheckUrl(url, call.allow_hosts));
-    if (again.host != target.host || again.port != target.port || again.scheme != target.scheme) {
-      return Fail(ErrorCode::kPermissionDenied, what + ": the arguments changed the url's host");
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  } else {
-    body = call.arguments.dump(-1, ' ', false, json::error_handler_t::replace);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
-
+  std::string url, body;
+  RETURN_IF_ERROR(SetRequest(e, call, target, url, body));
   HeaderList headers;
-  bool listed = headers.Append("Accept: application/json") && headers.Append("Expect:") &&
-                headers.Append("X-Synaps-Tool: " + call.tool) &&
-                (call.method == "GET" || headers.Append("Content-Type: application/json")) &&
-                (!call.trace || headers.Append("traceparent: " + call.trace->Traceparent())) &&
-                (!call.trace || call.trace->tracestate.empty() ||
-                 headers.Append("tracestate: " + call.trace->tracestate));
-  if (!listed) return Fail(ErrorCode::kInternal, what + ": out of memory for headers");
-
-  // Pin the checked addresses: libcurl does no lookup of its own, so a DNS answer that
-  // changes between the check and the connect (rebinding) is never used.
+  if (!AppendHeaders(headers, call)) {
+    return Fail(ErrorCode::kInternal, what + ": out of memory for headers");
+  }
   HeaderList resolve;
-  if (!target.literal) {
-    std::string pinned;
-    for (const auto& a : addresses) {
-      pinned += (pinned.empty() ? "" : ",") + (a.v6 ? "[" + a.ToString() + "]" : a.ToString());
-    }
-    if (!resolve.Append(target.host + ":" + std::to_string(target.port) + ":" + pinned)) {
-      return Fail(ErrorCode::kInternal, what + ": out of memory for the pinned addresses");
-    }
+  if (!PinAddresses(resolve, target, addresses)) {
+    return Fail(ErrorCode::kInternal, what + ": out of memory for the pinned addresses");
   }
 
   Transfer transfer;
@@ -229,26 +281,7 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error_text);
 
   CURLcode rc = curl_easy_perform(e);
-  if (!transfer.refused.empty()) {
-    return Fail(ErrorCode::kPermissionDenied,
-                what + ": refused to connect to " + transfer.refused + ", an address not checked");
-  }
-  if (rc == CURLE_ABORTED_BY_CALLBACK) return Fail(ErrorCode::kCancelled, what + ": shutting down");
-  if (rc == CURLE_OPERATION_TIMEDOUT) {
-    return Fail(ErrorCode::kDeadlineExceeded,
-                what + ": no answer within " + std::to_string(call.timeout.count()) + " ms");
-  }
-  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && transfer.truncated)) {
-    return Fail(ErrorCode::kUnavailable, what + ": " + call.method + " " + target.url + " failed: " +
-                                             (error_text[0] ? error_text : curl_easy_strerror(rc)));
-  }
-  long status = 0;
-  char* content_type = nullptr;
-  char* location = nullptr;
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
-  curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &location);
-  return Interpret(status, content_type ? content_type : "", location ? location : "", transfer);
+  return Outcome(e, rc, call, target, transfer, error_text);
 }
 
 }  // namespace
@@ -303,9 +336,9 @@ std::unique_ptr<HttpTools> HttpTools::FromEnvironment(asio::any_io_executor exec
 void HttpTools::InvokeText(const control::Tool& tool, std::string_view arguments, Done done) {
   json parsed = arguments.empty() ? json::object() : json::parse(arguments, nullptr, false);
   if (parsed.is_discarded()) {
-    Reply(std::move(done), Fail(ErrorCode::kInvalidArgument,
-                                "tool " + tool.name + ": the arguments are not valid JSON",
-                                "arguments"));
+    Reply(std::move(done),
+          Fail(ErrorCode::kInvalidArgument,
+               "tool " + tool.name + ": the arguments are not valid JSON", "arguments"));
     return;
   }
   Invoke(tool, parsed, std::move(done));
@@ -333,8 +366,8 @@ void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done do
       Status schema = control::ValidateJson(args, tool.parameters);
       if (!schema) {
         Error e = schema.error();
-        e.message = "tool " + tool.name + ": the arguments do not match its parameters: " +
-                    e.message;
+        e.message =
+            "tool " + tool.name + ": the arguments do not match its parameters: " + e.message;
         return std::unexpected(std::move(e));
       }
     }
@@ -346,8 +379,14 @@ void HttpTools::Invoke(const control::Tool& tool, const json& arguments, Done do
   }
   auto timeout = std::clamp(std::chrono::milliseconds(tool.timeout_ms),
                             std::chrono::milliseconds(1), options_.max_timeout);
-  Call call{tool.name,       tool.url, tool.method == "GET" ? "GET" : "POST",
-            tool.allow_hosts, std::move(args), timeout, Clock::now() + timeout, trace};
+  Call call{tool.name,
+            tool.url,
+            tool.method == "GET" ? "GET" : "POST",
+            tool.allow_hosts,
+            std::move(args),
+            timeout,
+            Clock::now() + timeout,
+            trace};
   // The weak token is taken here, on the executor's thread, because the destructor resets it
   // there; the pool thread only carries it back.
   asio::post(pool_, [this, alive = std::weak_ptr<char>(alive_), call = std::move(call),
