@@ -41,8 +41,9 @@ int64_t Scalar(db::Connection& conn, const std::string& sql) {
 // Waits (polling the database clock) until every lease has expired.
 void WaitForLeaseExpiry(db::Connection& conn) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'leased'"
-                      " AND lease_expires_at > now()") > 0) {
+  while (Scalar(conn,
+                "SELECT count(*) FROM synaps.queue_items WHERE status = 'leased'"
+                " AND lease_expires_at > now()") > 0) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -88,8 +89,9 @@ TEST(QueueTest, EightClaimersNeverShareAnItem) {
   EXPECT_EQ(completed.load(), 1000);
   EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.queue_items"), 0);
   EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 1000);
-  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
-            1000);
+  EXPECT_EQ(
+      Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
+      1000);
 }
 
 TEST(QueueTest, StaleEpochCannotRenewCompleteOrFail) {
@@ -138,7 +140,8 @@ TEST(QueueTest, CompletionIsRecordedOncePerAttemptEvenIfForced) {
   SubmitMany(conn, 1);
   auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
   ASSERT_TRUE(items && items->size() == 1);
-  ASSERT_TRUE(CompleteQueueItems(conn, {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json::object(), {}}}));
+  ASSERT_TRUE(CompleteQueueItems(
+      conn, {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json::object(), {}}}));
   // A second task.completed for the same attempt is refused by the database itself.
   auto dup = conn.Exec(
       "SELECT synaps.append_event(run_id, id, 'task.completed', attempt, '{}') FROM synaps.tasks");
@@ -168,8 +171,10 @@ TEST(QueueTest, RetryableFailureBacksOffThenDeadLetters) {
   }
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'failed'"), 1);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'dead'"), 1);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events"
-                         " WHERE type = 'task.retry_scheduled'"), 2);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.ledger_events"
+                   " WHERE type = 'task.retry_scheduled'"),
+            2);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'run.failed'"), 1);
 }
 
@@ -240,6 +245,7 @@ TEST(QueueHistoryTest, SixteenClaimersTwentyThousandItems) {
       auto conn = Connect(url);
       std::mt19937 rng(w);
       int idle = 0;
+      bool stalled_once = false;
       while (idle < 3) {
         auto items = ClaimQueueItems(conn, "w" + std::to_string(w), {"default"}, 50, 1);
         ASSERT_TRUE(items) << items.error().message;
@@ -255,6 +261,18 @@ TEST(QueueHistoryTest, SixteenClaimersTwentyThousandItems) {
         }
         // Now and then a claimer stalls past its 1 s lease, like a GC pause or a frozen VM.
         if (rng() % 40 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+        // Claimer 0 stalls on its first batch until the others have taken it over (an expired
+        // lease is claimed after the ready items, so a short stall early on may see none
+        // reclaimed): at least one batch is always reclaimed, and its late completion refused.
+        if (w == 0 && !stalled_once) {
+          stalled_once = true;
+          const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+          while (Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE lease_owner = 'w0'") >
+                     0 &&
+                 std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }
         std::vector<Completion> batch;
         for (const auto& it : *items) {
           batch.push_back({{it.item_id, it.lease_epoch}, nlohmann::json{{"w", w}}, {}});
@@ -292,8 +310,9 @@ TEST(QueueHistoryTest, SixteenClaimersTwentyThousandItems) {
     ASSERT_EQ(epochs.size(), 1u) << "item " << item << " completed twice";
     EXPECT_EQ(epochs[0], max_epoch[item]) << "a stale lease completed item " << item;
   }
-  EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
-            20000);
+  EXPECT_EQ(
+      Scalar(setup, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.completed'"),
+      20000);
   EXPECT_EQ(Scalar(setup, "SELECT count(*) FROM synaps.runs WHERE status = 'succeeded'"), 20000);
   EXPECT_GT(claims.size(), 20000u) << "the test should have provoked some reclaims";
   std::printf("batches retried after a deadlock: %d\n", deadlocks.load());
@@ -362,12 +381,13 @@ TEST(QueueTest, WriteTaskBatchWritesEventsProgressThenCompletionsInOrder) {
   LeaseRef stale{c.item_id, c.lease_epoch - 1};
 
   TaskBatch batch;
-  batch.events = {{a, "tool.called", json{{"tool", "k8s.pods"}}}, {stale, "tool.called", json::object()}};
+  batch.events = {{a, "tool.called", json{{"tool", "k8s.pods"}}},
+                  {stale, "tool.called", json::object()}};
   batch.progress = {{a, "hel"}, {a, "lo"}, {b, "still going"}, {stale, "dropped"}};
-  batch.completions = {
-      {a, json{{"text", "hello"}, {"provider", "local"}},
-       {{"answer.md", "text/markdown", "objects/sha256/aa", 5, "aa"}}},
-      {stale, json{{"text", "stale"}}, {}}};
+  batch.completions = {{a,
+                        json{{"text", "hello"}, {"provider", "local"}},
+                        {{"answer.md", "text/markdown", "objects/sha256/aa", 5, "aa"}}},
+                       {stale, json{{"text", "stale"}}, {}}};
   auto states = WriteTaskBatch(conn, batch);
   ASSERT_TRUE(states) << states.error().message;
   ASSERT_EQ(states->size(), 2u);
@@ -385,23 +405,26 @@ TEST(QueueTest, WriteTaskBatchWritesEventsProgressThenCompletionsInOrder) {
             "task.completed,run.succeeded");
   EXPECT_TRUE(ledger->GetBool(0, 1)) << "sequence numbers must be dense";
   EXPECT_EQ(Scalar(conn, "SELECT max(last_seq) FROM synaps.runs WHERE status = 'succeeded'"), 8);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.progress'"
-                         " AND data->>'text' = 'still going'"),
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.progress'"
+                   " AND data->>'text' = 'still going'"),
             1);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE data->>'text' = 'dropped'"),
-            0);
+  EXPECT_EQ(
+      Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE data->>'text' = 'dropped'"), 0);
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items"), 2);
   // The run of `b` keeps going; its seq counter matches its rows.
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
-                         " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
+                   " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
             0);
 }
 
 TEST(QueueTest, ArtifactVersionsCountUpPerThreadAndName) {
   std::string url = testing::TestStack::Get().FreshDatabase();
   auto conn = Connect(url);
-  auto thread = conn.Exec("INSERT INTO synaps.threads (id, tenant_id) VALUES (gen_random_uuid(), 't')"
-                          " RETURNING id");
+  auto thread = conn.Exec(
+      "INSERT INTO synaps.threads (id, tenant_id) VALUES (gen_random_uuid(), 't')"
+      " RETURNING id");
   ASSERT_TRUE(thread) << thread.error().message;
   std::string thread_id = thread->GetString(0, 0);
   for (int i = 1; i <= 3; ++i) {
@@ -415,7 +438,8 @@ TEST(QueueTest, ArtifactVersionsCountUpPerThreadAndName) {
     auto items = ClaimQueueItems(conn, "w", {"default"}, 1, 60);
     ASSERT_TRUE(items && items->size() == 1);
     TaskBatch batch;
-    batch.completions = {{{(*items)[0].item_id, (*items)[0].lease_epoch}, json{{"text", "v"}},
+    batch.completions = {{{(*items)[0].item_id, (*items)[0].lease_epoch},
+                          json{{"text", "v"}},
                           {{"answer.md", "text/markdown", "objects/sha256/" + std::to_string(i), 1,
                             std::to_string(i)}}}};
     auto states = WriteTaskBatch(conn, batch);
@@ -424,11 +448,11 @@ TEST(QueueTest, ArtifactVersionsCountUpPerThreadAndName) {
   }
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.artifacts"), 1);
   EXPECT_EQ(Scalar(conn, "SELECT latest_version FROM synaps.artifacts"), 3);
-  auto versions = conn.Exec("SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
-                            " FROM synaps.artifact_versions");
+  auto versions = conn.Exec(
+      "SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
+      " FROM synaps.artifact_versions");
   ASSERT_TRUE(versions);
-  EXPECT_EQ(versions->GetString(0, 0),
-            "1:objects/sha256/1,2:objects/sha256/2,3:objects/sha256/3");
+  EXPECT_EQ(versions->GetString(0, 0), "1:objects/sha256/1,2:objects/sha256/2,3:objects/sha256/3");
 }
 
 // A claim of many items across runs: one task.claimed per item, dense sequence numbers per run,
@@ -448,14 +472,18 @@ TEST(QueueTest, BatchClaimRecordsOneClaimEventPerItem) {
     EXPECT_EQ(it.spec["input"]["text"].get<std::string>().substr(0, 1), "n");
   }
   EXPECT_EQ(ids.size(), 25u);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.claimed'"), 25);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs WHERE status = 'running'"
-                         " AND started_at IS NOT NULL"),
+  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.ledger_events WHERE type = 'task.claimed'"),
             25);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.tasks WHERE status = 'running' AND attempt = 1"),
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.runs WHERE status = 'running'"
+                   " AND started_at IS NOT NULL"),
             25);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
-                         " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
+  EXPECT_EQ(
+      Scalar(conn, "SELECT count(*) FROM synaps.tasks WHERE status = 'running' AND attempt = 1"),
+      25);
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.runs r WHERE r.last_seq <>"
+                   " (SELECT count(*) FROM synaps.ledger_events e WHERE e.run_id = r.id)"),
             0);
   // Oldest first: the 25 claimed are the first 25 submitted.
   EXPECT_EQ(*ids.rbegin() - *ids.begin(), 24);
@@ -476,21 +504,24 @@ TEST(QueueTest, OneBatchCompletesTwoTasksOfARunWithTheSameArtifact) {
   ASSERT_TRUE(items && items->size() == 2);
   TaskBatch batch;
   for (const auto& it : *items) {
-    batch.completions.push_back({{it.item_id, it.lease_epoch}, json{{"text", it.task_name}},
-                                 {{"answer.md", "text/markdown", "objects/" + it.task_name, 1,
-                                   it.task_name}}});
+    batch.completions.push_back(
+        {{it.item_id, it.lease_epoch},
+         json{{"text", it.task_name}},
+         {{"answer.md", "text/markdown", "objects/" + it.task_name, 1, it.task_name}}});
   }
   auto states = WriteTaskBatch(conn, batch);
   ASSERT_TRUE(states) << states.error().message;
-  EXPECT_EQ(*states, (std::vector<CompleteState>{CompleteState::kCompleted,
-                                                 CompleteState::kCompleted}));
-  auto versions = conn.Exec("SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
-                            " FROM synaps.artifact_versions");
+  EXPECT_EQ(*states,
+            (std::vector<CompleteState>{CompleteState::kCompleted, CompleteState::kCompleted}));
+  auto versions = conn.Exec(
+      "SELECT string_agg(version || ':' || object_key, ',' ORDER BY version)"
+      " FROM synaps.artifact_versions");
   ASSERT_TRUE(versions);
-  EXPECT_EQ(versions->GetString(0, 0), "1:objects/" + (*items)[0].task_name + ",2:objects/" +
-                                           (*items)[1].task_name);
-  auto ledger = conn.Exec("SELECT string_agg(type, ',' ORDER BY seq), max(seq), count(*)"
-                          " FROM synaps.ledger_events");
+  EXPECT_EQ(versions->GetString(0, 0),
+            "1:objects/" + (*items)[0].task_name + ",2:objects/" + (*items)[1].task_name);
+  auto ledger = conn.Exec(
+      "SELECT string_agg(type, ',' ORDER BY seq), max(seq), count(*)"
+      " FROM synaps.ledger_events");
   ASSERT_TRUE(ledger);
   EXPECT_EQ(ledger->GetString(0, 0),
             "run.created,task.queued,task.queued,task.claimed,task.claimed,task.completed,"
@@ -585,16 +616,19 @@ TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
   auto submit = conn.Exec(
       "SELECT synaps.submit_command('t', 'test', NULL, 'h' || g,"
       " jsonb_build_object('kind', 'prompt', 'payload', '{}'::jsonb, 'tasks', CASE WHEN g = 1 THEN"
-      "  jsonb_build_array(jsonb_build_object('name', 'bad', 'kind', 'prompt', 'spec', '{}'::jsonb),"
-      "                    jsonb_build_object('name', 'good', 'kind', 'prompt', 'spec', '{}'::jsonb))"
-      " ELSE jsonb_build_array(jsonb_build_object('name', 'first', 'kind', 'prompt', 'spec', '{}'::jsonb),"
+      "  jsonb_build_array(jsonb_build_object('name', 'bad', 'kind', 'prompt', 'spec', "
+      "'{}'::jsonb),"
+      "                    jsonb_build_object('name', 'good', 'kind', 'prompt', 'spec', "
+      "'{}'::jsonb))"
+      " ELSE jsonb_build_array(jsonb_build_object('name', 'first', 'kind', 'prompt', 'spec', "
+      "'{}'::jsonb),"
       "  jsonb_build_object('name', 'second', 'kind', 'prompt', 'spec', '{}'::jsonb,"
       "                     'dependsOn', jsonb_build_array('first'))) END))"
       " FROM generate_series(1, 2) g");
   ASSERT_TRUE(submit) << submit.error().message;
   auto items = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
   ASSERT_TRUE(items);
-  ASSERT_EQ(items->size(), 3u);  // bad, good, first; second waits
+  ASSERT_EQ(items->size(), 3u);    // bad, good, first; second waits
   for (const auto& it : *items) {  // no dependencies, each a thread's first turn (migration 0047)
     EXPECT_EQ(it.upstream, json::object()) << it.task_name;
     EXPECT_EQ(it.history, json::array()) << it.task_name;
@@ -616,9 +650,10 @@ TEST(QueueTest, BatchCompletionSettlesFailedRunsAndReleasesDependents) {
   ASSERT_TRUE(runs);
   EXPECT_EQ(runs->GetString(0, 0), "failed:bad:boom,running::");
   EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.queue_items WHERE status = 'ready'"), 1);
-  EXPECT_EQ(Scalar(conn, "SELECT count(*) FROM synaps.outbox WHERE subject = 'synaps.wakeup.default'"
-                         " AND payload->>'runId' = (SELECT run_id::text FROM synaps.tasks"
-                         "                           WHERE name = 'second')"),
+  EXPECT_EQ(Scalar(conn,
+                   "SELECT count(*) FROM synaps.outbox WHERE subject = 'synaps.wakeup.default'"
+                   " AND payload->>'runId' = (SELECT run_id::text FROM synaps.tasks"
+                   "                           WHERE name = 'second')"),
             2);  // the submit's, and the release's
   auto next = ClaimQueueItems(conn, "w", {"default"}, 10, 60);
   ASSERT_TRUE(next && next->size() == 1);
@@ -648,8 +683,8 @@ TEST(QueueTest, BatchLeavingOnlyAHeldTaskMakesTheRunAwaitApproval) {
   auto states = WriteTaskBatch(conn, batch);
   ASSERT_TRUE(states) << states.error().message;
   for (size_t i = 0; i < items->size(); ++i) {
-    EXPECT_EQ((*states)[i], (*items)[i].task_name == "held" ? CompleteState::kHeld
-                                                             : CompleteState::kCompleted);
+    EXPECT_EQ((*states)[i],
+              (*items)[i].task_name == "held" ? CompleteState::kHeld : CompleteState::kCompleted);
   }
   auto run = conn.Exec("SELECT status FROM synaps.runs");
   ASSERT_TRUE(run);
