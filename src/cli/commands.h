@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "auth/jwt.h"
+#include "core/error.h"
+#include "db/migrate.h"
 
 namespace CLI {
 class App;
@@ -65,6 +67,10 @@ struct TokensMintFlags {
 int RunApi(const ServiceFlags& flags);
 int RunWorker(const ServiceFlags& flags);
 int RunMigrate(const ServiceFlags& flags, bool json);
+// Connects to `database_url` as the migrate role (SYNAPS_DB_* connect settings) and applies the
+// embedded migrations under the migration lock (SYNAPS_MIGRATE_LOCK_TIMEOUT): `synaps migrate`
+// and `synaps dev` both migrate through it.
+Result<db::MigrationReport> MigrateDatabase(const std::string& database_url);
 int RunDev(const DevFlags& flags);
 int RunSubmit(const SubmitFlags& flags);
 // synaps submit --file: exit 0 when every line was accepted (created or existing), 1 when a

@@ -106,15 +106,6 @@ Result<std::unique_ptr<devstack::PostgresServer>> StartPostgres(const fs::path& 
       {.data_dir = pg_dir.string(), .log_path = (state / "logs" / "postgres.log").string()});
 }
 
-// Applies the embedded migrations; returns how many were new.
-Result<size_t> MigrateDatabase(const std::string& db_url) {
-  ASSIGN_OR_RETURN(auto conn,
-                   db::Connection::Connect(db_url, db::ConnectOptionsFromEnv(db::Role::kMigrate)));
-  ASSIGN_OR_RETURN(auto report,
-                   db::Migrate(conn, db::EmbeddedMigrations(), db::MigrateLockTimeoutFromEnv()));
-  return report.applied.size();
-}
-
 // What a person needs once the stack is up: where the API and console are, the token, a first
 // command to try, where the logs are.
 void PrintUp(const fs::path& state, const std::string& url, const std::string& token,
@@ -144,9 +135,9 @@ int RunDev(const DevFlags& flags) {
   Done((*nats)->Url());
   Step("migrating...");
   std::string db_url = (*pg)->Url();
-  auto applied = MigrateDatabase(db_url);
-  if (!applied) return StepFailed(applied.error().message);
-  Done(std::to_string(*applied) + " applied");
+  auto report = MigrateDatabase(db_url);
+  if (!report) return StepFailed(report.error().message);
+  Done(std::to_string(report->applied.size()) + " applied");
 
   std::string token = LoadOrCreateToken(state / "token");
   bus::NatsBus bus({.url = (*nats)->Url(), .name = "synaps-dev"});

@@ -122,15 +122,14 @@ int RunWorker(const ServiceFlags& flags) {
   return 0;
 }
 
+Result<db::MigrationReport> MigrateDatabase(const std::string& database_url) {
+  ASSIGN_OR_RETURN(auto conn, db::Connection::Connect(
+                                  database_url, db::ConnectOptionsFromEnv(db::Role::kMigrate)));
+  return db::Migrate(conn, db::EmbeddedMigrations(), db::MigrateLockTimeoutFromEnv());
+}
+
 int RunMigrate(const ServiceFlags& flags, bool json) {
-  std::string url = RequireDatabaseUrl(flags);
-  auto conn = db::Connection::Connect(url, db::ConnectOptionsFromEnv(db::Role::kMigrate));
-  if (!conn) {
-    std::cerr << "synaps migrate: " << conn.error().message << "\n";
-    return 1;
-  }
-  auto report =
-      db::Migrate(*conn, db::EmbeddedMigrations(), db::MigrateLockTimeoutFromEnv());
+  auto report = MigrateDatabase(RequireDatabaseUrl(flags));
   if (!report) {
     std::cerr << "synaps migrate: " << report.error().message << "\n";
     return 1;

@@ -198,6 +198,12 @@ bool PinAddresses(HeaderList& resolve, const ToolTarget& target,
   return resolve.Append(target.host + ":" + std::to_string(target.port) + ":" + pinned);
 }
 
+// The call's deadline passed before its answer (before it started, or during the transfer).
+std::unexpected<Error> NoAnswerWithin(const Call& call) {
+  return Fail(ErrorCode::kDeadlineExceeded, "tool " + call.tool + ": no answer within " +
+                                                std::to_string(call.timeout.count()) + " ms");
+}
+
 // What the finished transfer means for the model: a refusal, a shutdown, a timeout, a failed
 // connection, or the answer (Interpret).
 Result<json> Outcome(CURL* e, CURLcode rc, const Call& call, const ToolTarget& target,
@@ -209,8 +215,7 @@ Result<json> Outcome(CURL* e, CURLcode rc, const Call& call, const ToolTarget& t
   }
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Fail(ErrorCode::kCancelled, what + ": shutting down");
   if (rc == CURLE_OPERATION_TIMEDOUT) {
-    return Fail(ErrorCode::kDeadlineExceeded,
-                what + ": no answer within " + std::to_string(call.timeout.count()) + " ms");
+    return NoAnswerWithin(call);
   }
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && transfer.truncated)) {
     return Fail(ErrorCode::kUnavailable,
@@ -235,8 +240,7 @@ Result<json> Perform(const Call& call, const HttpToolsOptions& options,
   auto remaining =
       std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now());
   if (remaining.count() <= 0) {
-    return Fail(ErrorCode::kDeadlineExceeded,
-                what + ": no answer within " + std::to_string(call.timeout.count()) + " ms");
+    return NoAnswerWithin(call);
   }
 
   EasyHandle easy = curl::NewEasy();
