@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string_view>
+#include <unordered_map>
+
 #include "core/barrier.h"
 #include "otel/exporter.h"
 #include "store/outbox_store.h"
@@ -49,9 +52,28 @@ void OutboxRelay::Wake() {
   cv_.notify_one();
 }
 
+namespace {
+
+// A wakeup only says "there is work in <queue>" (bus/messages.h): of several for one queue in a
+// batch, publishing the last says all they say.
+bool Coalesces(const std::string& subject) { return subject.rfind("synaps.wakeup.", 0) == 0; }
+
+}  // namespace
+
 std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMessage>& messages) {
+  // covered_by[i]: the later message of the same wakeup subject that stands for message i.
+  std::vector<size_t> covered_by(messages.size(), messages.size());
+  std::unordered_map<std::string_view, size_t> last;
+  for (size_t i = messages.size(); i-- > 0;) {
+    if (!Coalesces(messages[i].subject)) continue;
+    auto [it, inserted] = last.try_emplace(messages[i].subject, i);
+    if (!inserted) covered_by[i] = it->second;
+  }
   std::vector<int64_t> ids;
-  for (const auto& m : messages) {
+  std::vector<bool> published(messages.size(), false);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (covered_by[i] != messages.size()) continue;
+    const auto& m = messages[i];
     bus::Headers headers = {{std::string(bus::kPublishedAtHeader),
                              std::to_string(otel::NowUnixNano())}};
     if (!m.traceparent.empty()) headers.emplace_back("traceparent", m.traceparent);
@@ -61,7 +83,11 @@ std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMess
       spdlog::debug("outbox publish deferred: {}", s.error().message);
       break;
     }
-    ids.push_back(m.id);
+    published[i] = true;
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    size_t by = covered_by[i] == messages.size() ? i : covered_by[i];
+    if (published[by]) ids.push_back(messages[i].id);
   }
   return ids;
 }
@@ -71,7 +97,7 @@ Result<int> OutboxRelay::SweepOnce() {
   return db::InTransaction(*conn, [&]() -> Result<int> {
     ASSIGN_OR_RETURN(auto rows, store::LockUnpublished(*conn, options_.batch));
     auto ids = PublishAll(rows);
-    RETURN_IF_ERROR(store::MarkPublished(*conn, ids));
+    RETURN_IF_ERROR(store::DeletePublished(*conn, ids));
     return static_cast<int>(ids.size());
   });
 }
@@ -101,8 +127,8 @@ void OutboxRelay::Loop() {
         auto ids = PublishAll(batch);
         if (ids.empty()) return;
         auto conn = pool_->Acquire();
-        // If marking fails the sweep publishes again; JetStream drops the duplicate.
-        if (conn) (void)store::MarkPublished(**conn, ids);
+        // If deleting fails the sweep publishes again; JetStream drops the duplicate.
+        if (conn) (void)store::DeletePublished(**conn, ids);
       });
     }
     auto now = std::chrono::steady_clock::now();
@@ -118,7 +144,7 @@ void OutboxRelay::Loop() {
         auto conn = pool_->Acquire();
         if (!conn) return;
         // Housekeeping: what fails now is deleted by the next cleanup, 30 s later.
-        (void)store::DeletePublished(**conn, options_.retention_seconds);
+        (void)store::DeleteMarkedPublished(**conn, options_.retention_seconds);
         // Housekeeping that needs no owner of its own: leftovers of cancelled runs.
         (void)store::DeleteAbandonedCancelledItems(**conn);
       });

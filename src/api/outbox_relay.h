@@ -3,8 +3,10 @@
 // sweep interval it locks unpublished rows (FOR UPDATE SKIP LOCKED, in id order, whatever their
 // id) and publishes them, so rows handed over while NATS was down, rows of a crashed API, and a
 // lower id that committed after a higher one all get out. Each publish carries the row's msg_id
-// as Nats-Msg-Id, so a re-publish after a crash between publish and mark is dropped by
-// JetStream. Published rows are deleted after a retention period. Thread-safe.
+// as Nats-Msg-Id, so a re-publish after a crash between publish and delete is dropped by
+// JetStream. A row is deleted once JetStream has acknowledged it. Of several wakeups for one
+// queue in a batch only the last is published (a wakeup says "work in <queue>", nothing more);
+// every other message is published as written. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -21,7 +23,7 @@ namespace synaps::api {
 
 struct OutboxRelayOptions {
   int sweep_interval_ms = 1000;
-  int retention_seconds = 300;
+  int retention_seconds = 300;  // for rows marked published by earlier releases
   int batch = 500;
 };
 
@@ -49,7 +51,8 @@ class OutboxRelay {
 
  private:
   void Loop();
-  // Publishes in order; stops at the first failure. Returns the ids published.
+  // Publishes in order, wakeups coalesced per subject; stops at the first failure. Returns the
+  // ids of the rows published (a coalesced wakeup's with the one that stood for it).
   std::vector<int64_t> PublishAll(const std::vector<store::OutboxMessage>& messages);
 
   const OutboxRelayOptions options_;

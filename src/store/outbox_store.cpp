@@ -16,7 +16,7 @@ Result<std::vector<OutboxMessage>> LockUnpublished(db::Connection& conn, int lim
   return out;
 }
 
-Status MarkPublished(db::Connection& conn, const std::vector<int64_t>& ids) {
+Status DeletePublished(db::Connection& conn, const std::vector<int64_t>& ids) {
   if (ids.empty()) return Ok();
   std::string arr = "{";
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -24,16 +24,14 @@ Status MarkPublished(db::Connection& conn, const std::vector<int64_t>& ids) {
     arr += std::to_string(ids[i]);
   }
   arr += '}';
-  RETURN_IF_ERROR(conn.ExecPrepared("outbox_mark_published",
-                                    "UPDATE synaps.outbox SET published_at = now()"
-                                    " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
-                                    {arr}));
+  RETURN_IF_ERROR(conn.ExecPrepared(
+      "outbox_delete_published", "DELETE FROM synaps.outbox WHERE id = ANY($1::bigint[])", {arr}));
   return Ok();
 }
 
-Result<int64_t> DeletePublished(db::Connection& conn, int retention_seconds) {
+Result<int64_t> DeleteMarkedPublished(db::Connection& conn, int retention_seconds) {
   ASSIGN_OR_RETURN(db::PgResult r,
-                   conn.ExecPrepared("outbox_delete_published",
+                   conn.ExecPrepared("outbox_delete_marked_published",
                                      "WITH d AS (DELETE FROM synaps.outbox WHERE published_at <"
                                      " now() - make_interval(secs => $1::integer) RETURNING 1)"
                                      " SELECT count(*) FROM d",

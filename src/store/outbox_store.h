@@ -1,5 +1,6 @@
 // The transactional outbox: rows written by business transactions, published to NATS by the
-// relay (api/outbox_relay.h), then marked and later deleted.
+// relay (api/outbox_relay.h), then deleted: a row exists only until JetStream has
+// acknowledged it (re-publishes are dropped by its Nats-Msg-Id de-duplication).
 #pragma once
 
 #include <vector>
@@ -14,11 +15,14 @@ namespace synaps::store {
 // inside a transaction; the locks hold until it ends.
 Result<std::vector<OutboxMessage>> LockUnpublished(db::Connection& conn, int limit);
 
-// Marks rows published. Rows already marked are left alone.
-Status MarkPublished(db::Connection& conn, const std::vector<int64_t>& ids);
+// Deletes rows that were published. Ids already gone are ignored (another relay's sweep and the
+// handing API may both publish a row; JetStream stores it once).
+Status DeletePublished(db::Connection& conn, const std::vector<int64_t>& ids);
 
-// Deletes rows published longer than `retention_seconds` ago; returns how many.
-Result<int64_t> DeletePublished(db::Connection& conn, int retention_seconds);
+// Deletes rows marked published (`published_at` set) more than `retention_seconds` ago; returns
+// how many. Earlier releases marked rows published and kept them for a retention period; this
+// clears what they left, during and after an upgrade.
+Result<int64_t> DeleteMarkedPublished(db::Connection& conn, int retention_seconds);
 
 // Age in seconds of the oldest unpublished row (0 when none): the outbox lag.
 Result<double> OutboxLagSeconds(db::Connection& conn);

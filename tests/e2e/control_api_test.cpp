@@ -158,11 +158,8 @@ TEST_F(ControlApiTest, VersionsHistorySnapshotsTombstonesAndRollback) {
   EXPECT_EQ(Body(Call("GET", "/v1/control/changes?actor=admin"))["items"].size(), 5u);
   EXPECT_TRUE(Body(Call("GET", "/v1/control/changes?actor=nobody"))["items"].empty());
 
-  // Every change reached NATS through the relay.
-  c_.WaitForCount(
-      "SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.ctrl.%' "
-      "AND published_at IS NOT NULL",
-      5);
+  // Every change reached NATS through the relay, which deletes a row once JetStream has it.
+  c_.WaitForCount("SELECT count(*) FROM synaps.outbox WHERE subject LIKE 'synaps.ctrl.%'", 0);
 }
 
 TEST_F(ControlApiTest, RefusalsNameTheProblemAndWriteNothing) {

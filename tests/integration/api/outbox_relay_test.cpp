@@ -106,7 +106,7 @@ TEST_F(OutboxRelayTest, RepublishAfterCrashIsDroppedByMsgId) {
   EXPECT_EQ(*after, *before + 1) << "JetStream must store the message once";
 }
 
-TEST_F(OutboxRelayTest, HandedRowsArePublishedAtOnceAndMarked) {
+TEST_F(OutboxRelayTest, HandedRowsArePublishedAtOnceAndDeleted) {
   OutboxRelay relay({.sweep_interval_ms = 60000}, bus_.get(), pool_.get());
   relay.Start();
   auto conn = Connect();
@@ -115,21 +115,101 @@ TEST_F(OutboxRelayTest, HandedRowsArePublishedAtOnceAndMarked) {
                        {std::to_string(id)});
   relay.Notify({{id, subject_, R"({"n":"fast"})", row->GetString(0, 0)}});
   EXPECT_TRUE(testing::Eventually([&] { return Received() >= 1; }, 5));
-  EXPECT_TRUE(testing::Eventually([&] {
-    auto r = conn.Exec("SELECT published_at IS NOT NULL FROM synaps.outbox WHERE id = $1::bigint",
-                       {std::to_string(id)});
-    return r && r->GetBool(0, 0);
-  }, 5));
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        auto r = conn.Exec("SELECT count(*) FROM synaps.outbox WHERE id = $1::bigint",
+                           {std::to_string(id)});
+        return r && r->GetInt(0, 0) == 0;
+      },
+      5));
   relay.Stop();
 }
 
-TEST_F(OutboxRelayTest, PublishedRowsAreCleanedUp) {
+// Several wakeups for one queue handed over together go out as one message (a wakeup says only
+// "work in <queue>"); other subjects are published one by one; every row is deleted.
+TEST_F(OutboxRelayTest, WakeupsForOneQueueInABatchArePublishedOnce) {
+  const std::string queue = "q" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  const std::string wakeup_subject = "synaps.wakeup." + queue;
+  std::atomic<int> wakeups{0};
+  auto sub = bus_->Subscribe(wakeup_subject, [&](const std::string&, const std::string&) {
+    ++wakeups;
+    return Ok();
+  });
+  ASSERT_TRUE(sub);
+  auto conn = Connect();
+  std::vector<store::OutboxMessage> batch;
+  auto add = [&](const std::string& subject, const std::string& payload) {
+    auto r = conn.Exec(
+        "INSERT INTO synaps.outbox (subject, payload) VALUES ($1, $2::jsonb)"
+        " RETURNING id, msg_id",
+        {subject, payload});
+    ASSERT_TRUE(r) << r.error().message;
+    batch.push_back({r->GetInt(0, 0), subject, payload, r->GetString(0, 1)});
+  };
+  const std::string wakeup = R"({"queue":")" + queue + R"(","runId":"r"})";
+  add(wakeup_subject, wakeup);
+  add(subject_, R"({"n":1})");
+  add(wakeup_subject, wakeup);
+  add(subject_, R"({"n":2})");
+  add(wakeup_subject, wakeup);
+  OutboxRelay relay({.sweep_interval_ms = 60000}, bus_.get(), pool_.get());
+  relay.Start();
+  relay.Notify(batch);
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        auto r = conn.Exec("SELECT count(*) FROM synaps.outbox");
+        return r && r->GetInt(0, 0) == 0;
+      },
+      5))
+      << "every row, the coalesced wakeups' too, is deleted once published";
+  relay.Stop();
+  EXPECT_TRUE(testing::Eventually([&] { return Received() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a second wakeup would be here
+  EXPECT_EQ(wakeups.load(), 1);
+}
+
+// A wakeup that stands for earlier ones is what decides their fate: when publishing stops
+// before it (JetStream refuses a message), the rows it stands for stay for the next sweep.
+TEST_F(OutboxRelayTest, CoalescedWakeupsStayWhenTheirStandInIsNotPublished) {
+  auto conn = Connect();
+  auto row = [&](const std::string& subject) {
+    auto r = conn.Exec(
+        "INSERT INTO synaps.outbox (subject, payload) VALUES ($1, '{}'::jsonb)"
+        " RETURNING id, msg_id",
+        {subject});
+    EXPECT_TRUE(r) << r.error().message;
+    return store::OutboxMessage{r->GetInt(0, 0), subject, "{}", r->GetString(0, 1)};
+  };
+  // No JetStream stream holds "unstored.*": its publish is refused. Wakeups of queue a: rows 0
+  // and 4 (4 stands for 0); of queue b: rows 1 and 2 (2 stands for 1).
+  std::vector<store::OutboxMessage> batch = {row("synaps.wakeup.a"), row("synaps.wakeup.b"),
+                                             row("synaps.wakeup.b"), row("unstored.x"),
+                                             row("synaps.wakeup.a")};
+  OutboxRelay relay({.sweep_interval_ms = 60000}, bus_.get(), pool_.get());
+  relay.Start();
+  relay.Notify(batch);
+  relay.Stop();  // publishes what was handed over, then sweeps once
+  auto left = conn.Exec("SELECT id FROM synaps.outbox ORDER BY id");
+  ASSERT_TRUE(left);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < left->rows(); ++i) ids.push_back(left->GetInt(i, 0));
+  // b's wakeup went out (rows 1 and 2 deleted); publishing stopped at the refused row, before
+  // a's stand-in, so a's first wakeup stays with it.
+  EXPECT_EQ(ids, (std::vector<int64_t>{batch[0].id, batch[3].id, batch[4].id}));
+}
+
+// Rows an earlier release marked published (and kept) are deleted after the retention period.
+TEST_F(OutboxRelayTest, RowsMarkedPublishedByEarlierReleasesAreCleanedUp) {
   auto conn = Connect();
   Insert(conn, R"({"n":"old"})");
-  OutboxRelay relay({}, bus_.get(), pool_.get());
-  ASSERT_TRUE(relay.SweepOnce());
-  ASSERT_TRUE(conn.Exec("UPDATE synaps.outbox SET published_at = now() - interval '1 hour'"));
-  auto deleted = store::DeletePublished(conn, 300);
+  Insert(conn, R"({"n":"recent"})");
+  ASSERT_TRUE(
+      conn.Exec("UPDATE synaps.outbox SET published_at = now() - interval '1 hour'"
+                " WHERE payload->>'n' = 'old'"));
+  ASSERT_TRUE(
+      conn.Exec("UPDATE synaps.outbox SET published_at = now()"
+                " WHERE payload->>'n' = 'recent'"));
+  auto deleted = store::DeleteMarkedPublished(conn, 300);
   ASSERT_TRUE(deleted);
   EXPECT_EQ(*deleted, 1);
   auto lag = store::OutboxLagSeconds(conn);
