@@ -15,48 +15,18 @@
 
 namespace synaps::bench {
 
-// Finished history written directly (bypassing the functions): per task a thread, command, run,
-// task, artifact, artifact version and the six ledger events a real run leaves. Command, thread,
-// run and task ids are UUIDv7 of their creation time, as synaps.uuid_v7() makes them (the
-// ledger's events land in the partition of their run's day, made first for each day the history
-// covers); artifact ids are random, as the completion makes them. Every table is written in
-// creation order, and the indexes that back no constraint are dropped during the load and built
-// afterwards (CREATE INDEX sorts once instead of inserting millions of keys one by one): the
-// tables and indexes end as a real history's would, in a fraction of the time.
-void GenerateHistory(db::Connection& conn, int n, const std::string& first, const std::string& step,
-                     bool partitions) {
-  if (partitions) {
-    Must(conn.Exec("SELECT synaps.ensure_ledger_partition(d::date) FROM generate_series("
-                   "($1::timestamptz AT TIME ZONE 'UTC')::date,"
-                   " ($1::timestamptz + $2::integer * $3::interval) AT TIME ZONE 'UTC',"
-                   " interval '1 day') d",
-                   {first, std::to_string(n), step}),
-         "history partitions");
-  }
-  // Plain indexes of the tables the load writes (the ledger's are its constraints, per partition).
-  auto defs = Must(conn.Exec("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
-                             "  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
-                             " WHERE c.relnamespace = 'synaps'::regnamespace"
-                             "   AND c.relname IN ('threads', 'commands', 'runs', 'tasks',"
-                             "                     'artifacts', 'artifact_versions')"
-                             "   AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
-                             "                    WHERE k.conindid = i.indexrelid)"),
-                   "history indexes");
-  std::vector<std::string> steps = {
-      "SET synchronous_commit = off",
-      "SET maintenance_work_mem = '512MB'",
-      // The rows are consistent by construction: skip the per-row foreign-key checks (they are
-      // triggers, which replica mode does not fire).
-      "SET session_replication_role = replica",
-  };
-  for (int i = 0; i < defs.rows(); ++i) steps.push_back("DROP INDEX " + defs.GetString(i, 0));
+namespace {
+
+// The statements that write the history's rows, one table each, in creation order: `n` tasks,
+// the first created at `first`, one every `step`.
+std::vector<std::string> HistoryLoad(int n, const std::string& first, const std::string& step) {
   const std::string when = "('" + first + "'::timestamptz + g * '" + step + "'::interval)";
   // A UUIDv7 of `when` (its first 48 bits, `ms`) whose random part is derived from g and a
   // letter per kind of row.
   auto v7 = [](const std::string& kind) {
     return "(ms || '7' || substr(md5('" + kind + "' || g), 1, 19))::uuid";
   };
-  const std::vector<std::string> load = {
+  return {
       "CREATE UNLOGGED TABLE bench_h AS SELECT g, " + v7("t") + " AS thread_id, " + v7("c") +
           " AS command_id, " + v7("r") + " AS run_id, " + v7("k") +
           " AS task_id, gen_random_uuid() AS artifact_id, t FROM (SELECT g, t,"
@@ -105,6 +75,46 @@ void GenerateHistory(db::Connection& conn, int n, const std::string& first, cons
       "SET session_replication_role = DEFAULT",
       "DROP TABLE bench_h",
   };
+}
+
+}  // namespace
+
+// Finished history written directly (bypassing the functions): per task a thread, command, run,
+// task, artifact, artifact version and the six ledger events a real run leaves. Command, thread,
+// run and task ids are UUIDv7 of their creation time, as synaps.uuid_v7() makes them (the
+// ledger's events land in the partition of their run's day, made first for each day the history
+// covers); artifact ids are random, as the completion makes them. Every table is written in
+// creation order, and the indexes that back no constraint are dropped during the load and built
+// afterwards (CREATE INDEX sorts once instead of inserting millions of keys one by one): the
+// tables and indexes end as a real history's would, in a fraction of the time.
+void GenerateHistory(db::Connection& conn, int n, const std::string& first, const std::string& step,
+                     bool partitions) {
+  if (partitions) {
+    Must(conn.Exec("SELECT synaps.ensure_ledger_partition(d::date) FROM generate_series("
+                   "($1::timestamptz AT TIME ZONE 'UTC')::date,"
+                   " ($1::timestamptz + $2::integer * $3::interval) AT TIME ZONE 'UTC',"
+                   " interval '1 day') d",
+                   {first, std::to_string(n), step}),
+         "history partitions");
+  }
+  // Plain indexes of the tables the load writes (the ledger's are its constraints, per partition).
+  auto defs = Must(conn.Exec("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
+                             "  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+                             " WHERE c.relnamespace = 'synaps'::regnamespace"
+                             "   AND c.relname IN ('threads', 'commands', 'runs', 'tasks',"
+                             "                     'artifacts', 'artifact_versions')"
+                             "   AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
+                             "                    WHERE k.conindid = i.indexrelid)"),
+                   "history indexes");
+  std::vector<std::string> steps = {
+      "SET synchronous_commit = off",
+      "SET maintenance_work_mem = '512MB'",
+      // The rows are consistent by construction: skip the per-row foreign-key checks (they are
+      // triggers, which replica mode does not fire).
+      "SET session_replication_role = replica",
+  };
+  for (int i = 0; i < defs.rows(); ++i) steps.push_back("DROP INDEX " + defs.GetString(i, 0));
+  const std::vector<std::string> load = HistoryLoad(n, first, step);
   for (const auto& sql : load) {
     steps.push_back(sql);
     // Lets the server recycle the load's WAL as it goes: without it the WAL grows to
@@ -304,17 +314,9 @@ HistorySample Measure(Stack& stack, const std::string& db, int tasks, int probes
   return s;
 }
 
-}  // namespace
-
-json RunHistory(Stack& stack, const BenchOptions& options) {
-  const int history =
-      options.history_tasks > 0 ? options.history_tasks : (options.quick ? 100000 : 1000000);
-  const int tasks = options.quick ? 3000 : 5000;
-  const int probes = 300;
-  json out = {{"history_tasks", history}, {"tasks", tasks}, {"probes", probes},
-              {"reps", options.reps}};
-  // About 3.6 KB per finished task once loaded (1M: 3.4 GB), and the load's WAL up to
-  // max_wal_size (4 GB) on top: refuse a size the disk cannot hold rather than fill it.
+// About 3.6 KB per finished task once loaded (1M: 3.4 GB), and the load's WAL up to
+// max_wal_size (4 GB) on top: refuses a size the disk cannot hold rather than fill it.
+void RequireDiskFor(Stack& stack, int history) {
   const double needed = history * 3800.0 + 5e9;
   const double free_bytes = static_cast<double>(std::filesystem::space(stack.root()).available);
   if (needed > free_bytes) {
@@ -323,6 +325,11 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
                      std::to_string(static_cast<int64_t>(free_bytes / 1e9)) +
                      " GB are free under " + stack.root() + " (pick --history-tasks)");
   }
+}
+
+// A fresh database with `history` finished tasks spread over the 60 days before now; what the
+// load took (and, with `usage`, GET /v1/usage over it) goes into `out`. Returns its name.
+std::string LoadHistory(Stack& stack, bool usage, int history, json& out) {
   Log("history: generating " + std::to_string(history) + " finished tasks");
   std::string big = stack.FreshSynapsDb();
   {
@@ -336,7 +343,7 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
     out["generate_seconds"] = Seconds(std::chrono::steady_clock::now() - start);
     out["ledger_rows"] = Scalar(conn, "SELECT count(*) FROM synaps.ledger_events");
     out["database_bytes"] = Scalar(conn, "SELECT pg_database_size(current_database())");
-    if (options.history_usage) {
+    if (usage) {
       Log("history: usage and cost over the history (GET /v1/usage)");
       out["usage"] = MeasureUsage(conn);
       Log("  first query " + std::to_string(out["usage"]["first_query_seconds"].get<double>()) +
@@ -344,28 +351,44 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
           " s, then p50 " + std::to_string(out["usage"]["query_ms"]["p50"].get<double>()) + " ms");
     }
   }
+  return big;
+}
+
+// One repetition's sample as the results JSON keeps it, logged.
+json RecordSample(const HistorySample& s, int rep, const json& settle) {
+  Log("  settled in " + std::to_string(settle["seconds"].get<double>()) + " s (queue " +
+      settle["pages"].dump() + " pages); claim p50 " +
+      std::to_string(s.claim["p50"].get<double>()) + " ms (statement " +
+      std::to_string(s.claim_statement["p50"].get<double>()) + " ms, explained " +
+      s.claim_explain.dump() + "), drain " + std::to_string(s.rate) + " tasks/s");
+  return json{{"claim_ms", s.claim},
+              {"claim_statement_ms", s.claim_statement},
+              {"claim_samples_ms", s.claim_samples},
+              {"claim_explain", s.claim_explain},
+              {"rate", s.rate},
+              {"rep", rep},
+              {"blocks", s.blocks},
+              {"settle", settle}};
+}
+
+}  // namespace
+
+json RunHistory(Stack& stack, const BenchOptions& options) {
+  const int history =
+      options.history_tasks > 0 ? options.history_tasks : (options.quick ? 100000 : 1000000);
+  const int tasks = options.quick ? 3000 : 5000;
+  const int probes = 300;
+  json out = {
+      {"history_tasks", history}, {"tasks", tasks}, {"probes", probes}, {"reps", options.reps}};
+  RequireDiskFor(stack, history);
+  const std::string big = LoadHistory(stack, options.history_usage, history, out);
   json empty_runs = json::array(), big_runs = json::array();
-  auto record = [](const HistorySample& s, int rep, const json& settle) {
-    Log("  settled in " + std::to_string(settle["seconds"].get<double>()) + " s (queue " +
-        settle["pages"].dump() + " pages); claim p50 " +
-        std::to_string(s.claim["p50"].get<double>()) + " ms (statement " +
-        std::to_string(s.claim_statement["p50"].get<double>()) + " ms, explained " +
-        s.claim_explain.dump() + "), drain " + std::to_string(s.rate) + " tasks/s");
-    return json{{"claim_ms", s.claim},
-                {"claim_statement_ms", s.claim_statement},
-                {"claim_samples_ms", s.claim_samples},
-                {"claim_explain", s.claim_explain},
-                {"rate", s.rate},
-                {"rep", rep},
-                {"blocks", s.blocks},
-                {"settle", settle}};
-  };
   auto measure_empty = [&](int rep) {
     Log("history rep " + std::to_string(rep + 1) + ": empty database");
     std::string db = stack.QueuedSynapsDb(tasks);
     json settle = SettleQueue(stack, db);
     HistorySample s = Measure(stack, db, tasks, probes);
-    empty_runs.push_back(record(s, rep, settle));
+    empty_runs.push_back(RecordSample(s, rep, settle));
     stack.DropDb(db);
   };
   auto measure_big = [&](int rep) {
@@ -376,7 +399,7 @@ json RunHistory(Stack& stack, const BenchOptions& options) {
     }
     json settle = SettleQueue(stack, big);
     HistorySample s = Measure(stack, big, tasks, probes);
-    big_runs.push_back(record(s, rep, settle));
+    big_runs.push_back(RecordSample(s, rep, settle));
   };
   // ABBA: even repetitions measure the empty database first, odd ones the history first, so a
   // slow phase of the shared machine does not always fall on the same side.

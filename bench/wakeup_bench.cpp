@@ -14,6 +14,7 @@ namespace {
 
 const char* kToken = "bench-admin-token-0123456789abcdef";
 
+// A fresh database with `synaps api` and `synaps worker` on it.
 struct ApiStack {
   std::string db;
   std::string base_url;
@@ -61,6 +62,79 @@ void WaitAllSucceeded(db::Connection& conn, const std::string& prefix, int count
       std::chrono::minutes(5), "runs of " + prefix, std::chrono::milliseconds(100));
 }
 
+ApiStack StartApiStack(Stack& stack, int poll_interval_ms) {
+  ApiStack out;
+  out.db = stack.FreshSynapsDb();
+  uint16_t port = Must(PickFreePort(), "port");
+  out.base_url = "http://127.0.0.1:" + std::to_string(port);
+  std::map<std::string, std::string> env = {
+      {"SYNAPS_DATABASE_URL", stack.Url(out.db)},
+      {"SYNAPS_NATS_URL", stack.nats().Url()},
+      {"SYNAPS_OBJECT_STORE", "file://" + stack.TempDir("objects")},
+      {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
+      {"SYNAPS_ADMIN_TOKEN", kToken},
+      {"SYNAPS_RATE_LIMIT_RPS", "0"},
+      {"SYNAPS_API_ADDRESS_RPS", "0"},
+      {"SYNAPS_POLL_INTERVAL_MS", std::to_string(poll_interval_ms)},
+  };
+  out.api = StartSynaps("api", env, stack.root() + "/wakeup-api-" + out.db + ".log");
+  out.worker = StartSynaps("worker", env, stack.root() + "/wakeup-worker-" + out.db + ".log");
+  WaitUntilReady(out.base_url);
+  return out;
+}
+
+void WaitRunSucceeded(db::Connection& conn, const std::string& run_id) {
+  WaitUntil(
+      [&] {
+        auto r =
+            Must(conn.ExecPrepared("run_status",
+                                   "SELECT status FROM synaps.runs WHERE id = $1::uuid", {run_id}),
+                 "status");
+        return r.rows() > 0 && r.Get(0, 0) == "succeeded";
+      },
+      std::chrono::seconds(30), "run " + run_id, std::chrono::milliseconds(1));
+}
+
+// `count` submits one after the other, each waited for until its run succeeded. Appends each
+// submit's HTTP round trip (ms) to `rtt`; returns the claim latencies (ms).
+std::vector<double> SequentialSubmits(const ApiStack& api, db::Connection& conn,
+                                      const std::string& prefix, int count,
+                                      std::vector<double>& rtt) {
+  for (int i = 0; i < count; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string run = Submit(api.base_url, prefix + std::to_string(i));
+    rtt.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+    WaitRunSucceeded(conn, run);
+  }
+  return ClaimLatencies(conn, prefix);
+}
+
+// Polling only: NATS stopped under the running API and worker, `count` submits at random
+// (exponential gaps of mean `gap_ms`), so they fall at random points of the worker's poll
+// cycle. NATS is restarted before returning the claim latencies (ms).
+std::vector<double> SubmitsWithNatsStopped(Stack& stack, const ApiStack& api, db::Connection& conn,
+                                           const std::string& prefix, int count, double gap_ms) {
+  stack.nats().Stop();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  std::mt19937 rng(42);
+  std::exponential_distribution<double> gap(1.0 / gap_ms);
+  for (int i = 0; i < count; ++i) {
+    Submit(api.base_url, prefix + std::to_string(i));
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(gap(rng) * 1000)));
+  }
+  WaitAllSucceeded(conn, prefix, count);
+  auto latencies = ClaimLatencies(conn, prefix);
+  Must(stack.nats().Restart(), "restart nats");
+  return latencies;
+}
+
+// Summary of `samples` with the samples themselves.
+json SummaryWithSamples(const std::vector<double>& samples) {
+  json s = ToJson(Summarize(samples));
+  s["samples"] = samples;
+  return s;
+}
+
 }  // namespace
 
 json RunWakeup(Stack& stack, const BenchOptions& options) {
@@ -76,85 +150,38 @@ json RunWakeup(Stack& stack, const BenchOptions& options) {
   json nats_runs = json::array(), polled_runs = json::array(), graphile_runs = json::array();
   json submit_rtt = json::array();
   for (int rep = 0; rep < options.reps; ++rep) {
-    std::string db = stack.FreshSynapsDb();
-    uint16_t port = Must(PickFreePort(), "port");
-    std::string base_url = "http://127.0.0.1:" + std::to_string(port);
-    std::string objects = stack.TempDir("objects");
-    std::map<std::string, std::string> env = {
-        {"SYNAPS_DATABASE_URL", stack.Url(db)},
-        {"SYNAPS_NATS_URL", stack.nats().Url()},
-        {"SYNAPS_OBJECT_STORE", "file://" + objects},
-        {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
-        {"SYNAPS_ADMIN_TOKEN", kToken},
-        {"SYNAPS_RATE_LIMIT_RPS", "0"},
-        {"SYNAPS_API_ADDRESS_RPS", "0"},
-        {"SYNAPS_POLL_INTERVAL_MS", std::to_string(poll_interval_ms)},
-    };
-    ChildProcess api = StartSynaps("api", env, stack.root() + "/wakeup-api-" + db + ".log");
-    ChildProcess worker =
-        StartSynaps("worker", env, stack.root() + "/wakeup-worker-" + db + ".log");
-    WaitUntilReady(base_url);
-    auto conn = stack.Connect(db);
-    const std::string status_sql = "SELECT status FROM synaps.runs WHERE id = $1::uuid";
-    auto wait_run = [&](const std::string& run_id) {
-      WaitUntil(
-          [&] {
-            auto r = Must(conn.ExecPrepared("run_status", status_sql, {run_id}), "status");
-            return r.rows() > 0 && r.Get(0, 0) == "succeeded";
-          },
-          std::chrono::seconds(30), "run " + run_id, std::chrono::milliseconds(1));
-    };
+    ApiStack api = StartApiStack(stack, poll_interval_ms);
+    auto conn = stack.Connect(api.db);
     // Warm up: connections, prepared statements, the worker's NATS subscription.
-    for (int i = 0; i < 20; ++i) wait_run(Submit(base_url, "warm-" + std::to_string(i)));
+    for (int i = 0; i < 20; ++i)
+      WaitRunSucceeded(conn, Submit(api.base_url, "warm-" + std::to_string(i)));
 
     Log("wakeup rep " + std::to_string(rep + 1) + ": " + std::to_string(sequential) +
         " sequential submits with NATS");
     std::vector<double> rtt;
-    std::string prefix = "nats-" + std::to_string(rep) + "-";
-    for (int i = 0; i < sequential; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      std::string run = Submit(base_url, prefix + std::to_string(i));
-      rtt.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
-      wait_run(run);
-    }
-    auto lat = ClaimLatencies(conn, prefix);
-    nats_runs.push_back(ToJson(Summarize(lat)));
-    nats_runs.back()["samples"] = lat;
+    auto lat = SequentialSubmits(api, conn, "nats-" + std::to_string(rep) + "-", sequential, rtt);
+    nats_runs.push_back(SummaryWithSamples(lat));
     submit_rtt.push_back(ToJson(Summarize(rtt)));
     Log("  p50 " + std::to_string(Summarize(lat).p50) + " ms");
 
     if (rep == 0) {
-      // Polling only: NATS stopped under the running API and worker. Submits arrive at random
-      // (exponential gaps), so they fall at random points of the worker's poll cycle.
       Log("wakeup: " + std::to_string(polled) + " submits with NATS stopped (poll " +
           std::to_string(poll_interval_ms) + " ms)");
-      stack.nats().Stop();
-      std::this_thread::sleep_for(std::chrono::seconds(2));
-      std::mt19937 rng(42);
-      std::exponential_distribution<double> gap(1.0 / polled_gap_ms);
-      std::string pprefix = "poll-" + std::to_string(rep) + "-";
-      for (int i = 0; i < polled; ++i) {
-        Submit(base_url, pprefix + std::to_string(i));
-        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(gap(rng) * 1000)));
-      }
-      WaitAllSucceeded(conn, pprefix, polled);
-      auto plat = ClaimLatencies(conn, pprefix);
-      polled_runs.push_back(ToJson(Summarize(plat)));
-      polled_runs.back()["samples"] = plat;
+      auto plat = SubmitsWithNatsStopped(stack, api, conn, "poll-" + std::to_string(rep) + "-",
+                                         polled, polled_gap_ms);
+      polled_runs.push_back(SummaryWithSamples(plat));
       Log("  p50 " + std::to_string(Summarize(plat).p50) + " ms, max " +
           std::to_string(Summarize(plat).max) + " ms");
-      Must(stack.nats().Restart(), "restart nats");
     }
-    worker.Stop(std::chrono::seconds(30));
-    api.Stop(std::chrono::seconds(10));
+    api.worker.Stop(std::chrono::seconds(30));
+    api.api.Stop(std::chrono::seconds(10));
     conn = db::Connection();
-    stack.DropDb(db);
+    stack.DropDb(api.db);
 
     Log("wakeup rep " + std::to_string(rep + 1) + ": graphile-worker, " +
         std::to_string(sequential) + " sequential addJob");
     auto g = GraphileWakeup(stack, options, sequential);
-    graphile_runs.push_back(ToJson(Summarize(g)));
-    graphile_runs.back()["samples"] = g;
+    graphile_runs.push_back(SummaryWithSamples(g));
     Log("  p50 " + std::to_string(Summarize(g).p50) + " ms");
   }
   out["nats"] = nats_runs;
