@@ -13,7 +13,6 @@ namespace synaps::bench {
 
 namespace {
 
-const char* kToken = "bench-admin-token-0123456789abcdef";
 constexpr int kBatch = 1000;          // commands per batch submit
 constexpr int kBatchConnections = 4;  // concurrent batch requests
 
@@ -41,18 +40,10 @@ json WrkSubmit(Stack& stack, const BenchOptions& options, const std::string& scr
   std::string db = stack.FreshSynapsDb();
   uint16_t port = Must(PickFreePort(), "port");
   std::string base_url = "http://127.0.0.1:" + std::to_string(port);
-  std::map<std::string, std::string> env = {
-      {"SYNAPS_DATABASE_URL", stack.Url(db)},
-      {"SYNAPS_NATS_URL", stack.nats().Url()},
-      {"SYNAPS_OBJECT_STORE", "file://" + stack.TempDir("objects")},
-      {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
-      {"SYNAPS_ADMIN_TOKEN", kToken},
-      {"SYNAPS_RATE_LIMIT_RPS", "0"},
-      {"SYNAPS_API_ADDRESS_RPS", "0"},
-  };
+  std::map<std::string, std::string> env = ApiEnv(stack, db, port);
   ChildProcess api = StartSynaps("api", env, stack.root() + "/intake-api-" + db + ".log");
   WaitUntilReady(base_url);
-  std::map<std::string, std::string> wrk_env = {{"SYNAPS_BENCH_TOKEN", kToken},
+  std::map<std::string, std::string> wrk_env = {{"SYNAPS_BENCH_TOKEN", kBenchToken},
                                                 {"SYNAPS_BENCH_BATCH", std::to_string(kBatch)}};
   // A batch takes longer than wrk's default 2 s socket timeout allows under load.
   std::vector<std::string> wrk = {

@@ -187,6 +187,18 @@ void SubmitBulk(db::Connection& conn, int n, const std::string& queue) {
   }
 }
 
+std::map<std::string, std::string> ApiEnv(Stack& stack, const std::string& db, uint16_t port) {
+  return {
+      {"SYNAPS_DATABASE_URL", stack.Url(db)},
+      {"SYNAPS_NATS_URL", stack.nats().Url()},
+      {"SYNAPS_OBJECT_STORE", "file://" + stack.TempDir("objects")},
+      {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
+      {"SYNAPS_ADMIN_TOKEN", kBenchToken},
+      {"SYNAPS_RATE_LIMIT_RPS", "0"},
+      {"SYNAPS_API_ADDRESS_RPS", "0"},
+  };
+}
+
 ChildProcess StartSynaps(const std::string& verb, const std::map<std::string, std::string>& env,
                          const std::string& log) {
   // SYNAPS_BENCH_BINARY runs another build (e.g. a patched worker) under the same harness.

@@ -108,6 +108,14 @@ void SubmitBulk(db::Connection& conn, int n, const std::string& queue = "default
 // to synaps.submit_command (store::SubmitCommand builds the same shape).
 std::string CommandJson(const std::string& text, const std::string& queue = "default");
 
+// The admin token of every `synaps api` the benchmarks start.
+inline constexpr const char* kBenchToken = "bench-admin-token-0123456789abcdef";
+
+// The environment of a `synaps api` (and its workers) on database `db` of `stack`, listening on
+// 127.0.0.1:`port`, with kBenchToken and no rate limits (the benchmarks measure the system, not
+// its limits).
+std::map<std::string, std::string> ApiEnv(Stack& stack, const std::string& db, uint16_t port);
+
 // Runs `synaps <verb>` with `env` (merged over the environment), logging to `log`.
 ChildProcess StartSynaps(const std::string& verb, const std::map<std::string, std::string>& env,
                          const std::string& log);

@@ -12,8 +12,6 @@ namespace synaps::bench {
 
 namespace {
 
-const char* kToken = "bench-admin-token-0123456789abcdef";
-
 // A fresh database with `synaps api` and `synaps worker` on it.
 struct ApiStack {
   std::string db;
@@ -25,7 +23,7 @@ struct ApiStack {
 std::string Submit(const std::string& base_url, const std::string& text) {
   auto r = http::Send({.method = "POST",
                        .url = base_url + "/v1/commands/submit",
-                       .headers = {"Authorization: Bearer " + std::string(kToken),
+                       .headers = {"Authorization: Bearer " + std::string(kBenchToken),
                                    "Content-Type: application/json"},
                        .body = json{{"kind", "prompt"}, {"input", {{"text", text}}}}.dump(),
                        .timeout = std::chrono::seconds(10)});
@@ -67,16 +65,8 @@ ApiStack StartApiStack(Stack& stack, int poll_interval_ms) {
   out.db = stack.FreshSynapsDb();
   uint16_t port = Must(PickFreePort(), "port");
   out.base_url = "http://127.0.0.1:" + std::to_string(port);
-  std::map<std::string, std::string> env = {
-      {"SYNAPS_DATABASE_URL", stack.Url(out.db)},
-      {"SYNAPS_NATS_URL", stack.nats().Url()},
-      {"SYNAPS_OBJECT_STORE", "file://" + stack.TempDir("objects")},
-      {"SYNAPS_LISTEN", "127.0.0.1:" + std::to_string(port)},
-      {"SYNAPS_ADMIN_TOKEN", kToken},
-      {"SYNAPS_RATE_LIMIT_RPS", "0"},
-      {"SYNAPS_API_ADDRESS_RPS", "0"},
-      {"SYNAPS_POLL_INTERVAL_MS", std::to_string(poll_interval_ms)},
-  };
+  std::map<std::string, std::string> env = ApiEnv(stack, out.db, port);
+  env["SYNAPS_POLL_INTERVAL_MS"] = std::to_string(poll_interval_ms);
   out.api = StartSynaps("api", env, stack.root() + "/wakeup-api-" + out.db + ".log");
   out.worker = StartSynaps("worker", env, stack.root() + "/wakeup-worker-" + out.db + ".log");
   WaitUntilReady(out.base_url);
