@@ -1,22 +1,12 @@
 // synaps_bench: runs the benchmarks of docs/benchmarks.md and writes that report.
 //
-//   synaps_bench [--help] [--quick] [--reps N] [--only
-//   drain,wakeup,intake,inflight,history,export,fairness,expiry]
-//                [--results FILE] [--report FILE] [--svg-dir DIR] [--report-only]
-//                [--history-tasks N] [--history-no-usage] [--expiry-tasks N]
-//                [--inflight-levels 2000,10000]
+//   synaps_bench [options]      (`synaps_bench --help` lists them: kUsage below)
 //
-// BENCH_QUICK=1 is the same as --quick (fewer tasks, one repetition); --history-tasks sets the
-// size of the history benchmark's database (default 1,000,000; issue #18's target is 10,000,000,
-// about 40 GB of disk), --history-no-usage skips its GET /v1/usage timings (18 minutes at
-// 10,000,000), --expiry-tasks the day the expiry benchmark expires (default 1,000,000),
-// --inflight-levels the in-flight benchmark's concurrencies (default 100,1000,2000,10000; for a
-// before/after of one level, read from the results JSON: the report's target lines read 0 for
-// the 2,000 and 10,000 levels when they were not run).
-// SYNAPS_BENCH_BINARY runs another `synaps` build under the same harness (before/after
-// comparisons). Every sample
-// goes to the results JSON; the report is drawn from it, so `--report-only` redraws without
-// re-running.
+// Every sample goes to the results JSON; the report is drawn from it, so `--report-only` redraws
+// without re-running. For a before/after of one in-flight level (--inflight-levels), read the
+// results JSON: the report's target lines read 0 for the 2,000 and 10,000 levels when they were
+// not run. Issue #18's history target is --history-tasks 10000000 (about 40 GB of disk; its
+// GET /v1/usage timings take 18 minutes at that size, --history-no-usage skips them).
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -96,9 +86,9 @@ namespace synaps::bench {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: synaps_bench [--quick] [--reps N] [--only NAMES] [--results FILE] [--report FILE]\n"
-    "                    [--svg-dir DIR] [--report-only] [--history-tasks N] [--history-no-usage]\n"
-    "                    [--expiry-tasks N] [--inflight-levels 2000,10000]\n"
+    "usage: synaps_bench [--help] [--quick] [--reps N] [--only NAMES] [--results FILE]\n"
+    "                    [--report FILE] [--svg-dir DIR] [--report-only] [--history-tasks N]\n"
+    "                    [--history-no-usage] [--expiry-tasks N] [--inflight-levels 2000,10000]\n"
     "Runs the benchmarks of docs/benchmarks.md and writes that report.\n"
     "  --only NAMES        some of drain,wakeup,intake,inflight,history,export,fairness,expiry\n"
     "  --quick             fewer tasks, one repetition (also BENCH_QUICK=1)\n"

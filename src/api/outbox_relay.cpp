@@ -69,11 +69,11 @@ std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMess
     auto [it, inserted] = last.try_emplace(messages[i].subject, i);
     if (!inserted) covered_by[i] = it->second;
   }
-  std::vector<int64_t> ids;
-  std::vector<bool> published(messages.size(), false);
-  for (size_t i = 0; i < messages.size(); ++i) {
-    if (covered_by[i] != messages.size()) continue;
-    const auto& m = messages[i];
+  // Messages are sent in order until one fails: `sent` is the index of the first not sent.
+  size_t sent = 0;
+  for (; sent < messages.size(); ++sent) {
+    if (covered_by[sent] != messages.size()) continue;  // its stand-in goes later
+    const auto& m = messages[sent];
     bus::Headers headers = {{std::string(bus::kPublishedAtHeader),
                              std::to_string(otel::NowUnixNano())}};
     if (!m.traceparent.empty()) headers.emplace_back("traceparent", m.traceparent);
@@ -83,11 +83,12 @@ std::vector<int64_t> OutboxRelay::PublishAll(const std::vector<store::OutboxMess
       spdlog::debug("outbox publish deferred: {}", s.error().message);
       break;
     }
-    published[i] = true;
   }
+  // A row is published when it, or the wakeup that stands for it, was sent.
+  std::vector<int64_t> ids;
   for (size_t i = 0; i < messages.size(); ++i) {
-    size_t by = covered_by[i] == messages.size() ? i : covered_by[i];
-    if (published[by]) ids.push_back(messages[i].id);
+    const size_t by = covered_by[i] == messages.size() ? i : covered_by[i];
+    if (by < sent) ids.push_back(messages[i].id);
   }
   return ids;
 }
