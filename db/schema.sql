@@ -1802,14 +1802,16 @@ BEGIN
   IF NOT FOUND THEN
     RETURN 0;
   END IF;
-  SELECT min(e.id) - 1 INTO v_through
-    FROM synaps.ledger_events e
-   WHERE e.id > v_cursor AND e.id <= v_cursor + p_max_ids AND e.created_at >= now() - p_horizon;
-  IF v_through IS NULL THEN
-    SELECT coalesce(max(e.id), v_cursor) INTO v_through
-      FROM synaps.ledger_events e
-     WHERE e.id > v_cursor AND e.id <= v_cursor + p_max_ids;
-  END IF;
+  -- Up to the event before the first one inside the horizon, or, with none inside it, up to the
+  -- newest event; one statement, so both read the same snapshot.
+  SELECT coalesce(
+           (SELECT min(e.id) - 1 FROM synaps.ledger_events e
+             WHERE e.id > v_cursor AND e.id <= v_cursor + p_max_ids
+               AND e.created_at >= now() - p_horizon),
+           (SELECT max(e.id) FROM synaps.ledger_events e
+             WHERE e.id > v_cursor AND e.id <= v_cursor + p_max_ids),
+           v_cursor)
+    INTO v_through;
   IF v_through <= v_cursor THEN
     RETURN 0;
   END IF;
