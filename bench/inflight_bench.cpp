@@ -37,12 +37,24 @@ json DrainWithOneWorker(Stack& stack, int tasks, std::map<std::string, std::stri
       conn,
       "SELECT extract(epoch FROM (SELECT max(finished_at) FROM synaps.runs) -"
       " (SELECT min(created_at) FROM synaps.ledger_events WHERE type = 'task.claimed'))");
+  // How long the provider calls took as the worker measured them (tasks.output.latencyMs): the
+  // fake answers after 1 s, so what is above that is queueing in the worker and the fake.
+  std::string call_ms = Must(conn.Exec("SELECT percentile_disc(array[0.5, 0.9, 0.99]) WITHIN GROUP"
+                                       " (ORDER BY (output->>'latencyMs')::int)::text"
+                                       " FROM synaps.tasks"),
+                             "call latencies")
+                            .GetString(0, 0);
   conn = db::Connection();
   stack.DropDb(db);
-  json sample = {{"tasks", tasks},      {"seconds", seconds}, {"rate", tasks / seconds},
-                 {"peak_rss_mib", rss}, {"worker_cpu", cpu},  {"failed", failed}};
+  json sample = {{"tasks", tasks},
+                 {"seconds", seconds},
+                 {"rate", tasks / seconds},
+                 {"peak_rss_mib", rss},
+                 {"worker_cpu", cpu},
+                 {"failed", failed},
+                 {"call_ms_p50_p90_p99", call_ms}};
   Log("  " + std::to_string(tasks / seconds) + " tasks/s, peak RSS " + std::to_string(rss) +
-      " MiB");
+      " MiB, worker CPU " + std::to_string(cpu) + " s, provider call ms p50/p90/p99 " + call_ms);
   return sample;
 }
 
@@ -52,7 +64,8 @@ json RunInflight(Stack& stack, const BenchOptions& options) {
   const std::vector<int> levels = options.inflight_levels.empty()
                                       ? std::vector<int>{100, 1000, 2000, 10000}
                                       : options.inflight_levels;
-  const int waves = options.quick ? 2 : 3;  // tasks = waves × concurrency (at least 1,000)
+  // tasks = waves × concurrency (at least 1,000)
+  const int waves = options.inflight_waves > 0 ? options.inflight_waves : options.quick ? 2 : 3;
   testing::FakeOpenAi fake([](const testing::FakeRequest&, int) {
     testing::FakeReply reply = testing::FakeOpenAi::Stream({"a slow ", "answer"});
     reply.delay = std::chrono::milliseconds(1000);

@@ -89,6 +89,7 @@ constexpr const char* kUsage =
     "usage: synaps_bench [--help] [--quick] [--reps N] [--only NAMES] [--results FILE]\n"
     "                    [--report FILE] [--svg-dir DIR] [--report-only] [--history-tasks N]\n"
     "                    [--history-no-usage] [--expiry-tasks N] [--inflight-levels 2000,10000]\n"
+    "                    [--inflight-waves N]\n"
     "Runs the benchmarks of docs/benchmarks.md and writes that report.\n"
     "  --only NAMES        some of drain,wakeup,intake,inflight,history,export,fairness,expiry\n"
     "  --quick             fewer tasks, one repetition (also BENCH_QUICK=1)\n"
@@ -101,6 +102,7 @@ constexpr const char* kUsage =
     "  --history-no-usage  skip the history benchmark's GET /v1/usage timings\n"
     "  --expiry-tasks N    the day the expiry benchmark expires (default 1,000,000)\n"
     "  --inflight-levels L the in-flight benchmark's concurrencies (default 100,1000,2000,10000)\n"
+    "  --inflight-waves N  its tasks per level, as multiples of the concurrency (default 3)\n"
     "SYNAPS_BENCH_BINARY runs another `synaps` build under the same harness.\n";
 
 // The options from the command line and environment; exits with 0 after --help and with 2 on
@@ -150,6 +152,8 @@ BenchOptions ParseOptions(int argc, char** argv, bool& report_only) {
       options.expiry_tasks = std::stoi(next());
     } else if (a == "--inflight-levels") {
       for (const auto& level : Split(next())) options.inflight_levels.push_back(std::stoi(level));
+    } else if (a == "--inflight-waves") {
+      options.inflight_waves = std::stoi(next());
     } else {
       std::cerr << "unknown argument " << a << "\n" << kUsage;
       exit(2);

@@ -36,6 +36,7 @@ struct BenchOptions {
   bool history_usage = true;      // the history benchmark also times GET /v1/usage on it
   int expiry_tasks = 0;           // tasks of the day the expiry benchmark expires; 0 = default
   std::vector<int> inflight_levels;  // the in-flight benchmark's concurrencies; empty = all
+  int inflight_waves = 0;            // tasks per level = waves × concurrency; 0 = its default
   bool Wants(const std::string& name) const;
 };
 

@@ -326,6 +326,7 @@ class Worker::Impl : public RateGate {
       leases.push_back({id, f.item.lease_epoch});
     }
     in_flight_.clear();
+    running_ = 0;
     pending_.clear();
     if (leases.empty()) {
       Shutdown();
@@ -443,13 +444,9 @@ class Worker::Impl : public RateGate {
   // waiting for their write do not (so the next claim overlaps the completion commit), up to
   // kMaxWaitingWrites of them.
   int FreeSlots() const {
-    int running = 0;
-    for (const auto& [id, f] : in_flight_) {
-      if (!f.finished && !f.failing) ++running;
-    }
     int total = static_cast<int>(in_flight_.size());
     int waiting_allowed = std::max(options_.concurrency, kMaxWaitingWrites);
-    return std::min(options_.concurrency - running,
+    return std::min(options_.concurrency - running_,
                     options_.concurrency + waiting_allowed - total);
   }
 
@@ -577,9 +574,10 @@ class Worker::Impl : public RateGate {
       spdlog::warn("item {} claimed again (epoch {} after {}); dropping the earlier attempt", id,
                    epoch, old->second.item.lease_epoch);
       if (old->second.run) old->second.run->Cancel();
-      in_flight_.erase(old);
+      EraseInFlight(old);
     }
     InFlight& f = in_flight_[id];
+    ++running_;
     f.started = Clock::now();
     f.item = item;
     f.spans = std::move(spans);
@@ -603,6 +601,18 @@ class Worker::Impl : public RateGate {
       auto it = in_flight_.find(id);
       if (it != in_flight_.end() && it->second.item.lease_epoch == epoch) it->second.run->Start();
     });
+  }
+
+  // Whether a task in in_flight_ takes a slot: it has neither its answer nor a failure.
+  static bool Running(const InFlight& f) { return !f.finished && !f.failing; }
+
+  void EraseInFlight(std::map<int64_t, InFlight>::iterator it) {
+    if (Running(it->second)) --running_;
+    in_flight_.erase(it);
+  }
+
+  void EraseInFlight(int64_t id) {
+    if (auto it = in_flight_.find(id); it != in_flight_.end()) EraseInFlight(it);
   }
 
   InFlight* Find(int64_t id, int64_t epoch) {
@@ -652,7 +662,7 @@ class Worker::Impl : public RateGate {
           FailTask(id, r.error(), /*retryable=*/false);
           return;
         }
-        in_flight_.erase(id);
+        EraseInFlight(id);
         MaybeFinishDrain();
         ScheduleClaim();
         return;
@@ -664,11 +674,12 @@ class Worker::Impl : public RateGate {
       // Back in the queue until its rate-limit slot (the database let go of the lease).
       spdlog::debug("task {} (item {}) waits in the queue for its route's rate limit",
                     f->item.task_id, id);
-      in_flight_.erase(id);
+      EraseInFlight(id);
       MaybeFinishDrain();
       ScheduleClaim();
       return;
     }
+    if (Running(*f)) --running_;
     f->finished = true;
     ScheduleClaim();  // its slot is free; the claim overlaps the upload and the write
     store::Completion c;
@@ -858,7 +869,7 @@ class Worker::Impl : public RateGate {
           break;
       }
       solo_.erase(lease.item_id);
-      if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
+      if (Find(lease.item_id, lease.lease_epoch) != nullptr) EraseInFlight(lease.item_id);
     }
     MaybeFinishDrain();
     ScheduleClaim();
@@ -945,6 +956,7 @@ class Worker::Impl : public RateGate {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.failing) return;
     InFlight& f = it->second;
+    if (Running(f)) --running_;
     f.failing = true;
     // Its tool calls and verdicts come first: those still buffered are written with the failure,
     // and the failure goes on the task's writes lane, behind any batch already carrying its
@@ -998,7 +1010,7 @@ class Worker::Impl : public RateGate {
                                                                  : "dead-lettered",
                          message);
           }
-          if (Find(lease.item_id, lease.lease_epoch) != nullptr) in_flight_.erase(lease.item_id);
+          if (Find(lease.item_id, lease.lease_epoch) != nullptr) EraseInFlight(lease.item_id);
           MaybeFinishDrain();
           ScheduleClaim();
         },
@@ -1077,7 +1089,7 @@ class Worker::Impl : public RateGate {
             std::erase_if(pending_, [&](const store::Completion& c) {
               return c.lease.item_id == o.item_id;
             });
-            in_flight_.erase(o.item_id);
+            EraseInFlight(o.item_id);
           }
           MaybeFinishDrain();
           ScheduleClaim();
@@ -1122,6 +1134,9 @@ class Worker::Impl : public RateGate {
   bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
+  // How many of in_flight_ are Running(): kept as they change (EraseInFlight and the two
+  // flags' setters), since FreeSlots() is asked on every claim and 10,000 tasks are a long walk.
+  int running_ = 0;
   // Items of in_flight_ that may have events or progress buffered (a superset: FlushLane drops
   // the ids it finds gone or empty).
   std::set<int64_t> unwritten_;

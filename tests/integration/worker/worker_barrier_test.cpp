@@ -1,7 +1,8 @@
 // A worker in process against a real PostgreSQL (docs/reliability.md, "Bus and thread
 // barriers"): a job that throws on the upload pool, and a task whose stored spec holds a value of
 // the wrong type (a throw on the event loop), each fail their own task with a clear error while
-// the worker goes on serving every other task.
+// the worker goes on serving every other task. And its slots: never more tasks running than
+// its concurrency, and every slot back once its task finished or failed.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -207,6 +208,38 @@ TEST_F(WorkerBarrierTest, ACorruptRowFailsItsTaskAloneWithAClearError) {
   EXPECT_NE(errors[0].find("number overflow"), std::string::npos) << errors[0];
   std::string later = Submit({{"input", {{"text", "later"}}}});
   EXPECT_EQ(WaitFinished({later}), std::vector<std::string>{"succeeded"});
+}
+
+// The worker keeps count of its running tasks as they start, answer, fail and leave (it does not
+// walk them on every claim): with 2 slots and a model that answers after 200 ms, 8 tasks — 2
+// of them failing on their spec — take at least three rounds of 200 ms (more running at once
+// would finish sooner), and all finish (a slot not given back would leave some queued).
+TEST_F(WorkerBarrierTest, NoMoreTasksRunThanItsSlotsAndFailuresGiveTheirSlotsBack) {
+  ThrowingStore store(testing::TestStack::Get().TempDir("store"), 0);
+  std::vector<std::string> runs;
+  for (int i = 0; i < 8; ++i) {
+    json spec = {{"input", {{"text", "slot " + std::to_string(i)}}}};
+    if (i == 1 || i == 4) spec["maxAttempts"] = "three";  // fails on the event loop
+    runs.push_back(Submit(spec));
+  }
+  WorkerOptions o = Options();
+  o.concurrency = 2;
+  o.provider_settings.local_latency_ms = 200;
+  auto started = steady_clock::now();
+  std::vector<std::string> statuses;
+  {
+    RunningWorker w(o, &store);
+    statuses = WaitFinished(runs);
+  }
+  auto elapsed = steady_clock::now() - started;
+  std::vector<std::string> expected(8, "succeeded");
+  expected[1] = expected[4] = "failed";
+  EXPECT_EQ(statuses, expected);
+  // 6 answers of 200 ms on 2 slots: three rounds at the least.
+  EXPECT_GE(elapsed, milliseconds(600));
+  auto r = conn_.Exec("SELECT string_agg(status, ',' ORDER BY status) FROM synaps.queue_items");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->GetString(0, 0), "dead,dead");  // the two failed tasks' items, nothing claimed
 }
 
 }  // namespace
