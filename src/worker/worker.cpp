@@ -615,6 +615,13 @@ class Worker::Impl : public RateGate {
     if (auto it = in_flight_.find(id); it != in_flight_.end()) EraseInFlight(it);
   }
 
+  // Sets `flag` (finished: its answer came; failing: its failure is being recorded), which
+  // frees the task's slot if it held one.
+  void EndRunning(InFlight& f, bool InFlight::*flag) {
+    if (Running(f)) --running_;
+    f.*flag = true;
+  }
+
   InFlight* Find(int64_t id, int64_t epoch) {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.item.lease_epoch != epoch) return nullptr;
@@ -679,8 +686,7 @@ class Worker::Impl : public RateGate {
       ScheduleClaim();
       return;
     }
-    if (Running(*f)) --running_;
-    f->finished = true;
+    EndRunning(*f, &InFlight::finished);
     ScheduleClaim();  // its slot is free; the claim overlaps the upload and the write
     store::Completion c;
     c.lease = {f->item.item_id, f->item.lease_epoch};
@@ -956,8 +962,7 @@ class Worker::Impl : public RateGate {
     auto it = in_flight_.find(id);
     if (it == in_flight_.end() || it->second.failing) return;
     InFlight& f = it->second;
-    if (Running(f)) --running_;
-    f.failing = true;
+    EndRunning(f, &InFlight::failing);
     // Its tool calls and verdicts come first: those still buffered are written with the failure,
     // and the failure goes on the task's writes lane, behind any batch already carrying its
     // earlier events (a lane runs its jobs in order; the fence would drop them after a fail).
@@ -1134,8 +1139,8 @@ class Worker::Impl : public RateGate {
   bool registered_ = false;
   std::vector<std::unique_ptr<bus::Subscription>> subscriptions_;
   std::map<int64_t, InFlight> in_flight_;   // by queue item id
-  // How many of in_flight_ are Running(): kept as they change (EraseInFlight and the two
-  // flags' setters), since FreeSlots() is asked on every claim and 10,000 tasks are a long walk.
+  // How many of in_flight_ are Running(): kept as they change (StartTask, EraseInFlight and
+  // EndRunning), since FreeSlots() is asked on every claim and 10,000 tasks are a long walk.
   int running_ = 0;
   // Items of in_flight_ that may have events or progress buffered (a superset: FlushLane drops
   // the ids it finds gone or empty).

@@ -95,13 +95,16 @@ struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
     // Resetting the expiry cancels the previous wait.
     self->timer.expires_after(std::chrono::milliseconds(timeout_ms));
     self->timer.async_wait([weak = self->weak_from_this()](const boost::system::error_code& ec) {
-      if (ec) return;
-      auto me = weak.lock();
-      if (!me || me->shut_down) return;
-      me->SocketAction(CURL_SOCKET_TIMEOUT, 0);
-      me->DrainCompletions();
+      if (!ec) TimedOut(weak.lock());
     });
     return 0;
+  }
+
+  // A timeout libcurl asked for has come (by the timer or a Kick): it runs what is due.
+  static void TimedOut(const std::shared_ptr<Impl>& me) {
+    if (!me || me->shut_down) return;
+    me->SocketAction(CURL_SOCKET_TIMEOUT, 0);
+    me->DrainCompletions();
   }
 
   // libcurl's "time out now" (every new transfer asks for it): a handler posted to the loop —
@@ -116,11 +119,8 @@ struct CurlMulti::Impl : std::enable_shared_from_this<Impl> {
     kick_posted = true;
     asio::post(executor, [weak = weak_from_this()] {
       auto me = weak.lock();
-      if (!me) return;
-      me->kick_posted = false;
-      if (me->shut_down) return;
-      me->SocketAction(CURL_SOCKET_TIMEOUT, 0);
-      me->DrainCompletions();
+      if (me) me->kick_posted = false;  // before the action: a zero it asks for posts anew
+      TimedOut(me);
     });
   }
 
